@@ -1,0 +1,3 @@
+from infranet.cli import main
+
+raise SystemExit(main())

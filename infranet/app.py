@@ -1,0 +1,167 @@
+"""Wires the HTTP server, the bot and the scheduler into one asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import uvicorn
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.engine import make_url
+
+from infranet.component import Component
+from infranet.context import AppContext
+from infranet.http import create_app
+from infranet.storage.districts import sync_region
+from infranet.storage.members import ensure_config_admins
+from infranet.storage.migrate import migrate, pending
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """A problem that stops the service from starting, worded for the operator."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the service owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def create_scheduler(ctx: AppContext) -> AsyncIOScheduler:
+    # Misfire grace of an hour and coalescing: a job missed during a restart
+    # runs once when the service is back, not never and not many times.
+    return AsyncIOScheduler(timezone=ctx.tz, job_defaults={
+        "misfire_grace_time": 3600, "coalesce": True, "max_instances": 1})
+
+
+def build_components(ctx: AppContext, scheduler: AsyncIOScheduler) -> list[Component]:
+    from infranet.bot.service import build as build_bot
+    from infranet.calendar.service import build as build_calendar
+    from infranet.newsletter.service import build as build_newsletter
+
+    return [build_calendar(ctx, scheduler), build_newsletter(ctx, scheduler),
+            build_bot(ctx, scheduler)]
+
+
+async def prepare_database(ctx: AppContext) -> None:
+    """Migrate (unless configured not to), load the region, seed config admins."""
+    try:
+        if ctx.settings.database.migrate_on_start:
+            await migrate(ctx.db)
+        elif await pending(ctx.db):
+            raise StartupError("the database schema is out of date: run 'infranet migrate'")
+        async with ctx.db.transaction() as session:
+            await sync_region(session, ctx.region)
+            await ensure_config_admins(session, ctx.settings.telegram.admin_ids)
+    except StartupError:
+        raise
+    except (OSError, ConnectionError) as exc:
+        raise StartupError(f"cannot reach the database ({safe_url(ctx.db.url)}): {exc}") from None
+    except Exception as exc:
+        if type(exc).__module__.startswith(("sqlalchemy", "asyncpg", "sqlite3")):
+            raise StartupError(
+                f"cannot use the database ({safe_url(ctx.db.url)}): {exc}") from None
+        raise
+
+
+def safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@contextlib.contextmanager
+def single_instance_lock(ctx: AppContext) -> Iterator[None]:
+    """One service process per SQLite file: SQLite has a single writer, and the
+    newsletter sender relies on that. A second one is refused with a clear message."""
+    if not ctx.db.is_sqlite:
+        yield
+        return
+    database = make_url(ctx.db.url).database or ":memory:"
+    if database == ":memory:":
+        yield
+        return
+    lock_path = Path(database).with_suffix(".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fh: IO[str] = lock_path.open("w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise StartupError(
+            f"another infranet process already uses {database}; SQLite serves one instance. "
+            "Stop the other one, or use PostgreSQL to run several.") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+class Service:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.scheduler = create_scheduler(ctx)
+        self.components = build_components(ctx, self.scheduler)
+        self.app = create_app(ctx, self.components)
+        http = ctx.settings.http
+        self.server = _Server(uvicorn.Config(
+            self.app, host=http.host, port=http.port, lifespan="off", log_config=None,
+            timeout_graceful_shutdown=max(1, int(ctx.settings.service.shutdown_timeout_s) - 2),
+            access_log=False))
+        self.stopping = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stopping.set)
+        with single_instance_lock(self.ctx):
+            await prepare_database(self.ctx)
+            await self._start()
+            try:
+                await self.stopping.wait()
+            finally:
+                await self._stop()
+
+    async def _start(self) -> None:
+        self.scheduler.start()
+        self.server_task = asyncio.create_task(self.server.serve(), name="http")
+        while not self.server.started:
+            if self.server_task.done():
+                await self.server_task
+                raise StartupError(f"the HTTP server could not listen on "
+                                   f"{self.ctx.settings.http.host}:{self.ctx.settings.http.port}")
+            await asyncio.sleep(0.02)
+        for component in self.components:
+            if component.start:
+                await component.start()
+        log.info("infranet is running: http://%s:%s/healthz", self.ctx.settings.http.host,
+                 self.server.servers[0].sockets[0].getsockname()[1] if self.server.servers else "?")
+        self.started.set()
+
+    async def _stop(self) -> None:
+        """Stop taking new work, let in-flight work finish, all within the timeout."""
+        log.info("stopping")
+        budget = self.ctx.settings.service.shutdown_timeout_s
+        self.server.should_exit = True
+        for component in reversed(self.components):
+            if component.stop:
+                try:
+                    await asyncio.wait_for(component.stop(), timeout=budget / 2)
+                except Exception:
+                    log.exception("component %s did not stop cleanly", component.name)
+        self.scheduler.shutdown(wait=False)
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(self.server_task, timeout=budget / 2)
+        await self.ctx.db.dispose()
+        log.info("stopped")

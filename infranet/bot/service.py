@@ -1,0 +1,27 @@
+"""The bot as a component of the service."""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from infranet.component import Component
+from infranet.context import AppContext
+
+log = logging.getLogger(__name__)
+
+NO_TOKEN_HINT = (
+    "the Telegram bot is off: no token is set. Create a bot with @BotFather and put "  # noqa: S105
+    "its token in [telegram] token or $INFRANET_TELEGRAM__TOKEN"
+)
+
+
+def build(ctx: AppContext, scheduler: AsyncIOScheduler) -> Component:
+    if ctx.settings.telegram.token is None:
+        async def announce() -> None:
+            log.warning(NO_TOKEN_HINT)
+
+        return Component("bot", start=announce,
+                         status=lambda: {"ok": True, "enabled": False, "hint": NO_TOKEN_HINT})
+    raise NotImplementedError("the bot arrives with issue 4")

@@ -1,0 +1,12 @@
+"""The calendar as a component of the service: its HTTP routes and jobs."""
+
+from __future__ import annotations
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from infranet.component import Component
+from infranet.context import AppContext
+
+
+def build(ctx: AppContext, scheduler: AsyncIOScheduler) -> Component:
+    return Component("calendar")

@@ -1,0 +1,202 @@
+"""The `infranet` command line. Sub-commands are thin: they parse, call the
+component's business functions and print; components add their own through
+`register(subparsers)` in their `cli` module."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from infranet.config import ConfigError, LoadedConfig, load_settings, masked_dump
+from infranet.context import AppContext
+from infranet.errors import InfranetError
+from infranet.logs import setup_logging
+
+log = logging.getLogger("infranet")
+Handler = Callable[[AppContext, argparse.Namespace], Awaitable[int | None]]
+
+
+def add_command(
+    subparsers: Any, name: str, handler: Handler, help: str, *, prepare_db: bool = True,
+) -> argparse.ArgumentParser:
+    """Add a sub-command whose handler runs with a ready AppContext."""
+    parser = subparsers.add_parser(name, help=help, description=help)
+    parser.set_defaults(handler=handler, prepare_db=prepare_db)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from infranet.calendar import cli as calendar_cli
+    from infranet.newsletter import cli as newsletter_cli
+
+    parser = argparse.ArgumentParser(
+        prog="infranet",
+        description="Chat bot, shared calendar and newsletter of a network of NGO-support "
+                    "organisations.")
+    parser.add_argument("--config", metavar="PATH",
+                        help="config file (default: $INFRANET_CONFIG, else ./config.toml)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    add_command(sub, "run", cmd_run, "run the service (HTTP, bot, scheduler)", prepare_db=False)
+    add_command(sub, "migrate", cmd_migrate, "apply pending database migrations",
+                prepare_db=False)
+    check = sub.add_parser("check-config", help="validate and print the effective configuration",
+                           description="validate and print the effective configuration "
+                                       "(secrets masked); exit 2 on errors")
+    check.set_defaults(handler=None)
+
+    org = sub.add_parser("org", help="member organisations").add_subparsers(
+        dest="org_command", metavar="ACTION", required=True)
+    org_add = add_command(org, "add", cmd_org_add, "add an organisation")
+    org_add.add_argument("name")
+    org_add.add_argument("--type", default="other", help="LGD, COP, OWES, ROEFS, ... or other")
+    org_add.add_argument("--short-name")
+    org_add.add_argument("--district", action="append", default=[],
+                         help="district served (name, slug or TERYT); repeatable")
+    org_add.add_argument("--service", action="append", default=[],
+                         help="service offered (e.g. training, legal-advice); repeatable")
+    org_add.add_argument("--email")
+    org_add.add_argument("--phone")
+    org_add.add_argument("--website")
+    org_list = add_command(org, "list", cmd_org_list, "list organisations")
+    org_list.add_argument("--json", action="store_true", help="print JSON")
+
+    member = sub.add_parser("member", help="network members").add_subparsers(
+        dest="member_command", metavar="ACTION", required=True)
+    add_admin = add_command(member, "add-admin", cmd_add_admin,
+                            "make a Telegram user an approved admin")
+    add_admin.add_argument("telegram_id", type=int, metavar="TELEGRAM_ID")
+
+    demo = sub.add_parser("demo", help="demonstration data").add_subparsers(
+        dest="demo_command", metavar="ACTION", required=True)
+    add_command(demo, "seed", cmd_demo_seed, "load a small realistic data set")
+
+    calendar_cli.register(sub)
+    newsletter_cli.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        loaded = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"infranet: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        return check_config(loaded)
+    setup_logging(loaded.settings)
+    if args.command == "run":
+        log.info("configuration: %s", loaded.source or
+                 "no config file found, running on built-in defaults (see config.example.toml)")
+    try:
+        return asyncio.run(_dispatch(args, loaded)) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _dispatch(args: argparse.Namespace, loaded: LoadedConfig) -> int | None:
+    from infranet.app import StartupError, prepare_database
+
+    try:
+        ctx = AppContext.create(loaded.settings)
+    except ValueError as exc:  # region file problems
+        print(f"infranet: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.prepare_db:
+            await prepare_database(ctx)
+        return await args.handler(ctx, args)
+    except StartupError as exc:
+        print(f"infranet: {exc}", file=sys.stderr)
+        return 1
+    except (InfranetError, ValueError) as exc:
+        print(f"infranet: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await ctx.db.dispose()
+
+
+def check_config(loaded: LoadedConfig) -> int:
+    print(f"# source: {loaded.source or 'built-in defaults (no config file found)'}")
+    print(json.dumps(masked_dump(loaded.settings), indent=2, ensure_ascii=False))
+    try:
+        from infranet.region import load_region
+
+        load_region(loaded.settings.region.districts_file)
+    except ValueError as exc:
+        print(f"infranet: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.app import Service
+
+    await Service(ctx).run()
+    return 0
+
+
+async def cmd_migrate(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.app import prepare_database
+    from infranet.storage.migrate import head_revision, pending
+
+    was_pending = await pending(ctx.db)
+    await prepare_database(ctx)
+    print("migrated to " + str(head_revision()) if was_pending
+          else f"already at {head_revision()}: nothing to do")
+    return 0
+
+
+async def cmd_org_add(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.storage.actors import Actor
+    from infranet.storage.orgs import OrgInput, add_organisation
+
+    data = OrgInput(name=args.name, type=args.type, short_name=args.short_name,
+                    districts=args.district, services=args.service, contact_email=args.email,
+                    phone=args.phone, website=args.website)
+    async with ctx.db.transaction() as session:
+        org = await add_organisation(session, ctx, Actor.cli(), data)
+    print(f"added organisation #{org.id}: {org.name}")
+    return 0
+
+
+async def cmd_org_list(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.storage.orgs import list_organisations
+
+    async with ctx.db.transaction() as session:
+        orgs = await list_organisations(session)
+    rows = [{"id": o.id, "name": o.name, "type": o.type, "email": o.contact_email,
+             "phone": o.phone, "districts": [d.name for d in o.districts]} for o in orgs]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    for row in rows:
+        print(f"#{row['id']:<4} {row['name']} [{row['type']}]  {row['email'] or '-'}  "
+              f"{', '.join(row['districts']) or 'whole region'}")
+    if not rows:
+        print("no organisations yet: add one with 'infranet org add NAME' or 'infranet demo seed'")
+    return 0
+
+
+async def cmd_add_admin(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.storage.actors import Actor
+    from infranet.storage.members import add_admin
+
+    async with ctx.db.transaction() as session:
+        member = await add_admin(session, Actor.cli(), args.telegram_id)
+    print(f"Telegram user {member.telegram_id} is now an admin")
+    return 0
+
+
+async def cmd_demo_seed(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.demo import seed
+
+    summary = await seed(ctx)
+    print("demo data loaded: " + ", ".join(f"{n} {what}" for what, n in summary.items()))
+    return 0

@@ -1,0 +1,275 @@
+"""Configuration: a TOML file, overridden key by key from the environment.
+
+pydantic-settings is used because it gives us, for free, typed sections with
+`extra="forbid"` (a typo in a key is an error, not a silently ignored value),
+`SecretStr` (secrets are masked whenever the settings are printed or logged)
+and `INFRANET_<SECTION>__<KEY>` environment overrides with deep merging.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "INFRANET_"
+DEFAULT_CONFIG_NAME = "config.toml"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class RegionSettings(Section):
+    name: str = "województwo warmińsko-mazurskie"
+    timezone: str = "Europe/Warsaw"
+    country: str = "PL"
+    districts_file: Path | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as 'Europe/Warsaw')") from exc
+        return value
+
+    @property
+    def tz(self) -> tzinfo:
+        return ZoneInfo(self.timezone)
+
+
+class DatabaseSettings(Section):
+    url: str = "sqlite+aiosqlite:///data/infranet.db"
+    migrate_on_start: bool = True
+    echo: bool = False
+    pool_size: int = Field(default=5, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _supported_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with 'sqlite+aiosqlite://' or 'postgresql+asyncpg://'"
+            )
+        return value
+
+
+class HttpSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_base_url: str = "http://127.0.0.1:8080"
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value.rstrip("/")
+
+
+class TelegramSettings(Section):
+    token: SecretStr | None = None
+    base_url: str | None = None
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_secret: SecretStr | None = None
+    webhook_path: str = "/telegram/webhook"
+    admin_ids: list[int] = Field(default_factory=list)
+    commands_per_minute: int = Field(default=20, ge=1)
+    conversation_timeout_s: int = Field(default=900, ge=30)
+    max_retries: int = Field(default=5, ge=0)
+
+
+class SmtpSettings(Section):
+    host: str | None = None
+    port: int = Field(default=587, ge=1, le=65535)
+    tls: Literal["none", "starttls", "implicit"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    from_address: str = "Infranet <newsletter@localhost>"
+    reply_to: str | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+    concurrency: int = Field(default=4, ge=1, le=100)
+    max_rate: float = Field(default=0.0, ge=0)
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_key_file: Path | None = None
+
+
+class NewsletterSettings(Section):
+    schedule: str = "0 8 * * mon"
+    horizon_days: int = Field(default=14, ge=1, le=366)
+    language: Literal["pl", "en"] = "pl"
+    skip_empty: bool = True
+    template_dir: Path | None = None
+    title: str = "Newsletter sieci organizacji infrastrukturalnych"
+    list_id: str | None = None
+    confirm_ttl_days: int = Field(default=7, ge=1)
+    max_hard_bounces: int = Field(default=3, ge=1)
+
+
+class SecuritySettings(Section):
+    secret_key: SecretStr | None = None
+
+
+class ConflictSettings(Section):
+    scope: Literal["powiat", "subregion", "region"] = "region"
+    audience_sensitive: bool = True
+
+
+class CalendarSettings(Section):
+    moderation: Literal["none", "new_members", "all"] = "none"
+    suggestion_window_days: int = Field(default=28, ge=1, le=366)
+    max_years_ahead: int = Field(default=2, ge=1, le=10)
+    feed_past_days: int = Field(default=90, ge=0)
+    cancelled_keep_days: int = Field(default=30, ge=0)
+    feed_refresh_minutes: int = Field(default=60, ge=5)
+    conflicts: ConflictSettings = Field(default_factory=ConflictSettings)
+
+
+class ReferralSettings(Section):
+    retention_days: int = Field(default=180, ge=1)
+    duplicate_window_days: int = Field(default=183, ge=1)
+
+
+class ServiceSettings(Section):
+    data_dir: Path = Path("data")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    shutdown_timeout_s: float = Field(default=5.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one service process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    region: RegionSettings = Field(default_factory=RegionSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    newsletter: NewsletterSettings = Field(default_factory=NewsletterSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    calendar: CalendarSettings = Field(default_factory=CalendarSettings)
+    referrals: ReferralSettings = Field(default_factory=ReferralSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file, which arrives as init kwargs.
+        return (env_settings, init_settings)
+
+    @property
+    def tz(self) -> tzinfo:
+        return self.region.tz
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person who edits the file."""
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    settings: Settings
+    source: Path | None  # None: no file found, defaults (and environment) only
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """`--config PATH`, else `$INFRANET_CONFIG`, else `./config.toml`, else none."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        return path
+    from_env = os.environ.get("INFRANET_CONFIG")
+    if from_env:
+        path = Path(from_env)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} (from $INFRANET_CONFIG) does not exist")
+        return path
+    default = Path(DEFAULT_CONFIG_NAME)
+    return default if default.is_file() else None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        # The message already ends with "(at line L, column C)".
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+def load_settings(
+    explicit: str | os.PathLike[str] | None = None, **overrides: Any
+) -> LoadedConfig:
+    """Find, read and validate the configuration; raise ConfigError on any problem."""
+    path = find_config_file(explicit)
+    data = read_toml(path) if path else {}
+    for key, value in overrides.items():
+        data.setdefault(key, {}).update(value)
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, path)) from None
+    return LoadedConfig(settings=settings, source=path)
+
+
+def format_validation_error(exc: ValidationError, path: Path | None) -> str:
+    where = str(path) if path else "the environment/defaults"
+    lines = [f"invalid configuration ({where}):"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        env_name = ENV_PREFIX + "__".join(str(p) for p in error["loc"]).upper()
+        if error["type"] == "extra_forbidden":
+            lines.append(f"  unknown key '{key}' in {where} (or ${env_name}); check its spelling")
+            continue
+        value = error.get("input")
+        shown = "***" if _is_secret_key(key) else repr(value)
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  {key} = {shown}: {message}")
+    return "\n".join(lines)
+
+
+def _is_secret_key(key: str) -> bool:
+    return any(word in key for word in ("token", "password", "secret"))
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """The effective configuration as plain data, every secret replaced by '***'."""
+
+    def mask(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return "***" if value.get_secret_value() else ""
+        if isinstance(value, dict):
+            return {k: mask(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mask(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    return mask(settings.model_dump())

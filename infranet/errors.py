@@ -1,0 +1,36 @@
+"""Errors that reach a user: each carries a message key and its parameters,
+so the bot, the web pages and the CLI can word it in the user's language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class InfranetError(Exception):
+    """Base of every error meant to be shown to a user (never with a traceback)."""
+
+    key = "error.generic"
+
+    def __init__(self, key: str | None = None, /, **params: Any) -> None:
+        self.key = key or self.key
+        self.params = params
+        super().__init__(self.localized("en"))
+
+    def localized(self, lang: str) -> str:
+        from infranet.i18n import t
+
+        return t(lang, self.key, **self.params)
+
+
+class ValidationFailed(InfranetError):
+    """The input was wrong; the message names the field and how to fix it."""
+
+    key = "error.invalid"
+
+
+class PermissionDenied(InfranetError):
+    key = "error.forbidden"
+
+
+class NotFound(InfranetError):
+    key = "error.not_found"

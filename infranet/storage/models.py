@@ -1,0 +1,415 @@
+"""ORM models for the whole domain.
+
+Enumerated values are stored as short strings and listed in the StrEnums
+below, so that both engines and Alembic treat them alike. Every timestamp
+is an aware UTC datetime (`UTCDateTime`); local time exists only on screen.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from infranet.storage.types import UTCDateTime, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[str]: JSON}  # noqa: RUF012
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- places -------------------------------------------------------------------
+
+
+class District(Base):
+    """A powiat, a subregion or the region itself, synced from the region file."""
+
+    __tablename__ = "districts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(16))  # region | subregion | powiat
+    code: Mapped[str] = mapped_column(String(16))  # TERYT or NUTS
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("districts.id"))
+
+
+# --- organisations and members ---------------------------------------------------
+
+
+class OrgStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    REJECTED = "rejected"
+
+
+organisation_districts = Table(
+    "organisation_districts",
+    Base.metadata,
+    Column("organisation_id", ForeignKey("organisations.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("district_id", ForeignKey("districts.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Organisation(TimestampMixin, Base):
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name_folded: Mapped[str] = mapped_column(String(200), index=True)
+    short_name: Mapped[str | None] = mapped_column(String(60))
+    type: Mapped[str] = mapped_column(String(40))  # LGD, COP, OWES, ... (editable list)
+    services: Mapped[list[str]] = mapped_column(default=list)
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    website: Mapped[str | None] = mapped_column(String(300))
+    description: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=OrgStatus.ACTIVE)
+    approved_at: Mapped[datetime | None]
+    # Moderation "new_members": events wait until an admin trusts the organisation.
+    trusted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    districts: Mapped[list[District]] = relationship(
+        secondary=organisation_districts, lazy="selectin", order_by=District.id
+    )
+    members: Mapped[list[Member]] = relationship(back_populates="organisation", lazy="raise")
+
+
+class Role(StrEnum):
+    MEMBER = "member"
+    ADMIN = "admin"
+
+
+class MemberStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    BLOCKED = "blocked"
+    REJECTED = "rejected"
+
+
+class Member(TimestampMixin, Base):
+    """A person (Telegram user) speaking for an organisation, or a network admin."""
+
+    __tablename__ = "members"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    username: Mapped[str | None] = mapped_column(String(64))
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="SET NULL"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16), default=Role.MEMBER)
+    status: Mapped[str] = mapped_column(String(16), default=MemberStatus.PENDING)
+    language: Mapped[str | None] = mapped_column(String(8))
+    approved_at: Mapped[datetime | None]
+    approved_by: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+
+    organisation: Mapped[Organisation | None] = relationship(
+        back_populates="members", lazy="selectin"
+    )
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN and self.status == MemberStatus.APPROVED
+
+    @property
+    def is_approved(self) -> bool:
+        return self.status == MemberStatus.APPROVED
+
+
+# --- calendar --------------------------------------------------------------------
+
+
+class EventStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+
+
+class Moderation(StrEnum):
+    PUBLISHED = "published"
+    PENDING = "pending"
+    REJECTED = "rejected"
+
+
+class Event(TimestampMixin, Base):
+    """One event or one recurring series (RRULE), on the shared calendar.
+
+    `starts_at`/`ends_at` are the first occurrence; `last_ends_at` is the end of
+    the last occurrence, so that every range query on the table is an indexed
+    overlap test (`starts_at < :end AND last_ends_at > :start`). All-day events
+    are stored as the UTC instants of the local midnights that bound them.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_range", "starts_at", "last_ends_at"),
+        Index("ix_events_last_ends_at", "last_ends_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(255), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    title_folded: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str | None] = mapped_column(Text)
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="SET NULL"), index=True
+    )
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    last_ends_at: Mapped[datetime]
+    all_day: Mapped[bool] = mapped_column(Boolean, default=False)
+    rrule: Mapped[str | None] = mapped_column(String(300))
+    location: Mapped[str | None] = mapped_column(String(300))
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"), index=True)
+    category: Mapped[str] = mapped_column(String(20))
+    audiences: Mapped[list[str]] = mapped_column(default=list)
+    url: Mapped[str | None] = mapped_column(String(500))
+    registration_url: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default=EventStatus.SCHEDULED)
+    moderation: Mapped[str] = mapped_column(String(16), default=Moderation.PUBLISHED)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled_at: Mapped[datetime | None]
+    source: Mapped[str] = mapped_column(String(16), default="bot")  # bot | cli | import | demo
+    training_id: Mapped[int | None] = mapped_column(
+        ForeignKey("trainings.id", ondelete="CASCADE"), index=True
+    )
+
+    organisation: Mapped[Organisation | None] = relationship(lazy="selectin")
+    district: Mapped[District] = relationship(lazy="selectin")
+
+
+class TrainingStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+class Training(TimestampMixin, Base):
+    """A recruitment notice for a training cycle; its sessions are Events."""
+
+    __tablename__ = "trainings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"))
+    deadline: Mapped[date] = mapped_column(Date, index=True)
+    target_group: Mapped[str] = mapped_column(String(300))
+    places: Mapped[int | None] = mapped_column(Integer)
+    cost_pln: Mapped[Any | None] = mapped_column(Numeric(10, 2))  # None: free
+    apply_url: Mapped[str | None] = mapped_column(String(500))
+    apply_email: Mapped[str | None] = mapped_column(String(254))
+    apply_phone: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), default=TrainingStatus.OPEN, index=True)
+    moderation: Mapped[str] = mapped_column(String(16), default=Moderation.PUBLISHED)
+    reminded_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+    organisation: Mapped[Organisation] = relationship(lazy="selectin")
+    district: Mapped[District] = relationship(lazy="selectin")
+
+
+# --- referrals ---------------------------------------------------------------------
+
+
+class ReferralStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    CLOSED = "closed"
+
+
+class Referral(TimestampMixin, Base):
+    """A client sent from one organisation to another. Contact data is purged
+    `[referrals] retention_days` after the referral is closed or declined."""
+
+    __tablename__ = "referrals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    from_org_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
+    to_org_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
+    from_member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL")
+    )
+    client_kind: Mapped[str] = mapped_column(String(16))  # ngo | group | person
+    client_name: Mapped[str | None] = mapped_column(String(200))
+    client_key: Mapped[str] = mapped_column(String(200), index=True)  # KRS/NIP or folded name
+    client_contact: Mapped[str | None] = mapped_column(String(300))
+    krs: Mapped[str | None] = mapped_column(String(10), index=True)
+    nip: Mapped[str | None] = mapped_column(String(10), index=True)
+    need: Mapped[str | None] = mapped_column(Text)
+    consent_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default=ReferralStatus.PENDING)
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    closed_at: Mapped[datetime | None]
+    purged_at: Mapped[datetime | None]
+
+    from_org: Mapped[Organisation] = relationship(foreign_keys=[from_org_id], lazy="selectin")
+    to_org: Mapped[Organisation] = relationship(foreign_keys=[to_org_id], lazy="selectin")
+
+
+# --- newsletter --------------------------------------------------------------------
+
+
+class SubscriberStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBED = "unsubscribed"
+    DISABLED = "disabled"
+
+
+class Subscriber(TimestampMixin, Base):
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    language: Mapped[str] = mapped_column(String(8), default="pl")
+    districts: Mapped[list[str]] = mapped_column(default=list)  # slugs; empty = everything
+    categories: Mapped[list[str]] = mapped_column(default=list)  # empty = everything
+    status: Mapped[str] = mapped_column(String(16), default=SubscriberStatus.PENDING, index=True)
+    confirm_expires_at: Mapped[datetime | None]
+    confirmed_at: Mapped[datetime | None]
+    unsubscribed_at: Mapped[datetime | None]
+    consent_at: Mapped[datetime | None]
+    consent_source: Mapped[str | None] = mapped_column(String(16))  # form | bot | import
+    consent_version: Mapped[str | None] = mapped_column(String(32))
+    hard_bounces: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped on unsubscribe/forget so that older signed links stop working.
+    token_version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class NewsletterNote(Base):
+    """An admin's editorial note, waiting for the next issue."""
+
+    __tablename__ = "newsletter_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    issue_id: Mapped[int | None] = mapped_column(ForeignKey("newsletter_issues.id"))
+
+
+class IssueStatus(StrEnum):
+    SENDING = "sending"
+    DONE = "done"
+    SKIPPED = "skipped"
+
+
+class NewsletterIssue(Base):
+    """One issue; `period_key` is unique so that two instances never build it twice."""
+
+    __tablename__ = "newsletter_issues"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_key: Mapped[str] = mapped_column(String(64), unique=True)
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    subject: Mapped[str] = mapped_column(String(300))
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)  # snapshot for the archive
+    status: Mapped[str] = mapped_column(String(16), default=IssueStatus.SENDING)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("issue_id", "subscriber_id"),
+        Index("ix_deliveries_issue_status", "issue_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("newsletter_issues.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="SET NULL")
+    )
+    email: Mapped[str | None] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    claimed_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    sent_at: Mapped[datetime | None]
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+# --- service state -----------------------------------------------------------------
+
+
+class AuditLog(Base):
+    """Who changed what: written by every mutating business function."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64))  # "tg:<id>", "cli", "system", "web"
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class BotState(Base):
+    """python-telegram-bot persistence (conversations, user/chat data) in the database,
+    so that conversations in progress survive a restart."""
+
+    __tablename__ = "bot_state"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

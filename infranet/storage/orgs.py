@@ -1,0 +1,147 @@
+"""Member organisations: the network's database of support organisations."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from infranet.context import AppContext
+from infranet.errors import NotFound, ValidationFailed
+from infranet.region import fold
+from infranet.storage import audit
+from infranet.storage.actors import Actor
+from infranet.storage.districts import district_ids
+from infranet.storage.models import Organisation, OrgStatus
+from infranet.storage.types import utcnow
+
+# Types named in the network's agreement; "other" keeps the list open.
+ORG_TYPES = ("LGD", "LGR", "COP", "OWES", "ROEFS", "local-fund", "federation", "disability",
+             "youth-network", "volunteer-centre", "development-network", "other")
+SERVICES = ("information", "legal-advice", "financial-advice", "accounting", "fundraising",
+            "animation", "training", "technical", "grants", "loans", "advocacy",
+            "volunteering", "social-economy", "eu-funds")
+
+NAME_MAX = 200
+_PHONE = re.compile(r"^\+?[0-9 ()-]{6,20}$")
+
+
+@dataclass
+class OrgInput:
+    name: str
+    type: str = "other"
+    short_name: str | None = None
+    districts: Sequence[str] = field(default_factory=list)  # names, slugs or TERYT codes
+    services: Sequence[str] = field(default_factory=list)
+    contact_email: str | None = None
+    phone: str | None = None
+    website: str | None = None
+    description: str | None = None
+
+
+def normalise_email(value: str, field_name: str = "contact_email") -> str:
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValidationFailed(field=field_name, detail=f"{value!r} is not a valid e-mail "
+                               f"address ({exc})") from None
+
+
+def _validate(ctx: AppContext, data: OrgInput) -> None:
+    name = data.name.strip()
+    if not name:
+        raise ValidationFailed(field="name", detail="must not be empty")
+    if len(name) > NAME_MAX:
+        raise ValidationFailed(field="name", detail=f"is {len(name)} characters long; the limit "
+                               f"is {NAME_MAX}")
+    if data.type not in ORG_TYPES:
+        raise ValidationFailed(field="type", detail=f"{data.type!r} is not one of "
+                               f"{', '.join(ORG_TYPES)}")
+    unknown = [s for s in data.services if s not in SERVICES]
+    if unknown:
+        raise ValidationFailed(field="services", detail=f"unknown {', '.join(unknown)}; choose "
+                               f"from {', '.join(SERVICES)}")
+    if data.phone and not _PHONE.match(data.phone.strip()):
+        raise ValidationFailed(field="phone", detail=f"{data.phone!r} is not a phone number")
+    if data.website and not data.website.startswith(("http://", "https://")):
+        raise ValidationFailed(field="website", detail="must start with http:// or https://")
+    for query in data.districts:
+        ctx.region.match(query)  # raises UnknownDistrict with close matches
+
+
+async def add_organisation(
+    session: AsyncSession, ctx: AppContext, actor: Actor, data: OrgInput,
+    *, status: OrgStatus = OrgStatus.ACTIVE,
+) -> Organisation:
+    _validate(ctx, data)
+    name = data.name.strip()
+    if await session.scalar(select(Organisation.id).where(
+            func.lower(Organisation.name) == name.lower())):
+        raise ValidationFailed(field="name", detail=f"an organisation named {name!r} already exists")
+    ids = await district_ids(session)
+    from infranet.storage.models import District
+
+    slugs = [ctx.region.match(q).slug for q in data.districts]
+    districts = [await session.get(District, ids[s]) for s in dict.fromkeys(slugs)]
+    org = Organisation(
+        name=name, name_folded=fold(name), short_name=(data.short_name or "").strip() or None,
+        type=data.type, services=list(data.services),
+        contact_email=normalise_email(data.contact_email) if data.contact_email else None,
+        phone=data.phone.strip() if data.phone else None, website=data.website,
+        description=data.description, status=status,
+        approved_at=utcnow() if status == OrgStatus.ACTIVE else None,
+        districts=[d for d in districts if d is not None],
+    )
+    session.add(org)
+    await session.flush()
+    await audit.record(session, actor, "org.add", "organisation", org.id, name=name)
+    return org
+
+
+async def list_organisations(
+    session: AsyncSession, *, include_pending: bool = False
+) -> list[Organisation]:
+    query = select(Organisation).order_by(Organisation.name_folded)
+    if not include_pending:
+        query = query.where(Organisation.status == OrgStatus.ACTIVE)
+    return list((await session.scalars(query)).all())
+
+
+async def search_organisations(
+    session: AsyncSession, ctx: AppContext, query: str, *, limit: int = 20
+) -> list[Organisation]:
+    """By name, short name, type, service or district served, ignoring diacritics."""
+    orgs = await list_organisations(session)
+    words = fold(query).split()
+    if not words:
+        return orgs[:limit]
+
+    def haystack(org: Organisation) -> str:
+        parts = [org.name, org.short_name or "", org.type, *org.services,
+                 *(d.name for d in org.districts), *(d.slug for d in org.districts)]
+        return fold(" ".join(parts))
+
+    return [o for o in orgs if all(w in haystack(o) for w in words)][:limit]
+
+
+async def get_organisation(session: AsyncSession, org_id: int) -> Organisation:
+    org = await session.get(Organisation, org_id)
+    if org is None:
+        raise NotFound(detail=f"organisation #{org_id}")
+    return org
+
+
+async def find_organisation(session: AsyncSession, name_or_id: str) -> Organisation:
+    """By id, exact name or short name (case and diacritics ignored)."""
+    if name_or_id.isdigit():
+        return await get_organisation(session, int(name_or_id))
+    key = fold(name_or_id)
+    org = await session.scalar(select(Organisation).where(or_(
+        Organisation.name_folded == key, func.lower(Organisation.short_name) == name_or_id.lower())))
+    if org is None:
+        raise NotFound(detail=f"organisation {name_or_id!r}")
+    return org
