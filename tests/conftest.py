@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,12 @@ from infranet.storage.models import Base
 PG_ENV = "INFRANET_TEST_DATABASE_URL"
 ENGINES = ["sqlite", "postgresql"]
 TEST_SECRET = b"test-secret-key-not-for-production"
+
+
+def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run set-up work on a loop of its own, also when called from inside a test's loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def pg_admin_url() -> str | None:
@@ -53,7 +60,7 @@ def create_pg_database(prefix: str = "infranet_test") -> str:
     admin = pg_admin_url()
     assert admin is not None
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_pg_exec(admin, f'CREATE DATABASE "{name}"'))
+    run_async(_pg_exec(admin, f'CREATE DATABASE "{name}"'))
     return make_url(admin).set(database=name).render_as_string(hide_password=False)
 
 
@@ -61,7 +68,7 @@ def drop_pg_database(url: str) -> None:
     admin = pg_admin_url()
     assert admin is not None
     name = make_url(url).database
-    asyncio.run(_pg_exec(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    run_async(_pg_exec(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
@@ -71,13 +78,7 @@ def pg_url() -> Iterator[str]:
         pytest.skip(f"PostgreSQL tests need {PG_ENV} (set by .ci/run)")
     url = create_pg_database()
 
-    async def build() -> None:
-        engine = create_async_engine(url)
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-        await engine.dispose()
-
-    asyncio.run(build())
+    run_async(_create_all(url))
     yield url
     drop_pg_database(url)
 
@@ -90,18 +91,22 @@ async def _truncate_all(url: str) -> None:
     await engine.dispose()
 
 
+async def _create_all(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    await engine.dispose()
+
+
 @pytest.fixture(params=ENGINES)
-async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty schema on the engine of this parameter."""
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
-        engine = create_async_engine(url)
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-        await engine.dispose()
+        run_async(_create_all(url))
         return url
     url = request.getfixturevalue("pg_url")
-    await _truncate_all(url)
+    run_async(_truncate_all(url))
     return url
 
 

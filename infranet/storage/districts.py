@@ -31,7 +31,7 @@ async def sync_region(session: AsyncSession, region: Region) -> dict[str, int]:
 
 async def district_ids(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(select(District.slug, District.id))
-    return dict(rows.tuples().all())
+    return {slug: id_ for slug, id_ in rows}
 
 
 async def district_row(session: AsyncSession, district: RegionDistrict) -> District:
