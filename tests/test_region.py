@@ -75,5 +75,5 @@ def test_another_region_file_replaces_the_default(tmp_path: Path) -> None:
 def test_broken_region_file_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "broken.toml"
     path.write_text('name = "x"\n', encoding="utf-8")
-    with pytest.raises(ValueError, match="broken.toml"):
+    with pytest.raises(ValueError, match=r"broken\.toml"):
         load_region(path)
