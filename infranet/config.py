@@ -103,6 +103,9 @@ class SmtpSettings(Section):
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     dkim_key_file: Path | None = None
+    validate_certs: bool = True
+    retry_base_s: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
 
 
 class NewsletterSettings(Section):
@@ -115,6 +118,7 @@ class NewsletterSettings(Section):
     list_id: str | None = None
     confirm_ttl_days: int = Field(default=7, ge=1)
     max_hard_bounces: int = Field(default=3, ge=1)
+    unsubscribe_address: str | None = None
 
 
 class SecuritySettings(Section):
