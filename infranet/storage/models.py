@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -178,6 +179,11 @@ class Event(TimestampMixin, Base):
     __table_args__ = (
         Index("ix_events_range", "starts_at", "last_ends_at"),
         Index("ix_events_last_ends_at", "last_ends_at"),
+        # Recurring series only: conflict checks find them without scanning single events.
+        Index("ix_events_series", "starts_at", "last_ends_at",
+              sqlite_where=text("rrule IS NOT NULL"), postgresql_where=text("rrule IS NOT NULL")),
+        # max(updated_at) is the feeds' cheap "has anything changed" check.
+        Index("ix_events_updated_at", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 18:47:10.688735
+Create Date: 2026-11-23 18:55:35.554587
 """
 
 from __future__ import annotations
@@ -61,9 +61,7 @@ def upgrade() -> None:
         "newsletter_issues",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("period_key", sa.String(length=64), nullable=False),
-        sa.Column(
-            "period_start", infranet.storage.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("period_start", infranet.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("period_end", infranet.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("subject", sa.String(length=300), nullable=False),
         sa.Column("content", sa.JSON(), nullable=False),
@@ -94,9 +92,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_organisations_name")),
     )
     with op.batch_alter_table("organisations", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_organisations_name_folded"), ["name_folded"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_organisations_name_folded"), ["name_folded"], unique=False)
 
     op.create_table(
         "subscribers",
@@ -106,13 +102,9 @@ def upgrade() -> None:
         sa.Column("districts", sa.JSON(), nullable=False),
         sa.Column("categories", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column(
-            "confirm_expires_at", infranet.storage.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("confirm_expires_at", infranet.storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("confirmed_at", infranet.storage.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column(
-            "unsubscribed_at", infranet.storage.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("unsubscribed_at", infranet.storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("consent_at", infranet.storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("consent_source", sa.String(length=16), nullable=True),
         sa.Column("consent_version", sa.String(length=32), nullable=True),
@@ -134,9 +126,7 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=254), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column(
-            "next_attempt_at", infranet.storage.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("next_attempt_at", infranet.storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("claimed_at", infranet.storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("claimed_by", sa.String(length=64), nullable=True),
         sa.Column("sent_at", infranet.storage.types.UTCDateTime(timezone=True), nullable=True),
@@ -174,9 +164,7 @@ def upgrade() -> None:
         sa.Column("approved_by", sa.Integer(), nullable=True),
         sa.Column("created_at", infranet.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", infranet.storage.types.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["approved_by"], ["members.id"], name=op.f("fk_members_approved_by_members")
-        ),
+        sa.ForeignKeyConstraint(["approved_by"], ["members.id"], name=op.f("fk_members_approved_by_members")),
         sa.ForeignKeyConstraint(
             ["organisation_id"],
             ["organisations.id"],
@@ -187,9 +175,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("telegram_id", name=op.f("uq_members_telegram_id")),
     )
     with op.batch_alter_table("members", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_members_organisation_id"), ["organisation_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_members_organisation_id"), ["organisation_id"], unique=False)
 
     op.create_table(
         "newsletter_notes",
@@ -221,9 +207,7 @@ def upgrade() -> None:
             name=op.f("fk_organisation_districts_organisation_id_organisations"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint(
-            "organisation_id", "district_id", name=op.f("pk_organisation_districts")
-        ),
+        sa.PrimaryKeyConstraint("organisation_id", "district_id", name=op.f("pk_organisation_districts")),
     )
     op.create_table(
         "referrals",
@@ -247,10 +231,7 @@ def upgrade() -> None:
         sa.Column("created_at", infranet.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", infranet.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["decided_by"],
-            ["members.id"],
-            name=op.f("fk_referrals_decided_by_members"),
-            ondelete="SET NULL",
+            ["decided_by"], ["members.id"], name=op.f("fk_referrals_decided_by_members"), ondelete="SET NULL"
         ),
         sa.ForeignKeyConstraint(
             ["from_member_id"],
@@ -304,10 +285,7 @@ def upgrade() -> None:
             ["district_id"], ["districts.id"], name=op.f("fk_trainings_district_id_districts")
         ),
         sa.ForeignKeyConstraint(
-            ["member_id"],
-            ["members.id"],
-            name=op.f("fk_trainings_member_id_members"),
-            ondelete="SET NULL",
+            ["member_id"], ["members.id"], name=op.f("fk_trainings_member_id_members"), ondelete="SET NULL"
         ),
         sa.ForeignKeyConstraint(
             ["organisation_id"],
@@ -319,9 +297,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("trainings", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_trainings_deadline"), ["deadline"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_trainings_organisation_id"), ["organisation_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_trainings_organisation_id"), ["organisation_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_trainings_status"), ["status"], unique=False)
 
     op.create_table(
@@ -335,9 +311,7 @@ def upgrade() -> None:
         sa.Column("member_id", sa.Integer(), nullable=True),
         sa.Column("starts_at", infranet.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("ends_at", infranet.storage.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column(
-            "last_ends_at", infranet.storage.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("last_ends_at", infranet.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("all_day", sa.Boolean(), nullable=False),
         sa.Column("rrule", sa.String(length=300), nullable=True),
         sa.Column("location", sa.String(length=300), nullable=True),
@@ -358,10 +332,7 @@ def upgrade() -> None:
             ["district_id"], ["districts.id"], name=op.f("fk_events_district_id_districts")
         ),
         sa.ForeignKeyConstraint(
-            ["member_id"],
-            ["members.id"],
-            name=op.f("fk_events_member_id_members"),
-            ondelete="SET NULL",
+            ["member_id"], ["members.id"], name=op.f("fk_events_member_id_members"), ondelete="SET NULL"
         ),
         sa.ForeignKeyConstraint(
             ["organisation_id"],
@@ -381,11 +352,17 @@ def upgrade() -> None:
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_events_district_id"), ["district_id"], unique=False)
         batch_op.create_index("ix_events_last_ends_at", ["last_ends_at"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_events_organisation_id"), ["organisation_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_events_organisation_id"), ["organisation_id"], unique=False)
         batch_op.create_index("ix_events_range", ["starts_at", "last_ends_at"], unique=False)
+        batch_op.create_index(
+            "ix_events_series",
+            ["starts_at", "last_ends_at"],
+            unique=False,
+            sqlite_where=sa.text("rrule IS NOT NULL"),
+            postgresql_where=sa.text("rrule IS NOT NULL"),
+        )
         batch_op.create_index(batch_op.f("ix_events_training_id"), ["training_id"], unique=False)
+        batch_op.create_index("ix_events_updated_at", ["updated_at"], unique=False)
 
     # ### end Alembic commands ###
 
@@ -393,7 +370,13 @@ def upgrade() -> None:
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_index("ix_events_updated_at")
         batch_op.drop_index(batch_op.f("ix_events_training_id"))
+        batch_op.drop_index(
+            "ix_events_series",
+            sqlite_where=sa.text("rrule IS NOT NULL"),
+            postgresql_where=sa.text("rrule IS NOT NULL"),
+        )
         batch_op.drop_index("ix_events_range")
         batch_op.drop_index(batch_op.f("ix_events_organisation_id"))
         batch_op.drop_index("ix_events_last_ends_at")

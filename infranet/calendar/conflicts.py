@@ -1,0 +1,338 @@
+"""Date conflicts, probable duplicates, holiday warnings and free-date suggestions.
+
+Public API (stable):
+
+- `async find_conflicts(session, ctx, candidate: EventInput, *, exclude_event_id=None)
+  -> ConflictReport` with `.conflicts` and `.duplicates` (lists of `Conflict`: event,
+  occurrence start/end, severity "high"/"low", organisation name, e-mail, phone) and
+  `.warnings` (list of `DayWarning`: public holiday or bridge day, with the holiday's name).
+- `async suggest_dates(session, ctx, candidate, n=3) -> list[tuple[start, end]]`, in the
+  candidate's shape: dates (end = last day, inclusive) for all-day events, aware local
+  datetimes otherwise.
+
+The rules (the same ones the property test checks against a brute-force oracle):
+
+- Two occurrences collide when their times overlap ([start, end) intervals, all-day
+  events covering their whole local days, so an all-day event overlaps every event on
+  its days and an event ending at midnight does not touch the next day).
+- Their places overlap when one district contains the other. The relation is "powiat"
+  (the same powiat), "subregion" (a powiat and its subregion, or the same subregion)
+  or "region" (one of them is region-wide); `[calendar.conflicts] scope` says up to
+  which relation a collision counts.
+- Severity is high for the same powiat when they share an audience or a category (with
+  `audience_sensitive = false`: for the same powiat whatever the audience); otherwise low.
+- A probable duplicate (reported instead of a conflict): the same district and local day,
+  and a very similar title, or the same organisation with overlapping times.
+
+Only published, scheduled events are compared. Candidate events are looked up with
+indexed range queries: single events by `starts_at` within the candidate's days (their
+length is bounded by MAX_EVENT_DAYS), series by the partial index on recurring rows.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta, tzinfo
+from functools import lru_cache
+
+import holidays
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from infranet.calendar import recurrence
+from infranet.calendar.events import (
+    MAX_EVENT_SPAN,
+    EventInput,
+    NormalisedEvent,
+    area_district_ids,
+    validate_event,
+)
+from infranet.context import AppContext
+from infranet.i18n import register
+from infranet.region import District as RegionDistrict
+from infranet.region import fold
+from infranet.storage.models import Event, EventStatus, Moderation
+
+register({
+    "calendar.warning.holiday": {"pl": "{day} to dzień wolny od pracy: {name}",
+                                 "en": "{day} is a public holiday: {name}"},
+    "calendar.warning.bridge": {"pl": "{day} to dzień pomostowy (długi weekend: {name})",
+                                "en": "{day} is a bridge day (long weekend: {name})"},
+})
+
+SCOPE_RANK = {"powiat": 0, "subregion": 1, "region": 2}
+TITLE_SIMILARITY = 0.85
+
+
+@dataclass(frozen=True)
+class Conflict:
+    event: Event
+    start: datetime  # the colliding occurrence of `event` (UTC)
+    end: datetime
+    severity: str  # "high" | "low" (duplicates: "duplicate")
+    relation: str  # "powiat" | "subregion" | "region"
+    candidate_start: datetime  # the candidate's occurrence it collides with
+    organisation_name: str | None
+    contact_email: str | None
+    phone: str | None
+
+
+@dataclass(frozen=True)
+class DayWarning:
+    kind: str  # "holiday" | "bridge"
+    day: date
+    name: str  # the holiday's name in the country's language (bridge day: the holiday next to it)
+    name_en: str = ""
+
+    def message(self, lang: str = "pl") -> str:
+        from infranet.i18n import format_date, t
+
+        name = self.name_en if lang == "en" and self.name_en else self.name
+        return t(lang, f"calendar.warning.{self.kind}", day=format_date(self.day, lang), name=name)
+
+
+@dataclass
+class ConflictReport:
+    conflicts: list[Conflict] = field(default_factory=list)
+    duplicates: list[Conflict] = field(default_factory=list)
+    warnings: list[DayWarning] = field(default_factory=list)
+
+    @property
+    def clear(self) -> bool:
+        return not (self.conflicts or self.duplicates or self.warnings)
+
+    @property
+    def high(self) -> list[Conflict]:
+        return [c for c in self.conflicts if c.severity == "high"]
+
+
+# --- places and holidays ------------------------------------------------------------
+
+
+def place_relation(a: RegionDistrict, b: RegionDistrict) -> str | None:
+    if not a.overlaps(b):
+        return None
+    if a is b and a.kind == "powiat":
+        return "powiat"
+    if a.kind == "region" or b.kind == "region":
+        return "region"
+    return "subregion"
+
+
+@lru_cache(maxsize=128)
+def _holidays(country: str, year: int, english: bool = False) -> dict[date, str]:
+    """The country's public holidays, named in its own language (or in English)."""
+    try:
+        cls = holidays.country_holidays(country, years=year).__class__
+        languages = getattr(cls, "supported_languages", ()) or ()
+        language = getattr(cls, "default_language", None)
+        if english:
+            language = "en_US" if "en_US" in languages else ("en" if "en" in languages else language)
+        found = holidays.country_holidays(country, years=year, language=language)
+    except NotImplementedError:
+        return {}
+    return dict(found.items())
+
+
+def holiday_name(ctx: AppContext, day: date, *, english: bool = False) -> str | None:
+    return _holidays(ctx.settings.region.country, day.year, english).get(day)
+
+
+def day_warning(ctx: AppContext, day: date) -> DayWarning | None:
+    """A public holiday, or a working day between a holiday and a weekend (or another holiday)."""
+    name = holiday_name(ctx, day)
+    if name:
+        return DayWarning("holiday", day, name, holiday_name(ctx, day, english=True) or name)
+    if day.weekday() >= 5:
+        return None
+
+    def off(d: date) -> bool:
+        return d.weekday() >= 5 or holiday_name(ctx, d) is not None
+
+    before, after = day - timedelta(days=1), day + timedelta(days=1)
+    for holiday_side, other_side in ((before, after), (after, before)):
+        name = holiday_name(ctx, holiday_side)
+        if name and off(other_side):
+            return DayWarning("bridge", day, name,
+                              holiday_name(ctx, holiday_side, english=True) or name)
+    return None
+
+
+# --- the check -----------------------------------------------------------------------
+
+
+def _windows(spans: Iterable[recurrence.Span], tz: tzinfo) -> list[tuple[datetime, datetime]]:
+    """The candidate's local days as UTC windows, merged."""
+    windows: list[tuple[datetime, datetime]] = []
+    for span in sorted(spans, key=lambda s: s.start):
+        days = recurrence.local_days(span.start, span.end, tz)
+        lo = recurrence.local_midnight(days[0], tz)
+        hi = recurrence.local_midnight(days[-1] + timedelta(days=1), tz)
+        if windows and lo <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], max(hi, windows[-1][1]))
+        else:
+            windows.append((lo, hi))
+    return windows
+
+
+async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
+                windows: Sequence[tuple[datetime, datetime]], exclude_event_id: int | None) -> list[Event]:
+    """Published events that may touch the windows, in districts overlapping the candidate's."""
+    district_ids = await area_district_ids(session, ctx, [norm.district])
+    common = [Event.status == EventStatus.SCHEDULED, Event.moderation == Moderation.PUBLISHED,
+              Event.district_id.in_(district_ids)]
+    if exclude_event_id is not None:
+        common.append(Event.id != exclude_event_id)
+    found: dict[int, Event] = {}
+    for lo, hi in windows:
+        singles = select(Event).where(Event.rrule.is_(None), Event.starts_at < hi,
+                                      Event.starts_at > lo - MAX_EVENT_SPAN, Event.ends_at > lo, *common)
+        series = select(Event).where(Event.rrule.isnot(None), Event.starts_at < hi,
+                                     Event.last_ends_at > lo, *common)
+        for query in (singles, series):
+            for row in (await session.scalars(query)).all():
+                found[row.id] = row
+    return list(found.values())
+
+
+def _similar(a: str, b: str) -> bool:
+    return a == b or difflib.SequenceMatcher(None, a, b).ratio() >= TITLE_SIMILARITY
+
+
+def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.Span],
+             pool: Iterable[Event]) -> ConflictReport:
+    """Compare the candidate's occurrences with the events of the pool (pure, no I/O)."""
+    tz = ctx.tz
+    rules = ctx.settings.calendar.conflicts
+    scope = SCOPE_RANK[rules.scope]
+    report = ConflictReport()
+    cand_title = fold(norm.title)
+    cand_days = [(span, set(recurrence.local_days(span.start, span.end, tz))) for span in spans]
+    seen: set[tuple[int, datetime]] = set()
+    for row in pool:
+        district = ctx.region.by_slug.get(row.district.slug)
+        if district is None:
+            continue
+        relation = place_relation(norm.district, district)
+        if relation is None:
+            continue
+        same_org = norm.organisation_id is not None and row.organisation_id == norm.organisation_id
+        similar = _similar(cand_title, row.title_folded or fold(row.title))
+        shared = (not norm.audiences or not row.audiences
+                  or bool(set(norm.audiences) & set(row.audiences)) or norm.category == row.category)
+        for occ in recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, tz):
+            occ_days: set[date] | None = None
+            for span, days in cand_days:
+                if occ.start >= span.end + timedelta(days=1) or occ.end <= span.start - timedelta(days=1):
+                    continue
+                overlap = occ.start < span.end and occ.end > span.start
+                if occ_days is None:
+                    occ_days = set(recurrence.local_days(occ.start, occ.end, tz))
+                same_day = bool(days & occ_days)
+                key = (row.id, occ.start)
+                if key in seen:
+                    break
+                if (same_day and norm.district is district
+                        and (similar or (same_org and overlap))):
+                    seen.add(key)
+                    report.duplicates.append(_conflict(row, occ, "duplicate", relation, span))
+                    break
+                if overlap and SCOPE_RANK[relation] <= scope:
+                    high = relation == "powiat" and (shared or not rules.audience_sensitive)
+                    seen.add(key)
+                    report.conflicts.append(_conflict(row, occ, "high" if high else "low",
+                                                      relation, span))
+                    break
+    order = {"high": 0, "low": 1, "duplicate": 2}
+    report.conflicts.sort(key=lambda c: (order[c.severity], c.start, c.event.id))
+    report.duplicates.sort(key=lambda c: (c.start, c.event.id))
+    days_seen: set[date] = set()
+    for _span, days in cand_days:
+        for day in sorted(days - days_seen):
+            days_seen.add(day)
+            warning = day_warning(ctx, day)
+            if warning:
+                report.warnings.append(warning)
+    return report
+
+
+def _conflict(row: Event, occ: recurrence.Span, severity: str, relation: str,
+              span: recurrence.Span) -> Conflict:
+    org = row.organisation
+    return Conflict(event=row, start=occ.start, end=occ.end, severity=severity, relation=relation,
+                    candidate_start=span.start, organisation_name=org.name if org else None,
+                    contact_email=org.contact_email if org else None, phone=org.phone if org else None)
+
+
+async def _check(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
+                 exclude_event_id: int | None) -> ConflictReport:
+    spans = norm.spans(ctx.tz)
+    pool = await _pool(session, ctx, norm, _windows(spans, ctx.tz), exclude_event_id)
+    return classify(ctx, norm, spans, pool)
+
+
+async def find_conflicts(session: AsyncSession, ctx: AppContext, candidate: EventInput, *,
+                         exclude_event_id: int | None = None) -> ConflictReport:
+    """What the candidate would collide with; raises ValidationFailed for bad input."""
+    return await _check(session, ctx, validate_event(ctx, candidate), exclude_event_id)
+
+
+def _shift(candidate: EventInput, days: int, tz: tzinfo) -> EventInput:
+    delta = timedelta(days=days)
+    if candidate.all_day:
+        start = candidate.start.date() if isinstance(candidate.start, datetime) else candidate.start
+        end = candidate.end.date() if isinstance(candidate.end, datetime) else candidate.end
+        return replace(candidate, start=start + delta, end=end + delta)
+    assert isinstance(candidate.start, datetime) and isinstance(candidate.end, datetime)
+    # Shift wall-clock time, so 10:00 stays 10:00 across a DST change.
+    start = candidate.start.astimezone(tz).replace(tzinfo=None) + delta
+    end = candidate.end.astimezone(tz).replace(tzinfo=None) + delta
+    return replace(candidate, start=start, end=end)
+
+
+def _shape(ctx: AppContext, norm: NormalisedEvent) -> tuple[datetime | date, datetime | date]:
+    tz = ctx.tz
+    if norm.all_day:
+        days = recurrence.local_days(norm.starts_at, norm.ends_at, tz)
+        return days[0], days[-1]
+    return norm.starts_at.astimezone(tz), norm.ends_at.astimezone(tz)
+
+
+async def suggest_dates(session: AsyncSession, ctx: AppContext, candidate: EventInput, n: int = 3, *,
+                        exclude_event_id: int | None = None) -> list[tuple[datetime | date, datetime | date]]:
+    """The nearest dates without conflicts, duplicates, holidays or bridge days.
+
+    Same weekday (and time) first, then other days of the same kind (working day or
+    weekend), nearest first, within `[calendar] suggestion_window_days` either side;
+    never in the past.
+    """
+    tz = ctx.tz
+    base = validate_event(ctx, candidate)
+    window = ctx.settings.calendar.suggestion_window_days
+    weekday = base.starts_at.astimezone(tz).weekday()
+    now = ctx.now()
+
+    def rank(d: int) -> tuple[int, int, int, int]:
+        day = (weekday + d) % 7
+        return (day != weekday, (day >= 5) != (weekday >= 5), abs(d), d < 0)
+
+    found: list[tuple[datetime | date, datetime | date]] = []
+    for d in sorted((d for d in range(-window, window + 1) if d), key=rank):
+        try:
+            norm = validate_event(ctx, _shift(candidate, d, tz))
+        except Exception:  # noqa: S112 - a shift into a DST gap or beyond the horizon is skipped
+            continue
+        if norm.starts_at < now:
+            continue
+        spans = norm.spans(tz)
+        if any(day_warning(ctx, day) for s in spans for day in recurrence.local_days(s.start, s.end, tz)):
+            continue
+        report = await _check(session, ctx, norm, exclude_event_id)
+        if report.conflicts or report.duplicates:
+            continue
+        found.append(_shape(ctx, norm))
+        if len(found) >= n:
+            break
+    return found

@@ -1,0 +1,571 @@
+"""Events on the shared calendar: validation, add/update/cancel/moderate, listings.
+
+Public API (stable; the bot, the newsletter, the HTTP app and the CLI call it):
+
+- `EventInput` — what a user gives. Timed events: `start`/`end` are datetimes
+  (aware; a naive one is wall-clock time in the region's zone). All-day events:
+  `start`/`end` are dates and `end` is the LAST day, inclusive.
+- `CATEGORIES`, `AUDIENCES` — codes; labels via `category_label`/`audience_label`.
+- `validate_event(ctx, data) -> NormalisedEvent` — raises ValidationFailed.
+- `async add_event(session, ctx, actor, data, *, source="bot") -> Event`
+- `async update_event(session, ctx, actor, event_id, data) -> Event` (revision += 1)
+- `async cancel_event(session, ctx, actor, event_id) -> Event`
+- `async moderate_event(session, ctx, actor, event_id, publish) -> Event` (admins)
+- `async get_event(session, event_id) -> Event`
+- `async list_events(session, ctx, *, start, end, area=None, category=None, audience=None,
+  organisation_id=None, include_cancelled=False, include_pending=False, viewer=None)
+  -> list[Occurrence]` — recurrences expanded, sorted by start.
+
+Business functions flush but never commit; callers own the transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+import weakref
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from urllib.parse import urlsplit
+
+from sqlalchemy import and_, event, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from infranet.calendar import recurrence
+from infranet.calendar.dates import localize
+from infranet.context import AppContext
+from infranet.errors import NotFound, ValidationFailed
+from infranet.i18n import register, t
+from infranet.region import District as RegionDistrict
+from infranet.region import UnknownDistrict, fold
+from infranet.storage import audit
+from infranet.storage.actors import Actor
+from infranet.storage.models import District, Event, EventStatus, Moderation, Organisation
+
+CATEGORIES = ("training", "conference", "meeting", "consultation", "fair", "other")
+AUDIENCES = ("ngo", "residents", "youth", "seniors", "local-government", "other")
+
+_CATEGORY_LABELS = {
+    "training": ("szkolenie", "training"),
+    "conference": ("konferencja", "conference"),
+    "meeting": ("spotkanie", "meeting"),
+    "consultation": ("konsultacje", "consultation"),
+    "fair": ("targi / festyn", "fair / festival"),
+    "other": ("inne", "other"),
+}
+_AUDIENCE_LABELS = {
+    "ngo": ("organizacje pozarządowe", "NGOs"),
+    "residents": ("mieszkańcy", "residents"),
+    "youth": ("młodzież", "youth"),
+    "seniors": ("seniorzy", "seniors"),
+    "local-government": ("samorząd", "local government"),
+    "other": ("inni", "others"),
+}
+register({f"calendar.category.{code}": {"pl": pl, "en": en}
+          for code, (pl, en) in _CATEGORY_LABELS.items()})
+register({f"calendar.audience.{code}": {"pl": pl, "en": en}
+          for code, (pl, en) in _AUDIENCE_LABELS.items()})
+register({
+    "calendar.error.rrule": {"pl": "powtarzanie (RRULE): {detail}", "en": "repetition (RRULE): {detail}"},
+    "calendar.error.district": {
+        "pl": "nieznany powiat/obszar {query}{hint}",
+        "en": "unknown district {query}{hint}",
+    },
+    "calendar.error.too_long": {
+        "pl": "{field}: tekst ma {length} znaków, limit to {limit}",
+        "en": "{field}: the text is {length} characters long; the limit is {limit}",
+    },
+    "calendar.error.end_before_start": {
+        "pl": "koniec ({end}) jest przed początkiem ({start}) albo równy mu",
+        "en": "the end ({end}) is not after the start ({start})",
+    },
+    "calendar.error.too_far": {
+        "pl": "wydarzenie jest za daleko w przyszłości: kalendarz przyjmuje terminy do {limit}",
+        "en": "the event is too far ahead: the calendar accepts dates until {limit}",
+    },
+    "calendar.error.too_long_event": {
+        "pl": "wydarzenie trwa dłużej niż {days} dni; dodaj cykl jako wydarzenie powtarzane (RRULE)",
+        "en": "the event lasts more than {days} days; add a cycle as a repeating event (RRULE)",
+    },
+    "calendar.error.html": {
+        "pl": "{field}: HTML nie jest dozwolony, napisz zwykły tekst",
+        "en": "{field}: HTML is not allowed; write plain text",
+    },
+})
+
+TITLE_MAX = 200
+DESCRIPTION_MAX = 4000
+LOCATION_MAX = 300
+URL_MAX = 500
+# A single (non-recurring) event lasts at most this long. The bound is what keeps
+# conflict checks an indexed range scan: `starts_at > start - MAX_EVENT_SPAN`.
+MAX_EVENT_DAYS = 31
+MAX_EVENT_SPAN = timedelta(days=MAX_EVENT_DAYS + 1)
+_HTML = re.compile(r"<\s*[a-zA-Z!/][^>]*>")
+
+
+def category_label(code: str, lang: str = "pl") -> str:
+    return t(lang, f"calendar.category.{code}")
+
+
+def audience_label(code: str, lang: str = "pl") -> str:
+    return t(lang, f"calendar.audience.{code}")
+
+
+@dataclass
+class EventInput:
+    title: str
+    start: datetime | date
+    end: datetime | date
+    all_day: bool = False
+    district: str = "region"  # slug, TERYT or name; the region itself = region-wide
+    category: str = "other"
+    audiences: list[str] = field(default_factory=list)  # empty = everyone
+    organisation_id: int | None = None
+    description: str | None = None
+    location: str | None = None
+    url: str | None = None
+    registration_url: str | None = None
+    rrule: str | None = None  # "FREQ=WEEKLY;COUNT=6", "FREQ=MONTHLY;UNTIL=20270630"
+    training_id: int | None = None
+    uid: str | None = None
+
+
+@dataclass(frozen=True)
+class NormalisedEvent:
+    """An EventInput checked and turned into what is stored (UTC, canonical RRULE)."""
+
+    title: str
+    description: str | None
+    location: str | None
+    url: str | None
+    registration_url: str | None
+    starts_at: datetime
+    ends_at: datetime
+    last_ends_at: datetime
+    all_day: bool
+    rrule: str | None
+    district: RegionDistrict
+    category: str
+    audiences: tuple[str, ...]
+    organisation_id: int | None
+
+    def spans(self, tz: tzinfo) -> tuple[recurrence.Span, ...]:
+        return recurrence.expand(self.rrule, self.starts_at, self.ends_at, self.all_day, tz)
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One occurrence of an event (a series is expanded into many), in UTC."""
+
+    event: Event
+    start: datetime
+    end: datetime
+
+    @property
+    def all_day(self) -> bool:
+        return self.event.all_day
+
+    def first_day(self, tz: tzinfo) -> date:
+        return self.start.astimezone(tz).date()
+
+    def last_day(self, tz: tzinfo) -> date:
+        """The last local day the occurrence touches (inclusive)."""
+        return recurrence.local_days(self.start, self.end, tz)[-1]
+
+
+# --- validation --------------------------------------------------------------------
+
+
+def _text(value: str | None, field_name: str, limit: int, *, required: bool = False) -> str | None:
+    cleaned = (value or "").replace("\r\n", "\n").strip()
+    if not cleaned:
+        if required:
+            raise ValidationFailed(field=field_name, detail="must not be empty")
+        return None
+    if len(cleaned) > limit:
+        raise ValidationFailed("calendar.error.too_long", field=field_name, length=len(cleaned),
+                               limit=limit)
+    if _HTML.search(cleaned):
+        raise ValidationFailed("calendar.error.html", field=field_name)
+    return cleaned
+
+
+def _url(value: str | None, field_name: str) -> str | None:
+    cleaned = _text(value, field_name, URL_MAX)
+    if cleaned is None:
+        return None
+    parts = urlsplit(cleaned)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in cleaned):
+        raise ValidationFailed(field=field_name, detail=f"{cleaned!r} is not a web address; it must "
+                               "start with http:// or https://")
+    return cleaned
+
+
+def resolve_district(ctx: AppContext, query: str) -> RegionDistrict:
+    try:
+        return ctx.region.match(query)
+    except UnknownDistrict as exc:
+        hint = ("; did you mean: " + ", ".join(d.name for d in exc.suggestions) + "?"
+                if exc.suggestions else "")
+        raise ValidationFailed("calendar.error.district", field="district", query=repr(query),
+                               hint=hint) from None
+
+
+def _as_local(value: datetime | date, tz: tzinfo, field_name: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise ValidationFailed(field=field_name, detail="needs a time of day (or mark the event "
+                               "as all-day)")
+    if value.tzinfo is None:
+        return localize(value, tz, field_name)
+    return value.astimezone(tz)
+
+
+def validate_event(ctx: AppContext, data: EventInput) -> NormalisedEvent:
+    """Check everything that needs no database; return the stored form."""
+    tz = ctx.tz
+    title = _text(data.title, "title", TITLE_MAX, required=True)
+    description = _text(data.description, "description", DESCRIPTION_MAX)
+    location = _text(data.location, "location", LOCATION_MAX)
+    url = _url(data.url, "url")
+    registration_url = _url(data.registration_url, "registration_url")
+    if data.category not in CATEGORIES:
+        raise ValidationFailed(field="category", detail=f"{data.category!r} is not one of "
+                               f"{', '.join(CATEGORIES)}")
+    unknown = [a for a in data.audiences if a not in AUDIENCES]
+    if unknown:
+        raise ValidationFailed(field="audiences", detail=f"unknown {', '.join(unknown)}; choose "
+                               f"from {', '.join(AUDIENCES)}")
+    district = resolve_district(ctx, data.district)
+
+    if data.all_day:
+        first = data.start.astimezone(tz).date() if isinstance(data.start, datetime) else data.start
+        last = data.end.astimezone(tz).date() if isinstance(data.end, datetime) else data.end
+        if last < first:
+            raise ValidationFailed("calendar.error.end_before_start", start=first.isoformat(),
+                                   end=last.isoformat())
+        starts_at = recurrence.local_midnight(first, tz)
+        ends_at = recurrence.local_midnight(last + timedelta(days=1), tz)
+        local_start = starts_at.astimezone(tz)
+    else:
+        local_start = _as_local(data.start, tz, "start")
+        local_end = _as_local(data.end, tz, "end")
+        if local_end <= local_start:
+            raise ValidationFailed("calendar.error.end_before_start",
+                                   start=f"{local_start:%Y-%m-%d %H:%M}", end=f"{local_end:%Y-%m-%d %H:%M}")
+        starts_at, ends_at = local_start.astimezone(UTC), local_end.astimezone(UTC)
+    if ends_at - starts_at > timedelta(days=MAX_EVENT_DAYS):
+        raise ValidationFailed("calendar.error.too_long_event", days=MAX_EVENT_DAYS)
+
+    now_local = ctx.now().astimezone(tz)
+    years = ctx.settings.calendar.max_years_ahead
+    try:
+        latest = now_local.replace(year=now_local.year + years)
+    except ValueError:  # 29 February
+        latest = now_local.replace(year=now_local.year + years, day=28)
+    if starts_at > latest:
+        raise ValidationFailed("calendar.error.too_far", limit=f"{latest:%Y-%m-%d}")
+
+    rule = None
+    last_ends_at = ends_at
+    if data.rrule and data.rrule.strip():
+        rule = recurrence.canonical_rule(data.rrule, all_day=data.all_day,
+                                         first_start_local=local_start, tz=tz, latest=latest)
+        spans = recurrence.expand(rule, starts_at, ends_at, data.all_day, tz)
+        if spans[-1].start > latest:
+            raise ValidationFailed("calendar.error.too_far", limit=f"{latest:%Y-%m-%d}")
+        last_ends_at = spans[-1].end
+    return NormalisedEvent(
+        title=title or "", description=description, location=location, url=url,
+        registration_url=registration_url, starts_at=starts_at, ends_at=ends_at,
+        last_ends_at=last_ends_at, all_day=data.all_day, rrule=rule, district=district,
+        category=data.category, audiences=tuple(dict.fromkeys(data.audiences)),
+        organisation_id=data.organisation_id)
+
+
+# --- districts ----------------------------------------------------------------------
+
+_district_cache: weakref.WeakKeyDictionary[object, dict[str, int]] = weakref.WeakKeyDictionary()
+
+
+async def district_id_map(session: AsyncSession, ctx: AppContext) -> dict[str, int]:
+    """slug -> districts.id, read once per Database (rows change only when the region is synced)."""
+    cached = _district_cache.get(ctx.db)
+    if cached is None or any(d.slug not in cached for d in ctx.region.districts):
+        rows = await session.execute(select(District.slug, District.id))
+        cached = dict(rows.tuples().all())
+        _district_cache[ctx.db] = cached
+    return cached
+
+
+async def area_district_ids(session: AsyncSession, ctx: AppContext,
+                            areas: Iterable[RegionDistrict]) -> list[int]:
+    """Ids of the districts whose events concern `areas`: each area, its parents and children."""
+    ids = await district_id_map(session, ctx)
+    wanted: dict[str, None] = {}
+    for area in areas:
+        for district in (area, *area.ancestors, *area.descendants):
+            wanted[district.slug] = None
+    return [ids[slug] for slug in wanted if slug in ids]
+
+
+# --- change notification --------------------------------------------------------------
+
+_CHANGED = "infranet.calendar.changed"
+_local_changes: dict[str, int] = {}
+
+
+def mark_changed(session: AsyncSession, ctx: AppContext) -> None:
+    """Tell this process's feed cache, once the transaction commits, that events changed."""
+    session.info[_CHANGED] = ctx.db.url
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    url = session.info.pop(_CHANGED, None)
+    if url is not None:
+        _local_changes[url] = _local_changes.get(url, 0) + 1
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_CHANGED, None)
+
+
+def local_change_count(ctx: AppContext) -> int:
+    return _local_changes.get(ctx.db.url, 0)
+
+
+# --- operations ------------------------------------------------------------------------
+
+
+def _new_uid(ctx: AppContext) -> str:
+    host = urlsplit(ctx.settings.http.public_base_url).hostname or "infranet"
+    return f"{uuid.uuid4()}@{host}"
+
+
+def _moderation_for(ctx: AppContext, actor: Actor, org: Organisation | None) -> str:
+    mode = ctx.settings.calendar.moderation
+    if actor.is_admin or mode == "none":
+        return Moderation.PUBLISHED
+    if mode == "all":
+        return Moderation.PENDING
+    return Moderation.PUBLISHED if org is not None and org.trusted else Moderation.PENDING
+
+
+def _apply(event_row: Event, norm: NormalisedEvent, district_id: int) -> None:
+    event_row.title = norm.title
+    event_row.title_folded = fold(norm.title)
+    event_row.description = norm.description
+    event_row.location = norm.location
+    event_row.url = norm.url
+    event_row.registration_url = norm.registration_url
+    event_row.starts_at = norm.starts_at
+    event_row.ends_at = norm.ends_at
+    event_row.last_ends_at = norm.last_ends_at
+    event_row.all_day = norm.all_day
+    event_row.rrule = norm.rrule
+    event_row.district_id = district_id
+    event_row.category = norm.category
+    event_row.audiences = list(norm.audiences)
+
+
+async def _organisation(session: AsyncSession, org_id: int | None) -> Organisation | None:
+    if org_id is None:
+        return None
+    org = await session.get(Organisation, org_id)
+    if org is None:
+        raise ValidationFailed(field="organisation", detail=f"there is no organisation #{org_id}")
+    return org
+
+
+async def add_event(session: AsyncSession, ctx: AppContext, actor: Actor, data: EventInput,
+                    *, source: str = "bot") -> Event:
+    """Add an event for the actor's organisation (admins: for any or none)."""
+    if data.organisation_id is None and not actor.is_admin:
+        data = _with_org(data, actor.require_approved().organisation_id)
+    actor.require_org(data.organisation_id)
+    norm = validate_event(ctx, data)
+    org = await _organisation(session, norm.organisation_id)
+    uid = (data.uid or "").strip() or _new_uid(ctx)
+    if len(uid) > 255:
+        raise ValidationFailed("calendar.error.too_long", field="uid", length=len(uid), limit=255)
+    if await session.scalar(select(Event.id).where(Event.uid == uid)):
+        raise ValidationFailed(field="uid", detail=f"an event with UID {uid!r} already exists")
+    ids = await district_id_map(session, ctx)
+    row = Event(uid=uid, organisation_id=norm.organisation_id,
+                member_id=actor.member.id if actor.member else None, status=EventStatus.SCHEDULED,
+                moderation=_moderation_for(ctx, actor, org), revision=0, source=source,
+                training_id=data.training_id)
+    _apply(row, norm, ids[norm.district.slug])
+    session.add(row)
+    await session.flush()
+    await session.refresh(row, ["organisation", "district"])
+    await audit.record(session, actor, "event.add", "event", row.id, title=row.title,
+                       moderation=row.moderation)
+    mark_changed(session, ctx)
+    return row
+
+
+def _with_org(data: EventInput, org_id: int | None) -> EventInput:
+    from dataclasses import replace
+
+    return replace(data, organisation_id=org_id)
+
+
+async def get_event(session: AsyncSession, event_id: int) -> Event:
+    row = await session.get(Event, event_id)
+    if row is None:
+        raise NotFound(detail=f"event #{event_id}")
+    return row
+
+
+async def _for_change(session: AsyncSession, actor: Actor, event_id: int) -> Event:
+    row = await get_event(session, event_id)
+    actor.require_org(row.organisation_id)
+    return row
+
+
+async def update_event(session: AsyncSession, ctx: AppContext, actor: Actor, event_id: int,
+                       data: EventInput) -> Event:
+    """Replace an event's fields (its UID stays); SEQUENCE in feeds grows with `revision`."""
+    row = await _for_change(session, actor, event_id)
+    if row.status == EventStatus.CANCELLED:
+        raise ValidationFailed(field="status", detail=f"event #{event_id} is cancelled and cannot "
+                               "be changed; add a new one")
+    if data.organisation_id is None:
+        data = _with_org(data, row.organisation_id)
+    if data.organisation_id != row.organisation_id:
+        actor.require_org(data.organisation_id)
+    norm = validate_event(ctx, data)
+    await _organisation(session, norm.organisation_id)
+    ids = await district_id_map(session, ctx)
+    _apply(row, norm, ids[norm.district.slug])
+    row.organisation_id = norm.organisation_id
+    if data.training_id is not None:
+        row.training_id = data.training_id
+    row.revision += 1
+    await session.flush()
+    await session.refresh(row, ["organisation", "district"])
+    await audit.record(session, actor, "event.update", "event", row.id, revision=row.revision)
+    mark_changed(session, ctx)
+    return row
+
+
+async def cancel_event(session: AsyncSession, ctx: AppContext, actor: Actor, event_id: int) -> Event:
+    """Mark cancelled (kept, and published as STATUS:CANCELLED for a while)."""
+    row = await _for_change(session, actor, event_id)
+    if row.status == EventStatus.CANCELLED:
+        return row
+    row.status = EventStatus.CANCELLED
+    row.cancelled_at = ctx.now()
+    row.revision += 1
+    await session.flush()
+    await audit.record(session, actor, "event.cancel", "event", row.id)
+    mark_changed(session, ctx)
+    return row
+
+
+async def moderate_event(session: AsyncSession, ctx: AppContext, actor: Actor, event_id: int,
+                         publish: bool) -> Event:
+    """Publish or reject a pending event; publishing makes its organisation trusted."""
+    actor.require_admin()
+    row = await get_event(session, event_id)
+    row.moderation = Moderation.PUBLISHED if publish else Moderation.REJECTED
+    if publish and row.organisation_id is not None:
+        org = await session.get(Organisation, row.organisation_id)
+        if org is not None and not org.trusted:
+            org.trusted = True
+    await session.flush()
+    await audit.record(session, actor, "event.publish" if publish else "event.reject", "event",
+                       row.id)
+    mark_changed(session, ctx)
+    return row
+
+
+async def pending_events(session: AsyncSession) -> list[Event]:
+    """Events waiting for an admin, oldest first."""
+    query = select(Event).where(Event.moderation == Moderation.PENDING,
+                                Event.status == EventStatus.SCHEDULED).order_by(Event.id)
+    return list((await session.scalars(query)).all())
+
+
+def _codes(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+async def list_events(
+    session: AsyncSession, ctx: AppContext, *, start: datetime, end: datetime,
+    area: str | RegionDistrict | Sequence[str] | None = None,
+    category: str | Sequence[str] | None = None, audience: str | Sequence[str] | None = None,
+    organisation_id: int | Sequence[int] | None = None, include_cancelled: bool = False,
+    include_pending: bool = False, viewer: Actor | None = None,
+) -> list[Occurrence]:
+    """Occurrences overlapping [start, end), sorted by start.
+
+    `area`: a district (slug/TERYT/name) or several; events of the area, of its
+    parents (a region-wide event concerns every powiat) and of its children count.
+    `audience`: events for any of the given audiences (events without audiences
+    are for everyone). `include_pending`: also events awaiting moderation — all
+    of them for admins or `viewer=None`, only the viewer's organisation's otherwise.
+    """
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValidationFailed(field="period", detail="start and end must be aware datetimes")
+    conditions = [Event.starts_at < end, Event.last_ends_at > start]
+    if not include_cancelled:
+        conditions.append(Event.status == EventStatus.SCHEDULED)
+    if include_pending:
+        if viewer is not None and not viewer.is_admin:
+            conditions.append(or_(Event.moderation == Moderation.PUBLISHED,
+                                  and_(Event.moderation == Moderation.PENDING,
+                                       Event.organisation_id == viewer.organisation_id)))
+        else:
+            conditions.append(Event.moderation.in_([Moderation.PUBLISHED, Moderation.PENDING]))
+    else:
+        conditions.append(Event.moderation == Moderation.PUBLISHED)
+    if area is not None:
+        areas = [area] if isinstance(area, (str, RegionDistrict)) else list(area)
+        districts = [a if isinstance(a, RegionDistrict) else resolve_district(ctx, a) for a in areas]
+        conditions.append(Event.district_id.in_(await area_district_ids(session, ctx, districts)))
+    categories = _codes(category)
+    if categories:
+        conditions.append(Event.category.in_(categories))
+    if organisation_id is not None:
+        org_ids = [organisation_id] if isinstance(organisation_id, int) else list(organisation_id)
+        conditions.append(Event.organisation_id.in_(org_ids))
+    rows = (await session.scalars(select(Event).where(*conditions).order_by(Event.starts_at,
+                                                                              Event.id))).all()
+    audiences = set(_codes(audience))
+    found: list[Occurrence] = []
+    for row in rows:
+        if audiences and row.audiences and not audiences & set(row.audiences):
+            continue
+        for span in recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, ctx.tz):
+            if span.start < end and span.end > start:
+                found.append(Occurrence(row, span.start, span.end))
+    found.sort(key=lambda o: (o.start, o.event.id))
+    return found
+
+
+async def events_version(session: AsyncSession) -> tuple[int, datetime | None, datetime | None]:
+    """A cheap fingerprint of the whole calendar, equal across instances: it changes
+    with any insert, update, cancellation or moderation (and organisation renames)."""
+    row = (await session.execute(select(
+        select(func.count()).select_from(Event).scalar_subquery(),
+        select(func.max(Event.updated_at)).scalar_subquery(),
+        select(func.max(Organisation.updated_at)).scalar_subquery(),
+    ))).one()
+    return int(row[0]), _aware(row[1]), _aware(row[2])
+
+
+def _aware(value: object) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite returns text from an aggregate
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
