@@ -1,12 +1,22 @@
-"""The calendar as a component of the service: its HTTP routes and jobs."""
+"""The calendar as a component of the service: its HTTP routes (feeds, page, JSON API)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from infranet.calendar.feed import FeedCache
+from infranet.calendar.http import CalendarHttp
 from infranet.component import Component
 from infranet.context import AppContext
 
 
 def build(ctx: AppContext, scheduler: AsyncIOScheduler) -> Component:
-    return Component("calendar")
+    cache = FeedCache(ctx)
+    web = CalendarHttp(ctx, cache)
+
+    def status() -> dict[str, Any]:
+        return {"ok": True, "feed_builds": cache.builds}
+
+    return Component("calendar", routes=web.routes(), status=status)
