@@ -1,0 +1,671 @@
+"""Dates and hours typed into the chat, in Polish or English, relative to "today".
+
+The bot asks people for dates the way they would write them to a colleague:
+`5.12.2026`, `5.12`, `2026-12-05`, `5 grudnia`, `5 XII`, `jutro`, `w piątek`,
+`Dec 5`, `tomorrow`; hours as `10:00-14:00`, `10-14`, `od 10 do 14` or
+`cały dzień`; date ranges as `5-7.12.2026` or `5.12-7.12`; and for trainings a
+list of sessions such as `5.12, 12.12, 19.12 10:00-14:00`.
+
+Everything here is pure (no database, no clock): the caller passes the local
+`today` (see `local_today`) and the region's zone. Every refusal is a
+`ValidationFailed` with a message key of its own that names the problem and
+shows an accepted example, in Polish and English.
+
+Rules worth knowing:
+- A date without a year is the next such date; one that passed less than
+  `RECENT_PAST_DAYS` ago is reported as past (most likely a typo), older ones
+  mean next year (in December, `10.01` is January next year).
+- A weekday (`piątek`, `pt`, `friday`) is the next such day after today, 1 to 7
+  days ahead. `przyszły piątek` / `next friday` is refused as ambiguous, with
+  both candidate dates shown.
+- `05/12/2026` is day-first in Polish; in English it is refused as ambiguous
+  when both numbers could be the month. Dots and ISO dates are never ambiguous.
+- Local wall-clock times become aware UTC with zoneinfo. A time inside the
+  spring-forward gap is refused with a suggestion; a time in the autumn fold
+  (which happens twice) is the first occurrence (`fold=0`).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from calendar import monthrange
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from itertools import pairwise
+
+from infranet.errors import ValidationFailed
+from infranet.i18n import register
+
+MAX_INPUT = 300
+MAX_SESSIONS = 60
+RECENT_PAST_DAYS = 31
+
+register({
+    "dateparse.empty": {
+        "pl": "Nie podano daty. Napisz np. 5.12.2026, 5 grudnia, jutro albo piątek.",
+        "en": "No date given. Write e.g. 5.12.2026, 5 Dec, tomorrow or Friday.",
+    },
+    "dateparse.too_long": {
+        "pl": "Za długi tekst ({length} znaków, najwyżej {limit}). Napisz np. 5.12.2026 10:00-14:00.",
+        "en": "Text too long ({length} characters, at most {limit}). Write e.g. 5.12.2026 10:00-14:00.",
+    },
+    "dateparse.unreadable_date": {
+        "pl": "Nie rozumiem daty „{value}”. Napisz np. 5.12.2026, 2026-12-05, 5 grudnia, jutro "
+              "albo piątek.",
+        "en": "I can't read the date “{value}”. Write e.g. 5.12.2026, 2026-12-05, 5 Dec, tomorrow "
+              "or Friday.",
+    },
+    "dateparse.no_such_day": {
+        "pl": "Nie ma takiego dnia: {value} — ten miesiąc ma {days} dni. Napisz np. {example}.",
+        "en": "There is no such day: {value} — that month has {days} days. Write e.g. {example}.",
+    },
+    "dateparse.bad_month": {
+        "pl": "Nie ma miesiąca {month} w „{value}” (miesiące to 1–12). Napisz np. 5.12.2026.",
+        "en": "There is no month {month} in “{value}” (months are 1–12). Write e.g. 5.12.2026.",
+    },
+    "dateparse.past": {
+        "pl": "Data {value} już minęła (dziś jest {today}). Podaj dzisiejszą lub późniejszą, "
+              "np. {example}.",
+        "en": "The date {value} has passed (today is {today}). Give today or a later day, "
+              "e.g. {example}.",
+    },
+    "dateparse.ambiguous": {
+        "pl": "„{value}” może znaczyć {options}. Napisz datę jednoznacznie, np. {example}.",
+        "en": "“{value}” could mean {options}. Write the date unambiguously, e.g. {example}.",
+    },
+    "dateparse.weekday_mismatch": {
+        "pl": "{value}: ten dzień to {actual}, nie {given}. Sprawdź datę.",
+        "en": "{value}: that day is a {actual}, not a {given}. Check the date.",
+    },
+    "dateparse.unreadable_time": {
+        "pl": "Nie rozumiem godzin „{value}”. Napisz np. 10:00-14:00, 10-14, od 10 do 14 "
+              "albo „cały dzień”.",
+        "en": "I can't read the hours “{value}”. Write e.g. 10:00-14:00, 10-14, from 10 to 14 "
+              "or “all day”.",
+    },
+    "dateparse.no_end_time": {
+        "pl": "Podaj też godzinę zakończenia, np. {start}-{end} (albo „cały dzień”).",
+        "en": "Give the end time too, e.g. {start}-{end} (or “all day”).",
+    },
+    "dateparse.bad_time": {
+        "pl": "Nie ma godziny {value} (godziny 0–23, minuty 0–59). Napisz np. 10:00-14:00.",
+        "en": "There is no time {value} (hours 0–23, minutes 0–59). Write e.g. 10:00-14:00.",
+    },
+    "dateparse.end_before_start": {
+        "pl": "Koniec ({end}) musi być po początku ({start}). Napisz np. 10:00-14:00.",
+        "en": "The end ({end}) must come after the start ({start}). Write e.g. 10:00-14:00.",
+    },
+    "dateparse.range_reversed": {
+        "pl": "Ostatni dzień ({end}) jest przed pierwszym ({start}). Napisz np. 5-7.12.2026.",
+        "en": "The last day ({end}) comes before the first ({start}). Write e.g. 5-7.12.2026.",
+    },
+    "dateparse.dst_gap": {
+        "pl": "Godzina {time} nie istnieje {date} w strefie {zone}: tej nocy zegary przesuwa się "
+              "do przodu. Wybierz inną, np. {suggestion}.",
+        "en": "{time} does not exist on {date} in {zone}: the clocks go forward that night. "
+              "Choose another time, e.g. {suggestion}.",
+    },
+    "dateparse.no_sessions": {
+        "pl": "Nie podano terminów. Napisz np. 5.12, 12.12, 19.12 10:00-14:00 albo 5-7.12.2026.",
+        "en": "No sessions given. Write e.g. 5.12, 12.12, 19.12 10:00-14:00 or 5-7.12.2026.",
+    },
+    "dateparse.too_many_sessions": {
+        "pl": "Za dużo terminów ({count}, najwyżej {limit}).",
+        "en": "Too many sessions ({count}, at most {limit}).",
+    },
+    "dateparse.sessions_overlap": {
+        "pl": "Terminy {first} i {second} nakładają się. Podaj każdy termin raz.",
+        "en": "The sessions {first} and {second} overlap. Give each session once.",
+    },
+})
+
+
+# --- vocabulary (folded: lower case, no diacritics) -----------------------------------
+
+_MONTH_WORDS: dict[str, int] = {}
+for _number, _names in enumerate([
+    ("stycznia", "styczen", "sty", "january", "jan", "i"),
+    ("lutego", "luty", "lut", "february", "feb", "ii"),
+    ("marca", "marzec", "mar", "march", "iii"),
+    ("kwietnia", "kwiecien", "kwi", "april", "apr", "iv"),
+    ("maja", "maj", "may", "v"),
+    ("czerwca", "czerwiec", "cze", "june", "jun", "vi"),
+    ("lipca", "lipiec", "lip", "july", "jul", "vii"),
+    ("sierpnia", "sierpien", "sie", "august", "aug", "viii"),
+    ("wrzesnia", "wrzesien", "wrz", "september", "sep", "sept", "ix"),
+    ("pazdziernika", "pazdziernik", "paz", "october", "oct", "x"),
+    ("listopada", "listopad", "lis", "november", "nov", "xi"),
+    ("grudnia", "grudzien", "gru", "december", "dec", "xii"),
+], start=1):
+    for _name in _names:
+        _MONTH_WORDS[_name] = _number
+
+_WEEKDAY_WORDS: dict[str, int] = {}
+for _number, _names in enumerate([
+    ("poniedzialek", "pon", "pn", "monday", "mon"),
+    ("wtorek", "wt", "wto", "tuesday", "tue", "tues"),
+    ("sroda", "srode", "sr", "sro", "wednesday", "wed"),
+    ("czwartek", "czw", "thursday", "thu", "thur", "thurs"),
+    ("piatek", "pt", "pia", "friday", "fri"),
+    ("sobota", "sobote", "sob", "saturday", "sat"),
+    ("niedziela", "niedziele", "niedz", "ndz", "nd", "sunday", "sun"),
+]):
+    for _name in _names:
+        _WEEKDAY_WORDS[_name] = _number
+
+_RELATIVE = {
+    "dzis": 0, "dzisiaj": 0, "today": 0,
+    "jutro": 1, "tomorrow": 1,
+    "pojutrze": 2, "day after tomorrow": 2, "the day after tomorrow": 2,
+}
+_NEXT_WORDS = ("przyszly", "przyszla", "przyszla", "przyszle", "nastepny", "nastepna", "next")
+_THIS_WORDS = ("ten", "ta", "to", "this", "najblizszy", "najblizsza", "najblizsze", "on", "w", "we")
+_ALL_DAY = {"caly dzien", "calodniowe", "calodniowy", "all day", "allday", "whole day",
+            "full day", "calodzienne"}
+
+_WEEKDAY_NAMES = {
+    "pl": ["poniedziałek", "wtorek", "środa", "czwartek", "piątek", "sobota", "niedziela"],
+    "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+}
+
+_EN_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
+              "September", "October", "November", "December"]
+
+_NUMERIC = re.compile(r"^(\d{1,2})[./](\d{1,2})(?:[./](\d{4}|\d{2}))?\.?$")
+_SLASH = re.compile(r"^(\d{1,2})/(\d{1,2})(?:/(\d{4}|\d{2}))?$")
+_DAY_MONTH_WORD = re.compile(r"^(\d{1,2})(?:st|nd|rd|th)? (?:of )?([a-z]+) ?(\d{4})?$")
+_MONTH_WORD_DAY = re.compile(r"^([a-z]+) (\d{1,2})(?:st|nd|rd|th)?(?: (\d{4}))?$")
+_BARE_DAY = re.compile(r"^(\d{1,2})\.?$")
+_IN_DAYS = re.compile(r"^(?:za|in) (\d{1,3}) (?:dni|dzien|days?)$")
+_ISO = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
+
+_TIME_TOKEN = r"(\d{1,2})(?:[:.](\d{2}))?\s*(am|pm)?"  # noqa: S105 (a pattern)
+_TIME_RANGE = re.compile(
+    rf"^(?:od|from|godz|godzina|godziny|w godz|w godzinach|h)?\s*{_TIME_TOKEN}\s*"
+    rf"(?:-|do|to|until|till)\s*{_TIME_TOKEN}$"
+)
+_SINGLE_TIME = re.compile(rf"^(?:od|from|o|at|godz|h)?\s*{_TIME_TOKEN}$")
+_TIME_SUFFIX = re.compile(
+    rf"^(?P<head>.+?),?\s+(?P<times>(?:(?:od|from|godz|w godz)\s+)?{_TIME_TOKEN}\s*"
+    rf"(?:-|do|to|until|till)\s*{_TIME_TOKEN}|{'|'.join(sorted(_ALL_DAY, key=len, reverse=True))})$"
+)
+
+
+def _normalise(text: str) -> str:
+    """Lower case without diacritics, one kind of dash, single spaces; keeps digits and dots.
+
+    ISO dates are rewritten day-first so that a dash means a range from here on.
+    """
+    text = unicodedata.normalize("NFKD", text.replace("ł", "l").replace("Ł", "L"))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    text = re.sub(r"[\u2010-\u2015\u2212]", "-", text)
+    text = text.replace("all-day", "all day").replace("a.m.", "am").replace("p.m.", "pm")
+    text = _ISO.sub(r"\3.\2.\1", text)
+    text = re.sub(r"(\d{4})\s*r\b\.?", r"\1", text)  # "5.12.2026 r."
+    text = re.sub(r"(?<=[a-z])\.", " ", text)  # "5 gru. 2026", "pt."
+    text = re.sub(r"[()]", " ", text)
+    return " ".join(text.split())
+
+
+def _flat(text: str) -> str:
+    """Normalised, with commas as spaces (for one date or one range)."""
+    return " ".join(_normalise(text).replace(",", " ").replace(";", " ").split())
+
+
+def _check_length(text: str) -> None:
+    if len(text) > MAX_INPUT:
+        raise ValidationFailed("dateparse.too_long", length=len(text), limit=MAX_INPUT)
+
+
+def _numeric(day: date) -> str:
+    return f"{day.day}.{day.month}.{day.year}"
+
+
+def local_today(now: datetime, tz: tzinfo) -> date:
+    """The calendar day in the region at the aware instant `now`."""
+    return now.astimezone(tz).date()
+
+
+# --- one day -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Partial:
+    """A day as written, before the year (or the month) is known."""
+
+    day: int
+    month: int | None
+    year: int | None
+
+
+def _year(text: str | None) -> int | None:
+    if text is None:
+        return None
+    value = int(text)
+    return 2000 + value if len(text) == 2 else value
+
+
+def _make_date(year: int, month: int, day: int, raw: str) -> date:
+    if not 1 <= month <= 12:
+        raise ValidationFailed("dateparse.bad_month", month=month, value=raw)
+    days = monthrange(year, month)[1]
+    if not 1 <= day <= days:
+        example = date(year, month, min(max(day, 1), days))
+        raise ValidationFailed("dateparse.no_such_day", value=f"{day}.{month}.{year}", days=days,
+                               example=_numeric(example))
+    return date(year, month, day)
+
+
+def _partial(text: str, raw: str, lang: str) -> _Partial | None:
+    """A written day with day and maybe month and year, or None when it is not one."""
+    found = _SLASH.match(text)
+    if found and lang == "en":
+        first, second = int(found.group(1)), int(found.group(2))
+        if first != second and first <= 12 and second <= 12:
+            raise ValidationFailed(
+                "dateparse.ambiguous", value=raw,
+                options=f"{first} {_EN_MONTHS[second - 1]} / {second} {_EN_MONTHS[first - 1]}",
+                example=f"{first} {_EN_MONTHS[second - 1][:3]}",
+            )
+    found = _NUMERIC.match(text)
+    if found:
+        return _Partial(int(found.group(1)), int(found.group(2)), _year(found.group(3)))
+    found = _DAY_MONTH_WORD.match(text)
+    if found and found.group(2) in _MONTH_WORDS:
+        return _Partial(int(found.group(1)), _MONTH_WORDS[found.group(2)], _year(found.group(3)))
+    found = _MONTH_WORD_DAY.match(text)
+    if found and found.group(1) in _MONTH_WORDS:
+        return _Partial(int(found.group(2)), _MONTH_WORDS[found.group(1)], _year(found.group(3)))
+    return None
+
+
+def _resolve(part: _Partial, today: date, raw: str, *, allow_past: bool) -> date:
+    """Fill in the year of a written day: the next such day from today."""
+    assert part.month is not None
+    if part.year is not None:
+        return _make_date(part.year, part.month, part.day, raw)
+    year = today.year
+    if part.month == 2 and part.day == 29:
+        # The next 29 February, even if that is a few years ahead.
+        while monthrange(year, 2)[1] != 29 or (today - date(year, 2, 29)).days > RECENT_PAST_DAYS:
+            year += 1
+    if 1 <= part.month <= 12:
+        probe = date(year, part.month, max(1, min(part.day, monthrange(year, part.month)[1])))
+        if (today - probe).days > RECENT_PAST_DAYS and not (part.month == 2 and part.day == 29):
+            # Long past this year: the user means next year ("10.01" written in December).
+            year += 1
+    return _make_date(year, part.month, part.day, raw)
+
+
+def _relative(text: str, today: date, raw: str) -> date | None:
+    if text in _RELATIVE:
+        return today + timedelta(days=_RELATIVE[text])
+    found = _IN_DAYS.match(text)
+    if found:
+        return today + timedelta(days=int(found.group(1)))
+    if text in ("za tydzien", "in a week"):
+        return today + timedelta(days=7)
+    words = text.split()
+    if not words or words[-1] not in _WEEKDAY_WORDS:
+        return None
+    head = " ".join(words[:-1])
+    weekday = _WEEKDAY_WORDS[words[-1]]
+    ahead = (weekday - today.weekday() - 1) % 7 + 1  # 1..7: strictly after today
+    nearest = today + timedelta(days=ahead)
+    if head in ("", *_THIS_WORDS) or (len(words) == 3 and words[0] in ("w", "we", "on")
+                                      and words[1] in _THIS_WORDS):
+        return nearest
+    if any(word in _NEXT_WORDS for word in words[:-1]) and all(
+        word in (*_NEXT_WORDS, "w", "we", "on") for word in words[:-1]
+    ):
+        later = nearest + timedelta(days=7)
+        raise ValidationFailed("dateparse.ambiguous", value=raw,
+                               options=f"{_numeric(nearest)} / {_numeric(later)}",
+                               example=_numeric(later))
+    return None
+
+
+def _strip_weekday(text: str) -> tuple[str, int | None]:
+    """`pt 5.12` or `5.12 piątek`: the date and the weekday written beside it."""
+    words = text.split()
+    if len(words) >= 2 and words[0] in _WEEKDAY_WORDS and any(ch.isdigit() for ch in words[1]):
+        return " ".join(words[1:]), _WEEKDAY_WORDS[words[0]]
+    if len(words) >= 2 and words[-1] in _WEEKDAY_WORDS and any(ch.isdigit() for ch in text):
+        return " ".join(words[:-1]), _WEEKDAY_WORDS[words[-1]]
+    return text, None
+
+
+def _check_past(day: date, today: date, raw: str, allow_past: bool) -> date:
+    if not allow_past and day < today:
+        raise ValidationFailed("dateparse.past", value=_numeric(day), today=_numeric(today),
+                               example=_numeric(today + timedelta(days=1)))
+    return day
+
+
+def _parse_one(text: str, today: date, raw: str, lang: str, allow_past: bool) -> date:
+    """One normalised day (no range, no hours)."""
+    relative = _relative(text, today, raw)
+    if relative is not None:
+        return relative
+    body, weekday = _strip_weekday(text)
+    part = _partial(body, raw, lang)
+    if part is None:
+        found = _NUMERIC.match(body.replace(" ", ""))
+        if found is None:
+            raise ValidationFailed("dateparse.unreadable_date", value=raw)
+        part = _Partial(int(found.group(1)), int(found.group(2)), _year(found.group(3)))
+    day = _resolve(part, today, raw, allow_past=allow_past)
+    if weekday is not None and day.weekday() != weekday:
+        lang_key = "en" if lang == "en" else "pl"
+        raise ValidationFailed("dateparse.weekday_mismatch", value=_numeric(day),
+                               actual=_WEEKDAY_NAMES[lang_key][day.weekday()],
+                               given=_WEEKDAY_NAMES[lang_key][weekday])
+    return day
+
+
+def parse_date(text: str, today: date, *, lang: str = "pl", allow_past: bool = False) -> date:
+    """One day: `5.12.2026`, `5.12`, `2026-12-05`, `5 grudnia`, `jutro`, `piątek`, `Dec 5`."""
+    _check_length(text)
+    norm = _flat(text)
+    if not norm:
+        raise ValidationFailed("dateparse.empty")
+    day = _parse_one(norm, today, text.strip(), lang, allow_past)
+    return _check_past(day, today, text, allow_past)
+
+
+# --- ranges of days --------------------------------------------------------------------
+
+_RANGE_SPLIT = re.compile(r"^(?:od |from )?(?P<left>.+?)\s*(?:-| do | to | until | till )\s*(?P<right>.+)$")
+
+
+def parse_days(
+    text: str, today: date, *, lang: str = "pl", allow_past: bool = False,
+) -> tuple[date, date]:
+    """A single day or a range of days: `5.12`, `5-7.12.2026`, `5.12-7.12`, `od 5 do 7 grudnia`.
+
+    The left end may leave out what the right end says (`5-7 grudnia`: the
+    month; `30.12-2.01`: the year, which then is the year before).
+    """
+    _check_length(text)
+    norm = _flat(text)
+    if not norm:
+        raise ValidationFailed("dateparse.empty")
+    raw = text.strip()
+    found = _RANGE_SPLIT.match(norm)
+    if found is None or norm in _RELATIVE:
+        day = _parse_one(norm, today, raw, lang, allow_past)
+        _check_past(day, today, raw, allow_past)
+        return day, day
+    left, right = found.group("left"), found.group("right")
+    if "-" in right or " do " in f" {right} ":
+        raise ValidationFailed("dateparse.unreadable_date", value=raw)
+    bare_right = _BARE_DAY.match(right)
+    if bare_right and not _BARE_DAY.match(left):
+        # "Dec 5-7", "5.12-7": the right end is a day of the left end's month.
+        first = _parse_one(left, today, raw, lang, allow_past=True)
+        last = _make_date(first.year, first.month, int(bare_right.group(1)), raw)
+    else:
+        last = _parse_one(right, today, raw, lang, allow_past=True)
+        first = _left_end(left, last, today, raw, lang)
+        if last < first and right.split()[-1] in _WEEKDAY_WORDS:
+            last += timedelta(days=7)  # "pt-pon": the Monday after that Friday
+    if last < first:
+        raise ValidationFailed("dateparse.range_reversed", start=_numeric(first), end=_numeric(last))
+    _check_past(first, today, raw, allow_past)
+    return first, last
+
+
+def _left_end(left: str, last: date, today: date, raw: str, lang: str) -> date:
+    bare = _BARE_DAY.match(left)
+    if bare:
+        day = int(bare.group(1))
+        year, month = last.year, last.month
+        if day > last.day:  # 30-2.12: from the previous month
+            year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+        return _make_date(year, month, day, raw)
+    relative = _relative(left, today, raw)
+    if relative is not None:
+        return relative
+    body, _ = _strip_weekday(left)
+    part = _partial(body, raw, lang)
+    if part is None:
+        raise ValidationFailed("dateparse.unreadable_date", value=raw)
+    if part.year is not None:
+        return _make_date(part.year, part.month or last.month, part.day, raw)
+    assert part.month is not None
+    first = _make_date(last.year, part.month, part.day, raw)
+    if first > last:  # 30.12-2.01.2027: the year before
+        first = _make_date(last.year - 1, part.month, part.day, raw)
+    return first
+
+
+# --- hours -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hours:
+    """A time range within a day, or the whole day (`start is None`).
+
+    `end` may be `time(0)` with `ends_next_day` for "until 24:00".
+    """
+
+    start: time | None = None
+    end: time | None = None
+    ends_next_day: bool = False
+
+    @property
+    def all_day(self) -> bool:
+        return self.start is None
+
+    def label(self) -> str:
+        if self.start is None or self.end is None:
+            return ""
+        end = "24:00" if self.ends_next_day else self.end.strftime("%H:%M")
+        return f"{self.start.strftime('%H:%M')}–{end}"
+
+
+ALL_DAY = Hours()
+
+
+def _clock(hour_text: str, minute_text: str | None, suffix: str | None, raw: str) -> tuple[int, int]:
+    hour, minute = int(hour_text), int(minute_text or 0)
+    if suffix:
+        if not 1 <= hour <= 12:
+            raise ValidationFailed("dateparse.bad_time", value=f"{hour}{suffix}")
+        hour = hour % 12 + (12 if suffix == "pm" else 0)
+    if hour > 24 or minute > 59 or (hour == 24 and minute):
+        raise ValidationFailed("dateparse.bad_time", value=f"{hour}:{minute:02d}")
+    return hour, minute
+
+
+def parse_hours(text: str) -> Hours:
+    """`10:00-14:00`, `10-14`, `10.00–14.00`, `od 10 do 14`, `10am-2pm`, `cały dzień`."""
+    _check_length(text)
+    norm = _flat(text)
+    raw = text.strip()
+    if not norm:
+        raise ValidationFailed("dateparse.unreadable_time", value=raw)
+    if norm in _ALL_DAY:
+        return ALL_DAY
+    found = _TIME_RANGE.match(norm)
+    if found is None:
+        single = _SINGLE_TIME.match(norm)
+        if single:
+            hour, minute = _clock(single.group(1), single.group(2), single.group(3), raw)
+            end = min(hour + 2, 23) if hour < 23 else 23
+            raise ValidationFailed("dateparse.no_end_time", start=f"{hour}:{minute:02d}",
+                                   end=f"{end}:{59 if hour >= 22 else minute:02d}")
+        raise ValidationFailed("dateparse.unreadable_time", value=raw)
+    h1, m1, s1, h2, m2, s2 = found.groups()
+    _clock(h1, m1, s1, raw)  # report a wrong start before a wrong end
+    end_hour, end_minute = _clock(h2, m2, s2, raw)
+    if s1 is None and s2 is not None:
+        # "1-3pm" is 13-15, "10-2pm" is 10-14: the start takes the end's half of the day if it fits.
+        shifted = _clock(h1, m1, s2, raw) if 1 <= int(h1) <= 12 else None
+        start_hour, start_minute = (
+            shifted if shifted and shifted < (end_hour, end_minute) else _clock(h1, m1, None, raw)
+        )
+    else:
+        start_hour, start_minute = _clock(h1, m1, s1, raw)
+    if start_hour == 24:
+        raise ValidationFailed("dateparse.bad_time", value="24:00")
+    if (end_hour, end_minute) <= (start_hour, start_minute):
+        raise ValidationFailed("dateparse.end_before_start", start=f"{start_hour}:{start_minute:02d}",
+                               end=f"{end_hour}:{end_minute:02d}")
+    if end_hour == 24:
+        return Hours(time(start_hour, start_minute), time(0), ends_next_day=True)
+    return Hours(time(start_hour, start_minute), time(end_hour, end_minute))
+
+
+# --- wall clock to UTC -----------------------------------------------------------------
+
+
+def to_utc(day: date, clock: time, tz: tzinfo) -> datetime:
+    """A local wall-clock time in `tz` as an aware UTC datetime.
+
+    A time skipped by the spring-forward change is refused with the nearest
+    valid time as the suggestion; a repeated autumn time is its first
+    occurrence (fold=0, still summer time).
+    """
+    naive = datetime.combine(day, clock)
+    aware = naive.replace(tzinfo=tz, fold=0)
+    as_utc = aware.astimezone(UTC)
+    if as_utc.astimezone(tz).replace(tzinfo=None) != naive:
+        suggestion = as_utc.astimezone(tz)
+        raise ValidationFailed("dateparse.dst_gap", time=clock.strftime("%H:%M"), date=_numeric(day),
+                               zone=str(tz), suggestion=suggestion.strftime("%H:%M"))
+    return as_utc
+
+
+def local_midnight(day: date, tz: tzinfo) -> datetime:
+    """The first instant of `day` in `tz`, in UTC (where midnight is skipped, the first valid time)."""
+    naive = datetime.combine(day, time(0))
+    as_utc = naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if as_utc.astimezone(tz).date() != day:  # midnight in a gap: start when the day does
+        as_utc = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    return as_utc
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of time ready for the calendar: aware UTC, `end` exclusive for all-day."""
+
+    start: datetime
+    end: datetime
+    all_day: bool = False
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end - self.start
+
+
+def make_span(first: date, last: date, hours: Hours, tz: tzinfo) -> Span:
+    """Days and hours as one span: all-day from the first local midnight to the midnight after
+    the last day; with hours, from the start on the first day to the end on the last."""
+    if last < first:
+        raise ValidationFailed("dateparse.range_reversed", start=_numeric(first), end=_numeric(last))
+    if hours.all_day:
+        return Span(local_midnight(first, tz), local_midnight(last + timedelta(days=1), tz), True)
+    assert hours.start is not None and hours.end is not None
+    end_day = last + timedelta(days=1) if hours.ends_next_day else last
+    return Span(to_utc(first, hours.start, tz), to_utc(end_day, hours.end, tz))
+
+
+# --- date with optional hours, and session lists ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class When:
+    """What the user wrote at the date step: days, and hours if they gave them too."""
+
+    first: date
+    last: date
+    hours: Hours | None = None
+
+    @property
+    def is_range(self) -> bool:
+        return self.last != self.first
+
+
+def parse_when(text: str, today: date, *, lang: str = "pl", allow_past: bool = False) -> When:
+    """A day or a range of days, optionally followed by hours: `5.12 10-14`, `5-7.12.2026 cały dzień`."""
+    _check_length(text)
+    norm = _flat(text)
+    found = _TIME_SUFFIX.match(norm)
+    if found:
+        try:
+            first, last = parse_days(found.group("head"), today, lang=lang, allow_past=allow_past)
+        except ValidationFailed as exc:
+            if exc.key != "dateparse.unreadable_date":
+                raise
+        else:
+            return When(first, last, parse_hours(found.group("times")))
+    first, last = parse_days(text, today, lang=lang, allow_past=allow_past)
+    return When(first, last)
+
+
+def _session_items(norm: str) -> list[str]:
+    """Split a session list on commas, semicolons and new lines; `Dec 5, 2026` stays whole."""
+    pieces = [p.strip() for p in re.split(r"[,;\n]| i | and ", norm) if p.strip()]
+    items: list[str] = []
+    for piece in pieces:
+        if items and re.fullmatch(r"\d{4}( .*)?", piece) and re.search(r"[a-z]", items[-1]):
+            items[-1] = f"{items[-1]} {piece}"
+        else:
+            items.append(piece)
+    return items
+
+
+def parse_sessions(
+    text: str, today: date, tz: tzinfo, *, lang: str = "pl", allow_past: bool = False,
+) -> list[Span]:
+    """Training sessions: `5.12, 12.12, 19.12 10:00-14:00`, `5.12 9-13; 6.12 10-14`, `5-7.12 10-14`.
+
+    Hours apply to the dates written before them that have none of their own
+    (dates after the last hours take those hours); without any hours every
+    session is all-day. A range of days with hours is one session per day;
+    without hours it is one all-day session over those days. The result is
+    sorted, and overlapping sessions are refused.
+    """
+    if len(text) > MAX_INPUT * 3:
+        raise ValidationFailed("dateparse.too_long", length=len(text), limit=MAX_INPUT * 3)
+    lines = text.replace("\r", "\n").split("\n")
+    norm = "\n".join(_normalise(line) for line in lines)
+    items = _session_items(norm)
+    if not items:
+        raise ValidationFailed("dateparse.no_sessions")
+    parsed = [parse_when(item, today, lang=lang, allow_past=allow_past) for item in items]
+    hours: list[Hours | None] = [w.hours for w in parsed]
+    following: Hours | None = None
+    for index in range(len(hours) - 1, -1, -1):
+        if hours[index] is None:
+            hours[index] = following
+        else:
+            following = hours[index]
+    previous: Hours | None = None
+    for index, value in enumerate(hours):
+        if value is None:
+            hours[index] = previous
+        previous = hours[index]
+    spans: list[Span] = []
+    for when, given in zip(parsed, hours, strict=True):
+        own = given or ALL_DAY
+        if own.all_day:
+            spans.append(make_span(when.first, when.last, own, tz))
+        else:
+            day = when.first
+            while day <= when.last:
+                spans.append(make_span(day, day, own, tz))
+                day += timedelta(days=1)
+        if len(spans) > MAX_SESSIONS:
+            raise ValidationFailed("dateparse.too_many_sessions", count=len(spans), limit=MAX_SESSIONS)
+    spans.sort(key=lambda s: (s.start, s.end))
+    for before, after in pairwise(spans):
+        if after.start < before.end:
+            raise ValidationFailed(
+                "dateparse.sessions_overlap",
+                first=_numeric(local_today(before.start, tz)),
+                second=_numeric(local_today(after.start, tz)),
+            )
+    return spans
