@@ -24,6 +24,7 @@ from infranet.config import Settings
 from infranet.context import AppContext
 from infranet.storage.districts import sync_region
 from infranet.storage.models import Base
+from tests.bot_fixtures import bot, bot_settings, botapi  # noqa: F401  (bot e2e fixtures)
 
 PG_ENV = "INFRANET_TEST_DATABASE_URL"
 ENGINES = ["sqlite", "postgresql"]

@@ -18,10 +18,17 @@ NO_TOKEN_HINT = (
 
 
 def build(ctx: AppContext, scheduler: AsyncIOScheduler) -> Component:
-    if ctx.settings.telegram.token is None:
+    token = ctx.settings.telegram.token
+    if token is None or not token.get_secret_value():
         async def announce() -> None:
             log.warning(NO_TOKEN_HINT)
 
         return Component("bot", start=announce,
                          status=lambda: {"ok": True, "enabled": False, "hint": NO_TOKEN_HINT})
-    raise NotImplementedError("the bot arrives with issue 4")
+    from infranet.bot.jobs import schedule_jobs
+    from infranet.bot.runtime import BotRuntime
+
+    runtime = BotRuntime(ctx, scheduler)
+    schedule_jobs(ctx, scheduler, runtime)
+    return Component("bot", routes=runtime.routes, start=runtime.start, stop=runtime.stop,
+                     status=runtime.status)

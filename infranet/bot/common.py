@@ -1,0 +1,485 @@
+"""Shared helpers of the bot's handler modules (conventions in `handlers/__init__.py`).
+
+The centre is the `@handler(...)` decorator: it opens one database transaction
+for the update, finds who is speaking (`Who`: member, Actor, language), applies
+the access rule and the private-chat rule, runs the handler with a `Turn`, and
+only after the transaction has committed sends what the handler queued
+(replies, edits, notifications to other people). A failed operation therefore
+never announces success, and a refusal (`InfranetError`) is answered in the
+user's language and leaves the database untouched.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import BaseHandler, CommandHandler, ConversationHandler, TypeHandler
+
+from infranet.bot.application import BotContext
+from infranet.context import AppContext
+from infranet.errors import InfranetError
+from infranet.i18n import normalise_language, t
+from infranet.region import UnknownDistrict
+from infranet.storage.actors import Actor
+from infranet.storage.members import get_member
+from infranet.storage.models import Member
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE = 4096
+MAX_CALLBACK = 64
+END = ConversationHandler.END
+
+Access = Literal["anyone", "member", "admin"]
+Chats = Literal["any", "private"]
+
+
+# --- HTML -------------------------------------------------------------------------------
+
+
+class Html(str):
+    """Text that is already safe Telegram HTML: `tr()` does not escape it again."""
+
+    __slots__ = ()
+
+
+def esc(value: object) -> Html:
+    """Escape user text (or anything) for parse_mode=HTML."""
+    if isinstance(value, Html):
+        return value
+    return Html(html.escape("" if value is None else str(value), quote=False))
+
+
+def tr(lang: str | None, key: str, **params: object) -> Html:
+    """A registered message in `lang`, every parameter escaped unless it is `Html`."""
+    return Html(t(lang, key, **{k: esc(v) for k, v in params.items()}))
+
+
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def visible_length(text: str) -> int:
+    """Length after Telegram's entity parsing (tags removed, entities decoded)."""
+    return len(html.unescape(_TAGS.sub("", text)))
+
+
+def split_html(text: str, limit: int = MAX_MESSAGE) -> list[str]:
+    """Split HTML into messages of at most `limit` visible characters, on paragraph
+    boundaries ("\\n\\n"), then lines; a single over-long line loses its markup and is
+    cut plainly. Tags never span paragraphs in our messages, so no tag is cut."""
+    if visible_length(text) <= limit:
+        return [text]
+    chunks: list[str] = []
+    current = ""
+
+    def push(piece: str, sep: str) -> None:
+        nonlocal current
+        candidate = f"{current}{sep}{piece}" if current else piece
+        if visible_length(candidate) <= limit:
+            current = candidate
+            return
+        if current:
+            chunks.append(current)
+        current = ""
+        if visible_length(piece) <= limit:
+            current = piece
+        elif "\n" in piece and sep == "\n\n":
+            for line in piece.split("\n"):
+                push(line, "\n")
+        else:
+            plain = html.unescape(_TAGS.sub("", piece))
+            for start in range(0, len(plain), limit):
+                push(html.escape(plain[start:start + limit], quote=False), sep)
+
+    for paragraph in text.split("\n\n"):
+        push(paragraph, "\n\n")
+    if current:
+        chunks.append(current)
+    return [c for c in chunks if c.strip()]
+
+
+# --- callback data and keyboards -----------------------------------------------------------
+
+
+def cb(*parts: object) -> str:
+    """Callback data such as `ev:123:ok` (at most 64 bytes; parts must not contain ':')."""
+    data = ":".join(str(p) for p in parts)
+    if len(data.encode()) > MAX_CALLBACK:
+        raise ValueError(f"callback data {data!r} is over {MAX_CALLBACK} bytes")
+    return data
+
+
+def parse_cb(data: str | None) -> list[str]:
+    return (data or "").split(":")
+
+
+def int_part(parts: Sequence[str], index: int) -> int | None:
+    """The integer at `parts[index]`, or None for a missing or forged value."""
+    try:
+        return int(parts[index])
+    except (IndexError, ValueError):
+        return None
+
+
+Buttons = Sequence[Sequence[tuple[str, str]]] | InlineKeyboardMarkup | None
+
+
+def keyboard(buttons: Buttons) -> InlineKeyboardMarkup | None:
+    """Rows of (label, callback data); a value starting with http(s):// becomes a URL button."""
+    if buttons is None or isinstance(buttons, InlineKeyboardMarkup):
+        return buttons
+    rows = [[InlineKeyboardButton(label, url=value) if value.startswith(("http://", "https://"))
+             else InlineKeyboardButton(label, callback_data=value) for label, value in row]
+            for row in buttons if row]
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def rows_of(items: Iterable[tuple[str, str]], per_row: int = 2) -> list[list[tuple[str, str]]]:
+    items = list(items)
+    return [items[i:i + per_row] for i in range(0, len(items), per_row)]
+
+
+# --- sending ---------------------------------------------------------------------------------
+
+
+async def send_html(bot: Bot, chat_id: int, text: str, buttons: Buttons = None) -> Message | None:
+    """Send HTML text, split into several messages when needed; the keyboard goes
+    with the last one. A user who blocked the bot is logged, not an error."""
+    parts = split_html(text)
+    message = None
+    try:
+        for index, part in enumerate(parts):
+            message = await bot.send_message(
+                chat_id, part, parse_mode=ParseMode.HTML, disable_web_page_preview=True,
+                reply_markup=keyboard(buttons) if index == len(parts) - 1 else None)
+    except Forbidden:
+        log.info("chat %s cannot be reached (the user has not started the bot or blocked it)",
+                 chat_id)
+        return None
+    return message
+
+
+async def edit_html(message: Message | Any, text: str, buttons: Buttons = None) -> None:
+    """Edit a message of the bot; "not modified" is not an error."""
+    parts = split_html(text)
+    try:
+        await message.edit_text(parts[0], parse_mode=ParseMode.HTML,
+                                disable_web_page_preview=True,
+                                reply_markup=keyboard(buttons) if len(parts) == 1 else None)
+    except BadRequest as exc:
+        if "not modified" not in str(exc).lower():
+            raise
+    for index, part in enumerate(parts[1:], start=2):
+        await message.get_bot().send_message(
+            message.chat.id, part, parse_mode=ParseMode.HTML, disable_web_page_preview=True,
+            reply_markup=keyboard(buttons) if index == len(parts) else None)
+
+
+# --- who is speaking ---------------------------------------------------------------------------
+
+
+@dataclass
+class Who:
+    """The Telegram user of an update, as the network knows them."""
+
+    telegram_id: int
+    member: Member | None
+    lang: str
+    display_name: str = ""
+    username: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor.of(self.member) if self.member else Actor("member", None)
+
+    @property
+    def is_member(self) -> bool:
+        return self.member is not None and self.member.is_approved
+
+    @property
+    def is_admin(self) -> bool:
+        return self.member is not None and self.member.is_admin
+
+    @property
+    def role(self) -> Access:
+        return "admin" if self.is_admin else "member" if self.is_member else "anyone"
+
+
+async def identify(session: AsyncSession, update: Update,
+                   user_data: dict[Any, Any] | None = None) -> Who:
+    """Member (or None) and language: the member's choice, else /lang of a non-member
+    (kept in user_data), else Telegram's language_code."""
+    user = update.effective_user
+    if user is None:
+        return Who(0, None, normalise_language(None))
+    member = await get_member(session, user.id)
+    chosen = member.language if member and member.language else (user_data or {}).get("lang")
+    lang = chosen or normalise_language(user.language_code)
+    return Who(user.id, member, lang, user.full_name, user.username)
+
+
+def allows(who: Who, access: Access) -> bool:
+    return (access == "anyone" or (access == "member" and who.is_member)
+            or (access == "admin" and who.is_admin))
+
+
+# --- one update's turn -------------------------------------------------------------------------
+
+
+@dataclass
+class _Outgoing:
+    chat_id: int | None  # None: edit the pressed message
+    text: str
+    buttons: Buttons = None
+
+
+@dataclass
+class Turn:
+    """What a handler works with: the update, the session, who speaks, and an outbox
+    flushed after commit."""
+
+    update: Update
+    context: BotContext
+    session: AsyncSession
+    who: Who
+    outbox: list[_Outgoing] = field(default_factory=list)
+    toast_text: str | None = None
+
+    @property
+    def ctx(self) -> AppContext:
+        return self.context.infra
+
+    @property
+    def lang(self) -> str:
+        return self.who.lang
+
+    @property
+    def actor(self) -> Actor:
+        return self.who.actor
+
+    @property
+    def chat_id(self) -> int:
+        chat = self.update.effective_chat
+        return chat.id if chat else self.who.telegram_id
+
+    @property
+    def is_private(self) -> bool:
+        chat = self.update.effective_chat
+        return chat is None or chat.type == "private"
+
+    @property
+    def args(self) -> list[str]:
+        return list(self.context.args or [])
+
+    @property
+    def text(self) -> str:
+        message = self.update.effective_message
+        return (message.text or "").strip() if message and not self.update.callback_query else ""
+
+    @property
+    def data(self) -> list[str]:
+        """The pressed button's callback data, split on ':' (e.g. ['ev', '123', 'ok'])."""
+        query = self.update.callback_query
+        return parse_cb(query.data if query else None)
+
+    @property
+    def user_data(self) -> dict[Any, Any]:
+        return self.context.user_data if self.context.user_data is not None else {}
+
+    def t(self, key: str, **params: object) -> Html:
+        return tr(self.lang, key, **params)
+
+    def reply(self, text: str, buttons: Buttons = None) -> None:
+        """Answer in the current chat (queued until the transaction commits)."""
+        self.outbox.append(_Outgoing(self.chat_id, text, buttons))
+
+    def say(self, key: str, buttons: Buttons = None, **params: object) -> None:
+        """`reply(t(key, **params))`."""
+        self.reply(self.t(key, **params), buttons)
+
+    def edit(self, text: str, buttons: Buttons = None) -> None:
+        """Replace the text of the message whose button was pressed (else: reply)."""
+        if self.update.callback_query and self.update.callback_query.message:
+            self.outbox.append(_Outgoing(None, text, buttons))
+        else:
+            self.reply(text, buttons)
+
+    def notify(self, chat_id: int, text: str, buttons: Buttons = None) -> None:
+        """Send to someone else (a private chat id = their Telegram id)."""
+        self.outbox.append(_Outgoing(chat_id, text, buttons))
+
+    def notify_member(self, member: Member, key: str, buttons: Buttons = None,
+                      **params: object) -> None:
+        """Tell another member, in their own language."""
+        lang = member.language or "pl"
+        self.notify(member.telegram_id, tr(lang, key, **params), buttons)
+
+    def toast(self, text: str) -> None:
+        """The small pop-up answer to a button press."""
+        self.toast_text = text
+
+    async def flush(self) -> None:
+        bot = self.context.bot
+        outbox, self.outbox = self.outbox, []
+        for item in outbox:
+            try:
+                if item.chat_id is None:
+                    assert self.update.callback_query is not None
+                    await edit_html(self.update.callback_query.message, item.text, item.buttons)
+                else:
+                    await send_html(bot, item.chat_id, item.text, item.buttons)
+            except TelegramError:
+                log.exception("update %s: could not deliver a message to %s",
+                              self.update.update_id, item.chat_id)
+        await self.answer_callback()
+
+    async def answer_callback(self) -> None:
+        query = self.update.callback_query
+        if query is None:
+            return
+        try:
+            await query.answer(self.toast_text[:200] if self.toast_text else None)
+        except TelegramError as exc:  # an old query (over 15 min) cannot be answered
+            log.info("update %s: callback not answered: %s", self.update.update_id, exc)
+
+
+HandlerFn = Callable[[Turn], Awaitable[Any]]
+
+
+def private_link(context: BotContext, start: str) -> str:
+    return f"https://t.me/{context.bot.username}?start={start}"
+
+
+def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | None = None,
+            ) -> Callable[[HandlerFn], Callable[[Update, BotContext], Awaitable[Any]]]:
+    """Wrap a handler: transaction, identity, access rule, private-chat rule, outbox.
+
+    - `access="member"`: approved members only; others get one line on /join.
+      `access="admin"`: network admins only. Business functions check again.
+    - `chat="private"`: in a group the user is sent to a private chat (personal data
+      and multi-step forms never happen in a group). `deep_link` is the /start
+      payload of that link (default: the handler's name).
+    - An `InfranetError` raised by the handler rolls the transaction back and is
+      answered in the user's language; the conversation stays in its state.
+    - The handler's return value is returned (conversation states).
+    """
+
+    def wrap(fn: HandlerFn) -> Callable[[Update, BotContext], Awaitable[Any]]:
+        @functools.wraps(fn)
+        async def run(update: Update, context: BotContext) -> Any:
+            infra = context.infra
+            turn: Turn | None = None
+            result: Any = None
+            try:
+                async with infra.db.transaction() as session:
+                    who = await identify(session, update, context.user_data)
+                    turn = Turn(update, context, session, who)
+                    if chat == "private" and not turn.is_private:
+                        link = private_link(context, deep_link or fn.__name__.removeprefix("cmd_"))
+                        turn.reply(turn.t("bot.private_only"), [[(turn.t("bot.open_private"), link)]])
+                        result = END
+                    elif not allows(who, access):
+                        turn.say("bot.need_admin" if access == "admin" and who.is_member
+                                 else "bot.need_member")
+                        result = END
+                    else:
+                        result = await fn(turn)
+            except (InfranetError, UnknownDistrict) as exc:
+                lang = turn.lang if turn else normalise_language(
+                    update.effective_user.language_code if update.effective_user else None)
+                message = exc.localized(lang) if isinstance(exc, InfranetError) else _district_error(
+                    lang, exc)
+                if turn is None:
+                    where = update.effective_chat
+                    await send_html(context.bot, where.id if where else 0, esc(message))
+                    return None
+                turn.outbox = [_Outgoing(turn.chat_id, esc(message))]
+                result = None
+            if turn is not None:
+                await turn.flush()
+            return result
+
+        return run
+
+    return wrap
+
+
+def _district_error(lang: str, exc: UnknownDistrict) -> str:
+    hint = ", ".join(d.name for d in exc.suggestions)
+    return t(lang, "bot.unknown_district", query=exc.query, hint=hint or "—")
+
+
+# --- conversations ------------------------------------------------------------------------------
+
+
+def form(turn: Turn, name: str) -> dict[str, Any]:
+    """The conversation's form in user_data (created on first use)."""
+    data = turn.user_data
+    return data.setdefault(name, {})  # type: ignore[no-any-return]
+
+
+def conversation(
+    ctx: AppContext, name: str, entry_points: list[BaseHandler[Any, Any, Any]],
+    states: dict[object, list[BaseHandler[Any, Any, Any]]],
+    fallbacks: Sequence[BaseHandler[Any, Any, Any]] = (),
+) -> ConversationHandler[Any]:
+    """A persistent conversation with `/cancel` as fallback and a timeout that says so.
+
+    The form lives in `user_data[name]`; cancel and timeout clear it.
+    """
+
+    @handler()
+    async def cancel(turn: Turn) -> int:
+        turn.user_data.pop(name, None)
+        turn.say("bot.cancelled")
+        return END
+
+    async def timed_out(update: Update, context: BotContext) -> None:
+        if context.user_data is not None:
+            context.user_data.pop(name, None)
+        chat = update.effective_chat
+        if chat is None:
+            return
+        async with context.infra.db.transaction() as session:
+            who = await identify(session, update, context.user_data)
+        await send_html(context.bot, chat.id, tr(who.lang, "bot.timed_out"))
+
+    all_states = dict(states)
+    all_states[ConversationHandler.TIMEOUT] = [TypeHandler(Update, timed_out)]
+    return ConversationHandler(
+        entry_points=entry_points, states=all_states,
+        fallbacks=[CommandHandler("cancel", cancel), *fallbacks],
+        name=name, persistent=True, allow_reentry=True,
+        conversation_timeout=ctx.settings.telegram.conversation_timeout_s,
+    )
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command a handler module offers; its description is the message `bot.cmd.<name>`.
+
+    `access` decides who sees it in /help; `menu` whether it is in Telegram's menu.
+    """
+
+    name: str
+    access: Access = "anyone"
+    menu: bool = True

@@ -1,0 +1,123 @@
+"""The bot's handler modules, and the conventions every one of them follows.
+
+Registration
+    Each module in `MODULES` (`infranet/bot/handlers/<name>.py`) exposes
+        COMMANDS: list[Command]                       # for /help and the command menu
+        def handlers(ctx: AppContext) -> list[BaseHandler]
+    and registers its own messages with `infranet.i18n.register({...})` at import time
+    (keys `bot.<module>.*`; a command's description is `bot.cmd.<name>`). A module that
+    does not exist yet is skipped. Handlers run in group 0 in module order; the
+    generic `/cancel` and the unknown-command answer are added after all modules, so a
+    conversation always sees its own `/cancel` first.
+
+Writing a handler: one line gets the speaker, the session and the rules
+    from infranet.bot.common import Turn, handler, cb, int_part, conversation, form, END
+
+    @handler(access="member", chat="private")   # "anyone" | "member" | "admin"; "any" | "private"
+    async def cmd_my(turn: Turn) -> None:
+        turn.who.member / turn.actor / turn.lang / turn.session / turn.ctx (AppContext)
+        turn.args (command arguments) / turn.text (message text) / turn.data (callback parts)
+        turn.say("bot.events.saved", title=event.title)   # message key, params escaped
+        turn.reply(html_text, buttons=[[("OK", cb("ev", event.id, "ok"))]])
+        turn.edit(html_text, buttons)          # callbacks: edit the pressed message
+        turn.notify_member(other, "bot.x.y", buttons, **params)   # in *their* language
+        turn.toast("…")                        # the pop-up answer to a button press
+    `@handler` opens ONE transaction (`turn.session`) around the handler; replies,
+    edits and notifications are queued and sent only after the commit, so nothing
+    claims success that was rolled back. Callback queries are always answered.
+    `access="member"` answers a non-member with one line on /join; `access="admin"`
+    refuses non-admins. These are conveniences: the business function you call must
+    check permissions itself (`actor.require_approved()`, `require_admin()`,
+    `require_org(org_id)`), because a forged callback must change nothing.
+
+Business rules
+    Never in a handler. Call `op(turn.session, turn.ctx, turn.actor, ...)` from the
+    owning component (calendar, storage, newsletter). Raise/let through
+    `InfranetError` (ValidationFailed, PermissionDenied, NotFound) or `UnknownDistrict`:
+    `@handler` rolls back and answers with `exc.localized(lang)`; inside a
+    conversation the state does not change, so the user simply answers the step again.
+
+Text and HTML
+    Every message is parse_mode=HTML. Templates in the i18n catalog may contain markup;
+    `turn.t()`/`tr()` escape every parameter unless it is wrapped in `Html` (already
+    safe markup you built with `esc()`). Build lists with `esc(user_text)` for each
+    user-supplied piece. `send_html`/`turn.reply` split anything over 4096 visible
+    characters on paragraph boundaries ("\\n\\n"), so never let a tag span a blank line.
+    Check user input lengths and answer `bot.text_too_long` (length, limit).
+    Dates: `infranet.i18n.format_date/format_span(..., lang)`.
+
+Callback data
+    Short, colon-separated, at most 64 bytes: `cb("ev", 123, "ok")` -> "ev:123:ok";
+    `turn.data` -> ["ev", "123", "ok"]; `int_part(turn.data, 1)` -> 123 or None (forged).
+    One prefix per module (ev, tr, ref, mod, join, mem, org, nl, lang, pg); register with
+    `CallbackQueryHandler(fn, pattern=r"^ev:")`.
+
+Conversations
+    `conversation(ctx, "event", entry_points, states)` builds a persistent
+    ConversationHandler (survives restarts via the bot_state table), with `/cancel` as a
+    fallback and a timeout ([telegram] conversation_timeout_s) that tells the user.
+    Keep the form in `form(turn, "event")` (= user_data["event"]); store JSON-friendly
+    values only (str, int, float, bool, None, list, dict, plus date/datetime/time/Decimal,
+    which the persistence tags); never ORM objects. Use `chat="private"` on entry points.
+    Return the next state, `END` to finish (pop the form first), or None to stay.
+
+Private and group chats
+    In groups the bot answers listings (/events, /trainings, /orgs, /help) and /check
+    only. `chat="private"` handlers answer in a group with a button opening a private
+    chat (deep link `/start <command>`); personal data never goes to a group.
+
+Rate limit and errors
+    A per-user limit of `[telegram] commands_per_minute` commands runs before every
+    handler (`ratelimit.py`). Unexpected exceptions reach the error handler
+    (`runtime.py`), which logs them with the update id and tells the user, without a
+    traceback, to try again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from types import ModuleType
+from typing import Any
+
+from telegram.ext import BaseHandler
+
+from infranet.bot.common import Command
+from infranet.context import AppContext
+
+log = logging.getLogger(__name__)
+
+# Order matters only for overlapping handlers; conversations come before plain commands.
+MODULES = ("core", "membership", "moderation", "events", "trainings", "referrals", "directory",
+           "newsletter")
+
+
+def load_modules() -> list[ModuleType]:
+    found = []
+    for name in MODULES:
+        full = f"{__name__}.{name}"
+        try:
+            found.append(importlib.import_module(full))
+        except ModuleNotFoundError as exc:
+            if exc.name != full:
+                raise
+            log.debug("bot handler module %s does not exist yet", full)
+    return found
+
+
+def all_commands() -> list[Command]:
+    seen: dict[str, Command] = {}
+    for module in load_modules():
+        for command in getattr(module, "COMMANDS", []):
+            seen.setdefault(command.name, command)
+    return list(seen.values())
+
+
+def all_handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
+    from infranet.bot.handlers import core
+
+    out: list[BaseHandler[Any, Any, Any]] = []
+    for module in load_modules():
+        out.extend(module.handlers(ctx))
+    out.extend(core.last_handlers(ctx))
+    return out

@@ -1,0 +1,102 @@
+"""The bot's shared messages (Polish first, English). Handler modules register their
+own keys next to their code; these are the ones every module relies on.
+
+Messages are Telegram HTML templates: markup here is trusted, parameters are
+escaped by `common.tr()` unless passed as `Html`.
+"""
+
+from __future__ import annotations
+
+from infranet.i18n import register
+
+register({
+    # --- rules applied by @handler ---------------------------------------------------
+    "bot.need_member": {
+        "pl": "Tę komendę mogą używać zatwierdzeni członkowie sieci. Dołącz przez /join.",
+        "en": "Only approved members of the network can use this command. Join with /join.",
+    },
+    "bot.need_admin": {
+        "pl": "Tę komendę mogą używać tylko administratorzy sieci.",
+        "en": "Only the network's admins can use this command.",
+    },
+    "bot.private_only": {
+        "pl": "To załatwimy w prywatnej rozmowie ze mną.",
+        "en": "Let's do this in a private chat with me.",
+    },
+    "bot.open_private": {"pl": "Otwórz rozmowę", "en": "Open the chat"},
+    "bot.unknown_district": {
+        "pl": "Nie znam powiatu „{query}”. Czy chodzi o: {hint}?",
+        "en": "I don't know the district \"{query}\". Did you mean: {hint}?",
+    },
+    "bot.cancelled": {"pl": "Anulowano. Nic nie zostało zapisane.",
+                      "en": "Cancelled. Nothing was saved."},
+    "bot.nothing_to_cancel": {"pl": "Nie ma nic do anulowania.", "en": "There is nothing to cancel."},
+    "bot.timed_out": {
+        "pl": "Rozmowa wygasła z powodu braku odpowiedzi; nic nie zostało zapisane. "
+              "Zacznij od nowa, kiedy zechcesz.",
+        "en": "The conversation timed out without an answer; nothing was saved. "
+              "Start again whenever you like.",
+    },
+    "bot.unknown_command": {"pl": "Nie znam tej komendy. Zobacz /help.",
+                            "en": "I don't know that command. See /help."},
+    "bot.slow_down": {
+        "pl": "Za dużo komend naraz: najwyżej {limit} na minutę. Spróbuj ponownie za chwilę.",
+        "en": "Too many commands at once: at most {limit} a minute. Please try again shortly.",
+    },
+    "bot.error": {
+        "pl": "Przepraszam, coś poszło nie tak po mojej stronie (zgłoszenie {ref}). "
+              "Spróbuj ponownie za chwilę.",
+        "en": "Sorry, something went wrong on my side (reference {ref}). Please try again shortly.",
+    },
+    "bot.text_too_long": {
+        "pl": "Za długi tekst: {length} znaków, limit to {limit}. Skróć go i wyślij ponownie.",
+        "en": "The text is too long: {length} characters, the limit is {limit}. "
+              "Shorten it and send it again.",
+    },
+    "bot.text_expected": {"pl": "Napisz odpowiedź tekstem albo /cancel, aby przerwać.",
+                          "en": "Please answer with text, or /cancel to stop."},
+    "bot.button_expired": {"pl": "Ten przycisk jest już nieaktualny.",
+                           "en": "This button is no longer valid."},
+    "bot.skip": {"pl": "Pomiń", "en": "Skip"},
+    "bot.yes": {"pl": "Tak", "en": "Yes"},
+    "bot.no": {"pl": "Nie", "en": "No"},
+    "bot.confirm": {"pl": "Potwierdź", "en": "Confirm"},
+    "bot.cancel": {"pl": "Anuluj", "en": "Cancel"},
+    "bot.next": {"pl": "Dalej »", "en": "Next »"},
+    "bot.prev": {"pl": "« Wstecz", "en": "« Back"},
+    "bot.none_found": {"pl": "Nic nie znaleziono.", "en": "Nothing found."},
+    # --- /start, /help, /lang -------------------------------------------------------
+    "bot.start.anyone": {
+        "pl": "Cześć! Jestem botem sieci organizacji infrastrukturalnych ({region}).\n\n"
+              "Pomagam uzgadniać terminy wydarzeń we wspólnym kalendarzu, ogłaszać nabory na "
+              "szkolenia, przekazywać sobie klientów i szukać organizacji wsparcia.\n\n"
+              "Możesz już przeglądać: /events, /trainings, /orgs, /check.\n"
+              "Aby publikować, dołącz przez /join. Wszystkie komendy: /help.",
+        "en": "Hi! I am the bot of the network of NGO-support organisations ({region}).\n\n"
+              "I help coordinate event dates in the shared calendar, announce training "
+              "recruitments, refer clients to each other and find support organisations.\n\n"
+              "You can browse now: /events, /trainings, /orgs, /check.\n"
+              "To post, join with /join. All commands: /help.",
+    },
+    "bot.start.pending": {
+        "pl": "Twoja prośba o dołączenie czeka na decyzję administratora. Dam znać.",
+        "en": "Your request to join is waiting for an admin's decision. I will let you know.",
+    },
+    "bot.start.member": {
+        "pl": "Witaj, {name} ({org})!\n\nDodaj wydarzenie: /event, nabór: /training, "
+              "skieruj klienta: /refer. Wszystkie komendy: /help.",
+        "en": "Welcome, {name} ({org})!\n\nAdd an event: /event, a training: /training, "
+              "refer a client: /refer. All commands: /help.",
+    },
+    "bot.start.deep_link": {"pl": "Wyślij /{command}, aby zacząć.",
+                            "en": "Send /{command} to begin."},
+    "bot.help.title": {"pl": "<b>Komendy dostępne dla Ciebie</b>", "en": "<b>Commands you can use</b>"},
+    "bot.help.join_hint": {"pl": "Więcej komend po dołączeniu do sieci: /join.",
+                           "en": "More commands once you join the network: /join."},
+    "bot.lang.choose": {"pl": "Wybierz język:", "en": "Choose a language:"},
+    "bot.lang.set": {"pl": "Język ustawiony: polski.", "en": "Language set: English."},
+    "bot.cmd.start": {"pl": "co potrafi ten bot", "en": "what this bot does"},
+    "bot.cmd.help": {"pl": "lista komend", "en": "list of commands"},
+    "bot.cmd.lang": {"pl": "język: polski / English", "en": "language: polski / English"},
+    "bot.cmd.cancel": {"pl": "przerwij bieżącą rozmowę", "en": "stop the current conversation"},
+})

@@ -1,0 +1,163 @@
+"""Running the bot inside the service's event loop: polling or webhook.
+
+Polling (default): `initialize()`, `updater.start_polling()`, `start()`; no
+`run_polling()`, which would want to own the loop (see PITFALLS). Webhook: the
+Application has no Updater; the service's Starlette app receives Telegram's POST
+at `[telegram] webhook_path`, checks the secret-token header and puts the update
+on `application.update_queue`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from telegram import BotCommand, BotCommandScopeDefault, Update
+from telegram.error import TelegramError
+from telegram.ext import BaseRateLimiter
+
+from infranet.bot.application import BotContext, InfranetApplication, build_application
+from infranet.bot.common import send_html, tr
+from infranet.bot.handlers import all_commands, all_handlers
+from infranet.bot.ratelimit import GROUP as RATE_LIMIT_GROUP
+from infranet.bot.ratelimit import CommandLimiter
+from infranet.context import AppContext
+from infranet.i18n import LANGUAGES, normalise_language, t
+from infranet.security import sign
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105  (a header name)
+
+
+def webhook_secret(ctx: AppContext) -> str:
+    """The configured secret, or one derived from the service's secret key (stable across
+    restarts, only [A-Za-z0-9_-] as Telegram requires)."""
+    configured = ctx.settings.telegram.webhook_secret
+    if configured is not None and configured.get_secret_value():
+        return configured.get_secret_value()
+    token = sign(ctx.secret_key, "telegram-webhook", "v1")
+    return "".join(ch for ch in token if ch.isalnum() or ch in "_-")[:64]
+
+
+async def on_error(update: object, context: BotContext) -> None:
+    """Log with the update id; tell the user something went wrong, never how."""
+    update_id = update.update_id if isinstance(update, Update) else None
+    log.error("update %s failed", update_id, exc_info=context.error)
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return
+    user = update.effective_user
+    lang = (context.user_data or {}).get("lang") or normalise_language(
+        user.language_code if user else None)
+    try:
+        await send_html(context.bot, update.effective_chat.id,
+                        tr(lang, "bot.error", ref=update_id or "-"))
+        if update.callback_query:
+            await update.callback_query.answer()
+    except TelegramError:
+        log.warning("update %s: could not tell the user about the error", update_id)
+
+
+def menu_commands(lang: str) -> list[BotCommand]:
+    return [BotCommand(c.name, t(lang, f"bot.cmd.{c.name}")[:256])
+            for c in all_commands() if c.menu]
+
+
+class BotRuntime:
+    """The Application's life inside the service; `routes` holds the webhook route."""
+
+    def __init__(self, ctx: AppContext, scheduler: AsyncIOScheduler | None = None, *,
+                 rate_limiter: BaseRateLimiter[Any] | None = None) -> None:
+        self.ctx = ctx
+        self.scheduler = scheduler
+        self.rate_limiter = rate_limiter
+        self.webhook = ctx.settings.telegram.mode == "webhook"
+        self.application: InfranetApplication | None = None
+        self.secret = webhook_secret(ctx) if self.webhook else ""
+        self.error: str | None = None
+
+    @property
+    def routes(self) -> list[Route]:
+        if not self.webhook:
+            return []
+        return [Route(self.ctx.settings.telegram.webhook_path, self.receive, methods=["POST"])]
+
+    def build(self) -> InfranetApplication:
+        application = build_application(self.ctx, webhook=self.webhook,
+                                         rate_limiter=self.rate_limiter)
+        application.add_handler(
+            CommandLimiter(self.ctx.settings.telegram.commands_per_minute).handler(),
+            group=RATE_LIMIT_GROUP)
+        for h in all_handlers(self.ctx):
+            application.add_handler(h)
+        application.add_error_handler(on_error)  # type: ignore[arg-type]
+        return application
+
+    async def start(self) -> None:
+        application = self.build()
+        await application.initialize()  # getMe; loads persisted conversations
+        self.application = application
+        try:
+            await self.set_commands()
+            if self.webhook:
+                url = self.ctx.settings.http.public_base_url + self.ctx.settings.telegram.webhook_path
+                await application.bot.set_webhook(url, secret_token=self.secret,
+                                                  allowed_updates=Update.ALL_TYPES)
+            else:
+                assert application.updater is not None
+                await application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
+            await application.start()
+        except Exception:
+            await self.stop()
+            raise
+        log.info("Telegram bot @%s is running (%s)", application.bot.username,
+                 "webhook" if self.webhook else "polling")
+
+    async def set_commands(self) -> None:
+        assert self.application is not None
+        bot = self.application.bot
+        # Polish is the default menu; each other language gets its own.
+        await bot.set_my_commands(menu_commands("pl"), scope=BotCommandScopeDefault())
+        for lang in LANGUAGES:
+            if lang != "pl":
+                await bot.set_my_commands(menu_commands(lang), scope=BotCommandScopeDefault(),
+                                          language_code=lang)
+
+    async def stop(self) -> None:
+        application = self.application
+        if application is None:
+            return
+        if application.updater is not None and application.updater.running:
+            await application.updater.stop()
+        if application.running:
+            await application.stop()  # also writes persistence
+        await application.shutdown()
+        self.application = None
+
+    async def receive(self, request: Request) -> Response:
+        """Telegram's webhook POST: check the secret, queue the update, answer at once."""
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), self.secret.encode()):
+            log.warning("webhook call with a wrong or missing secret token refused")
+            return JSONResponse({"ok": False}, status_code=403)
+        application = self.application
+        if application is None or not application.running:
+            return JSONResponse({"ok": False, "detail": "bot not running"}, status_code=503)
+        try:
+            payload = await request.json()
+            update = Update.de_json(payload, application.bot)
+        except (ValueError, TypeError, KeyError):
+            return JSONResponse({"ok": False, "detail": "not an update"}, status_code=400)
+        await application.update_queue.put(update)
+        return JSONResponse({"ok": True})
+
+    def status(self) -> dict[str, Any]:
+        application = self.application
+        return {"ok": application is not None and application.running and self.error is None,
+                "enabled": True, "mode": "webhook" if self.webhook else "polling",
+                "username": application.bot.username if application else None}

@@ -1,0 +1,32 @@
+"""The bot's runtime and core commands, end to end through the Bot API emulator."""
+
+from __future__ import annotations
+
+from tests.bot_fixtures import ADMIN_ID, BotHarness
+
+
+async def test_start_help_lang_for_a_stranger(bot: BotHarness) -> None:
+    reply = await bot.api.ask(5001, "/start")
+    assert "Cześć" in reply.text and "/join" in reply.text
+    help_text = (await bot.api.ask(5001, "/help")).text
+    assert "/start" in help_text and "/join" in help_text
+    assert "/members" not in help_text
+    english = await bot.api.ask(5002, "/start", language_code="en-GB")
+    assert "Hi!" in english.text
+    choose = await bot.api.ask(5001, "/lang")
+    edited = await bot.api.click(5001, choose, choose.button("English"))
+    assert edited.kind == "edit" and "English" in edited.text
+    assert "Hi!" in (await bot.api.ask(5001, "/start")).text
+
+
+async def test_commands_registered_in_polish_and_english(bot: BotHarness) -> None:
+    default = {c["command"]: c["description"] for c in bot.api.commands[""]}
+    english = {c["command"]: c["description"] for c in bot.api.commands["en"]}
+    assert default["help"] == "lista komend" and english["help"] == "list of commands"
+
+
+async def test_admin_sees_admin_commands_and_unknown_command(bot: BotHarness) -> None:
+    reply = await bot.api.ask(ADMIN_ID, "/nonsense")
+    assert "/help" in reply.text
+    reply = await bot.api.ask(ADMIN_ID, "/cancel")
+    assert "nic do anulowania" in reply.text.lower()
