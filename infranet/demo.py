@@ -5,6 +5,11 @@ Idempotent: running it twice adds nothing the second time.
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from infranet.context import AppContext
 from infranet.storage.actors import Actor
 from infranet.storage.orgs import OrgInput, add_organisation, list_organisations
@@ -37,4 +42,81 @@ async def seed(ctx: AppContext) -> dict[str, int]:
             if data.name not in existing:
                 await add_organisation(session, ctx, actor, data)
                 added["organisations"] += 1
+        added["events"] = await seed_events(session, ctx, actor)
+    return added
+
+
+async def seed_events(session: AsyncSession, ctx: AppContext, actor: Actor) -> int:
+    """About ten events over the coming weeks, by UID so a second run adds nothing:
+    a conflicting pair, a multi-day all-day fair and a monthly network meeting."""
+    from infranet.calendar.events import EventInput, add_event
+    from infranet.storage.models import Event
+
+    orgs = {o.short_name: o.id for o in await list_organisations(session, include_pending=True)}
+    tz = ctx.tz
+    today = ctx.now().astimezone(tz).date()
+    monday = today + timedelta(days=7 - today.weekday())  # next week's Monday
+
+    def at(week: int, weekday: int, hour: int, minute: int = 0) -> datetime:
+        day = monday + timedelta(weeks=week, days=weekday)
+        return datetime.combine(day, time(hour, minute), tz)
+
+    def day(week: int, weekday: int) -> date:
+        return monday + timedelta(weeks=week, days=weekday)
+
+    specs = [
+        ("demo-rodo", EventInput(
+            "Szkolenie: RODO w organizacji pozarządowej", at(0, 2, 10), at(0, 2, 14),
+            district="m. Olsztyn", category="training", audiences=["ngo"],
+            organisation_id=orgs.get("COP Olsztyn"), location="COP, ul. Partyzantów 1, Olsztyn",
+            registration_url="https://cop.example.org/rodo")),
+        # Same day, same powiat, same audience: the demo's high-severity conflict.
+        ("demo-granty", EventInput(
+            "Warsztaty: jak napisać wniosek grantowy", at(0, 2, 12), at(0, 2, 16),
+            district="m. Olsztyn", category="training", audiences=["ngo", "residents"],
+            organisation_id=orgs.get("Wolontariat WiM"), location="Biblioteka Miejska, Olsztyn")),
+        ("demo-ekonomia", EventInput(
+            "Konferencja: ekonomia społeczna w regionie", at(1, 3, 9, 30), at(1, 3, 15),
+            district="m. Elbląg", category="conference", audiences=["ngo", "local-government"],
+            organisation_id=orgs.get("OWES Elbląg"), url="https://owes.example.org/konferencja")),
+        ("demo-targi", EventInput(
+            "Mazurskie Targi Organizacji Pozarządowych", day(2, 4), day(2, 6), all_day=True,
+            district="giżycki", category="fair", audiences=["ngo", "residents"],
+            organisation_id=orgs.get("LGD Mazury"), location="Giżycko, Twierdza Boyen")),
+        ("demo-siec", EventInput(
+            "Spotkanie sieci organizacji infrastrukturalnych", at(0, 1, 11), at(0, 1, 13),
+            district="region", category="meeting", audiences=["ngo"],
+            organisation_id=orgs.get("COP Olsztyn"), location="online",
+            rrule="FREQ=MONTHLY;COUNT=6")),
+        ("demo-konsultacje", EventInput(
+            "Konsultacje programu współpracy z NGO", at(1, 1, 16), at(1, 1, 18),
+            district="ełcki", category="consultation", audiences=["ngo", "local-government"],
+            organisation_id=orgs.get("LGD Mazury"), location="Starostwo Powiatowe w Ełku")),
+        ("demo-wolontariat", EventInput(
+            "Szkolenie dla koordynatorów wolontariatu", at(3, 5, 10), at(3, 5, 15),
+            district="podregion olsztyński", category="training", audiences=["youth", "ngo"],
+            organisation_id=orgs.get("Wolontariat WiM"))),
+        ("demo-seniorzy", EventInput(
+            "Dzień aktywnego seniora", at(2, 2, 10), at(2, 2, 13),
+            district="braniewski", category="other", audiences=["seniors", "residents"],
+            organisation_id=orgs.get("OWES Elbląg"), location="Dom Kultury, Braniewo")),
+        ("demo-ksiegowosc", EventInput(
+            "Doradztwo księgowe dla NGO (dyżur)", at(1, 0, 9), at(1, 0, 12),
+            district="olsztyński", category="consultation", audiences=["ngo"],
+            organisation_id=orgs.get("COP Olsztyn"), rrule="FREQ=WEEKLY;COUNT=4")),
+        ("demo-mlodziez", EventInput(
+            "Forum młodzieżowe powiatu piskiego", at(3, 3, 10), at(3, 3, 14),
+            district="piski", category="conference", audiences=["youth"],
+            organisation_id=orgs.get("LGD Mazury"))),
+    ]
+    existing = set((await session.scalars(select(Event.uid).where(
+        Event.uid.in_([f"{key}@infranet.demo" for key, _ in specs])))).all())
+    added = 0
+    for key, data in specs:
+        uid = f"{key}@infranet.demo"
+        if uid in existing:
+            continue
+        data.uid = uid
+        await add_event(session, ctx, actor, data, source="demo")
+        added += 1
     return added

@@ -157,6 +157,7 @@ class FeedRow:
     created_at: datetime
     updated_at: datetime
     district_name: str
+    district_slug: str
     org_name: str | None
     org_email: str | None
     org_phone: str | None
@@ -197,6 +198,15 @@ def render_vevent(row: FeedRow, tz: tzinfo, tzid: str, fallback_organizer: str) 
         lines.append(f"ORGANIZER;CN={_param(row.org_name)}:{address}")
     lines.append("STATUS:CANCELLED" if row.status == EventStatus.CANCELLED else "STATUS:CONFIRMED")
     lines.append("TRANSP:TRANSPARENT")
+    # Our own codes, so that `infranet events import` of an export loses nothing.
+    lines.append(f"X-INFRANET-DISTRICT:{row.district_slug}")
+    lines.append(f"X-INFRANET-CATEGORY:{row.category}")
+    if row.audiences:
+        lines.append("X-INFRANET-AUDIENCES:" + ",".join(row.audiences))
+    if row.location:
+        lines.append(f"X-INFRANET-LOCATION:{escape_text(row.location)}")
+    if row.description:
+        lines.append(f"X-INFRANET-DESCRIPTION:{escape_text(row.description)}")
     lines.append("END:VEVENT")
     return b"".join(fold_line(line) for line in lines)
 
@@ -257,11 +267,12 @@ async def _conditions(session: AsyncSession, ctx: AppContext, flt: FeedFilter,
     return conditions
 
 
-def _feed_rows(result_rows: Iterable[Any], names: Mapping[int, str]) -> list[FeedRow]:
+def _feed_rows(result_rows: Iterable[Any], names: Mapping[int, tuple[str, str]]) -> list[FeedRow]:
     return [FeedRow(id=r[0], uid=r[1], title=r[2], description=r[3], location=r[4], url=r[5],
                     registration_url=r[6], starts_at=r[7], ends_at=r[8], all_day=r[9], rrule=r[10],
                     category=r[11], audiences=tuple(r[12] or ()), status=r[13], revision=r[14],
-                    created_at=r[15], updated_at=r[16], district_name=names.get(r[17], ""),
+                    created_at=r[15], updated_at=r[16],
+                    district_name=names.get(r[17], ("", ""))[0], district_slug=names.get(r[17], ("", ""))[1],
                     org_name=r[18], org_email=r[19], org_phone=r[20], org_website=r[21])
             for r in result_rows]
 
@@ -283,9 +294,9 @@ def _audience_filter(rows: list[FeedRow], flt: FeedFilter) -> list[FeedRow]:
     return [r for r in rows if not r.audiences or wanted & set(r.audiences)]
 
 
-async def _district_names(session: AsyncSession, ctx: AppContext) -> dict[int, str]:
+async def _district_names(session: AsyncSession, ctx: AppContext) -> dict[int, tuple[str, str]]:
     ids = await district_id_map(session, ctx)
-    return {i: ctx.region.by_slug[s].name for s, i in ids.items() if s in ctx.region.by_slug}
+    return {i: (ctx.region.by_slug[s].name if s in ctx.region.by_slug else s, s) for s, i in ids.items()}
 
 
 def feed_name(ctx: AppContext, flt: FeedFilter) -> str:
