@@ -295,7 +295,7 @@ async def district_id_map(session: AsyncSession, ctx: AppContext) -> dict[str, i
     cached = _district_cache.get(ctx.db)
     if cached is None or any(d.slug not in cached for d in ctx.region.districts):
         rows = await session.execute(select(District.slug, District.id))
-        cached = dict(rows.tuples().all())
+        cached = {slug: id_ for slug, id_ in rows.all()}
         _district_cache[ctx.db] = cached
     return cached
 

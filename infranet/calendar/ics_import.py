@@ -177,8 +177,8 @@ async def import_ics(session: AsyncSession, ctx: AppContext, actor: Actor, text:
     except (ValueError, KeyError, IndexError) as exc:
         raise _broken(1, f"cannot read the file: {exc}") from None
     components = list(calendar.walk("VEVENT"))
-    orgs = (await session.execute(select(Organisation.name_folded, Organisation.id))).tuples().all()
-    orgs_by_name = dict(orgs)
+    rows = (await session.execute(select(Organisation.name_folded, Organisation.id))).all()
+    orgs_by_name = {name: id_ for name, id_ in rows}
     defaults = {"organisation_id": organisation_id, "district": district, "category": category}
     prepared: list[tuple[int, EventInput, bool]] = []
     seen: dict[str, int] = {}

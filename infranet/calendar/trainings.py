@@ -1,0 +1,475 @@
+"""Training recruitment notices: a training cycle whose sessions are calendar events.
+
+Members post a notice (title, sessions, recruitment deadline, target group,
+places, cost, how to apply, district); the sessions go into the shared
+calendar as events of category "training" with `training_id` set, so they
+show up in listings, conflict checks, feeds and the newsletter like any other
+event. Notices close themselves after the deadline and the poster is reminded
+the day before it.
+
+Rules:
+- The deadline is a local date, not in the past, and not after the day of the
+  first session: recruitment for a course that has already started is not a
+  recruitment notice any more (the day of the first session itself is allowed,
+  people do recruit "until the morning"). Reminders go out the day before the
+  deadline; a notice whose deadline is today gets no reminder.
+- A notice is open through its deadline day and closed from the next local day.
+- Cost: None is free; otherwise a positive amount in PLN with at most 2 decimals.
+- How to apply: a web address (http/https, "www." gets https://), an e-mail
+  address (validated) or a phone number; exactly one is stored in its column.
+- Only members of the organisation (and admins) post and cancel its notices;
+  cancelling a notice cancels its sessions in the calendar.
+
+Business functions flush but never commit; callers own the transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from infranet.calendar import events as calendar
+from infranet.calendar.dateparse import Span, local_today
+from infranet.context import AppContext
+from infranet.errors import NotFound, ValidationFailed
+from infranet.i18n import register
+from infranet.storage import audit
+from infranet.storage.actors import Actor
+from infranet.storage.models import (
+    Event,
+    EventStatus,
+    Member,
+    Moderation,
+    Organisation,
+    Training,
+    TrainingStatus,
+)
+
+TITLE_MAX = 200
+TARGET_MAX = 300
+DESCRIPTION_MAX = 2000
+LOCATION_MAX = 300
+PLACES_MAX = 10_000
+COST_MAX = Decimal("100000")
+MAX_SESSIONS = 60
+_HTML = re.compile(r"<\s*[a-zA-Z!/][^>]*>")
+_PHONE = re.compile(r"^\+?[0-9][0-9 ()/-]{5,22}$")
+
+register({
+    "training.error.empty": {
+        "pl": "{field_pl}: to pole jest wymagane.",
+        "en": "{field_en}: this is required.",
+    },
+    "training.error.too_long": {
+        "pl": "{field_pl}: {length} znaków, najwyżej {limit}. Skróć tekst.",
+        "en": "{field_en}: {length} characters, at most {limit}. Please shorten it.",
+    },
+    "training.error.html": {
+        "pl": "{field_pl}: HTML nie jest dozwolony, napisz zwykły tekst.",
+        "en": "{field_en}: HTML is not allowed; write plain text.",
+    },
+    "training.error.no_sessions": {
+        "pl": "Podaj co najmniej jeden termin szkolenia, np. 5.12, 12.12 10:00-14:00.",
+        "en": "Give at least one session date, e.g. 5.12, 12.12 10:00-14:00.",
+    },
+    "training.error.too_many_sessions": {
+        "pl": "Za dużo terminów ({count}, najwyżej {limit}).",
+        "en": "Too many sessions ({count}, at most {limit}).",
+    },
+    "training.error.session_past": {
+        "pl": "Termin {value} już minął. Podaj przyszłe terminy.",
+        "en": "The session on {value} is in the past. Give future dates.",
+    },
+    "training.error.deadline_past": {
+        "pl": "Termin zgłoszeń {value} już minął (dziś jest {today}). Podaj dzisiejszą lub późniejszą "
+              "datę.",
+        "en": "The application deadline {value} has passed (today is {today}). Give today or a later "
+              "day.",
+    },
+    "training.error.deadline_after_start": {
+        "pl": "Termin zgłoszeń ({value}) jest po pierwszym spotkaniu ({first}). Nabór musi się "
+              "skończyć najpóźniej w dniu rozpoczęcia.",
+        "en": "The application deadline ({value}) is after the first session ({first}). Recruitment "
+              "must end on the first day at the latest.",
+    },
+    "training.error.places": {
+        "pl": "Liczba miejsc: podaj liczbę od 1 do {limit} (albo pomiń).",
+        "en": "Places: give a number from 1 to {limit} (or skip).",
+    },
+    "training.error.cost": {
+        "pl": "Koszt „{value}”: podaj kwotę w zł, np. 150 albo 99,50, albo „bezpłatne”.",
+        "en": "Cost “{value}”: give an amount in PLN, e.g. 150 or 99.50, or “free”.",
+    },
+    "training.error.apply": {
+        "pl": "Jak się zgłosić: „{value}” nie jest adresem strony (https://…), e-mailem ani numerem "
+              "telefonu.",
+        "en": "How to apply: “{value}” is not a web address (https://…), an e-mail address or a phone "
+              "number.",
+    },
+    "training.error.email": {
+        "pl": "Adres e-mail „{value}” jest niepoprawny: {detail}",
+        "en": "The e-mail address “{value}” is invalid: {detail}",
+    },
+    "training.error.not_open": {
+        "pl": "Ten nabór jest już zamknięty lub odwołany.",
+        "en": "This recruitment is already closed or cancelled.",
+    },
+    "training.field.title": {"pl": "Tytuł", "en": "Title"},
+    "training.field.target_group": {"pl": "Dla kogo", "en": "Target group"},
+    "training.field.description": {"pl": "Opis", "en": "Description"},
+    "training.field.location": {"pl": "Miejsce", "en": "Place"},
+    "training.field.apply": {"pl": "Jak się zgłosić", "en": "How to apply"},
+})
+
+
+@dataclass
+class TrainingInput:
+    """What a poster gives. `sessions`: (start, end) pairs in the EventInput convention
+    (aware datetimes for timed sessions; dates with an inclusive last day for all-day
+    ones), or dateparse `Span`s; a single pair may be a whole start–end range."""
+
+    title: str
+    sessions: Sequence[tuple[datetime | date, datetime | date] | Span]
+    deadline: date
+    target_group: str
+    how_to_apply: str
+    district: str = "region"
+    organisation_id: int | None = None
+    places: int | None = None
+    cost: Decimal | None = None  # None: free
+    description: str | None = None
+    location: str | None = None
+    audiences: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ApplyContact:
+    kind: str  # "url" | "email" | "phone"
+    value: str
+
+
+@dataclass
+class TrainingView:
+    """A notice with its sessions (calendar events, by start)."""
+
+    training: Training
+    sessions: list[Event]
+
+    @property
+    def first_start(self) -> datetime | None:
+        return self.sessions[0].starts_at if self.sessions else None
+
+
+@dataclass(frozen=True)
+class Due:
+    """A notice whose poster should hear from the bot (reminder or closing)."""
+
+    training: Training
+    telegram_id: int | None
+    language: str | None
+
+
+# --- validation helpers (also used by the bot to check answers step by step) -----------------
+
+
+def clean_text(value: str | None, field_key: str, limit: int, *, required: bool = False) -> str | None:
+    cleaned = (value or "").replace("\r\n", "\n").strip()
+    if not cleaned:
+        if required:
+            raise ValidationFailed("training.error.empty", **_field(field_key))
+        return None
+    if len(cleaned) > limit:
+        raise ValidationFailed("training.error.too_long", **_field(field_key), length=len(cleaned),
+                               limit=limit)
+    if _HTML.search(cleaned):
+        raise ValidationFailed("training.error.html", **_field(field_key))
+    return cleaned
+
+
+def _field(key: str) -> dict[str, str]:
+    """The field's name in both languages, for the templates' {field_pl}/{field_en}."""
+    from infranet.i18n import t
+
+    return {"field_pl": t("pl", f"training.field.{key}"), "field_en": t("en", f"training.field.{key}")}
+
+
+_FREE_WORDS = {"bezplatne", "bezpłatne", "bezpłatnie", "bezplatnie", "free", "0", "gratis",
+               "nieodpłatne", "nieodplatne", "darmowe", "-"}
+
+
+def parse_cost(text: str | None) -> Decimal | None:
+    """`bezpłatne`/`free`/`0` -> None; `150`, `99,50 zł`, `1 200 PLN` -> Decimal."""
+    raw = (text or "").strip()
+    value = raw.lower()
+    if not value or value in _FREE_WORDS:
+        return None
+    number = re.sub(r"(?i)\s*(zł|zl|pln|złotych|zlotych)\.?$", "", value).replace(" ", "").replace(
+        "\u00a0", "").replace(",", ".")
+    try:
+        amount = Decimal(number)
+    except InvalidOperation:
+        raise ValidationFailed("training.error.cost", value=raw) from None
+    return check_cost(amount, raw)
+
+
+def check_cost(amount: Decimal | None, raw: str | None = None) -> Decimal | None:
+    if amount is None:
+        return None
+    if not amount.is_finite() or amount < 0 or amount > COST_MAX or amount != amount.quantize(
+            Decimal("0.01")):
+        raise ValidationFailed("training.error.cost", value=raw if raw is not None else str(amount))
+    return None if amount == 0 else amount.quantize(Decimal("0.01"))
+
+
+def parse_places(text: str | None) -> int | None:
+    value = (text or "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise ValidationFailed("training.error.places", limit=PLACES_MAX)
+    return check_places(int(value))
+
+
+def check_places(places: int | None) -> int | None:
+    if places is not None and not 1 <= places <= PLACES_MAX:
+        raise ValidationFailed("training.error.places", limit=PLACES_MAX)
+    return places
+
+
+def parse_apply(text: str) -> ApplyContact:
+    """A web address, an e-mail address or a phone number, told apart by shape."""
+    raw = (text or "").strip()
+    if not raw:
+        raise ValidationFailed("training.error.empty", **_field("apply"))
+    if len(raw) > calendar.URL_MAX:
+        raise ValidationFailed("training.error.too_long", **_field("apply"), length=len(raw),
+                               limit=calendar.URL_MAX)
+    lowered = raw.lower()
+    if lowered.startswith("www."):
+        raw, lowered = f"https://{raw}", f"https://{lowered}"
+    if lowered.startswith(("http://", "https://")):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(raw)
+        if not parts.netloc or "." not in parts.netloc or any(c.isspace() for c in raw) or "<" in raw:
+            raise ValidationFailed("training.error.apply", value=raw)
+        return ApplyContact("url", raw)
+    if "@" in raw:
+        try:
+            return ApplyContact("email", validate_email(raw, check_deliverability=False).normalized)
+        except EmailNotValidError as exc:
+            raise ValidationFailed("training.error.email", value=raw, detail=str(exc)) from None
+    if _PHONE.match(raw) and sum(ch.isdigit() for ch in raw) >= 9:
+        return ApplyContact("phone", raw)
+    raise ValidationFailed("training.error.apply", value=raw)
+
+
+def _session_pair(item: tuple[datetime | date, datetime | date] | Span, ctx: AppContext
+                  ) -> tuple[datetime | date, datetime | date, bool]:
+    """(start, end, all_day) in the EventInput convention."""
+    if isinstance(item, Span):
+        if item.all_day:
+            first = item.start.astimezone(ctx.tz).date()
+            last = (item.end.astimezone(ctx.tz) - timedelta(hours=1)).date()
+            return first, max(first, last), True
+        return item.start, item.end, False
+    start, end = item
+    all_day = not isinstance(start, datetime)
+    if all_day != (not isinstance(end, datetime)):
+        raise ValidationFailed(field="sessions", detail="a session needs two dates or two times")
+    return start, end, all_day
+
+
+def _first_day(start: datetime | date, ctx: AppContext) -> date:
+    return start.astimezone(ctx.tz).date() if isinstance(start, datetime) else start
+
+
+def _fmt(day: date) -> str:
+    return f"{day.day}.{day.month}.{day.year}"
+
+
+def check_deadline(ctx: AppContext, deadline: date, first_day: date | None = None) -> date:
+    today = local_today(ctx.now(), ctx.tz)
+    if deadline < today:
+        raise ValidationFailed("training.error.deadline_past", value=_fmt(deadline), today=_fmt(today))
+    if first_day is not None and deadline > first_day:
+        raise ValidationFailed("training.error.deadline_after_start", value=_fmt(deadline),
+                               first=_fmt(first_day))
+    return deadline
+
+
+# --- operations ------------------------------------------------------------------------------
+
+
+async def add_training(session: AsyncSession, ctx: AppContext, actor: Actor,
+                       data: TrainingInput) -> TrainingView:
+    """Validate a notice, store it, and add its sessions to the calendar (category training)."""
+    org_id = data.organisation_id
+    if org_id is None and not actor.is_admin:
+        org_id = actor.require_approved().organisation_id
+    actor.require_org(org_id)
+    if org_id is None or await session.get(Organisation, org_id) is None:
+        raise ValidationFailed(field="organisation", detail="a training notice needs an organisation")
+    title = clean_text(data.title, "title", TITLE_MAX, required=True)
+    target = clean_text(data.target_group, "target_group", TARGET_MAX, required=True)
+    description = clean_text(data.description, "description", DESCRIPTION_MAX)
+    location = clean_text(data.location, "location", LOCATION_MAX)
+    places = check_places(data.places)
+    cost = check_cost(data.cost)
+    contact = parse_apply(data.how_to_apply)
+    district = calendar.resolve_district(ctx, data.district)
+    if not data.sessions:
+        raise ValidationFailed("training.error.no_sessions")
+    if len(data.sessions) > MAX_SESSIONS:
+        raise ValidationFailed("training.error.too_many_sessions", count=len(data.sessions),
+                               limit=MAX_SESSIONS)
+    pairs = sorted((_session_pair(item, ctx) for item in data.sessions),
+                   key=lambda p: (_first_day(p[0], ctx), str(p[0])))
+    now, today = ctx.now(), local_today(ctx.now(), ctx.tz)
+    for start, _end, all_day in pairs:
+        if (all_day and start < today) or (not all_day and start < now):  # type: ignore[operator]
+            raise ValidationFailed("training.error.session_past", value=_fmt(_first_day(start, ctx)))
+    check_deadline(ctx, data.deadline, _first_day(pairs[0][0], ctx))
+
+    row = Training(
+        title=title, description=description, organisation_id=org_id,
+        member_id=actor.member.id if actor.member else None,
+        district_id=(await calendar.district_id_map(session, ctx))[district.slug],
+        deadline=data.deadline, target_group=target, places=places, cost_pln=cost,
+        apply_url=contact.value if contact.kind == "url" else None,
+        apply_email=contact.value if contact.kind == "email" else None,
+        apply_phone=contact.value if contact.kind == "phone" else None,
+        status=TrainingStatus.OPEN,
+    )
+    session.add(row)
+    await session.flush()
+    sessions: list[Event] = []
+    for start, end, all_day in pairs:
+        sessions.append(await calendar.add_event(session, ctx, actor, calendar.EventInput(
+            title=title or "", start=start, end=end, all_day=all_day, district=district.slug,
+            category="training", audiences=list(data.audiences), organisation_id=org_id,
+            description=description, location=location,
+            registration_url=contact.value if contact.kind == "url" else None,
+            training_id=row.id,
+        )))
+    row.moderation = (Moderation.PENDING if any(e.moderation == Moderation.PENDING for e in sessions)
+                      else Moderation.PUBLISHED)
+    await session.flush()
+    await session.refresh(row, ["organisation", "district"])
+    await audit.record(session, actor, "training.add", "training", row.id, title=row.title,
+                       sessions=len(sessions), deadline=row.deadline.isoformat())
+    return TrainingView(row, sessions)
+
+
+async def get_training(session: AsyncSession, training_id: int) -> TrainingView:
+    row = await session.get(Training, training_id)
+    if row is None:
+        raise NotFound(detail=f"training #{training_id}")
+    return TrainingView(row, (await _sessions_of(session, [row.id])).get(row.id, []))
+
+
+async def _sessions_of(session: AsyncSession, ids: Sequence[int]) -> dict[int, list[Event]]:
+    if not ids:
+        return {}
+    rows = (await session.scalars(select(Event).where(Event.training_id.in_(list(ids)))
+                                  .order_by(Event.starts_at, Event.id))).all()
+    found: dict[int, list[Event]] = {}
+    for row in rows:
+        assert row.training_id is not None
+        found.setdefault(row.training_id, []).append(row)
+    return found
+
+
+async def cancel_training(session: AsyncSession, ctx: AppContext, actor: Actor,
+                          training_id: int) -> TrainingView:
+    """Cancel a notice and its sessions; only the organisation's members and admins may."""
+    view = await get_training(session, training_id)
+    row = view.training
+    actor.require_org(row.organisation_id)
+    if row.status == TrainingStatus.CANCELLED:
+        return view
+    row.status = TrainingStatus.CANCELLED
+    row.closed_at = ctx.now()
+    for event_row in view.sessions:
+        if event_row.status != EventStatus.CANCELLED:
+            await calendar.cancel_event(session, ctx, actor, event_row.id)
+    await session.flush()
+    await audit.record(session, actor, "training.cancel", "training", row.id)
+    return view
+
+
+async def list_open_trainings(
+    session: AsyncSession, ctx: AppContext, *, area: str | None = None,
+    organisation_id: int | None = None, include_pending: bool = False, limit: int | None = None,
+) -> list[TrainingView]:
+    """Open recruitments (deadline today or later), nearest deadline first."""
+    today = local_today(ctx.now(), ctx.tz)
+    conditions = [Training.status == TrainingStatus.OPEN, Training.deadline >= today]
+    if not include_pending:
+        conditions.append(Training.moderation == Moderation.PUBLISHED)
+    if area is not None:
+        district = calendar.resolve_district(ctx, area)
+        conditions.append(Training.district_id.in_(
+            await calendar.area_district_ids(session, ctx, [district])))
+    if organisation_id is not None:
+        conditions.append(Training.organisation_id == organisation_id)
+    query = select(Training).where(*conditions).order_by(Training.deadline, Training.id)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = list((await session.scalars(query)).all())
+    sessions = await _sessions_of(session, [r.id for r in rows])
+    return [TrainingView(r, sessions.get(r.id, [])) for r in rows]
+
+
+async def _due(session: AsyncSession, ids: Sequence[int]) -> list[Due]:
+    if not ids:
+        return []
+    rows = (await session.execute(
+        select(Training, Member.telegram_id, Member.language)
+        .outerjoin(Member, Member.id == Training.member_id)
+        .where(Training.id.in_(list(ids))).order_by(Training.deadline, Training.id))).all()
+    return [Due(training, telegram_id, language) for training, telegram_id, language in rows]
+
+
+async def close_expired(session: AsyncSession, ctx: AppContext) -> list[Due]:
+    """Close every open notice whose deadline has passed; return them (each exactly once,
+    also with two processes: the UPDATE itself claims the rows)."""
+    today = local_today(ctx.now(), ctx.tz)
+    ids = list((await session.scalars(
+        update(Training)
+        .where(Training.status == TrainingStatus.OPEN, Training.deadline < today)
+        .values(status=TrainingStatus.CLOSED, closed_at=ctx.now())
+        .returning(Training.id)
+        .execution_options(synchronize_session=False))).all())
+    for training_id in ids:
+        await audit.record(session, Actor.system(), "training.close", "training", training_id)
+    due = await _due(session, ids)
+    for item in due:
+        await session.refresh(item.training)
+    return due
+
+
+async def due_reminders(session: AsyncSession, ctx: AppContext) -> list[Due]:
+    """Notices whose deadline is tomorrow (local) and whose poster was not reminded yet;
+    marks them reminded in the same statement, so that a reminder goes out once."""
+    tomorrow = local_today(ctx.now(), ctx.tz) + timedelta(days=1)
+    ids = list((await session.scalars(
+        update(Training)
+        .where(Training.status == TrainingStatus.OPEN, Training.deadline == tomorrow,
+               Training.reminded_at.is_(None), Training.moderation != Moderation.REJECTED)
+        .values(reminded_at=ctx.now())
+        .returning(Training.id)
+        .execution_options(synchronize_session=False))).all())
+    for training_id in ids:
+        await audit.record(session, Actor.system(), "training.remind", "training", training_id)
+    due = await _due(session, ids)
+    for item in due:
+        await session.refresh(item.training)
+    return due
