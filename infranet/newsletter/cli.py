@@ -1,9 +1,206 @@
-"""`infranet newsletter ...`: the newsletter's sub-commands."""
+"""`infranet newsletter ...`: the newsletter's sub-commands (thin: parse, call, print)."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
+
+from infranet.context import AppContext
+from infranet.storage.actors import Actor
 
 
 def register(subparsers: Any) -> None:
-    """Added by the newsletter work (issue 5)."""
+    from infranet.cli import add_command
+
+    nl = subparsers.add_parser("newsletter", help="the e-mail newsletter").add_subparsers(
+        dest="newsletter_command", metavar="ACTION", required=True)
+
+    imp = add_command(nl, "import", cmd_import,
+                      "import subscribers from a CSV file (columns: email[,language,districts,"
+                      "categories]; lists separated by ';')")
+    imp.add_argument("file", type=Path, metavar="FILE.csv")
+    consent = imp.add_mutually_exclusive_group(required=True)
+    consent.add_argument("--consented", action="store_true",
+                         help="the addresses already consented (no confirmation e-mail)")
+    consent.add_argument("--not-consented", action="store_true",
+                         help="send each new address a confirmation e-mail (double opt-in)")
+
+    note = add_command(nl, "note", cmd_note, "add an editorial note to the next issue")
+    note.add_argument("text")
+
+    prev = add_command(nl, "preview", cmd_preview, "render the next issue without sending it")
+    prev.add_argument("--subscriber", metavar="ADDR", help="as this subscriber would get it")
+    prev.add_argument("--language", choices=["pl", "en"])
+    fmt = prev.add_mutually_exclusive_group()
+    fmt.add_argument("--html", action="store_true", help="print the HTML part")
+    fmt.add_argument("--text", action="store_true", help="print the plain-text part (default)")
+    prev.add_argument("--send-test", metavar="ADDR", help="send one copy to ADDR")
+
+    send = add_command(nl, "send", cmd_send,
+                       "build this period's issue (if not built yet) and send what is pending")
+    send.add_argument("--now", action="store_true",
+                      help="build a new issue now instead of the scheduled period's")
+    send.add_argument("--give-up-after", type=float, default=300.0, metavar="SECONDS",
+                      help="stop waiting for an unreachable SMTP server after this long "
+                           "(the issue stays in progress; default 300)")
+
+    status = add_command(nl, "status", cmd_status, "show issues with delivery counts")
+    status.add_argument("issue", nargs="?", type=int, metavar="ISSUE")
+    status.add_argument("--json", action="store_true")
+
+    resend = add_command(nl, "resend", cmd_resend,
+                         "send the failed or unknown deliveries of an issue again")
+    resend.add_argument("issue", type=int, metavar="ISSUE")
+    which = resend.add_mutually_exclusive_group(required=True)
+    which.add_argument("--failed", action="store_true")
+    which.add_argument("--unknown", action="store_true",
+                       help="interrupted mid-send: the recipient may get a second copy")
+
+    forget = add_command(nl, "forget", cmd_forget, "erase a subscriber's data")
+    forget.add_argument("address", metavar="ADDR")
+
+    export = add_command(nl, "export", cmd_export, "print everything stored about a subscriber (JSON)")
+    export.add_argument("address", metavar="ADDR")
+
+
+async def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.newsletter.outbound import send_confirmation
+    from infranet.newsletter.subscribers import import_csv
+
+    try:
+        text = args.file.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        print(f"infranet: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 1
+    async with ctx.db.transaction() as session:
+        report = await import_csv(session, ctx, Actor.cli(), text, consented=args.consented)
+    for result in report.to_confirm:
+        await send_confirmation(ctx, result.subscriber_id)
+    for error in report.errors:
+        print(error, file=sys.stderr)
+    print(f"imported: {report.added} confirmed, {len(report.to_confirm)} sent a confirmation "
+          f"e-mail, {report.unchanged} already subscribed, {len(report.errors)} rejected")
+    return 1 if report.errors and not (report.added or report.to_confirm) else 0
+
+
+async def cmd_note(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.newsletter.issues import add_note
+
+    async with ctx.db.transaction() as session:
+        note = await add_note(session, ctx, Actor.cli(), args.text)
+    print(f"note #{note.id} will appear in the next issue")
+    return 0
+
+
+async def cmd_preview(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.newsletter.issues import preview, preview_envelope
+    from infranet.newsletter.outbound import send_one
+
+    async with ctx.db.transaction() as session:
+        result = await preview(session, ctx, Actor.cli(), email=args.subscriber,
+                               language=args.language)
+        envelope = None
+        if args.send_test:
+            envelope = await preview_envelope(session, ctx, Actor.cli(), to=args.send_test,
+                                              email=args.subscriber, language=args.language)
+    for error in result.errors:
+        print(f"error: {error}", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.send_test:
+        if envelope is None:
+            print("nothing to send: the issue is empty for these preferences", file=sys.stderr)
+            return 1
+        outcome = await send_one(ctx, envelope)
+        print(f"test copy to {envelope.recipient}: {outcome.kind} ({outcome.detail})")
+        return 0 if outcome.kind == "sent" else 1
+    if not result.text:
+        print("nothing to send: the issue is empty for these preferences", file=sys.stderr)
+        return 0
+    print(f"Subject: {result.subject}\n", file=sys.stderr)
+    print(result.html if args.html else result.text)
+    return 0
+
+
+async def cmd_send(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.newsletter.issues import build_issue, manual_period_key, send_pending
+    from infranet.newsletter.schedule import current_period, parse_schedule, scheduled_period_key
+
+    if args.now:
+        key = manual_period_key(ctx)
+    else:
+        trigger = parse_schedule(ctx.settings.newsletter.schedule, ctx.tz)
+        moment = current_period(trigger, ctx.now(), ctx.tz) or ctx.now()
+        key = scheduled_period_key(moment, ctx.tz)
+    async with ctx.db.transaction() as session:
+        built = await build_issue(session, ctx, Actor.cli(), period_key=key, force=args.now)
+    issue = built.issue
+    for warning in built.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if built.skipped_empty:
+        print(f"nothing to send for {key}: no events, trainings, new members or notes (skipped)")
+    elif built.created and issue is not None:
+        print(f"issue #{issue.id} built for {key}: {built.recipients} recipients")
+    elif issue is not None:
+        print(f"issue #{issue.id} for {key} exists already ({issue.status}); sending what is pending")
+    report = await send_pending(ctx, give_up_after=args.give_up_after)
+    print(f"sent {report.sent}, failed {report.failed}, unknown {report.unknown}, "
+          f"retried {report.retried}, subscribers disabled {report.disabled}")
+    if report.stalled:
+        print("the SMTP server could not be reached; the issue stays in progress and is sent "
+              "when the service (or this command) runs again", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def cmd_status(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.newsletter.issues import issue_status
+
+    async with ctx.db.transaction() as session:
+        rows = await issue_status(session, ctx, args.issue)
+    if args.json:
+        print(json.dumps([{"id": r.id, "period": r.period_key, "status": r.status,
+                           "subject": r.subject, **r.counts} for r in rows], ensure_ascii=False,
+                         indent=2))
+        return 0
+    if not rows:
+        print("no issues yet: 'infranet newsletter send --now' builds one")
+    for r in rows:
+        c = r.counts
+        print(f"#{r.id:<4} {r.period_key:<28} {r.status:<8} pending {c['pending']}, sending "
+              f"{c['sending']}, sent {c['sent']}, failed {c['failed']}, unknown {c['unknown']}")
+    return 0
+
+
+async def cmd_resend(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.newsletter.issues import resend, send_pending
+
+    which = "failed" if args.failed else "unknown"
+    async with ctx.db.transaction() as session:
+        count = await resend(session, ctx, Actor.cli(), args.issue, which)
+    print(f"{count} {which} deliveries of issue #{args.issue} queued again")
+    if count:
+        report = await send_pending(ctx, give_up_after=300.0, issue_ids=[args.issue])
+        print(f"sent {report.sent}, failed {report.failed}, unknown {report.unknown}")
+    return 0
+
+
+async def cmd_forget(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.newsletter.subscribers import forget
+
+    async with ctx.db.transaction() as session:
+        found = await forget(session, ctx, Actor.cli(), args.address)
+    print(f"{args.address}: erased" if found else f"{args.address}: no such subscriber")
+    return 0 if found else 1
+
+
+async def cmd_export(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.newsletter.subscribers import export_subscriber
+
+    async with ctx.db.transaction() as session:
+        data = await export_subscriber(session, ctx, Actor.cli(), args.address)
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+    return 0

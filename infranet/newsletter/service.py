@@ -1,12 +1,159 @@
-"""The newsletter as a component of the service: its pages and scheduled sending."""
+"""The newsletter as a component of the service: its pages, its schedule, its sender.
+
+- Web routes: see `infranet.newsletter.web`.
+- Schedule: `[newsletter] schedule` (crontab fields, region time zone, weekday
+  numbers as crontab means them) builds the issue of each scheduled time once
+  (unique period key, so a second instance on the same PostgreSQL database
+  finds it built) and sends it; misfire grace and coalescing come from the
+  scheduler's job defaults and are repeated on the job.
+- On start, deliveries a crash left in `sending` become `unknown` (admins are
+  told through `alerts`) and pending deliveries are resumed.
+- `kick_sender()` lets the bot start sending at once after `resend()`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 
 from infranet.component import Component
 from infranet.context import AppContext
+from infranet.errors import InfranetError
+from infranet.i18n import t
+from infranet.newsletter import alerts, outbound, web
+from infranet.newsletter.delivery import Sender, alert_unknown, recover_interrupted
+from infranet.newsletter.issues import build_issue
+from infranet.newsletter.schedule import current_period, parse_schedule, scheduled_period_key
+from infranet.newsletter.subscribers import expire_pending
+from infranet.storage.actors import Actor
+
+log = logging.getLogger(__name__)
+_current: NewsletterService | None = None
+
+
+class NewsletterService:
+    def __init__(self, ctx: AppContext, scheduler: AsyncIOScheduler) -> None:
+        self.ctx = ctx
+        self.scheduler = scheduler
+        self.trigger: CronTrigger = parse_schedule(ctx.settings.newsletter.schedule, ctx.tz)
+        self.sender: Sender | None = None
+        self.task: asyncio.Task[None] | None = None
+        self._again = False
+        self._stopping = False
+        self.last_error: str | None = None
+
+    async def start(self) -> None:
+        global _current
+        _current = self
+        self.scheduler.add_job(self.scheduled_issue, self.trigger, id="newsletter-issue",
+                               replace_existing=True, misfire_grace_time=3600, coalesce=True,
+                               max_instances=1)
+        # 04:15 local: outside the DST hour, once a day.
+        self.scheduler.add_job(self.expire, CronTrigger(hour=4, minute=15, timezone=self.ctx.tz),
+                               id="newsletter-expire", replace_existing=True, coalesce=True,
+                               misfire_grace_time=3600, max_instances=1)
+        if outbound.uses_outbox(self.ctx):
+            log.info("newsletter: no [smtp] host configured; messages go to the Maildir outbox %s",
+                     outbound.outbox_dir(self.ctx))
+        self.kick()
+
+    async def stop(self) -> None:
+        global _current
+        self._stopping = True
+        if _current is self:
+            _current = None
+        if self.sender is not None:
+            self.sender.stop()
+        if self.task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self.task), timeout=3)
+            except (TimeoutError, asyncio.CancelledError):
+                self.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self.task
+
+    def kick(self) -> None:
+        """Send whatever is pending: start the sender, or ask the running one to look again."""
+        if self._stopping:
+            return
+        self._again = True
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._send_loop(), name="newsletter-sender")
+
+    async def _send_loop(self) -> None:
+        while self._again and not self._stopping:
+            self._again = False
+            try:
+                async with self.ctx.db.transaction() as session:
+                    recovered = await recover_interrupted(session, self.ctx)
+                await alert_unknown(self.ctx, recovered)
+                self.sender = Sender(self.ctx)
+                report = await self.sender.run()
+                if report.sent or report.failed or report.unknown:
+                    log.info("newsletter: sent %d, failed %d, unknown %d, retried %d", report.sent,
+                             report.failed, report.unknown, report.retried)
+                self.last_error = None
+            except Exception as exc:
+                self.last_error = str(exc)[:200]
+                log.exception("newsletter: sending failed; retrying in a minute")
+                await asyncio.sleep(60)
+                self._again = True
+            finally:
+                self.sender = None
+
+    async def scheduled_issue(self) -> None:
+        """The cron job: build this period's issue (once across instances) and send it."""
+        now = self.ctx.now()
+        moment = current_period(self.trigger, now, self.ctx.tz) or now
+        key = scheduled_period_key(moment, self.ctx.tz)
+        try:
+            async with self.ctx.db.transaction() as session:
+                built = await build_issue(session, self.ctx, Actor.system(), period_key=key)
+        except InfranetError as exc:
+            await alerts.notify(exc.localized("en"), exc.localized("pl"))
+            return
+        if built.skipped_empty:
+            log.info("newsletter: nothing to say for %s; issue skipped", key)
+        elif built.created:
+            log.info("newsletter: issue #%s built for %s with %d recipients", built.issue.id if
+                     built.issue else "?", key, built.recipients)
+            for warning in built.warnings:
+                log.warning("newsletter: %s", warning)
+        self.kick()
+
+    async def expire(self) -> None:
+        async with self.ctx.db.transaction() as session:
+            removed = await expire_pending(session, self.ctx)
+        if removed:
+            log.info("newsletter: removed %d unconfirmed subscriptions", removed)
+
+    def status(self) -> dict[str, Any]:
+        job = self.scheduler.get_job("newsletter-issue") if self.scheduler.running else None
+        next_run = getattr(job, "next_run_time", None) if job else None
+        return {"ok": self.last_error is None, "outbox": outbound.uses_outbox(self.ctx),
+                "sending": self.sender is not None, "schedule": self.ctx.settings.newsletter.schedule,
+                "next_issue": next_run.isoformat() if next_run else None,
+                **({"error": self.last_error} if self.last_error else {})}
+
+
+def kick_sender() -> bool:
+    """Start sending pending deliveries now in this process's service (after `resend()`);
+    False when no service runs here (the CLI sends by itself)."""
+    if _current is None:
+        return False
+    _current.kick()
+    return True
 
 
 def build(ctx: AppContext, scheduler: AsyncIOScheduler) -> Component:
-    return Component("newsletter")
+    service = NewsletterService(ctx, scheduler)
+    return Component("newsletter", routes=web.routes(ctx), start=service.start, stop=service.stop,
+                     status=service.status)
+
+
+__all__ = ["NewsletterService", "build", "kick_sender", "t"]

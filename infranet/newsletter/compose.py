@@ -1,0 +1,140 @@
+"""Turns an issue and a subscriber into a ready message (and the confirmation e-mail)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+
+from infranet.context import AppContext
+from infranet.i18n import t
+from infranet.newsletter import content as content_mod
+from infranet.newsletter import tokens
+from infranet.newsletter.mime import DkimKey, Envelope, MessageFactory, split_from
+from infranet.newsletter.render import Renderer
+from infranet.storage.models import NewsletterIssue
+
+
+@dataclass(frozen=True)
+class SubscriberRef:
+    """The fields of a subscriber that links and personalisation need."""
+
+    id: int
+    email: str
+    token_version: int
+    language: str = "pl"
+    districts: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, row: Any) -> SubscriberRef:
+        get = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
+        return cls(get("id"), get("email"), get("token_version"), get("language") or "pl",
+                   tuple(get("districts") or ()), tuple(get("categories") or ()))
+
+
+def list_id(ctx: AppContext) -> str:
+    configured = ctx.settings.newsletter.list_id
+    if configured:
+        return configured
+    host = urlsplit(ctx.settings.http.public_base_url).hostname or "localhost"
+    return f"newsletter.{host}"
+
+
+def load_dkim(ctx: AppContext) -> DkimKey | None:
+    smtp = ctx.settings.smtp
+    if smtp.dkim_selector and smtp.dkim_domain and smtp.dkim_key_file:
+        return DkimKey.load(smtp.dkim_selector, smtp.dkim_domain, smtp.dkim_key_file)
+    return None
+
+
+def subject_for(ctx: AppContext, content: dict[str, Any], lang: str) -> str:
+    return t(lang, "newsletter.subject", title=ctx.settings.newsletter.title,
+             period=content_mod.period_label(content, ctx, lang))
+
+
+class Composer:
+    """Caches per issue and language what every message of it shares."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.renderer = Renderer(ctx)
+        self.matcher = content_mod.Matcher(ctx.region)
+        self.dkim = load_dkim(ctx)
+        self._contents: dict[int, dict[str, Any]] = {}
+        self._factories: dict[tuple[int | None, str], MessageFactory] = {}
+        settings = ctx.settings
+        self.unsubscribe_address = (settings.newsletter.unsubscribe_address
+                                    or split_from(settings.smtp.from_address)[1])
+
+    async def content(self, issue_id: int) -> dict[str, Any]:
+        found = self._contents.get(issue_id)
+        if found is None:
+            async with self.ctx.db.transaction() as session:
+                found = await session.scalar(
+                    select(NewsletterIssue.content).where(NewsletterIssue.id == issue_id))
+            if found is None:
+                raise LookupError(f"issue {issue_id} does not exist")
+            self._contents[issue_id] = found
+        return found
+
+    def factory(self, issue_id: int | None, content: dict[str, Any], lang: str) -> MessageFactory:
+        key = (issue_id, lang)
+        found = self._factories.get(key)
+        if found is None:
+            s = self.ctx.settings
+            found = MessageFactory(from_address=s.smtp.from_address,
+                                   subject=subject_for(self.ctx, content, lang),
+                                   reply_to=s.smtp.reply_to, list_id=list_id(self.ctx),
+                                   list_name=s.newsletter.title, dkim=self.dkim)
+            self._factories[key] = found
+        return found
+
+    def render_for(self, issue_id: int | None, content: dict[str, Any], subscriber: SubscriberRef,
+                   selection: content_mod.Selection | None = None) -> tuple[str, str] | None:
+        """Personalised (text, html), or None when nothing matches the preferences."""
+        if selection is None:
+            selection = content_mod.select_for(content, self.matcher, subscriber.districts,
+                                               subscriber.categories)
+        if selection.empty:
+            return None
+        text, html = self.renderer.issue_variant(issue_id, content, selection, subscriber.language)
+        return self.renderer.personalise(
+            text, html, unsubscribe=tokens.link(self.ctx, "unsubscribe", subscriber),
+            preferences=tokens.link(self.ctx, "preferences", subscriber), email=subscriber.email)
+
+    def build(self, issue_id: int | None, content: dict[str, Any], subscriber: SubscriberRef,
+              *, delivery_id: int | None = None, recipient: str | None = None,
+              selection: content_mod.Selection | None = None) -> Envelope | None:
+        parts = self.render_for(issue_id, content, subscriber, selection)
+        if parts is None:
+            return None
+        factory = self.factory(issue_id, content, subscriber.language)
+        hint = f"{issue_id}.{delivery_id}." if delivery_id else ""
+        return factory.build(
+            recipient=recipient or subscriber.email, text=parts[0], html=parts[1],
+            unsubscribe_https=tokens.link(self.ctx, "unsubscribe", subscriber),
+            unsubscribe_mailto=tokens.mailto_unsubscribe(self.ctx, subscriber,
+                                                         self.unsubscribe_address),
+            message_id=factory.new_message_id(hint))
+
+    async def issue_message(self, issue_id: int, subscriber: dict[str, Any],
+                            delivery_id: int) -> Envelope | None:
+        content = await self.content(issue_id)
+        return self.build(issue_id, content, SubscriberRef.of(subscriber), delivery_id=delivery_id)
+
+    def confirmation(self, subscriber: SubscriberRef) -> Envelope:
+        """The double opt-in e-mail: transactional, so no bulk or list headers."""
+        s = self.ctx.settings
+        lang = subscriber.language
+        days = s.newsletter.confirm_ttl_days
+        url = tokens.link(self.ctx, "confirm", subscriber)
+        params = {"confirm_url": url, "days": days}
+        text = self.renderer.render("confirm.txt", lang, **params)
+        html = self.renderer.html_email("confirm.html", lang, **params)
+        factory = MessageFactory(from_address=s.smtp.from_address,
+                                 subject=t(lang, "newsletter.confirm_subject", title=s.newsletter.title),
+                                 reply_to=s.smtp.reply_to, bulk=False, dkim=self.dkim)
+        return factory.build(recipient=subscriber.email, text=text, html=html)

@@ -1,0 +1,327 @@
+"""Issues: notes, building (one delivery row per recipient, in one transaction),
+preview, status, resend, and the plain async functions the bot and CLI call.
+
+Bot-facing API (each wrapped by the caller in `ctx.db.transaction()` unless
+it says it manages its own transactions):
+
+- `add_note(session, ctx, actor, text)` – /newsletter_note (admins)
+- `preview(session, ctx, actor, email=None, language=None)` – /newsletter_preview
+- `send_issue_now(ctx, actor)` – /newsletter_send: builds and sends (own transactions)
+- `unknown_deliveries(session, ctx, actor)` – what "resend unknown" would resend
+- `resend(session, ctx, actor, issue_id, which)` – then run a `Sender` (or
+  `send_pending(ctx)`) to send them
+- `issue_status(session, ctx, issue_id=None)` – counts per issue
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from infranet.context import AppContext
+from infranet.errors import NotFound, ValidationFailed
+from infranet.newsletter import content as content_mod
+from infranet.newsletter.checks import CheckReport, check_message, check_sender
+from infranet.newsletter.compose import Composer, SubscriberRef, subject_for
+from infranet.newsletter.subscribers import find_by_email, normalise_address
+from infranet.storage import audit
+from infranet.storage.actors import Actor
+from infranet.storage.models import (
+    Delivery,
+    DeliveryStatus,
+    IssueStatus,
+    NewsletterIssue,
+    NewsletterNote,
+    Subscriber,
+    SubscriberStatus,
+)
+
+NOTE_LIMIT = 2000
+
+
+async def add_note(session: AsyncSession, ctx: AppContext, actor: Actor, text: str) -> NewsletterNote:
+    """An admin's editorial note for the next issue (plain text; escaped in HTML)."""
+    actor.require_admin()
+    text = (text or "").strip()
+    if not text:
+        raise ValidationFailed("newsletter.note_empty")
+    if len(text) > NOTE_LIMIT:
+        raise ValidationFailed("newsletter.note_too_long", length=len(text), limit=NOTE_LIMIT)
+    note = NewsletterNote(text=text, author=actor.name, created_at=ctx.now())
+    session.add(note)
+    await session.flush()
+    await audit.record(session, actor, "newsletter.note", "newsletter_note", note.id)
+    return note
+
+
+async def _since(session: AsyncSession, ctx: AppContext, now: datetime) -> datetime:
+    last = await session.scalar(select(func.max(NewsletterIssue.period_start))
+                                .where(NewsletterIssue.status != IssueStatus.SKIPPED))
+    return last if last is not None and last < now else now - timedelta(days=7)
+
+
+async def gather_content(session: AsyncSession, ctx: AppContext, now: datetime,
+                         notes: list[NewsletterNote] | None = None) -> dict[str, Any]:
+    end = now + timedelta(days=ctx.settings.newsletter.horizon_days)
+    if notes is None:
+        notes = await content_mod.pending_notes(session)
+    return await content_mod.gather(session, ctx, start=now, end=end,
+                                    since=await _since(session, ctx, now), notes=notes)
+
+
+def check_issue(ctx: AppContext, content: dict[str, Any], composer: Composer | None = None) -> CheckReport:
+    """Check the full issue (every item) in both languages, as a subscriber would get it."""
+    composer = composer or Composer(ctx)
+    report = check_sender(ctx)
+    probe = SubscriberRef(0, "probe@example.org", 0)
+    for lang in ("pl", "en"):
+        parts = composer.render_for(None, content, SubscriberRef(0, probe.email, 0, lang),
+                                    content_mod.everything(content))
+        if parts is not None:
+            report.extend(check_message(ctx, *parts))
+    return report
+
+
+@dataclass
+class BuildResult:
+    issue: NewsletterIssue | None
+    created: bool
+    recipients: int = 0
+    skipped_empty: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+async def build_issue(session: AsyncSession, ctx: AppContext, actor: Actor, *, period_key: str,
+                      force: bool = False) -> BuildResult:
+    """Build the issue of a period, once: `period_key` is unique, so a second call (or a
+    second service instance) gets the existing issue back instead of a new one.
+
+    The issue row, its content snapshot and one pending delivery per recipient
+    (confirmed subscribers with something to read) are written together.
+    An empty period is recorded as skipped when `[newsletter] skip_empty`
+    (unless `force`). Pre-send check errors raise ValidationFailed.
+    """
+    actor.require_admin()
+    existing = await session.scalar(select(NewsletterIssue).where(NewsletterIssue.period_key == period_key))
+    if existing is not None:
+        return BuildResult(existing, False)
+    now = ctx.now()
+    notes = await content_mod.pending_notes(session)
+    content = await gather_content(session, ctx, now, notes)
+    lang = ctx.settings.newsletter.language
+    issue = NewsletterIssue(period_key=period_key, period_start=now,
+                            period_end=now + timedelta(days=ctx.settings.newsletter.horizon_days),
+                            subject=subject_for(ctx, content, lang), content=content, created_at=now)
+    empty = not content_mod.has_news(content)
+    if empty and ctx.settings.newsletter.skip_empty and not force:
+        issue.status = IssueStatus.SKIPPED
+        issue.finished_at = now
+        if not await _insert_issue(session, issue):
+            return BuildResult(await _by_key(session, period_key), False)
+        await audit.record(session, actor, "newsletter.skip", "newsletter_issue", issue.id)
+        return BuildResult(issue, True, skipped_empty=True)
+    composer = Composer(ctx)
+    report = check_issue(ctx, content, composer)
+    if not report.ok:
+        raise ValidationFailed("newsletter.check_failed", problems="; ".join(report.errors))
+    if not await _insert_issue(session, issue):
+        return BuildResult(await _by_key(session, period_key), False)
+    rows = (await session.execute(
+        select(Subscriber.id, Subscriber.email, Subscriber.districts, Subscriber.categories)
+        .where(Subscriber.status == SubscriberStatus.CONFIRMED).order_by(Subscriber.id))).all()
+    matcher = composer.matcher
+    deliveries = [{"issue_id": issue.id, "subscriber_id": r.id, "email": r.email,
+                   "status": DeliveryStatus.PENDING, "attempts": 0}
+                  for r in rows
+                  if not content_mod.select_for(content, matcher, r.districts or [],
+                                                r.categories or []).empty]
+    for chunk in range(0, len(deliveries), 2000):
+        await session.execute(insert(Delivery), deliveries[chunk:chunk + 2000])
+    if not deliveries:
+        issue.status = IssueStatus.DONE
+        issue.finished_at = now
+    for note in notes:
+        note.issue_id = issue.id
+    await session.flush()
+    await audit.record(session, actor, "newsletter.build", "newsletter_issue", issue.id,
+                       period_key=period_key, recipients=len(deliveries))
+    return BuildResult(issue, True, len(deliveries), warnings=report.warnings)
+
+
+async def _by_key(session: AsyncSession, key: str) -> NewsletterIssue | None:
+    return await session.scalar(select(NewsletterIssue).where(NewsletterIssue.period_key == key))
+
+
+async def _insert_issue(session: AsyncSession, issue: NewsletterIssue) -> bool:
+    """Insert under a savepoint; False when another instance built this period first."""
+    try:
+        async with session.begin_nested():
+            session.add(issue)
+            await session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+@dataclass
+class Preview:
+    subject: str
+    text: str
+    html: str
+    warnings: list[str]
+    errors: list[str]
+    recipient: str | None
+
+
+async def preview(session: AsyncSession, ctx: AppContext, actor: Actor, *, email: str | None = None,
+                  language: str | None = None) -> Preview:
+    """Render the next issue as it stands now, without storing or sending anything.
+
+    With `email`, as that subscriber would get it (their districts, categories,
+    language and personal links); otherwise the whole issue in `language`.
+    """
+    actor.require_admin()
+    now = ctx.now()
+    content = await gather_content(session, ctx, now)
+    composer = Composer(ctx)
+    if email:
+        row = await find_by_email(session, normalise_address(email))
+        if row is None:
+            raise NotFound("newsletter.no_subscriber", email=email)
+        ref = SubscriberRef.of(row)
+        if language:
+            ref = SubscriberRef(ref.id, ref.email, ref.token_version, language, ref.districts,
+                                ref.categories)
+        selection = None
+    else:
+        ref = SubscriberRef(0, "preview@example.org", 0, language or ctx.settings.newsletter.language)
+        selection = content_mod.everything(content)
+    parts = composer.render_for(None, content, ref, selection)
+    report = check_issue(ctx, content, composer)
+    text, html = parts if parts is not None else ("", "")
+    return Preview(subject_for(ctx, content, ref.language), text, html, report.warnings,
+                   report.errors, ref.email if email else None)
+
+
+async def preview_envelope(session: AsyncSession, ctx: AppContext, actor: Actor, *, to: str,
+                           email: str | None = None, language: str | None = None) -> Any:
+    """The preview as a ready message to `to` (for `--send-test`)."""
+    actor.require_admin()
+    to = normalise_address(to)
+    now = ctx.now()
+    content = await gather_content(session, ctx, now)
+    composer = Composer(ctx)
+    if email:
+        row = await find_by_email(session, normalise_address(email))
+        if row is None:
+            raise NotFound("newsletter.no_subscriber", email=email)
+        ref, selection = SubscriberRef.of(row), None
+    else:
+        ref = SubscriberRef(0, to, 0, language or ctx.settings.newsletter.language)
+        selection = content_mod.everything(content)
+    return composer.build(None, content, ref, recipient=to, selection=selection)
+
+
+@dataclass
+class IssueCounts:
+    id: int
+    period_key: str
+    subject: str
+    status: str
+    created_at: datetime
+    counts: dict[str, int]
+
+
+async def issue_status(session: AsyncSession, ctx: AppContext,
+                       issue_id: int | None = None) -> list[IssueCounts]:
+    """Each issue (newest first, or one) with its deliveries counted by status."""
+    query = select(NewsletterIssue).order_by(NewsletterIssue.id.desc())
+    if issue_id is not None:
+        query = query.where(NewsletterIssue.id == issue_id)
+    issues = (await session.scalars(query.limit(50))).all()
+    if issue_id is not None and not issues:
+        raise NotFound("newsletter.no_issue", id=issue_id)
+    ids = [i.id for i in issues]
+    counts: dict[int, dict[str, int]] = {i: {s.value: 0 for s in DeliveryStatus} for i in ids}
+    if ids:
+        for iid, status, n in (await session.execute(
+                select(Delivery.issue_id, Delivery.status, func.count())
+                .where(Delivery.issue_id.in_(ids)).group_by(Delivery.issue_id, Delivery.status))).all():
+            counts[iid][status] = n
+    return [IssueCounts(i.id, i.period_key, i.subject, i.status, i.created_at, counts[i.id])
+            for i in issues]
+
+
+async def unknown_deliveries(session: AsyncSession, ctx: AppContext, actor: Actor) -> dict[int, int]:
+    """Issue id -> number of deliveries in `unknown` (interrupted mid-send), for admins."""
+    actor.require_admin()
+    rows = (await session.execute(
+        select(Delivery.issue_id, func.count()).where(Delivery.status == DeliveryStatus.UNKNOWN)
+        .group_by(Delivery.issue_id))).all()
+    return {iid: n for iid, n in rows}
+
+
+async def resend(session: AsyncSession, ctx: AppContext, actor: Actor, issue_id: int,
+                 which: str) -> int:
+    """Put the `failed` or `unknown` deliveries of an issue back to pending (only for
+    subscribers still confirmed) and reopen the issue; returns how many. A running
+    sender (the service) picks them up; the CLI runs one itself."""
+    actor.require_admin()
+    if which not in ("failed", "unknown"):
+        raise ValidationFailed(field="which", detail="must be 'failed' or 'unknown'")
+    issue = await session.get(NewsletterIssue, issue_id)
+    if issue is None:
+        raise NotFound("newsletter.no_issue", id=issue_id)
+    confirmed = select(Subscriber.id).where(Subscriber.status == SubscriberStatus.CONFIRMED)
+    result = await session.execute(
+        update(Delivery).where(Delivery.issue_id == issue_id, Delivery.status == which,
+                               Delivery.subscriber_id.in_(confirmed.scalar_subquery()))
+        .values(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=None, claimed_by=None,
+                claimed_at=None)
+        .execution_options(synchronize_session=False))
+    count = result.rowcount or 0
+    if count:
+        issue.status = IssueStatus.SENDING
+        issue.finished_at = None
+    await audit.record(session, actor, "newsletter.resend", "newsletter_issue", issue_id,
+                       which=which, count=count)
+    return count
+
+
+def manual_period_key(ctx: AppContext) -> str:
+    return "manual:" + ctx.now().astimezone(ctx.tz).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+async def send_issue_now(ctx: AppContext, actor: Actor, *, period_key: str | None = None,
+                         force: bool = True, give_up_after: float | None = 300.0) -> tuple[BuildResult, Any]:
+    """Build an issue now and send it (manages its own transactions; /newsletter_send).
+
+    Returns (BuildResult, SendReport or None when nothing was built to send).
+    """
+    from infranet.newsletter.delivery import Sender
+
+    async with ctx.db.transaction() as session:
+        built = await build_issue(session, ctx, actor, period_key=period_key or manual_period_key(ctx),
+                                  force=force)
+    if built.issue is None or built.issue.status != IssueStatus.SENDING:
+        return built, None
+    report = await Sender(ctx, give_up_after=give_up_after).run()
+    return built, report
+
+
+async def send_pending(ctx: AppContext, *, give_up_after: float | None = None,
+                       issue_ids: Sequence[int] | None = None) -> Any:
+    """Recover crash leftovers (as `unknown`, admins told), then send every pending delivery."""
+    from infranet.newsletter.delivery import Sender, alert_unknown, recover_interrupted
+
+    async with ctx.db.transaction() as session:
+        recovered = await recover_interrupted(session, ctx)
+    await alert_unknown(ctx, recovered)
+    return await Sender(ctx, give_up_after=give_up_after,
+                        issue_ids=list(issue_ids) if issue_ids is not None else None).run()

@@ -1,0 +1,189 @@
+"""Where messages go: an SMTP connection (aiosmtplib) or the Maildir outbox.
+
+An SMTP transport is one connection reused for many messages. `send()` runs
+MAIL, RCPT and DATA itself, so that every failure can be told apart:
+
+- an error answer or a lost connection before DATA completes means the
+  server did not take the message: safe to retry;
+- a 4xx answer is temporary (retry later), a 5xx answer permanent;
+- a connection lost or timed out *while the message was being accepted*
+  is ambiguous: the server may have taken it. Such a delivery becomes
+  `unknown` and is never resent without an admin's decision.
+
+With no `[smtp] host`, messages are written to a Maildir under
+`data/outbox` that any mail client can open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import mailbox
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosmtplib
+
+from infranet.config import SmtpSettings
+from infranet.context import AppContext
+from infranet.newsletter.mime import Envelope
+
+log = logging.getLogger(__name__)
+
+SENT, TEMPORARY, PERMANENT, AMBIGUOUS = "sent", "temporary", "permanent", "ambiguous"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # sent | temporary | permanent | ambiguous
+    code: int = 250
+    message: str = ""
+    connection_lost: bool = False
+
+    @property
+    def detail(self) -> str:
+        return f"{self.code} {self.message}".strip()[:480]
+
+
+def outbox_dir(ctx: AppContext) -> Path:
+    return ctx.data_dir / "outbox"
+
+
+class MaildirTransport:
+    """Writes each message as a file in a Maildir (new/); always succeeds or raises OSError."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.box = mailbox.Maildir(str(path), create=True)
+
+    @property
+    def connected(self) -> bool:
+        return True
+
+    async def connect(self) -> None:
+        return None
+
+    async def send(self, envelope: Envelope) -> Outcome:
+        self.box.add(envelope.data)
+        return Outcome(SENT, 250, "written to the outbox")
+
+    async def close(self) -> None:
+        return None
+
+
+_HOSTNAME = socket.gethostname() or "localhost"
+
+
+class SmtpTransport:
+    """One SMTP connection, reused for many messages."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+        self.client = self._new_client()
+
+    def _new_client(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        return aiosmtplib.SMTP(
+            hostname=s.host, port=s.port, use_tls=s.tls == "implicit",
+            start_tls=True if s.tls == "starttls" else False,  # noqa: SIM210
+            timeout=s.timeout_s, validate_certs=s.validate_certs, local_hostname=_HOSTNAME,
+            username=s.username, password=s.password.get_secret_value() if s.password else None)
+
+    @property
+    def connected(self) -> bool:
+        return self.client.is_connected
+
+    async def connect(self) -> None:
+        """Connect (TLS, EHLO, AUTH as configured); raises on failure."""
+        if self.client.is_connected:
+            return
+        self.client = self._new_client()
+        await self.client.connect()
+
+    async def _reset(self) -> None:
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+            if self.client.is_connected:
+                await self.client.rset()
+
+    async def send(self, envelope: Envelope) -> Outcome:
+        client = self.client
+        try:
+            options = [f"SIZE={len(envelope.data)}"] if client.supports_extension("size") else []
+            await client.mail(envelope.sender, options=options)
+            await client.rcpt(envelope.recipient)
+        except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPRecipientRefused) as exc:
+            return await self._refused(exc.code, exc.message)
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+            self.client.close()
+            return Outcome(TEMPORARY, 0, f"connection lost before the message: {exc}", True)
+        except aiosmtplib.SMTPResponseException as exc:
+            return await self._refused(exc.code, exc.message)
+        try:
+            response = await client.data(envelope.data)
+        except aiosmtplib.SMTPDataError as exc:
+            return await self._refused(exc.code, exc.message)
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+            self.client.close()
+            return Outcome(AMBIGUOUS, 0, f"connection lost while the server was accepting the "
+                           f"message: {exc}", True)
+        except aiosmtplib.SMTPResponseException as exc:
+            return await self._refused(exc.code, exc.message)
+        return Outcome(SENT, response.code, response.message)
+
+    async def _refused(self, code: int, message: str) -> Outcome:
+        lost = code == 421
+        if lost:
+            self.client.close()
+        else:
+            await self._reset()
+        kind = PERMANENT if 500 <= code < 600 else TEMPORARY
+        return Outcome(kind, code, message, lost)
+
+    async def close(self) -> None:
+        if self.client.is_connected:
+            try:
+                await asyncio.wait_for(self.client.quit(), timeout=2)
+            except (TimeoutError, aiosmtplib.SMTPException, OSError):
+                self.client.close()
+
+
+def uses_outbox(ctx: AppContext) -> bool:
+    return not ctx.settings.smtp.host
+
+
+def make_transport(ctx: AppContext) -> MaildirTransport | SmtpTransport:
+    if uses_outbox(ctx):
+        return MaildirTransport(outbox_dir(ctx))
+    return SmtpTransport(ctx.settings.smtp)
+
+
+async def send_one(ctx: AppContext, envelope: Envelope) -> Outcome:
+    """Send a single message on its own connection (confirmations, test copies)."""
+    transport = make_transport(ctx)
+    if isinstance(transport, MaildirTransport):
+        log.info("no [smtp] host configured: message to %s written to the outbox %s",
+                 envelope.recipient, transport.path)
+    try:
+        await transport.connect()
+        return await transport.send(envelope)
+    finally:
+        await transport.close()
+
+
+async def send_confirmation(ctx: AppContext, subscriber_id: int) -> Outcome | None:
+    """Send the double opt-in e-mail to a pending subscriber (after the commit of
+    `subscribe()`); None when the subscriber is no longer pending."""
+    from infranet.newsletter.compose import Composer, SubscriberRef
+    from infranet.storage.models import Subscriber, SubscriberStatus
+
+    async with ctx.db.transaction() as session:
+        row = await session.get(Subscriber, subscriber_id)
+        if row is None or row.status != SubscriberStatus.PENDING:
+            return None
+        ref = SubscriberRef.of(row)
+    outcome = await send_one(ctx, Composer(ctx).confirmation(ref))
+    if outcome.kind != SENT:
+        log.warning("newsletter: confirmation e-mail refused: %s", outcome.detail)
+    return outcome

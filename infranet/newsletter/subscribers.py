@@ -1,0 +1,372 @@
+"""Subscribers: double opt-in, preferences, unsubscribe, import, export and erasure.
+
+Every function here is a business rule shaped `op(session, ctx, ...)`: it
+validates, writes the audit log and flushes, never commits. Callers wrap it in
+`async with ctx.db.transaction() as session:` and, for `subscribe()`, send the
+confirmation e-mail after the commit with `outbound.send_confirmation()` (or
+call `subscribe_and_confirm()`, which does both).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from infranet.context import AppContext
+from infranet.errors import NotFound, ValidationFailed
+from infranet.i18n import LANGUAGES
+from infranet.newsletter import texts, tokens
+from infranet.region import UnknownDistrict
+from infranet.storage import audit
+from infranet.storage.actors import Actor
+from infranet.storage.models import Delivery, NewsletterIssue, Subscriber, SubscriberStatus
+
+SOURCES = ("form", "bot", "import")
+# Used when the calendar does not publish its own list.
+DEFAULT_CATEGORIES = ("training", "conference", "meeting", "consultation", "fair", "other")
+
+
+def known_categories() -> tuple[str, ...]:
+    """Event categories a subscriber may choose: the calendar's list when it has one."""
+    try:
+        from infranet.calendar import events as calendar_events
+    except ImportError:
+        return DEFAULT_CATEGORIES
+    found = getattr(calendar_events, "CATEGORIES", None)
+    return tuple(found) if found else DEFAULT_CATEGORIES
+
+
+def normalise_address(value: str) -> str:
+    """Validated, normalised address (lower-case domain, IDN as punycode); SMTPUTF8
+    local parts are refused because not every server accepts them."""
+    value = (value or "").strip()
+    try:
+        checked = validate_email(value, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise ValidationFailed("newsletter.bad_email", value=value[:100], detail=str(exc)) from None
+    return checked.ascii_email or checked.normalized
+
+
+def _language(ctx: AppContext, value: str | None) -> str:
+    if not value:
+        return ctx.settings.newsletter.language
+    value = value.strip().lower().split("-")[0]
+    if value not in LANGUAGES:
+        raise ValidationFailed("newsletter.unknown_language", value=value)
+    return value
+
+
+def normalise_districts(ctx: AppContext, values: Iterable[str]) -> list[str]:
+    """Names, slugs or TERYT codes to slugs; the whole region means no filter."""
+    slugs: list[str] = []
+    for value in values:
+        value = value.strip()
+        if not value:
+            continue
+        try:
+            district = ctx.region.match(value)
+        except UnknownDistrict as exc:
+            raise ValidationFailed(field="districts", detail=str(exc)) from None
+        if district.kind == "region":
+            return []
+        if district.slug not in slugs:
+            slugs.append(district.slug)
+    return slugs
+
+
+def normalise_categories(values: Iterable[str]) -> list[str]:
+    known = known_categories()
+    chosen: list[str] = []
+    for value in values:
+        value = value.strip().lower()
+        if not value:
+            continue
+        if value not in known:
+            raise ValidationFailed("newsletter.unknown_category", value=value,
+                                   choices=", ".join(known))
+        if value not in chosen:
+            chosen.append(value)
+    return [] if set(chosen) == set(known) else chosen
+
+
+@dataclass
+class SubscribeResult:
+    """What happened, for the caller only; the user is told the same in every case."""
+
+    subscriber_id: int
+    email: str
+    language: str
+    needs_confirmation: bool  # send the confirmation e-mail after the commit
+
+
+async def find_by_email(session: AsyncSession, email: str) -> Subscriber | None:
+    return await session.scalar(select(Subscriber).where(Subscriber.email == email))
+
+
+async def subscribe(
+    session: AsyncSession, ctx: AppContext, email: str, *, source: str = "form",
+    language: str | None = None, districts: Sequence[str] = (), categories: Sequence[str] = (),
+    consented: bool = False, actor: Actor | None = None,
+) -> SubscribeResult:
+    """Start (or restart) a subscription.
+
+    `source` is "form", "bot" or "import". Without `consented` the address
+    stays pending until its confirmation link is opened (double opt-in, valid
+    `[newsletter] confirm_ttl_days`); `consented=True` is for imports whose
+    consent was collected elsewhere. A repeated subscription never creates a
+    second row, and the result must not be shown to the user beyond "check
+    your inbox": whether the address was known stays private.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}")
+    address = normalise_address(email)
+    lang = _language(ctx, language)
+    slugs = normalise_districts(ctx, districts)
+    cats = normalise_categories(categories)
+    now = ctx.now()
+    ttl = timedelta(days=ctx.settings.newsletter.confirm_ttl_days)
+    actor = actor or Actor("web" if source == "form" else source)
+    row = await find_by_email(session, address)
+    needs_confirmation = False
+    if row is None:
+        row = Subscriber(email=address, language=lang, districts=slugs, categories=cats,
+                         status=SubscriberStatus.PENDING, token_version=0)
+        session.add(row)
+        needs_confirmation = True
+    elif row.status == SubscriberStatus.CONFIRMED:
+        # Nothing changes: a stranger must not be able to rewrite someone's preferences.
+        return SubscribeResult(row.id, row.email, row.language, False)
+    else:
+        if row.status != SubscriberStatus.PENDING:
+            row.token_version += 1  # old unsubscribe/preferences links stay dead
+        row.language, row.districts, row.categories = lang, slugs, cats
+        row.status = SubscriberStatus.PENDING
+        needs_confirmation = True
+    row.consent_source = source
+    row.consent_version = texts.CONSENT_VERSION
+    row.unsubscribed_at = None
+    if consented:
+        row.status = SubscriberStatus.CONFIRMED
+        row.confirmed_at = row.consent_at = now
+        row.confirm_expires_at = None
+        row.hard_bounces = 0
+        needs_confirmation = False
+    else:
+        row.confirm_expires_at = now + ttl
+    await session.flush()
+    await audit.record(session, actor, "newsletter.subscribe", "subscriber", row.id,
+                       source=source, consented=consented)
+    return SubscribeResult(row.id, row.email, row.language, needs_confirmation)
+
+
+async def _by_token(session: AsyncSession, ctx: AppContext, subscriber_id: Any, token: str,
+                    purpose: str, *, allow_previous: bool = False) -> Subscriber:
+    try:
+        sid = int(subscriber_id)
+    except (TypeError, ValueError):
+        raise ValidationFailed("newsletter.bad_link") from None
+    row = await session.get(Subscriber, sid)
+    if row is None:
+        raise ValidationFailed("newsletter.bad_link")
+    if tokens.check_token(ctx, purpose, row, token):
+        return row
+    if allow_previous and row.token_version > 0 and tokens.check_token(
+            ctx, purpose, row, token, version=row.token_version - 1):
+        return row
+    raise ValidationFailed("newsletter.bad_link")
+
+
+async def confirm(session: AsyncSession, ctx: AppContext, subscriber_id: Any,
+                  token: str) -> Subscriber:
+    """Confirm a pending subscription from its signed link; confirming twice is fine."""
+    row = await _by_token(session, ctx, subscriber_id, token, "confirm")
+    if row.status == SubscriberStatus.CONFIRMED:
+        return row
+    if row.status != SubscriberStatus.PENDING:
+        raise ValidationFailed("newsletter.bad_link")
+    now = ctx.now()
+    if row.confirm_expires_at is not None and row.confirm_expires_at < now:
+        raise ValidationFailed("newsletter.expired", days=ctx.settings.newsletter.confirm_ttl_days)
+    row.status = SubscriberStatus.CONFIRMED
+    row.confirmed_at = row.consent_at = now
+    row.confirm_expires_at = None
+    row.hard_bounces = 0
+    await session.flush()
+    await audit.record(session, Actor("web"), "newsletter.confirm", "subscriber", row.id)
+    return row
+
+
+async def subscriber_for_link(session: AsyncSession, ctx: AppContext, subscriber_id: Any,
+                              token: str, purpose: str) -> Subscriber:
+    """The subscriber a signed link belongs to (for showing a page), or ValidationFailed."""
+    return await _by_token(session, ctx, subscriber_id, token, purpose,
+                           allow_previous=purpose == "unsubscribe")
+
+
+async def update_preferences(
+    session: AsyncSession, ctx: AppContext, subscriber_id: Any, token: str, *,
+    language: str | None, districts: Sequence[str], categories: Sequence[str],
+) -> Subscriber:
+    """Change language, districts and categories from the signed preferences link."""
+    row = await _by_token(session, ctx, subscriber_id, token, "preferences")
+    if row.status not in (SubscriberStatus.CONFIRMED, SubscriberStatus.PENDING):
+        raise ValidationFailed("newsletter.bad_link")
+    row.language = _language(ctx, language)
+    row.districts = normalise_districts(ctx, districts)
+    row.categories = normalise_categories(categories)
+    await session.flush()
+    await audit.record(session, Actor("web"), "newsletter.preferences", "subscriber", row.id)
+    return row
+
+
+async def unsubscribe(session: AsyncSession, ctx: AppContext, subscriber_id: Any, token: str, *,
+                      via: str = "link") -> Subscriber:
+    """Unsubscribe at once (link, RFC 8058 one-click POST or mailto). Repeating it
+    with the same link is harmless; older links stop working."""
+    row = await _by_token(session, ctx, subscriber_id, token, "unsubscribe", allow_previous=True)
+    if row.status == SubscriberStatus.UNSUBSCRIBED:
+        return row
+    row.status = SubscriberStatus.UNSUBSCRIBED
+    row.unsubscribed_at = ctx.now()
+    row.token_version += 1
+    # Deliveries not yet handed to the server are dropped.
+    await session.execute(
+        update(Delivery).where(Delivery.subscriber_id == row.id, Delivery.status == "pending")
+        .values(status="failed", last_error="unsubscribed before sending"))
+    await session.flush()
+    await audit.record(session, Actor("web"), "newsletter.unsubscribe", "subscriber", row.id, via=via)
+    return row
+
+
+async def record_hard_bounce(session: AsyncSession, ctx: AppContext, subscriber_id: int) -> bool:
+    """Count a 5xx answer; return True when it disabled the subscriber."""
+    row = await session.get(Subscriber, subscriber_id)
+    if row is None:
+        return False
+    row.hard_bounces += 1
+    disabled = (row.hard_bounces >= ctx.settings.newsletter.max_hard_bounces
+                and row.status == SubscriberStatus.CONFIRMED)
+    if disabled:
+        row.status = SubscriberStatus.DISABLED
+        await audit.record(session, Actor.system(), "newsletter.disable", "subscriber", row.id,
+                           hard_bounces=row.hard_bounces)
+    return disabled
+
+
+async def expire_pending(session: AsyncSession, ctx: AppContext) -> int:
+    """Delete subscriptions never confirmed within their time (run daily)."""
+    result = await session.execute(
+        delete(Subscriber).where(Subscriber.status == SubscriberStatus.PENDING,
+                                 Subscriber.confirm_expires_at < ctx.now()))
+    return result.rowcount or 0
+
+
+async def export_subscriber(session: AsyncSession, ctx: AppContext, actor: Actor,
+                            email: str) -> dict[str, Any]:
+    """Everything stored about one address (right of access), as plain data."""
+    actor.require_admin()
+    row = await find_by_email(session, normalise_address(email))
+    if row is None:
+        raise NotFound("newsletter.no_subscriber", email=email)
+    deliveries = (await session.execute(
+        select(Delivery, NewsletterIssue.subject).join(NewsletterIssue)
+        .where(Delivery.subscriber_id == row.id).order_by(Delivery.id))).all()
+    await audit.record(session, actor, "newsletter.export", "subscriber", row.id)
+
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "email": row.email, "status": row.status, "language": row.language,
+        "districts": row.districts, "categories": row.categories,
+        "created_at": iso(row.created_at), "confirmed_at": iso(row.confirmed_at),
+        "unsubscribed_at": iso(row.unsubscribed_at),
+        "consent": {"at": iso(row.consent_at), "source": row.consent_source,
+                    "version": row.consent_version},
+        "hard_bounces": row.hard_bounces,
+        "deliveries": [{"issue_id": d.issue_id, "subject": subject, "status": d.status,
+                        "sent_at": iso(d.sent_at)} for d, subject in deliveries],
+    }
+
+
+async def forget(session: AsyncSession, ctx: AppContext, actor: Actor, email: str) -> bool:
+    """Erase an address (right to erasure): the subscriber row goes, delivery rows
+    keep only their counts. The audit log keeps the id, never the address."""
+    actor.require_admin()
+    row = await find_by_email(session, normalise_address(email))
+    if row is None:
+        return False
+    await session.execute(update(Delivery).where(Delivery.subscriber_id == row.id)
+                          .values(email=None, subscriber_id=None))
+    await session.delete(row)
+    await session.flush()
+    await audit.record(session, actor, "newsletter.forget", "subscriber", row.id)
+    return True
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    to_confirm: list[SubscribeResult] = field(default_factory=list)
+    unchanged: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+async def import_csv(session: AsyncSession, ctx: AppContext, actor: Actor, text: str, *,
+                     consented: bool) -> ImportReport:
+    """Import a CSV with a header row: `email` (required), optional `language`,
+    `districts` and `categories` (separated by `;`). `consented` must state
+    whether the addresses already gave consent; if not they get a confirmation
+    e-mail (returned in `to_confirm` for the caller to send after the commit).
+    Bad rows are reported by line and skipped; good rows are kept."""
+    actor.require_admin()
+    report = ImportReport()
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "email" not in [f.strip().lower() for f in reader.fieldnames]:
+        raise ValidationFailed(field="CSV", detail="the first row must name the columns and "
+                               "include 'email' (optional: language, districts, categories)")
+    for number, raw in enumerate(reader, start=2):
+        data = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
+        try:
+            async with session.begin_nested():
+                existing = await find_by_email(session, normalise_address(data.get("email", "")))
+                was_confirmed = existing is not None and existing.status == SubscriberStatus.CONFIRMED
+                result = await subscribe(
+                    session, ctx, data.get("email", ""), source="import",
+                    language=data.get("language") or None,
+                    districts=[d for d in data.get("districts", "").split(";") if d.strip()],
+                    categories=[c for c in data.get("categories", "").split(";") if c.strip()],
+                    consented=consented, actor=actor)
+        except ValidationFailed as exc:
+            report.errors.append(f"line {number}: {exc}")
+            continue
+        if was_confirmed:
+            report.unchanged += 1
+        elif result.needs_confirmation:
+            report.to_confirm.append(result)
+        else:
+            report.added += 1
+    return report
+
+
+async def subscribe_and_confirm(ctx: AppContext, email: str, *, source: str = "form",
+                                language: str | None = None, districts: Sequence[str] = (),
+                                categories: Sequence[str] = ()) -> SubscribeResult:
+    """`subscribe()` in its own transaction, then the confirmation e-mail if one is due
+    (for the bot's `/subscribe address`: reply "check your inbox" whatever it returns)."""
+    from infranet.newsletter.outbound import send_confirmation
+
+    async with ctx.db.transaction() as session:
+        result = await subscribe(session, ctx, email, source=source, language=language,
+                                 districts=districts, categories=categories)
+    if result.needs_confirmation:
+        await send_confirmation(ctx, result.subscriber_id)
+    return result

@@ -1,0 +1,68 @@
+"""Data and contexts shared by the newsletter tests (real storage, real calendar API)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from infranet.calendar.events import EventInput, add_event
+from infranet.context import AppContext
+from infranet.newsletter.subscribers import subscribe
+from infranet.storage.actors import Actor
+from infranet.storage.districts import district_ids
+from infranet.storage.models import Training
+from infranet.storage.orgs import OrgInput, add_organisation
+from tests.conftest import make_context
+
+
+async def newsletter_context(db_url: str, tmp_path: Path, smtp: dict[str, Any] | None = None,
+                             **sections: dict[str, Any]) -> AppContext:
+    newsletter = {"title": "Newsletter sieci", **sections.pop("newsletter", {})}
+    http = {"public_base_url": "https://newsletter.example.org", **sections.pop("http", {})}
+    return await make_context(db_url, tmp_path / "data", smtp=smtp or {}, newsletter=newsletter,
+                              http=http, **sections)
+
+
+def local(ctx: AppContext, days: int, hour: int) -> datetime:
+    day = (ctx.now().astimezone(ctx.tz) + timedelta(days=days)).date()
+    return datetime.combine(day, time(hour), tzinfo=ctx.tz)
+
+
+async def seed_content(ctx: AppContext) -> dict[str, Any]:
+    """An organisation approved now, three events (Olsztyn, Ełk, region-wide), a training
+    in Elbląg: a typical issue whose parts differ per district."""
+    actor = Actor.cli()
+    async with ctx.db.transaction() as session:
+        org = await add_organisation(session, ctx, actor, OrgInput(
+            name="Fundacja Łąki i Źródła", type="COP", districts=["m. Olsztyn"],
+            contact_email="fundacja@example.org", website="https://laki.example.org"))
+        olsztyn = await add_event(session, ctx, actor, EventInput(
+            title="Warsztaty grantowe w Olsztynie", start=local(ctx, 2, 10), end=local(ctx, 2, 14),
+            district="m. Olsztyn", category="training", organisation_id=org.id,
+            location="ul. Kopernika 1", url="https://laki.example.org/warsztaty"))
+        elk = await add_event(session, ctx, actor, EventInput(
+            title="Spotkanie sieci w Ełku", start=local(ctx, 3, 17), end=local(ctx, 3, 19),
+            district="ełcki", category="meeting"))
+        region = await add_event(session, ctx, actor, EventInput(
+            title="Konferencja regionalna", start=local(ctx, 5, 9), end=local(ctx, 5, 16),
+            district="region", category="conference"))
+        ids = await district_ids(session)
+        training = Training(title="Szkolenie z księgowości", organisation_id=org.id,
+                            district_id=ids["elblag"], deadline=ctx.now().date() + timedelta(days=6),
+                            target_group="księgowi NGO", places=12, apply_url="https://example.org/zapisy")
+        session.add(training)
+        await session.flush()
+    return {"org": org.id, "events": {"olsztyn": olsztyn.id, "elk": elk.id, "region": region.id},
+            "training": training.id}
+
+
+async def add_subscribers(ctx: AppContext, people: dict[str, dict[str, Any]]) -> None:
+    """Confirmed subscribers: address -> subscribe() keyword arguments."""
+    async with ctx.db.transaction() as session:
+        for email, prefs in people.items():
+            await subscribe(session, ctx, email, source="import", consented=True, **prefs)
+
+
+def today(ctx: AppContext) -> date:
+    return ctx.now().astimezone(ctx.tz).date()
