@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from infranet.newsletter.issues import build_issue, send_pending
+from infranet.errors import ValidationFailed
+from infranet.newsletter.issues import add_note, build_issue, issue_status, preview, send_pending
 from infranet.storage.actors import Actor
+from infranet.storage.models import Training
 from tests.newsletter_support import add_subscribers, newsletter_context, seed_content
 from tests.smtp_server import SmtpServer, smtp_fixture  # noqa: F401
 
@@ -93,5 +95,150 @@ async def test_personalised_by_district(db_url: str, tmp_path: Path, smtp: SmtpS
         assert "Fundacja Łąki i Źródła" in olsztyn and "Fundacja Łąki i Źródła" not in elk
         meetings = texts["meetings@example.org"]
         assert "Spotkanie sieci w Ełku" in meetings and "Konferencja regionalna" not in meetings
+    finally:
+        await ctx.db.dispose()
+
+
+async def test_hostile_content_is_escaped_and_never_breaks_headers(
+        db_url: str, tmp_path: Path, smtp: SmtpServer) -> None:
+    evil_title = "Żółw <script>alert(1)</script>\r\nBcc: victim@example.net\r\n" + "x" * 400
+    ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings(
+        from_address="Evil\r\nBcc: a@b.example <newsletter@example.org>"),
+        newsletter={"title": evil_title[:300]})
+    try:
+        ids = await seed_content(ctx)
+        async with ctx.db.transaction() as session:
+            training = await session.get(Training, ids["training"])
+            training.title = '<img src=x onerror="alert(1)">\r\nSubject: injected'[:200]
+            training.target_group = "</div><a href='https://evil.example'>klik</a>"
+            await add_note(session, ctx, Actor.cli(),
+                           "Uwaga: <b>pogrubienie</b> & \"cudzysłów\"\n\nDrugi akapit")
+        await add_subscribers(ctx, {"anna@example.org": {}})
+        async with ctx.db.transaction() as session:
+            await build_issue(session, ctx, Actor.cli(), period_key="evil")
+        await send_pending(ctx)
+        [received] = smtp.messages
+        head = received.data.split(b"\r\n\r\n", 1)[0].decode("ascii")
+        for line in head.split("\r\n"):
+            assert len(line) <= 998
+            assert not line.lower().startswith(("bcc:", "subject: injected"))
+        msg = received.parse()
+        assert msg["Bcc"] is None and len(msg.get_all("Subject")) == 1 and len(msg.get_all("To")) == 1
+        subject = str(msg["Subject"])
+        assert "\n" not in subject and "\r" not in subject and len(subject) <= 150
+        assert subject.startswith("Żółw <script>alert(1)</script> Bcc: victim@example.net")
+        assert subject.endswith("…")
+        text, html = parts(msg)
+        assert "<script>" not in html and "&lt;script&gt;" in html
+        assert "<img src=x" not in html and "&lt;img src=x onerror=" in html
+        assert "<a href='https://evil.example'>" not in html and "href=\"https://evil.example\"" not in html
+        assert "&lt;b&gt;pogrubienie&lt;/b&gt; &amp; \"cudzysłów\"" in html
+        assert '<img src=x onerror="alert(1)">' in text  # plain text shows it as text
+    finally:
+        await ctx.db.dispose()
+
+
+async def test_dkim_signature_covers_list_unsubscribe(db_url: str, tmp_path: Path,
+                                                     smtp: SmtpServer) -> None:
+    import base64
+    import subprocess
+
+    import dkim
+
+    key = tmp_path / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"],  # noqa: ASYNC221
+                   check=True, capture_output=True)
+    public_der = subprocess.run(  # noqa: ASYNC221
+        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+        check=True, capture_output=True).stdout
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public_der)
+    ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings(
+        dkim_selector="infranet", dkim_domain="example.org", dkim_key_file=str(key)))
+    try:
+        await seed_content(ctx)
+        await add_subscribers(ctx, {"anna@example.org": {}})
+        async with ctx.db.transaction() as session:
+            await build_issue(session, ctx, Actor.cli(), period_key="dkim")
+        await send_pending(ctx)
+        [received] = smtp.messages
+        msg = received.parse()
+        signature = str(msg["DKIM-Signature"])
+        signed = re.search(r"h=([^;]+)", signature.replace(" ", "")).group(1).lower().split(":")
+        assert {"from", "subject", "list-unsubscribe", "list-unsubscribe-post", "list-id"} <= set(signed)
+
+        def dns(name: bytes, timeout: int = 5) -> bytes:
+            assert name == b"infranet._domainkey.example.org."
+            return record
+
+        assert dkim.verify(received.data, dnsfunc=dns)
+        tampered = received.data.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+                                         b"List-Unsubscribe-Post: List-Unsubscribe=Two-Click")
+        assert not dkim.verify(tampered, dnsfunc=dns)
+    finally:
+        await ctx.db.dispose()
+
+
+async def test_presend_checks_refuse_what_hurts_delivery(db_url: str, tmp_path: Path,
+                                                        smtp: SmtpServer) -> None:
+    ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings(
+        from_address="newsletter@localhost", reply_to=None))
+    try:
+        await seed_content(ctx)
+        await add_subscribers(ctx, {"anna@example.org": {}})
+        with pytest.raises(ValidationFailed, match="no real domain"):
+            async with ctx.db.transaction() as session:
+                await build_issue(session, ctx, Actor.cli(), period_key="bad-from")
+        async with ctx.db.transaction() as session:
+            assert not (await issue_status(session, ctx))  # nothing half-built
+    finally:
+        await ctx.db.dispose()
+    # A branded template with a relative link to the service and 120 KB of HTML.
+    brand = tmp_path / "brand"
+    brand.mkdir()
+    (brand / "issue.html").write_text(
+        '<html><body><a href="/newsletter/archive">archiwum</a>'
+        '<a href="http://127.0.0.1:8080/newsletter/subscribe">x</a>{{ title }}<p>'
+        + "ż" * 70000 + "</p></body></html>", encoding="utf-8")
+    ctx = await newsletter_context(db_url, tmp_path / "two", smtp.smtp_settings(),
+                                   newsletter={"template_dir": str(brand)})
+    try:
+        async with ctx.db.transaction() as session:
+            await add_note(session, ctx, Actor.cli(), "Notka")
+        await add_subscribers(ctx, {"anna@example.org": {}})
+        with pytest.raises(ValidationFailed) as caught:
+            async with ctx.db.transaction() as session:
+                await build_issue(session, ctx, Actor.cli(), period_key="bad-html")
+        message = str(caught.value)
+        assert "Gmail clips" in message and "/newsletter/archive" in message
+        assert "http://127.0.0.1:8080/newsletter/subscribe" in message
+        async with ctx.db.transaction() as session:
+            result = await preview(session, ctx, Actor.cli())
+        assert result.errors and "ż" * 100 in result.html  # the branded template is used
+    finally:
+        await ctx.db.dispose()
+
+
+async def test_maildir_outbox_without_smtp_host(db_url: str, tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import mailbox
+
+    caplog.set_level(logging.INFO, logger="infranet.newsletter")
+    ctx = await newsletter_context(db_url, tmp_path, {"reply_to": "biuro@example.org"})
+    try:
+        await seed_content(ctx)
+        await add_subscribers(ctx, {"anna@example.org": {}, "ola@example.org": {"language": "en"}})
+        async with ctx.db.transaction() as session:
+            await build_issue(session, ctx, Actor.cli(), period_key="outbox")
+        report = await send_pending(ctx)
+        assert report.sent == 2
+        box = mailbox.Maildir(str(tmp_path / "data" / "outbox"), factory=None, create=False)
+        messages = [box.get_message(key) for key in list(box.iterkeys())]
+        assert sorted(m["To"] for m in messages) == ["anna@example.org", "ola@example.org"]
+        assert all(m.is_multipart() and m["List-Unsubscribe"] for m in messages)
+        assert any("outbox" in r.getMessage() for r in caplog.records)
+        async with ctx.db.transaction() as session:
+            [status] = await issue_status(session, ctx)
+        assert status.status == "done" and status.counts["sent"] == 2
     finally:
         await ctx.db.dispose()

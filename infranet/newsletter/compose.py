@@ -12,7 +12,7 @@ from infranet.context import AppContext
 from infranet.i18n import t
 from infranet.newsletter import content as content_mod
 from infranet.newsletter import tokens
-from infranet.newsletter.mime import DkimKey, Envelope, MessageFactory, split_from
+from infranet.newsletter.mime import DkimKey, Envelope, MessageFactory, clean_header_text, split_from
 from infranet.newsletter.render import Renderer
 from infranet.storage.models import NewsletterIssue
 
@@ -51,8 +51,9 @@ def load_dkim(ctx: AppContext) -> DkimKey | None:
 
 
 def subject_for(ctx: AppContext, content: dict[str, Any], lang: str) -> str:
-    return t(lang, "newsletter.subject", title=ctx.settings.newsletter.title,
-             period=content_mod.period_label(content, ctx, lang))
+    """One clean line (no control characters, at most 150 characters)."""
+    return clean_header_text(t(lang, "newsletter.subject", title=ctx.settings.newsletter.title,
+             period=content_mod.period_label(content, ctx, lang)))
 
 
 class Composer:

@@ -56,6 +56,7 @@ class MaildirTransport:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
         self.box = mailbox.Maildir(str(path), create=True)
 
     @property
