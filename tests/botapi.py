@@ -24,7 +24,7 @@ import json
 import re
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import uvicorn
@@ -176,6 +176,8 @@ class BotApi:
         self._replies: dict[int, asyncio.Queue[Sent]] = defaultdict(asyncio.Queue)
         self._floods: dict[str, list[int]] = defaultdict(list)
         self.answered_callbacks: list[dict[str, Any]] = []
+        self._answers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._last_query_id = ""
         self.errors: list[tuple[str, str]] = []  # (method, description) of every refusal
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -308,7 +310,8 @@ class BotApi:
             user = User(user, language_code=language_code or "pl")
         chat = self.chats.get(message.chat_id) or {"id": message.chat_id, "type": "private",
                                                     "first_name": user.first_name}
-        query = {"id": str(next(self._callback_ids)), "from": user.as_dict(),
+        self._last_query_id = str(next(self._callback_ids))
+        query = {"id": self._last_query_id, "from": user.as_dict(),
                  "message": message.as_message(self.bot_user, chat),
                  "chat_instance": f"ci{message.chat_id}", "data": data}
         return self._push({"callback_query": query})
@@ -335,6 +338,20 @@ class BotApi:
                     wait: float = 10.0) -> Sent:
         self.press(user, message, data)
         return await self.next_reply(message.chat_id, wait)
+
+    async def next_answer(self, wait: float = 10.0) -> str:
+        """The text (maybe empty) of the bot's answer to the last button press."""
+        async def find() -> dict[str, Any]:
+            while True:
+                answer = await self._answers.get()
+                if str(answer.get("callback_query_id")) == self._last_query_id:
+                    return answer
+
+        try:
+            answer = await asyncio.wait_for(find(), wait)
+        except TimeoutError:
+            raise AssertionError(f"no callback answer within {wait} s") from None
+        return str(answer.get("text") or "")
 
     async def silence(self, chat_id: int, seconds: float = 0.5) -> None:
         """Assert the bot sends nothing to `chat_id` for `seconds`."""
@@ -470,7 +487,7 @@ class BotApi:
         sent = Sent(chat_id, next(self._message_ids), visible, str(p["text"]), markup,
                     p.get("parse_mode"))
         self.messages[chat_id][sent.message_id] = sent
-        self._replies[chat_id].put_nowait(sent)
+        self._replies[chat_id].put_nowait(replace(sent))  # a snapshot: later edits do not change it
         return sent.as_message(self.bot_user, self._chat(chat_id))
 
     def _existing(self, p: dict[str, Any]) -> Sent:
@@ -515,4 +532,5 @@ class BotApi:
         if len(str(p.get("text") or "")) > 200:
             raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
         self.answered_callbacks.append(p)
+        self._answers.put_nowait(p)
         return True

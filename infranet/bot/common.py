@@ -15,6 +15,7 @@ import functools
 import html
 import logging
 import re
+import warnings
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -462,12 +463,15 @@ def conversation(
 
     all_states = dict(states)
     all_states[ConversationHandler.TIMEOUT] = [TypeHandler(Update, timed_out)]
-    return ConversationHandler(
-        entry_points=entry_points, states=all_states,
-        fallbacks=[CommandHandler("cancel", cancel), *fallbacks],
-        name=name, persistent=True, allow_reentry=True,
-        conversation_timeout=ctx.settings.telegram.conversation_timeout_s,
-    )
+    with warnings.catch_warnings():
+        # Text and button steps mixed: per_message=False is intended.
+        warnings.filterwarnings("ignore", message=r".*per_message.*")
+        return ConversationHandler(
+            entry_points=entry_points, states=all_states,
+            fallbacks=[CommandHandler("cancel", cancel), *fallbacks],
+            name=name, persistent=True, allow_reentry=True,
+            conversation_timeout=ctx.settings.telegram.conversation_timeout_s,
+        )
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -483,3 +487,27 @@ class Command:
     name: str
     access: Access = "anyone"
     menu: bool = True
+
+
+async def notify_admins(turn: Turn, key: str,
+                        buttons: Buttons | Callable[[str], Buttons] = None, **params: object) -> int:
+    """Tell every admin (each in their language); `buttons` may be a function of the
+    language. Returns how many admins there are."""
+    from infranet.storage.members import admins
+
+    found = await admins(turn.session)
+    for admin in found:
+        lang = admin.language or "pl"
+        turn.notify(admin.telegram_id, tr(lang, key, **params),
+                    buttons(lang) if callable(buttons) else buttons)
+    return len(found)
+
+
+def check_length(text: str, limit: int) -> str:
+    """The stripped text, or ValidationFailed with the length and the limit."""
+    from infranet.errors import ValidationFailed
+
+    text = text.strip()
+    if len(text) > limit:
+        raise ValidationFailed("bot.text_too_long", length=len(text), limit=limit)
+    return text

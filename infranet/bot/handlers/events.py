@@ -1,0 +1,885 @@
+"""Events in the chat: the /event form with the conflict check, /check, /events, /my.
+
+Thin by design: dates are read by `infranet.calendar.dateparse`, every rule
+(validation, permissions, conflicts, suggestions, moderation) lives in
+`infranet.calendar.events` / `conflicts`. The form keeps only JSON-friendly
+values (str, int, bool, date, datetime), so it survives a restart.
+
+Callback data (prefix `ev`, all under 64 bytes):
+  ev:allday  ev:d:<i>  ev:sr:<i>  ev:dback  ev:c:<code>  ev:a:<code>|done  ev:skip
+  ev:ok  ev:edit  ev:x  ev:f:<field>  ev:keep  ev:sug:<i>
+  ev:p:<page>:<period>:<area index or ->   ev:e:<event id>  ev:del:<event id>[:y]
+District buttons carry the district's index in the region (never a free text),
+event buttons the event id, which every handler checks again on the server.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from infranet.bot.common import (
+    END,
+    Command,
+    Html,
+    Turn,
+    cb,
+    check_length,
+    conversation,
+    esc,
+    form,
+    handler,
+    int_part,
+    rows_of,
+)
+from infranet.calendar import conflicts as conflict_api
+from infranet.calendar import events as calendar
+from infranet.calendar.dateparse import local_midnight, local_today, make_span, parse_days, parse_hours, \
+    parse_when
+from infranet.context import AppContext
+from infranet.errors import ValidationFailed
+from infranet.i18n import format_date, format_span, register
+from infranet.region import District
+from infranet.storage.models import Event, EventStatus, Member, MemberStatus, Moderation
+
+COMMANDS = [Command("event", "member"), Command("check"), Command("events"), Command("my", "member")]
+
+PAGE_SIZE = 8
+MAX_SHOWN_CONFLICTS = 6
+TITLE_LIMIT = calendar.TITLE_MAX
+PLACE_LIMIT = calendar.LOCATION_MAX
+DESCRIPTION_LIMIT = 1500
+PERIODS = {"week": 7, "month": 31, "tydzien": 7, "tydzień": 7, "miesiac": 31, "miesiąc": 31}
+
+(TITLE, DATE, HOURS, DISTRICT, CATEGORY, AUDIENCE, PLACE, LINK, DESCRIPTION, SUMMARY, CONFLICT,
+ EDIT_PICK) = range(12)
+
+register({
+    "bot.cmd.event": {"pl": "dodaj wydarzenie do kalendarza", "en": "add an event to the calendar"},
+    "bot.cmd.check": {"pl": "czy termin jest wolny: /check 5.12 [powiat]",
+                      "en": "is a date free: /check 5.12 [district]"},
+    "bot.cmd.events": {"pl": "najbliższe wydarzenia: /events [powiat] [week|month]",
+                       "en": "upcoming events: /events [district] [week|month]"},
+    "bot.cmd.my": {"pl": "wydarzenia mojej organizacji", "en": "my organisation's events"},
+    "bot.events.ask_title": {
+        "pl": "Nowe wydarzenie. Jak się nazywa? (najwyżej {limit} znaków, /cancel przerywa)",
+        "en": "New event. What is it called? (at most {limit} characters, /cancel stops)",
+    },
+    "bot.events.ask_date": {
+        "pl": "Kiedy? Napisz datę, np. <i>5.12.2026</i>, <i>5 grudnia</i>, <i>jutro</i>, <i>piątek</i>, "
+              "zakres dni <i>5-7.12</i>, albo od razu z godzinami: <i>5.12 10:00-14:00</i>.",
+        "en": "When? Write a date, e.g. <i>5.12.2026</i>, <i>5 Dec</i>, <i>tomorrow</i>, <i>Friday</i>, "
+              "a range <i>5-7.12</i>, or with hours: <i>5.12 10:00-14:00</i>.",
+    },
+    "bot.events.ask_hours": {
+        "pl": "{when}. W jakich godzinach? Np. <i>10:00-14:00</i>, <i>10-14</i>, <i>od 10 do 14</i> "
+              "albo przycisk „Cały dzień”.",
+        "en": "{when}. What time? E.g. <i>10:00-14:00</i>, <i>10-14</i>, <i>from 10 to 14</i> "
+              "or the “All day” button.",
+    },
+    "bot.events.all_day": {"pl": "Cały dzień", "en": "All day"},
+    "bot.events.ask_district": {
+        "pl": "Gdzie? Wybierz podregion, potem powiat (albo napisz nazwę powiatu).",
+        "en": "Where? Choose a subregion, then a district (or type the district's name).",
+    },
+    "bot.events.ask_powiat": {"pl": "{subregion}: wybierz powiat.", "en": "{subregion}: choose a district."},
+    "bot.events.whole_region": {"pl": "Całe województwo", "en": "Whole region"},
+    "bot.events.whole_subregion": {"pl": "Cały {name}", "en": "Whole {name}"},
+    "bot.events.ask_category": {"pl": "Rodzaj wydarzenia?", "en": "What kind of event?"},
+    "bot.events.ask_audience": {
+        "pl": "Dla kogo? Zaznacz jedną lub więcej grup i naciśnij „Dalej”. Bez zaznaczenia: dla wszystkich.",
+        "en": "For whom? Tick one or more groups and press “Next”. None ticked: for everyone.",
+    },
+    "bot.events.ask_place": {"pl": "Miejsce (adres, sala)? Możesz pominąć.",
+                             "en": "Place (address, room)? You may skip."},
+    "bot.events.ask_link": {"pl": "Link do strony lub zapisów (https://…)? Możesz pominąć.",
+                            "en": "Link to a page or registration (https://…)? You may skip."},
+    "bot.events.ask_description": {"pl": "Krótki opis (do {limit} znaków)? Możesz pominąć.",
+                                   "en": "A short description (up to {limit} characters)? You may skip."},
+    "bot.events.bad_link": {"pl": "Link musi zaczynać się od https:// lub http://, np. https://example.org.",
+                            "en": "The link must start with https:// or http://, e.g. https://example.org."},
+    "bot.events.summary": {
+        "pl": "<b>Sprawdź wydarzenie</b>\n\n{body}\n\nZapisać?",
+        "en": "<b>Check the event</b>\n\n{body}\n\nSave it?",
+    },
+    "bot.events.edit": {"pl": "Zmień", "en": "Edit"},
+    "bot.events.edit_what": {"pl": "Co zmienić?", "en": "What should change?"},
+    "bot.events.f.title": {"pl": "Tytuł", "en": "Title"},
+    "bot.events.f.date": {"pl": "Termin", "en": "Date"},
+    "bot.events.f.district": {"pl": "Powiat", "en": "District"},
+    "bot.events.f.category": {"pl": "Rodzaj", "en": "Kind"},
+    "bot.events.f.audience": {"pl": "Dla kogo", "en": "Audience"},
+    "bot.events.f.place": {"pl": "Miejsce", "en": "Place"},
+    "bot.events.f.link": {"pl": "Link", "en": "Link"},
+    "bot.events.f.description": {"pl": "Opis", "en": "Description"},
+    "bot.events.everyone": {"pl": "wszyscy", "en": "everyone"},
+    "bot.events.conflicts": {
+        "pl": "<b>Uwaga: w tym terminie dzieje się coś jeszcze</b>\n\n{items}\n\n"
+              "Możesz zostawić swój termin (organizatorzy dostaną informację), wybrać wolny termin "
+              "albo anulować.",
+        "en": "<b>Heads up: something else happens at that time</b>\n\n{items}\n\n"
+              "You can keep your date (the organisers will be told), pick a free date or cancel.",
+    },
+    "bot.events.conflict_item": {
+        "pl": "• <b>{title}</b> — {org}\n  {when}, {district}{place}\n  kontakt: {contact}",
+        "en": "• <b>{title}</b> — {org}\n  {when}, {district}{place}\n  contact: {contact}",
+    },
+    "bot.events.duplicate_item": {
+        "pl": "• Możliwy duplikat: <b>{title}</b> — {org}, {when}",
+        "en": "• Possible duplicate: <b>{title}</b> — {org}, {when}",
+    },
+    "bot.events.more": {"pl": "…i jeszcze {count}.", "en": "…and {count} more."},
+    "bot.events.no_suggestions": {"pl": "Nie znalazłem wolnego terminu w pobliżu.",
+                                  "en": "I found no free date nearby."},
+    "bot.events.keep": {"pl": "Zostaw mój termin", "en": "Keep my date"},
+    "bot.events.saved": {
+        "pl": "Zapisane w kalendarzu: <b>{title}</b>, {when}.",
+        "en": "Saved in the calendar: <b>{title}</b>, {when}.",
+    },
+    "bot.events.updated": {"pl": "Zmienione: <b>{title}</b>, {when}.",
+                           "en": "Updated: <b>{title}</b>, {when}."},
+    "bot.events.pending": {
+        "pl": "Wydarzenie czeka na zatwierdzenie przez administratora sieci. Dam znać.",
+        "en": "The event is waiting for a network admin's approval. I will let you know.",
+    },
+    "bot.events.told_organisers": {"pl": "Powiadomiłem organizatorów: {orgs}.",
+                                   "en": "I told the organisers: {orgs}."},
+    "bot.events.conflict_notice": {
+        "pl": "<b>Ten sam termin</b>: {org} planuje „{title}” — {when}, {district}. "
+              "To koliduje z Waszym „{theirs}”. Kontakt: {contact}.",
+        "en": "<b>Same date</b>: {org} plans “{title}” — {when}, {district}. "
+              "It clashes with your “{theirs}”. Contact: {contact}.",
+    },
+    "bot.events.check_free": {
+        "pl": "{when}{area}: wolne — nic nie zaplanowano.",
+        "en": "{when}{area}: free — nothing is planned.",
+    },
+    "bot.events.check_busy": {
+        "pl": "{when}{area}: zaplanowane wydarzenia ({count}):\n\n{items}",
+        "en": "{when}{area}: events planned ({count}):\n\n{items}",
+    },
+    "bot.events.check_usage": {
+        "pl": "Napisz datę, np. /check 5.12.2026 albo /check piątek olsztyński.",
+        "en": "Give a date, e.g. /check 5.12.2026 or /check friday olsztyński.",
+    },
+    "bot.events.list_title": {"pl": "<b>Wydarzenia{area}: {period}</b>", "en": "<b>Events{area}: {period}</b>"},
+    "bot.events.list_empty": {"pl": "Brak wydarzeń{area}: {period}.", "en": "No events{area}: {period}."},
+    "bot.events.page": {"pl": "Strona {page} z {pages}", "en": "Page {page} of {pages}"},
+    "bot.events.period.week": {"pl": "najbliższy tydzień", "en": "the next week"},
+    "bot.events.period.month": {"pl": "najbliższy miesiąc", "en": "the next month"},
+    "bot.events.in_area": {"pl": " — {name}", "en": " — {name}"},
+    "bot.events.my_title": {"pl": "<b>Wydarzenia: {org}</b>", "en": "<b>Events: {org}</b>"},
+    "bot.events.my_empty": {"pl": "Twoja organizacja nie ma zaplanowanych wydarzeń. Dodaj: /event.",
+                            "en": "Your organisation has no upcoming events. Add one: /event."},
+    "bot.events.my_pending": {"pl": " (czeka na zatwierdzenie)", "en": " (awaiting approval)"},
+    "bot.events.no_org": {"pl": "Nie należysz do żadnej organizacji.", "en": "You belong to no organisation."},
+    "bot.events.confirm_cancel": {"pl": "Odwołać „{title}” ({when})?", "en": "Cancel “{title}” ({when})?"},
+    "bot.events.cancelled": {"pl": "Odwołane: „{title}”.", "en": "Cancelled: “{title}”."},
+    "bot.events.cancel_event": {"pl": "Odwołaj", "en": "Cancel it"},
+    "bot.events.keep_event": {"pl": "Nie odwołuj", "en": "Keep it"},
+    "bot.events.unknown_category": {"pl": "Wybierz rodzaj przyciskiem.", "en": "Choose a kind with a button."},
+})
+
+
+# --- shared helpers (also used by the trainings handler) -------------------------------------
+
+
+def today(turn: Turn) -> date:
+    return local_today(turn.ctx.now(), turn.ctx.tz)
+
+
+def when_text(ctx: AppContext, start: datetime | date, end: datetime | date, all_day: bool,
+              lang: str) -> str:
+    """"sobota, 5 grudnia 2026, 10:00–14:00" for stored (UTC) or form values."""
+    if all_day:
+        first = start if not isinstance(start, datetime) else start.astimezone(ctx.tz).date()
+        last = end if not isinstance(end, datetime) else end.astimezone(ctx.tz).date()
+        return format_span(local_midnight(first, ctx.tz), local_midnight(last + timedelta(days=1), ctx.tz),
+                           ctx.tz, lang, all_day=True)
+    assert isinstance(start, datetime) and isinstance(end, datetime)
+    return format_span(start, end, ctx.tz, lang)
+
+
+def occurrence_when(ctx: AppContext, start: datetime, end: datetime, all_day: bool, lang: str) -> str:
+    return format_span(start, end, ctx.tz, lang, all_day=all_day)
+
+
+def district_buttons(turn: Turn, prefix: str) -> list[list[tuple[str, str]]]:
+    """First level: the whole region and each subregion."""
+    region = turn.ctx.region
+    rows = [[(turn.t("bot.events.whole_region"), cb(prefix, "d", _index(turn.ctx, region.root)))]]
+    rows += rows_of([(d.name, cb(prefix, "sr", _index(turn.ctx, d))) for d in region.subregions], 1)
+    return rows
+
+
+def subregion_buttons(turn: Turn, prefix: str, subregion: District) -> list[list[tuple[str, str]]]:
+    rows = [[(turn.t("bot.events.whole_subregion", name=subregion.name),
+              cb(prefix, "d", _index(turn.ctx, subregion)))]]
+    rows += rows_of([(d.name, cb(prefix, "d", _index(turn.ctx, d))) for d in subregion.children], 2)
+    rows.append([(turn.t("bot.prev"), cb(prefix, "dback"))])
+    return rows
+
+
+def _index(ctx: AppContext, district: District) -> int:
+    return ctx.region.districts.index(district)
+
+
+def district_at(ctx: AppContext, value: str | None) -> District | None:
+    """The district of a button (an index), or None for a forged value."""
+    try:
+        index = int(value or "")
+    except ValueError:
+        return None
+    districts = ctx.region.districts
+    return districts[index] if 0 <= index < len(districts) else None
+
+
+def contact_of(org_email: str | None, phone: str | None) -> str:
+    return ", ".join(x for x in (org_email, phone) if x) or "—"
+
+
+async def approved_members_of(turn: Turn, org_ids: set[int]) -> list[Member]:
+    if not org_ids:
+        return []
+    rows = await turn.session.scalars(select(Member).where(
+        Member.organisation_id.in_(org_ids), Member.status == MemberStatus.APPROVED))
+    return [m for m in rows.all() if m.telegram_id != turn.who.telegram_id]
+
+
+def _skip_button(turn: Turn) -> list[list[tuple[str, str]]]:
+    return [[(turn.t("bot.skip"), cb("ev", "skip"))]]
+
+
+# --- the /event form ---------------------------------------------------------------------------
+
+
+def _f(turn: Turn) -> dict[str, Any]:
+    return form(turn, "event")
+
+
+@handler(access="member", chat="private")
+async def cmd_event(turn: Turn) -> int:
+    turn.user_data.pop("event", None)
+    _f(turn)
+    turn.say("bot.events.ask_title", limit=TITLE_LIMIT)
+    return TITLE
+
+
+def _after(turn: Turn, state: int) -> int:
+    """Next question, or straight back to the summary when editing one field."""
+    f = _f(turn)
+    if f.get("editing"):
+        _show_summary(turn)
+        return SUMMARY
+    ask = {
+        DATE: lambda: turn.say("bot.events.ask_date"),
+        DISTRICT: lambda: turn.say("bot.events.ask_district", district_buttons(turn, "ev")),
+        CATEGORY: lambda: turn.say("bot.events.ask_category", rows_of(
+            [(calendar.category_label(c, turn.lang), cb("ev", "c", c)) for c in calendar.CATEGORIES], 2)),
+        AUDIENCE: lambda: turn.reply(*_audience_prompt(turn)),
+        PLACE: lambda: turn.say("bot.events.ask_place", _skip_button(turn)),
+        LINK: lambda: turn.say("bot.events.ask_link", _skip_button(turn)),
+        DESCRIPTION: lambda: turn.say("bot.events.ask_description", _skip_button(turn),
+                                      limit=DESCRIPTION_LIMIT),
+        SUMMARY: lambda: _show_summary(turn),
+    }
+    ask[state]()
+    return state
+
+
+@handler(access="member", chat="private")
+async def on_title(turn: Turn) -> int:
+    title = check_length(turn.text, TITLE_LIMIT)
+    if not title:
+        raise ValidationFailed("bot.text_expected")
+    calendar._text(title, "title", TITLE_LIMIT, required=True)  # HTML and emptiness, said now
+    _f(turn)["title"] = title
+    return _after(turn, DATE)
+
+
+@handler(access="member", chat="private")
+async def on_date(turn: Turn) -> int:
+    f = _f(turn)
+    when = parse_when(check_length(turn.text, 300), today(turn), lang=turn.lang)
+    f["first"], f["last"] = when.first, when.last
+    if when.hours is None:
+        label = format_date(when.first, turn.lang) if not when.is_range else \
+            f"{format_date(when.first, turn.lang)} – {format_date(when.last, turn.lang)}"
+        turn.say("bot.events.ask_hours", [[(turn.t("bot.events.all_day"), cb("ev", "allday"))]],
+                 when=label)
+        return HOURS
+    _set_span(turn, f, when.hours)
+    return _after(turn, DISTRICT)
+
+
+def _set_span(turn: Turn, f: dict[str, Any], hours: Any) -> None:
+    first, last = f["first"], f["last"]
+    span = make_span(first, last, hours, turn.ctx.tz)  # refuses a time in the DST gap
+    if span.all_day:
+        f.update(all_day=True, start=first, end=last)
+    else:
+        f.update(all_day=False, start=span.start, end=span.end)
+
+
+@handler(access="member", chat="private")
+async def on_hours(turn: Turn) -> int:
+    f = _f(turn)
+    if "first" not in f:
+        return _after(turn, DATE)
+    if turn.update.callback_query:
+        hours = parse_hours("all day")
+        turn.edit(turn.t("bot.events.all_day"))
+    else:
+        hours = parse_hours(check_length(turn.text, 100))
+    _set_span(turn, f, hours)
+    return _after(turn, DISTRICT)
+
+
+@handler(access="member", chat="private")
+async def on_district(turn: Turn) -> int | None:
+    f = _f(turn)
+    if turn.update.callback_query:
+        kind = turn.data[1] if len(turn.data) > 1 else ""
+        district = district_at(turn.ctx, turn.data[2] if len(turn.data) > 2 else None)
+        if kind == "dback":
+            turn.edit(turn.t("bot.events.ask_district"), district_buttons(turn, "ev"))
+            return None
+        if district is None:
+            turn.toast(turn.t("bot.button_expired"))
+            return None
+        if kind == "sr" and district.kind == "subregion":
+            turn.edit(turn.t("bot.events.ask_powiat", subregion=district.name),
+                      subregion_buttons(turn, "ev", district))
+            return None
+        turn.edit(esc(district.name))
+    else:
+        district = turn.ctx.region.match(check_length(turn.text, 120))
+    f["district"] = district.slug
+    return _after(turn, CATEGORY)
+
+
+@handler(access="member", chat="private")
+async def on_category(turn: Turn) -> int | None:
+    code = turn.data[2] if len(turn.data) > 2 else ""
+    if code not in calendar.CATEGORIES:
+        turn.toast(turn.t("bot.events.unknown_category"))
+        return None
+    _f(turn)["category"] = code
+    turn.edit(esc(calendar.category_label(code, turn.lang)))
+    return _after(turn, AUDIENCE)
+
+
+def _audience_prompt(turn: Turn) -> tuple[Html, list[list[tuple[str, str]]]]:
+    chosen = set(_f(turn).get("audiences", []))
+    buttons = rows_of([(("✓ " if code in chosen else "") + calendar.audience_label(code, turn.lang),
+                        cb("ev", "a", code)) for code in calendar.AUDIENCES], 2)
+    buttons.append([(turn.t("bot.next"), cb("ev", "a", "done"))])
+    return turn.t("bot.events.ask_audience"), buttons
+
+
+@handler(access="member", chat="private")
+async def on_audience(turn: Turn) -> int | None:
+    f = _f(turn)
+    code = turn.data[2] if len(turn.data) > 2 else ""
+    if code == "done":
+        chosen = f.setdefault("audiences", [])
+        labels = ", ".join(calendar.audience_label(c, turn.lang) for c in chosen) or \
+            turn.t("bot.events.everyone")
+        turn.edit(esc(labels))
+        return _after(turn, PLACE)
+    if code not in calendar.AUDIENCES:
+        turn.toast(turn.t("bot.button_expired"))
+        return None
+    chosen = list(f.get("audiences", []))
+    if code in chosen:
+        chosen.remove(code)
+    else:
+        chosen.append(code)
+    f["audiences"] = chosen
+    turn.edit(*_audience_prompt(turn))  # the ticks change, so the edit always changes something
+    return None
+
+
+def _optional(turn: Turn, limit: int) -> str | None:
+    if turn.update.callback_query:
+        turn.edit(turn.t("bot.skip"))
+        return None
+    return check_length(turn.text, limit) or None
+
+
+@handler(access="member", chat="private")
+async def on_place(turn: Turn) -> int:
+    value = _optional(turn, PLACE_LIMIT)
+    if value:
+        calendar._text(value, "location", PLACE_LIMIT)
+    _f(turn)["location"] = value
+    return _after(turn, LINK)
+
+
+@handler(access="member", chat="private")
+async def on_link(turn: Turn) -> int:
+    value = _optional(turn, calendar.URL_MAX)
+    if value:
+        if value.lower().startswith("www."):
+            value = "https://" + value
+        if not value.lower().startswith(("http://", "https://")) or " " in value:
+            raise ValidationFailed("bot.events.bad_link")
+        calendar._url(value, "url")
+    _f(turn)["url"] = value
+    return _after(turn, DESCRIPTION)
+
+
+@handler(access="member", chat="private")
+async def on_description(turn: Turn) -> int:
+    value = _optional(turn, DESCRIPTION_LIMIT)
+    if value:
+        calendar._text(value, "description", DESCRIPTION_LIMIT)
+    _f(turn)["description"] = value
+    return _after(turn, SUMMARY)
+
+
+def _event_input(turn: Turn, f: dict[str, Any]) -> calendar.EventInput:
+    return calendar.EventInput(
+        title=f["title"], start=f["start"], end=f["end"], all_day=bool(f.get("all_day")),
+        district=f.get("district", "region") or turn.ctx.region.root.slug,
+        category=f.get("category", "other"), audiences=list(f.get("audiences", [])),
+        organisation_id=f.get("organisation_id"), description=f.get("description"),
+        location=f.get("location"), url=f.get("url"), rrule=f.get("rrule"),
+        training_id=f.get("training_id"),
+    )
+
+
+def _body(turn: Turn, f: dict[str, Any]) -> Html:
+    ctx, lang = turn.ctx, turn.lang
+    district = ctx.region.by_slug.get(f.get("district", ""), ctx.region.root)
+    audiences = ", ".join(calendar.audience_label(a, lang) for a in f.get("audiences", [])) or \
+        turn.t("bot.events.everyone")
+    lines = [f"<b>{esc(f.get('title', ''))}</b>",
+             esc(when_text(ctx, f["start"], f["end"], bool(f.get("all_day")), lang)),
+             f"{turn.t('bot.events.f.district')}: {esc(district.name)}",
+             f"{turn.t('bot.events.f.category')}: {esc(calendar.category_label(f.get('category', 'other'), lang))}",
+             f"{turn.t('bot.events.f.audience')}: {esc(audiences)}"]
+    for key, label in (("location", "place"), ("url", "link"), ("description", "description")):
+        if f.get(key):
+            lines.append(f"{turn.t('bot.events.f.' + label)}: {esc(f[key])}")
+    return Html("\n".join(lines))
+
+
+def _show_summary(turn: Turn) -> None:
+    f = _f(turn)
+    f["editing"] = False
+    turn.reply(turn.t("bot.events.summary", body=_body(turn, f)), [
+        [(turn.t("bot.confirm"), cb("ev", "ok")), (turn.t("bot.events.edit"), cb("ev", "edit")),
+         (turn.t("bot.cancel"), cb("ev", "x"))]])
+
+
+@handler(access="member", chat="private")
+async def on_summary(turn: Turn) -> int | None:
+    f = _f(turn)
+    choice = turn.data[1] if len(turn.data) > 1 else ""
+    if "start" not in f or "title" not in f:
+        turn.toast(turn.t("bot.button_expired"))
+        return END
+    if choice == "x":
+        turn.user_data.pop("event", None)
+        turn.edit(turn.t("bot.cancelled"))
+        return END
+    if choice == "edit":
+        fields = ["title", "date", "district", "category", "audience", "place", "link", "description"]
+        turn.edit(turn.t("bot.events.edit_what"), rows_of(
+            [(turn.t("bot.events.f." + name), cb("ev", "f", name)) for name in fields], 2))
+        return EDIT_PICK
+    if choice != "ok":
+        turn.toast(turn.t("bot.button_expired"))
+        return None
+    return await _check_and_save(turn, f)
+
+
+async def _check_and_save(turn: Turn, f: dict[str, Any]) -> int | None:
+    data = _event_input(turn, f)
+    report = await conflict_api.find_conflicts(turn.session, turn.ctx, data,
+                                               exclude_event_id=f.get("edit_id"))
+    if report.clear:
+        await _save(turn, f, data)
+        return END
+    suggestions = await conflict_api.suggest_dates(turn.session, turn.ctx, data, n=3,
+                                                   exclude_event_id=f.get("edit_id"))
+    f["suggestions"] = [[s, e] for s, e in suggestions]
+    turn.edit(_conflict_text(turn, report, suggestions), _conflict_buttons(turn, suggestions))
+    return CONFLICT
+
+
+def _conflict_text(turn: Turn, report: conflict_api.ConflictReport, suggestions: list[Any]) -> Html:
+    ctx, lang = turn.ctx, turn.lang
+    items: list[str] = []
+    for c in report.conflicts[:MAX_SHOWN_CONFLICTS]:
+        place = f", {c.event.location}" if c.event.location else ""
+        items.append(turn.t("bot.events.conflict_item", title=c.event.title, org=c.organisation_name or "—",
+                            when=occurrence_when(ctx, c.start, c.end, c.event.all_day, lang),
+                            district=c.event.district.name, place=place,
+                            contact=contact_of(c.contact_email, c.phone)))
+    hidden = len(report.conflicts) - MAX_SHOWN_CONFLICTS
+    if hidden > 0:
+        items.append(turn.t("bot.events.more", count=hidden))
+    for c in report.duplicates[:3]:
+        items.append(turn.t("bot.events.duplicate_item", title=c.event.title, org=c.organisation_name or "—",
+                            when=occurrence_when(ctx, c.start, c.end, c.event.all_day, lang)))
+    for warning in report.warnings[:3]:
+        items.append("• " + esc(warning.message(lang)))
+    if not suggestions:
+        items.append(turn.t("bot.events.no_suggestions"))
+    return turn.t("bot.events.conflicts", items=Html("\n".join(items)))
+
+
+def _conflict_buttons(turn: Turn, suggestions: list[Any]) -> list[list[tuple[str, str]]]:
+    rows = [[(turn.t("bot.events.keep"), cb("ev", "keep"))]]
+    for index, (start, end) in enumerate(suggestions):
+        all_day = not isinstance(start, datetime)
+        rows.append([(when_text(turn.ctx, start, end, all_day, turn.lang)[:60], cb("ev", "sug", index))])
+    rows.append([(turn.t("bot.cancel"), cb("ev", "x"))])
+    return rows
+
+
+@handler(access="member", chat="private")
+async def on_conflict_choice(turn: Turn) -> int | None:
+    f = _f(turn)
+    choice = turn.data[1] if len(turn.data) > 1 else ""
+    if "start" not in f:
+        turn.toast(turn.t("bot.button_expired"))
+        return END
+    if choice == "x":
+        turn.user_data.pop("event", None)
+        turn.edit(turn.t("bot.cancelled"))
+        return END
+    if choice == "sug":
+        index = int_part(turn.data, 2)
+        suggestions = f.get("suggestions") or []
+        if index is None or not 0 <= index < len(suggestions):
+            turn.toast(turn.t("bot.button_expired"))
+            return None
+        start, end = suggestions[index]
+        f["start"], f["end"] = start, end
+        return await _check_and_save(turn, f)
+    if choice == "keep":
+        data = _event_input(turn, f)
+        report = await conflict_api.find_conflicts(turn.session, turn.ctx, data,
+                                                   exclude_event_id=f.get("edit_id"))
+        row = await _save(turn, f, data)
+        await _tell_organisers(turn, row, report)
+        return END
+    turn.toast(turn.t("bot.button_expired"))
+    return None
+
+
+async def _save(turn: Turn, f: dict[str, Any], data: calendar.EventInput) -> Event:
+    edit_id = f.get("edit_id")
+    if edit_id:
+        row = await calendar.update_event(turn.session, turn.ctx, turn.actor, int(edit_id), data)
+        key = "bot.events.updated"
+    else:
+        row = await calendar.add_event(turn.session, turn.ctx, turn.actor, data)
+        key = "bot.events.saved"
+    turn.user_data.pop("event", None)
+    turn.edit(turn.t(key, title=row.title,
+                     when=occurrence_when(turn.ctx, row.starts_at, row.ends_at, row.all_day, turn.lang)))
+    if row.moderation == Moderation.PENDING:
+        turn.say("bot.events.pending")
+    return row
+
+
+async def _tell_organisers(turn: Turn, row: Event, report: conflict_api.ConflictReport) -> None:
+    """The organisers of the events the poster kept the date against hear about it."""
+    theirs: dict[int, Any] = {}
+    for c in report.conflicts:
+        org_id = c.event.organisation_id
+        if org_id is not None and org_id != row.organisation_id:
+            theirs.setdefault(org_id, c)
+    if not theirs:
+        return
+    poster_org = row.organisation
+    for member in await approved_members_of(turn, set(theirs)):
+        c = theirs[member.organisation_id]  # type: ignore[index]
+        lang = member.language or "pl"
+        turn.notify_member(
+            member, "bot.events.conflict_notice", org=poster_org.name if poster_org else "—",
+            title=row.title, when=occurrence_when(turn.ctx, row.starts_at, row.ends_at, row.all_day, lang),
+            district=row.district.name, theirs=c.event.title,
+            contact=contact_of(poster_org.contact_email if poster_org else None,
+                               poster_org.phone if poster_org else None))
+    turn.say("bot.events.told_organisers",
+             orgs=", ".join(sorted({c.organisation_name or "—" for c in theirs.values()})))
+
+
+@handler(access="member", chat="private")
+async def on_edit_pick(turn: Turn) -> int | None:
+    f = _f(turn)
+    name = turn.data[2] if len(turn.data) > 2 else ""
+    if "start" not in f:
+        turn.toast(turn.t("bot.button_expired"))
+        return END
+    states = {"title": TITLE, "date": DATE, "district": DISTRICT, "category": CATEGORY,
+              "audience": AUDIENCE, "place": PLACE, "link": LINK, "description": DESCRIPTION}
+    if name not in states:
+        turn.toast(turn.t("bot.button_expired"))
+        return None
+    turn.edit(turn.t("bot.events.f." + name))
+    if name == "title":
+        turn.say("bot.events.ask_title", limit=TITLE_LIMIT)
+    else:
+        _after(turn, states[name])
+    f["editing"] = True
+    return states[name]
+
+
+@handler(access="member", chat="private")
+async def on_edit_entry(turn: Turn) -> int | None:
+    """/my → Edit: the event's form, straight to the summary; saving re-runs the conflict check."""
+    event_id = int_part(turn.data, 2)
+    if event_id is None:
+        turn.toast(turn.t("bot.button_expired"))
+        return END
+    row = await calendar.get_event(turn.session, event_id)
+    turn.actor.require_org(row.organisation_id)
+    if row.status == EventStatus.CANCELLED:
+        turn.toast(turn.t("bot.button_expired"))
+        return END
+    tz = turn.ctx.tz
+    all_day = row.all_day
+    start: date | datetime = row.starts_at.astimezone(tz).date() if all_day else row.starts_at
+    end: date | datetime = (row.ends_at.astimezone(tz) - timedelta(hours=1)).date() if all_day \
+        else row.ends_at
+    turn.user_data["event"] = {
+        "edit_id": row.id, "title": row.title, "start": start, "end": end, "all_day": all_day,
+        "first": row.starts_at.astimezone(tz).date(), "last": row.ends_at.astimezone(tz).date(),
+        "district": row.district.slug, "category": row.category, "audiences": list(row.audiences),
+        "location": row.location, "url": row.url, "description": row.description,
+        "organisation_id": row.organisation_id, "rrule": row.rrule, "training_id": row.training_id,
+    }
+    _show_summary(turn)
+    return SUMMARY
+
+
+# --- /check, /events, /my ------------------------------------------------------------------------
+
+
+def _split_date_area(turn: Turn, args: list[str]) -> tuple[date, date, District | None]:
+    """`/check piątek olsztyński`: the longest leading words that make a date, then a district."""
+    last_error: ValidationFailed | None = None
+    for cut in range(len(args), 0, -1):
+        try:
+            first, last = parse_days(" ".join(args[:cut]), today(turn), lang=turn.lang, allow_past=True)
+        except ValidationFailed as exc:
+            last_error = last_error or exc
+            continue
+        rest = " ".join(args[cut:]).strip()
+        return first, last, turn.ctx.region.match(check_length(rest, 120)) if rest else None
+    assert last_error is not None
+    raise last_error
+
+
+@handler()
+async def cmd_check(turn: Turn) -> None:
+    if not turn.args:
+        turn.say("bot.events.check_usage")
+        return
+    first, last, area = _split_date_area(turn, turn.args)
+    ctx, lang = turn.ctx, turn.lang
+    start = local_midnight(first, ctx.tz)
+    end = local_midnight(last + timedelta(days=1), ctx.tz)
+    found = await calendar.list_events(turn.session, ctx, start=start, end=end, area=area)
+    label = format_date(first, lang) if first == last else \
+        f"{format_date(first, lang)} – {format_date(last, lang)}"
+    area_text = turn.t("bot.events.in_area", name=area.name) if area else ""
+    warnings = [w for d in _days(first, last) if (w := conflict_api.day_warning(ctx, d))]
+    extra = "".join("\n" + esc(w.message(lang)) for w in warnings[:3])
+    if not found:
+        turn.reply(Html(turn.t("bot.events.check_free", when=label, area=area_text) + extra))
+        return
+    items = Html("\n\n".join(_occurrence_line(turn, o) for o in found[:15]))
+    more = turn.t("bot.events.more", count=len(found) - 15) if len(found) > 15 else ""
+    turn.reply(Html(turn.t("bot.events.check_busy", when=label, area=area_text, count=len(found), items=items)
+                    + (f"\n{more}" if more else "") + extra))
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range(min((last - first).days + 1, 31))]
+
+
+def _occurrence_line(turn: Turn, o: calendar.Occurrence) -> str:
+    ev = o.event
+    org = ev.organisation.name if ev.organisation else "—"
+    place = f", {esc(ev.location)}" if ev.location else ""
+    contact = contact_of(ev.organisation.contact_email if ev.organisation else None,
+                         ev.organisation.phone if ev.organisation else None)
+    return (f"<b>{esc(ev.title)}</b> — {esc(org)}\n"
+            f"{esc(occurrence_when(turn.ctx, o.start, o.end, ev.all_day, turn.lang))}, "
+            f"{esc(ev.district.name)}{place}\n{esc(contact)}")
+
+
+def _parse_listing_args(turn: Turn, args: list[str]) -> tuple[District | None, str]:
+    period = "week"
+    words = list(args)
+    if words and words[-1].lower() in PERIODS:
+        period = "week" if PERIODS[words.pop().lower()] == 7 else "month"
+    text = " ".join(words).strip()
+    return (turn.ctx.region.match(check_length(text, 120)) if text else None), period
+
+
+async def _events_page(turn: Turn, area: District | None, period: str, page: int
+                       ) -> tuple[Html, list[list[tuple[str, str]]]]:
+    ctx, lang = turn.ctx, turn.lang
+    now = ctx.now()
+    days = 7 if period == "week" else 31
+    found = await calendar.list_events(turn.session, ctx, start=now, end=now + timedelta(days=days),
+                                       area=area)
+    area_text = turn.t("bot.events.in_area", name=area.name) if area else ""
+    period_text = turn.t(f"bot.events.period.{period}")
+    if not found:
+        return turn.t("bot.events.list_empty", area=area_text, period=period_text), []
+    pages = (len(found) + PAGE_SIZE - 1) // PAGE_SIZE
+    page = max(0, min(page, pages - 1))
+    chunk = found[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
+    lines = [turn.t("bot.events.list_title", area=area_text, period=period_text)]
+    lines += [_occurrence_line(turn, o) for o in chunk]
+    if pages > 1:
+        lines.append(turn.t("bot.events.page", page=page + 1, pages=pages))
+    area_key = _index(ctx, area) if area else "-"
+    nav = []
+    if page > 0:
+        nav.append((turn.t("bot.prev"), cb("ev", "p", page - 1, period, area_key)))
+    if page < pages - 1:
+        nav.append((turn.t("bot.next"), cb("ev", "p", page + 1, period, area_key)))
+    return Html("\n\n".join(lines)), [nav] if nav else []
+
+
+@handler()
+async def cmd_events(turn: Turn) -> None:
+    area, period = _parse_listing_args(turn, turn.args)
+    text, buttons = await _events_page(turn, area, period, 0)
+    turn.reply(text, buttons)
+
+
+@handler()
+async def on_events_page(turn: Turn) -> None:
+    page = int_part(turn.data, 2)
+    period = turn.data[3] if len(turn.data) > 3 else ""
+    area_key = turn.data[4] if len(turn.data) > 4 else "-"
+    area = None if area_key == "-" else district_at(turn.ctx, area_key)
+    if page is None or period not in ("week", "month") or (area_key != "-" and area is None):
+        turn.toast(turn.t("bot.button_expired"))
+        return
+    text, buttons = await _events_page(turn, area, period, page)
+    if _unchanged(turn, text, buttons):
+        turn.toast(turn.t("bot.button_expired"))
+        return
+    turn.edit(text, buttons)
+
+
+def _unchanged(turn: Turn, text: str, buttons: list[list[tuple[str, str]]]) -> bool:
+    """Would this edit change nothing? (Telegram refuses such edits.)"""
+    message = turn.update.callback_query.message if turn.update.callback_query else None
+    if message is None:
+        return False
+    import re
+
+    visible = html.unescape(re.sub(r"<[^>]+>", "", text))
+    old_buttons = [[(b.text, b.callback_data or b.url or "") for b in row]
+                   for row in (message.reply_markup.inline_keyboard if message.reply_markup else [])]
+    new_buttons = [[(label, value) for label, value in row] for row in buttons]
+    return getattr(message, "text", None) == visible and old_buttons == new_buttons
+
+
+@handler(access="member", chat="private")
+async def cmd_my(turn: Turn) -> None:
+    member = turn.who.member
+    if member is None or member.organisation_id is None:
+        turn.say("bot.events.no_org")
+        return
+    ctx, lang = turn.ctx, turn.lang
+    now = ctx.now()
+    found = await calendar.list_events(turn.session, ctx, start=now, end=now + timedelta(days=732),
+                                       organisation_id=member.organisation_id, include_pending=True,
+                                       viewer=turn.actor)
+    seen: set[int] = set()
+    events = []
+    for o in found:
+        if o.event.id not in seen:
+            seen.add(o.event.id)
+            events.append(o)
+    if not events:
+        turn.say("bot.events.my_empty")
+        return
+    org = member.organisation.name if member.organisation else ""
+    turn.say("bot.events.my_title", org=org)
+    for o in events[:PAGE_SIZE]:
+        pending = turn.t("bot.events.my_pending") if o.event.moderation == Moderation.PENDING else ""
+        turn.reply(Html(_occurrence_line(turn, o) + pending), [[
+            (turn.t("bot.events.edit"), cb("ev", "e", o.event.id)),
+            (turn.t("bot.events.cancel_event"), cb("ev", "del", o.event.id))]])
+    if len(events) > PAGE_SIZE:
+        turn.say("bot.events.more", count=len(events) - PAGE_SIZE)
+
+
+@handler(access="member", chat="private")
+async def on_cancel_event(turn: Turn) -> None:
+    event_id = int_part(turn.data, 2)
+    if event_id is None:
+        turn.toast(turn.t("bot.button_expired"))
+        return
+    row = await calendar.get_event(turn.session, event_id)
+    turn.actor.require_org(row.organisation_id)  # before showing anything
+    when = occurrence_when(turn.ctx, row.starts_at, row.ends_at, row.all_day, turn.lang)
+    if row.status == EventStatus.CANCELLED:
+        turn.edit(turn.t("bot.events.cancelled", title=row.title))
+        return
+    if len(turn.data) > 3 and turn.data[3] == "y":
+        await calendar.cancel_event(turn.session, turn.ctx, turn.actor, event_id)
+        turn.edit(turn.t("bot.events.cancelled", title=row.title))
+        return
+    turn.edit(turn.t("bot.events.confirm_cancel", title=row.title, when=when), [[
+        (turn.t("bot.events.cancel_event"), cb("ev", "del", event_id, "y")),
+        (turn.t("bot.events.keep_event"), cb("ev", "e", event_id))]])
+
+
+@handler()
+async def on_stale(turn: Turn) -> None:
+    turn.toast(turn.t("bot.button_expired"))
+
+
+def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
+    text = filters.TEXT & ~filters.COMMAND
+    skip = CallbackQueryHandler(on_place, pattern=r"^ev:skip$")
+    form_handler = conversation(
+        ctx, "event",
+        entry_points=[CommandHandler("event", cmd_event),
+                      CallbackQueryHandler(on_edit_entry, pattern=r"^ev:e:\d+$")],
+        states={
+            TITLE: [MessageHandler(text, on_title)],
+            DATE: [MessageHandler(text, on_date)],
+            HOURS: [MessageHandler(text, on_hours), CallbackQueryHandler(on_hours, pattern=r"^ev:allday$")],
+            DISTRICT: [MessageHandler(text, on_district),
+                       CallbackQueryHandler(on_district, pattern=r"^ev:(d|sr|dback)(:|$)")],
+            CATEGORY: [CallbackQueryHandler(on_category, pattern=r"^ev:c:")],
+            AUDIENCE: [CallbackQueryHandler(on_audience, pattern=r"^ev:a:")],
+            PLACE: [MessageHandler(text, on_place), skip],
+            LINK: [MessageHandler(text, on_link), CallbackQueryHandler(on_link, pattern=r"^ev:skip$")],
+            DESCRIPTION: [MessageHandler(text, on_description),
+                          CallbackQueryHandler(on_description, pattern=r"^ev:skip$")],
+            SUMMARY: [CallbackQueryHandler(on_summary, pattern=r"^ev:(ok|edit|x)$")],
+            EDIT_PICK: [CallbackQueryHandler(on_edit_pick, pattern=r"^ev:f:")],
+            CONFLICT: [CallbackQueryHandler(on_conflict_choice, pattern=r"^ev:(keep|sug:\d+|x)$")],
+        },
+    )
+    return [
+        form_handler,
+        CommandHandler("check", cmd_check),
+        CommandHandler("events", cmd_events),
+        CommandHandler("my", cmd_my),
+        CallbackQueryHandler(on_events_page, pattern=r"^ev:p:"),
+        CallbackQueryHandler(on_cancel_event, pattern=r"^ev:del:"),
+        CallbackQueryHandler(on_stale, pattern=r"^ev:"),
+    ]

@@ -1,0 +1,147 @@
+"""Joining the network through the bot, admins' decisions, admin commands."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from infranet.storage.members import get_member
+from infranet.storage.models import AuditLog, MemberStatus, Organisation, OrgStatus
+from tests.bot_fixtures import ADMIN_ID, BotHarness
+from tests.botapi import User
+
+USER = 7001
+
+
+async def _status(bot: BotHarness, telegram_id: int) -> str | None:
+    async with bot.ctx.db.transaction() as session:
+        member = await get_member(session, telegram_id)
+        return member.status if member else None
+
+
+async def test_join_existing_org_approved_and_user_told(bot: BotHarness) -> None:
+    await bot.org("Stowarzyszenie Wspólnota Warmii", type="COP")
+    api = bot.api
+    assert "organizację" in (await api.ask(USER, "/join")).text
+    pick = await api.ask(USER, "wspolnota")  # diacritics and case do not matter
+    sent = await api.click(USER, pick, pick.button("Wspólnota Warmii"))
+    assert "wysłana" in sent.text
+    request = await api.next_reply(ADMIN_ID)
+    assert "Prośba o dołączenie" in request.text and "Stowarzyszenie Wspólnota Warmii" in request.text
+    assert await _status(bot, USER) == MemberStatus.PENDING
+
+    decided = await api.click(ADMIN_ID, request, request.button("Zatwierdź"))
+    assert decided.kind == "edit" and "Zatwierdzono" in decided.text
+    told = await api.next_reply(USER)
+    assert "zatwierdzona" in told.text
+    assert await _status(bot, USER) == MemberStatus.APPROVED
+
+    # Pressed again (or by a second admin): nothing changes, the admin is told why.
+    again = await api.click(ADMIN_ID, request, request.button("Zatwierdź"))
+    assert "już rozpatrzona" in again.text
+    await api.silence(USER, 0.3)
+    # The new member now sees member commands in /help.
+    assert "Witaj" in (await api.ask(USER, "/start")).text
+
+
+async def test_join_proposing_new_org_rejected(bot: BotHarness) -> None:
+    api = bot.api
+    user = User(USER, "Maria", language_code="en")
+    await api.ask(user, "/join")
+    offer = await api.ask(user, "Fundacja Nowa Droga")
+    assert "found no organisation" in offer.text
+    ask_name = await api.click(user, offer, offer.button("Propose"))
+    assert "full name" in ask_name.text
+    kinds = await api.ask(user, "Fundacja <Nowa> Droga & Przyjaciele")
+    ask_area = await api.click(user, kinds, kinds.button("OWES"))
+    assert "districts" in ask_area.text
+    wrong = await api.ask(user, "olsztynski, Elblag, Gdańsk")
+    assert "Gdańsk" in wrong.text  # unknown district named, nothing lost
+    assert "e-mail" in (await api.ask(user, "olsztyński, Elbląg")).text
+    assert "does not look like" in (await api.ask(user, "not-an-address")).text
+    summary = await api.ask(user, "Biuro@Nowa-Droga.example.org")
+    assert "Fundacja <Nowa> Droga & Przyjaciele" in summary.text  # escaped, shown as typed
+    assert "powiat olsztyński" in summary.text.lower() or "olsztyński" in summary.text
+    done = await api.click(user, summary, summary.button("Confirm"))
+    assert "went to the admins" in done.text
+    request = await api.next_reply(ADMIN_ID)
+    assert "Nowa organizacja" in request.text and "OWES" in request.text
+    async with bot.ctx.db.transaction() as session:
+        org = await session.scalar(select(Organisation).where(
+            Organisation.name == "Fundacja <Nowa> Droga & Przyjaciele"))
+        assert org is not None and org.status == OrgStatus.PENDING
+    await api.click(ADMIN_ID, request, request.button("Odrzuć"))
+    told = await api.next_reply(USER)
+    assert "rejected" in told.text
+    async with bot.ctx.db.transaction() as session:
+        org = await session.scalar(select(Organisation).where(Organisation.id == org.id))
+        assert org is not None and org.status == OrgStatus.REJECTED
+    assert await _status(bot, USER) == MemberStatus.REJECTED
+
+
+async def test_non_member_refusals_and_forged_callbacks(bot: BotHarness) -> None:
+    api = bot.api
+    await bot.org("Fundacja Testowa")
+    await api.ask(USER, "/join")
+    pick = await api.ask(USER, "Testowa")
+    await api.click(USER, pick, pick.button("Testowa"))
+    request = await api.next_reply(ADMIN_ID)
+    stranger = 7002
+    for command in ("/members", "/approve #1", "/block #1", "/promote #1"):
+        reply = await api.ask(stranger, command)
+        assert reply.text.endswith("Dołącz przez /join."), command  # one line on how to join
+    plain = await bot.member(7005, "Fundacja Testowa")
+    for command in ("/members", "/approve #1", "/block #1", "/promote #1"):
+        assert "tylko administratorzy" in (await api.ask(plain.telegram_id, command)).text
+    async with bot.ctx.db.transaction() as session:
+        before = await session.scalar(select(AuditLog.id).order_by(AuditLog.id.desc()).limit(1))
+    # A non-admin (the requester themself) forges the admin's Approve button.
+    forged = await api.click(USER, request, request.button("Zatwierdź"))
+    assert "/join" in forged.text
+    forged = await api.click(7005, request, request.button("Zatwierdź"))
+    assert "tylko administratorzy" in forged.text
+    # Nonsense payloads on a known prefix.
+    api.drain(ADMIN_ID)
+    api.press(ADMIN_ID, request, "mem:abc:ok")
+    assert "nieaktualny" in await api.next_answer()
+    assert "Nie znaleziono" in (await api.click(ADMIN_ID, request, "mem:99999:ok")).text
+    assert await _status(bot, USER) == MemberStatus.PENDING
+    async with bot.ctx.db.transaction() as session:
+        after = await session.scalar(select(AuditLog.id).order_by(AuditLog.id.desc()).limit(1))
+    assert before == after
+
+
+async def test_admin_commands(bot: BotHarness) -> None:
+    api = bot.api
+    member = await bot.member(7003, "Fundacja Testowa", name="Anna Nowak")
+    listing = await api.ask(ADMIN_ID, "/members")
+    assert "Anna Nowak" in listing.text and f"#{member.id}" in listing.text
+    promoted = await api.ask(ADMIN_ID, f"/promote #{member.id}")
+    assert "administratorem" in promoted.text
+    assert "administratora" in (await api.next_reply(7003)).text
+    assert "/members" in (await api.ask(7003, "/help")).text
+    other = await bot.member(7004, "Fundacja Testowa", name="Jan")
+    blocked = await api.ask(7003, f"/block #{other.id}")
+    assert "Zablokowano" in blocked.text
+    await api.next_reply(7004)
+    assert await _status(bot, 7004) == MemberStatus.BLOCKED
+    assert "zablokowane" in (await api.ask(7004, "/join")).text
+    usage = await api.ask(ADMIN_ID, "/block")
+    assert "/block #nr" in usage.text
+    assert "Nie znaleziono" in (await api.ask(ADMIN_ID, "/promote #4242")).text
+
+
+async def test_join_conversation_survives_restart(bot: BotHarness) -> None:
+    await bot.org("Lokalna Grupa Działania Mazury")
+    api = bot.api
+    await api.ask(USER, "/join")
+    await bot.restart()
+    pick = await api.ask(USER, "mazury")
+    assert "Mazury" in pick.text or pick.buttons
+    sent = await api.click(USER, pick, pick.button("Mazury"))
+    assert "wysłana" in sent.text
+
+
+async def test_join_from_a_group_goes_private(bot: BotHarness) -> None:
+    reply = await bot.api.ask(USER, "/join", chat_id=-100500, chat_type="supergroup")
+    assert "prywatnej" in reply.text
+    assert reply.buttons[0][1].startswith("https://t.me/")
