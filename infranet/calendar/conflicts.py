@@ -225,7 +225,7 @@ def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.
         for occ in recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, tz):
             occ_days: set[date] | None = None
             for span, days in cand_days:
-                if occ.start >= span.end + timedelta(days=1) or occ.end <= span.start - timedelta(days=1):
+                if occ.start >= span.end + timedelta(days=2) or occ.end <= span.start - timedelta(days=2):
                     continue
                 overlap = occ.start < span.end and occ.end > span.start
                 if occ_days is None:
