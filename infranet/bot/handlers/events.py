@@ -16,6 +16,7 @@ event buttons the event id, which every handler checks again on the server.
 from __future__ import annotations
 
 import html
+import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -38,8 +39,14 @@ from infranet.bot.common import (
 )
 from infranet.calendar import conflicts as conflict_api
 from infranet.calendar import events as calendar
-from infranet.calendar.dateparse import local_midnight, local_today, make_span, parse_days, parse_hours, \
-    parse_when
+from infranet.calendar.dateparse import (
+    local_midnight,
+    local_today,
+    make_span,
+    parse_days,
+    parse_hours,
+    parse_when,
+)
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
 from infranet.i18n import format_date, format_span, register
@@ -166,7 +173,8 @@ register({
         "pl": "Napisz datę, np. /check 5.12.2026 albo /check piątek olsztyński.",
         "en": "Give a date, e.g. /check 5.12.2026 or /check friday olsztyński.",
     },
-    "bot.events.list_title": {"pl": "<b>Wydarzenia{area}: {period}</b>", "en": "<b>Events{area}: {period}</b>"},
+    "bot.events.list_title": {"pl": "<b>Wydarzenia{area}: {period}</b>",
+                              "en": "<b>Events{area}: {period}</b>"},
     "bot.events.list_empty": {"pl": "Brak wydarzeń{area}: {period}.", "en": "No events{area}: {period}."},
     "bot.events.page": {"pl": "Strona {page} z {pages}", "en": "Page {page} of {pages}"},
     "bot.events.period.week": {"pl": "najbliższy tydzień", "en": "the next week"},
@@ -176,12 +184,14 @@ register({
     "bot.events.my_empty": {"pl": "Twoja organizacja nie ma zaplanowanych wydarzeń. Dodaj: /event.",
                             "en": "Your organisation has no upcoming events. Add one: /event."},
     "bot.events.my_pending": {"pl": " (czeka na zatwierdzenie)", "en": " (awaiting approval)"},
-    "bot.events.no_org": {"pl": "Nie należysz do żadnej organizacji.", "en": "You belong to no organisation."},
+    "bot.events.no_org": {"pl": "Nie należysz do żadnej organizacji.",
+                          "en": "You belong to no organisation."},
     "bot.events.confirm_cancel": {"pl": "Odwołać „{title}” ({when})?", "en": "Cancel “{title}” ({when})?"},
     "bot.events.cancelled": {"pl": "Odwołane: „{title}”.", "en": "Cancelled: “{title}”."},
     "bot.events.cancel_event": {"pl": "Odwołaj", "en": "Cancel it"},
     "bot.events.keep_event": {"pl": "Nie odwołuj", "en": "Keep it"},
-    "bot.events.unknown_category": {"pl": "Wybierz rodzaj przyciskiem.", "en": "Choose a kind with a button."},
+    "bot.events.unknown_category": {"pl": "Wybierz rodzaj przyciskiem.",
+                                    "en": "Choose a kind with a button."},
 })
 
 
@@ -461,7 +471,8 @@ def _body(turn: Turn, f: dict[str, Any]) -> Html:
     lines = [f"<b>{esc(f.get('title', ''))}</b>",
              esc(when_text(ctx, f["start"], f["end"], bool(f.get("all_day")), lang)),
              f"{turn.t('bot.events.f.district')}: {esc(district.name)}",
-             f"{turn.t('bot.events.f.category')}: {esc(calendar.category_label(f.get('category', 'other'), lang))}",
+             f"{turn.t('bot.events.f.category')}: "
+             f"{esc(calendar.category_label(f.get('category', 'other'), lang))}",
              f"{turn.t('bot.events.f.audience')}: {esc(audiences)}"]
     for key, label in (("location", "place"), ("url", "link"), ("description", "description")):
         if f.get(key):
@@ -731,7 +742,7 @@ def _parse_listing_args(turn: Turn, args: list[str]) -> tuple[District | None, s
 
 async def _events_page(turn: Turn, area: District | None, period: str, page: int
                        ) -> tuple[Html, list[list[tuple[str, str]]]]:
-    ctx, lang = turn.ctx, turn.lang
+    ctx = turn.ctx
     now = ctx.now()
     days = 7 if period == "week" else 31
     found = await calendar.list_events(turn.session, ctx, start=now, end=now + timedelta(days=days),
@@ -784,8 +795,6 @@ def _unchanged(turn: Turn, text: str, buttons: list[list[tuple[str, str]]]) -> b
     message = turn.update.callback_query.message if turn.update.callback_query else None
     if message is None:
         return False
-    import re
-
     visible = html.unescape(re.sub(r"<[^>]+>", "", text))
     old_buttons = [[(b.text, b.callback_data or b.url or "") for b in row]
                    for row in (message.reply_markup.inline_keyboard if message.reply_markup else [])]
@@ -799,7 +808,7 @@ async def cmd_my(turn: Turn) -> None:
     if member is None or member.organisation_id is None:
         turn.say("bot.events.no_org")
         return
-    ctx, lang = turn.ctx, turn.lang
+    ctx = turn.ctx
     now = ctx.now()
     found = await calendar.list_events(turn.session, ctx, start=now, end=now + timedelta(days=732),
                                        organisation_id=member.organisation_id, include_pending=True,
@@ -817,9 +826,7 @@ async def cmd_my(turn: Turn) -> None:
     turn.say("bot.events.my_title", org=org)
     for o in events[:PAGE_SIZE]:
         pending = turn.t("bot.events.my_pending") if o.event.moderation == Moderation.PENDING else ""
-        turn.reply(Html(_occurrence_line(turn, o) + pending), [[
-            (turn.t("bot.events.edit"), cb("ev", "e", o.event.id)),
-            (turn.t("bot.events.cancel_event"), cb("ev", "del", o.event.id))]])
+        turn.reply(Html(_occurrence_line(turn, o) + pending), _my_buttons(turn, o.event.id))
     if len(events) > PAGE_SIZE:
         turn.say("bot.events.more", count=len(events) - PAGE_SIZE)
 
@@ -836,13 +843,22 @@ async def on_cancel_event(turn: Turn) -> None:
     if row.status == EventStatus.CANCELLED:
         turn.edit(turn.t("bot.events.cancelled", title=row.title))
         return
+    if len(turn.data) > 3 and turn.data[3] == "n":
+        occurrence = calendar.Occurrence(row, row.starts_at, row.ends_at)
+        turn.edit(Html(_occurrence_line(turn, occurrence)), _my_buttons(turn, row.id))
+        return
     if len(turn.data) > 3 and turn.data[3] == "y":
         await calendar.cancel_event(turn.session, turn.ctx, turn.actor, event_id)
         turn.edit(turn.t("bot.events.cancelled", title=row.title))
         return
     turn.edit(turn.t("bot.events.confirm_cancel", title=row.title, when=when), [[
         (turn.t("bot.events.cancel_event"), cb("ev", "del", event_id, "y")),
-        (turn.t("bot.events.keep_event"), cb("ev", "e", event_id))]])
+        (turn.t("bot.events.keep_event"), cb("ev", "del", event_id, "n"))]])
+
+
+def _my_buttons(turn: Turn, event_id: int) -> list[list[tuple[str, str]]]:
+    return [[(turn.t("bot.events.edit"), cb("ev", "e", event_id)),
+             (turn.t("bot.events.cancel_event"), cb("ev", "del", event_id))]]
 
 
 @handler()

@@ -1,0 +1,306 @@
+"""Events through the bot, end to end: the real Application against the Bot API emulator."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import select
+
+from infranet.calendar import events as calendar
+from infranet.calendar import service as calendar_service
+from infranet.http import create_app
+from infranet.storage.actors import Actor
+from infranet.storage.models import Event, EventStatus, Member
+from tests.bot_fixtures import BotHarness
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday, 10:00 in Warsaw
+ALICE, BOB, BOB2, STRANGER = 1001, 2002, 2003, 7007
+
+
+def exact(message: object, label: str) -> str:
+    """The callback data of the button labelled exactly `label`."""
+    return next(data for text, data in message.buttons if text == label)  # type: ignore[attr-defined]
+
+
+async def _add_event(bot: BotHarness, telegram_id: int, title: str, start: datetime, end: datetime,
+                     district: str = "olsztyński", **fields: object) -> Event:
+    async with bot.ctx.db.transaction() as session:
+        member = (await session.scalars(select(Member).where(Member.telegram_id == telegram_id))).one()
+        return await calendar.add_event(session, bot.ctx, Actor.of(member), calendar.EventInput(
+            title=title, start=start, end=end, district=district, **fields))  # type: ignore[arg-type]
+
+
+async def _setup(bot: BotHarness) -> Event:
+    bot.ctx.clock = lambda: NOW
+    await bot.org("Fundacja Alfa", contact_email="alfa@example.org")
+    await bot.org("Stowarzyszenie Beta", contact_email="beta@example.org", phone="+48 89 000 00 00")
+    await bot.member(ALICE, "Fundacja Alfa", name="Alice")
+    await bot.member(BOB, "Stowarzyszenie Beta", name="Bob")
+    await bot.member(BOB2, "Stowarzyszenie Beta", name="Basia", language="en")
+    return await _add_event(bot, BOB, "Forum <3 NGO & przyjaciele", datetime(2026, 12, 5, 9, tzinfo=UTC),
+                            datetime(2026, 12, 5, 12, tzinfo=UTC), category="meeting",
+                            audiences=["ngo"], location="Sala & Co")
+
+
+async def test_journey_conflict_then_suggested_date_lands_in_the_feed(bot: BotHarness) -> None:
+    theirs = await _setup(bot)
+    api = bot.api
+    assert "Jak się nazywa" in (await api.ask(ALICE, "/event")).text
+    # malformed and over-long answers are answered clearly and the step repeats
+    assert "HTML" in (await api.ask(ALICE, "Warsztaty <b>grantowe</b>")).text
+    too_long = await api.ask(ALICE, "x" * 300)
+    assert "300" in too_long.text and "200" in too_long.text
+    assert "Kiedy" in (await api.ask(ALICE, "Warsztaty grantowe & R<D")).text
+    assert "30 dni" in (await api.ask(ALICE, "31.11.2026")).text
+    assert "minęła" in (await api.ask(ALICE, "1.1.2020")).text
+    assert "W jakich godzinach" in (await api.ask(ALICE, "5 grudnia")).text
+    assert "musi być po początku" in (await api.ask(ALICE, "14-10")).text
+    reply = await api.ask(ALICE, "10:00-14:00")
+    assert "Gdzie" in reply.text
+    assert "Całe województwo" in reply.buttons[0][0]
+    reply = await api.click(ALICE, reply, reply.button("olsztyński"))
+    assert reply.buttons[0][0] == "Cały podregion olsztyński"
+    edited = await api.click(ALICE, reply, exact(reply, "olsztyński"))
+    assert edited.text == "olsztyński"
+    reply = await api.next_reply(ALICE)
+    await api.click(ALICE, reply, reply.button("szkolenie"))
+    reply = await api.next_reply(ALICE)
+    ticked = await api.click(ALICE, reply, reply.button("organizacje"))
+    await api.click(ALICE, ticked, ticked.button("Dalej"))
+    assert "Miejsce" in (await api.next_reply(ALICE)).text
+    link_prompt = await api.ask(ALICE, "Sala <3>")
+    assert "Link" in link_prompt.text
+    assert "https://" in (await api.ask(ALICE, "not a link")).text
+    description_prompt = await api.click(ALICE, link_prompt, link_prompt.button("Pomiń"))
+    assert description_prompt.kind == "edit"
+    assert "opis" in (await api.next_reply(ALICE)).text.lower()
+    summary = await api.ask(ALICE, "Jak pisać wnioski.")
+    assert "Sprawdź wydarzenie" in summary.text
+    assert "Warsztaty grantowe & R<D" in summary.text and "Sala <3>" in summary.text
+    assert "sobota, 5 grudnia 2026, 10:00–14:00" in summary.text
+
+    warning = await api.click(ALICE, summary, summary.button("Potwierdź"))
+    assert warning.kind == "edit"
+    assert "Forum <3 NGO & przyjaciele" in warning.text and "Stowarzyszenie Beta" in warning.text
+    assert "beta@example.org" in warning.text and "Sala & Co" in warning.text
+    labels = [label for label, _ in warning.buttons]
+    assert labels[0] == "Zostaw mój termin" and labels[-1] == "Anuluj"
+    suggestions = labels[1:-1]
+    assert suggestions and suggestions[0].startswith("sobota, 12 grudnia 2026, 10:00")
+
+    saved = await api.click(ALICE, warning, warning.buttons[1][1])
+    assert saved.kind == "edit" and "Zapisane w kalendarzu" in saved.text
+    assert "12 grudnia 2026" in saved.text
+    await api.silence(BOB, 0.3)  # a suggested date clashes with nobody: nobody is told
+    async with bot.ctx.db.transaction() as session:
+        mine = (await session.scalars(select(Event).where(Event.id != theirs.id))).one()
+        assert mine.starts_at == datetime(2026, 12, 12, 9, tzinfo=UTC)
+        assert mine.location == "Sala <3>" and mine.audiences == ["ngo"] and mine.category == "training"
+
+    app = create_app(bot.ctx, [calendar_service.build(bot.ctx, AsyncIOScheduler())])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        feed = await client.get("/calendar.ics")
+    assert feed.status_code == 200
+    body = feed.text.replace("\r\n ", "")
+    assert "SUMMARY:Warsztaty grantowe & R<D" in body
+    assert "DTSTART;TZID=Europe/Warsaw:20261212T100000" in body
+    assert api.errors == []
+
+
+async def test_keeping_a_conflicting_date_tells_the_other_organisers(bot: BotHarness) -> None:
+    await _setup(bot)
+    api = bot.api
+    await api.ask(ALICE, "/event")
+    await api.ask(ALICE, "Spotkanie sieci")
+    reply = await api.ask(ALICE, "5.12.2026 10-11")  # date and hours at once
+    assert "Gdzie" in reply.text
+    reply = await api.click(ALICE, reply, reply.button("Całe województwo"))
+    category = await api.next_reply(ALICE)
+    await api.click(ALICE, category, category.button("spotkanie"))
+    audience = await api.next_reply(ALICE)
+    await api.click(ALICE, audience, audience.button("Dalej"))
+    place = await api.next_reply(ALICE)
+    link = await api.click(ALICE, place, place.button("Pomiń"))
+    link = await api.next_reply(ALICE)
+    await api.click(ALICE, link, link.button("Pomiń"))
+    description = await api.next_reply(ALICE)
+    await api.click(ALICE, description, description.button("Pomiń"))
+    summary = await api.next_reply(ALICE)
+    assert "Całe województwo" not in summary.text  # the region's own name is shown
+    warning = await api.click(ALICE, summary, summary.button("Potwierdź"))
+    assert "Forum <3 NGO" in warning.text
+    saved = await api.click(ALICE, warning, warning.button("Zostaw"))
+    assert "Zapisane" in saved.text
+    told = await api.next_reply(ALICE)
+    assert "Stowarzyszenie Beta" in told.text
+    to_bob = await api.next_reply(BOB)
+    assert "Fundacja Alfa" in to_bob.text and "Spotkanie sieci" in to_bob.text
+    assert "Forum <3 NGO & przyjaciele" in to_bob.text and "alfa@example.org" in to_bob.text
+    to_bob2 = await api.next_reply(BOB2)
+    assert "Same date" in to_bob2.text and "Saturday, 5 December 2026" in to_bob2.text
+    assert api.errors == []
+
+
+async def test_cancel_edit_and_timeout_free_paths(bot: BotHarness) -> None:
+    await _setup(bot)
+    api = bot.api
+    await api.ask(ALICE, "/event")
+    assert "Anulowano" in (await api.ask(ALICE, "/cancel")).text
+    # stale buttons of a finished form change nothing
+    await api.ask(ALICE, "/event")
+    await api.ask(ALICE, "Dzień otwarty")
+    reply = await api.ask(ALICE, "7.12.2026 cały dzień")
+    reply = await api.click(ALICE, reply, reply.button("Całe województwo"))
+    category = await api.next_reply(ALICE)
+    await api.click(ALICE, category, category.button("inne"))
+    audience = await api.next_reply(ALICE)
+    await api.click(ALICE, audience, audience.button("Dalej"))
+    for _ in range(3):
+        prompt = await api.next_reply(ALICE)
+        await api.click(ALICE, prompt, prompt.button("Pomiń"))
+    summary = await api.next_reply(ALICE)
+    assert "poniedziałek, 7 grudnia 2026" in summary.text
+    pick = await api.click(ALICE, summary, summary.button("Zmień"))
+    title_prompt = await api.click(ALICE, pick, pick.button("Tytuł"))
+    assert title_prompt.kind == "edit"
+    assert "Jak się nazywa" in (await api.next_reply(ALICE)).text
+    summary = await api.ask(ALICE, "Dzień otwarty NGO")
+    assert "Dzień otwarty NGO" in summary.text
+    saved = await api.click(ALICE, summary, summary.button("Potwierdź"))
+    assert "Zapisane" in saved.text and "7 grudnia 2026" in saved.text
+    api.press(ALICE, summary, "ev:ok")
+    await api.silence(ALICE, 0.5)
+    assert api.answered_callbacks[-1].get("text") == "Ten przycisk jest już nieaktualny."
+    async with bot.ctx.db.transaction() as session:
+        rows = (await session.scalars(select(Event).where(Event.title == "Dzień otwarty NGO"))).all()
+        assert len(rows) == 1 and rows[0].all_day
+
+
+async def test_check_answers_at_once_also_in_groups(bot: BotHarness) -> None:
+    await _setup(bot)
+    api = bot.api
+    busy = await api.ask(STRANGER, "/check 5.12.2026")
+    assert "sobota, 5 grudnia 2026" in busy.text and "Forum <3 NGO & przyjaciele" in busy.text
+    assert "Stowarzyszenie Beta" in busy.text and "beta@example.org" in busy.text
+    free = await api.ask(STRANGER, "/check 6.12.2026 ełcki")
+    assert "wolne" in free.text and "ełcki" in free.text
+    elsewhere = await api.ask(STRANGER, "/check 5 grudnia ełcki")
+    assert "wolne" in elsewhere.text
+    group = await api.ask(STRANGER, "/check 5.12.2026 olsztyński", chat_id=-100500, chat_type="group")
+    assert "Forum <3 NGO" in group.text
+    holiday = await api.ask(STRANGER, "/check 24.12.2026")
+    assert "Wigilia" in holiday.text or "wolny" in holiday.text
+    assert "nie istnieje" in (await api.ask(STRANGER, "/check 5.12 Gotham")).text or \
+        "Nie znam" in (await api.ask(STRANGER, "/check 5.12 Gotham")).text
+    assert "30 dni" in (await api.ask(STRANGER, "/check 31.11.2026")).text
+    assert "/check 5.12.2026" in (await api.ask(STRANGER, "/check")).text
+    english = await api.ask(STRANGER + 1, "/check Dec 5", language_code="en")
+    assert "Saturday, 5 December 2026" in english.text
+    assert api.errors == []
+
+
+async def test_events_listing_paginates_without_empty_edits(bot: BotHarness) -> None:
+    await _setup(bot)
+    start = datetime(2026, 11, 24, 8, tzinfo=UTC)
+    for i in range(18):
+        await _add_event(bot, BOB, f"Spotkanie {i:02d} & <3", start + timedelta(hours=3 * i),
+                         start + timedelta(hours=3 * i + 1), district="ełcki")
+    api = bot.api
+    first = await api.ask(STRANGER, "/events ełcki")
+    assert "Spotkanie 00 & <3" in first.text and "Strona 1 z 3" in first.text
+    assert [label for label, _ in first.buttons] == ["Dalej »"]
+    second = await api.click(STRANGER, first, first.button("Dalej"))
+    assert second.kind == "edit" and "Strona 2 z 3" in second.text and "Spotkanie 08 & <3" in second.text
+    assert [label for label, _ in second.buttons] == ["« Wstecz", "Dalej »"]
+    # pressing a button that shows the page already on screen answers, never edits
+    api.press(STRANGER, second, first.button("Dalej"))
+    await api.silence(STRANGER, 0.5)
+    forged = "ev:p:99:week:9999"
+    api.press(STRANGER, second, forged)
+    await api.silence(STRANGER, 0.5)
+    month = await api.ask(STRANGER, "/events month")
+    assert "najbliższy miesiąc" in month.text and "Strona 1 z 3" in month.text
+    group = await api.ask(STRANGER, "/events", chat_id=-100500, chat_type="group")
+    assert "Wydarzenia" in group.text
+    empty = await api.ask(STRANGER, "/events nidzicki")
+    assert "Brak wydarzeń" in empty.text
+    assert all(len(text) <= 4096 for text in api.sent_texts())
+    assert api.errors == []
+
+
+async def test_my_events_edit_rechecks_and_cancel(bot: BotHarness) -> None:
+    theirs = await _setup(bot)
+    mine = await _add_event(bot, ALICE, "Nasze szkolenie", datetime(2026, 12, 8, 9, tzinfo=UTC),
+                            datetime(2026, 12, 8, 11, tzinfo=UTC), district="olsztyński")
+    api = bot.api
+    header = await api.ask(ALICE, "/my")
+    assert "Fundacja Alfa" in header.text
+    item = await api.next_reply(ALICE)
+    assert "Nasze szkolenie" in item.text
+    summary = await api.click(ALICE, item, item.button("Zmień"))
+    assert "Sprawdź wydarzenie" in summary.text
+    pick = await api.click(ALICE, summary, summary.button("Zmień"))
+    await api.click(ALICE, pick, pick.button("Termin"))
+    assert "Kiedy" in (await api.next_reply(ALICE)).text
+    summary = await api.ask(ALICE, "5.12.2026 10:00-11:00")
+    assert "sobota, 5 grudnia 2026, 10:00–11:00" in summary.text
+    warning = await api.click(ALICE, summary, summary.button("Potwierdź"))
+    assert "Forum <3 NGO" in warning.text  # the edit re-ran the conflict check
+    cancelled = await api.click(ALICE, warning, warning.button("Anuluj"))
+    assert "Anulowano" in cancelled.text
+    async with bot.ctx.db.transaction() as session:
+        again = await session.get(Event, mine.id)
+        assert again is not None and again.starts_at == datetime(2026, 12, 8, 9, tzinfo=UTC)
+    # a member of another organisation forging Edit/Cancel payloads changes nothing
+    api.press(ALICE, item, f"ev:del:{theirs.id}:y")
+    refusal = await api.next_reply(ALICE)
+    assert "Brak uprawnień" in refusal.text
+    api.press(ALICE, item, f"ev:e:{theirs.id}")
+    assert "Brak uprawnień" in (await api.next_reply(ALICE)).text
+    api.press(STRANGER, item, f"ev:del:{mine.id}:y")
+    assert "/join" in (await api.next_reply(ALICE)).text  # answered where the button was
+    # the real Cancel asks first, then cancels
+    confirm = await api.click(ALICE, item, item.button("Odwołaj"))
+    assert "Odwołać" in confirm.text
+    kept = await api.click(ALICE, confirm, confirm.button("Nie odwołuj"))
+    assert "Nasze szkolenie" in kept.text
+    confirm = await api.click(ALICE, kept, kept.button("Odwołaj"))
+    done = await api.click(ALICE, confirm, confirm.button("Odwołaj"))
+    assert "Odwołane" in done.text
+    async with bot.ctx.db.transaction() as session:
+        assert (await session.get(Event, mine.id)).status == EventStatus.CANCELLED  # type: ignore[union-attr]
+        assert (await session.get(Event, theirs.id)).status == EventStatus.SCHEDULED  # type: ignore[union-attr]
+    assert api.errors == []
+
+
+async def test_non_members_and_groups(bot: BotHarness) -> None:
+    await _setup(bot)
+    api = bot.api
+    assert "/join" in (await api.ask(STRANGER, "/event")).text
+    assert "/join" in (await api.ask(STRANGER, "/my")).text
+    group = await api.ask(ALICE, "/event", chat_id=-100500, chat_type="group")
+    assert "prywatnej" in group.text and group.buttons[0][1].startswith("https://t.me/")
+
+
+async def test_moderated_event_waits_for_an_admin(bot: BotHarness) -> None:
+    await _setup(bot)
+    bot.ctx.settings.calendar = bot.ctx.settings.calendar.model_copy(update={"moderation": "all"})
+    api = bot.api
+    await api.ask(ALICE, "/event")
+    await api.ask(ALICE, "Targi NGO")
+    reply = await api.ask(ALICE, "10.12.2026 cały dzień")
+    await api.click(ALICE, reply, reply.button("Całe województwo"))
+    category = await api.next_reply(ALICE)
+    await api.click(ALICE, category, category.button("targi"))
+    audience = await api.next_reply(ALICE)
+    await api.click(ALICE, audience, audience.button("Dalej"))
+    for _ in range(3):
+        prompt = await api.next_reply(ALICE)
+        await api.click(ALICE, prompt, prompt.button("Pomiń"))
+    summary = await api.next_reply(ALICE)
+    saved = await api.click(ALICE, summary, summary.button("Potwierdź"))
+    assert "Zapisane" in saved.text
+    waiting = await api.next_reply(ALICE)
+    assert "zatwierdzenie" in waiting.text
