@@ -45,14 +45,15 @@ def known_categories() -> tuple[str, ...]:
 
 
 def normalise_address(value: str) -> str:
-    """Validated, normalised address (lower-case domain, IDN as punycode); SMTPUTF8
-    local parts are refused because not every server accepts them."""
+    """Validated, normalised address, all lower case (IDN as punycode), so that
+    "Ala@X.pl" and "ala@x.pl" are one subscriber: local-part case is significant only
+    in theory. SMTPUTF8 local parts are refused because not every server accepts them."""
     value = (value or "").strip()
     try:
         checked = validate_email(value, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise ValidationFailed("newsletter.bad_email", value=value[:100], detail=str(exc)) from None
-    return checked.ascii_email or checked.normalized
+    return (checked.ascii_email or checked.normalized).lower()
 
 
 def _language(ctx: AppContext, value: str | None) -> str:

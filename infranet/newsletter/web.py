@@ -109,11 +109,12 @@ def routes(ctx: AppContext) -> list[Route]:
 
     async def confirm_page(request: Request) -> Response:
         lang = _lang(request, ctx)
+        sid, token = request.query_params.get("s"), request.query_params.get("t", "")
         try:
             async with ctx.db.transaction() as session:
-                row = await subs.confirm(session, ctx, request.query_params.get("s"),
-                                         request.query_params.get("t", ""))
+                row = await subs.subscriber_for_link(session, ctx, sid, token, "confirm")
                 lang = _lang(request, ctx, row.language)
+                await subs.confirm(session, ctx, sid, token)
         except InfranetError as exc:
             return message(lang, t(lang, "newsletter.subscribe_title"), exc.localized(lang),
                            error=True, status=400)
