@@ -79,8 +79,9 @@ def telegram_settings(api: BotApi, **overrides: Any) -> dict[str, Any]:
 
 
 async def start_bot(ctx: AppContext, api: BotApi, **telegram: Any) -> BotHarness:
-    ctx.settings.telegram = ctx.settings.telegram.model_copy(
-        update=telegram_settings(api, **telegram))
+    current = ctx.settings.telegram
+    ctx.settings.telegram = type(current).model_validate(
+        {**current.model_dump(), **telegram_settings(api, **telegram)})
     async with ctx.db.transaction() as session:
         await ensure_config_admins(session, ctx.settings.telegram.admin_ids)
     runtime = BotRuntime(ctx)

@@ -37,6 +37,9 @@ register({
         "en": "The conversation timed out without an answer; nothing was saved. "
               "Start again whenever you like.",
     },
+    "bot.not_understood": {
+        "pl": "Nie wiem, do czego odnosi się ta wiadomość. Zacznij od komendy, np. /help.",
+        "en": "I don't know what this message refers to. Start with a command, e.g. /help."},
     "bot.unknown_command": {"pl": "Nie znam tej komendy. Zobacz /help.",
                             "en": "I don't know that command. See /help."},
     "bot.slow_down": {

@@ -89,6 +89,12 @@ async def on_unknown(turn: Turn) -> None:
     turn.say("bot.unknown_command")
 
 
+@handler()
+async def on_stray_text(turn: Turn) -> None:
+    """Text outside any conversation (e.g. an answer after a timeout)."""
+    turn.say("bot.not_understood")
+
+
 def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
     return [CommandHandler("start", cmd_start), CommandHandler("help", cmd_help),
             CommandHandler("lang", cmd_lang), CallbackQueryHandler(on_lang_button, pattern=r"^lang:")]
@@ -98,7 +104,8 @@ def last_handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
     """After every module: /cancel with no conversation, unknown commands (private only:
     in a group other bots' commands are none of our business)."""
     return [CommandHandler("cancel", cmd_cancel),
-            MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, on_unknown)]
+            MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, on_unknown),
+            MessageHandler(filters.TEXT & filters.ChatType.PRIVATE, on_stray_text)]
 
 
 __all__ = ["COMMANDS", "esc", "handlers", "last_handlers"]

@@ -1,0 +1,153 @@
+"""The bot's runtime: webhook mode, flood control, rate limit, errors, timeouts, long texts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from telegram.ext import CommandHandler
+
+from infranet.bot.common import split_html, visible_length
+from infranet.bot.service import build
+from infranet.context import AppContext
+from tests.bot_fixtures import ADMIN_ID, BotHarness, start_bot
+from tests.botapi import BotApi, parse_html
+
+USER = 8001
+
+
+async def test_webhook_mode_checks_the_secret(ctx: AppContext, botapi: BotApi) -> None:
+    harness = await start_bot(ctx, botapi, mode="webhook", webhook_secret="s3cret-Token_1")
+    try:
+        assert botapi.webhook["secret_token"] == "s3cret-Token_1"
+        assert botapi.webhook["url"].endswith("/telegram/webhook")
+        assert not any(method == "getUpdates" for method, _ in botapi.calls)
+        app = Starlette(routes=harness.runtime.routes)
+        update = botapi.message_update(USER, "/start")
+        update["update_id"] = 1
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://test") as client:
+            wrong = await client.post("/telegram/webhook", json=update,
+                                      headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"})
+            missing = await client.post("/telegram/webhook", json=update)
+            assert wrong.status_code == missing.status_code == 403
+            await botapi.silence(USER, 0.5)
+            right = await client.post("/telegram/webhook", json=update,
+                                      headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-Token_1"})
+            assert right.status_code == 200
+        assert "Cześć" in (await botapi.next_reply(USER)).text
+    finally:
+        await harness.runtime.stop()
+
+
+async def test_flood_control_is_retried_not_lost(bot: BotHarness) -> None:
+    bot.api.flood("sendMessage", times=2, retry_after=1)
+    reply = await bot.api.ask(USER, "/start", wait=15)
+    assert "Cześć" in reply.text
+    refusals = [d for m, d in bot.api.errors if m == "sendMessage"]
+    assert len(refusals) == 2 and all("Too Many Requests" in d for d in refusals)
+
+
+@pytest.fixture
+def bot_settings() -> dict[str, Any]:
+    return {"commands_per_minute": 3}
+
+
+async def test_commands_per_minute_limit_is_polite(bot: BotHarness) -> None:
+    for _ in range(3):
+        assert "Cześć" in (await bot.api.ask(USER, "/start")).text
+    slow = await bot.api.ask(USER, "/start")
+    assert "najwyżej 3 na minutę" in slow.text
+    bot.api.send_text(USER, "/help")
+    await bot.api.silence(USER, 0.5)  # one polite line, not one per command
+    # Someone else is not affected.
+    assert "Cześć" in (await bot.api.ask(USER + 1, "/start")).text
+
+
+async def test_unexpected_error_is_logged_with_update_id_and_no_traceback(
+        bot: BotHarness, caplog: pytest.LogCaptureFixture) -> None:
+    async def boom(update: Any, context: Any) -> None:
+        raise RuntimeError("kaboom")
+
+    assert bot.runtime.application is not None
+    bot.runtime.application.add_handler(CommandHandler("boom", boom), group=-1)
+    with caplog.at_level(logging.ERROR, logger="infranet.bot.runtime"):
+        update_id = bot.api.send_text(USER, "/boom")
+        reply = await bot.api.next_reply(USER)
+    assert f"zgłoszenie {update_id}" in reply.text
+    assert "kaboom" not in reply.text and "Traceback" not in reply.text
+    assert any(f"update {update_id} failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_conversation_timeout_says_so(bot: BotHarness) -> None:
+    bot.ctx.settings.telegram.conversation_timeout_s = 1  # below the configurable minimum, for speed
+    await bot.restart()
+    await bot.org("Fundacja Testowa")
+    await bot.api.ask(USER, "/join")
+    expired = await bot.api.next_reply(USER, wait=5)
+    assert "wygasła" in expired.text
+    # After the timeout, text is not taken as an answer to the old question.
+    reply = await bot.api.ask(USER, "Testowa")
+    assert "Nie wiem, do czego" in reply.text
+
+
+async def test_cancel_leaves_the_conversation(bot: BotHarness) -> None:
+    await bot.api.ask(USER, "/join")
+    assert "Anulowano" in (await bot.api.ask(USER, "/cancel")).text
+    assert "nic do anulowania" in (await bot.api.ask(USER, "/cancel")).text
+
+
+async def test_over_long_input_is_answered_with_the_limit(bot: BotHarness) -> None:
+    await bot.api.ask(USER, "/join")
+    reply = await bot.api.ask(USER, "x" * 250)
+    assert "250 znaków, limit to 200" in reply.text
+    assert "x" * 5 in (await bot.api.ask(USER, "Fundacja xxxxx")).text  # still in the same step
+
+
+async def test_long_listing_is_split_below_telegram_limit(bot: BotHarness) -> None:
+    for index in range(120):
+        await bot.member(10_000 + index, f"Organizacja numer {index} " + "ż" * 20,
+                         name=f"Członek {index} <&> " + "ą" * 20)
+    bot.api.send_text(ADMIN_ID, "/members")
+    parts = []
+    while True:
+        try:
+            parts.append(await bot.api.next_reply(ADMIN_ID, wait=2))
+        except AssertionError:
+            break
+    assert len(parts) >= 3
+    assert all(len(p.text) <= 4096 for p in parts)
+    assert "Członek 119 <&>" in "".join(p.text for p in parts)
+    assert not bot.api.errors
+
+
+def test_split_html_keeps_tags_whole() -> None:
+    paragraphs = [f"<b>Nagłówek {i}</b>\n" + "treść &amp; " * 40 for i in range(40)]
+    text = "\n\n".join(paragraphs)
+    parts = split_html(text, 1000)
+    assert len(parts) > 1
+    for part in parts:
+        assert visible_length(part) <= 1000
+        parse_html(part)  # raises on a cut tag or entity
+    one_huge_line = "<i>" + "a" * 5000 + "</i>"
+    parts = split_html(one_huge_line)
+    assert [visible_length(p) for p in parts] == [4096, 904]
+
+
+async def test_group_chat_answers_listings_only(bot: BotHarness) -> None:
+    group = -100777
+    help_text = await bot.api.ask(USER, "/help", chat_id=group, chat_type="supergroup")
+    assert "/start" in help_text.text
+    bot.api.send_text(USER, "/nonsense", chat_id=group, chat_type="supergroup")
+    await bot.api.silence(group, 0.5)  # other bots' commands are not answered in groups
+
+
+async def test_no_token_leaves_the_bot_off(ctx: AppContext) -> None:
+    component = build(ctx, None)  # type: ignore[arg-type]
+    status = component.status() if component.status else {}
+    assert status["enabled"] is False and "@BotFather" in status["hint"]
+    await asyncio.sleep(0)
