@@ -84,6 +84,19 @@ def pg_url() -> Iterator[str]:
     drop_pg_database(url)
 
 
+@pytest.fixture(params=ENGINES)
+def fresh_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database without any schema (for migrations and whole-service tests)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'data' / 'infranet.db'}"
+        return
+    if not pg_admin_url():
+        pytest.skip(f"PostgreSQL tests need {PG_ENV} (set by .ci/run)")
+    url = create_pg_database("infranet_fresh")
+    yield url
+    drop_pg_database(url)
+
+
 async def _truncate_all(url: str) -> None:
     engine = create_async_engine(url)
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)

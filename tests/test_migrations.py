@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -12,23 +9,10 @@ from sqlalchemy import inspect
 from infranet.storage.database import Database
 from infranet.storage.migrate import head_revision, migrate
 from infranet.storage.models import Base
-from tests.conftest import create_pg_database, drop_pg_database, pg_admin_url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path):
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
-        return
-    if not pg_admin_url():
-        pytest.skip("PostgreSQL tests need INFRANET_TEST_DATABASE_URL")
-    url = create_pg_database("infranet_migr")
-    yield url
-    drop_pg_database(url)
-
-
-async def test_migrations_build_the_models_schema_from_zero(empty_url: str) -> None:
-    db = Database(empty_url)
+async def test_migrations_build_the_models_schema_from_zero(fresh_db_url: str) -> None:
+    db = Database(fresh_db_url)
     try:
         assert await migrate(db) is True
         async with db.engine.connect() as conn:
@@ -42,8 +26,8 @@ async def test_migrations_build_the_models_schema_from_zero(empty_url: str) -> N
         await db.dispose()
 
 
-async def test_second_migrate_is_a_no_op(empty_url: str) -> None:
-    db = Database(empty_url)
+async def test_second_migrate_is_a_no_op(fresh_db_url: str) -> None:
+    db = Database(fresh_db_url)
     try:
         await migrate(db)
         assert await migrate(db) is False

@@ -9,29 +9,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from infranet.config import Settings
 from infranet.context import AppContext
 from infranet.http import create_app
-from tests.conftest import TEST_SECRET, create_pg_database, drop_pg_database, pg_admin_url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database (no schema), so that the service migrates it itself."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'data' / 'infranet.db'}"
-        return
-    if not pg_admin_url():
-        pytest.skip("PostgreSQL tests need INFRANET_TEST_DATABASE_URL")
-    url = create_pg_database("infranet_svc")
-    yield url
-    drop_pg_database(url)
+from tests.conftest import TEST_SECRET
 
 
 def free_port() -> int:
@@ -64,9 +49,9 @@ def wait_healthy(url: str, process: subprocess.Popen[str], within: float = 30.0)
     raise AssertionError(f"no answer from {url} within {within}s")
 
 
-def test_run_answers_healthz_and_stops_on_sigterm(tmp_path: Path, fresh_db: str) -> None:
+def test_run_answers_healthz_and_stops_on_sigterm(tmp_path: Path, fresh_db_url: str) -> None:
     port = free_port()
-    env = service_env(tmp_path, fresh_db, INFRANET_HTTP__PORT=str(port))
+    env = service_env(tmp_path, fresh_db_url, INFRANET_HTTP__PORT=str(port))
     process = subprocess.Popen([sys.executable, "-m", "infranet", "run"], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -137,8 +122,8 @@ def test_check_config_names_a_typo_and_masks_secrets(tmp_path: Path) -> None:
     assert "tok-secret" not in good.stdout + good.stderr
 
 
-def test_migrate_demo_seed_and_org_commands(tmp_path: Path, fresh_db: str) -> None:
-    env = service_env(tmp_path, fresh_db)
+def test_migrate_demo_seed_and_org_commands(tmp_path: Path, fresh_db_url: str) -> None:
+    env = service_env(tmp_path, fresh_db_url)
     first = infranet(tmp_path, env, "migrate")
     assert first.returncode == 0 and "migrated to" in first.stdout, first.stderr
     again = infranet(tmp_path, env, "migrate")
