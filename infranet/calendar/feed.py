@@ -211,13 +211,73 @@ def render_vevent(row: FeedRow, tz: tzinfo, tzid: str, fallback_organizer: str) 
     return b"".join(fold_line(line) for line in lines)
 
 
+_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
+def _transitions(tz: tzinfo, year: int) -> list[tuple[datetime, timedelta, timedelta, str, bool]]:
+    """(local wall time when it happens, offset before, offset after, name after, is DST after)."""
+    found = []
+    moment = datetime(year, 1, 1, tzinfo=UTC)
+    end = datetime(year + 1, 1, 1, tzinfo=UTC)
+    before = moment.astimezone(tz).utcoffset()
+    while moment < end:
+        nxt = moment + timedelta(hours=1)
+        local = nxt.astimezone(tz)
+        offset = local.utcoffset()
+        if offset != before:
+            assert before is not None and offset is not None
+            found.append(((nxt + before).replace(tzinfo=None), before, offset, local.tzname() or "",
+                          bool(local.dst())))
+            before = offset
+        moment = nxt
+    return found
+
+
+def _rule_for(day: datetime) -> str:
+    weekday = _WEEKDAYS[day.weekday()]
+    last = (day + timedelta(days=7)).month != day.month
+    nth = "-1" if last else str((day.day - 1) // 7 + 1)
+    return f"FREQ=YEARLY;BYMONTH={day.month};BYDAY={nth}{weekday}"
+
+
+def _offset(value: timedelta) -> str:
+    minutes = int(value.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
+
+
 @lru_cache(maxsize=8)
 def vtimezone(tzid: str, first_year: int, last_year: int) -> bytes:
+    """A VTIMEZONE in the classic yearly-RRULE form (what Google and Outlook publish and every
+    parser understands); zones whose rules changed in the range get icalendar's explicit form."""
     from zoneinfo import ZoneInfo
 
-    component = Timezone.from_tzinfo(ZoneInfo(tzid), tzid=tzid, first_date=date(first_year, 1, 1),
-                                     last_date=date(last_year, 12, 31))
-    return component.to_ical()
+    from dateutil.rrule import rrulestr
+
+    tz = ZoneInfo(tzid)
+    base = _transitions(tz, first_year)
+    lines = ["BEGIN:VTIMEZONE", f"TZID:{tzid}", f"X-LIC-LOCATION:{tzid}"]
+    if not base:
+        offset = datetime(first_year, 1, 1, tzinfo=tz).utcoffset() or timedelta()
+        name = datetime(first_year, 1, 1, tzinfo=tz).tzname() or tzid
+        lines += ["BEGIN:STANDARD", f"DTSTART:{first_year}0101T000000", f"TZOFFSETFROM:{_offset(offset)}",
+                  f"TZOFFSETTO:{_offset(offset)}", f"TZNAME:{name}", "END:STANDARD"]
+    else:
+        expected = [t[0] for year in range(first_year, last_year + 1) for t in _transitions(tz, year)]
+        produced = []
+        for local, before, after, name, dst in base:
+            rule = _rule_for(local)
+            produced += [d for d in rrulestr(rule, dtstart=local) if d.year <= last_year]
+            kind = "DAYLIGHT" if dst else "STANDARD"
+            lines += [f"BEGIN:{kind}", f"DTSTART:{local:%Y%m%dT%H%M%S}", f"RRULE:{rule}",
+                      f"TZOFFSETFROM:{_offset(before)}", f"TZOFFSETTO:{_offset(after)}",
+                      f"TZNAME:{name}", f"END:{kind}"]
+        if sorted(produced) != sorted(expected):
+            component = Timezone.from_tzinfo(tz, tzid=tzid, first_date=date(first_year, 1, 1),
+                                             last_date=date(last_year, 12, 31))
+            return component.to_ical()
+    lines.append("END:VTIMEZONE")
+    return b"".join(fold_line(line) for line in lines)
 
 
 def calendar_header(ctx: AppContext, name: str, now: datetime) -> bytes:
@@ -229,7 +289,7 @@ def calendar_header(ctx: AppContext, name: str, now: datetime) -> bytes:
              f"X-PUBLISHED-TTL:PT{minutes}M"]
     head = b"".join(fold_line(line) for line in lines)
     years = ctx.settings.calendar.max_years_ahead
-    return head + vtimezone(tzid, now.year - 1, now.year + years + 1)
+    return head + vtimezone(tzid, now.year - 2, now.year + years + 1)
 
 
 CALENDAR_FOOTER = b"END:VCALENDAR\r\n"
