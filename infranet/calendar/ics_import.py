@@ -95,6 +95,13 @@ def _text(component: Any, name: str) -> str | None:
     return str(value)
 
 
+def _unescape(value: str | None) -> str | None:
+    """RFC 5545 TEXT unescaping, for our X- properties (icalendar leaves unknown ones raw)."""
+    if value is None:
+        return None
+    return re.sub(r"\\([\\;,nN])", lambda m: "\n" if m.group(1) in "nN" else m.group(1), value)
+
+
 def _category(component: Any, default: str) -> str:
     own = _text(component, "X-INFRANET-CATEGORY")
     if own in CATEGORIES:
@@ -126,7 +133,7 @@ def _to_input(ctx: AppContext, component: Any, line: int, defaults: dict[str, An
     if all_day:
         if isinstance(end, datetime):
             end = end.date()
-        last: date | datetime = end - timedelta(days=1) if end > start else start
+        last: date | datetime = end - timedelta(days=1) if end != start else start
         end = last
     elif not isinstance(end, datetime):
         raise _broken(line, "DTSTART is a date-time but DTEND a date")
@@ -147,8 +154,10 @@ def _to_input(ctx: AppContext, component: Any, line: int, defaults: dict[str, An
         title=_text(component, "SUMMARY") or "", start=start, end=end, all_day=all_day,
         district=district, category=_category(component, defaults.get("category") or "other"),
         audiences=audiences, organisation_id=org_id,
-        description=_text(component, "X-INFRANET-DESCRIPTION") if ours else _text(component, "DESCRIPTION"),
-        location=_text(component, "X-INFRANET-LOCATION") if ours else _text(component, "LOCATION"),
+        description=(_unescape(_text(component, "X-INFRANET-DESCRIPTION")) if ours
+                     else _text(component, "DESCRIPTION")),
+        location=(_unescape(_text(component, "X-INFRANET-LOCATION")) if ours
+                  else _text(component, "LOCATION")),
         url=_text(component, "URL"),
         rrule=rrule.to_ical().decode() if rrule is not None else None, uid=uid)
     cancelled = (_text(component, "STATUS") or "").upper() == "CANCELLED"
