@@ -784,13 +784,13 @@ async def on_events_page(turn: Turn) -> None:
         turn.toast(turn.t("bot.button_expired"))
         return
     text, buttons = await _events_page(turn, area, period, page)
-    if _unchanged(turn, text, buttons):
+    if would_not_change(turn, text, buttons):
         turn.toast(turn.t("bot.button_expired"))
         return
     turn.edit(text, buttons)
 
 
-def _unchanged(turn: Turn, text: str, buttons: list[list[tuple[str, str]]]) -> bool:
+def would_not_change(turn: Turn, text: str, buttons: list[list[tuple[str, str]]]) -> bool:
     """Would this edit change nothing? (Telegram refuses such edits.)"""
     message = turn.update.callback_query.message if turn.update.callback_query else None
     if message is None:

@@ -1,0 +1,501 @@
+"""Training recruitment in the chat: the /training form, the /trainings listing, and the
+messages of the deadline jobs (reminder the day before, notice closed after it).
+
+Thin by design: every rule lives in `infranet.calendar.trainings` (validation,
+deadline rules, permissions, sessions as calendar events, claiming reminders once)
+and `infranet.calendar.dateparse` (session lists, dates).
+
+Callback data (prefix `tr`): tr:skip  tr:free  tr:d:<i>  tr:sr:<i>  tr:dback
+tr:ok  tr:x  tr:p:<page>:<area index or ->  tr:c:<training id>[:y].
+
+Jobs: `schedule_jobs(ctx, scheduler, runtime)` adds the daily deadline job (08:05
+local time, outside the DST hour); `run_deadline_jobs(ctx, bot)` is the job itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from telegram import Bot
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from infranet.bot.common import (
+    END,
+    Command,
+    Html,
+    Turn,
+    cb,
+    check_length,
+    conversation,
+    esc,
+    form,
+    handler,
+    int_part,
+    send_html,
+    tr,
+)
+from infranet.bot.handlers.events import (
+    district_at,
+    district_buttons,
+    subregion_buttons,
+    today,
+    when_text,
+    would_not_change,
+)
+from infranet.calendar import trainings as notices
+from infranet.calendar.dateparse import parse_date, parse_sessions
+from infranet.context import AppContext
+from infranet.i18n import format_date, register
+from infranet.storage.models import EventStatus, Moderation, TrainingStatus
+
+if TYPE_CHECKING:
+    from infranet.bot.runtime import BotRuntime
+
+log = logging.getLogger(__name__)
+
+COMMANDS = [Command("training", "member"), Command("trainings")]
+
+PAGE_SIZE = 6
+(TITLE, SESSIONS, DEADLINE, TARGET, PLACES, COST, APPLY, DISTRICT, DESCRIPTION, SUMMARY) = range(10)
+
+register({
+    "bot.cmd.training": {"pl": "ogłoś nabór na szkolenie", "en": "announce a training recruitment"},
+    "bot.cmd.trainings": {"pl": "otwarte nabory na szkolenia", "en": "open training recruitments"},
+    "bot.trainings.ask_title": {
+        "pl": "Nowy nabór na szkolenie. Tytuł szkolenia? (najwyżej {limit} znaków, /cancel przerywa)",
+        "en": "New training recruitment. Title of the training? (at most {limit} characters, "
+              "/cancel stops)",
+    },
+    "bot.trainings.ask_sessions": {
+        "pl": "Terminy spotkań? Np. <i>5.12, 12.12, 19.12 10:00-14:00</i>, <i>5-7.12.2026 9-15</i> "
+              "albo <i>5.12 9-13; 6.12 10-14</i>.",
+        "en": "Session dates? E.g. <i>5.12, 12.12, 19.12 10:00-14:00</i>, <i>5-7.12.2026 9-15</i> "
+              "or <i>5.12 9-13; 6.12 10-14</i>.",
+    },
+    "bot.trainings.ask_deadline": {
+        "pl": "Terminy: {sessions}.\n\nDo kiedy przyjmujecie zgłoszenia? (najpóźniej {first})",
+        "en": "Sessions: {sessions}.\n\nApplications until when? (at the latest {first})",
+    },
+    "bot.trainings.ask_target": {"pl": "Dla kogo jest szkolenie?", "en": "Who is the training for?"},
+    "bot.trainings.ask_places": {"pl": "Ile miejsc? (liczba; możesz pominąć)",
+                                 "en": "How many places? (a number; you may skip)"},
+    "bot.trainings.ask_cost": {"pl": "Koszt dla uczestnika? Np. 150 zł, albo „Bezpłatne”.",
+                               "en": "Cost per participant? E.g. 150 PLN, or “Free”."},
+    "bot.trainings.free": {"pl": "Bezpłatne", "en": "Free"},
+    "bot.trainings.ask_apply": {
+        "pl": "Jak się zgłosić? Podaj link (https://…), e-mail albo telefon.",
+        "en": "How to apply? Give a link (https://…), an e-mail address or a phone number.",
+    },
+    "bot.trainings.ask_district": {"pl": "Gdzie odbywa się szkolenie?", "en": "Where is the training?"},
+    "bot.trainings.ask_description": {"pl": "Krótki opis (do {limit} znaków)? Możesz pominąć.",
+                                      "en": "A short description (up to {limit} characters)? You may skip."},
+    "bot.trainings.summary": {"pl": "<b>Sprawdź nabór</b>\n\n{body}\n\nOpublikować?",
+                              "en": "<b>Check the notice</b>\n\n{body}\n\nPublish it?"},
+    "bot.trainings.saved": {
+        "pl": "Opublikowano nabór „{title}”. Terminy są w kalendarzu; przypomnę dzień przed końcem naboru.",
+        "en": "Published the recruitment “{title}”. The sessions are in the calendar; I will remind you "
+              "the day before the deadline.",
+    },
+    "bot.trainings.pending": {
+        "pl": "Nabór czeka na zatwierdzenie przez administratora sieci.",
+        "en": "The notice is waiting for a network admin's approval.",
+    },
+    "bot.trainings.l.organiser": {"pl": "Organizator", "en": "Organiser"},
+    "bot.trainings.l.sessions": {"pl": "Terminy", "en": "Sessions"},
+    "bot.trainings.l.deadline": {"pl": "Zgłoszenia do", "en": "Apply by"},
+    "bot.trainings.l.target": {"pl": "Dla kogo", "en": "For"},
+    "bot.trainings.l.places": {"pl": "Miejsca", "en": "Places"},
+    "bot.trainings.l.cost": {"pl": "Koszt", "en": "Cost"},
+    "bot.trainings.l.apply": {"pl": "Zgłoszenia", "en": "How to apply"},
+    "bot.trainings.l.district": {"pl": "Miejsce", "en": "Where"},
+    "bot.trainings.l.unlimited": {"pl": "bez limitu", "en": "no limit"},
+    "bot.trainings.cost_pln": {"pl": "{amount} zł", "en": "PLN {amount}"},
+    "bot.trainings.more_sessions": {"pl": "{first} (+{count} kolejne)", "en": "{first} (+{count} more)"},
+    "bot.trainings.list_title": {"pl": "<b>Otwarte nabory{area}</b>", "en": "<b>Open recruitments{area}</b>"},
+    "bot.trainings.list_empty": {"pl": "Brak otwartych naborów{area}.", "en": "No open recruitments{area}."},
+    "bot.trainings.reminder": {
+        "pl": "Przypomnienie: jutro ({deadline}) kończy się nabór na „{title}”.",
+        "en": "Reminder: the recruitment for “{title}” ends tomorrow ({deadline}).",
+    },
+    "bot.trainings.closed": {
+        "pl": "Nabór na „{title}” zamknięty (termin zgłoszeń minął {deadline}). "
+              "Terminy zostają w kalendarzu.",
+        "en": "The recruitment for “{title}” is closed (the deadline was {deadline}). The sessions stay "
+              "in the calendar.",
+    },
+    "bot.trainings.cancel": {"pl": "Odwołaj nabór", "en": "Cancel the notice"},
+    "bot.trainings.confirm_cancel": {"pl": "Odwołać nabór „{title}” i jego terminy?",
+                                     "en": "Cancel the notice “{title}” and its sessions?"},
+    "bot.trainings.cancelled": {"pl": "Odwołano nabór „{title}”.", "en": "Cancelled the notice “{title}”."},
+})
+
+
+def _f(turn: Turn) -> dict[str, Any]:
+    return form(turn, "training")
+
+
+def _skip(turn: Turn) -> list[list[tuple[str, str]]]:
+    return [[(turn.t("bot.skip"), cb("tr", "skip"))]]
+
+
+def _sessions_label(turn: Turn, sessions: list[list[Any]]) -> str:
+    ctx, lang = turn.ctx, turn.lang
+    texts = [when_text(ctx, s[0], s[1], bool(s[2]), lang) for s in sessions]
+    if len(texts) > 4:
+        return "; ".join(texts[:3]) + f"; … ({len(texts)})"
+    return "; ".join(texts)
+
+
+@handler(access="member", chat="private")
+async def cmd_training(turn: Turn) -> int:
+    turn.user_data.pop("training", None)
+    _f(turn)
+    turn.say("bot.trainings.ask_title", limit=notices.TITLE_MAX)
+    return TITLE
+
+
+@handler(access="member", chat="private")
+async def on_title(turn: Turn) -> int:
+    _f(turn)["title"] = notices.clean_text(check_length(turn.text, notices.TITLE_MAX), "title",
+                                           notices.TITLE_MAX, required=True)
+    turn.say("bot.trainings.ask_sessions")
+    return SESSIONS
+
+
+@handler(access="member", chat="private")
+async def on_sessions(turn: Turn) -> int:
+    f = _f(turn)
+    spans = parse_sessions(check_length(turn.text, 900), today(turn), turn.ctx.tz, lang=turn.lang)
+    sessions: list[list[Any]] = []
+    for span in spans:
+        if span.all_day:
+            first = span.start.astimezone(turn.ctx.tz).date()
+            last = (span.end.astimezone(turn.ctx.tz) - timedelta(hours=1)).date()
+            sessions.append([first, max(first, last), True])
+        else:
+            sessions.append([span.start, span.end, False])
+    f["sessions"] = sessions
+    first_day = _first_day(turn, sessions)
+    turn.say("bot.trainings.ask_deadline", sessions=_sessions_label(turn, sessions),
+             first=format_date(first_day, turn.lang))
+    return DEADLINE
+
+
+def _first_day(turn: Turn, sessions: list[list[Any]]) -> date:
+    start = sessions[0][0]
+    return start.astimezone(turn.ctx.tz).date() if isinstance(start, datetime) else start
+
+
+@handler(access="member", chat="private")
+async def on_deadline(turn: Turn) -> int:
+    f = _f(turn)
+    deadline = parse_date(check_length(turn.text, 100), today(turn), lang=turn.lang)
+    notices.check_deadline(turn.ctx, deadline, _first_day(turn, f["sessions"]))
+    f["deadline"] = deadline
+    turn.say("bot.trainings.ask_target")
+    return TARGET
+
+
+@handler(access="member", chat="private")
+async def on_target(turn: Turn) -> int:
+    _f(turn)["target_group"] = notices.clean_text(check_length(turn.text, notices.TARGET_MAX),
+                                                  "target_group", notices.TARGET_MAX, required=True)
+    turn.say("bot.trainings.ask_places", _skip(turn))
+    return PLACES
+
+
+@handler(access="member", chat="private")
+async def on_places(turn: Turn) -> int:
+    if turn.update.callback_query:
+        turn.edit(turn.t("bot.skip"))
+        places = None
+    else:
+        places = notices.parse_places(check_length(turn.text, 20))
+    _f(turn)["places"] = places
+    turn.say("bot.trainings.ask_cost", [[(turn.t("bot.trainings.free"), cb("tr", "free"))]])
+    return COST
+
+
+@handler(access="member", chat="private")
+async def on_cost(turn: Turn) -> int:
+    if turn.update.callback_query:
+        turn.edit(turn.t("bot.trainings.free"))
+        cost = None
+    else:
+        cost = notices.parse_cost(check_length(turn.text, 40))
+    _f(turn)["cost"] = cost
+    turn.say("bot.trainings.ask_apply")
+    return APPLY
+
+
+@handler(access="member", chat="private")
+async def on_apply(turn: Turn) -> int:
+    contact = notices.parse_apply(check_length(turn.text, 500))
+    _f(turn)["how_to_apply"] = contact.value
+    turn.say("bot.trainings.ask_district", district_buttons(turn, "tr"))
+    return DISTRICT
+
+
+@handler(access="member", chat="private")
+async def on_district(turn: Turn) -> int | None:
+    if turn.update.callback_query:
+        kind = turn.data[1] if len(turn.data) > 1 else ""
+        if kind == "dback":
+            turn.edit(turn.t("bot.trainings.ask_district"), district_buttons(turn, "tr"))
+            return None
+        district = district_at(turn.ctx, turn.data[2] if len(turn.data) > 2 else None)
+        if district is None:
+            turn.toast(turn.t("bot.button_expired"))
+            return None
+        if kind == "sr" and district.kind == "subregion":
+            turn.edit(turn.t("bot.events.ask_powiat", subregion=district.name),
+                      subregion_buttons(turn, "tr", district))
+            return None
+        turn.edit(esc(district.name))
+    else:
+        district = turn.ctx.region.match(check_length(turn.text, 120))
+    _f(turn)["district"] = district.slug
+    turn.say("bot.trainings.ask_description", _skip(turn), limit=notices.DESCRIPTION_MAX)
+    return DESCRIPTION
+
+
+@handler(access="member", chat="private")
+async def on_description(turn: Turn) -> int:
+    if turn.update.callback_query:
+        turn.edit(turn.t("bot.skip"))
+        value = None
+    else:
+        value = notices.clean_text(check_length(turn.text, notices.DESCRIPTION_MAX), "description",
+                                   notices.DESCRIPTION_MAX)
+    f = _f(turn)
+    f["description"] = value
+    turn.reply(turn.t("bot.trainings.summary", body=_body(turn, f)), [
+        [(turn.t("bot.confirm"), cb("tr", "ok")), (turn.t("bot.cancel"), cb("tr", "x"))]])
+    return SUMMARY
+
+
+def _cost_text(turn: Turn, cost: Any) -> str:
+    if cost is None:
+        return turn.t("bot.trainings.free")
+    return turn.t("bot.trainings.cost_pln", amount=f"{cost:.2f}".replace(".", "," if turn.lang == "pl"
+                                                                         else "."))
+
+
+def _body(turn: Turn, f: dict[str, Any]) -> Html:
+    member = turn.who.member
+    org = member.organisation.name if member and member.organisation else "—"
+    district = turn.ctx.region.by_slug.get(f.get("district", ""), turn.ctx.region.root)
+    places = f.get("places")
+    rows = [
+        f"<b>{esc(f.get('title', ''))}</b>",
+        f"{turn.t('bot.trainings.l.organiser')}: {esc(org)}",
+        f"{turn.t('bot.trainings.l.sessions')}: {esc(_sessions_label(turn, f.get('sessions', [])))}",
+        f"{turn.t('bot.trainings.l.deadline')}: {esc(format_date(f['deadline'], turn.lang))}",
+        f"{turn.t('bot.trainings.l.target')}: {esc(f.get('target_group', ''))}",
+        f"{turn.t('bot.trainings.l.places')}: "
+        f"{esc(places) if places else turn.t('bot.trainings.l.unlimited')}",
+        f"{turn.t('bot.trainings.l.cost')}: {esc(_cost_text(turn, f.get('cost')))}",
+        f"{turn.t('bot.trainings.l.apply')}: {esc(f.get('how_to_apply', ''))}",
+        f"{turn.t('bot.trainings.l.district')}: {esc(district.name)}",
+    ]
+    if f.get("description"):
+        rows.append(esc(f["description"]))
+    return Html("\n".join(rows))
+
+
+@handler(access="member", chat="private")
+async def on_summary(turn: Turn) -> int | None:
+    f = _f(turn)
+    choice = turn.data[1] if len(turn.data) > 1 else ""
+    if "deadline" not in f or "how_to_apply" not in f:
+        turn.toast(turn.t("bot.button_expired"))
+        return END
+    if choice == "x":
+        turn.user_data.pop("training", None)
+        turn.edit(turn.t("bot.cancelled"))
+        return END
+    view = await notices.add_training(turn.session, turn.ctx, turn.actor, notices.TrainingInput(
+        title=f["title"], sessions=[(s[0], s[1]) for s in f["sessions"]], deadline=f["deadline"],
+        target_group=f["target_group"], how_to_apply=f["how_to_apply"],
+        district=f.get("district") or turn.ctx.region.root.slug, places=f.get("places"),
+        cost=f.get("cost"), description=f.get("description"), audiences=["ngo"],
+    ))
+    turn.user_data.pop("training", None)
+    turn.edit(turn.t("bot.trainings.saved", title=view.training.title))
+    if view.training.moderation == Moderation.PENDING:
+        turn.say("bot.trainings.pending")
+    return END
+
+
+# --- /trainings ------------------------------------------------------------------------------
+
+
+def _notice_text(turn: Turn, view: notices.TrainingView) -> str:
+    training = view.training
+    live = [e for e in view.sessions if e.status == EventStatus.SCHEDULED]
+    sessions = [when_text(turn.ctx, e.starts_at, e.ends_at, False, turn.lang) if not e.all_day else
+                when_text(turn.ctx, e.starts_at, e.ends_at - timedelta(hours=1), True, turn.lang)
+                for e in live]
+    first = sessions[0] if sessions else "—"
+    if len(sessions) > 1:
+        first = turn.t("bot.trainings.more_sessions", first=first, count=len(sessions) - 1)
+    else:
+        first = esc(first)
+    apply = training.apply_url or training.apply_email or training.apply_phone or "—"
+    places = training.places if training.places else turn.t("bot.trainings.l.unlimited")
+    return "\n".join([
+        f"<b>{esc(training.title)}</b> — {esc(training.organisation.name)}",
+        f"{turn.t('bot.trainings.l.sessions')}: {first}",
+        f"{turn.t('bot.trainings.l.deadline')}: {esc(format_date(training.deadline, turn.lang))}",
+        f"{turn.t('bot.trainings.l.target')}: {esc(training.target_group)}; "
+        f"{turn.t('bot.trainings.l.places')}: {esc(places)}; "
+        f"{turn.t('bot.trainings.l.cost')}: {esc(_cost_text(turn, training.cost_pln))}",
+        f"{turn.t('bot.trainings.l.apply')}: {esc(apply)} ({esc(training.district.name)})",
+    ])
+
+
+async def _page(turn: Turn, area_key: str, page: int) -> tuple[Html, list[list[tuple[str, str]]]]:
+    area = None if area_key == "-" else district_at(turn.ctx, area_key)
+    found = await notices.list_open_trainings(turn.session, turn.ctx, area=area.slug if area else None)
+    area_text = turn.t("bot.events.in_area", name=area.name) if area else ""
+    if not found:
+        return turn.t("bot.trainings.list_empty", area=area_text), []
+    pages = (len(found) + PAGE_SIZE - 1) // PAGE_SIZE
+    page = max(0, min(page, pages - 1))
+    lines = [turn.t("bot.trainings.list_title", area=area_text)]
+    lines += [_notice_text(turn, v) for v in found[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]]
+    if pages > 1:
+        lines.append(turn.t("bot.events.page", page=page + 1, pages=pages))
+    nav = []
+    if page > 0:
+        nav.append((turn.t("bot.prev"), cb("tr", "p", page - 1, area_key)))
+    if page < pages - 1:
+        nav.append((turn.t("bot.next"), cb("tr", "p", page + 1, area_key)))
+    return Html("\n\n".join(lines)), [nav] if nav else []
+
+
+@handler()
+async def cmd_trainings(turn: Turn) -> None:
+    text = " ".join(turn.args).strip()
+    area_key = "-"
+    if text:
+        district = turn.ctx.region.match(check_length(text, 120))
+        area_key = str(turn.ctx.region.districts.index(district))
+    body, buttons = await _page(turn, area_key, 0)
+    turn.reply(body, buttons)
+    member = turn.who.member
+    if turn.is_private and turn.who.is_member and member is not None and member.organisation_id:
+        own = await notices.list_open_trainings(turn.session, turn.ctx,
+                                                organisation_id=member.organisation_id,
+                                                include_pending=True)
+        for view in own[:PAGE_SIZE]:
+            turn.reply(Html(_notice_text(turn, view)),
+                       [[(turn.t("bot.trainings.cancel"), cb("tr", "c", view.training.id))]])
+
+
+@handler()
+async def on_page(turn: Turn) -> None:
+    page = int_part(turn.data, 2)
+    area_key = turn.data[3] if len(turn.data) > 3 else "-"
+    if page is None or (area_key != "-" and district_at(turn.ctx, area_key) is None):
+        turn.toast(turn.t("bot.button_expired"))
+        return
+    body, buttons = await _page(turn, area_key, page)
+    if would_not_change(turn, body, buttons):
+        turn.toast(turn.t("bot.button_expired"))
+        return
+    turn.edit(body, buttons)
+
+
+@handler(access="member", chat="private")
+async def on_cancel(turn: Turn) -> None:
+    training_id = int_part(turn.data, 2)
+    if training_id is None:
+        turn.toast(turn.t("bot.button_expired"))
+        return
+    view = await notices.get_training(turn.session, training_id)
+    turn.actor.require_org(view.training.organisation_id)
+    if view.training.status == TrainingStatus.CANCELLED:
+        turn.edit(turn.t("bot.trainings.cancelled", title=view.training.title))
+        return
+    if len(turn.data) > 3 and turn.data[3] == "y":
+        await notices.cancel_training(turn.session, turn.ctx, turn.actor, training_id)
+        turn.edit(turn.t("bot.trainings.cancelled", title=view.training.title))
+        return
+    turn.edit(turn.t("bot.trainings.confirm_cancel", title=view.training.title), [[
+        (turn.t("bot.trainings.cancel"), cb("tr", "c", training_id, "y"))]])
+
+
+@handler()
+async def on_stale(turn: Turn) -> None:
+    turn.toast(turn.t("bot.button_expired"))
+
+
+# --- deadline jobs ---------------------------------------------------------------------------------
+
+
+async def run_deadline_jobs(ctx: AppContext, bot: Bot) -> tuple[int, int]:
+    """Close expired notices and remind posters a day ahead; tell each poster.
+
+    The rows are claimed in the database before anything is sent (reminders at most
+    once, also with two service instances); a poster who cannot be reached is logged.
+    Returns (reminded, closed).
+    """
+    async with ctx.db.transaction() as session:
+        closed = await notices.close_expired(session, ctx)
+        reminders = await notices.due_reminders(session, ctx)
+    for items, key in ((reminders, "bot.trainings.reminder"), (closed, "bot.trainings.closed")):
+        for due in items:
+            if due.telegram_id is None:
+                continue
+            lang = due.language or "pl"
+            await send_html(bot, due.telegram_id, tr(lang, key, title=due.training.title,
+                                                     deadline=format_date(due.training.deadline, lang)))
+    log.info("training deadlines: %d reminded, %d closed", len(reminders), len(closed))
+    return len(reminders), len(closed)
+
+
+def schedule_jobs(ctx: AppContext, scheduler: AsyncIOScheduler, runtime: BotRuntime) -> None:
+    """Daily at 08:05 local time (outside the 02:00–03:00 DST hour)."""
+
+    async def job() -> None:
+        application = runtime.application
+        if application is None or not application.running:
+            log.info("training deadlines skipped: the bot is not running")
+            return
+        await run_deadline_jobs(ctx, application.bot)
+
+    scheduler.add_job(job, "cron", hour=8, minute=5, timezone=ctx.tz, id="bot.training_deadlines",
+                      replace_existing=True, coalesce=True, max_instances=1, misfire_grace_time=3600)
+
+
+def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
+    text = filters.TEXT & ~filters.COMMAND
+    form_handler = conversation(
+        ctx, "training",
+        entry_points=[CommandHandler("training", cmd_training)],
+        states={
+            TITLE: [MessageHandler(text, on_title)],
+            SESSIONS: [MessageHandler(text, on_sessions)],
+            DEADLINE: [MessageHandler(text, on_deadline)],
+            TARGET: [MessageHandler(text, on_target)],
+            PLACES: [MessageHandler(text, on_places), CallbackQueryHandler(on_places, pattern=r"^tr:skip$")],
+            COST: [MessageHandler(text, on_cost), CallbackQueryHandler(on_cost, pattern=r"^tr:free$")],
+            APPLY: [MessageHandler(text, on_apply)],
+            DISTRICT: [MessageHandler(text, on_district),
+                       CallbackQueryHandler(on_district, pattern=r"^tr:(d|sr|dback)(:|$)")],
+            DESCRIPTION: [MessageHandler(text, on_description),
+                          CallbackQueryHandler(on_description, pattern=r"^tr:skip$")],
+            SUMMARY: [CallbackQueryHandler(on_summary, pattern=r"^tr:(ok|x)$")],
+        },
+    )
+    return [
+        form_handler,
+        CommandHandler("trainings", cmd_trainings),
+        CallbackQueryHandler(on_page, pattern=r"^tr:p:"),
+        CallbackQueryHandler(on_cancel, pattern=r"^tr:c:"),
+        CallbackQueryHandler(on_stale, pattern=r"^tr:"),
+    ]
