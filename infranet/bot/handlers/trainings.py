@@ -8,8 +8,9 @@ and `infranet.calendar.dateparse` (session lists, dates).
 Callback data (prefix `tr`): tr:skip  tr:free  tr:d:<i>  tr:sr:<i>  tr:dback
 tr:ok  tr:x  tr:p:<page>:<area index or ->  tr:c:<training id>[:y].
 
-Jobs: `schedule_jobs(ctx, scheduler, runtime)` adds the daily deadline job (08:05
-local time, outside the DST hour); `run_deadline_jobs(ctx, bot)` is the job itself.
+Jobs: `schedule_jobs(ctx, scheduler, runtime=None)` adds the daily deadline job
+(08:05 local time, outside the DST hour) to the service's scheduler; `deadline_job`
+is that job, `run_deadline_jobs(ctx, bot)` its work.
 """
 
 from __future__ import annotations
@@ -458,17 +459,25 @@ async def run_deadline_jobs(ctx: AppContext, bot: Bot) -> tuple[int, int]:
     return len(reminders), len(closed)
 
 
-def schedule_jobs(ctx: AppContext, scheduler: AsyncIOScheduler, runtime: BotRuntime) -> None:
+async def deadline_job(ctx: AppContext, runtime: BotRuntime | None = None) -> tuple[int, int]:
+    """The scheduled job: through the running Application's bot (its rate limiter) when
+    there is one, else through a Bot of its own built from `[telegram]` settings."""
+    application = runtime.application if runtime is not None else None
+    if application is not None and application.running:
+        return await run_deadline_jobs(ctx, application.bot)
+    settings = ctx.settings.telegram
+    if settings.token is None or not settings.token.get_secret_value():
+        log.info("training deadlines skipped: no Telegram token")
+        return 0, 0
+    extra = {"base_url": settings.base_url} if settings.base_url else {}
+    async with Bot(settings.token.get_secret_value(), **extra) as bot:
+        return await run_deadline_jobs(ctx, bot)
+
+
+def schedule_jobs(ctx: AppContext, scheduler: AsyncIOScheduler, runtime: BotRuntime | None = None) -> None:
     """Daily at 08:05 local time (outside the 02:00–03:00 DST hour)."""
-
-    async def job() -> None:
-        application = runtime.application
-        if application is None or not application.running:
-            log.info("training deadlines skipped: the bot is not running")
-            return
-        await run_deadline_jobs(ctx, application.bot)
-
-    scheduler.add_job(job, "cron", hour=8, minute=5, timezone=ctx.tz, id="bot.training_deadlines",
+    scheduler.add_job(deadline_job, "cron", args=[ctx, runtime], hour=8, minute=5, timezone=ctx.tz,
+                      id="bot.training_deadlines", name="training deadlines: remind and close",
                       replace_existing=True, coalesce=True, max_instances=1, misfire_grace_time=3600)
 
 
