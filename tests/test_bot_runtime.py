@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from starlette.applications import Starlette
 from telegram.ext import CommandHandler
 
@@ -147,7 +148,7 @@ async def test_group_chat_answers_listings_only(bot: BotHarness) -> None:
 
 
 async def test_no_token_leaves_the_bot_off(ctx: AppContext) -> None:
-    component = build(ctx, None)  # type: ignore[arg-type]
+    component = build(ctx, AsyncIOScheduler())
     status = component.status() if component.status else {}
     assert status["enabled"] is False and "@BotFather" in status["hint"]
     await asyncio.sleep(0)

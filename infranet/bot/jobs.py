@@ -1,16 +1,30 @@
-"""Scheduled work of the bot's domain, on the service's scheduler."""
+"""Scheduled work of the bot's domain, on the service's scheduler (one per process;
+the work itself is idempotent in the database)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from infranet.context import AppContext
+from infranet.storage.referrals import purge_expired
 
-if TYPE_CHECKING:
-    from infranet.bot.runtime import BotRuntime
+log = logging.getLogger(__name__)
+
+PURGE_JOB_ID = "referrals-purge"
 
 
-def schedule_jobs(ctx: AppContext, scheduler: AsyncIOScheduler, runtime: BotRuntime) -> None:
-    """Nothing yet; the referral purge is added here."""
+async def purge_referrals(ctx: AppContext) -> int:
+    """Erase the contact details of referrals closed longer than the retention period."""
+    async with ctx.db.transaction() as session:
+        count = await purge_expired(session, ctx)
+    log.info("referral purge: %d referral(s) purged (retention %d days)", count,
+             ctx.settings.referrals.retention_days)
+    return count
+
+
+def schedule_jobs(ctx: AppContext, scheduler: AsyncIOScheduler) -> None:
+    # Daily at 04:15 local time: outside the 02:00-03:00 DST hour (see PITFALLS).
+    scheduler.add_job(purge_referrals, "cron", args=[ctx], hour=4, minute=15, id=PURGE_JOB_ID,
+                      replace_existing=True, name="purge referral contact details")

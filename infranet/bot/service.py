@@ -18,6 +18,10 @@ NO_TOKEN_HINT = (
 
 
 def build(ctx: AppContext, scheduler: AsyncIOScheduler) -> Component:
+    from infranet.bot.jobs import schedule_jobs
+
+    # The referral purge is a retention duty: it runs even while the bot is off.
+    schedule_jobs(ctx, scheduler)
     token = ctx.settings.telegram.token
     if token is None or not token.get_secret_value():
         async def announce() -> None:
@@ -25,10 +29,8 @@ def build(ctx: AppContext, scheduler: AsyncIOScheduler) -> Component:
 
         return Component("bot", start=announce,
                          status=lambda: {"ok": True, "enabled": False, "hint": NO_TOKEN_HINT})
-    from infranet.bot.jobs import schedule_jobs
     from infranet.bot.runtime import BotRuntime
 
     runtime = BotRuntime(ctx, scheduler)
-    schedule_jobs(ctx, scheduler, runtime)
     return Component("bot", routes=runtime.routes, start=runtime.start, stop=runtime.stop,
                      status=runtime.status)

@@ -90,6 +90,12 @@ async def on_unknown(turn: Turn) -> None:
 
 
 @handler()
+async def on_stale_button(turn: Turn) -> None:
+    """A button nobody handles any more (an old conversation step, a forged payload)."""
+    turn.toast(turn.t("bot.button_expired"))
+
+
+@handler()
 async def on_stray_text(turn: Turn) -> None:
     """Text outside any conversation (e.g. an answer after a timeout)."""
     turn.say("bot.not_understood")
@@ -105,7 +111,8 @@ def last_handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
     in a group other bots' commands are none of our business)."""
     return [CommandHandler("cancel", cmd_cancel),
             MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, on_unknown),
-            MessageHandler(filters.TEXT & filters.ChatType.PRIVATE, on_stray_text)]
+            MessageHandler(filters.TEXT & filters.ChatType.PRIVATE, on_stray_text),
+            CallbackQueryHandler(on_stale_button)]
 
 
 __all__ = ["COMMANDS", "esc", "handlers", "last_handlers"]

@@ -720,13 +720,18 @@ def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range(min((last - first).days + 1, 31))]
 
 
+def shorten(text: str, limit: int) -> str:
+    """Listings show at most `limit` characters of a field, so that a page fits one message."""
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
 def _occurrence_line(turn: Turn, o: calendar.Occurrence) -> str:
     ev = o.event
-    org = ev.organisation.name if ev.organisation else "—"
-    place = f", {esc(ev.location)}" if ev.location else ""
+    org = shorten(ev.organisation.name, 80) if ev.organisation else "—"
+    place = f", {esc(shorten(ev.location, 80))}" if ev.location else ""
     contact = contact_of(ev.organisation.contact_email if ev.organisation else None,
                          ev.organisation.phone if ev.organisation else None)
-    return (f"<b>{esc(ev.title)}</b> — {esc(org)}\n"
+    return (f"<b>{esc(shorten(ev.title, 120))}</b> — {esc(org)}\n"
             f"{esc(occurrence_when(turn.ctx, o.start, o.end, ev.all_day, turn.lang))}, "
             f"{esc(ev.district.name)}{place}\n{esc(contact)}")
 

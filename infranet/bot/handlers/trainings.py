@@ -41,6 +41,7 @@ from infranet.bot.common import (
 from infranet.bot.handlers.events import (
     district_at,
     district_buttons,
+    shorten,
     subregion_buttons,
     today,
     when_text,
@@ -345,13 +346,13 @@ def _notice_text(turn: Turn, view: notices.TrainingView) -> str:
         first = turn.t("bot.trainings.more_sessions", first=first, count=len(sessions) - 1)
     else:
         first = esc(first)
-    apply = training.apply_url or training.apply_email or training.apply_phone or "—"
+    apply = shorten(training.apply_url or training.apply_email or training.apply_phone or "—", 120)
     places = training.places if training.places else turn.t("bot.trainings.l.unlimited")
     return "\n".join([
-        f"<b>{esc(training.title)}</b> — {esc(training.organisation.name)}",
+        f"<b>{esc(shorten(training.title, 120))}</b> — {esc(shorten(training.organisation.name, 80))}",
         f"{turn.t('bot.trainings.l.sessions')}: {first}",
         f"{turn.t('bot.trainings.l.deadline')}: {esc(format_date(training.deadline, turn.lang))}",
-        f"{turn.t('bot.trainings.l.target')}: {esc(training.target_group)}; "
+        f"{turn.t('bot.trainings.l.target')}: {esc(shorten(training.target_group, 120))}; "
         f"{turn.t('bot.trainings.l.places')}: {esc(places)}; "
         f"{turn.t('bot.trainings.l.cost')}: {esc(_cost_text(turn, training.cost_pln))}",
         f"{turn.t('bot.trainings.l.apply')}: {esc(apply)} ({esc(training.district.name)})",

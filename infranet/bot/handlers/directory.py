@@ -1,0 +1,164 @@
+"""/orgs [query]: the network's directory of support organisations, with contacts.
+
+Answered in groups too (a listing). Contact persons (members' Telegram names)
+are shown to approved members only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
+
+from infranet.bot.common import Command, Html, Turn, esc, handler, int_part, tr
+from infranet.context import AppContext
+from infranet.i18n import register
+from infranet.region import fold
+from infranet.storage.membership import organisation_members
+from infranet.storage.models import Organisation
+from infranet.storage.orgs import search_organisations
+
+COMMANDS = [Command("orgs")]
+PAGE = 8
+MAX_RESULTS = 200
+
+# Service codes (storage) and the words people use for them, for display and search.
+SERVICE_LABELS: dict[str, dict[str, str]] = {
+    "information": {"pl": "informacja", "en": "information"},
+    "legal-advice": {"pl": "doradztwo prawne", "en": "legal advice"},
+    "financial-advice": {"pl": "doradztwo finansowe", "en": "financial advice"},
+    "accounting": {"pl": "księgowość", "en": "accounting"},
+    "fundraising": {"pl": "fundraising", "en": "fundraising"},
+    "animation": {"pl": "animacja", "en": "community animation"},
+    "training": {"pl": "szkolenia", "en": "training"},
+    "technical": {"pl": "wsparcie techniczne", "en": "technical support"},
+    "grants": {"pl": "granty", "en": "grants"},
+    "loans": {"pl": "pożyczki", "en": "loans"},
+    "advocacy": {"pl": "rzecznictwo", "en": "advocacy"},
+    "volunteering": {"pl": "wolontariat", "en": "volunteering"},
+    "social-economy": {"pl": "ekonomia społeczna", "en": "social economy"},
+    "eu-funds": {"pl": "fundusze UE", "en": "EU funds"},
+}
+# Other words that mean a service (folded stems).
+_SERVICE_WORDS = {"szkolen": "training", "prawn": "legal-advice", "ksiegow": "accounting",
+                  "grant": "grants", "pozyczk": "loans", "wolontar": "volunteering",
+                  "unijn": "eu-funds", "ekonomi": "social-economy", "animac": "animation",
+                  "rzecznict": "advocacy", "informac": "information", "finans": "financial-advice"}
+
+register({
+    "bot.cmd.orgs": {"pl": "katalog organizacji: /orgs [nazwa, usługa lub powiat]",
+                     "en": "directory: /orgs [name, service or district]"},
+    "bot.orgs.title": {"pl": "<b>Organizacje sieci</b> ({count}) {query}",
+                       "en": "<b>Network organisations</b> ({count}) {query}"},
+    "bot.orgs.none": {"pl": "Nie znalazłem organizacji dla „{query}”. Spróbuj nazwy, usługi "
+                            "(np. szkolenia) albo powiatu.",
+                      "en": "No organisation found for \"{query}\". Try a name, a service "
+                            "(e.g. training) or a district."},
+    "bot.orgs.services": {"pl": "Usługi", "en": "Services"},
+    "bot.orgs.area": {"pl": "Obszar", "en": "Area"},
+    "bot.orgs.people": {"pl": "Osoby kontaktowe", "en": "Contact persons"},
+    "bot.orgs.page": {"pl": "Strona {page} z {pages}", "en": "Page {page} of {pages}"},
+})
+
+
+def service_label(code: str, lang: str) -> str:
+    return SERVICE_LABELS.get(code, {}).get(lang, code)
+
+
+def expand_query(query: str) -> str:
+    """Let people search by the Polish or English name of a service: those words are
+    replaced by the service code that `search_organisations` matches."""
+    text = fold(query)
+    for code, labels in SERVICE_LABELS.items():
+        for label in labels.values():
+            folded = fold(label)
+            if folded and folded in text:
+                text = text.replace(folded, code)
+    words = []
+    for word in text.split():
+        code = next((c for stem, c in _SERVICE_WORDS.items() if word.startswith(stem)), None)
+        words.append(code or word)
+    return " ".join(words)
+
+
+async def find_organisations(turn: Turn, query: str, limit: int = MAX_RESULTS) -> list[Organisation]:
+    return await search_organisations(turn.session, turn.ctx, expand_query(query), limit=limit)
+
+
+async def describe(turn: Turn, org: Organisation, *, people: bool) -> str:
+    lang = turn.lang
+    title = f"<b>{esc(org.name)}</b>" + (f" ({esc(org.short_name)})" if org.short_name else "")
+    lines = [f"{title} · {esc(org.type)}"]
+    if org.services:
+        lines.append(f"{turn.t('bot.orgs.services')}: "
+                     + esc(", ".join(service_label(s, lang) for s in org.services)))
+    if org.districts:
+        lines.append(f"{turn.t('bot.orgs.area')}: " + esc(", ".join(d.name for d in org.districts)))
+    contacts = [c for c in (org.contact_email, org.phone, org.website) if c]
+    if contacts:
+        lines.append(esc(" · ".join(contacts)))
+    if people:
+        members = await organisation_members(turn.session, org.id)
+        names = [f"{m.display_name} (@{m.username})" if m.username else m.display_name
+                 for m in members if m.display_name]
+        if names:
+            lines.append(f"{turn.t('bot.orgs.people')}: " + esc(", ".join(names)))
+    return "\n".join(lines)
+
+
+async def _show(turn: Turn, query: str, page: int, *, edit: bool) -> None:
+    found = await find_organisations(turn, query)
+    if not found:
+        turn.say("bot.orgs.none", query=query)
+        return
+    pages = (len(found) + PAGE - 1) // PAGE
+    page = min(max(page, 0), pages - 1)
+    chunk = found[page * PAGE:(page + 1) * PAGE]
+    blocks = [turn.t("bot.orgs.title", count=len(found), query=f"· {query}" if query else "")]
+    people = turn.who.is_member and turn.is_private
+    blocks += [await describe(turn, org, people=people) for org in chunk]
+    if pages > 1:
+        blocks.append(turn.t("bot.orgs.page", page=page + 1, pages=pages))
+    text = Html("\n\n".join(blocks))
+    nav = []
+    if page > 0:
+        nav.append((turn.t("bot.prev"), _page_cb(page - 1, query)))
+    if page < pages - 1:
+        nav.append((turn.t("bot.next"), _page_cb(page + 1, query)))
+    buttons = [nav] if nav else None
+    if edit:
+        turn.edit(text, buttons)
+    else:
+        turn.reply(text, buttons)
+
+
+def _page_cb(page: int, query: str) -> str:
+    """`org:<page>:<query>`, the query cut to keep the data within 64 bytes."""
+    head = f"org:{page}:"
+    budget = 64 - len(head.encode())
+    cut = query.replace(":", " ")
+    while len(cut.encode()) > budget:
+        cut = cut[:-1]
+    return head + cut
+
+
+@handler()
+async def cmd_orgs(turn: Turn) -> None:
+    query = " ".join(turn.args)[:200]
+    await _show(turn, query, 0, edit=False)
+
+
+@handler()
+async def on_page(turn: Turn) -> None:
+    page = int_part(turn.data, 1)
+    if page is None:
+        turn.toast(turn.t("bot.button_expired"))
+        return
+    await _show(turn, ":".join(turn.data[2:]), page, edit=True)
+
+
+def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
+    return [CommandHandler("orgs", cmd_orgs), CallbackQueryHandler(on_page, pattern=r"^org:")]
+
+
+__all__ = ["COMMANDS", "handlers", "service_label", "tr"]

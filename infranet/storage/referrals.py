@@ -1,0 +1,271 @@
+"""Client referrals between member organisations.
+
+A member refers a client (an NGO, an informal group or a person) to another
+organisation, with the client's consent. Only the two organisations see a
+referral (not even the network's admins: it holds a client's contact data).
+When the same client (same KRS, NIP or normalised name) was referred or
+supported by yet another organisation within `[referrals] duplicate_window_days`,
+both sides are told, to avoid duplicated support. Contact details are purged
+`[referrals] retention_days` after the referral is declined or closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from infranet.context import AppContext
+from infranet.errors import NotFound, PermissionDenied, ValidationFailed
+from infranet.i18n import register
+from infranet.region import fold
+from infranet.storage import audit
+from infranet.storage.actors import Actor
+from infranet.storage.models import Organisation, OrgStatus, Referral, ReferralStatus
+
+log = logging.getLogger(__name__)
+
+CLIENT_KINDS = ("ngo", "group", "person")
+NAME_MAX, CONTACT_MAX, NEED_MAX = 200, 300, 2000
+NIP_WEIGHTS = (6, 5, 7, 2, 3, 4, 5, 6, 7)
+
+register({
+    "referrals.bad_krs": {
+        "pl": "KRS „{value}” jest niepoprawny: numer KRS ma dokładnie 10 cyfr (np. 0000123456).",
+        "en": "KRS \"{value}\" is invalid: a KRS number has exactly 10 digits (e.g. 0000123456)."},
+    "referrals.nip_digits": {"pl": "NIP „{value}” jest niepoprawny: NIP ma 10 cyfr.",
+                             "en": "NIP \"{value}\" is invalid: a NIP has 10 digits."},
+    "referrals.nip_checksum": {
+        "pl": "NIP „{value}” jest niepoprawny: cyfra kontrolna się nie zgadza (literówka?).",
+        "en": "NIP \"{value}\" is invalid: the check digit does not match (a typo?)."},
+    "referrals.no_consent": {
+        "pl": "Bez zgody klienta na przekazanie danych nie można go skierować.",
+        "en": "A client cannot be referred without their consent to share these details."},
+    "referrals.same_org": {"pl": "Nie można skierować klienta do własnej organizacji.",
+                           "en": "You cannot refer a client to your own organisation."},
+    "referrals.target_inactive": {"pl": "Organizacja „{org}” nie jest aktywnym członkiem sieci.",
+                                  "en": "\"{org}\" is not an active member organisation."},
+    "referrals.no_org": {"pl": "Twoje konto nie jest przypisane do organizacji.",
+                         "en": "Your account is not linked to an organisation."},
+    "referrals.not_yours": {
+        "pl": "To skierowanie może rozpatrzyć tylko organizacja, do której je wysłano.",
+        "en": "Only the organisation it was sent to can decide on this referral."},
+    "referrals.not_pending": {"pl": "To skierowanie zostało już rozpatrzone ({status}).",
+                              "en": "This referral has already been decided ({status})."},
+    "referrals.not_open": {"pl": "To skierowanie nie jest w toku ({status}).",
+                           "en": "This referral is not in progress ({status})."},
+    "referrals.too_long": {"pl": "{field}: {length} znaków, limit to {limit}.",
+                           "en": "{field}: {length} characters, the limit is {limit}."},
+    "referrals.required": {"pl": "{field}: to pole jest wymagane.", "en": "{field}: required."},
+})
+
+
+def normalise_krs(value: str) -> str:
+    digits = re.sub(r"[\s-]", "", value.strip())
+    if not re.fullmatch(r"[0-9]{10}", digits):
+        raise ValidationFailed("referrals.bad_krs", value=value.strip())
+    return digits
+
+
+def normalise_nip(value: str) -> str:
+    """10 digits whose weighted sum mod 11 is the last digit (10 is never valid)."""
+    raw = value.strip()
+    digits = re.sub(r"[\s-]", "", raw.upper().removeprefix("PL"))
+    if not re.fullmatch(r"[0-9]{10}", digits):
+        raise ValidationFailed("referrals.nip_digits", value=raw)
+    check = sum(int(d) * w for d, w in zip(digits, NIP_WEIGHTS, strict=False)) % 11
+    if check == 10 or check != int(digits[9]):
+        raise ValidationFailed("referrals.nip_checksum", value=raw)
+    return digits
+
+
+def parse_identifier(text: str) -> tuple[str | None, str | None]:
+    """"KRS 0000123456", "NIP 123-456-32-18" or bare digits -> (krs, nip).
+
+    Bare digits starting with 0 are a KRS (KRS numbers are zero-padded; no NIP
+    starts with 0), otherwise a NIP."""
+    cleaned = text.strip()
+    lowered = cleaned.lower()
+    if lowered.startswith("krs"):
+        return normalise_krs(cleaned[3:].lstrip(" :")), None
+    if lowered.startswith("nip"):
+        return None, normalise_nip(cleaned[3:].lstrip(" :"))
+    digits = re.sub(r"[\s-]", "", cleaned)
+    if digits.startswith("0"):
+        return normalise_krs(cleaned), None
+    return None, normalise_nip(cleaned)
+
+
+def client_key(name: str) -> str:
+    return fold(name)[:200]
+
+
+@dataclass
+class ReferralInput:
+    to_org_id: int
+    client_kind: str
+    client_name: str
+    client_contact: str
+    need: str
+    consent: bool
+    krs: str | None = None
+    nip: str | None = None
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Another organisation that referred or took on the same client recently."""
+
+    organisation: str
+    at: datetime
+
+
+def _text(value: str | None, field_name: str, limit: int, *, required: bool = True) -> str | None:
+    text = (value or "").strip()
+    if not text:
+        if required:
+            raise ValidationFailed("referrals.required", field=field_name)
+        return None
+    if len(text) > limit:
+        raise ValidationFailed("referrals.too_long", field=field_name, length=len(text), limit=limit)
+    return text
+
+
+def _member_org(actor: Actor) -> int:
+    member = actor.require_approved()
+    if member.organisation_id is None:
+        raise PermissionDenied("referrals.no_org")
+    return member.organisation_id
+
+
+async def create_referral(session: AsyncSession, ctx: AppContext, actor: Actor,
+                          data: ReferralInput) -> Referral:
+    from_org_id = _member_org(actor)
+    if data.client_kind not in CLIENT_KINDS:
+        raise ValidationFailed(field="client_kind", detail=f"one of {', '.join(CLIENT_KINDS)}")
+    name = _text(data.client_name, "client_name", NAME_MAX)
+    contact = _text(data.client_contact, "client_contact", CONTACT_MAX)
+    need = _text(data.need, "need", NEED_MAX)
+    krs = normalise_krs(data.krs) if data.krs else None
+    nip = normalise_nip(data.nip) if data.nip else None
+    if not data.consent:
+        raise ValidationFailed("referrals.no_consent")
+    if data.to_org_id == from_org_id:
+        raise ValidationFailed("referrals.same_org")
+    target = await session.get(Organisation, data.to_org_id)
+    if target is None:
+        raise NotFound(detail=f"organisation #{data.to_org_id}")
+    if target.status != OrgStatus.ACTIVE:
+        raise ValidationFailed("referrals.target_inactive", org=target.name)
+    assert name is not None and actor.member is not None
+    row = Referral(from_org_id=from_org_id, to_org_id=target.id, from_member_id=actor.member.id,
+                   client_kind=data.client_kind, client_name=name, client_key=client_key(name),
+                   client_contact=contact, krs=krs, nip=nip, need=need, consent_at=ctx.now(),
+                   status=ReferralStatus.PENDING)
+    session.add(row)
+    await session.flush()
+    await session.refresh(row, ["from_org", "to_org"])
+    await audit.record(session, actor, "referral.create", "referral", row.id,
+                       to_org_id=target.id)  # no client data in the audit log
+    return row
+
+
+async def duplicates(session: AsyncSession, ctx: AppContext, referral: Referral) -> list[Duplicate]:
+    """Other organisations that referred or took on the same client within the window."""
+    since = ctx.now() - timedelta(days=ctx.settings.referrals.duplicate_window_days)
+    same = [Referral.client_key == referral.client_key]
+    if referral.krs:
+        same.append(Referral.krs == referral.krs)
+    if referral.nip:
+        same.append(Referral.nip == referral.nip)
+    rows = (await session.scalars(select(Referral).where(
+        Referral.id != referral.id, Referral.created_at >= since, or_(*same),
+        Referral.purged_at.is_(None)).order_by(Referral.created_at))).all()
+    ours = {referral.from_org_id, referral.to_org_id}
+    found: dict[int, Duplicate] = {}
+    for row in rows:
+        involved = [(row.from_org_id, row.from_org, row.created_at)]
+        if row.status in (ReferralStatus.ACCEPTED, ReferralStatus.CLOSED):
+            involved.append((row.to_org_id, row.to_org, row.decided_at or row.created_at))
+        for org_id, org, at in involved:
+            if org_id not in ours and org_id not in found:
+                found[org_id] = Duplicate(org.name, at)
+    return list(found.values())
+
+
+async def get_referral(session: AsyncSession, actor: Actor, referral_id: int) -> Referral:
+    """A referral, for a member of one of its two organisations only."""
+    org_id = _member_org(actor)
+    row = await session.get(Referral, referral_id)
+    if row is None or org_id not in (row.from_org_id, row.to_org_id):
+        raise NotFound(detail=f"referral #{referral_id}")
+    return row
+
+
+async def decide_referral(session: AsyncSession, ctx: AppContext, actor: Actor, referral_id: int,
+                          accept: bool) -> Referral:
+    """The target organisation accepts or declines (admins cannot: it is not theirs)."""
+    row = await get_referral(session, actor, referral_id)
+    if actor.organisation_id != row.to_org_id:
+        raise PermissionDenied("referrals.not_yours")
+    if row.status != ReferralStatus.PENDING:
+        raise ValidationFailed("referrals.not_pending", status=row.status)
+    row.status = ReferralStatus.ACCEPTED if accept else ReferralStatus.DECLINED
+    row.decided_at = ctx.now()
+    row.decided_by = actor.member.id if actor.member else None
+    if not accept:
+        row.closed_at = row.decided_at  # retention counts from here
+    await session.flush()
+    await audit.record(session, actor, "referral.accept" if accept else "referral.decline",
+                       "referral", row.id)
+    return row
+
+
+async def close_referral(session: AsyncSession, ctx: AppContext, actor: Actor,
+                         referral_id: int) -> Referral:
+    """Either side ends an accepted referral (support given); retention starts."""
+    row = await get_referral(session, actor, referral_id)
+    if row.status != ReferralStatus.ACCEPTED:
+        raise ValidationFailed("referrals.not_open", status=row.status)
+    row.status = ReferralStatus.CLOSED
+    row.closed_at = ctx.now()
+    await session.flush()
+    await audit.record(session, actor, "referral.close", "referral", row.id)
+    return row
+
+
+async def list_referrals(session: AsyncSession, actor: Actor, *, limit: int = 50
+                         ) -> tuple[list[Referral], list[Referral]]:
+    """(sent, received) by the actor's organisation, newest first."""
+    org_id = _member_org(actor)
+    sent = (await session.scalars(select(Referral).where(Referral.from_org_id == org_id)
+                                  .order_by(Referral.id.desc()).limit(limit))).all()
+    received = (await session.scalars(select(Referral).where(Referral.to_org_id == org_id)
+                                      .order_by(Referral.id.desc()).limit(limit))).all()
+    return list(sent), list(received)
+
+
+async def purge_expired(session: AsyncSession, ctx: AppContext) -> int:
+    """Erase client contact details (and the need; a person's name too) of referrals
+    closed more than `retention_days` ago. Idempotent; returns how many were purged."""
+    cutoff = ctx.now() - timedelta(days=ctx.settings.referrals.retention_days)
+    ids = list((await session.scalars(select(Referral.id).where(
+        Referral.closed_at.is_not(None), Referral.closed_at < cutoff,
+        Referral.purged_at.is_(None)))).all())
+    if not ids:
+        return 0
+    now = ctx.now()
+    await session.execute(update(Referral).where(Referral.id.in_(ids)).values(
+        client_contact=None, need=None, purged_at=now))
+    await session.execute(update(Referral).where(
+        Referral.id.in_(ids), Referral.client_kind == "person").values(
+        client_name=None, client_key="", krs=None, nip=None))
+    await audit.record(session, Actor.system(), "referral.purge", "referral", None,
+                       count=len(ids), ids=ids)
+    log.info("purged the contact details of %d referral(s) closed before %s", len(ids),
+             cutoff.date().isoformat())
+    return len(ids)
