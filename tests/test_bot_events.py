@@ -331,3 +331,30 @@ async def test_form_survives_a_restart_at_the_conflict_screen(bot: BotHarness) -
         row = (await session.scalars(select(Event).where(Event.title == "Walne zebranie"))).one()
         assert row.starts_at.astimezone(bot.ctx.tz).strftime("%H:%M") == "09:30"
         assert row.starts_at.date() != datetime(2026, 12, 5).date()
+
+
+async def test_long_fields_keep_a_page_in_one_message(bot: BotHarness) -> None:
+    await _setup(bot)
+    await bot.org("O" * 200, contact_email="long@example.org")
+    await bot.member(3003, "O" * 200)
+    start = datetime(2026, 11, 24, 8, tzinfo=UTC)
+    for i in range(10):
+        await _add_event(bot, 3003, f"{i} " + "T&" * 99, start + timedelta(hours=i),
+                         start + timedelta(hours=i, minutes=30), district="ełcki", location="L<" * 150)
+    api = bot.api
+    page = await api.ask(STRANGER, "/events ełcki")
+    assert "Strona 1 z 2" in page.text and len(page.text) <= 4096 and page.buttons
+    second = await api.click(STRANGER, page, page.button("Dalej"))
+    assert "Strona 2 z 2" in second.text
+    await api.silence(STRANGER, 0.3)
+    assert api.errors == []
+
+
+async def test_time_skipped_by_dst_is_refused_in_the_form(bot: BotHarness) -> None:
+    await _setup(bot)
+    api = bot.api
+    await api.ask(ALICE, "/event")
+    await api.ask(ALICE, "Nocny maraton")
+    refusal = await api.ask(ALICE, "28.3.2027 2:30-4:00")
+    assert "02:30" in refusal.text and "nie istnieje" in refusal.text and "03:30" in refusal.text
+    assert "Gdzie" in (await api.ask(ALICE, "28.3.2027 3:30-5:00")).text
