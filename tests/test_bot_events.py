@@ -85,6 +85,7 @@ async def test_journey_conflict_then_suggested_date_lands_in_the_feed(bot: BotHa
     assert warning.kind == "edit"
     assert "Forum <3 NGO & przyjaciele" in warning.text and "Stowarzyszenie Beta" in warning.text
     assert "beta@example.org" in warning.text and "Sala & Co" in warning.text
+    assert "‼️ Forum" in warning.text and "ten sam powiat" in warning.text  # same powiat and audience
     labels = [label for label, _ in warning.buttons]
     assert labels[0] == "Zostaw mój termin" and labels[-1] == "Anuluj"
     suggestions = labels[1:-1]

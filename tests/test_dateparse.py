@@ -386,6 +386,15 @@ def test_when_with_and_without_hours() -> None:
     assert parse_when("5.12", TODAY).hours is None
 
 
+def test_when_with_a_start_time_only_asks_for_the_end() -> None:
+    for text in ("5.12 10:00", "5.12.2026, 10.00", "jutro o 10:30"):
+        error = refused(parse_when, text, TODAY)
+        assert error.key == "dateparse.no_end_time"
+        assert "-" in error.localized("pl")
+    # a date whose last part only looks like a time is still read as a date
+    assert parse_when("5 gru 2026", TODAY).first == date(2026, 12, 5)
+
+
 def test_when_passes_on_hour_errors() -> None:
     assert refused(parse_when, "5.12 14-10", TODAY).key == "dateparse.end_before_start"
     assert refused(parse_when, "31.11.2026 10-14", TODAY).key == "dateparse.no_such_day"

@@ -191,6 +191,9 @@ _TIME_SUFFIX = re.compile(
     rf"(?:-|do|to|until|till)\s*{_TIME_TOKEN}|{'|'.join(sorted(_ALL_DAY, key=len, reverse=True))})$"
 )
 
+_SINGLE_SUFFIX = re.compile(
+    r"^(?P<head>.+?),?\s+(?P<time>(?:od |from |o |at |godz )?\d{1,2}[:.]\d{2}\s*(?:am|pm)?)$")
+
 
 def _normalise(text: str) -> str:
     """Lower case without diacritics, one kind of dash, single spaces; keeps digits and dots.
@@ -601,6 +604,14 @@ def parse_when(text: str, today: date, *, lang: str = "pl", allow_past: bool = F
                 raise
         else:
             return When(first, last, parse_hours(found.group("times")))
+    single = _SINGLE_SUFFIX.match(norm)
+    if single:  # "5.12 10:00": a start without an end
+        try:
+            parse_days(single.group("head"), today, lang=lang, allow_past=True)
+        except ValidationFailed:
+            pass
+        else:
+            parse_hours(single.group("time"))  # raises no_end_time (or bad_time)
     first, last = parse_days(text, today, lang=lang, allow_past=allow_past)
     return When(first, last)
 

@@ -132,12 +132,16 @@ register({
               "You can keep your date (the organisers will be told), pick a free date or cancel.",
     },
     "bot.events.conflict_item": {
-        "pl": "• <b>{title}</b> — {org}\n  {when}, {district}{place}\n  kontakt: {contact}",
-        "en": "• <b>{title}</b> — {org}\n  {when}, {district}{place}\n  contact: {contact}",
+        "pl": "{mark} <b>{title}</b> — {org}\n  {when}, {district}{place}\n  kontakt: {contact}",
+        "en": "{mark} <b>{title}</b> — {org}\n  {when}, {district}{place}\n  contact: {contact}",
     },
     "bot.events.duplicate_item": {
         "pl": "• Możliwy duplikat: <b>{title}</b> — {org}, {when}",
         "en": "• Possible duplicate: <b>{title}</b> — {org}, {when}",
+    },
+    "bot.events.high_note": {
+        "pl": "‼️ — ten sam powiat i ta sama grupa odbiorców lub rodzaj wydarzenia.",
+        "en": "‼️ — the same district and the same audience or kind of event.",
     },
     "bot.events.more": {"pl": "…i jeszcze {count}.", "en": "…and {count} more."},
     "bot.events.no_suggestions": {"pl": "Nie znalazłem wolnego terminu w pobliżu.",
@@ -529,10 +533,13 @@ def _conflict_text(turn: Turn, report: conflict_api.ConflictReport, suggestions:
     items: list[str] = []
     for c in report.conflicts[:MAX_SHOWN_CONFLICTS]:
         place = f", {c.event.location}" if c.event.location else ""
-        items.append(turn.t("bot.events.conflict_item", title=c.event.title, org=c.organisation_name or "—",
+        items.append(turn.t("bot.events.conflict_item", mark="‼️" if c.severity == "high" else "•",
+                            title=c.event.title, org=c.organisation_name or "—",
                             when=occurrence_when(ctx, c.start, c.end, c.event.all_day, lang),
                             district=c.event.district.name, place=place,
                             contact=contact_of(c.contact_email, c.phone)))
+    if any(c.severity == "high" for c in report.conflicts):
+        items.append(turn.t("bot.events.high_note"))
     hidden = len(report.conflicts) - MAX_SHOWN_CONFLICTS
     if hidden > 0:
         items.append(turn.t("bot.events.more", count=hidden))
