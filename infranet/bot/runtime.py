@@ -23,7 +23,7 @@ from telegram.ext import BaseRateLimiter
 
 from infranet.bot.application import BotContext, InfranetApplication, build_application
 from infranet.bot.common import send_html, tr
-from infranet.bot.handlers import all_commands, all_handlers
+from infranet.bot.handlers import all_commands, all_handlers, setup_application
 from infranet.bot.ratelimit import GROUP as RATE_LIMIT_GROUP
 from infranet.bot.ratelimit import CommandLimiter
 from infranet.context import AppContext
@@ -95,6 +95,7 @@ class BotRuntime:
             group=RATE_LIMIT_GROUP)
         for h in all_handlers(self.ctx):
             application.add_handler(h)
+        setup_application(application, self.ctx)
         application.add_error_handler(on_error)  # type: ignore[arg-type]
         return application
 

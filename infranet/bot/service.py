@@ -18,12 +18,16 @@ NO_TOKEN_HINT = (
 
 
 def build(ctx: AppContext, scheduler: AsyncIOScheduler) -> Component:
+    from infranet.bot.handlers import schedule_module_jobs
     from infranet.bot.jobs import schedule_jobs
 
-    # The referral purge is a retention duty: it runs even while the bot is off.
+    # The referral purge is a retention duty: it runs even while the bot is off,
+    # and so do the modules' jobs (closing expired training notices, say).
     schedule_jobs(ctx, scheduler)
     token = ctx.settings.telegram.token
     if token is None or not token.get_secret_value():
+        schedule_module_jobs(ctx, scheduler, None)
+
         async def announce() -> None:
             log.warning(NO_TOKEN_HINT)
 
@@ -32,5 +36,6 @@ def build(ctx: AppContext, scheduler: AsyncIOScheduler) -> Component:
     from infranet.bot.runtime import BotRuntime
 
     runtime = BotRuntime(ctx, scheduler)
+    schedule_module_jobs(ctx, scheduler, runtime)
     return Component("bot", routes=runtime.routes, start=runtime.start, stop=runtime.stop,
                      status=runtime.status)

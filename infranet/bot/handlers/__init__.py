@@ -4,6 +4,11 @@ Registration
     Each module in `MODULES` (`infranet/bot/handlers/<name>.py`) exposes
         COMMANDS: list[Command]                       # for /help and the command menu
         def handlers(ctx: AppContext) -> list[BaseHandler]
+    and may expose
+        def schedule_jobs(ctx, scheduler, runtime: BotRuntime | None) -> None
+            # daily work on the service's APScheduler (runtime None: the bot is off)
+        def setup(application: InfranetApplication, ctx) -> None
+            # e.g. application.job_queue.run_repeating(...) while the bot runs
     and registers its own messages with `infranet.i18n.register({...})` at import time
     (keys `bot.<module>.*`; a command's description is `bot.cmd.<name>`). A module that
     does not exist yet is skipped. Handlers run in group 0 in module order; the
@@ -111,6 +116,20 @@ def all_commands() -> list[Command]:
         for command in getattr(module, "COMMANDS", []):
             seen.setdefault(command.name, command)
     return list(seen.values())
+
+
+def schedule_module_jobs(ctx: AppContext, scheduler: Any, runtime: Any | None) -> None:
+    for module in load_modules():
+        hook = getattr(module, "schedule_jobs", None)
+        if hook is not None:
+            hook(ctx, scheduler, runtime)
+
+
+def setup_application(application: Any, ctx: AppContext) -> None:
+    for module in load_modules():
+        hook = getattr(module, "setup", None)
+        if hook is not None:
+            hook(application, ctx)
 
 
 def all_handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
