@@ -323,3 +323,18 @@ def test_parse_places_and_apply() -> None:
     for bad in ("https://", "123", "http://x y.org", "napisz do nas"):
         with pytest.raises(ValidationFailed):
             parse_apply(bad)
+
+
+async def test_deadline_job_without_a_bot_closes_but_keeps_reminders(ctx: AppContext) -> None:
+    from infranet.bot.handlers.trainings import deadline_job
+
+    alice, _, _ = await _setup(ctx)
+    await _add(ctx, alice, deadline=date(2026, 11, 30))
+    await _add(ctx, alice, title="Wcześniejszy", deadline=date(2026, 11, 24),
+               sessions=parse_sessions("25.11 9-12", TODAY, calendar_tz()))
+    ctx.clock = lambda: datetime(2026, 11, 29, 8, tzinfo=UTC)  # no Telegram token configured
+    assert await deadline_job(ctx) == (0, 1)
+    async with ctx.db.transaction() as session:
+        rows = (await session.scalars(select(Training).order_by(Training.id))).all()
+        assert [r.status for r in rows] == [TrainingStatus.OPEN, TrainingStatus.CLOSED]
+        assert rows[0].reminded_at is None  # the reminder waits for a bot

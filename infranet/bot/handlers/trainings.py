@@ -439,37 +439,39 @@ async def on_stale(turn: Turn) -> None:
 # --- deadline jobs ---------------------------------------------------------------------------------
 
 
-async def run_deadline_jobs(ctx: AppContext, bot: Bot) -> tuple[int, int]:
+async def run_deadline_jobs(ctx: AppContext, bot: Bot | None) -> tuple[int, int]:
     """Close expired notices and remind posters a day ahead; tell each poster.
 
     The rows are claimed in the database before anything is sent (reminders at most
     once, also with two service instances); a poster who cannot be reached is logged.
+    Without a bot (no token) notices are still closed, silently, and reminders wait.
     Returns (reminded, closed).
     """
     async with ctx.db.transaction() as session:
         closed = await notices.close_expired(session, ctx)
-        reminders = await notices.due_reminders(session, ctx)
-    for items, key in ((reminders, "bot.trainings.reminder"), (closed, "bot.trainings.closed")):
-        for due in items:
-            if due.telegram_id is None:
-                continue
-            lang = due.language or "pl"
-            await send_html(bot, due.telegram_id, tr(lang, key, title=due.training.title,
-                                                     deadline=format_date(due.training.deadline, lang)))
+        reminders = await notices.due_reminders(session, ctx) if bot is not None else []
+    if bot is not None:
+        for items, key in ((reminders, "bot.trainings.reminder"), (closed, "bot.trainings.closed")):
+            for due in items:
+                if due.telegram_id is None:
+                    continue
+                lang = due.language or "pl"
+                await send_html(bot, due.telegram_id, tr(lang, key, title=due.training.title,
+                                                         deadline=format_date(due.training.deadline, lang)))
     log.info("training deadlines: %d reminded, %d closed", len(reminders), len(closed))
     return len(reminders), len(closed)
 
 
 async def deadline_job(ctx: AppContext, runtime: BotRuntime | None = None) -> tuple[int, int]:
     """The scheduled job: through the running Application's bot (its rate limiter) when
-    there is one, else through a Bot of its own built from `[telegram]` settings."""
+    there is one, else through a Bot of its own built from `[telegram]` settings, else
+    (no token) closing notices only."""
     application = runtime.application if runtime is not None else None
     if application is not None and application.running:
         return await run_deadline_jobs(ctx, application.bot)
     settings = ctx.settings.telegram
     if settings.token is None or not settings.token.get_secret_value():
-        log.info("training deadlines skipped: no Telegram token")
-        return 0, 0
+        return await run_deadline_jobs(ctx, None)
     extra = {"base_url": settings.base_url} if settings.base_url else {}
     async with Bot(settings.token.get_secret_value(), **extra) as bot:
         return await run_deadline_jobs(ctx, bot)
