@@ -261,6 +261,7 @@ class Turn:
     who: Who
     outbox: list[_Outgoing] = field(default_factory=list)
     toast_text: str | None = None
+    background: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
     @property
     def ctx(self) -> AppContext:
@@ -331,6 +332,11 @@ class Turn:
         lang = member.language or "pl"
         self.notify(member.telegram_id, tr(lang, key, **params), buttons)
 
+    def after_commit(self, work: Callable[[], Awaitable[Any]]) -> None:
+        """Start `work()` as a background task once the transaction has committed
+        (long work such as sending a newsletter; updates keep flowing meanwhile)."""
+        self.background.append(work)
+
     def toast(self, text: str) -> None:
         """The small pop-up answer to a button press."""
         self.toast_text = text
@@ -349,6 +355,9 @@ class Turn:
                 log.exception("update %s: could not deliver a message to %s",
                               self.update.update_id, item.chat_id)
         await self.answer_callback()
+        background, self.background = self.background, []
+        for work in background:
+            self.context.application.create_task(work(), update=self.update)
 
     async def answer_callback(self) -> None:
         query = self.update.callback_query
@@ -368,7 +377,7 @@ def private_link(context: BotContext, start: str) -> str:
 
 
 def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | None = None,
-            ) -> Callable[[HandlerFn], Callable[[Update, BotContext], Awaitable[Any]]]:
+            db: bool = True) -> Callable[[HandlerFn], Callable[[Update, BotContext], Awaitable[Any]]]:
     """Wrap a handler: transaction, identity, access rule, private-chat rule, outbox.
 
     - `access="member"`: approved members only; others get one line on /join.
@@ -379,6 +388,9 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
     - An `InfranetError` raised by the handler rolls the transaction back and is
       answered in the user's language; the conversation stays in its state.
     - The handler's return value is returned (conversation states).
+    - `db=False`: the handler runs after the identifying transaction has ended and
+      `turn.session` is None; for calls that manage their own transactions (they would
+      wait for ours on SQLite) or take long (sending a newsletter).
     """
 
     def wrap(fn: HandlerFn) -> Callable[[Update, BotContext], Awaitable[Any]]:
@@ -387,6 +399,7 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
             infra = context.infra
             turn: Turn | None = None
             result: Any = None
+            deferred = False
             try:
                 async with infra.db.transaction() as session:
                     who = await identify(session, update, context.user_data)
@@ -399,8 +412,13 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
                         turn.say("bot.need_admin" if access == "admin" and who.is_member
                                  else "bot.need_member")
                         result = END
-                    else:
+                    elif db:
                         result = await fn(turn)
+                    else:
+                        deferred = True
+                if deferred:
+                    turn.session = None  # type: ignore[assignment]
+                    result = await fn(turn)
             except (InfranetError, UnknownDistrict) as exc:
                 lang = turn.lang if turn else normalise_language(
                     update.effective_user.language_code if update.effective_user else None)
@@ -411,6 +429,7 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
                     await send_html(context.bot, where.id if where else 0, esc(message))
                     return None
                 turn.outbox = [_Outgoing(turn.chat_id, esc(message))]
+                turn.background = []
                 result = None
             if turn is not None:
                 await turn.flush()

@@ -1,0 +1,159 @@
+"""Newsletter commands: /subscribe (anyone), /newsletter_note, /newsletter_preview and
+/newsletter_send (admins); and the newsletter's alerts delivered to the admins."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
+
+from infranet.bot.application import InfranetApplication
+from infranet.bot.common import Command, Html, Turn, cb, esc, handler, send_html, tr
+from infranet.context import AppContext
+from infranet.i18n import register
+from infranet.newsletter import alerts
+from infranet.newsletter.issues import add_note, build_issue, manual_period_key, preview, send_pending
+from infranet.newsletter.subscribers import normalise_address, subscribe_and_confirm
+from infranet.storage.members import admins
+from infranet.storage.models import IssueStatus
+
+log = logging.getLogger(__name__)
+
+COMMANDS = [Command("subscribe"), Command("newsletter_note", "admin"),
+            Command("newsletter_preview", "admin"), Command("newsletter_send", "admin")]
+
+register({
+    "bot.cmd.subscribe": {"pl": "newsletter e-mailem: /subscribe adres@e-mail",
+                          "en": "newsletter by e-mail: /subscribe address@e-mail"},
+    "bot.cmd.newsletter_note": {"pl": "notka do następnego newslettera",
+                                "en": "a note for the next newsletter"},
+    "bot.cmd.newsletter_preview": {"pl": "podgląd następnego newslettera",
+                                   "en": "preview the next newsletter"},
+    "bot.cmd.newsletter_send": {"pl": "wyślij newsletter teraz", "en": "send the newsletter now"},
+    "bot.nl.subscribe_usage": {"pl": "Podaj adres: /subscribe adres@example.org",
+                               "en": "Give the address: /subscribe address@example.org"},
+    "bot.nl.check_inbox": {
+        "pl": "Dziękuję! Jeśli adres {email} nie był jeszcze zapisany, wysłałem na niego link "
+              "potwierdzający. Sprawdź skrzynkę (także spam).",
+        "en": "Thank you! If {email} was not subscribed yet, I sent it a confirmation link. "
+              "Check the inbox (and the spam folder)."},
+    "bot.nl.note_usage": {"pl": "Napisz treść: /newsletter_note tekst notki",
+                          "en": "Write the text: /newsletter_note the note's text"},
+    "bot.nl.note_saved": {"pl": "Notka #{id} trafi do następnego wydania.",
+                          "en": "Note #{id} will go into the next issue."},
+    "bot.nl.preview": {"pl": "<b>Podgląd</b>: {subject}", "en": "<b>Preview</b>: {subject}"},
+    "bot.nl.warnings": {"pl": "⚠️ Uwagi: {items}", "en": "⚠️ Warnings: {items}"},
+    "bot.nl.errors": {"pl": "⛔ Błędy (wydanie nie zostanie wysłane): {items}",
+                      "en": "⛔ Errors (the issue would not be sent): {items}"},
+    "bot.nl.confirm_send": {"pl": "Zbudować wydanie teraz i wysłać je wszystkim subskrybentom?",
+                            "en": "Build an issue now and send it to every subscriber?"},
+    "bot.nl.send_button": {"pl": "📨 Wyślij teraz", "en": "📨 Send now"},
+    "bot.nl.sending": {"pl": "Wydanie #{id} „{subject}”: wysyłka do {count} odbiorców rozpoczęta.",
+                       "en": "Issue #{id} \"{subject}\": sending to {count} recipients has started."},
+    "bot.nl.nobody": {"pl": "Wydanie #{id} zbudowane, ale nie ma do kogo go wysłać.",
+                      "en": "Issue #{id} was built, but there is nobody to send it to."},
+    "bot.nl.skipped": {"pl": "Nie ma nowości: wydanie pominięte.",
+                       "en": "There is no news: the issue was skipped."},
+    "bot.nl.alert": {"pl": "⚠️ Newsletter: {text}", "en": "⚠️ Newsletter: {text}"},
+})
+
+
+@handler(chat="private", db=False)
+async def cmd_subscribe(turn: Turn) -> None:
+    if not turn.args:
+        turn.say("bot.nl.subscribe_usage")
+        return
+    address = normalise_address(" ".join(turn.args))  # ValidationFailed names the problem
+    await subscribe_and_confirm(turn.ctx, address, source="bot", language=turn.lang)
+    # The same answer whether or not the address was known: that stays private.
+    turn.say("bot.nl.check_inbox", email=address)
+
+
+@handler(access="admin", chat="private")
+async def cmd_note(turn: Turn) -> None:
+    message = turn.update.effective_message
+    text = (message.text or "") if message else ""
+    body = text.split(maxsplit=1)[1] if len(text.split(maxsplit=1)) > 1 else ""
+    if not body.strip():
+        turn.say("bot.nl.note_usage")
+        return
+    note = await add_note(turn.session, turn.ctx, turn.actor, body)
+    turn.say("bot.nl.note_saved", id=note.id)
+
+
+@handler(access="admin", chat="private")
+async def cmd_preview(turn: Turn) -> None:
+    shown = await preview(turn.session, turn.ctx, turn.actor, language=turn.lang)
+    blocks = [turn.t("bot.nl.preview", subject=shown.subject)]
+    if shown.errors:
+        blocks.append(turn.t("bot.nl.errors", items="; ".join(shown.errors)))
+    if shown.warnings:
+        blocks.append(turn.t("bot.nl.warnings", items="; ".join(shown.warnings)))
+    blocks.append(esc(shown.text.strip()))
+    turn.reply(Html("\n\n".join(blocks)))
+
+
+@handler(access="admin", chat="private")
+async def cmd_send(turn: Turn) -> None:
+    turn.say("bot.nl.confirm_send", [[(turn.t("bot.nl.send_button"), cb("nl", "send")),
+                                      (turn.t("bot.cancel"), cb("nl", "cancel"))]])
+
+
+@handler(access="admin", chat="private")
+async def on_send(turn: Turn) -> None:
+    if turn.data[1:2] != ["send"]:
+        turn.edit(turn.t("bot.cancelled"))
+        return
+    built = await build_issue(turn.session, turn.ctx, turn.actor,
+                              period_key=manual_period_key(turn.ctx), force=True)
+    issue = built.issue
+    if issue is None or issue.status == IssueStatus.SKIPPED:
+        turn.edit(turn.t("bot.nl.skipped"))
+        return
+    if built.recipients == 0:
+        turn.edit(turn.t("bot.nl.nobody", id=issue.id))
+        return
+    turn.edit(turn.t("bot.nl.sending", id=issue.id, subject=issue.subject, count=built.recipients))
+    issue_id = issue.id
+    ctx = turn.ctx
+
+    async def send_after_commit() -> None:
+        # The service's sender picks the deliveries up; without one (tests, a bot run
+        # on its own) this task sends them. Delivery rows make either way send once.
+        from infranet.newsletter.service import kick_sender
+
+        if not kick_sender():
+            await send_pending(ctx, issue_ids=[issue_id])
+
+    turn.after_commit(send_after_commit)
+
+
+# --- alerts from the newsletter ----------------------------------------------------------------
+
+_application: InfranetApplication | None = None
+
+
+async def _alert_admins(text_en: str, text_pl: str) -> None:
+    application = _application
+    if application is None or not application.running:
+        return
+    async with application.infra.db.transaction() as session:
+        people = [(a.telegram_id, a.language or "pl") for a in await admins(session)]
+    for chat_id, lang in people:
+        await send_html(application.bot, chat_id,
+                        tr(lang, "bot.nl.alert", text=text_pl if lang == "pl" else text_en))
+
+
+def setup(application: InfranetApplication, ctx: AppContext) -> None:
+    global _application
+    _application = application
+    alerts.register(_alert_admins)
+
+
+def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
+    return [CommandHandler("subscribe", cmd_subscribe),
+            CommandHandler("newsletter_note", cmd_note),
+            CommandHandler("newsletter_preview", cmd_preview),
+            CommandHandler("newsletter_send", cmd_send),
+            CallbackQueryHandler(on_send, pattern=r"^nl:")]
