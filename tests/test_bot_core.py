@@ -30,3 +30,22 @@ async def test_admin_sees_admin_commands_and_unknown_command(bot: BotHarness) ->
     assert "/help" in reply.text
     reply = await bot.api.ask(ADMIN_ID, "/cancel")
     assert "nic do anulowania" in reply.text.lower()
+
+
+async def test_every_member_command_refused_for_a_stranger_in_one_line(bot: BotHarness) -> None:
+    from infranet.bot.handlers import all_commands
+
+    stranger = 5099
+    gated = [c for c in all_commands() if c.access != "anyone"]
+    assert {"refer", "members", "approve"} <= {c.name for c in gated}
+    for command in gated:
+        reply = await bot.api.ask(stranger, f"/{command.name}")
+        assert reply.text == ("Tę komendę mogą używać zatwierdzeni członkowie sieci. "
+                              "Dołącz przez /join."), command.name
+    await bot.api.silence(stranger, 0.3)  # exactly one line each
+
+
+async def test_stranger_language_survives_restart(bot: BotHarness) -> None:
+    await bot.api.ask(5003, "/lang en")
+    await bot.restart()
+    assert "Hi!" in (await bot.api.ask(5003, "/start")).text
