@@ -360,14 +360,14 @@ async def on_district(turn: Turn) -> int | None:
         kind = turn.data[1] if len(turn.data) > 1 else ""
         district = district_at(turn.ctx, turn.data[2] if len(turn.data) > 2 else None)
         if kind == "dback":
-            turn.edit(turn.t("bot.events.ask_district"), district_buttons(turn, "ev"))
+            edit_if_changed(turn, turn.t("bot.events.ask_district"), district_buttons(turn, "ev"))
             return None
         if district is None:
             turn.toast(turn.t("bot.button_expired"))
             return None
         if kind == "sr" and district.kind == "subregion":
-            turn.edit(turn.t("bot.events.ask_powiat", subregion=district.name),
-                      subregion_buttons(turn, "ev", district))
+            edit_if_changed(turn, turn.t("bot.events.ask_powiat", subregion=district.name),
+                            subregion_buttons(turn, "ev", district))
             return None
         turn.edit(esc(district.name))
     else:
@@ -796,10 +796,7 @@ async def on_events_page(turn: Turn) -> None:
         turn.toast(turn.t("bot.button_expired"))
         return
     text, buttons = await _events_page(turn, area, period, page)
-    if would_not_change(turn, text, buttons):
-        turn.toast(turn.t("bot.button_expired"))
-        return
-    turn.edit(text, buttons)
+    edit_if_changed(turn, text, buttons)
 
 
 def would_not_change(turn: Turn, text: str, buttons: list[list[tuple[str, str]]]) -> bool:
@@ -812,6 +809,15 @@ def would_not_change(turn: Turn, text: str, buttons: list[list[tuple[str, str]]]
                    for row in (message.reply_markup.inline_keyboard if message.reply_markup else [])]
     new_buttons = [[(label, value) for label, value in row] for row in buttons]
     return getattr(message, "text", None) == visible and old_buttons == new_buttons
+
+
+def edit_if_changed(turn: Turn, text: str, buttons: list[list[tuple[str, str]]]) -> None:
+    """Edit the pressed message, unless that would change nothing (a second press of a
+    button whose result is already on screen): then only answer the press."""
+    if would_not_change(turn, text, buttons):
+        turn.toast(turn.t("bot.button_expired"))
+    else:
+        turn.edit(text, buttons)
 
 
 @handler(access="member", chat="private")

@@ -41,11 +41,11 @@ from infranet.bot.common import (
 from infranet.bot.handlers.events import (
     district_at,
     district_buttons,
+    edit_if_changed,
     shorten,
     subregion_buttons,
     today,
     when_text,
-    would_not_change,
 )
 from infranet.calendar import trainings as notices
 from infranet.calendar.dateparse import parse_date, parse_sessions
@@ -246,15 +246,15 @@ async def on_district(turn: Turn) -> int | None:
     if turn.update.callback_query:
         kind = turn.data[1] if len(turn.data) > 1 else ""
         if kind == "dback":
-            turn.edit(turn.t("bot.trainings.ask_district"), district_buttons(turn, "tr"))
+            edit_if_changed(turn, turn.t("bot.trainings.ask_district"), district_buttons(turn, "tr"))
             return None
         district = district_at(turn.ctx, turn.data[2] if len(turn.data) > 2 else None)
         if district is None:
             turn.toast(turn.t("bot.button_expired"))
             return None
         if kind == "sr" and district.kind == "subregion":
-            turn.edit(turn.t("bot.events.ask_powiat", subregion=district.name),
-                      subregion_buttons(turn, "tr", district))
+            edit_if_changed(turn, turn.t("bot.events.ask_powiat", subregion=district.name),
+                            subregion_buttons(turn, "tr", district))
             return None
         turn.edit(esc(district.name))
     else:
@@ -406,10 +406,7 @@ async def on_page(turn: Turn) -> None:
         turn.toast(turn.t("bot.button_expired"))
         return
     body, buttons = await _page(turn, area_key, page)
-    if would_not_change(turn, body, buttons):
-        turn.toast(turn.t("bot.button_expired"))
-        return
-    turn.edit(body, buttons)
+    edit_if_changed(turn, body, buttons)
 
 
 @handler(access="member", chat="private")
