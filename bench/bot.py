@@ -1,0 +1,326 @@
+"""Bot benchmark: the real Application through the Bot API emulator, 100,000 events stored.
+
+    .venv/bin/python bench/bot.py [--events 100000] [--engines sqlite,postgresql]
+                                  [--checks 300] [--conversations 20] [--burst 300]
+
+For each engine: handling latency p50/p99 of `/check <date> [district]` (sent one at a
+time; latency = from the update being offered by getUpdates to the bot's reply reaching
+the emulator), of every step of a full `/event` conversation (title, date and hours,
+district, category, audience, three skips, confirm, keep the date despite conflicts),
+and updates handled per second for a burst of `/check` from many users. Beside it, the
+floor: a minimal echo bot (PTB Application, one MessageHandler) on the same emulator,
+measured the same way. Both use AIORateLimiter with Telegram's throughput quotas off
+(overall/group rates 0) and retries on: the quotas would cap both at 30 messages/s and
+hide the handling cost being measured. PostgreSQL uses a scratch database on
+INFRANET_TEST_DATABASE_URL or postgresql+asyncpg://postgres@127.0.0.1:5432/test.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# bench/ holds calendar.py: drop this folder from sys.path before anything imports the
+# standard library's `calendar` (see PITFALLS).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import logging  # noqa: E402
+import random  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Awaitable, Callable  # noqa: E402
+from datetime import date, timedelta  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pydantic import SecretStr  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
+from telegram import Update  # noqa: E402
+from telegram.ext import AIORateLimiter, ApplicationBuilder, MessageHandler, filters  # noqa: E402
+
+from infranet.bot.runtime import BotRuntime  # noqa: E402
+from infranet.config import Settings  # noqa: E402
+from infranet.context import AppContext  # noqa: E402
+from infranet.region import fold  # noqa: E402
+from infranet.storage.districts import sync_region  # noqa: E402
+from infranet.storage.models import Base, Event, Member, Organisation  # noqa: E402
+from infranet.storage.types import utcnow  # noqa: E402
+from tests.botapi import TOKEN, BotApi, Sent  # noqa: E402
+
+CATEGORIES = ["training", "meeting", "consultation", "fair", "other", "conference"]
+AUDIENCES = ["ngo", "residents", "youth", "seniors", "local-government"]
+MEMBER_ID = 777_000
+ORGS = 40
+
+
+def limiter() -> AIORateLimiter:
+    return AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=3)
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def summary(name: str, values: list[float]) -> str:
+    ms = [v * 1000 for v in values]
+    return (f"  {name:<34} n={len(ms):<5} p50={pct(ms, 50):7.1f} ms  p99={pct(ms, 99):7.1f} ms  "
+            f"mean={statistics.fmean(ms):7.1f} ms")
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def make_context(url: str, data_dir: Path, api: BotApi) -> AppContext:
+    settings = Settings(database={"url": url}, service={"data_dir": data_dir}, http={"port": 0},
+                        telegram={"token": SecretStr(TOKEN), "base_url": api.base_url,
+                                  "commands_per_minute": 1_000_000})
+    return AppContext.create(settings, secret_key=b"bench-secret-key")
+
+
+async def populate(ctx: AppContext, n: int, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    engine = create_async_engine(ctx.db.url)
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    await engine.dispose()
+    now = utcnow()
+    async with ctx.db.transaction() as s:
+        ids = await sync_region(s, ctx.region)
+        for i in range(ORGS):
+            s.add(Organisation(name=f"Organizacja {i}", name_folded=f"organizacja {i}", type="other",
+                               contact_email=f"org{i}@example.org", trusted=True))
+        s.add(Organisation(name="Fundacja Benchmark", name_folded="fundacja benchmark", type="other",
+                           contact_email="bench@example.org", trusted=True))
+        await s.flush()
+        s.add(Member(telegram_id=MEMBER_ID, display_name="Bench", organisation_id=ORGS + 1,
+                     status="approved", role="member", approved_at=now))
+    slugs = [d.slug for d in ctx.region.districts]
+    weights = [20 if d.kind == "powiat" else 3 for d in ctx.region.districts]
+    first = now - timedelta(days=60)
+    rows = []
+    for i in range(n):
+        start = first + timedelta(minutes=rng.randrange(700 * 24 * 2) * 30)
+        start = start.replace(hour=rng.randint(7, 16), minute=rng.choice([0, 30]))
+        end = start + timedelta(minutes=30 * rng.randint(2, 10))
+        title = f"Wydarzenie {i}"
+        rows.append({
+            "uid": f"bench-{i}@infranet", "title": title, "title_folded": fold(title),
+            "organisation_id": rng.randint(1, ORGS), "starts_at": start, "ends_at": end,
+            "last_ends_at": end, "all_day": False, "rrule": None,
+            "district_id": ids[rng.choices(slugs, weights)[0]], "category": rng.choice(CATEGORIES),
+            "audiences": rng.sample(AUDIENCES, rng.randint(1, 2)), "status": "scheduled",
+            "moderation": "published", "revision": 0, "source": "demo", "created_at": now,
+            "updated_at": now, "location": f"ul. Przykładowa {i}"})
+    async with ctx.db.transaction() as s:
+        for i in range(0, n, 5000):
+            await s.execute(insert(Event), rows[i:i + 5000])
+    async with ctx.db.engine.connect() as conn:
+        await conn.execute(text("ANALYZE"))
+        await conn.commit()
+
+
+# --- measuring through the emulator ---------------------------------------------------------------
+
+
+async def timed(api: BotApi, chat: int, send: Callable[[], object],
+                until: Callable[[Sent], bool] | None = None, wait: float = 30.0) -> tuple[float, Sent]:
+    """Latency from offering the update to the reply in `chat` that `until` accepts
+    (a button step first edits the pressed message, then asks the next question)."""
+    start = time.perf_counter()
+    send()
+    while True:
+        reply = await api.next_reply(chat, wait)
+        if until is None or until(reply):
+            return time.perf_counter() - start, reply
+
+
+def has_button(label: str) -> Callable[[Sent], bool]:
+    return lambda sent: any(label.lower() in text_.lower() for text_, _ in sent.buttons)
+
+
+def says(*words: str) -> Callable[[Sent], bool]:
+    return lambda sent: any(word in sent.text for word in words)
+
+
+def check_text(rng: random.Random, ctx: AppContext) -> str:
+    day = date.today() + timedelta(days=rng.randint(1, 500))
+    text_ = f"/check {day.day}.{day.month}.{day.year}"
+    if rng.random() < 0.5:
+        text_ += " " + rng.choice(ctx.region.powiaty).name.removeprefix("powiat ")
+    return text_
+
+
+async def sequential(api: BotApi, count: int, make: Callable[[int], str], users: int = 20
+                     ) -> list[float]:
+    out = []
+    for i in range(count):
+        user = 100_000 + i % users
+        latency, _ = await timed(api, user, lambda u=user, i=i: api.send_text(u, make(i)))
+        out.append(latency)
+    return out
+
+
+async def burst(api: BotApi, count: int, make: Callable[[int], str], users: int = 50) -> float:
+    """Offer `count` updates from `users` users at once; updates handled per second."""
+    start = time.perf_counter()
+    per_user: dict[int, int] = {}
+    for i in range(count):
+        user = 200_000 + i % users
+        api.send_text(user, make(i))
+        per_user[user] = per_user.get(user, 0) + 1
+    await asyncio.gather(*(api.replies(u, n, 60) for u, n in per_user.items()))
+    return count / (time.perf_counter() - start)
+
+
+async def event_conversation(api: BotApi, rng: random.Random, steps: dict[str, list[float]]) -> float:
+    """One full /event form; per-step latencies go into `steps`; returns the whole duration."""
+    chat = MEMBER_ID
+    await asyncio.sleep(0.05)
+    api.drain(chat)
+    began = time.perf_counter()
+
+    async def step(name: str, send: Callable[[], object], until: Callable[[Sent], bool]) -> Sent:
+        latency, reply = await timed(api, chat, send, until)
+        steps.setdefault(name, []).append(latency)
+        return reply
+
+    def text_(value: str) -> Callable[[], object]:
+        return lambda: api.send_text(chat, value)
+
+    def press(message: Sent, label: str) -> Callable[[], object]:
+        return lambda: api.press(chat, message, message.button(label))
+
+    await step("/event", text_("/event"), says("Jak się nazywa"))
+    await step("title", text_(f"Spotkanie robocze {rng.randint(1, 10**6)}"), says("Kiedy"))
+    day = date.today() + timedelta(days=rng.randint(10, 400))
+    hour = rng.randint(8, 15)
+    district = await step("date and hours", text_(f"{day.day}.{day.month}.{day.year} {hour}-{hour + 2}"),
+                          has_button("Całe woj"))
+    category = await step("district", press(district, "Całe woj"), has_button("spotkanie"))
+    audience = await step("category", press(category, "spotkanie"), has_button("Dalej"))
+    place = await step("audience", press(audience, "Dalej"), has_button("Pomiń"))
+    link = await step("place (skip)", press(place, "Pomiń"), has_button("Pomiń"))
+    description = await step("link (skip)", press(link, "Pomiń"), has_button("Pomiń"))
+    summary_ = await step("description (skip)", press(description, "Pomiń"), has_button("Potwierdź"))
+    answer = await step("confirm (conflict check)", press(summary_, "Potwierdź"),
+                        lambda m: has_button("Zostaw")(m) or says("Zapisane")(m))
+    if has_button("Zostaw")(answer):
+        await step("keep the date", press(answer, "Zostaw"), says("Zapisane"))
+    return time.perf_counter() - began
+
+
+async def bench_infranet(ctx: AppContext, api: BotApi, args: argparse.Namespace) -> dict[str, Any]:
+    runtime = BotRuntime(ctx, rate_limiter=limiter())
+    await runtime.start()
+    rng = random.Random(3)
+    try:
+        await sequential(api, 20, lambda i: check_text(rng, ctx))  # warm-up
+        checks = await sequential(api, args.checks, lambda i: check_text(rng, ctx))
+        steps: dict[str, list[float]] = {}
+        whole = [await event_conversation(api, rng, steps) for _ in range(args.conversations)]
+        rate = await burst(api, args.burst, lambda i: check_text(rng, ctx))
+    finally:
+        await runtime.stop()
+    return {"checks": checks, "steps": steps, "whole": whole, "rate": rate}
+
+
+async def bench_echo(api: BotApi, args: argparse.Namespace) -> dict[str, Any]:
+    async def echo(update: Update, _context: Any) -> None:
+        assert update.effective_message is not None
+        await update.effective_message.reply_text(update.effective_message.text or "-")
+
+    application = (ApplicationBuilder().token(TOKEN).base_url(api.base_url).rate_limiter(limiter())
+                   .build())
+    application.add_handler(MessageHandler(filters.TEXT, echo))
+    async with application:
+        assert application.updater is not None
+        await application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
+        await application.start()
+        try:
+            await sequential(api, 20, lambda i: f"echo {i}")
+            latencies = await sequential(api, args.checks, lambda i: f"echo {i}")
+            rate = await burst(api, args.burst, lambda i: f"echo {i}")
+        finally:
+            await application.updater.stop()
+            await application.stop()
+    return {"latencies": latencies, "rate": rate}
+
+
+async def scratch_pg() -> tuple[str, Callable[[], Awaitable[None]]]:
+    admin = os.environ.get("INFRANET_TEST_DATABASE_URL",
+                           "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    name = f"infranet_bench_bot_{uuid.uuid4().hex[:8]}"
+    engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await engine.dispose()
+
+    async def drop() -> None:
+        engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await engine.dispose()
+
+    return make_url(admin).set(database=name).render_as_string(hide_password=False), drop
+
+
+async def run_engine(engine: str, args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        drop = None
+        if engine == "sqlite":
+            url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+        else:
+            url, drop = await scratch_pg()
+        try:
+            async with BotApi() as api:
+                ctx = make_context(url, Path(tmp) / "data", api)
+                started = time.perf_counter()
+                await populate(ctx, args.events)
+                print(f"\n[{engine}] {args.events:,} events stored in "
+                      f"{time.perf_counter() - started:.1f} s")
+                ours = await bench_infranet(ctx, api, args)
+                floor = await bench_echo(api, args)
+                await ctx.db.dispose()
+        finally:
+            if drop is not None:
+                await drop()
+    every_step = [v for values in ours["steps"].values() for v in values]
+    print(summary("echo bot (floor)", floor["latencies"]))
+    print(summary("/check", ours["checks"]))
+    print(summary("/event, every step", every_step))
+    for name, values in ours["steps"].items():
+        print(summary(f"  /event step: {name}", values))
+    print(summary("/event, whole conversation", ours["whole"]))
+    print(f"  throughput (burst of {args.burst} from 50 users): echo {floor['rate']:.0f} updates/s, "
+          f"/check {ours['rate']:.0f} updates/s")
+    echo_p99 = pct(floor["latencies"], 99)
+    for name, values in (("/check", ours["checks"]), ("/event step", every_step)):
+        ratio = pct(values, 99) / echo_p99
+        print(f"  p99 {name} / p99 echo = {ratio:.2f}  ({'within' if ratio <= 2 else 'over'} 2x)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--engines", default="sqlite,postgresql")
+    parser.add_argument("--checks", type=int, default=300)
+    parser.add_argument("--conversations", type=int, default=20)
+    parser.add_argument("--burst", type=int, default=300)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    for engine in args.engines.split(","):
+        asyncio.run(run_engine(engine.strip(), args))
+
+
+if __name__ == "__main__":
+    main()
