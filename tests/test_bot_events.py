@@ -362,3 +362,21 @@ async def test_time_skipped_by_dst_is_refused_in_the_form(bot: BotHarness) -> No
     refusal = await api.ask(ALICE, "28.3.2027 2:30-4:00")
     assert "02:30" in refusal.text and "nie istnieje" in refusal.text and "03:30" in refusal.text
     assert "Gdzie" in (await api.ask(ALICE, "28.3.2027 3:30-5:00")).text
+
+
+async def test_english_member_gets_english_form(bot: BotHarness) -> None:
+    await _setup(bot)
+    api = bot.api
+    assert "What is it called" in (await api.ask(BOB2, "/event")).text
+    assert "When?" in (await api.ask(BOB2, "Open day")).text
+    ambiguous = await api.ask(BOB2, "05/12/2026")
+    assert "could mean" in ambiguous.text and "5 December" in ambiguous.text
+    hours = await api.ask(BOB2, "Dec 7")
+    assert "Monday, 7 December 2026" in hours.text and "What time" in hours.text
+    where = await api.ask(BOB2, "10am-2pm")
+    assert "Where?" in where.text and where.buttons[0][0] == "Whole region"
+    await api.click(BOB2, where, where.button("Whole region"))
+    category = await api.next_reply(BOB2)
+    assert "conference" in [label for label, _ in category.buttons]
+    assert "Cancelled" in (await api.ask(BOB2, "/cancel")).text
+    assert api.errors == []
