@@ -152,3 +152,34 @@ async def test_no_token_leaves_the_bot_off(ctx: AppContext) -> None:
     status = component.status() if component.status else {}
     assert status["enabled"] is False and "@BotFather" in status["hint"]
     await asyncio.sleep(0)
+
+
+async def test_bot_runs_inside_the_service(fresh_db_url: str, tmp_path: Any, botapi: BotApi) -> None:
+    """`infranet run` in-process: migrate, HTTP, scheduler and the polling bot in one loop."""
+    from pydantic import SecretStr
+
+    from infranet.app import Service
+    from infranet.config import Settings
+    from tests.botapi import TOKEN
+    from tests.conftest import TEST_SECRET
+
+    settings = Settings(database={"url": fresh_db_url}, service={"data_dir": tmp_path / "data"},
+                        http={"port": 0},
+                        telegram={"token": SecretStr(TOKEN), "base_url": botapi.base_url,
+                                  "admin_ids": [ADMIN_ID]})
+    service = Service(AppContext.create(settings, secret_key=TEST_SECRET))
+    task = asyncio.create_task(service.run())
+    try:
+        await asyncio.wait_for(service.started.wait(), 30)
+        assert "Cześć" in (await botapi.ask(USER, "/start")).text
+        assert "/members" in (await botapi.ask(ADMIN_ID, "/help")).text  # admin from admin_ids
+        port = service.server.servers[0].sockets[0].getsockname()[1]
+        async with httpx.AsyncClient() as client:
+            health = (await client.get(f"http://127.0.0.1:{port}/healthz")).json()
+        assert health["parts"]["bot"] == {"ok": True, "enabled": True, "mode": "polling",
+                                          "username": "infranet_test_bot"}
+        assert service.scheduler.get_job("referrals-purge") is not None
+    finally:
+        service.stopping.set()
+        await asyncio.wait_for(task, 15)
+    assert "token" not in str(health).lower()
