@@ -38,8 +38,9 @@ from datetime import date, datetime, timedelta, tzinfo
 from functools import lru_cache
 
 import holidays
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from infranet.calendar import recurrence
 from infranet.calendar.events import (
@@ -47,13 +48,14 @@ from infranet.calendar.events import (
     EventInput,
     NormalisedEvent,
     area_district_ids,
+    district_id_map,
     validate_event,
 )
 from infranet.context import AppContext
 from infranet.i18n import register
 from infranet.region import District as RegionDistrict
 from infranet.region import fold
-from infranet.storage.models import Event, EventStatus, Moderation
+from infranet.storage.models import Event, EventStatus, Moderation, Organisation
 
 register({
     "calendar.warning.holiday": {"pl": "{day} to dzień wolny od pracy: {name}",
@@ -179,21 +181,33 @@ def _windows(spans: Iterable[recurrence.Span], tz: tzinfo) -> list[tuple[datetim
 
 async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
                 windows: Sequence[tuple[datetime, datetime]], exclude_event_id: int | None) -> list[Event]:
-    """Published events that may touch the windows, in districts overlapping the candidate's."""
+    """Published events that may touch the windows, in districts overlapping the candidate's.
+
+    One round trip: `id IN (singles UNION ALL series)`, each branch an index range scan
+    (single events by `starts_at` bounded by MAX_EVENT_SPAN, series by the partial index).
+    Organisation and district come in the same query (joined), for the report.
+    """
     district_ids = await area_district_ids(session, ctx, [norm.district])
     common = [Event.status == EventStatus.SCHEDULED, Event.moderation == Moderation.PUBLISHED,
               Event.district_id.in_(district_ids)]
     if exclude_event_id is not None:
         common.append(Event.id != exclude_event_id)
     found: dict[int, Event] = {}
-    for lo, hi in windows:
-        singles = select(Event).where(Event.rrule.is_(None), Event.starts_at < hi,
-                                      Event.starts_at > lo - MAX_EVENT_SPAN, Event.ends_at > lo, *common)
-        series = select(Event).where(Event.rrule.isnot(None), Event.starts_at < hi,
-                                     Event.last_ends_at > lo, *common)
-        for query in (singles, series):
-            for row in (await session.scalars(query)).all():
-                found[row.id] = row
+    for i in range(0, len(windows), 100):
+        branches = []
+        for lo, hi in windows[i:i + 100]:
+            # For a single event last_ends_at == ends_at: both bounds are read from the
+            # (starts_at, last_ends_at) index before any row is fetched.
+            branches.append(select(Event.id).where(
+                Event.starts_at < hi, Event.starts_at > lo - MAX_EVENT_SPAN, Event.last_ends_at > lo,
+                Event.rrule.is_(None), *common))
+            branches.append(select(Event.id).where(
+                Event.rrule.isnot(None), Event.starts_at < hi, Event.last_ends_at > lo, *common))
+        query = (select(Event).where(Event.id.in_(union_all(*branches)))
+                 .options(joinedload(Event.organisation).raiseload(Organisation.districts),
+                          joinedload(Event.district)))
+        for row in (await session.scalars(query)).all():
+            found[row.id] = row
     return list(found.values())
 
 
@@ -202,7 +216,7 @@ def _similar(a: str, b: str) -> bool:
 
 
 def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.Span],
-             pool: Iterable[Event]) -> ConflictReport:
+             pool: Iterable[Event], slugs: dict[int, str]) -> ConflictReport:
     """Compare the candidate's occurrences with the events of the pool (pure, no I/O)."""
     tz = ctx.tz
     rules = ctx.settings.calendar.conflicts
@@ -212,7 +226,7 @@ def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.
     cand_days = [(span, set(recurrence.local_days(span.start, span.end, tz))) for span in spans]
     seen: set[tuple[int, datetime]] = set()
     for row in pool:
-        district = ctx.region.by_slug.get(row.district.slug)
+        district = ctx.region.by_slug.get(slugs.get(row.district_id, ""))
         if district is None:
             continue
         relation = place_relation(norm.district, district)
@@ -270,7 +284,8 @@ async def _check(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
                  exclude_event_id: int | None) -> ConflictReport:
     spans = norm.spans(ctx.tz)
     pool = await _pool(session, ctx, norm, _windows(spans, ctx.tz), exclude_event_id)
-    return classify(ctx, norm, spans, pool)
+    ids = await district_id_map(session, ctx)
+    return classify(ctx, norm, spans, pool, {i: slug for slug, i in ids.items()})
 
 
 async def find_conflicts(session: AsyncSession, ctx: AppContext, candidate: EventInput, *,

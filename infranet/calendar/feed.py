@@ -16,6 +16,7 @@ seconds per process; a change committed by this process invalidates at once.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import gzip
 import hashlib
 import time
@@ -23,10 +24,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from icalendar import Timezone
-from sqlalchemy import and_, or_, select
+from sqlalchemy import String, and_, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar import recurrence
@@ -100,9 +102,12 @@ def parse_filter(ctx: AppContext, params: Mapping[str, Sequence[str]] | Any) -> 
 # --- RFC 5545 writing --------------------------------------------------------------------
 
 
+_ESCAPES = str.maketrans({"\\": "\\\\", ";": "\\;", ",": "\\,", "\n": "\\n", "\r": None})
+
+
 def escape_text(value: str) -> str:
-    return (value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
-            .replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n"))
+    """TEXT escaping (RFC 5545 3.3.11); a CR of CRLF is dropped, a lone newline kept as \\n."""
+    return value.translate(_ESCAPES)
 
 
 def _param(value: str) -> str:
@@ -135,7 +140,7 @@ def _utc(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FeedRow:
     """What one VEVENT needs (a plain row, so serialisation can run in a thread)."""
 
@@ -164,20 +169,45 @@ class FeedRow:
     org_website: str | None
 
 
+def _stamp(value: datetime) -> str:
+    """20261205T090000Z, without strftime (this runs for every event of a cold feed)."""
+    v = value.astimezone(UTC)
+    return f"{v.year:04d}{v.month:02d}{v.day:02d}T{v.hour:02d}{v.minute:02d}{v.second:02d}Z"
+
+
+def _local(value: datetime, tz: tzinfo) -> str:
+    v = value.astimezone(tz)
+    return f"{v.year:04d}{v.month:02d}{v.day:02d}T{v.hour:02d}{v.minute:02d}{v.second:02d}"
+
+
+_LABELS: dict[str, str] = {}
+
+
 def render_vevent(row: FeedRow, tz: tzinfo, tzid: str, fallback_organizer: str) -> bytes:
-    lines = ["BEGIN:VEVENT", f"UID:{escape_text(row.uid)}", f"DTSTAMP:{_utc(row.updated_at)}",
-             f"CREATED:{_utc(row.created_at)}", f"LAST-MODIFIED:{_utc(row.updated_at)}",
-             f"SEQUENCE:{row.revision}"]
+    """One VEVENT as bytes. Short fixed lines are written directly; only lines whose
+    length depends on user text go through escaping and folding."""
+    stamp = _stamp(row.updated_at)
+    head = [f"BEGIN:VEVENT\r\nDTSTAMP:{stamp}\r\nCREATED:{_stamp(row.created_at)}\r\n"
+            f"LAST-MODIFIED:{stamp}\r\nSEQUENCE:{row.revision}\r\n"]
     if row.all_day:
         days = recurrence.local_days(row.starts_at, row.ends_at, tz)
-        lines.append(f"DTSTART;VALUE=DATE:{days[0]:%Y%m%d}")
-        lines.append(f"DTEND;VALUE=DATE:{days[-1] + timedelta(days=1):%Y%m%d}")
+        end = days[-1] + timedelta(days=1)
+        head.append(f"DTSTART;VALUE=DATE:{days[0].year:04d}{days[0].month:02d}{days[0].day:02d}\r\n"
+                    f"DTEND;VALUE=DATE:{end.year:04d}{end.month:02d}{end.day:02d}\r\n")
     else:
-        lines.append(f"DTSTART;TZID={tzid}:{row.starts_at.astimezone(tz):%Y%m%dT%H%M%S}")
-        lines.append(f"DTEND;TZID={tzid}:{row.ends_at.astimezone(tz):%Y%m%dT%H%M%S}")
+        head.append(f"DTSTART;TZID={tzid}:{_local(row.starts_at, tz)}\r\n"
+                    f"DTEND;TZID={tzid}:{_local(row.ends_at, tz)}\r\n")
     if row.rrule:
-        lines.append(f"RRULE:{row.rrule}")
-    lines.append(f"SUMMARY:{escape_text(row.title)}")
+        head.append(f"RRULE:{row.rrule}\r\n")
+    label = _LABELS.get(row.category)
+    if label is None:
+        label = _LABELS[row.category] = escape_text(category_label(row.category, "pl"))
+    head.append(f"CATEGORIES:{label}\r\n")
+    head.append("STATUS:CANCELLED\r\n" if row.status == EventStatus.CANCELLED else "STATUS:CONFIRMED\r\n")
+    head.append(f"TRANSP:TRANSPARENT\r\nX-INFRANET-CATEGORY:{row.category}\r\n")
+    if row.audiences:
+        head.append("X-INFRANET-AUDIENCES:" + ",".join(row.audiences) + "\r\n")
+    lines = [f"UID:{escape_text(row.uid)}", f"SUMMARY:{escape_text(row.title)}"]
     description = [row.description or ""]
     if row.registration_url:
         description.append(f"Rejestracja / registration: {row.registration_url}")
@@ -191,24 +221,16 @@ def render_vevent(row: FeedRow, tz: tzinfo, tzid: str, fallback_organizer: str) 
     lines.append(f"LOCATION:{escape_text(location)}")
     if row.url or row.registration_url:
         lines.append(f"URL:{row.url or row.registration_url}")
-    categories = [category_label(row.category, "pl")]
-    lines.append("CATEGORIES:" + ",".join(escape_text(c) for c in categories))
     if row.org_name:
         address = (f"mailto:{row.org_email}" if row.org_email else row.org_website or fallback_organizer)
         lines.append(f"ORGANIZER;CN={_param(row.org_name)}:{address}")
-    lines.append("STATUS:CANCELLED" if row.status == EventStatus.CANCELLED else "STATUS:CONFIRMED")
-    lines.append("TRANSP:TRANSPARENT")
     # Our own codes, so that `infranet events import` of an export loses nothing.
     lines.append(f"X-INFRANET-DISTRICT:{row.district_slug}")
-    lines.append(f"X-INFRANET-CATEGORY:{row.category}")
-    if row.audiences:
-        lines.append("X-INFRANET-AUDIENCES:" + ",".join(row.audiences))
     if row.location:
         lines.append(f"X-INFRANET-LOCATION:{escape_text(row.location)}")
     if row.description:
         lines.append(f"X-INFRANET-DESCRIPTION:{escape_text(row.description)}")
-    lines.append("END:VEVENT")
-    return b"".join(fold_line(line) for line in lines)
+    return ("".join(head).encode() + b"".join(map(fold_line, lines)) + b"END:VEVENT\r\n")
 
 
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
@@ -217,19 +239,24 @@ _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 def _transitions(tz: tzinfo, year: int) -> list[tuple[datetime, timedelta, timedelta, str, bool]]:
     """(local wall time when it happens, offset before, offset after, name after, is DST after)."""
     found = []
-    moment = datetime(year, 1, 1, tzinfo=UTC)
+    day = datetime(year, 1, 1, tzinfo=UTC)
     end = datetime(year + 1, 1, 1, tzinfo=UTC)
-    before = moment.astimezone(tz).utcoffset()
-    while moment < end:
-        nxt = moment + timedelta(hours=1)
-        local = nxt.astimezone(tz)
-        offset = local.utcoffset()
-        if offset != before:
-            assert before is not None and offset is not None
-            found.append(((nxt + before).replace(tzinfo=None), before, offset, local.tzname() or "",
-                          bool(local.dst())))
-            before = offset
-        moment = nxt
+    before = day.astimezone(tz).utcoffset()
+    while day < end:
+        following = day + timedelta(days=1)
+        if following.astimezone(tz).utcoffset() != before:  # find the hour within this day
+            moment = day
+            while moment < following:
+                nxt = moment + timedelta(minutes=15)
+                local = nxt.astimezone(tz)
+                offset = local.utcoffset()
+                if offset != before:
+                    assert before is not None and offset is not None
+                    found.append(((nxt + before).replace(tzinfo=None), before, offset,
+                                  local.tzname() or "", bool(local.dst())))
+                    before = offset
+                moment = nxt
+        day = following
     return found
 
 
@@ -267,7 +294,7 @@ def vtimezone(tzid: str, first_year: int, last_year: int) -> bytes:
         produced = []
         for local, before, after, name, dst in base:
             rule = _rule_for(local)
-            produced += [d for d in rrulestr(rule, dtstart=local) if d.year <= last_year]
+            produced += list(rrulestr(f"{rule};UNTIL={last_year}1231T235959", dtstart=local))
             kind = "DAYLIGHT" if dst else "STANDARD"
             lines += [f"BEGIN:{kind}", f"DTSTART:{local:%Y%m%dT%H%M%S}", f"RRULE:{rule}",
                       f"TZOFFSETFROM:{_offset(before)}", f"TZOFFSETTO:{_offset(after)}",
@@ -298,13 +325,26 @@ CALENDAR_FOOTER = b"END:VCALENDAR\r\n"
 # --- loading and caching -------------------------------------------------------------------
 
 
+def _raw(column: Any) -> Any:
+    """A timestamp column read without SQLAlchemy's per-value SQLite string parsing
+    (regex based, the main cost of loading 10,000 rows); `_dt` converts it."""
+    return type_coerce(column, String()).label(column.key)
+
+
 _FULL_COLUMNS = (
     Event.id, Event.uid, Event.title, Event.description, Event.location, Event.url,
-    Event.registration_url, Event.starts_at, Event.ends_at, Event.all_day, Event.rrule,
-    Event.category, Event.audiences, Event.status, Event.revision, Event.created_at,
-    Event.updated_at, Event.district_id, Organisation.name, Organisation.contact_email,
+    Event.registration_url, _raw(Event.starts_at), _raw(Event.ends_at), Event.all_day, Event.rrule,
+    Event.category, Event.audiences, Event.status, Event.revision, _raw(Event.created_at),
+    _raw(Event.updated_at), Event.district_id, Organisation.name, Organisation.contact_email,
     Organisation.phone, Organisation.website,
 )
+
+
+def _dt(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 async def _conditions(session: AsyncSession, ctx: AppContext, flt: FeedFilter,
@@ -329,21 +369,23 @@ async def _conditions(session: AsyncSession, ctx: AppContext, flt: FeedFilter,
 
 def _feed_rows(result_rows: Iterable[Any], names: Mapping[int, tuple[str, str]]) -> list[FeedRow]:
     return [FeedRow(id=r[0], uid=r[1], title=r[2], description=r[3], location=r[4], url=r[5],
-                    registration_url=r[6], starts_at=r[7], ends_at=r[8], all_day=r[9], rrule=r[10],
+                    registration_url=r[6], starts_at=_dt(r[7]), ends_at=_dt(r[8]), all_day=r[9], rrule=r[10],
                     category=r[11], audiences=tuple(r[12] or ()), status=r[13], revision=r[14],
-                    created_at=r[15], updated_at=r[16],
+                    created_at=_dt(r[15]), updated_at=_dt(r[16]),
                     district_name=names.get(r[17], ("", ""))[0], district_slug=names.get(r[17], ("", ""))[1],
                     org_name=r[18], org_email=r[19], org_phone=r[20], org_website=r[21])
             for r in result_rows]
 
 
 async def load_rows(session: AsyncSession, ctx: AppContext, flt: FeedFilter,
-                    now: datetime) -> list[FeedRow]:
-    """Every row of a feed (used by export and by cold builds)."""
-    conditions = await _conditions(session, ctx, flt, now)
+                    now: datetime, *, extra: Sequence[Any] = ()) -> list[FeedRow]:
+    """The rows of a feed in feed order (by start, then id). Sorted here rather than in SQL,
+    so the database may pick the cheapest access path for the filter."""
+    conditions = [*await _conditions(session, ctx, flt, now), *extra]
     query = (select(*_FULL_COLUMNS).outerjoin(Organisation, Organisation.id == Event.organisation_id)
-             .where(*conditions).order_by(Event.starts_at, Event.id))
+             .where(*conditions))
     rows = _feed_rows((await session.execute(query)).all(), await _district_names(session, ctx))
+    rows.sort(key=attrgetter("starts_at", "id"))
     return _audience_filter(rows, flt)
 
 
@@ -389,93 +431,143 @@ class Feed:
         return self._gzip
 
 
+@dataclass
+class _FeedState:
+    """What one feed holds between builds, so that a change costs only the changed rows."""
+
+    version: object
+    day: date
+    org_version: object
+    event_count: int
+    high_water: datetime | None  # max(updated_at) of the rows read at the last build
+    members: dict[int, tuple[tuple[datetime, int], int, datetime]]  # id -> (sort key, revision, updated)
+    order: list[int]  # member ids in feed order
+    feed: Feed
+
+
+# Rows changed by a transaction that committed after our last read may carry an
+# updated_at slightly older than what we saw; re-reading this margin catches them.
+HIGH_WATER_MARGIN = timedelta(minutes=5)
+# Even without a visible version change, look for such late commits this often.
+RECHECK_SECONDS = 300
+
+
 class FeedCache:
-    """Per-process cache of rendered VEVENTs and of whole feeds (see the module docstring)."""
+    """Per-process cache of rendered VEVENTs and of whole feeds (see the module docstring).
+
+    A feed's first build reads all its rows; later builds (after any change) read only the
+    rows with `updated_at` above the last high-water mark (an indexed range), re-render
+    those, and re-assemble the feed from cached VEVENT bytes. A new day (the feed window
+    moves), fewer events than before (a deletion) or an organisation change rebuild fully.
+    """
 
     def __init__(self, ctx: AppContext, *, check_interval: float = 1.0, max_feeds: int = 256) -> None:
         self.ctx = ctx
         self.check_interval = check_interval
         self.max_feeds = max_feeds
         self._vevents: dict[int, tuple[int, datetime, bytes]] = {}
-        self._feeds: dict[FeedFilter, tuple[object, Feed]] = {}
-        self._version: object = None
-        self._org_version: object = None
+        self._states: dict[FeedFilter, _FeedState] = {}
+        self._version: tuple[Any, ...] | None = None
         self._checked_at = float("-inf")
         self._checked_local = -1
         self._lock = asyncio.Lock()
         self.builds = 0
+        self.full_builds = 0
 
     def invalidate(self) -> None:
         self._checked_at = float("-inf")
 
-    async def version(self) -> object:
+    async def version(self) -> tuple[Any, ...]:
         local = local_change_count(self.ctx)
-        if local == self._checked_local and time.monotonic() - self._checked_at < self.check_interval:
+        if (self._version is not None and local == self._checked_local
+                and time.monotonic() - self._checked_at < self.check_interval):
             return self._version
         async with self.ctx.db.sessionmaker() as session:
             count, events_max, orgs_max = await events_version(session)
-        if orgs_max != self._org_version:
-            self._vevents.clear()  # organiser names/contacts are inside the VEVENTs
-            self._org_version = orgs_max
-        today = self.ctx.now().date()
-        self._version = (count, events_max, orgs_max, today)
+        self._version = (count, events_max, orgs_max, self.ctx.now().date(),
+                         int(time.time() // RECHECK_SECONDS))
         self._checked_at, self._checked_local = time.monotonic(), local
         return self._version
 
     async def get(self, flt: FeedFilter) -> Feed:
         version = await self.version()
-        cached = self._feeds.get(flt)
-        if cached is not None and cached[0] == version:
-            return cached[1]
+        state = self._states.get(flt)
+        if state is not None and state.version == version:
+            return state.feed
         async with self._lock:
-            cached = self._feeds.get(flt)
-            if cached is not None and cached[0] == version:
-                return cached[1]
-            feed = await self._build(flt)
-            if len(self._feeds) >= self.max_feeds:
-                self._feeds.pop(next(iter(self._feeds)))
-            self._feeds[flt] = (version, feed)
-            return feed
+            state = self._states.get(flt)
+            if state is not None and state.version == version:
+                return state.feed
+            state = await self._build(flt, version, state)
+            if flt not in self._states and len(self._states) >= self.max_feeds:
+                self._states.pop(next(iter(self._states)))
+            self._states[flt] = state
+            return state.feed
 
-    async def _build(self, flt: FeedFilter) -> Feed:
+    async def _render(self, rows: Sequence[FeedRow]) -> None:
+        ctx = self.ctx
+        todo = [r for r in rows if (hit := self._vevents.get(r.id)) is None
+                or hit[0] != r.revision or hit[1] != r.updated_at]
+        if not todo:
+            return
+        tz, tzid, organizer = ctx.tz, str(ctx.tz), ctx.settings.http.public_base_url
+
+        def work() -> list[bytes]:
+            return [render_vevent(r, tz, tzid, organizer) for r in todo]
+
+        rendered = await asyncio.to_thread(work) if len(todo) > 50 else work()
+        for row, data in zip(todo, rendered, strict=True):
+            self._vevents[row.id] = (row.revision, row.updated_at, data)
+
+    async def _build(self, flt: FeedFilter, version: tuple[Any, ...],
+                     old: _FeedState | None) -> _FeedState:
         ctx = self.ctx
         now = ctx.now()
+        count, _events_max, orgs_max, today, _tick = version
         self.builds += 1
+        full = (old is None or old.day != today or old.org_version != orgs_max
+                or count < old.event_count or old.high_water is None)
+        if old is not None and old.org_version != orgs_max:
+            self._vevents.clear()  # organiser names/contacts are inside the VEVENTs
         async with ctx.db.sessionmaker() as session:
-            conditions = await _conditions(session, ctx, flt, now)
-            light_cols = [Event.id, Event.revision, Event.updated_at]
-            if flt.audiences:
-                light_cols.append(Event.audiences)
-            light = (await session.execute(select(*light_cols).where(*conditions)
-                                           .order_by(Event.starts_at, Event.id))).all()
-            if flt.audiences:
-                wanted = set(flt.audiences)
-                light = [r for r in light if not r[3] or wanted & set(r[3])]
-            missing = [r[0] for r in light
-                       if (hit := self._vevents.get(r[0])) is None or hit[0] != r[1] or hit[1] != r[2]]
-            rows: list[FeedRow] = []
-            if len(missing) > 2000:
-                wanted_ids = set(missing)
-                rows = [r for r in await load_rows(session, ctx, flt, now) if r.id in wanted_ids]
-            elif missing:
-                names = await _district_names(session, ctx)
-                for i in range(0, len(missing), 500):
-                    chunk = missing[i:i + 500]
-                    query = (select(*_FULL_COLUMNS)
-                             .outerjoin(Organisation, Organisation.id == Event.organisation_id)
-                             .where(Event.id.in_(chunk)))
-                    rows += _feed_rows((await session.execute(query)).all(), names)
-        if rows:
-            tz, tzid, organizer = ctx.tz, str(ctx.tz), ctx.settings.http.public_base_url
-            if len(rows) > 50:
-                rendered = await asyncio.to_thread(
-                    lambda: [render_vevent(r, tz, tzid, organizer) for r in rows])
+            if full:
+                self.full_builds += 1
+                rows = await load_rows(session, ctx, flt, now)
+                members: dict[int, tuple[tuple[datetime, int], int, datetime]] = {}
+                high_water = max((r.updated_at for r in rows), default=None)
             else:
-                rendered = [render_vevent(r, tz, tzid, organizer) for r in rows]
-            for row, data in zip(rows, rendered, strict=True):
-                self._vevents[row.id] = (row.revision, row.updated_at, data)
-        parts = [self._vevents[r[0]][2] for r in light if r[0] in self._vevents]
-        body = calendar_header(ctx, feed_name(ctx, flt), now) + b"".join(parts) + CALENDAR_FOOTER
-        last_modified = max((r[2] for r in light), default=None) or now.replace(microsecond=0)
-        etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
-        return Feed(body=body, etag=etag, last_modified=last_modified, count=len(light))
+                assert old is not None and old.high_water is not None
+                since = old.high_water - HIGH_WATER_MARGIN
+                touched = (await session.execute(
+                    select(Event.id, Event.updated_at).where(Event.updated_at > since))).all()
+                changed = {i for i, _ in touched}
+                rows = await load_rows(session, ctx, flt, now, extra=[Event.updated_at > since])
+                members = {i: m for i, m in old.members.items() if i not in changed}
+                high_water = max([old.high_water, *(u for _, u in touched)])
+        await self._render(rows)
+        if full or old is None:
+            for r in rows:
+                members[r.id] = ((r.starts_at, r.id), r.revision, r.updated_at)
+            order = [r.id for r in rows]  # load_rows returns them in feed order
+        else:
+            gone = changed
+            order = [i for i in old.order if i not in gone]
+            keys = [members[i][0] for i in order]
+            for r in rows:
+                key = (r.starts_at, r.id)
+                members[r.id] = (key, r.revision, r.updated_at)
+                pos = bisect.bisect(keys, key)
+                keys.insert(pos, key)
+                order.insert(pos, r.id)
+        header = calendar_header(ctx, feed_name(ctx, flt), now)
+        body = header + b"".join([self._vevents[i][2] for i in order]) + CALENDAR_FOOTER
+        digest = hashlib.blake2b(header, digest_size=16)
+        digest.update(",".join([f"{i}.{members[i][1]}.{members[i][2].timestamp()}" for i in order]).encode())
+        etag = '"' + digest.hexdigest() + '"'
+        if old is not None and old.feed.etag == etag:
+            feed = old.feed  # nothing visible changed: keep the body (and its gzip)
+        else:
+            last_modified = max((m[2] for m in members.values()), default=None) or now
+            feed = Feed(body=body, etag=etag, last_modified=last_modified, count=len(order))
+        return _FeedState(version=version, day=today, org_version=orgs_max, event_count=count,
+                          high_water=high_water, members=members, order=order, feed=feed)
