@@ -184,14 +184,18 @@ async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
     """Published events that may touch the windows, in districts overlapping the candidate's.
 
     One round trip: `id IN (singles UNION ALL series)`, each branch an index range scan
-    (single events by `starts_at` bounded by MAX_EVENT_SPAN, series by the partial index).
+    (single events by district and `starts_at` bounded by MAX_EVENT_SPAN, series by the
+    partial index on recurring rows).
     Organisation and district come in the same query (joined), for the report.
     """
     district_ids = await area_district_ids(session, ctx, [norm.district])
-    common = [Event.status == EventStatus.SCHEDULED, Event.moderation == Moderation.PUBLISHED,
-              Event.district_id.in_(district_ids)]
+    common = [Event.status == EventStatus.SCHEDULED, Event.moderation == Moderation.PUBLISHED]
     if exclude_event_id is not None:
         common.append(Event.id != exclude_event_id)
+    # Single events go through ix_events_place_range (district, start, end); series through
+    # the small partial index, so there the district test must not be indexable ("+ 0").
+    in_place = Event.district_id.in_(district_ids)
+    in_place_series = (Event.district_id + 0).in_(district_ids)
     found: dict[int, Event] = {}
     for i in range(0, len(windows), 100):
         branches = []
@@ -199,10 +203,11 @@ async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
             # For a single event last_ends_at == ends_at: both bounds are read from the
             # (starts_at, last_ends_at) index before any row is fetched.
             branches.append(select(Event.id).where(
-                Event.starts_at < hi, Event.starts_at > lo - MAX_EVENT_SPAN, Event.last_ends_at > lo,
-                Event.rrule.is_(None), *common))
+                in_place, Event.starts_at < hi, Event.starts_at > lo - MAX_EVENT_SPAN,
+                Event.last_ends_at > lo, Event.rrule.is_(None), *common))
             branches.append(select(Event.id).where(
-                Event.rrule.isnot(None), Event.starts_at < hi, Event.last_ends_at > lo, *common))
+                Event.rrule.isnot(None), Event.starts_at < hi, Event.last_ends_at > lo,
+                in_place_series, *common))
         query = (select(Event).where(Event.id.in_(union_all(*branches)))
                  .options(joinedload(Event.organisation).raiseload(Organisation.districts),
                           joinedload(Event.district)))
@@ -212,7 +217,11 @@ async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
 
 
 def _similar(a: str, b: str) -> bool:
-    return a == b or difflib.SequenceMatcher(None, a, b).ratio() >= TITLE_SIMILARITY
+    if a == b:
+        return True
+    matcher = difflib.SequenceMatcher(None, a, b)
+    return (matcher.real_quick_ratio() >= TITLE_SIMILARITY and matcher.quick_ratio() >= TITLE_SIMILARITY
+            and matcher.ratio() >= TITLE_SIMILARITY)
 
 
 def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.Span],
@@ -233,7 +242,8 @@ def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.
         if relation is None:
             continue
         same_org = norm.organisation_id is not None and row.organisation_id == norm.organisation_id
-        similar = _similar(cand_title, row.title_folded or fold(row.title))
+        same_place = norm.district is district
+        similar = same_place and _similar(cand_title, row.title_folded or fold(row.title))
         shared = (not norm.audiences or not row.audiences
                   or bool(set(norm.audiences) & set(row.audiences)) or norm.category == row.category)
         for occ in recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, tz):
@@ -248,8 +258,7 @@ def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.
                 key = (row.id, occ.start)
                 if key in seen:
                     break
-                if (same_day and norm.district is district
-                        and (similar or (same_org and overlap))):
+                if same_day and same_place and (similar or (same_org and overlap)):
                     seen.add(key)
                     report.duplicates.append(_conflict(row, occ, "duplicate", relation, span))
                     break

@@ -184,6 +184,9 @@ class Event(TimestampMixin, Base):
               sqlite_where=text("rrule IS NOT NULL"), postgresql_where=text("rrule IS NOT NULL")),
         # max(updated_at) is the feeds' cheap "has anything changed" check.
         Index("ix_events_updated_at", "updated_at"),
+        # Conflict checks: the candidate's districts first, then the time range, so only
+        # the rows that really match are read from the table.
+        Index("ix_events_place_range", "district_id", "starts_at", "last_ends_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

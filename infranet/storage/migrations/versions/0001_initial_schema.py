@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 18:55:35.554587
+Create Date: 2026-11-23 19:18:02.929905
 """
 
 from __future__ import annotations
@@ -353,6 +353,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_events_district_id"), ["district_id"], unique=False)
         batch_op.create_index("ix_events_last_ends_at", ["last_ends_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_events_organisation_id"), ["organisation_id"], unique=False)
+        batch_op.create_index(
+            "ix_events_place_range", ["district_id", "starts_at", "last_ends_at"], unique=False
+        )
         batch_op.create_index("ix_events_range", ["starts_at", "last_ends_at"], unique=False)
         batch_op.create_index(
             "ix_events_series",
@@ -378,6 +381,7 @@ def downgrade() -> None:
             postgresql_where=sa.text("rrule IS NOT NULL"),
         )
         batch_op.drop_index("ix_events_range")
+        batch_op.drop_index("ix_events_place_range")
         batch_op.drop_index(batch_op.f("ix_events_organisation_id"))
         batch_op.drop_index("ix_events_last_ends_at")
         batch_op.drop_index(batch_op.f("ix_events_district_id"))
