@@ -225,13 +225,14 @@ async def bench_infranet(ctx: AppContext, api: BotApi, args: argparse.Namespace)
     rng = random.Random(3)
     try:
         await sequential(api, 20, lambda i: check_text(rng, ctx))  # warm-up
+        helps = await sequential(api, args.checks, lambda i: "/help")
         checks = await sequential(api, args.checks, lambda i: check_text(rng, ctx))
         steps: dict[str, list[float]] = {}
         whole = [await event_conversation(api, rng, steps) for _ in range(args.conversations)]
         rate = await burst(api, args.burst, lambda i: check_text(rng, ctx))
     finally:
         await runtime.stop()
-    return {"checks": checks, "steps": steps, "whole": whole, "rate": rate}
+    return {"checks": checks, "helps": helps, "steps": steps, "whole": whole, "rate": rate}
 
 
 async def bench_echo(api: BotApi, args: argparse.Namespace) -> dict[str, Any]:
@@ -296,6 +297,7 @@ async def run_engine(engine: str, args: argparse.Namespace) -> None:
                 await drop()
     every_step = [v for values in ours["steps"].values() for v in values]
     print(summary("echo bot (floor)", floor["latencies"]))
+    print(summary("/help (handler framework only)", ours["helps"]))
     print(summary("/check", ours["checks"]))
     print(summary("/event, every step", every_step))
     for name, values in ours["steps"].items():

@@ -7,6 +7,7 @@ import logging
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from infranet.bot.dblock import db_transaction
 from infranet.context import AppContext
 from infranet.storage.referrals import purge_expired
 
@@ -17,7 +18,7 @@ PURGE_JOB_ID = "referrals-purge"
 
 async def purge_referrals(ctx: AppContext) -> int:
     """Erase the contact details of referrals closed longer than the retention period."""
-    async with ctx.db.transaction() as session:
+    async with db_transaction(ctx.db) as session:
         count = await purge_expired(session, ctx)
     log.info("referral purge: %d referral(s) purged (retention %d days)", count,
              ctx.settings.referrals.retention_days)

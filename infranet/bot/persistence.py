@@ -27,6 +27,7 @@ from sqlalchemy import delete, select
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import ConversationDict, ConversationKey
 
+from infranet.bot.dblock import db_transaction
 from infranet.storage.database import Database
 from infranet.storage.models import BotState
 
@@ -111,23 +112,31 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
                          update_interval=update_interval)
         self.db = db
         self._conversations: dict[str, ConversationDict] = {}
+        # What each row holds now (None: no row). PTB reports every user and chat of every
+        # update, changed or not; unchanged data is not written again.
+        self._stored: dict[str, dict[str, Any] | None] = {}
 
     async def _rows(self, prefix: str) -> dict[str, Any]:
-        async with self.db.sessionmaker() as session:
+        async with db_transaction(self.db) as session:
             rows = await session.execute(
                 select(BotState.key, BotState.data).where(BotState.key.startswith(prefix)))
-            return {key: data for key, data in rows}
+            found = {key: data for key, data in rows}
+        self._stored.update(found)
+        return found
 
     async def _put(self, key: str, data: dict[str, Any] | None) -> None:
-        async with self.db.transaction() as session:
+        if key in self._stored and self._stored[key] == data:
+            return
+        async with db_transaction(self.db) as session:
             if data is None:
                 await session.execute(delete(BotState).where(BotState.key == key))
-                return
-            row = await session.get(BotState, key)
-            if row is None:
-                session.add(BotState(key=key, data=data))
             else:
-                row.data = data
+                row = await session.get(BotState, key)
+                if row is None:
+                    session.add(BotState(key=key, data=data))
+                else:
+                    row.data = data
+        self._stored[key] = data
 
     # --- user / chat / bot data ------------------------------------------------------
 
