@@ -551,15 +551,22 @@ async def list_events(
     return found
 
 
-async def events_version(session: AsyncSession) -> tuple[int, datetime | None, datetime | None]:
-    """A cheap fingerprint of the whole calendar, equal across instances: it changes
-    with any insert, update, cancellation or moderation (and organisation renames)."""
-    row = (await session.execute(select(
-        select(func.count()).select_from(Event).scalar_subquery(),
+async def events_version(session: AsyncSession, *, with_count: bool = False,
+                         ) -> tuple[int, datetime | None, datetime | None, int | None]:
+    """A cheap fingerprint of the whole calendar, equal across instances: max(id) changes
+    with every insert, max(updated_at) with every update, cancellation or moderation, the
+    organisations' max(updated_at) with a renamed organiser. All three are index look-ups;
+    the row count (which notices deletions) scans an index, so it is asked for separately."""
+    columns = [
+        select(func.max(Event.id)).scalar_subquery(),
         select(func.max(Event.updated_at)).scalar_subquery(),
         select(func.max(Organisation.updated_at)).scalar_subquery(),
-    ))).one()
-    return int(row[0]), _aware(row[1]), _aware(row[2])
+    ]
+    if with_count:
+        columns.append(select(func.count()).select_from(Event).scalar_subquery())
+    row = (await session.execute(select(*columns))).one()
+    return (int(row[0] or 0), _aware(row[1]), _aware(row[2]),
+            int(row[3]) if with_count else None)
 
 
 def _aware(value: object) -> datetime | None:

@@ -446,9 +446,11 @@ class _FeedState:
 
 
 # Rows changed by a transaction that committed after our last read may carry an
-# updated_at slightly older than what we saw; re-reading this margin catches them.
-HIGH_WATER_MARGIN = timedelta(minutes=5)
-# Even without a visible version change, look for such late commits this often.
+# updated_at slightly older than what we saw (transactions here last milliseconds;
+# instances' clocks are NTP-synchronised); re-reading this margin catches them.
+HIGH_WATER_MARGIN = timedelta(seconds=10)
+# Even without a visible version change, look for such late commits (and count the
+# rows, which notices deletions) this often.
 RECHECK_SECONDS = 300
 
 
@@ -470,6 +472,8 @@ class FeedCache:
         self._version: tuple[Any, ...] | None = None
         self._checked_at = float("-inf")
         self._checked_local = -1
+        self._count = 0
+        self._count_tick = -1
         self._lock = asyncio.Lock()
         self.builds = 0
         self.full_builds = 0
@@ -482,10 +486,13 @@ class FeedCache:
         if (self._version is not None and local == self._checked_local
                 and time.monotonic() - self._checked_at < self.check_interval):
             return self._version
+        tick = int(time.time() // RECHECK_SECONDS)
+        with_count = tick != self._count_tick
         async with self.ctx.db.sessionmaker() as session:
-            count, events_max, orgs_max = await events_version(session)
-        self._version = (count, events_max, orgs_max, self.ctx.now().date(),
-                         int(time.time() // RECHECK_SECONDS))
+            max_id, events_max, orgs_max, count = await events_version(session, with_count=with_count)
+        if count is not None:
+            self._count, self._count_tick = count, tick
+        self._version = (self._count, max_id, events_max, orgs_max, self.ctx.now().date(), tick)
         self._checked_at, self._checked_local = time.monotonic(), local
         return self._version
 
@@ -523,7 +530,7 @@ class FeedCache:
                      old: _FeedState | None) -> _FeedState:
         ctx = self.ctx
         now = ctx.now()
-        count, _events_max, orgs_max, today, _tick = version
+        count, _max_id, _events_max, orgs_max, today, _tick = version
         self.builds += 1
         full = (old is None or old.day != today or old.org_version != orgs_max
                 or count < old.event_count or old.high_water is None)
