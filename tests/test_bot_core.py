@@ -40,7 +40,7 @@ async def test_every_member_command_refused_for_a_stranger_in_one_line(bot: BotH
     assert {"refer", "members", "approve"} <= {c.name for c in gated}
     for command in gated:
         reply = await bot.api.ask(stranger, f"/{command.name}")
-        assert reply.text == ("Tę komendę mogą używać zatwierdzeni członkowie sieci. "
+        assert reply.text == ("Z tej komendy mogą korzystać tylko zatwierdzeni członkowie sieci. "
                               "Dołącz przez /join."), command.name
     await bot.api.silence(stranger, 0.3)  # exactly one line each
 

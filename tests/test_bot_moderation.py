@@ -46,7 +46,7 @@ async def test_event_waits_admin_publishes_poster_told(bot: BotHarness) -> None:
     told = await bot.api.next_reply(POSTER)
     assert "was approved" in told.text  # in the poster's language
     again = await bot.api.click(ADMIN_ID, waiting, waiting.button("Odrzuć"))
-    assert "Już rozpatrzone" in again.text
+    assert "już rozpatrzone" in again.text
     async with bot.ctx.db.transaction() as session:
         row = await session.get(Event, event.id)
         assert row is not None and row.moderation == Moderation.PUBLISHED

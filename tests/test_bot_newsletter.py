@@ -69,7 +69,7 @@ async def test_admin_note_preview_and_send(bot: BotHarness) -> None:
     forged = await api.ask(USER, "/start")
     assert "tylko administratorzy" in (await api.click(USER, forged, confirm.button("Wyślij"))).text
     started = await api.click(ADMIN_ID, confirm, confirm.button("Wyślij"))
-    assert "wysyłka do 1 odbiorców" in started.text
+    assert "liczba odbiorców: 1" in started.text
     await _wait_for_mail(bot, "czytelnik@example.org")
 
 

@@ -52,7 +52,7 @@ async def _refer(bot: BotHarness, who: int, search: str, target: str, client: st
 async def test_referral_accepted(bot: BotHarness) -> None:
     await _setup(bot)
     sent = await _refer(bot, A, "szkolenia ekonomia społeczna", "Elbląg", "Stowarzyszenie <Razem>")
-    assert "wysłane do Ośrodek Wsparcia" in sent.text
+    assert "wysłane (odbiorca: Ośrodek Wsparcia" in sent.text
     incoming = await bot.api.next_reply(B)
     assert "Stowarzyszenie <Razem>" in incoming.text and "600 100 200" in incoming.text
     done = await bot.api.click(B, incoming, incoming.button("Przyjmij"))

@@ -12,11 +12,11 @@ from infranet.i18n import register
 register({
     # --- rules applied by @handler ---------------------------------------------------
     "bot.need_member": {
-        "pl": "Tę komendę mogą używać zatwierdzeni członkowie sieci. Dołącz przez /join.",
+        "pl": "Z tej komendy mogą korzystać tylko zatwierdzeni członkowie sieci. Dołącz przez /join.",
         "en": "Only approved members of the network can use this command. Join with /join.",
     },
     "bot.need_admin": {
-        "pl": "Tę komendę mogą używać tylko administratorzy sieci.",
+        "pl": "Z tej komendy mogą korzystać tylko administratorzy sieci.",
         "en": "Only the network's admins can use this command.",
     },
     "bot.private_only": {

@@ -32,8 +32,8 @@ register({
         "pl": "Organizacja „{org}” nie jest (jeszcze) członkiem sieci.",
         "en": "The organisation \"{org}\" is not (yet) a member of the network."},
     "membership.not_pending": {
-        "pl": "Ta prośba została już rozpatrzona ({status}).",
-        "en": "This request has already been decided ({status})."},
+        "pl": "Ta prośba została już rozpatrzona.",
+        "en": "This request has already been decided."},
     "membership.self": {"pl": "Nie możesz tego zrobić z własnym kontem.",
                         "en": "You cannot do this to your own account."},
     "membership.not_approved": {"pl": "{name} nie jest zatwierdzonym członkiem.",

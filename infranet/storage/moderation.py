@@ -22,7 +22,7 @@ from infranet.storage.actors import Actor
 from infranet.storage.models import Event, EventStatus, Moderation, Training
 
 register({
-    "moderation.already": {"pl": "Już rozpatrzone ({status}).", "en": "Already decided ({status})."},
+    "moderation.already": {"pl": "To zostało już rozpatrzone.", "en": "This has already been decided."},
 })
 
 

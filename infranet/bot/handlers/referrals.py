@@ -77,20 +77,21 @@ register({
     "bot.refer.summary": {
         "pl": "<b>Skierowanie do {org}</b>\nKlient: {client}{ids}\nPotrzeba: {need}\n"
               "Kontakt: {contact}\n\nCzy klient zgodził się na przekazanie tych danych "
-              "organizacji {org}?",
+              "(odbiorca: {org})?",
         "en": "<b>Referral to {org}</b>\nClient: {client}{ids}\nNeed: {need}\nContact: {contact}"
               "\n\nDid the client agree to share these details with {org}?"},
     "bot.refer.consent_button": {"pl": "✅ Klient się zgodził — wyślij",
                                  "en": "✅ The client agreed — send"},
-    "bot.refer.sent": {"pl": "Skierowanie #{id} wysłane do {org}. Dam znać o decyzji.",
+    "bot.refer.sent": {"pl": "Skierowanie #{id} wysłane (odbiorca: {org}). Dam znać o decyzji.",
                        "en": "Referral #{id} sent to {org}. I will tell you their decision."},
     "bot.refer.nobody": {
-        "pl": "Uwaga: nikt z {org} nie korzysta jeszcze z bota; skontaktuj się z nimi: {contact}.",
+        "pl": "Uwaga: nikt z organizacji „{org}” nie korzysta jeszcze z bota; kontakt do nich: "
+              "{contact}.",
         "en": "Note: nobody from {org} uses the bot yet; contact them at {contact}."},
     "bot.refer.incoming": {
-        "pl": "<b>Nowe skierowanie #{id}</b> od {org}\nKlient: {client}{ids}\nPotrzeba: {need}\n"
+        "pl": "<b>Nowe skierowanie #{id}</b>\nOd: {org}\nKlient: {client}{ids}\nPotrzeba: {need}\n"
               "Kontakt: {contact}",
-        "en": "<b>New referral #{id}</b> from {org}\nClient: {client}{ids}\nNeed: {need}\n"
+        "en": "<b>New referral #{id}</b>\nFrom: {org}\nClient: {client}{ids}\nNeed: {need}\n"
               "Contact: {contact}"},
     "bot.refer.accept": {"pl": "✅ Przyjmij", "en": "✅ Accept"},
     "bot.refer.decline": {"pl": "❌ Odmów", "en": "❌ Decline"},
