@@ -192,10 +192,9 @@ async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
     common = [Event.status == EventStatus.SCHEDULED, Event.moderation == Moderation.PUBLISHED]
     if exclude_event_id is not None:
         common.append(Event.id != exclude_event_id)
-    # Single events go through ix_events_place_range (district, start, end); series through
-    # the small partial index, so there the district test must not be indexable ("+ 0").
+    # Single events go through ix_events_place_range, series through the partial index
+    # ix_events_series: both (district, start, end), so only matching rows are read.
     in_place = Event.district_id.in_(district_ids)
-    in_place_series = (Event.district_id + 0).in_(district_ids)
     found: dict[int, Event] = {}
     for i in range(0, len(windows), 100):
         branches = []
@@ -206,8 +205,8 @@ async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
                 in_place, Event.starts_at < hi, Event.starts_at > lo - MAX_EVENT_SPAN,
                 Event.last_ends_at > lo, Event.rrule.is_(None), *common))
             branches.append(select(Event.id).where(
-                Event.rrule.isnot(None), Event.starts_at < hi, Event.last_ends_at > lo,
-                in_place_series, *common))
+                in_place, Event.starts_at < hi, Event.last_ends_at > lo, Event.rrule.isnot(None),
+                *common))
         query = (select(Event).where(Event.id.in_(union_all(*branches)))
                  .options(joinedload(Event.organisation).raiseload(Organisation.districts),
                           joinedload(Event.district)))

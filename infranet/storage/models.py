@@ -180,7 +180,7 @@ class Event(TimestampMixin, Base):
         Index("ix_events_range", "starts_at", "last_ends_at"),
         Index("ix_events_last_ends_at", "last_ends_at"),
         # Recurring series only: conflict checks find them without scanning single events.
-        Index("ix_events_series", "starts_at", "last_ends_at",
+        Index("ix_events_series", "district_id", "starts_at", "last_ends_at",
               sqlite_where=text("rrule IS NOT NULL"), postgresql_where=text("rrule IS NOT NULL")),
         # max(updated_at) is the feeds' cheap "has anything changed" check.
         Index("ix_events_updated_at", "updated_at"),

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 19:18:02.929905
+Create Date: 2026-11-23 19:23:59.753361
 """
 
 from __future__ import annotations
@@ -359,7 +359,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_events_range", ["starts_at", "last_ends_at"], unique=False)
         batch_op.create_index(
             "ix_events_series",
-            ["starts_at", "last_ends_at"],
+            ["district_id", "starts_at", "last_ends_at"],
             unique=False,
             sqlite_where=sa.text("rrule IS NOT NULL"),
             postgresql_where=sa.text("rrule IS NOT NULL"),
