@@ -51,6 +51,9 @@ async def test_join_proposing_new_org_rejected(bot: BotHarness) -> None:
     assert "found no organisation" in offer.text
     ask_name = await api.click(user, offer, offer.button("Propose"))
     assert "full name" in ask_name.text
+    await bot.org("Fundacja Istniejąca")
+    taken = await api.ask(user, "fundacja istniejąca")
+    assert "already in the network" in taken.text  # said at once, in the user's language
     kinds = await api.ask(user, "Fundacja <Nowa> Droga & Przyjaciele")
     ask_area = await api.click(user, kinds, kinds.button("OWES"))
     assert "districts" in ask_area.text

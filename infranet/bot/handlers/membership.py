@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sqlalchemy import func, select
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from infranet.bot.common import (
@@ -34,7 +35,7 @@ from infranet.storage.membership import (
     promote_member,
     request_join,
 )
-from infranet.storage.models import Member, MemberStatus, Role
+from infranet.storage.models import Member, MemberStatus, Organisation, Role
 from infranet.storage.orgs import NAME_MAX, ORG_TYPES, OrgInput, normalise_email, search_organisations
 
 COMMANDS = [Command("join"), Command("members", "admin"), Command("approve", "admin"),
@@ -64,6 +65,11 @@ register({
     "bot.join.new_button": {"pl": "➕ Zgłoś nową organizację", "en": "➕ Propose a new organisation"},
     "bot.join.ask_name": {"pl": "Podaj pełną nazwę organizacji.",
                           "en": "Give the organisation's full name."},
+    "bot.join.name_taken": {
+        "pl": "Organizacja „{name}” już jest w sieci. Aby do niej dołączyć, zacznij od nowa: "
+              "/join i wybierz ją z listy. Albo podaj inną nazwę.",
+        "en": "\"{name}\" is already in the network. To join it, start again with /join and pick "
+              "it from the list. Or give another name."},
     "bot.join.ask_type": {"pl": "Jakiego typu jest to organizacja?",
                           "en": "What kind of organisation is it?"},
     "bot.join.ask_districts": {
@@ -187,7 +193,13 @@ async def on_new_org(turn: Turn) -> object:
 
 @handler(chat="private")
 async def on_new_name(turn: Turn) -> object:
-    form(turn, NAME)["name"] = check_length(turn.text, NAME_MAX)
+    name = check_length(turn.text, NAME_MAX)
+    existing = await turn.session.scalar(select(Organisation).where(
+        func.lower(Organisation.name) == name.lower()))
+    if existing is not None:
+        turn.say("bot.join.name_taken", name=existing.name)
+        return None
+    form(turn, NAME)["name"] = name
     buttons = rows_of(((t_, cb("join", "type", t_)) for t_ in ORG_TYPES), 3)
     turn.say("bot.join.ask_type", buttons)
     return NEW_TYPE
