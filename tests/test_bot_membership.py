@@ -131,6 +131,8 @@ async def test_admin_commands(bot: BotHarness) -> None:
     usage = await api.ask(ADMIN_ID, "/block")
     assert "/block #nr" in usage.text
     assert "Nie znaleziono" in (await api.ask(ADMIN_ID, "/promote #4242")).text
+    assert "podaj numer członka" in (await api.ask(ADMIN_ID, "/promote Jan")).text
+    assert "Anna Nowak" in (await api.ask(ADMIN_ID, f"/promote tg:{member.telegram_id}")).text
 
 
 async def test_join_conversation_survives_restart(bot: BotHarness) -> None:

@@ -34,6 +34,9 @@ register({
     "membership.not_pending": {
         "pl": "Ta prośba została już rozpatrzona.",
         "en": "This request has already been decided."},
+    "membership.bad_reference": {
+        "pl": "„{value}”: podaj numer członka (#12), @nazwę lub tg:<id Telegrama>.",
+        "en": "\"{value}\": give a member number (#12), @username or tg:<Telegram id>."},
     "membership.self": {"pl": "Nie możesz tego zrobić z własnym kontem.",
                         "en": "You cannot do this to your own account."},
     "membership.not_approved": {"pl": "{name} nie jest zatwierdzonym członkiem.",
@@ -118,8 +121,7 @@ async def find_member(session: AsyncSession, reference: str) -> Member:
     elif ref.lstrip("#").isdigit():
         member = await session.get(Member, int(ref.lstrip("#")))
     else:
-        raise ValidationFailed(field="member", detail=f"{ref!r}: give #number, @username or "
-                               "tg:<Telegram id>")
+        raise ValidationFailed("membership.bad_reference", value=ref)
     if member is None:
         raise NotFound(detail=f"member {ref}")
     return member
