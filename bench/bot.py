@@ -6,7 +6,8 @@
 For each engine: handling latency p50/p99 of `/check <date> [district]` (sent one at a
 time; latency = from the update being offered by getUpdates to the bot's reply reaching
 the emulator), of every step of a full `/event` conversation (title, date and hours,
-district, category, audience, three skips, confirm, keep the date despite conflicts),
+district (`--area`: a powiat, or region-wide as the worst case), category, audience,
+three skips, confirm, keep the date despite conflicts),
 and updates handled per second for a burst of `/check` from many users. Beside it, the
 floor: a minimal echo bot (PTB Application, one MessageHandler) on the same emulator,
 measured the same way. Both use AIORateLimiter with Telegram's throughput quotas off
@@ -59,6 +60,7 @@ from tests.botapi import TOKEN, BotApi, Sent  # noqa: E402
 CATEGORIES = ["training", "meeting", "consultation", "fair", "other", "conference"]
 AUDIENCES = ["ngo", "residents", "youth", "seniors", "local-government"]
 MEMBER_ID = 777_000
+AREA = {"name": "powiat"}  # where the /event form puts its events (--area)
 ORGS = 40
 
 
@@ -206,7 +208,13 @@ async def event_conversation(api: BotApi, rng: random.Random, steps: dict[str, l
     hour = rng.randint(8, 15)
     district = await step("date and hours", text_(f"{day.day}.{day.month}.{day.year} {hour}-{hour + 2}"),
                           has_button("Całe woj"))
-    category = await step("district", press(district, "Całe woj"), has_button("spotkanie"))
+    if AREA["name"] == "region":
+        category = await step("district", press(district, "Całe woj"), has_button("spotkanie"))
+    else:  # a powiat: subregion first, then the powiat itself
+        powiaty = await step("subregion", press(district, "olsztyński"), has_button("Olsztyn"))
+        exact = next(data for label, data in powiaty.buttons if label == "olsztyński")
+        category = await step("district", lambda: api.press(chat, powiaty, exact),
+                              has_button("spotkanie"))
     audience = await step("category", press(category, "spotkanie"), has_button("Dalej"))
     place = await step("audience", press(audience, "Dalej"), has_button("Pomiń"))
     link = await step("place (skip)", press(place, "Pomiń"), has_button("Pomiń"))
@@ -302,7 +310,7 @@ async def run_engine(engine: str, args: argparse.Namespace) -> None:
     print(summary("/event, every step", every_step))
     for name, values in ours["steps"].items():
         print(summary(f"  /event step: {name}", values))
-    print(summary("/event, whole conversation", ours["whole"]))
+    print(summary(f"/event, whole conversation ({AREA['name']})", ours["whole"]))
     print(f"  throughput (burst of {args.burst} from 50 users): echo {floor['rate']:.0f} updates/s, "
           f"/check {ours['rate']:.0f} updates/s")
     echo_p99 = pct(floor["latencies"], 99)
@@ -318,7 +326,11 @@ def main() -> None:
     parser.add_argument("--checks", type=int, default=300)
     parser.add_argument("--conversations", type=int, default=20)
     parser.add_argument("--burst", type=int, default=300)
+    parser.add_argument("--area", choices=("powiat", "region"), default="powiat",
+                        help="events of the /event form: in powiat olsztyński, or region-wide "
+                             "(overlapping every stored event: the worst case)")
     args = parser.parse_args()
+    AREA["name"] = args.area
     logging.basicConfig(level=logging.WARNING)
     for engine in args.engines.split(","):
         asyncio.run(run_engine(engine.strip(), args))
