@@ -36,9 +36,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
 from functools import lru_cache
+from typing import Any
 
 import holidays
-from sqlalchemy import select, union_all
+from sqlalchemy import Select, bindparam, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -179,38 +180,50 @@ def _windows(spans: Iterable[recurrence.Span], tz: tzinfo) -> list[tuple[datetim
     return windows
 
 
+@lru_cache(maxsize=256)
+def _pool_statement(windows: int, exclude: bool) -> Select[tuple[Event]]:
+    """The pool query for `windows` time windows, built once and reused with new values
+    (statement construction costs more than running it)."""
+    common = [Event.district_id.in_(bindparam("districts", expanding=True)),
+              Event.status == EventStatus.SCHEDULED, Event.moderation == Moderation.PUBLISHED]
+    if exclude:
+        common.append(Event.id != bindparam("exclude"))
+    branches = []
+    for i in range(windows):
+        lo, hi, earliest = bindparam(f"lo{i}"), bindparam(f"hi{i}"), bindparam(f"earliest{i}")
+        # Single events go through ix_events_place_range, series through the partial index
+        # ix_events_series: both (district, start, end), so only matching rows are read
+        # (for a single event last_ends_at == ends_at).
+        branches.append(select(Event.id).where(
+            Event.starts_at < hi, Event.starts_at > earliest, Event.last_ends_at > lo,
+            Event.rrule.is_(None), *common))
+        branches.append(select(Event.id).where(
+            Event.starts_at < hi, Event.last_ends_at > lo, Event.rrule.isnot(None), *common))
+    return (select(Event).where(Event.id.in_(union_all(*branches)))
+            .options(joinedload(Event.organisation).raiseload(Organisation.districts),
+                     joinedload(Event.district)))
+
+
 async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
                 windows: Sequence[tuple[datetime, datetime]], exclude_event_id: int | None) -> list[Event]:
     """Published events that may touch the windows, in districts overlapping the candidate's.
 
     One round trip: `id IN (singles UNION ALL series)`, each branch an index range scan
     (single events by district and `starts_at` bounded by MAX_EVENT_SPAN, series by the
-    partial index on recurring rows).
-    Organisation and district come in the same query (joined), for the report.
+    partial index on recurring rows). Organisation and district come in the same query
+    (joined), for the report.
     """
     district_ids = await area_district_ids(session, ctx, [norm.district])
-    common = [Event.status == EventStatus.SCHEDULED, Event.moderation == Moderation.PUBLISHED]
-    if exclude_event_id is not None:
-        common.append(Event.id != exclude_event_id)
-    # Single events go through ix_events_place_range, series through the partial index
-    # ix_events_series: both (district, start, end), so only matching rows are read.
-    in_place = Event.district_id.in_(district_ids)
     found: dict[int, Event] = {}
     for i in range(0, len(windows), 100):
-        branches = []
-        for lo, hi in windows[i:i + 100]:
-            # For a single event last_ends_at == ends_at: both bounds are read from the
-            # (starts_at, last_ends_at) index before any row is fetched.
-            branches.append(select(Event.id).where(
-                in_place, Event.starts_at < hi, Event.starts_at > lo - MAX_EVENT_SPAN,
-                Event.last_ends_at > lo, Event.rrule.is_(None), *common))
-            branches.append(select(Event.id).where(
-                in_place, Event.starts_at < hi, Event.last_ends_at > lo, Event.rrule.isnot(None),
-                *common))
-        query = (select(Event).where(Event.id.in_(union_all(*branches)))
-                 .options(joinedload(Event.organisation).raiseload(Organisation.districts),
-                          joinedload(Event.district)))
-        for row in (await session.scalars(query)).all():
+        chunk = windows[i:i + 100]
+        params: dict[str, Any] = {"districts": district_ids}
+        if exclude_event_id is not None:
+            params["exclude"] = exclude_event_id
+        for n, (lo, hi) in enumerate(chunk):
+            params.update({f"lo{n}": lo, f"hi{n}": hi, f"earliest{n}": lo - MAX_EVENT_SPAN})
+        query = _pool_statement(len(chunk), exclude_event_id is not None)
+        for row in (await session.scalars(query, params)).all():
             found[row.id] = row
     return list(found.values())
 
@@ -218,6 +231,8 @@ async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
 def _similar(a: str, b: str) -> bool:
     if a == b:
         return True
+    if 2 * min(len(a), len(b)) < TITLE_SIMILARITY * (len(a) + len(b)):
+        return False  # the lengths alone rule it out (difflib's real_quick_ratio bound)
     matcher = difflib.SequenceMatcher(None, a, b)
     return (matcher.real_quick_ratio() >= TITLE_SIMILARITY and matcher.quick_ratio() >= TITLE_SIMILARITY
             and matcher.ratio() >= TITLE_SIMILARITY)
@@ -242,26 +257,31 @@ def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.
             continue
         same_org = norm.organisation_id is not None and row.organisation_id == norm.organisation_id
         same_place = norm.district is district
-        similar = same_place and _similar(cand_title, row.title_folded or fold(row.title))
-        shared = (not norm.audiences or not row.audiences
-                  or bool(set(norm.audiences) & set(row.audiences)) or norm.category == row.category)
+        similar: bool | None = None  # computed only when it matters
+        audiences = row.audiences
+        shared = (not norm.audiences or not audiences
+                  or bool(set(norm.audiences) & set(audiences)) or norm.category == row.category)
+        counts = SCOPE_RANK[relation] <= scope
         for occ in recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, tz):
             occ_days: set[date] | None = None
             for span, days in cand_days:
                 if occ.start >= span.end + timedelta(days=2) or occ.end <= span.start - timedelta(days=2):
                     continue
                 overlap = occ.start < span.end and occ.end > span.start
-                if occ_days is None:
-                    occ_days = set(recurrence.local_days(occ.start, occ.end, tz))
-                same_day = bool(days & occ_days)
                 key = (row.id, occ.start)
                 if key in seen:
                     break
-                if same_day and same_place and (similar or (same_org and overlap)):
-                    seen.add(key)
-                    report.duplicates.append(_conflict(row, occ, "duplicate", relation, span))
-                    break
-                if overlap and SCOPE_RANK[relation] <= scope:
+                if same_place:
+                    if occ_days is None:
+                        occ_days = set(recurrence.local_days(occ.start, occ.end, tz))
+                    if days & occ_days:
+                        if similar is None:
+                            similar = _similar(cand_title, row.title_folded or fold(row.title))
+                        if similar or (same_org and overlap):
+                            seen.add(key)
+                            report.duplicates.append(_conflict(row, occ, "duplicate", relation, span))
+                            break
+                if overlap and counts:
                     high = relation == "powiat" and (shared or not rules.audience_sensitive)
                     seen.add(key)
                     report.conflicts.append(_conflict(row, occ, "high" if high else "low",
