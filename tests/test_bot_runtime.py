@@ -53,20 +53,19 @@ async def test_flood_control_is_retried_not_lost(bot: BotHarness) -> None:
     assert len(refusals) == 2 and all("Too Many Requests" in d for d in refusals)
 
 
-@pytest.fixture
-def bot_settings() -> dict[str, Any]:
-    return {"commands_per_minute": 3}
-
-
-async def test_commands_per_minute_limit_is_polite(bot: BotHarness) -> None:
-    for _ in range(3):
-        assert "Cześć" in (await bot.api.ask(USER, "/start")).text
-    slow = await bot.api.ask(USER, "/start")
-    assert "najwyżej 3 na minutę" in slow.text
-    bot.api.send_text(USER, "/help")
-    await bot.api.silence(USER, 0.5)  # one polite line, not one per command
-    # Someone else is not affected.
-    assert "Cześć" in (await bot.api.ask(USER + 1, "/start")).text
+async def test_commands_per_minute_limit_is_polite(ctx: AppContext, botapi: BotApi) -> None:
+    bot = await start_bot(ctx, botapi, commands_per_minute=3)
+    try:
+        for _ in range(3):
+            assert "Cześć" in (await bot.api.ask(USER, "/start")).text
+        slow = await bot.api.ask(USER, "/start")
+        assert "najwyżej 3 na minutę" in slow.text
+        bot.api.send_text(USER, "/help")
+        await bot.api.silence(USER, 0.5)  # one polite line, not one per command
+        # Someone else is not affected.
+        assert "Cześć" in (await bot.api.ask(USER + 1, "/start")).text
+    finally:
+        await bot.runtime.stop()
 
 
 async def test_unexpected_error_is_logged_with_update_id_and_no_traceback(
@@ -183,3 +182,19 @@ async def test_bot_runs_inside_the_service(fresh_db_url: str, tmp_path: Any, bot
         service.stopping.set()
         await asyncio.wait_for(task, 15)
     assert "token" not in str(health).lower()
+
+
+async def test_the_form_started_last_gets_the_answers(bot: BotHarness) -> None:
+    await bot.member(USER, "Fundacja Testowa")
+    await bot.org("Fundacja Docelowa")
+    assert "Do jakiej organizacji" in (await bot.api.ask(USER, "/refer")).text
+    # Abandoned without /cancel; the next form takes over the answers.
+    assert "Jak się nazywa" in (await bot.api.ask(USER, "/event")).text
+    assert "Kiedy" in (await bot.api.ask(USER, "Spotkanie sieci")).text
+    assert "Anulowano" in (await bot.api.ask(USER, "/cancel")).text
+    # The abandoned /refer does not wake up either.
+    assert "Nie wiem, do czego" in (await bot.api.ask(USER, "Docelowa")).text
+    # A refused entry (a member cannot /join) does not take the answers away.
+    assert "Do jakiej organizacji" in (await bot.api.ask(USER, "/refer")).text
+    assert "Już jesteś członkiem" in (await bot.api.ask(USER, "/join")).text
+    assert "Wybierz organizację" in (await bot.api.ask(USER, "Docelowa")).text

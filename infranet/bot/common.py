@@ -455,6 +455,45 @@ def form(turn: Turn, name: str) -> dict[str, Any]:
     return data.setdefault(name, {})  # type: ignore[no-any-return]
 
 
+# (id of the AppContext, conversation key) -> name of the form the user started last.
+_LAST_FORM: dict[tuple[int, object], str] = {}
+
+
+class Form(ConversationHandler[Any]):
+    """A ConversationHandler that yields to the form its user started last.
+
+    Without this, a form abandoned without /cancel (say /event, stopped at its date)
+    would keep answering: a later /refer's answers would go to the /event question,
+    because conversations are tried in registration order. Only entry points and the
+    steps of the last started form are handled; an older one waits, inert, for its
+    timeout.
+    """
+
+    def __init__(self, ctx: AppContext, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ctx_id = id(ctx)
+
+    def check_update(self, update: object) -> Any:
+        result = super().check_update(update)
+        if result is None:
+            return None
+        _state, key, matched, _check = result
+        if matched in self.entry_points:
+            return result
+        last = _LAST_FORM.get((self._ctx_id, key))
+        if last is not None and last != self.name:
+            return None
+        return result
+
+    async def handle_update(self, update: Any, application: Any, check_result: Any,
+                            context: Any) -> object | None:
+        _state, key, matched, _check = check_result
+        result = await super().handle_update(update, application, check_result, context)
+        if matched in self.entry_points and self.name and key in self._conversations:
+            _LAST_FORM[(self._ctx_id, key)] = self.name  # started (not refused at the door)
+        return result
+
+
 def conversation(
     ctx: AppContext, name: str, entry_points: list[BaseHandler[Any, Any, Any]],
     states: dict[object, list[BaseHandler[Any, Any, Any]]],
@@ -486,8 +525,8 @@ def conversation(
     with warnings.catch_warnings():
         # Text and button steps mixed: per_message=False is intended.
         warnings.filterwarnings("ignore", message=r".*per_message.*")
-        return ConversationHandler(
-            entry_points=entry_points, states=all_states,
+        return Form(
+            ctx, entry_points=entry_points, states=all_states,
             fallbacks=[CommandHandler("cancel", cancel), *fallbacks],
             name=name, persistent=True, allow_reentry=True,
             conversation_timeout=ctx.settings.telegram.conversation_timeout_s,
