@@ -27,6 +27,11 @@ Writing a handler: one line gets the speaker, the session and the rules
         turn.edit(html_text, buttons)          # callbacks: edit the pressed message
         turn.notify_member(other, "bot.x.y", buttons, **params)   # in *their* language
         turn.toast("…")                        # the pop-up answer to a button press
+    Also: `check_length(text, limit)` (ValidationFailed with length and limit),
+    `await notify_admins(turn, key, buttons_or_fn_of_lang, **params)`,
+    `turn.after_commit(async_fn)` for long work started once committed, and
+    `@handler(db=False)` when the handler calls functions that open their own
+    transactions (on SQLite they would wait for ours).
     `@handler` opens ONE transaction (`turn.session`) around the handler; replies,
     edits and notifications are queued and sent only after the commit, so nothing
     claims success that was rolled back. Callback queries are always answered.
@@ -34,6 +39,11 @@ Writing a handler: one line gets the speaker, the session and the rules
     refuses non-admins. These are conveniences: the business function you call must
     check permissions itself (`actor.require_approved()`, `require_admin()`,
     `require_org(org_id)`), because a forged callback must change nothing.
+
+Moderation
+    Nothing to do in a form: `moderation.py` finds newly waiting events and notices by
+    itself (a job every few seconds) and sends them to the admins with Publish /
+    Reject. Just tell the poster that the item waits.
 
 Business rules
     Never in a handler. Call `op(turn.session, turn.ctx, turn.actor, ...)` from the
@@ -65,6 +75,8 @@ Conversations
     values only (str, int, float, bool, None, list, dict, plus date/datetime/time/Decimal,
     which the persistence tags); never ORM objects. Use `chat="private"` on entry points.
     Return the next state, `END` to finish (pop the form first), or None to stay.
+    When a user starts another form without finishing one, the newest gets the answers
+    (`common.Form`); the older one stays inert until its timeout.
 
 Private and group chats
     In groups the bot answers listings (/events, /trainings, /orgs, /help) and /check
