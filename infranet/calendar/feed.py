@@ -526,6 +526,36 @@ class FeedCache:
         for row, data in zip(todo, rendered, strict=True):
             self._vevents[row.id] = (row.revision, row.updated_at, data)
 
+    async def _load_and_render(self, session: AsyncSession, flt: FeedFilter,
+                               now: datetime) -> list[FeedRow]:
+        """A full build's rows, rendered while the next rows are still being read: the
+        database streams in chunks and each chunk is rendered in a worker thread."""
+        ctx = self.ctx
+        conditions = await _conditions(session, ctx, flt, now)
+        names = await _district_names(session, ctx)
+        query = (select(*_FULL_COLUMNS)
+                 .outerjoin(Organisation, Organisation.id == Event.organisation_id).where(*conditions))
+        tz, tzid, organizer = ctx.tz, str(ctx.tz), ctx.settings.http.public_base_url
+
+        def work(todo: list[FeedRow]) -> list[bytes]:
+            return [render_vevent(r, tz, tzid, organizer) for r in todo]
+
+        rows: list[FeedRow] = []
+        jobs: list[tuple[list[FeedRow], asyncio.Task[list[bytes]]]] = []
+        result = await session.stream(query)
+        async for part in result.partitions(2500):
+            chunk = _audience_filter(_feed_rows(part, names), flt)
+            rows.extend(chunk)
+            todo = [r for r in chunk if (hit := self._vevents.get(r.id)) is None
+                    or hit[0] != r.revision or hit[1] != r.updated_at]
+            if todo:
+                jobs.append((todo, asyncio.create_task(asyncio.to_thread(work, todo))))
+        for todo, job in jobs:
+            for row, data in zip(todo, await job, strict=True):
+                self._vevents[row.id] = (row.revision, row.updated_at, data)
+        rows.sort(key=attrgetter("starts_at", "id"))
+        return rows
+
     async def _build(self, flt: FeedFilter, version: tuple[Any, ...],
                      old: _FeedState | None) -> _FeedState:
         ctx = self.ctx
@@ -539,7 +569,7 @@ class FeedCache:
         async with ctx.db.sessionmaker() as session:
             if full:
                 self.full_builds += 1
-                rows = await load_rows(session, ctx, flt, now)
+                rows = await self._load_and_render(session, flt, now)
                 members: dict[int, tuple[tuple[datetime, int], int, datetime]] = {}
                 high_water = max((r.updated_at for r in rows), default=None)
             else:
@@ -548,7 +578,12 @@ class FeedCache:
                 touched = (await session.execute(
                     select(Event.id, Event.updated_at).where(Event.updated_at > since))).all()
                 changed = {i for i, _ in touched}
-                rows = await load_rows(session, ctx, flt, now, extra=[Event.updated_at > since])
+                ids = sorted(changed)
+                rows = []
+                for start in range(0, len(ids), 500):  # by primary key: no plan can go astray
+                    rows += await load_rows(session, ctx, flt, now,
+                                            extra=[Event.id.in_(ids[start:start + 500])])
+                rows.sort(key=attrgetter("starts_at", "id"))
                 members = {i: m for i, m in old.members.items() if i not in changed}
                 high_water = max([old.high_water, *(u for _, u in touched)])
         await self._render(rows)
