@@ -198,3 +198,40 @@ async def test_the_form_started_last_gets_the_answers(bot: BotHarness) -> None:
     assert "Do jakiej organizacji" in (await bot.api.ask(USER, "/refer")).text
     assert "Już jesteś członkiem" in (await bot.api.ask(USER, "/join")).text
     assert "Wybierz organizację" in (await bot.api.ask(USER, "Docelowa")).text
+
+
+async def test_refused_token_or_unreachable_api_leaves_the_service_up(
+        ctx: AppContext, botapi: BotApi, caplog: pytest.LogCaptureFixture) -> None:
+    from pydantic import SecretStr
+
+    from infranet.bot.runtime import BotRuntime
+
+    refused = await start_bot(ctx, botapi, token=SecretStr("999:not-the-token"))
+    status = refused.runtime.status()
+    assert status["ok"] is False and "refused the token" in status["error"]
+    await refused.runtime.stop()
+
+    with socket_closed() as port:
+        ctx.settings.telegram.base_url = f"http://127.0.0.1:{port}/bot"
+        runtime = BotRuntime(ctx)
+        with caplog.at_level(logging.ERROR):
+            await runtime.start()  # does not raise
+        status = runtime.status()
+        assert status["ok"] is False and "retrying" in status["error"]
+        assert "999:not-the-token" not in caplog.text and "TEST-token" not in caplog.text
+        await runtime.stop()
+
+
+def socket_closed() -> Any:
+    """A loopback port nobody listens on."""
+    import contextlib
+    import socket
+
+    @contextlib.contextmanager
+    def port() -> Any:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            number = sock.getsockname()[1]
+        yield number
+
+    return port()

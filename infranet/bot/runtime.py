@@ -9,6 +9,8 @@ on `application.update_queue`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
 from typing import Any
@@ -18,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from telegram import BotCommand, BotCommandScopeDefault, Update
-from telegram.error import TelegramError
+from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import BaseRateLimiter
 
 from infranet.bot.application import BotContext, InfranetApplication, build_application
@@ -32,6 +34,7 @@ from infranet.security import sign
 
 log = logging.getLogger(__name__)
 
+RETRY_S = 30.0
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105  (a header name)
 
 
@@ -80,6 +83,7 @@ class BotRuntime:
         self.application: InfranetApplication | None = None
         self.secret = webhook_secret(ctx) if self.webhook else ""
         self.error: str | None = None
+        self._retry: asyncio.Task[None] | None = None
 
     @property
     def routes(self) -> list[Route]:
@@ -100,10 +104,46 @@ class BotRuntime:
         return application
 
     async def start(self) -> None:
+        """Start the bot. A refused token or an unreachable Bot API does not stop the rest
+        of the service: the problem is logged and shown in /healthz, and an unreachable
+        API is tried again every RETRY_S seconds."""
+        try:
+            await self._start_once()
+        except InvalidToken:
+            self._refused()
+        except NetworkError as exc:
+            self.error = (f"cannot reach the Telegram Bot API ({self._safe(exc)}); "
+                          f"retrying every {RETRY_S:.0f} s")
+            log.error("the Telegram bot is not running: %s", self.error)
+            self._retry = asyncio.create_task(self._keep_trying(), name="bot-start-retry")
+
+    def _safe(self, exc: Exception) -> str:
+        """The error text without the token (secrets never reach logs)."""
+        token = self.ctx.settings.telegram.token
+        text = str(exc)
+        return text.replace(token.get_secret_value(), "***") if token else text
+
+    def _refused(self) -> None:
+        self.error = "the Telegram Bot API refused the token: check [telegram] token"
+        log.error("the Telegram bot is not running: %s", self.error)
+
+    async def _keep_trying(self) -> None:
+        while True:
+            await asyncio.sleep(RETRY_S)
+            try:
+                await self._start_once()
+                return
+            except InvalidToken:
+                self._refused()
+                return
+            except NetworkError as exc:
+                log.warning("the Telegram Bot API is still unreachable: %s", self._safe(exc))
+
+    async def _start_once(self) -> None:
         application = self.build()
-        await application.initialize()  # getMe; loads persisted conversations
         self.application = application
         try:
+            await application.initialize()  # getMe; loads persisted conversations
             await self.set_commands()
             if self.webhook:
                 url = self.ctx.settings.http.public_base_url + self.ctx.settings.telegram.webhook_path
@@ -114,8 +154,10 @@ class BotRuntime:
                 await application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
             await application.start()
         except Exception:
-            await self.stop()
+            await self._close(application)
+            self.application = None
             raise
+        self.error = None
         log.info("Telegram bot @%s is running (%s)", application.bot.username,
                  "webhook" if self.webhook else "polling")
 
@@ -130,15 +172,25 @@ class BotRuntime:
                                           language_code=lang)
 
     async def stop(self) -> None:
-        application = self.application
-        if application is None:
-            return
+        if self._retry is not None:
+            self._retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retry
+            self._retry = None
+        application, self.application = self.application, None
+        if application is not None:
+            await self._close(application)
+
+    @staticmethod
+    async def _close(application: InfranetApplication) -> None:
         if application.updater is not None and application.updater.running:
             await application.updater.stop()
         if application.running:
             await application.stop()  # also writes persistence
-        await application.shutdown()
-        self.application = None
+        try:
+            await application.shutdown()
+        except RuntimeError as exc:  # a start that failed half-way
+            log.debug("bot shutdown: %s", exc)
 
     async def receive(self, request: Request) -> Response:
         """Telegram's webhook POST: check the secret, queue the update, answer at once."""
@@ -159,6 +211,10 @@ class BotRuntime:
 
     def status(self) -> dict[str, Any]:
         application = self.application
-        return {"ok": application is not None and application.running and self.error is None,
-                "enabled": True, "mode": "webhook" if self.webhook else "polling",
-                "username": application.bot.username if application else None}
+        running = application is not None and application.running
+        status: dict[str, Any] = {"ok": running and self.error is None, "enabled": True,
+                                  "mode": "webhook" if self.webhook else "polling",
+                                  "username": application.bot.username if running and application else None}
+        if self.error:
+            status["error"] = self.error
+        return status
