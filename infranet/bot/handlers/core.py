@@ -49,7 +49,7 @@ async def cmd_help(turn: Turn) -> None:
     turn.reply(Html("\n".join(lines)))
 
 
-@handler()
+@handler(chat="private")
 async def cmd_lang(turn: Turn) -> None:
     wanted = turn.args[0].lower() if turn.args else ""
     if wanted in LANGUAGES:
