@@ -100,7 +100,7 @@ async def test_killed_sender_resumes_exactly_once(db_url: str, tmp_path: Path, s
         unknown = {e for e, d in rows.items() if d.status == "unknown"}
         sent = {e for e, d in rows.items() if d.status == "sent"}
         assert unknown | sent == set(emails)
-        assert 1 <= len(unknown) <= 3  # at most one in flight per connection
+        assert 1 <= len(unknown) <= 6  # at most one in flight and one claimed ahead per connection
         assert sent <= set(received)  # every "sent" really arrived
         assert set(received) | unknown == set(emails)
         assert json.loads(out)["sent"] == len(emails) - sum(before.values()) - len(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from sqlalchemy import select
 
@@ -66,6 +66,7 @@ class Composer:
         self.dkim = load_dkim(ctx)
         self._contents: dict[int, dict[str, Any]] = {}
         self._factories: dict[tuple[int | None, str], MessageFactory] = {}
+        self._selections: dict[Any, content_mod.Selection] = {}
         settings = ctx.settings
         self.unsubscribe_address = (settings.newsletter.unsubscribe_address
                                     or split_from(settings.smtp.from_address)[1])
@@ -93,32 +94,56 @@ class Composer:
             self._factories[key] = found
         return found
 
+    def selection(self, issue_id: int | None, content: dict[str, Any],
+                  subscriber: SubscriberRef) -> content_mod.Selection:
+        """What this subscriber's preferences select (cached: few distinct preference sets)."""
+        key = (issue_id, subscriber.districts, subscriber.categories)
+        found = self._selections.get(key) if issue_id is not None else None
+        if found is None:
+            found = content_mod.select_for(content, self.matcher, subscriber.districts,
+                                           subscriber.categories)
+            if issue_id is not None:
+                if len(self._selections) > 20000:
+                    self._selections.clear()
+                self._selections[key] = found
+        return found
+
+    def personal_links(self, subscriber: SubscriberRef) -> dict[str, str]:
+        base = f"{self.ctx.settings.http.public_base_url}/newsletter"
+        unsubscribe = tokens.make_token(self.ctx, "unsubscribe", subscriber)
+        preferences = tokens.make_token(self.ctx, "preferences", subscriber)
+        return {
+            "unsubscribe": f"{base}/unsubscribe?s={subscriber.id}&t={unsubscribe}",
+            "preferences": f"{base}/preferences?s={subscriber.id}&t={preferences}",
+            "mailto": f"mailto:{self.unsubscribe_address}?subject="
+                      f"{quote(f'unsubscribe {subscriber.id} {unsubscribe}')}",
+        }
+
     def render_for(self, issue_id: int | None, content: dict[str, Any], subscriber: SubscriberRef,
-                   selection: content_mod.Selection | None = None) -> tuple[str, str] | None:
+                   selection: content_mod.Selection | None = None,
+                   links: dict[str, str] | None = None) -> tuple[str, str] | None:
         """Personalised (text, html), or None when nothing matches the preferences."""
         if selection is None:
-            selection = content_mod.select_for(content, self.matcher, subscriber.districts,
-                                               subscriber.categories)
+            selection = self.selection(issue_id, content, subscriber)
         if selection.empty:
             return None
+        links = links or self.personal_links(subscriber)
         text, html = self.renderer.issue_variant(issue_id, content, selection, subscriber.language)
-        return self.renderer.personalise(
-            text, html, unsubscribe=tokens.link(self.ctx, "unsubscribe", subscriber),
-            preferences=tokens.link(self.ctx, "preferences", subscriber), email=subscriber.email)
+        return self.renderer.personalise(text, html, unsubscribe=links["unsubscribe"],
+                                         preferences=links["preferences"], email=subscriber.email)
 
     def build(self, issue_id: int | None, content: dict[str, Any], subscriber: SubscriberRef,
               *, delivery_id: int | None = None, recipient: str | None = None,
               selection: content_mod.Selection | None = None) -> Envelope | None:
-        parts = self.render_for(issue_id, content, subscriber, selection)
+        links = self.personal_links(subscriber)
+        parts = self.render_for(issue_id, content, subscriber, selection, links)
         if parts is None:
             return None
         factory = self.factory(issue_id, content, subscriber.language)
         hint = f"{issue_id}.{delivery_id}." if delivery_id else ""
         return factory.build(
             recipient=recipient or subscriber.email, text=parts[0], html=parts[1],
-            unsubscribe_https=tokens.link(self.ctx, "unsubscribe", subscriber),
-            unsubscribe_mailto=tokens.mailto_unsubscribe(self.ctx, subscriber,
-                                                         self.unsubscribe_address),
+            unsubscribe_https=links["unsubscribe"], unsubscribe_mailto=links["mailto"],
             message_id=factory.new_message_id(hint))
 
     async def issue_message(self, issue_id: int, subscriber: dict[str, Any],

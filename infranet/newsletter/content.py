@@ -9,7 +9,7 @@ subregion; region-wide items reach everyone) and, for events, categories.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -181,57 +181,42 @@ def everything(content: dict[str, Any]) -> Selection:
 # --- view model for the templates ---------------------------------------------------------
 
 
-@dataclass
-class DayGroup:
-    label: str
-    areas: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
-
-
 def period_label(content: dict[str, Any], ctx: AppContext, lang: str) -> str:
     start = datetime.fromisoformat(content["period_start"]).astimezone(ctx.tz).date()
     end = (datetime.fromisoformat(content["period_end"]) - timedelta(seconds=1)).astimezone(ctx.tz).date()
     return f"{format_date(start, lang, weekday=False)} – {format_date(end, lang, weekday=False)}"
 
 
-def view(content: dict[str, Any], selection: Selection, ctx: AppContext, lang: str) -> dict[str, Any]:
-    """Plain data for the templates: events grouped by day and subregion, trainings by
-    deadline, new organisations; dates in the reader's language and the region's zone."""
+def prepare(content: dict[str, Any], ctx: AppContext, lang: str) -> dict[str, Any]:
+    """Every item of the issue ready for the templates, in the reader's language and the
+    region's time zone: events carry their day and area (subregion) for grouping."""
     region = ctx.region
     tz = ctx.tz
+    region_wide = t(lang, "newsletter.region_wide")
 
     def area_of(slug: str) -> tuple[int, str]:
         district = region.by_slug.get(slug)
         if district is None or district.kind == "region":
-            return (-1, t(lang, "newsletter.region_wide"))
+            return (-1, region_wide)
         sub = district if district.kind == "subregion" else (district.parent or district)
         return (region.subregions.index(sub) if sub in region.subregions else 99, sub.name)
 
     def district_name(slug: str) -> str:
         district = region.by_slug.get(slug)
-        if district is None or district.kind == "region":
-            return t(lang, "newsletter.region_wide")
-        return district.name
+        return region_wide if district is None or district.kind == "region" else district.name
 
-    days: dict[date, dict[tuple[int, str], list[dict[str, Any]]]] = {}
-    for i in selection.events:
-        e = content["events"][i]
+    events = []
+    for e in content["events"]:
         start, end = datetime.fromisoformat(e["start"]), datetime.fromisoformat(e["end"])
-        item = dict(e, when=format_span(start, end, tz, lang, all_day=e["all_day"]),
-                    district_name=district_name(e["district"]),
-                    category_label=t(lang, f"calendar.category.{e['category']}"))
-        days.setdefault(start.astimezone(tz).date(), {}).setdefault(area_of(e["district"]), []).append(item)
-    day_groups = [DayGroup(format_date(day, lang), [(name, items) for (_, name), items in
-                                                    sorted(areas.items())])
-                  for day, areas in sorted(days.items())]
-    trainings = []
-    for i in selection.trainings:
-        tr = content["trainings"][i]
-        trainings.append(dict(tr, deadline_text=format_date(date.fromisoformat(tr["deadline"]), lang),
-                              district_name=district_name(tr["district"])))
-    orgs = [dict(content["organisations"][i],
-                 district_names=[district_name(s) for s in content["organisations"][i]["districts"]]
-                 or [t(lang, "newsletter.region_wide")])
-            for i in selection.organisations]
-    return {"days": day_groups, "trainings": trainings, "organisations": orgs,
-            "note": content.get("note") if selection.note else None,
-            "feeds": content.get("feeds", []), "period": period_label(content, ctx, lang)}
+        day = start.astimezone(tz).date()
+        events.append(dict(e, when=format_span(start, end, tz, lang, all_day=e["all_day"]),
+                           district_name=district_name(e["district"]),
+                           category_label=t(lang, f"calendar.category.{e['category']}"),
+                           day=day, day_label=format_date(day, lang), area=area_of(e["district"])))
+    trainings = [dict(tr, deadline_text=format_date(date.fromisoformat(tr["deadline"]), lang),
+                      district_name=district_name(tr["district"])) for tr in content["trainings"]]
+    organisations = [dict(o, district_names=[district_name(s) for s in o["districts"]] or [region_wide])
+                     for o in content["organisations"]]
+    return {"events": events, "trainings": trainings, "organisations": organisations,
+            "note": content.get("note"), "feeds": content.get("feeds", []),
+            "period": period_label(content, ctx, lang)}

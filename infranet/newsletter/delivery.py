@@ -14,7 +14,8 @@ Status changes of all workers go through one writer task that commits them in
 small groups (group commit): two statements per message would otherwise cost
 more than the SMTP conversation itself.
 
-A crash leaves at most `concurrency` deliveries in `sending`. They are not
+A crash leaves at most two deliveries per connection in `sending` (the one being
+sent and, without a rate limit, the one claimed ahead). They are not
 resent blindly: `recover_interrupted()` turns them into `unknown`, admins are
 told, and `resend(..., "unknown")` sends them again on request. 4xx answers and
 lost connections go back to `pending` with exponential backoff, and slow down
@@ -34,16 +35,17 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
 from infranet.i18n import t
 from infranet.newsletter import alerts, outbound
 from infranet.newsletter.compose import Composer
+from infranet.newsletter.sqlite_writer import SqliteBatchWriter
 from infranet.newsletter.subscribers import record_hard_bounce
 from infranet.storage.models import (
     Delivery,
@@ -61,6 +63,7 @@ _LIVE_WORKERS: set[str] = set()
 # A claim older than this, from another host, is taken as a crash leftover.
 LEASE = timedelta(minutes=15)
 STALL_ALERT_AFTER_S = 60.0
+GROUP_COMMIT_WINDOW_S = 0.0
 
 
 def new_worker_id() -> str:
@@ -197,7 +200,7 @@ class Job:
 
 @dataclass
 class _Op:
-    kind: str  # claim | finish
+    kind: str  # claim | finish | release
     future: asyncio.Future[Any] | None = None
     job: Job | None = None
     outcome: outbound.Outcome | None = None
@@ -247,6 +250,12 @@ class Sender:
         self._alerted = False
         self._connect_errors = 0
         self._writer_task: asyncio.Task[None] | None = None
+        self._active_workers = 0
+        self.prefetch = self.rate.interval == 0 and not self.outbox
+        self._fast: SqliteBatchWriter | None = None
+        self._issues_cache: tuple[float, list[int]] | None = None
+        self._loaded_issues: set[int] = set()
+        self._subscriber_cache: dict[int, dict[str, Any]] = {}
 
     def stop(self) -> None:
         self._stopping.set()
@@ -254,15 +263,32 @@ class Sender:
     # --- writer ---
 
     async def _writer(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             op = await self._ops.get()
             if op.kind == "exit":
                 return
             batch = [op]
-            while not self._ops.empty():
-                nxt = self._ops.get_nowait()
+            # Group commit: wait a moment for the other workers' requests, so that one
+            # transaction carries many status changes (at most ~2 ms of added latency).
+            deadline = loop.time() + GROUP_COMMIT_WINDOW_S
+            exiting = False
+            while True:
+                while not self._ops.empty():
+                    nxt = self._ops.get_nowait()
+                    if nxt.kind == "exit":
+                        exiting = True
+                        break
+                    batch.append(nxt)
+                claims = sum(1 for o in batch if o.kind == "claim")
+                if exiting or claims >= self._active_workers or loop.time() >= deadline:
+                    break
+                try:
+                    nxt = await asyncio.wait_for(self._ops.get(), deadline - loop.time())
+                except TimeoutError:
+                    break
                 if nxt.kind == "exit":
-                    self._ops.put_nowait(nxt)
+                    exiting = True
                     break
                 batch.append(nxt)
             try:
@@ -272,19 +298,32 @@ class Sender:
                 for o in batch:
                     if o.future is not None and not o.future.done():
                         o.future.set_exception(exc)
+            if exiting:
+                return
 
     async def _apply(self, batch: list[_Op]) -> None:
-        finishes = [o for o in batch if o.kind == "finish"]
+        """One transaction for a batch: record outcomes, then claim for the waiting workers.
+
+        Core statements on one connection (no ORM unit of work): on SQLite each
+        statement is a hop to the driver's thread, so fewer statements per
+        transaction is what makes group commit pay.
+        """
+        finishes = [o for o in batch if o.kind in ("finish", "release")]
         claims = [o for o in batch if o.kind == "claim"]
         results: list[Job] = []
         next_due: float | None = None
-        async with self.ctx.db.transaction() as session:
-            for op in finishes:
-                await self._record(session, op)
-            if claims:
-                results = await self._claim(session, len(claims))
-                if len(results) < len(claims):
-                    next_due = await self._next_due(session)
+        if self._fast is not None:
+            results = await self._apply_fast(finishes, len(claims))
+            if len(results) < len(claims):
+                async with self.ctx.db.engine.begin() as conn:
+                    next_due = await self._next_due(conn)
+        else:
+            async with self.ctx.db.engine.begin() as conn:
+                await self._record_all(conn, finishes)
+                if claims:
+                    results = await self._claim(conn, len(claims))
+                    if len(results) < len(claims):
+                        next_due = await self._next_due(conn)
         for op in finishes:
             if op.future is not None and not op.future.done():
                 op.future.set_result(None)
@@ -293,74 +332,182 @@ class Sender:
             if not op.future.done():
                 op.future.set_result(results[i] if i < len(results) else next_due)
 
+    async def _apply_fast(self, finishes: list[_Op], claims: int) -> list[Job]:
+        """SQLite: 250s, releases and claims in one thread call (see sqlite_writer);
+        other outcomes (rare) through SQLAlchemy first."""
+        assert self._fast is not None
+        others = [o for o in finishes if o.kind == "finish" and o.outcome is not None
+                  and o.outcome.kind != outbound.SENT]
+        if others:
+            async with self.ctx.db.engine.begin() as conn:
+                await self._record_all(conn, others)
+        sent = [(o.job.delivery_id, o.message_id) for o in finishes if o.kind == "finish"
+                and o.job and o.outcome is not None and o.outcome.kind == outbound.SENT]
+        released = [o.job.delivery_id for o in finishes if o.kind == "release" and o.job]
+        if claims and (self._issues_cache is None or time.monotonic() - self._issues_cache[0] > 1.0):
+            async with self.ctx.db.engine.connect() as conn:
+                await self._sending_issues(conn)
+        issue_ids = self._issues_cache[1] if claims and self._issues_cache else []
+        rows = await asyncio.to_thread(
+            self._fast.apply, now=self.ctx.now(), worker_id=self.worker_id, sent=sent,
+            released=released, claim=claims, issue_ids=issue_ids,
+            blocked_domains=self.throttle.blocked())
+        self.report.sent += len(sent)
+        missing = {r[2] for r in rows if r[2] is not None and r[2] not in self._subscriber_cache}
+        if missing:
+            async with self.ctx.db.engine.connect() as conn:
+                for issue_id in sorted({r[1] for r in rows}):
+                    await self._subscribers(conn, issue_id, missing)
+        rows.sort(key=lambda r: r[0])
+        return [Job(r[0], r[1], self._subscriber_cache.get(r[2]), r[3], r[4]) for r in rows]
+
     def _issue_filter(self) -> Any:
         sending = select(NewsletterIssue.id).where(NewsletterIssue.status == IssueStatus.SENDING)
         if self.issue_ids is not None:
             sending = sending.where(NewsletterIssue.id.in_(self.issue_ids))
         return Delivery.issue_id.in_(sending.scalar_subquery())
 
-    async def _claim(self, session: AsyncSession, n: int) -> list[Job]:
-        now = self.ctx.now()
-        conditions = [Delivery.status == DeliveryStatus.PENDING, self._issue_filter(),
-                      or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)]
-        for domain in self.throttle.blocked():
-            conditions.append(~Delivery.email.endswith("@" + domain, autoescape=True))
-        # Two statements, not UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED):
-        # PostgreSQL may re-run such a subquery and update more rows than the limit. The
-        # locks taken here hold until the commit, so no other sender can claim these rows.
-        ids = (await session.scalars(
-            select(Delivery.id).where(*conditions).order_by(Delivery.id).limit(n)
-            .with_for_update(skip_locked=True))).all()
-        if not ids:
-            return []
-        rows = (await session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING)
-            .values(status=DeliveryStatus.SENDING, claimed_at=now, claimed_by=self.worker_id,
-                    attempts=Delivery.attempts + 1)
-            .returning(Delivery.id, Delivery.issue_id, Delivery.subscriber_id, Delivery.email,
-                       Delivery.attempts)
-            .execution_options(synchronize_session=False))).all()
-        subscriber_ids = [r.subscriber_id for r in rows if r.subscriber_id is not None]
-        subscribers: dict[int, dict[str, Any]] = {}
-        if subscriber_ids:
-            for s in (await session.execute(
-                    select(Subscriber.id, Subscriber.email, Subscriber.language, Subscriber.districts,
-                           Subscriber.categories, Subscriber.status, Subscriber.token_version)
-                    .where(Subscriber.id.in_(subscriber_ids)))).all():
-                subscribers[s.id] = dict(s._mapping)
-        jobs = [Job(r.id, r.issue_id, subscribers.get(r.subscriber_id), r.email, r.attempts)
-                for r in sorted(rows, key=lambda r: r.id)]
-        return jobs
+    async def _sending_issues(self, conn: Any) -> list[int]:
+        """Issues in progress, re-read at most once a second (and whenever claims run dry)."""
+        now = time.monotonic()
+        if self._issues_cache is None or now - self._issues_cache[0] > 1.0:
+            query = select(NewsletterIssue.id).where(NewsletterIssue.status == IssueStatus.SENDING)
+            if self.issue_ids is not None:
+                query = query.where(NewsletterIssue.id.in_(self.issue_ids))
+            ids = list((await conn.execute(query.order_by(NewsletterIssue.id))).scalars().all())
+            self._issues_cache = (now, ids)
+        return self._issues_cache[1]
 
-    async def _next_due(self, session: AsyncSession) -> float | None:
+    async def _subscribers(self, conn: Any, issue_id: int, ids: set[int]) -> None:
+        """Load (once per issue, in one query) the subscribers its deliveries go to."""
+        if issue_id not in self._loaded_issues:
+            self._loaded_issues.add(issue_id)
+            query = (select(Subscriber.id, Subscriber.email, Subscriber.language, Subscriber.districts,
+                            Subscriber.categories, Subscriber.status, Subscriber.token_version)
+                     .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+                     .where(Delivery.issue_id == issue_id,
+                            Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING])))
+        else:
+            missing = ids - self._subscriber_cache.keys()
+            if not missing:
+                return
+            query = (select(Subscriber.id, Subscriber.email, Subscriber.language, Subscriber.districts,
+                            Subscriber.categories, Subscriber.status, Subscriber.token_version)
+                     .where(Subscriber.id.in_(missing)))
+        for row in (await conn.execute(query)).all():
+            self._subscriber_cache[row.id] = dict(row._mapping)
+
+    async def _claim(self, conn: Any, n: int) -> list[Job]:
+        """Claim up to n pending deliveries: `sending`, committed before any SMTP talk.
+
+        PostgreSQL: SELECT ... FOR UPDATE SKIP LOCKED, then UPDATE the rows found (an
+        UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED) may re-run
+        the subquery and update more rows than the limit); the row locks hold until
+        the commit, so another sender skips them. SQLite: one UPDATE ... RETURNING,
+        inside the single writer's BEGIN IMMEDIATE transaction.
+
+        One issue at a time, oldest first: `issue_id = ? AND status = 'pending' ORDER BY
+        id` walks ix_deliveries_issue_status in order, where an IN list would sort every
+        pending row on each claim.
+        """
+        now = self.ctx.now()
+        sqlite = conn.dialect.name == "sqlite"
+        claimed: list[Any] = []
+        issue_ids = await self._sending_issues(conn)
+        for issue_id in issue_ids:
+            conditions = [Delivery.issue_id == issue_id, Delivery.status == DeliveryStatus.PENDING,
+                          or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)]
+            for domain in self.throttle.blocked():
+                conditions.append(~Delivery.email.endswith("@" + domain, autoescape=True))
+            want = n - len(claimed)
+            candidates = select(Delivery.id).where(*conditions).order_by(Delivery.id).limit(want)
+            if sqlite:
+                target = Delivery.id.in_(candidates.scalar_subquery())
+            else:
+                ids = (await conn.execute(candidates.with_for_update(skip_locked=True))).scalars().all()
+                if not ids:
+                    continue
+                target = Delivery.id.in_(ids)
+            rows = (await conn.execute(
+                update(Delivery).where(target, Delivery.status == DeliveryStatus.PENDING)
+                .values(status=DeliveryStatus.SENDING, claimed_at=now, claimed_by=self.worker_id,
+                        attempts=Delivery.attempts + 1)
+                .returning(Delivery.id, Delivery.issue_id, Delivery.subscriber_id, Delivery.email,
+                           Delivery.attempts))).all()
+            if rows:
+                await self._subscribers(conn, issue_id,
+                                        {r.subscriber_id for r in rows if r.subscriber_id})
+            claimed.extend(rows)
+            if len(claimed) >= n:
+                break
+        claimed.sort(key=lambda r: r.id)
+        return [Job(r.id, r.issue_id, self._subscriber_cache.get(r.subscriber_id), r.email,
+                    r.attempts) for r in claimed]
+
+    async def _next_due(self, conn: Any) -> float | None:
         """Seconds until something may become claimable; None when nothing is pending."""
-        await self._finish_issues(session)
-        earliest = await session.scalar(
+        self._issues_cache = None
+        await self._finish_issues(conn)
+        earliest = (await conn.execute(
             select(func.min(func.coalesce(Delivery.next_attempt_at, self.ctx.now())))
-            .where(Delivery.status == DeliveryStatus.PENDING, self._issue_filter()))
+            .where(Delivery.status == DeliveryStatus.PENDING, self._issue_filter()))).scalar()
         if earliest is None:
-            return None
+            # Nothing pending; but a message of ours still in flight may come back for a
+            # retry (4xx), so only stop once none is.
+            mine = (await conn.execute(
+                select(func.count()).select_from(Delivery)
+                .where(Delivery.status == DeliveryStatus.SENDING,
+                       Delivery.claimed_by == self.worker_id))).scalar()
+            return 0.05 if mine else None
+        if earliest.tzinfo is None:  # SQLite through Core: stored naive UTC
+            earliest = earliest.replace(tzinfo=UTC)
         wait = max(0.0, (earliest - self.ctx.now()).total_seconds())
         if wait == 0:  # due now but not claimable: a paused domain, or another sender's lock
             unblock = self.throttle.next_unblock()
             wait = unblock - time.monotonic() if unblock is not None else 0.2
         return max(0.05, min(wait, 5.0))
 
-    async def _finish_issues(self, session: AsyncSession) -> None:
+    async def _finish_issues(self, conn: Any) -> None:
         open_issues = select(NewsletterIssue.id).where(NewsletterIssue.status == IssueStatus.SENDING)
         if self.issue_ids is not None:
             open_issues = open_issues.where(NewsletterIssue.id.in_(self.issue_ids))
         busy = select(Delivery.issue_id).where(
             Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING])).distinct()
-        done_ids = (await session.scalars(
-            open_issues.where(NewsletterIssue.id.not_in(busy)))).all()
+        done_ids = (await conn.execute(
+            open_issues.where(NewsletterIssue.id.not_in(busy)))).scalars().all()
         if done_ids:
-            await session.execute(update(NewsletterIssue).where(
+            await conn.execute(update(NewsletterIssue).where(
                 NewsletterIssue.id.in_(done_ids), NewsletterIssue.status == IssueStatus.SENDING)
                 .values(status=IssueStatus.DONE, finished_at=self.ctx.now()))
             self.report.issues_done.extend(done_ids)
             log.info("newsletter: issue(s) %s finished", ", ".join(map(str, done_ids)))
+
+    async def _record_all(self, conn: Any, finishes: list[_Op]) -> None:
+        """Record outcomes; the common one (250) for the whole batch in one executemany."""
+        sent = [o for o in finishes if o.outcome is not None and o.outcome.kind == outbound.SENT]
+        if sent:
+            now = self.ctx.now()
+            await conn.execute(
+                update(Delivery)
+                .where(Delivery.id == bindparam("b_id"), Delivery.status == DeliveryStatus.SENDING)
+                .values(status=DeliveryStatus.SENT, sent_at=now, message_id=bindparam("b_mid"),
+                        last_error=None),
+                [{"b_id": o.job.delivery_id, "b_mid": o.message_id} for o in sent if o.job])
+            self.report.sent += len(sent)
+        released = [o.job.delivery_id for o in finishes if o.kind == "release" and o.job]
+        if released:
+            await conn.execute(
+                update(Delivery).where(Delivery.id.in_(released),
+                                       Delivery.status == DeliveryStatus.SENDING,
+                                       Delivery.claimed_by == self.worker_id)
+                .values(status=DeliveryStatus.PENDING, claimed_by=None,
+                        attempts=Delivery.attempts - 1))
+        others = [o for o in finishes if o.outcome is not None and o.outcome.kind != outbound.SENT]
+        if others:
+            session = AsyncSession(bind=conn)
+            for op in others:
+                await self._record(session, op)
+            await session.flush()
 
     async def _record(self, session: AsyncSession, op: _Op) -> None:
         job, outcome = op.job, op.outcome
@@ -368,11 +515,7 @@ class Sender:
         now = self.ctx.now()
         where = and_(Delivery.id == job.delivery_id, Delivery.status == DeliveryStatus.SENDING)
         values: dict[str, Any]
-        if outcome.kind == outbound.SENT:
-            values = {"status": DeliveryStatus.SENT, "sent_at": now, "message_id": op.message_id,
-                      "last_error": None}
-            self.report.sent += 1
-        elif outcome.kind == outbound.AMBIGUOUS:
+        if outcome.kind == outbound.AMBIGUOUS:
             values = {"status": DeliveryStatus.UNKNOWN, "last_error": outcome.detail}
             self.report.unknown += 1
         elif outcome.kind == outbound.PERMANENT:
@@ -437,22 +580,50 @@ class Sender:
                 delay = min(delay * 2, 30.0)
         return False
 
+    def _request(self, op: _Op) -> asyncio.Future[Any]:
+        op.future = asyncio.get_running_loop().create_future()
+        self._ops.put_nowait(op)
+        return op.future
+
+    async def _release(self, claim: asyncio.Future[Any] | None) -> None:
+        """Give back a delivery claimed ahead but never sent (stop, lost connection)."""
+        if claim is None:
+            return
+        try:
+            result = await claim
+        except Exception:
+            return
+        if isinstance(result, Job):
+            await self._call(_Op("release", job=result))
+
     async def _worker(self) -> None:
+        """One SMTP connection. Without a rate limit, the next delivery is claimed while
+        the current one is being sent, so that the claim's commit is off the critical
+        path; a crash can then leave up to two deliveries per connection `unknown`."""
         transport = self.transport_factory()
+        self._active_workers += 1
+        ahead: asyncio.Future[Any] | None = None
         try:
             while not self._stopping.is_set():
-                if not transport.connected and not await self._connect(transport):
-                    return
-                await self.rate.wait()
-                result = await self._call(_Op("claim"))
+                if not transport.connected:
+                    await self._release(ahead)
+                    ahead = None
+                    if not await self._connect(transport):
+                        return
+                claim, ahead = ahead or self._request(_Op("claim")), None
+                result = await claim
                 if not isinstance(result, Job):
                     if result is None:
                         return
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), timeout=result)
                     continue
+                if self.prefetch and not self._stopping.is_set():
+                    ahead = self._request(_Op("claim"))
                 await self._deliver(transport, result)
         finally:
+            self._active_workers -= 1
+            await self._release(ahead)
             await transport.close()
 
     async def _deliver(self, transport: Any, job: Job) -> None:
@@ -466,6 +637,7 @@ class Sender:
             await self._call(_Op("finish", job=job, outcome=outbound.Outcome(
                 "skipped", 0, "nothing matches the subscriber's current preferences")))
             return
+        await self.rate.wait()
         try:
             outcome = await transport.send(envelope)
         except Exception as exc:  # whatever happened, the server may have it
@@ -486,6 +658,8 @@ class Sender:
         if self.outbox:
             log.info("newsletter: no [smtp] host configured; writing messages to the Maildir "
                      "outbox %s", outbound.outbox_dir(self.ctx))
+        if self.ctx.db.is_sqlite and ":memory:" not in self.ctx.db.url:
+            self._fast = SqliteBatchWriter(self.ctx.db.url)
         self._writer_task = asyncio.create_task(self._writer(), name="newsletter-writer")
         try:
             workers = [asyncio.create_task(self._worker(), name=f"newsletter-smtp-{i}")
@@ -497,12 +671,15 @@ class Sender:
                     w.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.gather(*workers, return_exceptions=True)
-            if not self._stopping.is_set():
-                async with self.ctx.db.transaction() as session:
-                    await self._finish_issues(session)
         finally:
+            # The writer drains what the workers queued (outcomes are recorded) first.
             self._ops.put_nowait(_Op("exit"))
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer_task
+            if self._fast is not None:
+                self._fast.close()
             _LIVE_WORKERS.discard(self.worker_id)
+        if not self._stopping.is_set():
+            async with self.ctx.db.engine.begin() as conn:
+                await self._finish_issues(conn)
         return self.report

@@ -53,7 +53,7 @@ class Renderer:
         self.env = make_environment(ctx.settings.newsletter.template_dir)
         self.inliner = css_inline.CSSInliner(keep_style_tags=True, keep_at_rules=True,
                                              load_remote_stylesheets=False)
-        self._variants: dict[Any, tuple[str, str]] = {}
+        self._issues: dict[Any, IssueRenderer] = {}
 
     def _common(self, lang: str) -> dict[str, Any]:
         settings = self.ctx.settings
@@ -71,25 +71,16 @@ class Renderer:
     def issue_variant(self, issue_id: int | None, content: dict[str, Any],
                       selection: content_mod.Selection, lang: str, *,
                       web: bool = False) -> tuple[str, str]:
-        """(text, html) with placeholders for the personal links; cached per variant."""
-        key = (issue_id, lang, selection, web)
-        found = self._variants.get(key)
-        if found is None:
-            model = content_mod.view(content, selection, self.ctx, lang)
-            base = self.ctx.settings.http.public_base_url
-            links = {"unsubscribe": PLACEHOLDERS["unsubscribe"],
-                     "preferences": PLACEHOLDERS["preferences"], "email": PLACEHOLDERS["email"],
-                     "web": f"{base}/newsletter/archive/{issue_id}" if issue_id else None,
-                     "archive": f"{base}/newsletter/archive",
-                     "subscribe": f"{base}/newsletter/subscribe"}
-            params = {**model, "links": links, "web": web}
-            text = self.render("issue.txt", lang, **params)
-            html = self.html_email("issue.html", lang, **params)
-            found = (text, html)
-            if len(self._variants) > 2000:
-                self._variants.clear()
-            self._variants[key] = found
-        return found
+        """(text, html) of the items in `selection`, with placeholders for the personal links."""
+        key = (issue_id, lang, web)
+        issue = self._issues.get(key) if issue_id is not None else None
+        if issue is None:
+            issue = IssueRenderer(self, issue_id, content, lang, web)
+            if issue_id is not None:
+                if len(self._issues) > 16:
+                    self._issues.clear()
+                self._issues[key] = issue
+        return issue.render(selection)
 
     @staticmethod
     def personalise(text: str, html: str, *, unsubscribe: str, preferences: str,
@@ -98,4 +89,91 @@ class Renderer:
         for name, marker in PLACEHOLDERS.items():
             text = text.replace(marker, values[name])
             html = html.replace(marker, html_lib.escape(values[name]))
+        return text, html
+
+
+SECTION_MARKERS = {"events": "@@INFRANET_SECTION_EVENTS@@",
+                   "trainings": "@@INFRANET_SECTION_TRAININGS@@",
+                   "organisations": "@@INFRANET_SECTION_ORGANISATIONS@@"}
+
+
+class IssueRenderer:
+    """One issue in one language, assembled per reader from fragments.
+
+    Each item (event, training, organisation, day and area heading) is rendered
+    with the macros of issue_items.html/.txt and its CSS inlined once; the
+    layout (issue.html/.txt) is rendered and inlined once per combination of
+    non-empty sections. A reader's message is then only string joins, however
+    many different preference sets the subscribers have.
+    """
+
+    def __init__(self, renderer: Renderer, issue_id: int | None, content: dict[str, Any],
+                 lang: str, web: bool) -> None:
+        self.renderer = renderer
+        self.lang = lang
+        self.web = web
+        self.data = content_mod.prepare(content, renderer.ctx, lang)
+        common = renderer._common(lang)
+        self.html_items = renderer.env.get_template("issue_items.html").make_module(common)
+        self.text_items = renderer.env.get_template("issue_items.txt").make_module(common)
+        self.css = renderer.render("issue.css", lang)
+        base = renderer.ctx.settings.http.public_base_url
+        self.links = {"unsubscribe": PLACEHOLDERS["unsubscribe"],
+                      "preferences": PLACEHOLDERS["preferences"], "email": PLACEHOLDERS["email"],
+                      "web": f"{base}/newsletter/archive/{issue_id}" if issue_id else None,
+                      "archive": f"{base}/newsletter/archive",
+                      "subscribe": f"{base}/newsletter/subscribe"}
+        self._fragments: dict[tuple[str, Any], tuple[str, str]] = {}
+        self._layouts: dict[tuple[bool, ...], tuple[str, str]] = {}
+
+    def _fragment(self, kind: str, key: Any, value: Any) -> tuple[str, str]:
+        found = self._fragments.get((kind, key))
+        if found is None:
+            html = str(getattr(self.html_items, kind)(value))
+            found = (self.renderer.inliner.inline_fragment(html, self.css),
+                     str(getattr(self.text_items, kind)(value)))
+            self._fragments[(kind, key)] = found
+        return found
+
+    def _layout(self, note: bool, events: bool, trainings: bool, orgs: bool) -> tuple[str, str]:
+        key = (note, events, trainings, orgs)
+        found = self._layouts.get(key)
+        if found is None:
+            sections = {"events": SECTION_MARKERS["events"] if events else "",
+                        "trainings": SECTION_MARKERS["trainings"] if trainings else "",
+                        "organisations": SECTION_MARKERS["organisations"] if orgs else ""}
+            params = {"note": self.data["note"] if note else None, "feeds": self.data["feeds"],
+                      "period": self.data["period"], "links": self.links, "web": self.web,
+                      "sections": sections}
+            found = (self.renderer.render("issue.txt", self.lang, **params),
+                     self.renderer.html_email("issue.html", self.lang, **params))
+            self._layouts[key] = found
+        return found
+
+    def render(self, selection: content_mod.Selection) -> tuple[str, str]:
+        events = self.data["events"]
+        days: dict[Any, dict[tuple[int, str], list[int]]] = {}
+        for i in selection.events:
+            e = events[i]
+            days.setdefault(e["day"], {}).setdefault(e["area"], []).append(i)
+        event_parts: list[tuple[str, str]] = []
+        for day in sorted(days):
+            areas = days[day]
+            first = events[next(iter(areas.values()))[0]]
+            event_parts.append(self._fragment("day", day, first["day_label"]))
+            for area in sorted(areas):
+                event_parts.append(self._fragment("area", area, area[1]))
+                event_parts.extend(self._fragment("event", i, events[i]) for i in areas[area])
+        training_parts = [self._fragment("training", i, self.data["trainings"][i])
+                          for i in selection.trainings]
+        org_parts = [self._fragment("organisation", i, self.data["organisations"][i])
+                     for i in selection.organisations]
+        text, html = self._layout(selection.note and bool(self.data["note"]), bool(event_parts),
+                                  bool(training_parts), bool(org_parts))
+        for marker, parts in ((SECTION_MARKERS["events"], event_parts),
+                              (SECTION_MARKERS["trainings"], training_parts),
+                              (SECTION_MARKERS["organisations"], org_parts)):
+            if parts:
+                html = html.replace(marker, "".join(p[0] for p in parts))
+                text = text.replace(marker, "".join(p[1] for p in parts).strip("\n"))
         return text, html
