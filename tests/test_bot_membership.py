@@ -149,4 +149,8 @@ async def test_join_conversation_survives_restart(bot: BotHarness) -> None:
 async def test_join_from_a_group_goes_private(bot: BotHarness) -> None:
     reply = await bot.api.ask(USER, "/join", chat_id=-100500, chat_type="supergroup")
     assert "prywatnej" in reply.text
-    assert reply.buttons[0][1].startswith("https://t.me/")
+    link = reply.buttons[0][1]
+    assert link == "https://t.me/infranet_test_bot?start=join"
+    # Telegram turns the link into "/start join" in the private chat: the form begins.
+    assert "Jaką organizację" in (await bot.api.ask(USER, "/start join")).text
+    assert "Cześć" in (await bot.api.ask(USER + 1, "/start")).text

@@ -30,7 +30,7 @@ from telegram import (
 )
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
-from telegram.ext import BaseHandler, CommandHandler, ConversationHandler, TypeHandler
+from telegram.ext import BaseHandler, CommandHandler, ConversationHandler, TypeHandler, filters
 
 from infranet.bot.application import BotContext
 from infranet.bot.dblock import db_transaction
@@ -522,11 +522,19 @@ def conversation(
 
     all_states = dict(states)
     all_states[ConversationHandler.TIMEOUT] = [TypeHandler(Update, timed_out)]
+    # The private-chat link a group gets (t.me/<bot>?start=<command>) starts the form.
+    entries = list(entry_points)
+    for entry in entry_points:
+        if isinstance(entry, CommandHandler):
+            for command in sorted(entry.commands):
+                entries.append(CommandHandler(
+                    "start", entry.callback,
+                    filters=filters.ChatType.PRIVATE & filters.Regex(rf"^/start(@\w+)? {command}$")))
     with warnings.catch_warnings():
         # Text and button steps mixed: per_message=False is intended.
         warnings.filterwarnings("ignore", message=r".*per_message.*")
         return Form(
-            ctx, entry_points=entry_points, states=all_states,
+            ctx, entry_points=entries, states=all_states,
             fallbacks=[CommandHandler("cancel", cancel), *fallbacks],
             name=name, persistent=True, allow_reentry=True,
             conversation_timeout=ctx.settings.telegram.conversation_timeout_s,

@@ -102,14 +102,15 @@ async def on_stray_text(turn: Turn) -> None:
 
 
 def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
-    return [CommandHandler("start", cmd_start), CommandHandler("help", cmd_help),
-            CommandHandler("lang", cmd_lang), CallbackQueryHandler(on_lang_button, pattern=r"^lang:")]
+    return [CommandHandler("help", cmd_help), CommandHandler("lang", cmd_lang),
+            CallbackQueryHandler(on_lang_button, pattern=r"^lang:")]
 
 
 def last_handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
     """After every module: /cancel with no conversation, unknown commands (private only:
     in a group other bots' commands are none of our business)."""
-    return [CommandHandler("cancel", cmd_cancel),
+    return [CommandHandler("start", cmd_start),  # after the forms: `/start join` opens /join
+            CommandHandler("cancel", cmd_cancel),
             MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, on_unknown),
             MessageHandler(filters.TEXT & filters.ChatType.PRIVATE, on_stray_text),
             CallbackQueryHandler(on_stale_button)]
