@@ -180,3 +180,22 @@ async def test_directory_pages(bot: BotHarness) -> None:
     assert "Strona 1 z 3" in first.text
     second = await bot.api.click(5555, first, first.button("Dalej"))
     assert second.kind == "edit" and "Strona 2 z 3" in second.text
+
+
+async def test_forgotten_referral_is_closed_then_purged(bot: BotHarness) -> None:
+    await _setup(bot)
+    await _refer(bot, A, "Elbląg", "Elbląg", "Grupa Zapomniana")
+    await bot.api.next_reply(B)  # never answered
+    days = bot.ctx.settings.referrals.retention_days
+    real_clock = bot.ctx.clock
+    try:
+        bot.ctx.clock = lambda: real_clock() + timedelta(days=days + 1)
+        assert await purge_referrals(bot.ctx) == 0  # closed now, purged later
+        async with bot.ctx.db.transaction() as session:
+            referral = await session.scalar(select(Referral))
+            assert referral is not None and referral.status == ReferralStatus.CLOSED
+            assert referral.client_contact is not None
+        bot.ctx.clock = lambda: real_clock() + timedelta(days=2 * days + 2)
+        assert await purge_referrals(bot.ctx) == 1
+    finally:
+        bot.ctx.clock = real_clock

@@ -9,7 +9,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from infranet.bot.dblock import db_transaction
 from infranet.context import AppContext
-from infranet.storage.referrals import purge_expired
+from infranet.storage.referrals import close_stale, purge_expired
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +19,7 @@ PURGE_JOB_ID = "referrals-purge"
 async def purge_referrals(ctx: AppContext) -> int:
     """Erase the contact details of referrals closed longer than the retention period."""
     async with db_transaction(ctx.db) as session:
+        await close_stale(session, ctx)
         count = await purge_expired(session, ctx)
     log.info("referral purge: %d referral(s) purged (retention %d days)", count,
              ctx.settings.referrals.retention_days)

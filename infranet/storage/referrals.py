@@ -6,7 +6,8 @@ referral (not even the network's admins: it holds a client's contact data).
 When the same client (same KRS, NIP or normalised name) was referred or
 supported by yet another organisation within `[referrals] duplicate_window_days`,
 both sides are told, to avoid duplicated support. Contact details are purged
-`[referrals] retention_days` after the referral is declined or closed.
+`[referrals] retention_days` after the referral is declined or closed; a referral
+left pending or accepted that long without a decision or closing is closed first.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
@@ -247,6 +248,25 @@ async def list_referrals(session: AsyncSession, actor: Actor, *, limit: int = 50
     received = (await session.scalars(select(Referral).where(Referral.to_org_id == org_id)
                                       .order_by(Referral.id.desc()).limit(limit))).all()
     return list(sent), list(received)
+
+
+async def close_stale(session: AsyncSession, ctx: AppContext) -> int:
+    """Close referrals left pending or accepted for `retention_days` without any
+    decision or closing, so that no client's contact details are kept for ever."""
+    cutoff = ctx.now() - timedelta(days=ctx.settings.referrals.retention_days)
+    last_activity = func.coalesce(Referral.decided_at, Referral.created_at)
+    ids = list((await session.scalars(select(Referral.id).where(
+        Referral.status.in_([ReferralStatus.PENDING, ReferralStatus.ACCEPTED]),
+        Referral.closed_at.is_(None), last_activity < cutoff))).all())
+    if not ids:
+        return 0
+    await session.execute(update(Referral).where(Referral.id.in_(ids)).values(
+        status=ReferralStatus.CLOSED, closed_at=ctx.now()))
+    await audit.record(session, Actor.system(), "referral.close_stale", "referral", None,
+                       count=len(ids), ids=ids)
+    log.info("closed %d referral(s) without activity for %d days", len(ids),
+             ctx.settings.referrals.retention_days)
+    return len(ids)
 
 
 async def purge_expired(session: AsyncSession, ctx: AppContext) -> int:

@@ -81,7 +81,8 @@ Conversations
 Private and group chats
     In groups the bot answers listings (/events, /trainings, /orgs, /help) and /check
     only. `chat="private"` handlers answer in a group with a button opening a private
-    chat (deep link `/start <command>`); personal data never goes to a group.
+    chat (deep link `/start <command>`, which starts a form's entry command there by
+    itself); personal data never goes to a group.
 
 Rate limit and errors
     A per-user limit of `[telegram] commands_per_minute` commands runs before every
