@@ -75,7 +75,7 @@ register({
     "bot.refer.ask_contact": {"pl": "Kontakt do klienta (telefon, e-mail):",
                               "en": "The client's contact (phone, e-mail):"},
     "bot.refer.summary": {
-        "pl": "<b>Skierowanie do {org}</b>\nKlient: {client}{ids}\nPotrzeba: {need}\n"
+        "pl": "<b>Skierowanie</b> (odbiorca: {org})\nKlient: {client}{ids}\nPotrzeba: {need}\n"
               "Kontakt: {contact}\n\nCzy klient zgodził się na przekazanie tych danych "
               "(odbiorca: {org})?",
         "en": "<b>Referral to {org}</b>\nClient: {client}{ids}\nNeed: {need}\nContact: {contact}"
