@@ -23,6 +23,7 @@ async def test_commands_registered_in_polish_and_english(bot: BotHarness) -> Non
     default = {c["command"]: c["description"] for c in bot.api.commands[""]}
     english = {c["command"]: c["description"] for c in bot.api.commands["en"]}
     assert default["help"] == "lista komend" and english["help"] == "list of commands"
+    assert "refer" in default and "members" not in default  # admin commands: in /help only
 
 
 async def test_admin_sees_admin_commands_and_unknown_command(bot: BotHarness) -> None:

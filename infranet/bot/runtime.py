@@ -67,8 +67,10 @@ async def on_error(update: object, context: BotContext) -> None:
 
 
 def menu_commands(lang: str) -> list[BotCommand]:
+    """Telegram's command menu: what anyone or a member may use (admins find their
+    commands in /help, which lists by role)."""
     return [BotCommand(c.name, t(lang, f"bot.cmd.{c.name}")[:256])
-            for c in all_commands() if c.menu]
+            for c in all_commands() if c.menu and c.access != "admin"]
 
 
 class BotRuntime:
