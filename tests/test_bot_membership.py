@@ -154,3 +154,14 @@ async def test_join_from_a_group_goes_private(bot: BotHarness) -> None:
     # Telegram turns the link into "/start join" in the private chat: the form begins.
     assert "Jaką organizację" in (await bot.api.ask(USER, "/start join")).text
     assert "Cześć" in (await bot.api.ask(USER + 1, "/start")).text
+
+
+async def test_an_unreachable_admin_does_not_break_the_request(bot: BotHarness) -> None:
+    await bot.org("Fundacja Testowa")
+    bot.api.chats_blocked.add(ADMIN_ID)  # the admin never started the bot: 403 for them
+    await bot.api.ask(USER, "/join")
+    pick = await bot.api.ask(USER, "Testowa")
+    sent = await bot.api.click(USER, pick, pick.button("Testowa"))
+    assert "wysłana" in sent.text
+    assert await _status(bot, USER) == MemberStatus.PENDING
+    assert any("Forbidden" in d for m, d in bot.api.errors if m == "sendMessage")
