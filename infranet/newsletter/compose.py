@@ -128,9 +128,10 @@ class Composer:
         if selection.empty:
             return None
         links = links or self.personal_links(subscriber)
-        text, html = self.renderer.issue_variant(issue_id, content, selection, subscriber.language)
-        return self.renderer.personalise(text, html, unsubscribe=links["unsubscribe"],
-                                         preferences=links["preferences"], email=subscriber.email)
+        return self.renderer.issue_variant(
+            issue_id, content, selection, subscriber.language,
+            personal={"unsubscribe": links["unsubscribe"], "preferences": links["preferences"],
+                      "email": subscriber.email})
 
     def build(self, issue_id: int | None, content: dict[str, Any], subscriber: SubscriberRef,
               *, delivery_id: int | None = None, recipient: str | None = None,

@@ -69,6 +69,7 @@ class Envelope:
     recipient: str
     data: bytes
     message_id: str
+    crlf: bool = False  # built here: every line already ends with CRLF
 
 
 @dataclass
@@ -162,7 +163,7 @@ class MessageFactory:
         data = "".join(head).encode("ascii")
         if self.dkim is not None:
             data = dkim_sign(data, self.dkim)
-        return Envelope(self.sender, recipient, data, message_id)
+        return Envelope(self.sender, recipient, data, message_id, crlf=True)
 
 
 def _now_header() -> str:

@@ -52,12 +52,13 @@ def outbox_dir(ctx: AppContext) -> Path:
     return ctx.data_dir / "outbox"
 
 
-def transparent(data: bytes) -> bytes:
+def transparent(data: bytes, crlf: bool = False) -> bytes:
     """The message as DATA transmits it (RFC 5321 4.5.2): CRLF line endings, lines
     starting with "." doubled, ended by CRLF.CRLF. Our messages are built with CRLF
     and base64 bodies, so the checks are two C-speed counts and a search, not the
     regular expressions aiosmtplib runs over every message."""
-    if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\r\n"):
+    if not crlf and (data.count(b"\n") != data.count(b"\r\n")
+                     or data.count(b"\r") != data.count(b"\r\n")):
         data = re.sub(rb"\r\n|\n|\r", b"\r\n", data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
@@ -117,6 +118,11 @@ class SmtpTransport:
             return
         self.client = self._new_client()
         await self.client.connect()
+        if self.client.is_ehlo_or_helo_needed:  # MAIL is sent without aiosmtplib's own check
+            try:
+                await self.client.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await self.client.helo()
 
     async def _reset(self) -> None:
         with contextlib.suppress(aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
@@ -126,9 +132,15 @@ class SmtpTransport:
     async def send(self, envelope: Envelope) -> Outcome:
         client = self.client
         try:
-            options = [f"SIZE={len(envelope.data)}"] if client.supports_extension("size") else []
-            await client.mail(envelope.sender, options=options)
-            await client.rcpt(envelope.recipient)
+            # The addresses were validated when stored (no control characters), so the
+            # commands are sent as they are, without aiosmtplib's per-call re-parsing.
+            size = [f"SIZE={len(envelope.data)}".encode()] if client.supports_extension("size") else []
+            reply = await client.execute_command(b"MAIL", f"FROM:<{envelope.sender}>".encode(), *size)
+            if reply.code != 250:
+                return await self._refused(reply.code, reply.message)
+            reply = await client.execute_command(b"RCPT", f"TO:<{envelope.recipient}>".encode())
+            if reply.code not in (250, 251):
+                return await self._refused(reply.code, reply.message)
         except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPRecipientRefused) as exc:
             return await self._refused(exc.code, exc.message)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
@@ -145,7 +157,7 @@ class SmtpTransport:
             return await self._refused(start.code, start.message)
         try:
             # The server has said 354: from here on, a lost connection is ambiguous.
-            client.protocol.write(transparent(envelope.data))  # type: ignore[union-attr]
+            client.protocol.write(transparent(envelope.data, envelope.crlf))  # type: ignore[union-attr]
             response = await client.protocol.read_response(timeout=client.timeout)  # type: ignore[union-attr]
             if response.code != 250:
                 return await self._refused(response.code, response.message)

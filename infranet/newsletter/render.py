@@ -15,6 +15,7 @@ once per subscriber.
 from __future__ import annotations
 
 import html as html_lib
+import re
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,9 @@ class Renderer:
 
     def issue_variant(self, issue_id: int | None, content: dict[str, Any],
                       selection: content_mod.Selection, lang: str, *,
-                      web: bool = False) -> tuple[str, str]:
-        """(text, html) of the items in `selection`, with placeholders for the personal links."""
+                      web: bool = False, personal: dict[str, str] | None = None) -> tuple[str, str]:
+        """(text, html) of the items in `selection`; the personal links from `personal`
+        (keys unsubscribe, preferences, email), else left as placeholders."""
         key = (issue_id, lang, web)
         issue = self._issues.get(key) if issue_id is not None else None
         if issue is None:
@@ -80,7 +82,7 @@ class Renderer:
                 if len(self._issues) > 16:
                     self._issues.clear()
                 self._issues[key] = issue
-        return issue.render(selection)
+        return issue.render(selection, personal)
 
     @staticmethod
     def personalise(text: str, html: str, *, unsubscribe: str, preferences: str,
@@ -92,6 +94,7 @@ class Renderer:
         return text, html
 
 
+_MARKER = re.compile(r"(@@INFRANET_[A-Z_]+@@)")
 SECTION_MARKERS = {"events": "@@INFRANET_SECTION_EVENTS@@",
                    "trainings": "@@INFRANET_SECTION_TRAININGS@@",
                    "organisations": "@@INFRANET_SECTION_ORGANISATIONS@@"}
@@ -135,7 +138,9 @@ class IssueRenderer:
             self._fragments[(kind, key)] = found
         return found
 
-    def _layout(self, note: bool, events: bool, trainings: bool, orgs: bool) -> tuple[str, str]:
+    def _layout(self, note: bool, events: bool, trainings: bool,
+                orgs: bool) -> tuple[list[str], list[str]]:
+        """The layout as token lists: literal text and the markers to fill in."""
         key = (note, events, trainings, orgs)
         found = self._layouts.get(key)
         if found is None:
@@ -145,12 +150,15 @@ class IssueRenderer:
             params = {"note": self.data["note"] if note else None, "feeds": self.data["feeds"],
                       "period": self.data["period"], "links": self.links, "web": self.web,
                       "sections": sections}
-            found = (self.renderer.render("issue.txt", self.lang, **params),
-                     self.renderer.html_email("issue.html", self.lang, **params))
+            found = (_MARKER.split(self.renderer.render("issue.txt", self.lang, **params)),
+                     _MARKER.split(self.renderer.html_email("issue.html", self.lang, **params)))
             self._layouts[key] = found
         return found
 
-    def render(self, selection: content_mod.Selection) -> tuple[str, str]:
+    def render(self, selection: content_mod.Selection,
+               personal: dict[str, str] | None = None) -> tuple[str, str]:
+        """(text, html) for a selection; `personal` fills the unsubscribe/preferences/email
+        markers (escaped for HTML), otherwise they stay for `Renderer.personalise`."""
         events = self.data["events"]
         days: dict[Any, dict[tuple[int, str], list[int]]] = {}
         for i in selection.events:
@@ -168,12 +176,22 @@ class IssueRenderer:
                           for i in selection.trainings]
         org_parts = [self._fragment("organisation", i, self.data["organisations"][i])
                      for i in selection.organisations]
-        text, html = self._layout(selection.note and bool(self.data["note"]), bool(event_parts),
-                                  bool(training_parts), bool(org_parts))
-        for marker, parts in ((SECTION_MARKERS["events"], event_parts),
-                              (SECTION_MARKERS["trainings"], training_parts),
-                              (SECTION_MARKERS["organisations"], org_parts)):
-            if parts:
-                html = html.replace(marker, "".join(p[0] for p in parts))
-                text = text.replace(marker, "".join(p[1] for p in parts).strip("\n"))
+        text_tokens, html_tokens = self._layout(selection.note and bool(self.data["note"]),
+                                                bool(event_parts), bool(training_parts),
+                                                bool(org_parts))
+        html_values = {SECTION_MARKERS["events"]: "".join(p[0] for p in event_parts),
+                       SECTION_MARKERS["trainings"]: "".join(p[0] for p in training_parts),
+                       SECTION_MARKERS["organisations"]: "".join(p[0] for p in org_parts)}
+        text_values = {SECTION_MARKERS["events"]: "".join(p[1] for p in event_parts).strip("\n"),
+                       SECTION_MARKERS["trainings"]: "".join(p[1] for p in training_parts).strip("\n"),
+                       SECTION_MARKERS["organisations"]: "".join(p[1] for p in org_parts).strip("\n")}
+        if personal is not None:
+            for name, marker in PLACEHOLDERS.items():
+                text_values[marker] = personal[name]
+                html_values[marker] = html_lib.escape(personal[name])
+        # Markers sit at odd positions of the split token lists.
+        text = "".join([tok if i % 2 == 0 else text_values.get(tok, tok)
+                        for i, tok in enumerate(text_tokens)])
+        html = "".join([tok if i % 2 == 0 else html_values.get(tok, tok)
+                        for i, tok in enumerate(html_tokens)])
         return text, html
