@@ -510,7 +510,19 @@ class FeedCache:
             if flt not in self._states and len(self._states) >= self.max_feeds:
                 self._states.pop(next(iter(self._states)))
             self._states[flt] = state
+            self._prune()
             return state.feed
+
+    def _prune(self) -> None:
+        """Forget rendered VEVENTs no cached feed uses any more (cancelled long ago, moved
+        out of the window, feeds evicted), so memory follows the feeds actually served."""
+        used = sum(len(st.members) for st in self._states.values())
+        if len(self._vevents) <= 2 * used + 10_000:
+            return
+        keep: set[int] = set()
+        for st in self._states.values():
+            keep.update(st.members)
+        self._vevents = {i: v for i, v in self._vevents.items() if i in keep}
 
     async def _render(self, rows: Sequence[FeedRow]) -> None:
         ctx = self.ctx
