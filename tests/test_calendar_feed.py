@@ -244,3 +244,38 @@ async def test_pending_events_visible_only_to_their_organisation(ctx: AppContext
         await s.execute(update(Event).where(Event.id == ids["pending"]).values(organisation_id=org.id))
     data = (await client.get("/api/events?start=2026-12-09&end=2026-12-09")).json()
     assert data["events"] == []  # pending: not public
+
+
+async def test_incremental_rebuilds_equal_a_fresh_build(ctx: AppContext) -> None:
+    """After adds, edits, a cancellation and an event leaving the filter, the feed kept up to
+    date change by change is byte for byte the feed a new process would build."""
+    ids = await seed(ctx)
+    ctx.clock = lambda: NOW
+    filters = [FeedFilter(), FeedFilter(categories=("training", "fair")), FeedFilter(areas=("gizycki",))]
+    cache = FeedCache(ctx, check_interval=0)
+    for flt in filters:
+        await cache.get(flt)
+    cli = Actor.cli()
+    steps = [
+        lambda s: add_event(s, ctx, cli, EventInput(
+            "Nowe szkolenie", datetime(2026, 12, 10, 9, tzinfo=W), datetime(2026, 12, 10, 11, tzinfo=W),
+            district="giżycki", category="training")),
+        lambda s: update_event(s, ctx, cli, ids["allday"], EventInput(
+            "Targi NGO", date(2026, 12, 18), date(2026, 12, 20), all_day=True, district="giżycki",
+            category="meeting")),  # leaves the training/fair feed
+        lambda s: cancel_event(s, ctx, cli, ids["timed"]),
+        lambda s: update_event(s, ctx, cli, ids["series"], EventInput(
+            "Spotkanie sieci (online)", datetime(2027, 3, 16, 12, tzinfo=W),
+            datetime(2027, 3, 16, 13, tzinfo=W), district="region", category="meeting",
+            rrule="FREQ=WEEKLY;COUNT=4")),
+    ]
+    for step in steps:
+        async with ctx.db.transaction() as s:
+            await step(s)
+        fresh = FeedCache(ctx, check_interval=0)
+        for flt in filters:
+            kept, rebuilt = await cache.get(flt), await fresh.get(flt)
+            assert kept.body == rebuilt.body and kept.etag == rebuilt.etag
+    assert cache.full_builds == len(filters)  # every later build was incremental
+    training = (await cache.get(filters[1])).body
+    assert b"SUMMARY:Nowe szkolenie" in training and b"SUMMARY:Targi" not in training
