@@ -59,6 +59,7 @@ class Handler:
         self.connections = 0
         self.on_message: Callable[[int], None] | None = None
         self.refused: list[tuple[str, int]] = []
+        self.mail_options: list[list[str]] = []
 
     def _rule(self, stage: str, recipient: str) -> Rule | None:
         with self.lock:
@@ -76,6 +77,14 @@ class Handler:
             self.connections += 1
         session.host_name = hostname
         return responses
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+                          mail_options: list[str]) -> str:
+        with self.lock:
+            self.mail_options.append(list(mail_options))
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:

@@ -33,6 +33,7 @@ async def test_issue_headers_and_parts(db_url: str, tmp_path: Path, smtp: SmtpSe
         await seed_content(ctx)
         await add_subscribers(ctx, {"anna@example.org": {}, "ben@example.com": {"language": "en"}})
         async with ctx.db.transaction() as session:
+            await add_note(session, ctx, Actor.cli(), "Notka redakcji\n.Kropka na początku wiersza")
             built = await build_issue(session, ctx, Actor.cli(), period_key="t1")
         assert built.recipients == 2
         report = await send_pending(ctx)
@@ -41,8 +42,8 @@ async def test_issue_headers_and_parts(db_url: str, tmp_path: Path, smtp: SmtpSe
         msg = by_rcpt["anna@example.org"].parse()
         assert msg["To"] == "anna@example.org"
         assert str(msg["From"]) == "Sieć Organizacji Żółć <newsletter@example.org>"
-        raw = by_rcpt["anna@example.org"].data.decode("ascii")  # 7-bit clean on the wire
-        assert "=?utf-8?" in raw.split("\r\n\r\n")[0]
+        head = by_rcpt["anna@example.org"].data.split(b"\r\n\r\n")[0].decode("ascii")
+        assert "=?utf-8?" in head  # headers are 7-bit: encoded words for Polish letters
         assert msg["Subject"].startswith("Wiadomości z sieci: żółw: ")
         assert parsedate_to_datetime(msg["Date"]).tzinfo is not None
         assert re.fullmatch(r"<[^@<>\s]+@example\.org>", msg["Message-ID"])
@@ -54,11 +55,15 @@ async def test_issue_headers_and_parts(db_url: str, tmp_path: Path, smtp: SmtpSe
         assert links[0].startswith("https://newsletter.example.org/newsletter/unsubscribe?s=")
         assert links[1].startswith("mailto:newsletter@example.org?subject=unsubscribe")
         text, html = parts(msg)
+        # aiosmtpd offers 8BITMIME: the parts travel as UTF-8 text, announced in MAIL FROM
+        assert [p["Content-Transfer-Encoding"] for p in msg.get_payload()] == ["8bit", "8bit"]
+        assert "BODY=8BITMIME" in smtp.handler.mail_options[0]
         assert "Warsztaty grantowe w Olsztynie" in text and "Warsztaty grantowe w Olsztynie" in html
         assert "Szkolenie z księgowości" in text and "Fundacja Łąki i Źródła" in html
         assert links[0] in text and links[0].replace("&", "&amp;") in html
         assert 'style="' in html  # CSS inlined
         assert "Nadchodzące wydarzenia" in text
+        assert "\n.Kropka na początku wiersza" in text  # dot-stuffed on the wire, restored
         en_text, _ = parts(by_rcpt["ben@example.com"].parse())
         assert "Upcoming events" in en_text
         # Message-IDs differ and are recorded
@@ -112,7 +117,8 @@ async def test_hostile_content_is_escaped_and_never_breaks_headers(
             training.title = '<img src=x onerror="alert(1)">\r\nSubject: injected'[:200]
             training.target_group = "</div><a href='https://evil.example'>klik</a>"
             await add_note(session, ctx, Actor.cli(),
-                           "Uwaga: <b>pogrubienie</b> & \"cudzysłów\"\n\nDrugi akapit")
+                           "Uwaga: <b>pogrubienie</b> & \"cudzysłów\"\n\nDrugi akapit "
+                           + "bardzo długi " * 120 + "\n\n.kropka na początku wiersza")
         await add_subscribers(ctx, {"anna@example.org": {}})
         async with ctx.db.transaction() as session:
             await build_issue(session, ctx, Actor.cli(), period_key="evil")
@@ -134,6 +140,9 @@ async def test_hostile_content_is_escaped_and_never_breaks_headers(
         assert "<a href='https://evil.example'>" not in html and "href=\"https://evil.example\"" not in html
         assert "&lt;b&gt;pogrubienie&lt;/b&gt; &amp; \"cudzysłów\"" in html
         assert '<img src=x onerror="alert(1)">' in text  # plain text shows it as text
+        # a 1,400-character line cannot go as 8bit (SMTP lines end at 998): base64 instead
+        assert [p["Content-Transfer-Encoding"] for p in msg.get_payload()] == ["base64", "base64"]
+        assert "\n.kropka na początku wiersza" in text  # dot-stuffing undone by the server
     finally:
         await ctx.db.dispose()
 

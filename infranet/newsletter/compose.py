@@ -135,7 +135,8 @@ class Composer:
 
     def build(self, issue_id: int | None, content: dict[str, Any], subscriber: SubscriberRef,
               *, delivery_id: int | None = None, recipient: str | None = None,
-              selection: content_mod.Selection | None = None) -> Envelope | None:
+              selection: content_mod.Selection | None = None,
+              eightbit: bool = False) -> Envelope | None:
         links = self.personal_links(subscriber)
         parts = self.render_for(issue_id, content, subscriber, selection, links)
         if parts is None:
@@ -145,12 +146,13 @@ class Composer:
         return factory.build(
             recipient=recipient or subscriber.email, text=parts[0], html=parts[1],
             unsubscribe_https=links["unsubscribe"], unsubscribe_mailto=links["mailto"],
-            message_id=factory.new_message_id(hint))
+            message_id=factory.new_message_id(hint), eightbit=eightbit)
 
-    async def issue_message(self, issue_id: int, subscriber: dict[str, Any],
-                            delivery_id: int) -> Envelope | None:
-        content = await self.content(issue_id)
-        return self.build(issue_id, content, SubscriberRef.of(subscriber), delivery_id=delivery_id)
+    async def issue_message(self, issue_id: int, subscriber: dict[str, Any], delivery_id: int,
+                            *, eightbit: bool = False) -> Envelope | None:
+        content = self._contents.get(issue_id) or await self.content(issue_id)
+        return self.build(issue_id, content, SubscriberRef.of(subscriber), delivery_id=delivery_id,
+                          eightbit=eightbit)
 
     def confirmation(self, subscriber: SubscriberRef) -> Envelope:
         """The double opt-in e-mail: transactional, so no bulk or list headers."""

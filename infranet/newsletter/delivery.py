@@ -632,7 +632,8 @@ class Sender:
             await self._call(_Op("finish", job=job, outcome=outbound.Outcome(
                 "skipped", 0, "the subscriber left before this issue was sent")))
             return
-        envelope = await self.composer.issue_message(job.issue_id, subscriber, job.delivery_id)
+        envelope = await self.composer.issue_message(job.issue_id, subscriber, job.delivery_id,
+                                                     eightbit=bool(getattr(transport, "eightbit", False)))
         if envelope is None:  # nothing left for this subscriber's current preferences
             await self._call(_Op("finish", job=job, outcome=outbound.Outcome(
                 "skipped", 0, "nothing matches the subscriber's current preferences")))

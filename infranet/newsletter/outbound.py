@@ -79,6 +79,8 @@ class MaildirTransport:
     def connected(self) -> bool:
         return True
 
+    eightbit = True  # files in a Maildir carry 8-bit text as it is
+
     async def connect(self) -> None:
         return None
 
@@ -112,6 +114,11 @@ class SmtpTransport:
     def connected(self) -> bool:
         return self.client.is_connected
 
+    @property
+    def eightbit(self) -> bool:
+        """The server takes 8-bit message text (RFC 6152)."""
+        return self.client.is_connected and self.client.supports_extension("8bitmime")
+
     async def connect(self) -> None:
         """Connect (TLS, EHLO, AUTH as configured); raises on failure."""
         if self.client.is_connected:
@@ -134,8 +141,11 @@ class SmtpTransport:
         try:
             # The addresses were validated when stored (no control characters), so the
             # commands are sent as they are, without aiosmtplib's per-call re-parsing.
-            size = [f"SIZE={len(envelope.data)}".encode()] if client.supports_extension("size") else []
-            reply = await client.execute_command(b"MAIL", f"FROM:<{envelope.sender}>".encode(), *size)
+            options = [f"SIZE={len(envelope.data)}".encode()] if client.supports_extension("size") else []
+            if envelope.eightbit:
+                options.append(b"BODY=8BITMIME")
+            reply = await client.execute_command(b"MAIL", f"FROM:<{envelope.sender}>".encode(),
+                                                 *options)
             if reply.code != 250:
                 return await self._refused(reply.code, reply.message)
             reply = await client.execute_command(b"RCPT", f"TO:<{envelope.recipient}>".encode())
