@@ -1,18 +1,22 @@
 """Exactly-once, resumable delivery of built issues.
 
 Every issue has one `Delivery` row per recipient, written with the issue. A
-sender process runs `concurrency` workers, each owning one reused SMTP
-connection. For each message a worker
+sender process runs `[smtp] concurrency` workers, each owning one SMTP
+connection reused for many messages. For each message a worker
 
-1. waits for the rate limit and a usable connection,
-2. claims one pending delivery, setting it to `sending` in the same
-   statement (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: its single
-   writer serialises claims), and commits that before talking to the server,
-3. sends it, and records `sent` after the server's 250.
+1. claims one pending delivery, setting it to `sending` (PostgreSQL:
+   `SELECT ... FOR UPDATE SKIP LOCKED` then `UPDATE`; SQLite: one `UPDATE ...
+   RETURNING` inside its single writer's `BEGIN IMMEDIATE`), committed before
+   anything is said to the server about it,
+2. waits for the rate limit (`[smtp] max_rate`) and sends it,
+3. records `sent` after the server's 250.
 
 Status changes of all workers go through one writer task that commits them in
-small groups (group commit): two statements per message would otherwise cost
-more than the SMTP conversation itself.
+groups (group commit): a transaction per status change would cost more than
+the SMTP conversation itself. Without a rate limit each worker claims its next
+delivery while the current one is being sent, which keeps the commit off the
+critical path. On SQLite a whole batch runs in one call on a private sqlite3
+connection (see sqlite_writer).
 
 A crash leaves at most two deliveries per connection in `sending` (the one being
 sent and, without a rate limit, the one claimed ahead). They are not

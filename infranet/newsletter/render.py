@@ -6,10 +6,10 @@ organisation can brand its newsletter by overriding one file. HTML templates
 are autoescaped; plain-text ones are not (they are never parsed as HTML), and
 header values never come from templates.
 
-Personalised parts (unsubscribe and preferences links, the address) are
-placeholders in the cached rendering of each distinct selection and language,
-filled in per message: rendering and CSS inlining run once per variant, not
-once per subscriber.
+Rendering and CSS inlining run once per item and once per layout (see
+IssueRenderer); a reader's message is assembled from those pieces, with the
+personal parts (unsubscribe and preferences links, the address) filled into
+markers, so the cost per subscriber is a few joins whatever their preferences.
 """
 
 from __future__ import annotations
@@ -84,15 +84,6 @@ class Renderer:
                 self._issues[key] = issue
         return issue.render(selection, personal)
 
-    @staticmethod
-    def personalise(text: str, html: str, *, unsubscribe: str, preferences: str,
-                    email: str) -> tuple[str, str]:
-        values = {"unsubscribe": unsubscribe, "preferences": preferences, "email": email}
-        for name, marker in PLACEHOLDERS.items():
-            text = text.replace(marker, values[name])
-            html = html.replace(marker, html_lib.escape(values[name]))
-        return text, html
-
 
 _MARKER = re.compile(r"(@@INFRANET_[A-Z_]+@@)")
 SECTION_MARKERS = {"events": "@@INFRANET_SECTION_EVENTS@@",
@@ -158,7 +149,7 @@ class IssueRenderer:
     def render(self, selection: content_mod.Selection,
                personal: dict[str, str] | None = None) -> tuple[str, str]:
         """(text, html) for a selection; `personal` fills the unsubscribe/preferences/email
-        markers (escaped for HTML), otherwise they stay for `Renderer.personalise`."""
+        markers (escaped for HTML); without it they stay as markers (web version: none)."""
         events = self.data["events"]
         days: dict[Any, dict[tuple[int, str], list[int]]] = {}
         for i in selection.events:

@@ -24,7 +24,6 @@ from apscheduler.triggers.cron import CronTrigger
 from infranet.component import Component
 from infranet.context import AppContext
 from infranet.errors import InfranetError
-from infranet.i18n import t
 from infranet.newsletter import alerts, outbound, web
 from infranet.newsletter.delivery import Sender, alert_unknown, recover_interrupted
 from infranet.newsletter.issues import build_issue
@@ -156,4 +155,3 @@ def build(ctx: AppContext, scheduler: AsyncIOScheduler) -> Component:
                      status=service.status)
 
 
-__all__ = ["NewsletterService", "build", "kick_sender", "t"]
