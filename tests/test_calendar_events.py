@@ -249,3 +249,22 @@ async def test_duplicate_uid_is_refused(ctx: AppContext) -> None:
         await add_event(s, ctx, Actor.cli(), timed(uid="same@x"))
         with pytest.raises(ValidationFailed, match="UID 'same@x' already exists"):
             await add_event(s, ctx, Actor.cli(), timed(uid="same@x"))
+
+
+async def test_moderation_all_holds_every_members_event(db_url: str, tmp_path) -> None:
+    ctx = await make_context(db_url, tmp_path, calendar={"moderation": "all"})
+    ctx.clock = lambda: NOW
+    try:
+        a, _b, ma, _mb, admin = await org_and_members(ctx)
+        async with ctx.db.transaction() as s:
+            (await s.get(Organisation, a.id)).trusted = True  # "all" ignores trust
+            ma, admin = await s.get(Member, ma.id), await s.get(Member, admin.id)
+            held = await add_event(s, ctx, Actor.of(ma), timed("Członek"))
+            published = await add_event(s, ctx, Actor.of(admin), timed("Admin", organisation_id=a.id))
+            assert (held.moderation, published.moderation) == ("pending", "published")
+            await moderate_event(s, ctx, Actor.of(admin), held.id, False)
+            window = {"start": datetime(2027, 1, 1, tzinfo=UTC), "end": datetime(2027, 2, 1, tzinfo=UTC)}
+            assert [o.event.title for o in await list_events(s, ctx, **window, include_pending=True)] == [
+                "Admin"]  # rejected events are shown to nobody
+    finally:
+        await ctx.db.dispose()
