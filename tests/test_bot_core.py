@@ -50,3 +50,11 @@ async def test_stranger_language_survives_restart(bot: BotHarness) -> None:
     await bot.api.ask(5003, "/lang en")
     await bot.restart()
     assert "Hi!" in (await bot.api.ask(5003, "/start")).text
+
+
+async def test_start_for_an_admin_points_to_admin_work(bot: BotHarness) -> None:
+    await bot.member(ADMIN_ID, "Sekretariat Sieci", admin=True, name="Ewa")
+    bot.api.send_text(ADMIN_ID, "/start")
+    welcome, admin = await bot.api.replies(ADMIN_ID, 2)
+    assert "Witaj, Ewa (Sekretariat Sieci)" in welcome.text
+    assert "/pending" in admin.text

@@ -91,6 +91,11 @@ register({
         "en": "Welcome, {name} ({org})!\n\nAdd an event: /event, a training: /training, "
               "refer a client: /refer. All commands: /help.",
     },
+    "bot.start.admin": {
+        "pl": "Jako administrator: prośby o dołączenie /members, oczekujące ogłoszenia /pending, "
+              "newsletter /newsletter_preview.",
+        "en": "As an admin: join requests /members, waiting postings /pending, "
+              "newsletter /newsletter_preview."},
     "bot.start.deep_link": {"pl": "Wyślij /{command}, aby zacząć.",
                             "en": "Send /{command} to begin."},
     "bot.help.title": {"pl": "<b>Komendy dostępne dla Ciebie</b>", "en": "<b>Commands you can use</b>"},

@@ -26,6 +26,8 @@ async def cmd_start(turn: Turn) -> None:
     if turn.who.is_member and member is not None:
         org = member.organisation.name if member.organisation else "—"
         turn.say("bot.start.member", name=member.display_name or turn.who.display_name, org=org)
+        if turn.who.is_admin:
+            turn.say("bot.start.admin")
     elif member is not None and member.status == MemberStatus.PENDING:
         turn.say("bot.start.pending")
     else:
