@@ -57,12 +57,23 @@ def split_from(from_address: str) -> tuple[str, str]:
     return name, addr
 
 
-_LONG_LINE = re.compile(r"[^\n]{900}")
+LINE_LIMIT = 900  # octets; SMTP allows 998 per line, the margin covers UTF-8 and CRLF
+
+
+def _fits_8bit(text: str) -> bool:
+    """Every line within SMTP's limit once UTF-8 encoded (checked in C where possible)."""
+    if "\r" in text:
+        return False
+    lines = text.split("\n")
+    if max(map(len, lines)) * 4 <= LINE_LIMIT:  # 4 octets per character at most
+        return True
+    return all(len(line.encode("utf-8")) <= LINE_LIMIT for line in lines
+               if len(line) * 4 > LINE_LIMIT)
 
 
 def _body(text: str, eightbit: bool) -> tuple[str, str]:
     """(Content-Transfer-Encoding, body with CRLF line ends)."""
-    if eightbit and "\r" not in text and not _LONG_LINE.search(text):
+    if eightbit and _fits_8bit(text):
         body = text.replace("\n", CRLF)
         return "8bit", body if body.endswith(CRLF) else body + CRLF
     return "base64", _b64(text)
