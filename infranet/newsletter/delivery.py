@@ -642,7 +642,8 @@ class Sender:
             await self._call(_Op("finish", job=job, outcome=outbound.Outcome(
                 "skipped", 0, "nothing matches the subscriber's current preferences")))
             return
-        await self.rate.wait()
+        if self.rate.interval:
+            await self.rate.wait()
         try:
             outcome = await transport.send(envelope)
         except Exception as exc:  # whatever happened, the server may have it
@@ -653,10 +654,8 @@ class Sender:
             self.throttle.refused(domain)
         elif outcome.kind == outbound.SENT:
             self.throttle.accepted(domain)
-        # Not awaited: the next claim of this worker waits behind it in the same queue.
-        op = _Op("finish", job=job, outcome=outcome, message_id=envelope.message_id)
-        op.future = asyncio.get_running_loop().create_future()
-        self._ops.put_nowait(op)
+        # Not awaited: the writer records it with (or before) this worker's next claim.
+        self._ops.put_nowait(_Op("finish", job=job, outcome=outcome, message_id=envelope.message_id))
 
     async def run(self) -> SendReport:
         _LIVE_WORKERS.add(self.worker_id)
