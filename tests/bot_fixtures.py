@@ -62,6 +62,7 @@ class BotHarness:
             if member is None:
                 member = Member(telegram_id=telegram_id, display_name=name)
                 session.add(member)
+            member.display_name = name
             member.organisation_id = organisation.id if organisation else None
             member.status = MemberStatus.APPROVED
             member.role = "admin" if admin else "member"

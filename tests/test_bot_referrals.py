@@ -75,7 +75,7 @@ async def test_referral_declined_and_forgeries(bot: BotHarness) -> None:
     # Each forges the Accept payload under a message in their own chat.
     for forger, reason in ((A, "tylko organizacja"), (C, "Nie znaleziono"),
                            (ADMIN_ID, "nie jest przypisane")):
-        own = await bot.api.ask(forger, "/start")
+        own = await bot.api.ask(forger, "/help")
         refused = await bot.api.click(forger, own, incoming.button("Przyjmij"))
         assert reason in refused.text
     async with bot.ctx.db.transaction() as session:
