@@ -58,3 +58,17 @@ async def test_start_for_an_admin_points_to_admin_work(bot: BotHarness) -> None:
     welcome, admin = await bot.api.replies(ADMIN_ID, 2)
     assert "Witaj, Ewa (Sekretariat Sieci)" in welcome.text
     assert "/pending" in admin.text
+
+
+def test_persistence_encoding_round_trip() -> None:
+    from datetime import UTC, date, datetime, time
+    from decimal import Decimal
+
+    from infranet.bot.persistence import decode, encode, encode_data
+
+    value = {"first": date(2026, 12, 5), "at": datetime(2026, 12, 5, 9, tzinfo=UTC),
+             "hours": (time(10), time(14)), "cost": Decimal("12.50"), "tags": {"a"},
+             "by_id": {1: "x"}, "list": [1, "two", None, True], "__sneaky": 1}
+    assert decode(encode(value)) == value
+    kept = encode_data({"ok": 1, "orm": object()}, "user_data[1]")
+    assert kept == {"ok": 1}  # what cannot be stored is dropped, not everything
