@@ -377,7 +377,9 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("issue_id", "subscriber_id"),
-        Index("ix_deliveries_issue_status", "issue_id", "status"),
+        # id last: the sender claims `issue_id = ? AND status = 'pending' ORDER BY id LIMIT n`
+        # straight from the index, without sorting every pending row on each claim.
+        Index("ix_deliveries_issue_status", "issue_id", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 19:23:59.753361
+Create Date: 2026-11-23 19:49:16.672141
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("issue_id", "subscriber_id", name=op.f("uq_deliveries_issue_id")),
     )
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.create_index("ix_deliveries_issue_status", ["issue_id", "status"], unique=False)
+        batch_op.create_index("ix_deliveries_issue_status", ["issue_id", "status", "id"], unique=False)
 
     op.create_table(
         "members",
