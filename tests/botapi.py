@@ -421,14 +421,25 @@ class BotApi:
                 raise ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
             if not 1 <= len(command["description"]) <= 256:
                 raise ApiError(400, "Bad Request: command description is invalid")
-        self.commands[p.get("language_code") or ""] = p["commands"]
+        self.commands[self._commands_key(p)] = p["commands"]
         return True
 
+    def _commands_key(self, p: dict[str, Any]) -> str:
+        """"" / "en" for the default scope; "chat:<id>:<lang>" for one chat's menu."""
+        scope = p.get("scope") or {"type": "default"}
+        lang = p.get("language_code") or ""
+        if scope.get("type") == "chat":
+            chat_id = int(scope["chat_id"])
+            if chat_id not in self.chats and chat_id in self.chats_blocked:
+                raise ApiError(400, "Bad Request: chat not found")
+            return f"chat:{chat_id}:{lang}"
+        return lang
+
     async def m_getmycommands(self, p: dict[str, Any]) -> list[dict[str, Any]]:
-        return self.commands.get(p.get("language_code") or "", [])
+        return self.commands.get(self._commands_key(p), [])
 
     async def m_deletemycommands(self, p: dict[str, Any]) -> bool:
-        self.commands.pop(p.get("language_code") or "", None)
+        self.commands.pop(self._commands_key(p), None)
         return True
 
     async def m_setmydescription(self, _p: dict[str, Any]) -> bool:

@@ -24,6 +24,8 @@ async def test_commands_registered_in_polish_and_english(bot: BotHarness) -> Non
     english = {c["command"]: c["description"] for c in bot.api.commands["en"]}
     assert default["help"] == "lista komend" and english["help"] == "list of commands"
     assert "refer" in default and "members" not in default  # admin commands: in /help only
+    admin = {c["command"] for c in bot.api.commands[f"chat:{ADMIN_ID}:"]}
+    assert {"members", "pending", "refer"} <= admin  # the admin's own menu
 
 
 async def test_admin_sees_admin_commands_and_unknown_command(bot: BotHarness) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import select
 
 from infranet.storage.members import get_member
@@ -122,11 +124,16 @@ async def test_admin_commands(bot: BotHarness) -> None:
     assert "administratorem" in promoted.text
     assert "administratora" in (await api.next_reply(7003)).text
     assert "/members" in (await api.ask(7003, "/help")).text
+    await asyncio.sleep(0.3)  # the menu is set after the commit, in the background
+    assert "members" in {c["command"] for c in api.commands["chat:7003:"]}
     other = await bot.member(7004, "Fundacja Testowa", name="Jan")
     blocked = await api.ask(7003, f"/block #{other.id}")
     assert "Zablokowano" in blocked.text
     await api.next_reply(7004)
     assert await _status(bot, 7004) == MemberStatus.BLOCKED
+    await bot.api.ask(ADMIN_ID, f"/block #{member.id}")  # an admin can be blocked by another one
+    await asyncio.sleep(0.3)
+    assert "chat:7003:" not in api.commands
     assert "zablokowane" in (await api.ask(7004, "/join")).text
     usage = await api.ask(ADMIN_ID, "/block")
     assert "/block #nr" in usage.text

@@ -414,6 +414,7 @@ async def cmd_block(turn: Turn) -> None:
     member = await block_member(turn.session, turn.ctx, turn.actor, member.id)
     turn.say("bot.members.blocked_admin", id=member.id, name=member.display_name)
     turn.notify_member(member, "bot.members.blocked_user")
+    _admin_menu(turn, member, admin=False)
 
 
 @handler(access="admin", chat="private")
@@ -424,6 +425,18 @@ async def cmd_promote(turn: Turn) -> None:
     member = await promote_member(turn.session, turn.ctx, turn.actor, member.id)
     turn.say("bot.members.promoted_admin", id=member.id, name=member.display_name)
     turn.notify_member(member, "bot.members.promoted_user")
+    _admin_menu(turn, member, admin=True)
+
+
+def _admin_menu(turn: Turn, member: Member, *, admin: bool) -> None:
+    from infranet.bot.runtime import set_admin_menu
+
+    bot, telegram_id, lang = turn.context.bot, member.telegram_id, member.language or "pl"
+
+    async def update_menu() -> None:
+        await set_admin_menu(bot, telegram_id, lang, admin=admin)
+
+    turn.after_commit(update_menu)
 
 
 def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
