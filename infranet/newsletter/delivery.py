@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
@@ -323,11 +323,17 @@ class Sender:
                     next_due = await self._next_due(conn)
         else:
             async with self.ctx.db.engine.begin() as conn:
-                await self._record_all(conn, finishes)
-                if claims:
-                    results = await self._claim(conn, len(claims))
-                    if len(results) < len(claims):
-                        next_due = await self._next_due(conn)
+                if claims and conn.dialect.name == "postgresql":
+                    sent = [o for o in finishes if o.kind == "finish" and o.job is not None
+                            and o.outcome is not None and o.outcome.kind == outbound.SENT]
+                    await self._record_all(conn, [o for o in finishes if o not in sent])
+                    results = await self._claim_pg(conn, len(claims), sent)
+                else:
+                    await self._record_all(conn, finishes)
+                    if claims:
+                        results = await self._claim(conn, len(claims))
+                if claims and len(results) < len(claims):
+                    next_due = await self._next_due(conn)
         for op in finishes:
             if op.future is not None and not op.future.done():
                 op.future.set_result(None)
@@ -444,6 +450,58 @@ class Sender:
             claimed.extend(rows)
             if len(claimed) >= n:
                 break
+        claimed.sort(key=lambda r: r.id)
+        return [Job(r.id, r.issue_id, self._subscriber_cache.get(r.subscriber_id), r.email,
+                    r.attempts) for r in claimed]
+
+    async def _claim_pg(self, conn: Any, n: int, sent: list[_Op]) -> list[Job]:
+        """PostgreSQL: record this batch's 250s and claim up to n deliveries in one statement
+        (data-modifying CTEs), so that a batch costs one round trip and the commit.
+
+        `picked` locks its rows with FOR UPDATE SKIP LOCKED and is evaluated once (a CTE,
+        unlike an IN subquery that the planner may re-run), so another sender skips them
+        and no more than n rows are claimed.
+        """
+        now = self.ctx.now()
+        params: dict[str, Any] = {"now": now, "me": self.worker_id}
+        done = ""
+        if sent:
+            rows = []
+            for k, op in enumerate(sent):
+                assert op.job is not None
+                params[f"i{k}"], params[f"m{k}"] = op.job.delivery_id, op.message_id
+                rows.append(f"(CAST(:i{k} AS INTEGER), CAST(:m{k} AS VARCHAR))")
+            # Fixed text throughout: every value below is a bound parameter.
+            done = ("done AS (UPDATE deliveries AS d SET status = 'sent', sent_at = :now, "  # noqa: S608
+                    "message_id = v.mid, last_error = NULL FROM (VALUES " + ", ".join(rows) +
+                    ") AS v(id, mid) WHERE d.id = v.id AND d.status = 'sending' RETURNING d.id), ")
+        exclude = ""
+        for k, domain in enumerate(self.throttle.blocked()):
+            params[f"x{k}"] = "%@" + domain.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            exclude += f" AND email NOT LIKE :x{k} ESCAPE '\\'"
+        claimed: list[Any] = []
+        for issue_id in await self._sending_issues(conn):
+            want = n - len(claimed)
+            if want <= 0:
+                break
+            sql = (
+                "WITH " + done + "picked AS (SELECT id FROM deliveries WHERE issue_id = :issue "  # noqa: S608
+                "AND status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)"
+                + exclude + " ORDER BY id LIMIT :want FOR UPDATE SKIP LOCKED), "
+                "claimed AS (UPDATE deliveries AS d SET status = 'sending', claimed_at = :now, "
+                "claimed_by = :me, attempts = d.attempts + 1 FROM picked WHERE d.id = picked.id "
+                "AND d.status = 'pending' "
+                "RETURNING d.id, d.issue_id, d.subscriber_id, d.email, d.attempts) "
+                "SELECT id, issue_id, subscriber_id, email, attempts FROM claimed")
+            rows = (await conn.execute(text(sql), {**params, "issue": issue_id, "want": want})).all()
+            done = ""  # recorded with the first statement
+            if rows:
+                await self._subscribers(conn, issue_id, {r.subscriber_id for r in rows if r.subscriber_id})
+            claimed.extend(rows)
+        if done:  # no issue left to claim from: record the 250s alone
+            await conn.execute(text("WITH " + done.rstrip(", ") + " SELECT count(*) FROM done"),  # noqa: S608
+                               params)
+        self.report.sent += len(sent)
         claimed.sort(key=lambda r: r.id)
         return [Job(r.id, r.issue_id, self._subscriber_cache.get(r.subscriber_id), r.email,
                     r.attempts) for r in claimed]
