@@ -17,9 +17,14 @@ class InfranetError(Exception):
         super().__init__(self.localized("en"))
 
     def localized(self, lang: str) -> str:
-        from infranet.i18n import t
+        """The message in `lang`; a `field` parameter is shown by its name in that language."""
+        from infranet.i18n import known, t
 
-        return t(lang, self.key, **self.params)
+        params = dict(self.params)
+        field = params.get("field")
+        if isinstance(field, str) and known(f"field.{field}"):
+            params["field"] = t(lang, f"field.{field}")
+        return t(lang, self.key, **params)
 
 
 class ValidationFailed(InfranetError):

@@ -32,6 +32,10 @@ def normalise_language(code: str | None) -> str:
     return base if base in LANGUAGES else "en"
 
 
+def known(key: str) -> bool:
+    return key in _CATALOG
+
+
 def t(lang: str | None, key: str, **params: Any) -> str:
     texts = _CATALOG.get(key)
     if texts is None:

@@ -132,9 +132,9 @@ async def test_spans_from_parser_with_all_day_sessions(ctx: AppContext) -> None:
 @pytest.mark.parametrize(("overrides", "key", "fragment"), [
     ({"deadline": date(2026, 11, 20)}, "training.error.deadline_past", "20.11.2026"),
     ({"deadline": date(2026, 12, 6)}, "training.error.deadline_after_start", "5.12.2026"),
-    ({"title": "  "}, "training.error.empty", "Tytuł"),
-    ({"title": "x" * 201}, "training.error.too_long", "201"),
-    ({"target_group": "<b>all</b>"}, "training.error.html", "HTML"),
+    ({"title": "  "}, "error.empty", "Tytuł"),
+    ({"title": "x" * 201}, "error.too_long", "201"),
+    ({"target_group": "<b>all</b>"}, "error.html", "HTML"),
     ({"places": 0}, "training.error.places", "10000"),
     ({"cost": Decimal("-5")}, "training.error.cost", "-5"),
     ({"cost": Decimal("10.555")}, "training.error.cost", "10.555"),

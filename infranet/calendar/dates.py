@@ -1,37 +1,28 @@
-"""Dates and times the way people in the region write them.
+"""Exact dates and moments for the CLI and the HTTP API.
 
-`parse_day("5.12.2026")`, `parse_moment("5.12.2026 10:00", tz)`: Polish
-formats (day first, dots or slashes, "5 grudnia 2026"), ISO 8601 and the
-ISO forms with a time zone. A local time that does not exist (skipped by the
-spring DST change) or exists twice (autumn) is reported, not guessed.
+`parse_day("5.12.2026")`, `parse_moment("5.12.2026 10:00", tz)`: what the chat's
+parser (`dateparse`) reads as a day, plus ISO 8601 moments with or without a
+zone. Days and the wall-clock-to-UTC rule (a time skipped by the spring DST change
+is refused, a repeated autumn time is its first occurrence) come from `dateparse`,
+so the bot, the CLI and the API agree.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import date, datetime, time, tzinfo
 
+from infranet.calendar.dateparse import parse_date, to_utc
 from infranet.errors import ValidationFailed
-from infranet.i18n import MONTHS_GENITIVE, register
-from infranet.region import fold
+from infranet.i18n import register
 
 register({
     "calendar.error.date": {
         "pl": "{field}: nie rozumiem daty {value} — napisz np. 5.12.2026 albo 2026-12-05{hint}",
         "en": "{field}: cannot read the date {value} — write e.g. 5.12.2026 or 2026-12-05{hint}",
     },
-    "calendar.error.dst_gap": {
-        "pl": "{field}: godzina {value} nie istnieje w strefie {zone} (zmiana czasu na letni); "
-              "wybierz inną godzinę",
-        "en": "{field}: {value} does not exist in {zone} (the clocks go forward); choose another time",
-    },
 })
 
-_MONTHS = {fold(name): i + 1 for i, name in enumerate(MONTHS_GENITIVE["pl"])}
-_MONTHS.update({fold(name): i + 1 for i, name in enumerate(MONTHS_GENITIVE["en"])})
-_DAY_FIRST = re.compile(r"^(\d{1,2})[./-](\d{1,2})[./-](\d{4})$")
-_ISO_DAY = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
-_WORDS = re.compile(r"^(\d{1,2}) ([a-z]+) (\d{4})$")
 _TIME = re.compile(r"^(\d{1,2})[:.](\d{2})$")
 
 
@@ -39,31 +30,16 @@ def _date_error(field: str, value: str, hint: str = "") -> ValidationFailed:
     return ValidationFailed("calendar.error.date", field=field, value=repr(value), hint=hint)
 
 
-def parse_day(text: str, field: str = "date") -> date:
-    value = text.strip()
-    for pattern, order in ((_DAY_FIRST, (3, 2, 1)), (_ISO_DAY, (1, 2, 3))):
-        found = pattern.match(value)
-        if found:
-            year, month, day = (int(found.group(i)) for i in order)
-            break
-    else:
-        found = _WORDS.match(fold(value))
-        if not found or found.group(2) not in _MONTHS:
-            raise _date_error(field, text)
-        year, month, day = int(found.group(3)), _MONTHS[found.group(2)], int(found.group(1))
-    try:
-        return date(year, month, day)
-    except ValueError as exc:
-        raise _date_error(field, text, f" ({exc})") from None
+def parse_day(text: str, field: str = "date", today: date | None = None) -> date:
+    """One exact day, read by the chat's parser (one set of rules for every way in)."""
+    return parse_date(text, today or date.today(), lang="en", allow_past=True)
 
 
 def localize(naive: datetime, tz: tzinfo, field: str = "start") -> datetime:
-    """Attach the region's zone to a wall-clock time, refusing times skipped by DST."""
-    aware = naive.replace(tzinfo=tz)
-    if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != naive:
-        raise ValidationFailed("calendar.error.dst_gap", field=field,
-                               value=naive.strftime("%Y-%m-%d %H:%M"), zone=str(tz))
-    return aware
+    """Attach the region's zone to a wall-clock time, by the same rule as the chat:
+    a time skipped by the spring DST change is refused, a repeated autumn time is
+    its first occurrence."""
+    return to_utc(naive.date(), naive.time(), tz).astimezone(tz)
 
 
 def parse_moment(text: str, tz: tzinfo, field: str = "start") -> datetime:

@@ -21,7 +21,6 @@ Business functions flush but never commit; callers own the transaction.
 
 from __future__ import annotations
 
-import re
 import uuid
 import weakref
 from collections.abc import Iterable, Sequence
@@ -43,6 +42,7 @@ from infranet.region import UnknownDistrict, fold
 from infranet.storage import audit
 from infranet.storage.actors import Actor
 from infranet.storage.models import District, Event, EventStatus, Moderation, Organisation
+from infranet.validation import clean_text, clean_url
 
 CATEGORIES = ("training", "conference", "meeting", "consultation", "fair", "other")
 AUDIENCES = ("ngo", "residents", "youth", "seniors", "local-government", "other")
@@ -73,10 +73,6 @@ register({
         "pl": "nieznany powiat/obszar {query}{hint}",
         "en": "unknown district {query}{hint}",
     },
-    "calendar.error.too_long": {
-        "pl": "{field}: tekst ma {length} znaków, limit to {limit}",
-        "en": "{field}: the text is {length} characters long; the limit is {limit}",
-    },
     "calendar.error.end_before_start": {
         "pl": "koniec ({end}) jest przed początkiem ({start}) albo równy mu",
         "en": "the end ({end}) is not after the start ({start})",
@@ -89,21 +85,15 @@ register({
         "pl": "wydarzenie trwa dłużej niż {days} dni; dodaj cykl jako wydarzenie powtarzane (RRULE)",
         "en": "the event lasts more than {days} days; add a cycle as a repeating event (RRULE)",
     },
-    "calendar.error.html": {
-        "pl": "{field}: HTML nie jest dozwolony, napisz zwykły tekst",
-        "en": "{field}: HTML is not allowed; write plain text",
-    },
 })
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 4000
 LOCATION_MAX = 300
-URL_MAX = 500
 # A single (non-recurring) event lasts at most this long. The bound is what keeps
 # conflict checks an indexed range scan: `starts_at > start - MAX_EVENT_SPAN`.
 MAX_EVENT_DAYS = 31
 MAX_EVENT_SPAN = timedelta(days=MAX_EVENT_DAYS + 1)
-_HTML = re.compile(r"<\s*[a-zA-Z!/][^>]*>")
 
 
 def category_label(code: str, lang: str = "pl") -> str:
@@ -179,31 +169,6 @@ class Occurrence:
 # --- validation --------------------------------------------------------------------
 
 
-def _text(value: str | None, field_name: str, limit: int, *, required: bool = False) -> str | None:
-    cleaned = (value or "").replace("\r\n", "\n").strip()
-    if not cleaned:
-        if required:
-            raise ValidationFailed(field=field_name, detail="must not be empty")
-        return None
-    if len(cleaned) > limit:
-        raise ValidationFailed("calendar.error.too_long", field=field_name, length=len(cleaned),
-                               limit=limit)
-    if _HTML.search(cleaned):
-        raise ValidationFailed("calendar.error.html", field=field_name)
-    return cleaned
-
-
-def _url(value: str | None, field_name: str) -> str | None:
-    cleaned = _text(value, field_name, URL_MAX)
-    if cleaned is None:
-        return None
-    parts = urlsplit(cleaned)
-    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in cleaned):
-        raise ValidationFailed(field=field_name, detail=f"{cleaned!r} is not a web address; it must "
-                               "start with http:// or https://")
-    return cleaned
-
-
 def resolve_district(ctx: AppContext, query: str) -> RegionDistrict:
     try:
         return ctx.region.match(query)
@@ -226,11 +191,11 @@ def _as_local(value: datetime | date, tz: tzinfo, field_name: str) -> datetime:
 def validate_event(ctx: AppContext, data: EventInput) -> NormalisedEvent:
     """Check everything that needs no database; return the stored form."""
     tz = ctx.tz
-    title = _text(data.title, "title", TITLE_MAX, required=True)
-    description = _text(data.description, "description", DESCRIPTION_MAX)
-    location = _text(data.location, "location", LOCATION_MAX)
-    url = _url(data.url, "url")
-    registration_url = _url(data.registration_url, "registration_url")
+    title = clean_text(data.title, "title", TITLE_MAX, required=True)
+    description = clean_text(data.description, "description", DESCRIPTION_MAX)
+    location = clean_text(data.location, "location", LOCATION_MAX)
+    url = clean_url(data.url, "url")
+    registration_url = clean_url(data.registration_url, "registration_url")
     if data.category not in CATEGORIES:
         raise ValidationFailed(field="category", detail=f"{data.category!r} is not one of "
                                f"{', '.join(CATEGORIES)}")
@@ -391,7 +356,7 @@ async def add_event(session: AsyncSession, ctx: AppContext, actor: Actor, data: 
     org = await _organisation(session, norm.organisation_id)
     uid = (data.uid or "").strip() or _new_uid(ctx)
     if len(uid) > 255:
-        raise ValidationFailed("calendar.error.too_long", field="uid", length=len(uid), limit=255)
+        raise ValidationFailed("error.too_long", field="uid", length=len(uid), limit=255)
     if await session.scalar(select(Event.id).where(Event.uid == uid)):
         raise ValidationFailed(field="uid", detail=f"an event with UID {uid!r} already exists")
     ids = await district_id_map(session, ctx)

@@ -51,6 +51,7 @@ from infranet.storage.models import (
     Training,
     TrainingStatus,
 )
+from infranet.validation import URL_MAX, clean_text
 
 TITLE_MAX = 200
 TARGET_MAX = 300
@@ -59,22 +60,9 @@ LOCATION_MAX = 300
 PLACES_MAX = 10_000
 COST_MAX = Decimal("100000")
 MAX_SESSIONS = 60
-_HTML = re.compile(r"<\s*[a-zA-Z!/][^>]*>")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()/-]{5,22}$")
 
 register({
-    "training.error.empty": {
-        "pl": "{field_pl}: to pole jest wymagane.",
-        "en": "{field_en}: this is required.",
-    },
-    "training.error.too_long": {
-        "pl": "{field_pl}: {length} znaków, najwyżej {limit}. Skróć tekst.",
-        "en": "{field_en}: {length} characters, at most {limit}. Please shorten it.",
-    },
-    "training.error.html": {
-        "pl": "{field_pl}: HTML nie jest dozwolony, napisz zwykły tekst.",
-        "en": "{field_en}: HTML is not allowed; write plain text.",
-    },
     "training.error.no_sessions": {
         "pl": "Podaj co najmniej jeden termin szkolenia, np. 5.12, 12.12 10:00-14:00.",
         "en": "Give at least one session date, e.g. 5.12, 12.12 10:00-14:00.",
@@ -121,11 +109,8 @@ register({
         "pl": "Ten nabór jest już zamknięty lub odwołany.",
         "en": "This recruitment is already closed or cancelled.",
     },
-    "training.field.title": {"pl": "Tytuł", "en": "Title"},
-    "training.field.target_group": {"pl": "Dla kogo", "en": "Target group"},
-    "training.field.description": {"pl": "Opis", "en": "Description"},
-    "training.field.location": {"pl": "Miejsce", "en": "Place"},
-    "training.field.apply": {"pl": "Jak się zgłosić", "en": "How to apply"},
+    "field.target_group": {"pl": "Dla kogo", "en": "Target group"},
+    "field.apply": {"pl": "Jak się zgłosić", "en": "How to apply"},
 })
 
 
@@ -179,27 +164,6 @@ class Due:
 # --- validation helpers (also used by the bot to check answers step by step) -----------------
 
 
-def clean_text(value: str | None, field_key: str, limit: int, *, required: bool = False) -> str | None:
-    cleaned = (value or "").replace("\r\n", "\n").strip()
-    if not cleaned:
-        if required:
-            raise ValidationFailed("training.error.empty", **_field(field_key))
-        return None
-    if len(cleaned) > limit:
-        raise ValidationFailed("training.error.too_long", **_field(field_key), length=len(cleaned),
-                               limit=limit)
-    if _HTML.search(cleaned):
-        raise ValidationFailed("training.error.html", **_field(field_key))
-    return cleaned
-
-
-def _field(key: str) -> dict[str, str]:
-    """The field's name in both languages, for the templates' {field_pl}/{field_en}."""
-    from infranet.i18n import t
-
-    return {"field_pl": t("pl", f"training.field.{key}"), "field_en": t("en", f"training.field.{key}")}
-
-
 _FREE_WORDS = {"bezplatne", "bezpłatne", "bezpłatnie", "bezplatnie", "free", "0", "gratis",
                "nieodpłatne", "nieodplatne", "darmowe", "-"}
 
@@ -247,10 +211,10 @@ def parse_apply(text: str) -> ApplyContact:
     """A web address, an e-mail address or a phone number, told apart by shape."""
     raw = (text or "").strip()
     if not raw:
-        raise ValidationFailed("training.error.empty", **_field("apply"))
-    if len(raw) > calendar.URL_MAX:
-        raise ValidationFailed("training.error.too_long", **_field("apply"), length=len(raw),
-                               limit=calendar.URL_MAX)
+        raise ValidationFailed("error.empty", field="apply")
+    if len(raw) > URL_MAX:
+        raise ValidationFailed("error.too_long", field="apply", length=len(raw),
+                               limit=URL_MAX)
     lowered = raw.lower()
     if lowered.startswith("www."):
         raw, lowered = f"https://{raw}", f"https://{lowered}"

@@ -52,6 +52,7 @@ from infranet.errors import ValidationFailed
 from infranet.i18n import format_date, format_span, register
 from infranet.region import District
 from infranet.storage.models import Event, EventStatus, Member, MemberStatus, Moderation
+from infranet.validation import URL_MAX, clean_text, clean_url
 
 COMMANDS = [Command("event", "member"), Command("check"), Command("events"), Command("my", "member")]
 
@@ -310,7 +311,7 @@ async def on_title(turn: Turn) -> int:
     title = check_length(turn.text, TITLE_LIMIT)
     if not title:
         raise ValidationFailed("bot.text_expected")
-    calendar._text(title, "title", TITLE_LIMIT, required=True)  # HTML and emptiness, said now
+    clean_text(title, "title", TITLE_LIMIT, required=True)  # HTML and emptiness, said now
     _f(turn)["title"] = title
     return _after(turn, DATE)
 
@@ -429,20 +430,20 @@ def _optional(turn: Turn, limit: int) -> str | None:
 async def on_place(turn: Turn) -> int:
     value = _optional(turn, PLACE_LIMIT)
     if value:
-        calendar._text(value, "location", PLACE_LIMIT)
+        clean_text(value, "location", PLACE_LIMIT)
     _f(turn)["location"] = value
     return _after(turn, LINK)
 
 
 @handler(access="member", chat="private")
 async def on_link(turn: Turn) -> int:
-    value = _optional(turn, calendar.URL_MAX)
+    value = _optional(turn, URL_MAX)
     if value:
         if value.lower().startswith("www."):
             value = "https://" + value
         if not value.lower().startswith(("http://", "https://")) or " " in value:
             raise ValidationFailed("bot.events.bad_link")
-        calendar._url(value, "url")
+        clean_url(value, "url")
     _f(turn)["url"] = value
     return _after(turn, DESCRIPTION)
 
@@ -451,7 +452,7 @@ async def on_link(turn: Turn) -> int:
 async def on_description(turn: Turn) -> int:
     value = _optional(turn, DESCRIPTION_LIMIT)
     if value:
-        calendar._text(value, "description", DESCRIPTION_LIMIT)
+        clean_text(value, "description", DESCRIPTION_LIMIT)
     _f(turn)["description"] = value
     return _after(turn, SUMMARY)
 
