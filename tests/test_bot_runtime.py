@@ -235,3 +235,10 @@ def socket_closed() -> Any:
         yield number
 
     return port()
+
+
+async def test_a_message_that_cannot_be_edited_is_answered_anew(bot: BotHarness) -> None:
+    choose = await bot.api.ask(USER, "/lang")
+    del bot.api.messages[USER][choose.message_id]  # deleted meanwhile
+    answer = await bot.api.click(USER, choose, choose.button("English"))
+    assert answer.kind == "send" and "English" in answer.text

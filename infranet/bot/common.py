@@ -178,7 +178,8 @@ async def send_html(bot: Bot, chat_id: int, text: str, buttons: Buttons = None) 
 
 
 async def edit_html(message: Message | Any, text: str, buttons: Buttons = None) -> None:
-    """Edit a message of the bot; "not modified" is not an error."""
+    """Edit a message of the bot; "not modified" is not an error, and a message that
+    can no longer be edited (too old, deleted) gets the text as a new message instead."""
     parts = split_html(text)
     try:
         await message.edit_text(parts[0], parse_mode=ParseMode.HTML,
@@ -186,7 +187,9 @@ async def edit_html(message: Message | Any, text: str, buttons: Buttons = None) 
                                 reply_markup=keyboard(buttons) if len(parts) == 1 else None)
     except BadRequest as exc:
         if "not modified" not in str(exc).lower():
-            raise
+            log.info("message %s not edited (%s): sent anew", message.message_id, exc)
+            await send_html(message.get_bot(), message.chat.id, text, buttons)
+            return
     for index, part in enumerate(parts[1:], start=2):
         await message.get_bot().send_message(
             message.chat.id, part, parse_mode=ParseMode.HTML, disable_web_page_preview=True,
