@@ -314,7 +314,8 @@ async def run_engine(engine: str, args: argparse.Namespace) -> None:
     print(f"  throughput (burst of {args.burst} from 50 users): echo {floor['rate']:.0f} updates/s, "
           f"/check {ours['rate']:.0f} updates/s")
     echo_p99 = pct(floor["latencies"], 99)
-    for name, values in (("/check", ours["checks"]), ("/event step", every_step)):
+    for name, values in (("/help", ours["helps"]), ("/check", ours["checks"]),
+                         ("/event step", every_step)):
         ratio = pct(values, 99) / echo_p99
         print(f"  p99 {name} / p99 echo = {ratio:.2f}  ({'within' if ratio <= 2 else 'over'} 2x)")
 
