@@ -111,11 +111,13 @@ class Handler:
 class SmtpServer:
     """aiosmtpd in a thread of its own, listening on 127.0.0.1:<free port>."""
 
-    def __init__(self) -> None:
+    def __init__(self, **controller: Any) -> None:
+        """`controller`: extra aiosmtpd Controller arguments, e.g. tls_context=...,
+        require_starttls=True, authenticator=..., auth_required=True, ssl_context=..."""
         self.handler = Handler()
         self.port = free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                     ready_timeout=10)
+                                     ready_timeout=10, **controller)
 
     def start(self) -> SmtpServer:
         self.controller.start()

@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from infranet.newsletter import alerts
@@ -245,5 +246,63 @@ async def test_connections_are_reused_and_rate_is_limited(db_url: str, tmp_path:
         assert report.sent == 30
         assert smtp.connections == 2  # two connections, fifteen messages each
         assert elapsed >= 29 / 40 * 0.95
+    finally:
+        await ctx.db.dispose()
+
+
+def _self_signed(tmp_path: Path) -> Any:
+    import ssl
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    return context
+
+
+def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
+    from aiosmtpd.smtp import AuthResult
+
+    ok = auth_data.login == b"nl-user" and auth_data.password == b"s3cret!"
+    return AuthResult(success=ok, handled=False)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("mode", ["starttls", "implicit"])
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+async def test_tls_and_auth(db_url: str, tmp_path: Path, mode: str) -> None:
+    context = await asyncio.to_thread(_self_signed, tmp_path)
+    tls = ({"tls_context": context, "require_starttls": True} if mode == "starttls"
+           # aiosmtpd does not count its own implicit TLS as TLS for AUTH: allow it explicitly.
+           else {"ssl_context": context, "auth_require_tls": False})
+    server = SmtpServer(authenticator=_authenticator, auth_required=True, **tls)
+    settings = {**server.smtp_settings(), "tls": mode, "username": "nl-user",
+                "password": "s3cret!", "validate_certs": False}
+    ctx = await newsletter_context(db_url, tmp_path, settings)
+    try:
+        with server:
+            await issue_with(ctx, ["tls@example.org"])
+            report = await Sender(ctx, give_up_after=5).run()
+        assert report.sent == 1 and server.recipients() == ["tls@example.org"]
+    finally:
+        await ctx.db.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_wrong_password_stalls_without_losing_anything(db_url: str, tmp_path: Path) -> None:
+    context = await asyncio.to_thread(_self_signed, tmp_path)
+    server = SmtpServer(authenticator=_authenticator, auth_required=True, tls_context=context,
+                        require_starttls=True)
+    settings = {**server.smtp_settings(), "tls": "starttls", "username": "nl-user",
+                "password": "wrong", "validate_certs": False}
+    ctx = await newsletter_context(db_url, tmp_path, settings)
+    try:
+        with server:
+            issue_id = await issue_with(ctx, ["a@example.org"])
+            report = await Sender(ctx, give_up_after=0.5).run()
+        assert report.stalled and server.messages == []
+        assert {d.status for d in (await deliveries(ctx, issue_id)).values()} == {"pending"}
     finally:
         await ctx.db.dispose()
