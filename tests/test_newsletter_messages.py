@@ -19,6 +19,23 @@ from tests.smtp_server import SmtpServer, smtp_fixture  # noqa: F401
 pytestmark = pytest.mark.asyncio
 
 
+@pytest.mark.parametrize("subject", [
+    "Newsletter sieci organizacji infrastrukturalnych: 23 listopada 2026 – 7 grudnia 2026",
+    "Zażółć gęślą jaźń, " * 9 + "koniec",
+    "A plain ASCII subject that is long enough to be folded by the header folder, twice over",
+])
+def test_folded_subjects_decode_to_the_same_text(subject: str) -> None:
+    from email import message_from_bytes
+    from email import policy as email_policy
+
+    from infranet.newsletter.mime import fold_header
+
+    folded = fold_header("Subject", subject)
+    assert folded.isascii() and all(len(line) <= 78 for line in folded.split("\r\n"))
+    parsed = message_from_bytes(folded.encode() + b"\r\nbody", policy=email_policy.default)
+    assert parsed["Subject"] == subject
+
+
 def parts(msg):
     assert msg.get_content_type() == "multipart/alternative"
     payload = msg.get_payload()
@@ -45,6 +62,7 @@ async def test_issue_headers_and_parts(db_url: str, tmp_path: Path, smtp: SmtpSe
         head = by_rcpt["anna@example.org"].data.split(b"\r\n\r\n")[0].decode("ascii")
         assert "=?utf-8?" in head  # headers are 7-bit: encoded words for Polish letters
         assert msg["Subject"].startswith("Wiadomości z sieci: żółw: ")
+        assert "  " not in msg["Subject"]  # folding must not double a space
         assert parsedate_to_datetime(msg["Date"]).tzinfo is not None
         assert re.fullmatch(r"<[^@<>\s]+@example\.org>", msg["Message-ID"])
         assert msg["List-Id"].endswith("<newsletter.newsletter.example.org>")
@@ -55,6 +73,10 @@ async def test_issue_headers_and_parts(db_url: str, tmp_path: Path, smtp: SmtpSe
         assert links[0].startswith("https://newsletter.example.org/newsletter/unsubscribe?s=")
         assert links[1].startswith("mailto:newsletter@example.org?subject=unsubscribe")
         text, html = parts(msg)
+        assert ("Cały kalendarz (województwo warmińsko-mazurskie, ICS): "
+                "https://newsletter.example.org/calendar.ics") in text
+        assert ("Kalendarz tylko Twoich powiatów i tematów: "
+                "https://newsletter.example.org/calendar\r\n") in text
         # aiosmtpd offers 8BITMIME: the parts travel as UTF-8 text, announced in MAIL FROM
         assert [p["Content-Transfer-Encoding"] for p in msg.get_payload()] == ["8bit", "8bit"]
         assert "BODY=8BITMIME" in smtp.handler.mail_options[0]

@@ -95,8 +95,8 @@ async def pending_notes(session: AsyncSession) -> list[NewsletterNote]:
 def feed_links(ctx: AppContext) -> list[dict[str, str]]:
     """The calendar's ICS feed of the whole region and its page with the per-area feeds."""
     base = ctx.settings.http.public_base_url
-    return [{"label": f"ICS · {ctx.region.name}", "url": f"{base}/calendar.ics"},
-            {"label": "ICS", "url": f"{base}/calendar"}]
+    return [{"kind": "all", "url": f"{base}/calendar.ics"},
+            {"kind": "picker", "url": f"{base}/calendar"}]
 
 
 async def gather(session: AsyncSession, ctx: AppContext, *, start: datetime, end: datetime,
@@ -218,5 +218,7 @@ def prepare(content: dict[str, Any], ctx: AppContext, lang: str) -> dict[str, An
     organisations = [dict(o, district_names=[district_name(s) for s in o["districts"]] or [region_wide])
                      for o in content["organisations"]]
     return {"events": events, "trainings": trainings, "organisations": organisations,
-            "note": content.get("note"), "feeds": content.get("feeds", []),
+            "note": content.get("note"),
+            "feeds": [dict(f, label=t(lang, f"newsletter.feed.{f['kind']}", region=region.name))
+                      for f in content.get("feeds", [])],
             "period": period_label(content, ctx, lang)}

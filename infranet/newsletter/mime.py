@@ -19,6 +19,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
+from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
 
@@ -38,7 +39,14 @@ def clean_header_text(value: str, limit: int = SUBJECT_MAX) -> str:
 
 def fold_header(name: str, value: str) -> str:
     """`Name: value` folded at 78 characters, RFC 2047 encoded words for non-ASCII,
-    ending with CRLF (the standard library's SMTP policy does the work)."""
+    ending with CRLF (the standard library's SMTP policy does the work).
+
+    Unstructured text with Polish letters (Subject) is written as adjacent encoded
+    words instead: where the policy folds next to an encoded word it leaves a doubled
+    space behind ("2026  – 7"), while adjacent encoded words decode back exactly.
+    """
+    if name.lower() == "subject" and not value.isascii():
+        return f"{name}: {Header(value, 'utf-8', header_name=name).encode(linesep=CRLF)}{CRLF}"
     return _POLICY.fold(name, value)
 
 
