@@ -16,8 +16,6 @@ from infranet.storage.models import Training
 from tests.newsletter_support import add_subscribers, newsletter_context, seed_content
 from tests.smtp_server import SmtpServer, smtp_fixture  # noqa: F401
 
-pytestmark = pytest.mark.asyncio
-
 
 @pytest.mark.parametrize("subject", [
     "Newsletter sieci organizacji infrastrukturalnych: 23 listopada 2026 – 7 grudnia 2026",

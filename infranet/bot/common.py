@@ -33,7 +33,6 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import BaseHandler, CommandHandler, ConversationHandler, TypeHandler, filters
 
 from infranet.bot.application import BotContext
-from infranet.bot.dblock import db_transaction
 from infranet.context import AppContext
 from infranet.errors import InfranetError
 from infranet.i18n import normalise_language, t
@@ -405,7 +404,7 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
             result: Any = None
             deferred = False
             try:
-                async with db_transaction(infra.db) as session:
+                async with infra.db.transaction() as session:
                     who = await identify(session, update, context.user_data)
                     turn = Turn(update, context, session, who)
                     if chat == "private" and not turn.is_private:
@@ -519,7 +518,7 @@ def conversation(
         chat = update.effective_chat
         if chat is None:
             return
-        async with db_transaction(context.infra.db) as session:
+        async with context.infra.db.transaction() as session:
             who = await identify(session, update, context.user_data)
         await send_html(context.bot, chat.id, tr(who.lang, "bot.timed_out"))
 

@@ -7,7 +7,6 @@ import logging
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from infranet.bot.dblock import db_transaction
 from infranet.context import AppContext
 from infranet.storage.referrals import close_stale, purge_expired
 
@@ -18,7 +17,7 @@ PURGE_JOB_ID = "referrals-purge"
 
 async def purge_referrals(ctx: AppContext) -> int:
     """Erase the contact details of referrals closed longer than the retention period."""
-    async with db_transaction(ctx.db) as session:
+    async with ctx.db.transaction() as session:
         await close_stale(session, ctx)
         count = await purge_expired(session, ctx)
     log.info("referral purge: %d referral(s) purged (retention %d days)", count,

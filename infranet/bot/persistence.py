@@ -27,7 +27,6 @@ from sqlalchemy import delete, select
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import ConversationDict, ConversationKey
 
-from infranet.bot.dblock import db_transaction
 from infranet.storage.database import Database
 from infranet.storage.models import BotState
 
@@ -117,7 +116,7 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         self._stored: dict[str, dict[str, Any] | None] = {}
 
     async def _rows(self, prefix: str) -> dict[str, Any]:
-        async with db_transaction(self.db) as session:
+        async with self.db.transaction() as session:
             rows = await session.execute(
                 select(BotState.key, BotState.data).where(BotState.key.startswith(prefix)))
             found = {key: data for key, data in rows}
@@ -127,7 +126,7 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
     async def _put(self, key: str, data: dict[str, Any] | None) -> None:
         if key in self._stored and self._stored[key] == data:
             return
-        async with db_transaction(self.db) as session:
+        async with self.db.transaction() as session:
             if data is None:
                 await session.execute(delete(BotState).where(BotState.key == key))
             else:

@@ -25,7 +25,6 @@ from telegram.ext import BaseRateLimiter
 
 from infranet.bot.application import BotContext, InfranetApplication, build_application
 from infranet.bot.common import send_html, tr
-from infranet.bot.dblock import db_transaction
 from infranet.bot.handlers import all_commands, all_handlers, setup_application
 from infranet.bot.ratelimit import GROUP as RATE_LIMIT_GROUP
 from infranet.bot.ratelimit import CommandLimiter
@@ -187,7 +186,7 @@ class BotRuntime:
             if lang != "pl":
                 await bot.set_my_commands(menu_commands(lang), scope=BotCommandScopeDefault(),
                                           language_code=lang)
-        async with db_transaction(self.ctx.db) as session:
+        async with self.ctx.db.transaction() as session:
             people = [(a.telegram_id, a.language or "pl") for a in await admins(session)]
         for telegram_id, lang in people:
             await set_admin_menu(bot, telegram_id, lang, admin=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +18,8 @@ class Database:
         self.url = url
         self.engine: AsyncEngine = create_engine(url, echo=echo, pool_size=pool_size)
         self.sessionmaker = create_sessionmaker(self.engine)
+        self._sqlite_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary())
 
     @property
     def is_sqlite(self) -> bool:
@@ -28,9 +32,30 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back
-        on any exception, so a failed operation leaves nothing half-written."""
-        async with self.sessionmaker() as session, session.begin():
+        on any exception, so a failed operation leaves nothing half-written.
+
+        On SQLite every transaction begins IMMEDIATE (one writer at a time), so the
+        process queues its own transactions here, fairly and in order. Left to
+        SQLite's busy handler, which polls and is not fair, a background writer (bot
+        persistence, a scheduled job) can starve behind a stream of requests until
+        its busy timeout fails it.
+        """
+        queue = self._sqlite_queue()
+        if queue is None:
+            async with self.sessionmaker() as session, session.begin():
+                yield session
+            return
+        async with queue, self.sessionmaker() as session, session.begin():
             yield session
+
+    def _sqlite_queue(self) -> asyncio.Lock | None:
+        if not self.is_sqlite:
+            return None
+        loop = asyncio.get_running_loop()
+        queue = self._sqlite_queues.get(loop)
+        if queue is None:
+            queue = self._sqlite_queues[loop] = asyncio.Lock()
+        return queue
 
     async def ping(self) -> bool:
         try:

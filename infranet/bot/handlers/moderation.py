@@ -17,7 +17,6 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from infranet.bot.application import BotContext, InfranetApplication
 from infranet.bot.common import Buttons, Command, Turn, cb, handler, int_part, send_html, tr
-from infranet.bot.dblock import db_transaction
 from infranet.context import AppContext
 from infranet.i18n import format_date, format_span, register
 from infranet.storage.members import admins
@@ -87,7 +86,7 @@ def buttons(item: Waiting, lang: str) -> Buttons:
 async def announce_new(application: InfranetApplication) -> int:
     """Send newly waiting items to every admin; returns how many items were announced."""
     ctx = application.infra
-    async with db_transaction(ctx.db) as session:
+    async with ctx.db.transaction() as session:
         last = application.bot_data.get(STATE_KEY)
         if last is None:
             # First run: everything already waiting, then only what is new.

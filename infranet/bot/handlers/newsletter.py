@@ -10,7 +10,6 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from infranet.bot.application import InfranetApplication
 from infranet.bot.common import Command, Html, Turn, cb, esc, handler, send_html, tr
-from infranet.bot.dblock import db_transaction
 from infranet.context import AppContext
 from infranet.i18n import register
 from infranet.newsletter import alerts
@@ -139,7 +138,7 @@ async def _alert_admins(text_en: str, text_pl: str) -> None:
     application = _application
     if application is None or not application.running:
         return
-    async with db_transaction(application.infra.db) as session:
+    async with application.infra.db.transaction() as session:
         people = [(a.telegram_id, a.language or "pl") for a in await admins(session)]
     for chat_id, lang in people:
         await send_html(application.bot, chat_id,
