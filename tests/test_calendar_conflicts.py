@@ -5,6 +5,8 @@ test comparing find_conflicts with a brute-force oracle on random data. Both eng
 from __future__ import annotations
 
 import asyncio
+import random
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,8 +18,9 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from infranet.calendar.conflicts import find_conflicts, suggest_dates
-from infranet.calendar.events import EventInput, add_event, cancel_event
+from infranet.calendar.events import EventInput, add_event, cancel_event, validate_event
 from infranet.context import AppContext
+from infranet.errors import ValidationFailed
 from infranet.storage.actors import Actor
 from infranet.storage.models import Base, Event
 from infranet.storage.orgs import OrgInput, add_organisation
@@ -326,3 +329,80 @@ def test_find_conflicts_matches_brute_force_oracle(engine: str, stored: list[Eve
 
     got, expected = asyncio.run(run())
     assert got == expected
+
+
+# --- suggestions: one window query gives what a check per candidate date gives -------------
+
+
+async def per_candidate_suggestions(ctx: AppContext, candidate: EventInput, n: int,
+                                    exclude: int | None = None) -> list[tuple]:
+    """The plain definition: shift the candidate day by day (same weekday first, then days of
+    the same kind, nearest first), run the full `find_conflicts` for each, keep the free ones."""
+    tz = ctx.tz
+    weekday = validate_event(ctx, candidate).starts_at.astimezone(tz).weekday()
+    window = ctx.settings.calendar.suggestion_window_days
+
+    def rank(d: int) -> tuple[int, int, int, int]:
+        day = (weekday + d) % 7
+        return (day != weekday, (day >= 5) != (weekday >= 5), abs(d), d < 0)
+
+    found: list[tuple] = []
+    for d in sorted((d for d in range(-window, window + 1) if d), key=rank):
+        if candidate.all_day:
+            shifted = replace(candidate, start=candidate.start + timedelta(days=d),
+                              end=candidate.end + timedelta(days=d))
+        else:
+            shifted = replace(candidate, start=(candidate.start.replace(tzinfo=None)
+                                                + timedelta(days=d)).replace(tzinfo=W),
+                              end=(candidate.end.replace(tzinfo=None) + timedelta(days=d)).replace(tzinfo=W))
+        try:
+            norm = validate_event(ctx, shifted)
+        except ValidationFailed:
+            continue
+        if norm.starts_at < ctx.now():
+            continue
+        report = await check(ctx, shifted, exclude_event_id=exclude)
+        if report.conflicts or report.duplicates or report.warnings:
+            continue
+        if norm.all_day:
+            found.append((shifted.start, shifted.end))
+        else:
+            found.append((norm.starts_at.astimezone(tz), norm.ends_at.astimezone(tz)))
+        if len(found) >= n:
+            break
+    return found
+
+
+def random_event(rng: random.Random, base: date, title: str) -> EventInput:
+    day = base + timedelta(days=rng.randint(-30, 30))
+    district = rng.choice(DISTRICTS)
+    audiences = rng.sample(["ngo", "youth", "seniors"], rng.randint(0, 2))
+    category = rng.choice(["training", "meeting"])
+    rrule = rng.choice([None] * 6 + ["FREQ=WEEKLY;COUNT=3", "FREQ=MONTHLY;COUNT=2"])
+    if rng.random() < 0.2:
+        return ev(title, day, day + timedelta(days=rng.randint(0, 2)), all_day=True, district=district,
+                  category=category, audiences=audiences, rrule=rrule)
+    start = datetime.combine(day, time(rng.randint(7, 18), rng.choice([0, 30])), W)
+    end = start + timedelta(minutes=30 * rng.randint(1, 8))
+    return ev(title, start, end, district=district, category=category, audiences=audiences, rrule=rrule)
+
+
+async def test_suggestions_equal_a_conflict_check_per_candidate_date(ctx: AppContext) -> None:
+    rng = random.Random(20261123)
+    base = date(2027, 4, 14)  # Easter Monday 2027 is 29 March; 1 and 3 May are holidays too
+    titles = ["Szkolenie", "Warsztaty", "Forum", "Spotkanie", "Konsultacje"]
+    stored = [random_event(rng, base, rng.choice(titles)) for _ in range(70)]
+    ids = await store(ctx, *stored)
+    async with ctx.db.transaction() as s:  # a cancelled one must be ignored in both
+        await cancel_event(s, ctx, Actor.cli(), ids[0])
+    compared = 0
+    for i in range(12):
+        cand = random_event(rng, base, rng.choice(titles))
+        exclude = ids[rng.randrange(len(ids))] if i % 4 == 0 else None
+        n = rng.choice([1, 3, 6])
+        async with ctx.db.transaction() as s:
+            got = await suggest_dates(s, ctx, cand, n=n, exclude_event_id=exclude)
+        expected = await per_candidate_suggestions(ctx, cand, n, exclude)
+        assert got == expected, (cand, exclude)
+        compared += len(got)
+    assert compared > 10  # the data leaves free dates to compare, not only empty lists

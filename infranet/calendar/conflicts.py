@@ -32,6 +32,7 @@ length is bounded by MAX_EVENT_DAYS), series by the partial index on recurring r
 from __future__ import annotations
 
 import difflib
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
@@ -181,9 +182,10 @@ def _windows(spans: Iterable[recurrence.Span], tz: tzinfo) -> list[tuple[datetim
 
 
 @lru_cache(maxsize=256)
-def _pool_statement(windows: int, exclude: bool) -> Select[tuple[Event]]:
+def _pool_statement(windows: int, exclude: bool, light: bool = False) -> Select[Any]:
     """The pool query for `windows` time windows, built once and reused with new values
-    (statement construction costs more than running it)."""
+    (statement construction costs more than running it). `light`: only the columns the
+    comparison needs, as plain rows (no ORM objects, no organisation or district)."""
     common = [Event.district_id.in_(bindparam("districts", expanding=True)),
               Event.status == EventStatus.SCHEDULED, Event.moderation == Moderation.PUBLISHED]
     if exclude:
@@ -199,13 +201,40 @@ def _pool_statement(windows: int, exclude: bool) -> Select[tuple[Event]]:
             Event.rrule.is_(None), *common))
         branches.append(select(Event.id).where(
             Event.starts_at < hi, Event.last_ends_at > lo, Event.rrule.isnot(None), *common))
+    if light:
+        return select(*_LIGHT_COLUMNS).where(Event.id.in_(union_all(*branches)))
     return (select(Event).where(Event.id.in_(union_all(*branches)))
             .options(joinedload(Event.organisation).raiseload(Organisation.districts),
                      joinedload(Event.district)))
 
 
+_LIGHT_COLUMNS = (Event.id, Event.district_id, Event.organisation_id, Event.title, Event.title_folded,
+                  Event.audiences, Event.category, Event.rrule, Event.starts_at, Event.ends_at,
+                  Event.last_ends_at, Event.all_day)
+
+
+@dataclass(frozen=True, slots=True)
+class _PoolRow:
+    """What `classify` reads of an event, for suggestions (which only ask "is it free?")."""
+
+    id: int
+    district_id: int
+    organisation_id: int | None
+    title: str
+    title_folded: str
+    audiences: list[str]
+    category: str
+    rrule: str | None
+    starts_at: datetime
+    ends_at: datetime
+    last_ends_at: datetime
+    all_day: bool
+    organisation: None = None
+
+
 async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
-                windows: Sequence[tuple[datetime, datetime]], exclude_event_id: int | None) -> list[Event]:
+                windows: Sequence[tuple[datetime, datetime]], exclude_event_id: int | None,
+                *, light: bool = False) -> list[Any]:
     """Published events that may touch the windows, in districts overlapping the candidate's.
 
     One round trip: `id IN (singles UNION ALL series)`, each branch an index range scan
@@ -222,7 +251,11 @@ async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
             params["exclude"] = exclude_event_id
         for n, (lo, hi) in enumerate(chunk):
             params.update({f"lo{n}": lo, f"hi{n}": hi, f"earliest{n}": lo - MAX_EVENT_SPAN})
-        query = _pool_statement(len(chunk), exclude_event_id is not None)
+        query = _pool_statement(len(chunk), exclude_event_id is not None, light)
+        if light:
+            for values in (await session.execute(query, params)).all():
+                found[values[0]] = _PoolRow(*values)
+            continue
         for row in (await session.scalars(query, params)).all():
             found[row.id] = row
     return list(found.values())
@@ -343,6 +376,42 @@ def _shape(ctx: AppContext, norm: NormalisedEvent) -> tuple[datetime | date, dat
     return norm.starts_at.astimezone(tz), norm.ends_at.astimezone(tz)
 
 
+_Window = tuple[datetime, datetime]
+
+
+def _merge(windows: Iterable[_Window]) -> list[_Window]:
+    merged: list[_Window] = []
+    for lo, hi in sorted(windows):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+class _WindowPool:
+    """The events fetched once for all candidate dates, handed out per candidate by the very
+    predicate `_pool`'s query uses, so each candidate is compared with exactly the events its
+    own query would have returned (singles found by bisecting on `starts_at`)."""
+
+    def __init__(self, rows: Iterable[_PoolRow]) -> None:
+        self.series = [r for r in rows if r.rrule is not None]
+        self.singles = sorted((r for r in rows if r.rrule is None), key=lambda r: r.starts_at)
+        self.starts = [r.starts_at for r in self.singles]
+
+    def for_windows(self, windows: Sequence[_Window]) -> list[_PoolRow]:
+        found: dict[int, _PoolRow] = {}
+        for lo, hi in windows:
+            earliest = lo - MAX_EVENT_SPAN
+            for row in self.singles[bisect_right(self.starts, earliest):bisect_left(self.starts, hi)]:
+                if row.last_ends_at > lo:
+                    found[row.id] = row
+            for row in self.series:
+                if row.starts_at < hi and row.last_ends_at > lo:
+                    found[row.id] = row
+        return list(found.values())
+
+
 async def suggest_dates(session: AsyncSession, ctx: AppContext, candidate: EventInput, n: int = 3, *,
                         exclude_event_id: int | None = None) -> list[tuple[datetime | date, datetime | date]]:
     """The nearest dates without conflicts, duplicates, holidays or bridge days.
@@ -350,6 +419,10 @@ async def suggest_dates(session: AsyncSession, ctx: AppContext, candidate: Event
     Same weekday (and time) first, then other days of the same kind (working day or
     weekend), nearest first, within `[calendar] suggestion_window_days` either side;
     never in the past.
+
+    One query for the whole window (light rows, see `_pool`), then every candidate date is
+    checked in memory against the events its own range query would return: the result is
+    the same as running `find_conflicts` for each shifted candidate, without ~50 round trips.
     """
     tz = ctx.tz
     base = validate_event(ctx, candidate)
@@ -361,7 +434,7 @@ async def suggest_dates(session: AsyncSession, ctx: AppContext, candidate: Event
         day = (weekday + d) % 7
         return (day != weekday, (day >= 5) != (weekday >= 5), abs(d), d < 0)
 
-    found: list[tuple[datetime | date, datetime | date]] = []
+    candidates: list[tuple[NormalisedEvent, tuple[recurrence.Span, ...], list[_Window]]] = []
     for d in sorted((d for d in range(-window, window + 1) if d), key=rank):
         try:
             norm = validate_event(ctx, _shift(candidate, d, tz))
@@ -372,7 +445,18 @@ async def suggest_dates(session: AsyncSession, ctx: AppContext, candidate: Event
         spans = norm.spans(tz)
         if any(day_warning(ctx, day) for s in spans for day in recurrence.local_days(s.start, s.end, tz)):
             continue
-        report = await _check(session, ctx, norm, exclude_event_id)
+        candidates.append((norm, spans, _windows(spans, tz)))
+    if not candidates:
+        return []
+    # Every shift keeps the district, so one pool (same places, same rules) serves them all.
+    rows = await _pool(session, ctx, base, _merge(w for _, _, ws in candidates for w in ws),
+                       exclude_event_id, light=True)
+    pool = _WindowPool(rows)
+    ids = await district_id_map(session, ctx)
+    slugs = {i: slug for slug, i in ids.items()}
+    found: list[tuple[datetime | date, datetime | date]] = []
+    for norm, spans, windows in candidates:
+        report = classify(ctx, norm, spans, pool.for_windows(windows), slugs)
         if report.conflicts or report.duplicates:
             continue
         found.append(_shape(ctx, norm))
