@@ -202,6 +202,26 @@ async def test_check_answers_at_once_also_in_groups(bot: BotHarness) -> None:
     assert api.errors == []
 
 
+async def test_check_on_a_busy_day_lists_fifteen_and_counts_the_rest(bot: BotHarness) -> None:
+    await _setup(bot)  # the forum on 5 December, olsztyński
+    day = datetime(2026, 12, 5, 7, tzinfo=UTC)
+    for i in range(15):  # single events in the order they start, and a weekly series
+        await _add_event(bot, ALICE, f"Warsztat {i:02d}", day + timedelta(minutes=20 * i),
+                         day + timedelta(minutes=20 * i + 60), district="ełcki" if i % 2 else "region")
+    await _add_event(bot, ALICE, "Cykl sobotni", datetime(2026, 11, 28, 6, tzinfo=UTC),
+                     datetime(2026, 11, 28, 7, tzinfo=UTC), rrule="FREQ=WEEKLY;COUNT=3")
+    busy = await bot.api.ask(STRANGER, "/check 5.12.2026")
+    assert "zaplanowane wydarzenia (17)" in busy.text and "…i jeszcze 2." in busy.text
+    shown = [line for line in busy.text.splitlines() if line.startswith(("Warsztat", "Cykl", "Forum"))]
+    alfa = [f"Warsztat {i:02d} — Fundacja Alfa" for i in range(13)]  # the forum starts with no. 06
+    forum = "Forum <3 NGO & przyjaciele — Stowarzyszenie Beta"
+    assert shown == ["Cykl sobotni — Fundacja Alfa", *alfa[:6], forum, *alfa[6:]]
+    area = await bot.api.ask(STRANGER, "/check 5.12.2026 olsztyński")  # region-wide ones count there too
+    assert "zaplanowane wydarzenia (10)" in area.text and "jeszcze" not in area.text
+    assert "Forum <3 NGO" in area.text and "Warsztat 01" not in area.text
+    assert bot.api.errors == []
+
+
 async def test_events_listing_paginates_without_empty_edits(bot: BotHarness) -> None:
     await _setup(bot)
     start = datetime(2026, 11, 24, 8, tzinfo=UTC)

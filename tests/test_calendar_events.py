@@ -3,6 +3,7 @@ moderation. Every test runs on SQLite and PostgreSQL (the `ctx` fixture)."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,6 +14,7 @@ from infranet.calendar.events import (
     EventInput,
     add_event,
     cancel_event,
+    first_events,
     get_event,
     list_events,
     moderate_event,
@@ -268,3 +270,51 @@ async def test_moderation_all_holds_every_members_event(db_url: str, tmp_path) -
                 "Admin"]  # rejected events are shown to nobody
     finally:
         await ctx.db.dispose()
+
+
+async def test_first_events_is_the_head_of_list_events_with_its_count(ctx: AppContext) -> None:
+    """/check shows the first occurrences of a day and "and N more": `first_events` must give
+    exactly the head of `list_events` and its length, whatever mix of single, long, all-day,
+    recurring, cancelled and pending events and whatever area and limit."""
+    a, b, *_ = await org_and_members(ctx)
+    rng = random.Random(5122026)
+    districts = ["olsztyński", "m-olsztyn", "podregion olsztyński", "region", "ełcki", "podregion ełcki"]
+    base = datetime(2027, 3, 20, tzinfo=W)
+    async with ctx.db.transaction() as s:
+        for i in range(90):
+            start = base + timedelta(days=rng.randint(-35, 20), minutes=30 * rng.randint(14, 40))
+            kind = rng.random()
+            if kind < 0.15:  # all-day, up to three days
+                first = start.date()
+                last = first + timedelta(days=rng.randint(0, 2))
+                data = EventInput(title=f"Całodniowe {i}", start=first, end=last, all_day=True,
+                                  district=rng.choice(districts))
+            else:
+                hours = rng.choice([1, 2, 3]) if kind < 0.9 else 24 * rng.randint(2, 30)  # some long ones
+                data = timed(f"Wydarzenie {i}", start=start, hours=hours, district=rng.choice(districts))
+            if rng.random() < 0.15:
+                data.rrule = rng.choice(["FREQ=WEEKLY;COUNT=5", "FREQ=MONTHLY;COUNT=2"])
+            data.organisation_id = rng.choice([a.id, b.id, None])
+            ev = await add_event(s, ctx, Actor.cli(), data)
+            if rng.random() < 0.1:
+                await cancel_event(s, ctx, Actor.cli(), ev.id)
+    async with ctx.db.transaction() as s:
+        for _ in range(30):
+            day = base.date() + timedelta(days=rng.randint(-10, 15))
+            start = datetime(day.year, day.month, day.day, tzinfo=W).astimezone(UTC)
+            end = start + timedelta(days=rng.choice([1, 1, 3]))
+            area = rng.choice([None, None, *districts])
+            limit = rng.choice([1, 3, 15])
+            full = await list_events(s, ctx, start=start, end=end, area=area)
+            page = await first_events(s, ctx, start=start, end=end, area=area, limit=limit)
+            assert page.total == len(full), (day, area)
+            assert [(o.event.id, o.start, o.end) for o in page.occurrences] == \
+                [(o.event.id, o.start, o.end) for o in full[:limit]], (day, area, limit)
+            for o in page.occurrences:  # what /check prints is loaded
+                assert o.event.district.name
+                assert o.event.organisation is None or o.event.organisation.name in ("COP A", "OWES B")
+        busy = [await list_events(s, ctx, start=base.astimezone(UTC) + timedelta(days=d),
+                                  end=base.astimezone(UTC) + timedelta(days=d + 1)) for d in range(-10, 15)]
+        assert max(len(day) for day in busy) > 3  # the data does make heads shorter than the lists
+        with pytest.raises(ValueError):
+            await first_events(s, ctx, start=base, end=base + timedelta(days=1), limit=0)

@@ -15,6 +15,8 @@ Public API (stable; the bot, the newsletter, the HTTP app and the CLI call it):
 - `async list_events(session, ctx, *, start, end, area=None, category=None, audience=None,
   organisation_id=None, include_cancelled=False, include_pending=False, viewer=None)
   -> list[Occurrence]` — recurrences expanded, sorted by start.
+- `async first_events(session, ctx, *, start, end, limit, area=None, ...) -> OccurrencePage`
+  — the first `limit` of those occurrences and the total count, cheaply (for /check).
 
 Business functions flush but never commit; callers own the transaction.
 """
@@ -28,9 +30,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, event, func, or_, select
+from sqlalchemy import ColumnElement, and_, event, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from infranet.calendar import recurrence
 from infranet.calendar.dates import localize
@@ -478,9 +480,32 @@ async def list_events(
     are for everyone). `include_pending`: also events awaiting moderation — all
     of them for admins or `viewer=None`, only the viewer's organisation's otherwise.
     """
+    conditions = await _conditions(session, ctx, start, end, area, category, organisation_id,
+                                   include_cancelled, include_pending, viewer)
+    rows = (await session.scalars(select(Event).where(*conditions).order_by(Event.starts_at,
+                                                                              Event.id))).all()
+    audiences = set(_codes(audience))
+    found: list[Occurrence] = []
+    for row in rows:
+        if audiences and row.audiences and not audiences & set(row.audiences):
+            continue
+        for span in recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, ctx.tz):
+            if span.start < end and span.end > start:
+                found.append(Occurrence(row, span.start, span.end))
+    found.sort(key=lambda o: (o.start, o.event.id))
+    return found
+
+
+async def _conditions(
+    session: AsyncSession, ctx: AppContext, start: datetime, end: datetime,
+    area: str | RegionDistrict | Sequence[str] | None, category: str | Sequence[str] | None,
+    organisation_id: int | Sequence[int] | None, include_cancelled: bool, include_pending: bool,
+    viewer: Actor | None,
+) -> list[ColumnElement[bool]]:
+    """The WHERE clause shared by `list_events` and `first_events` (see `list_events`)."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValidationFailed(field="period", detail="start and end must be aware datetimes")
-    conditions = [Event.starts_at < end, Event.last_ends_at > start]
+    conditions: list[ColumnElement[bool]] = [Event.starts_at < end, Event.last_ends_at > start]
     if not include_cancelled:
         conditions.append(Event.status == EventStatus.SCHEDULED)
     if include_pending:
@@ -502,18 +527,60 @@ async def list_events(
     if organisation_id is not None:
         org_ids = [organisation_id] if isinstance(organisation_id, int) else list(organisation_id)
         conditions.append(Event.organisation_id.in_(org_ids))
-    rows = (await session.scalars(select(Event).where(*conditions).order_by(Event.starts_at,
-                                                                              Event.id))).all()
-    audiences = set(_codes(audience))
+    return conditions
+
+
+@dataclass(frozen=True)
+class OccurrencePage:
+    """The first occurrences of a period and how many there are in all."""
+
+    occurrences: list[Occurrence]
+    total: int
+
+
+async def first_events(
+    session: AsyncSession, ctx: AppContext, *, start: datetime, end: datetime, limit: int,
+    area: str | RegionDistrict | Sequence[str] | None = None,
+    category: str | Sequence[str] | None = None, organisation_id: int | Sequence[int] | None = None,
+    include_cancelled: bool = False, include_pending: bool = False, viewer: Actor | None = None,
+) -> OccurrencePage:
+    """The first `limit` occurrences of `list_events(...)` (same filters but `audience`, same
+    order) and the total count, without loading every event of the period: a busy day has
+    hundreds of events and a chat shows fifteen.
+
+    Single events: one indexed range query (`starts_at` bounded below by MAX_EVENT_SPAN),
+    ORDER BY starts_at LIMIT `limit`, the total as a window count in the same query. Series
+    (few): loaded and expanded in Python as in `list_events`. Organisation and district come
+    joined in the same queries; an organisation's `districts` are not loaded (raise).
+    """
+    if limit < 1:
+        raise ValueError("first_events needs limit >= 1")
+    conditions = await _conditions(session, ctx, start, end, area, category, organisation_id,
+                                   include_cancelled, include_pending, viewer)
+    related = (joinedload(Event.organisation).raiseload(Organisation.districts),
+               joinedload(Event.district))
+    singles = await session.execute(
+        select(Event, func.count().over())
+        .where(*conditions, Event.rrule.is_(None), Event.starts_at > start - MAX_EVENT_SPAN)
+        .order_by(Event.starts_at, Event.id).limit(limit).options(*related))
+    total = 0
     found: list[Occurrence] = []
-    for row in rows:
-        if audiences and row.audiences and not audiences & set(row.audiences):
-            continue
+    for row, count in singles.all():
+        total = count
+        found.append(Occurrence(row, row.starts_at, row.ends_at))
+    series_conditions = [*conditions, Event.rrule.isnot(None)]
+    if area is None:
+        # Every district: lets the planner seek the partial index ix_events_series (which
+        # leads with district_id) instead of scanning all future events by last_ends_at.
+        series_conditions.append(Event.district_id.in_(list((await district_id_map(session, ctx)).values())))
+    series = await session.scalars(select(Event).where(*series_conditions).options(*related))
+    for row in series.all():
         for span in recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, ctx.tz):
             if span.start < end and span.end > start:
                 found.append(Occurrence(row, span.start, span.end))
+                total += 1
     found.sort(key=lambda o: (o.start, o.event.id))
-    return found
+    return OccurrencePage(found[:limit], total)
 
 
 async def events_version(session: AsyncSession, *, with_count: bool = False,

@@ -709,18 +709,18 @@ async def cmd_check(turn: Turn) -> None:
     ctx, lang = turn.ctx, turn.lang
     start = local_midnight(first, ctx.tz)
     end = local_midnight(last + timedelta(days=1), ctx.tz)
-    found = await calendar.list_events(turn.session, ctx, start=start, end=end, area=area)
+    page = await calendar.first_events(turn.session, ctx, start=start, end=end, area=area, limit=15)
     label = format_date(first, lang) if first == last else \
         f"{format_date(first, lang)} – {format_date(last, lang)}"
     area_text = turn.t("bot.events.in_area", name=area.name) if area else ""
     warnings = [w for d in _days(first, last) if (w := conflict_api.day_warning(ctx, d))]
     extra = "".join("\n" + esc(w.message(lang)) for w in warnings[:3])
-    if not found:
+    if not page.total:
         turn.reply(Html(turn.t("bot.events.check_free", when=label, area=area_text) + extra))
         return
-    items = Html("\n\n".join(_occurrence_line(turn, o) for o in found[:15]))
-    more = turn.t("bot.events.more", count=len(found) - 15) if len(found) > 15 else ""
-    turn.reply(Html(turn.t("bot.events.check_busy", when=label, area=area_text, count=len(found), items=items)
+    items = Html("\n\n".join(_occurrence_line(turn, o) for o in page.occurrences))
+    more = turn.t("bot.events.more", count=page.total - 15) if page.total > 15 else ""
+    turn.reply(Html(turn.t("bot.events.check_busy", when=label, area=area_text, count=page.total, items=items)
                     + (f"\n{more}" if more else "") + extra))
 
 
