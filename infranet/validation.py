@@ -40,8 +40,10 @@ register({
 })
 
 
-def clean_text(value: str | None, field: str, limit: int, *, required: bool = False) -> str | None:
-    """Trimmed text within `limit` characters and without HTML; None when empty and optional."""
+def clean_text(value: str | None, field: str, limit: int, *, required: bool = False,
+               allow_html: bool = False) -> str | None:
+    """Trimmed text within `limit` characters and, unless allowed, without HTML; None when
+    empty and optional."""
     cleaned = (value or "").replace("\r\n", "\n").strip()
     if not cleaned:
         if required:
@@ -49,7 +51,7 @@ def clean_text(value: str | None, field: str, limit: int, *, required: bool = Fa
         return None
     if len(cleaned) > limit:
         raise ValidationFailed("error.too_long", field=field, length=len(cleaned), limit=limit)
-    if _HTML.search(cleaned):
+    if not allow_html and _HTML.search(cleaned):
         raise ValidationFailed("error.html", field=field)
     return cleaned
 

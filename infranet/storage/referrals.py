@@ -27,6 +27,7 @@ from infranet.region import fold
 from infranet.storage import audit
 from infranet.storage.actors import Actor
 from infranet.storage.models import Organisation, OrgStatus, Referral, ReferralStatus
+from infranet.validation import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,9 @@ register({
                               "en": "This referral has already been decided."},
     "referrals.not_open": {"pl": "To skierowanie nie jest już w toku.",
                            "en": "This referral is no longer in progress."},
-    "referrals.too_long": {"pl": "{field}: {length} znaków, limit to {limit}.",
-                           "en": "{field}: {length} characters, the limit is {limit}."},
-    "referrals.required": {"pl": "{field}: to pole jest wymagane.", "en": "{field}: required."},
+    "field.client_name": {"pl": "Nazwa klienta", "en": "Client's name"},
+    "field.client_contact": {"pl": "Kontakt do klienta", "en": "Client's contact"},
+    "field.need": {"pl": "Potrzeba", "en": "Need"},
 })
 
 
@@ -125,17 +126,6 @@ class Duplicate:
     at: datetime
 
 
-def _text(value: str | None, field_name: str, limit: int, *, required: bool = True) -> str | None:
-    text = (value or "").strip()
-    if not text:
-        if required:
-            raise ValidationFailed("referrals.required", field=field_name)
-        return None
-    if len(text) > limit:
-        raise ValidationFailed("referrals.too_long", field=field_name, length=len(text), limit=limit)
-    return text
-
-
 def _member_org(actor: Actor) -> int:
     member = actor.require_approved()
     if member.organisation_id is None:
@@ -148,9 +138,11 @@ async def create_referral(session: AsyncSession, ctx: AppContext, actor: Actor,
     from_org_id = _member_org(actor)
     if data.client_kind not in CLIENT_KINDS:
         raise ValidationFailed(field="client_kind", detail=f"one of {', '.join(CLIENT_KINDS)}")
-    name = _text(data.client_name, "client_name", NAME_MAX)
-    contact = _text(data.client_contact, "client_contact", CONTACT_MAX)
-    need = _text(data.need, "need", NEED_MAX)
+    # Shown to two organisations only, always escaped: a "<" in a client's need is kept as written.
+    name = clean_text(data.client_name, "client_name", NAME_MAX, required=True, allow_html=True)
+    contact = clean_text(data.client_contact, "client_contact", CONTACT_MAX, required=True,
+                         allow_html=True)
+    need = clean_text(data.need, "need", NEED_MAX, required=True, allow_html=True)
     krs = normalise_krs(data.krs) if data.krs else None
     nip = normalise_nip(data.nip) if data.nip else None
     if not data.consent:
