@@ -106,6 +106,23 @@ async def test_note_preview_send_status_resend(db_url: str, tmp_path: Path, smtp
         await ctx.db.dispose()
 
 
+async def test_test_copy_is_the_preview_that_was_shown(db_url: str, tmp_path: Path, smtp: SmtpServer,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings())
+    try:
+        await seed_content(ctx)
+        await add_subscribers(ctx, {"ala@example.org": {"districts": ["ełcki"]}})
+        assert await run(ctx, "preview", "--subscriber", "ala@example.org", "--language", "en",
+                         "--send-test", "editor@example.org") == 0
+        assert "test copy to editor@example.org: sent" in capsys.readouterr().out
+        [sent] = smtp.messages
+        text = sent.parse().get_body(("plain",)).get_content()
+        assert "Upcoming events" in text and "Nadchodzące wydarzenia" not in text
+        assert "Spotkanie sieci w Ełku" in text and "Warsztaty grantowe w Olsztynie" not in text
+    finally:
+        await ctx.db.dispose()
+
+
 async def test_export_and_forget(db_url: str, tmp_path: Path, smtp: SmtpServer,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings())

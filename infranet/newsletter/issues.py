@@ -190,18 +190,8 @@ async def preview(session: AsyncSession, ctx: AppContext, actor: Actor, *, email
     now = ctx.now()
     content = await gather_content(session, ctx, now)
     composer = Composer(ctx)
-    if email:
-        row = await find_by_email(session, normalise_address(email))
-        if row is None:
-            raise NotFound("newsletter.no_subscriber", email=email)
-        ref = SubscriberRef.of(row)
-        if language:
-            ref = SubscriberRef(ref.id, ref.email, ref.token_version, language, ref.districts,
-                                ref.categories)
-        selection = None
-    else:
-        ref = SubscriberRef(0, "preview@example.org", 0, language or ctx.settings.newsletter.language)
-        selection = content_mod.everything(content)
+    ref, selection = await _preview_reader(session, ctx, content, email, language,
+                                           "preview@example.org")
     parts = composer.render_for(None, content, ref, selection)
     report = check_issue(ctx, content, composer)
     text, html = parts if parts is not None else ("", "")
@@ -217,15 +207,27 @@ async def preview_envelope(session: AsyncSession, ctx: AppContext, actor: Actor,
     now = ctx.now()
     content = await gather_content(session, ctx, now)
     composer = Composer(ctx)
-    if email:
-        row = await find_by_email(session, normalise_address(email))
-        if row is None:
-            raise NotFound("newsletter.no_subscriber", email=email)
-        ref, selection = SubscriberRef.of(row), None
-    else:
-        ref = SubscriberRef(0, to, 0, language or ctx.settings.newsletter.language)
-        selection = content_mod.everything(content)
+    ref, selection = await _preview_reader(session, ctx, content, email, language, to)
     return composer.build(None, content, ref, recipient=to, selection=selection)
+
+
+async def _preview_reader(session: AsyncSession, ctx: AppContext, content: dict[str, Any],
+                          email: str | None, language: str | None,
+                          address: str) -> tuple[SubscriberRef, Any]:
+    """Whom a preview is rendered for: that subscriber (in `language` when given), or an
+    anonymous reader of the whole issue. Shared by the printed preview and the test copy,
+    so that what is sent is what was shown."""
+    if not email:
+        ref = SubscriberRef(0, address, 0, language or ctx.settings.newsletter.language)
+        return ref, content_mod.everything(content)
+    row = await find_by_email(session, normalise_address(email))
+    if row is None:
+        raise NotFound("newsletter.no_subscriber", email=email)
+    ref = SubscriberRef.of(row)
+    if language:
+        ref = SubscriberRef(ref.id, ref.email, ref.token_version, language, ref.districts,
+                            ref.categories)
+    return ref, None
 
 
 @dataclass
