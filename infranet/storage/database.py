@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from infranet.storage.engine import create_engine, create_sessionmaker, is_sqlite
+from infranet.storage.engine import READ_ONLY, create_engine, create_sessionmaker, is_sqlite
 
 
 class Database:
@@ -20,6 +20,7 @@ class Database:
         self.sessionmaker = create_sessionmaker(self.engine)
         self._sqlite_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary())
+        self._read_options = {READ_ONLY: True} if self.is_sqlite else {"postgresql_readonly": True}
 
     @property
     def is_sqlite(self) -> bool:
@@ -46,6 +47,19 @@ class Database:
                 yield session
             return
         async with queue, self.sessionmaker() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for work that only reads: conflict checks, listings, feeds.
+
+        On SQLite it neither waits in the write queue nor takes the write lock (a
+        deferred BEGIN: WAL lets it read a consistent snapshot beside the writer), so a
+        check never queues behind a slow write. On PostgreSQL the transaction is READ
+        ONLY, so a write slipped in by mistake fails loudly instead of passing unnoticed.
+        """
+        async with self.sessionmaker() as session, session.begin():
+            await session.connection(execution_options=self._read_options)
             yield session
 
     def _sqlite_queue(self) -> asyncio.Lock | None:
