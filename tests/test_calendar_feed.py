@@ -222,6 +222,8 @@ async def test_api_events_and_conflicts(ctx: AppContext, client: httpx.AsyncClie
                                "&area=olsztynski&audience=ngo&category=training")).json()
     (conflict,) = report["conflicts"]
     assert conflict["severity"] == "high" and conflict["email"] == "cop@example.org"
+    assert conflict["event"]["organisation"]["email"] == "cop@example.org"
+    assert conflict["event"]["district"]["slug"] == "olsztynski" and conflict["event"]["uid"]
     assert len(report["suggestions"]) == 3
     assert report["suggestions"][0]["start"].startswith("2026-12-12T12:00")
     holiday = (await client.get("/api/conflicts?start=2026-12-24&end=2026-12-24&area=elcki&lang=en")).json()

@@ -75,7 +75,7 @@ async def _org_id(ctx: AppContext, value: str | None) -> int | None:
         return None
     from infranet.storage.orgs import find_organisation
 
-    async with ctx.db.transaction() as session:
+    async with ctx.db.read() as session:
         return (await find_organisation(session, value)).id
 
 
@@ -153,7 +153,7 @@ async def cmd_conflicts(ctx: AppContext, args: argparse.Namespace) -> int:
     from infranet.calendar.conflicts import find_conflicts, suggest_dates
 
     data = await _event_input(ctx, args)
-    async with ctx.db.transaction() as session:
+    async with ctx.db.read() as session:
         report = await find_conflicts(session, ctx, data)
         if report.clear:
             print("no conflicts, duplicates or holidays")
@@ -179,7 +179,7 @@ async def cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
     last = parse_day(args.end, "to") if args.end else first + timedelta(days=30)
     start = datetime.combine(first, time(), ctx.tz).astimezone(UTC)
     end = datetime.combine(last + timedelta(days=1), time(), ctx.tz).astimezone(UTC)
-    async with ctx.db.transaction() as session:
+    async with ctx.db.read() as session:
         occs = await list_events(session, ctx, start=start, end=end, area=args.area or None,
                                  category=args.category or None, audience=args.audience or None,
                                  organisation_id=[int(o) for o in args.org] or None,
@@ -242,7 +242,7 @@ async def cmd_export(ctx: AppContext, args: argparse.Namespace) -> int:
     flt = parse_filter(ctx, {"area": args.area, "category": args.category,
                              "audience": args.audience, "org": args.org})
     now = ctx.now()
-    async with ctx.db.transaction() as session:
+    async with ctx.db.read() as session:
         rows = await load_rows(session, ctx, flt, now)
     body = render_calendar(ctx, rows, feed_name(ctx, flt), now)
     if args.output:

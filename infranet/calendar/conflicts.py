@@ -3,7 +3,8 @@
 Public API (stable):
 
 - `async find_conflicts(session, ctx, candidate: EventInput, *, exclude_event_id=None)
-  -> ConflictReport` with `.conflicts` and `.duplicates` (lists of `Conflict`: event,
+  -> ConflictReport` with `.conflicts` and `.duplicates` (lists of `Conflict`: the event as
+  an `EventSummary` (the model's fields, its region district and its `Organiser`),
   occurrence start/end, severity "high"/"low", organisation name, e-mail, phone) and
   `.warnings` (list of `DayWarning`: public holiday or bridge day, with the holiday's name).
 - `async suggest_dates(session, ctx, candidate, n=3) -> list[tuple[start, end]]`, in the
@@ -42,7 +43,6 @@ from typing import Any
 import holidays
 from sqlalchemy import Select, bindparam, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
 
 from infranet.calendar import recurrence
 from infranet.calendar.events import (
@@ -72,7 +72,7 @@ TITLE_SIMILARITY = 0.85
 
 @dataclass(frozen=True)
 class Conflict:
-    event: Event
+    event: EventSummary
     start: datetime  # the colliding occurrence of `event` (UTC)
     end: datetime
     severity: str  # "high" | "low" (duplicates: "duplicate")
@@ -181,11 +181,79 @@ def _windows(spans: Iterable[recurrence.Span], tz: tzinfo) -> list[tuple[datetim
     return windows
 
 
+@dataclass(frozen=True, slots=True)
+class Organiser:
+    """Who to call about a conflicting event."""
+
+    id: int
+    name: str
+    contact_email: str | None
+    phone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventSummary:
+    """What a conflict report shows of an event, read as a plain row with its organiser.
+
+    Building ORM objects (with organisation and district) for every event of the pool cost
+    more than the query itself, and most of the pool turns out not to collide; the
+    attribute names are the model's, so callers read it like an `Event`.
+    """
+
+    id: int
+    district_id: int
+    organisation_id: int | None
+    title: str
+    title_folded: str
+    audiences: list[str]
+    category: str
+    rrule: str | None
+    starts_at: datetime
+    ends_at: datetime
+    last_ends_at: datetime
+    all_day: bool
+    uid: str
+    location: str | None
+    description: str | None
+    url: str | None
+    registration_url: str | None
+    status: str
+    revision: int
+    district: RegionDistrict
+    organisation: Organiser | None
+
+
+@dataclass(frozen=True, slots=True)
+class _PoolRow:
+    """The part of an event that says whether it collides: enough for suggestions, which
+    compare many dates against a pool of thousands of events and report none of them."""
+
+    id: int
+    district_id: int
+    organisation_id: int | None
+    title: str
+    title_folded: str
+    audiences: list[str]
+    category: str
+    rrule: str | None
+    starts_at: datetime
+    ends_at: datetime
+    last_ends_at: datetime
+    all_day: bool
+
+
+_POOL_COLUMNS = (Event.id, Event.district_id, Event.organisation_id, Event.title, Event.title_folded,
+                 Event.audiences, Event.category, Event.rrule, Event.starts_at, Event.ends_at,
+                 Event.last_ends_at, Event.all_day)
+_SUMMARY_COLUMNS = (*_POOL_COLUMNS, Event.uid, Event.location, Event.description, Event.url,
+                    Event.registration_url, Event.status, Event.revision,
+                    Organisation.name, Organisation.contact_email, Organisation.phone)
+
+
 @lru_cache(maxsize=256)
-def _pool_statement(windows: int, exclude: bool, light: bool = False) -> Select[Any]:
+def _pool_statement(windows: int, exclude: bool, summaries: bool) -> Select[Any]:
     """The pool query for `windows` time windows, built once and reused with new values
-    (statement construction costs more than running it). `light`: only the columns the
-    comparison needs, as plain rows (no ORM objects, no organisation or district)."""
+    (statement construction costs more than running it)."""
     common = [Event.district_id.in_(bindparam("districts", expanding=True)),
               Event.status == EventStatus.SCHEDULED, Event.moderation == Moderation.PUBLISHED]
     if exclude:
@@ -201,49 +269,36 @@ def _pool_statement(windows: int, exclude: bool, light: bool = False) -> Select[
             Event.rrule.is_(None), *common))
         branches.append(select(Event.id).where(
             Event.starts_at < hi, Event.last_ends_at > lo, Event.rrule.isnot(None), *common))
-    if light:
-        return select(*_LIGHT_COLUMNS).where(Event.id.in_(union_all(*branches)))
-    return (select(Event).where(Event.id.in_(union_all(*branches)))
-            .options(joinedload(Event.organisation).raiseload(Organisation.districts),
-                     joinedload(Event.district)))
+    matching = Event.id.in_(union_all(*branches))
+    if not summaries:
+        return select(*_POOL_COLUMNS).where(matching)
+    return (select(*_SUMMARY_COLUMNS).select_from(Event)
+            .outerjoin(Organisation, Organisation.id == Event.organisation_id).where(matching))
 
 
-_LIGHT_COLUMNS = (Event.id, Event.district_id, Event.organisation_id, Event.title, Event.title_folded,
-                  Event.audiences, Event.category, Event.rrule, Event.starts_at, Event.ends_at,
-                  Event.last_ends_at, Event.all_day)
-
-
-@dataclass(frozen=True, slots=True)
-class _PoolRow:
-    """What `classify` reads of an event, for suggestions (which only ask "is it free?")."""
-
-    id: int
-    district_id: int
-    organisation_id: int | None
-    title: str
-    title_folded: str
-    audiences: list[str]
-    category: str
-    rrule: str | None
-    starts_at: datetime
-    ends_at: datetime
-    last_ends_at: datetime
-    all_day: bool
-    organisation: None = None
+def _summary(values: Sequence[Any], districts: dict[int, RegionDistrict]) -> EventSummary | None:
+    district = districts.get(values[1])
+    if district is None:  # a district no longer in the region file: not comparable
+        return None
+    organiser = Organiser(values[2], *values[19:22]) if values[2] is not None else None
+    return EventSummary(*values[:19], district=district, organisation=organiser)
 
 
 async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
                 windows: Sequence[tuple[datetime, datetime]], exclude_event_id: int | None,
-                *, light: bool = False) -> list[Any]:
-    """Published events that may touch the windows, in districts overlapping the candidate's.
+                *, summaries: bool = True) -> list[Any]:
+    """Published events that may touch the windows, in districts overlapping the candidate's,
+    as `EventSummary` (or, without `summaries`, `_PoolRow`).
 
-    One round trip: `id IN (singles UNION ALL series)`, each branch an index range scan
-    (single events by district and `starts_at` bounded by MAX_EVENT_SPAN, series by the
-    partial index on recurring rows). Organisation and district come in the same query
-    (joined), for the report.
+    One round trip per 100 windows: `id IN (singles UNION ALL series)`, each branch an
+    index range scan (single events by district and `starts_at` bounded by
+    MAX_EVENT_SPAN, series by the partial index on recurring rows). Through the Core
+    connection: plain rows need none of the ORM's result handling.
     """
     district_ids = await area_district_ids(session, ctx, [norm.district])
-    found: dict[int, Event] = {}
+    districts = await _districts(session, ctx)
+    connection = await session.connection()
+    found: dict[int, Any] = {}
     for i in range(0, len(windows), 100):
         chunk = windows[i:i + 100]
         params: dict[str, Any] = {"districts": district_ids}
@@ -251,14 +306,18 @@ async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
             params["exclude"] = exclude_event_id
         for n, (lo, hi) in enumerate(chunk):
             params.update({f"lo{n}": lo, f"hi{n}": hi, f"earliest{n}": lo - MAX_EVENT_SPAN})
-        query = _pool_statement(len(chunk), exclude_event_id is not None, light)
-        if light:
-            for values in (await session.execute(query, params)).all():
-                found[values[0]] = _PoolRow(*values)
-            continue
-        for row in (await session.scalars(query, params)).all():
-            found[row.id] = row
+        query = _pool_statement(len(chunk), exclude_event_id is not None, summaries)
+        for values in (await connection.execute(query, params)).all():
+            row = _summary(values, districts) if summaries else _PoolRow(*values)
+            if row is not None:
+                found[values[0]] = row
     return list(found.values())
+
+
+async def _districts(session: AsyncSession, ctx: AppContext) -> dict[int, RegionDistrict]:
+    """districts.id -> the region's district."""
+    ids = await district_id_map(session, ctx)
+    return {i: ctx.region.by_slug[slug] for slug, i in ids.items() if slug in ctx.region.by_slug}
 
 
 def _similar(a: str, b: str) -> bool:
@@ -272,7 +331,7 @@ def _similar(a: str, b: str) -> bool:
 
 
 def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.Span],
-             pool: Iterable[Event], slugs: dict[int, str]) -> ConflictReport:
+             pool: Iterable[EventSummary | _PoolRow], districts: dict[int, RegionDistrict]) -> ConflictReport:
     """Compare the candidate's occurrences with the events of the pool (pure, no I/O)."""
     tz = ctx.tz
     rules = ctx.settings.calendar.conflicts
@@ -282,14 +341,17 @@ def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.
     cand_days = [(span, set(recurrence.local_days(span.start, span.end, tz))) for span in spans]
     seen: set[tuple[int, datetime]] = set()
     for row in pool:
-        district = ctx.region.by_slug.get(slugs.get(row.district_id, ""))
+        district = districts.get(row.district_id)
         if district is None:
             continue
         relation = place_relation(norm.district, district)
         if relation is None:
             continue
-        same_org = norm.organisation_id is not None and row.organisation_id == norm.organisation_id
         same_place = norm.district is district
+        if not same_place and row.rrule is None and not any(
+                row.starts_at < span.end and row.ends_at > span.start for span in spans):
+            continue  # elsewhere and at another time: neither a conflict nor a duplicate
+        same_org = norm.organisation_id is not None and row.organisation_id == norm.organisation_id
         similar: bool | None = None  # computed only when it matters
         audiences = row.audiences
         shared = (not norm.audiences or not audiences
@@ -333,11 +395,12 @@ def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.
     return report
 
 
-def _conflict(row: Event, occ: recurrence.Span, severity: str, relation: str,
+def _conflict(row: EventSummary | _PoolRow, occ: recurrence.Span, severity: str, relation: str,
               span: recurrence.Span) -> Conflict:
-    org = row.organisation
-    return Conflict(event=row, start=occ.start, end=occ.end, severity=severity, relation=relation,
-                    candidate_start=span.start, organisation_name=org.name if org else None,
+    org = getattr(row, "organisation", None)
+    return Conflict(event=row, start=occ.start, end=occ.end, severity=severity,  # type: ignore[arg-type]
+                    relation=relation, candidate_start=span.start,
+                    organisation_name=org.name if org else None,
                     contact_email=org.contact_email if org else None, phone=org.phone if org else None)
 
 
@@ -345,8 +408,7 @@ async def _check(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
                  exclude_event_id: int | None) -> ConflictReport:
     spans = norm.spans(ctx.tz)
     pool = await _pool(session, ctx, norm, _windows(spans, ctx.tz), exclude_event_id)
-    ids = await district_id_map(session, ctx)
-    return classify(ctx, norm, spans, pool, {i: slug for slug, i in ids.items()})
+    return classify(ctx, norm, spans, pool, await _districts(session, ctx))
 
 
 async def find_conflicts(session: AsyncSession, ctx: AppContext, candidate: EventInput, *,
@@ -420,7 +482,7 @@ async def suggest_dates(session: AsyncSession, ctx: AppContext, candidate: Event
     weekend), nearest first, within `[calendar] suggestion_window_days` either side;
     never in the past.
 
-    One query for the whole window (light rows, see `_pool`), then every candidate date is
+    One query for the whole window (see `_pool`), then every candidate date is
     checked in memory against the events its own range query would return: the result is
     the same as running `find_conflicts` for each shifted candidate, without ~50 round trips.
     """
@@ -450,13 +512,12 @@ async def suggest_dates(session: AsyncSession, ctx: AppContext, candidate: Event
         return []
     # Every shift keeps the district, so one pool (same places, same rules) serves them all.
     rows = await _pool(session, ctx, base, _merge(w for _, _, ws in candidates for w in ws),
-                       exclude_event_id, light=True)
+                       exclude_event_id, summaries=False)
     pool = _WindowPool(rows)
-    ids = await district_id_map(session, ctx)
-    slugs = {i: slug for slug, i in ids.items()}
+    districts = await _districts(session, ctx)
     found: list[tuple[datetime | date, datetime | date]] = []
     for norm, spans, windows in candidates:
-        report = classify(ctx, norm, spans, pool.for_windows(windows), slugs)
+        report = classify(ctx, norm, spans, pool.for_windows(windows), districts)
         if report.conflicts or report.duplicates:
             continue
         found.append(_shape(ctx, norm))

@@ -489,7 +489,7 @@ class FeedCache:
             return self._version
         tick = int(time.time() // RECHECK_SECONDS)
         with_count = tick != self._count_tick
-        async with self.ctx.db.sessionmaker() as session:
+        async with self.ctx.db.read() as session:
             max_id, events_max, orgs_max, count = await events_version(session, with_count=with_count)
         if count is not None:
             self._count, self._count_tick = count, tick
@@ -579,7 +579,7 @@ class FeedCache:
                 or count < old.event_count or old.high_water is None)
         if old is not None and old.org_version != orgs_max:
             self._vevents.clear()  # organiser names/contacts are inside the VEVENTs
-        async with ctx.db.sessionmaker() as session:
+        async with ctx.db.read() as session:
             if full:
                 self.full_builds += 1
                 rows = await self._load_and_render(session, flt, now)

@@ -173,7 +173,7 @@ class CalendarHttp:
                 raise ValidationFailed(field="end", detail="must be after start")
             if end - start > timedelta(days=MAX_API_DAYS):
                 raise ValidationFailed(field="end", detail=f"the period is limited to {MAX_API_DAYS} days")
-            async with ctx.db.transaction() as session:
+            async with ctx.db.read() as session:
                 occs = await list_events(session, ctx, start=start, end=end, area=list(flt.areas) or None,
                                          category=list(flt.categories) or None,
                                          audience=list(flt.audiences) or None,
@@ -203,7 +203,7 @@ class CalendarHttp:
                 category=q.get("category") or "other",
                 audiences=[a for v in q.getlist("audience") for a in v.split(",") if a],
                 organisation_id=int(org) if org and org.isdigit() else None)
-            async with ctx.db.transaction() as session:
+            async with ctx.db.read() as session:
                 report = await find_conflicts(session, ctx, candidate)
                 suggestions = (await suggest_dates(session, ctx, candidate)
                                if report.conflicts or report.warnings else [])
