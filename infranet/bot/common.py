@@ -1,26 +1,30 @@
 """Shared helpers of the bot's handler modules (conventions in `handlers/__init__.py`).
 
 The centre is the `@handler(...)` decorator: it opens one database transaction
-for the update, finds who is speaking (`Who`: member, Actor, language), applies
+for the update (a read-only one for handlers that only read: `writes=False`),
+finds who is speaking (`Who`: member, Actor, language) with one query, applies
 the access rule and the private-chat rule, runs the handler with a `Turn`, and
 only after the transaction has committed sends what the handler queued
-(replies, edits, notifications to other people). A failed operation therefore
-never announces success, and a refusal (`InfranetError`) is answered in the
-user's language and leaves the database untouched.
+(replies, edits, then notifications to other people). A failed operation
+therefore never announces success, and a refusal (`InfranetError`) is answered
+in the user's language and leaves the database untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import logging
 import re
 import warnings
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 from telegram import (
     Bot,
     InlineKeyboardButton,
@@ -38,8 +42,7 @@ from infranet.errors import InfranetError
 from infranet.i18n import normalise_language, t
 from infranet.region import UnknownDistrict
 from infranet.storage.actors import Actor
-from infranet.storage.members import get_member
-from infranet.storage.models import Member
+from infranet.storage.models import Member, Organisation
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +228,18 @@ class Who:
         return "admin" if self.is_admin else "member" if self.is_member else "anyone"
 
 
+# The member with the organisation and its districts in one statement: the default
+# (selectin) loading would take three round trips on every update.
+_MEMBER = select(Member).options(joinedload(Member.organisation).joinedload(Organisation.districts))
+
+
+async def load_member(session: AsyncSession, telegram_id: int) -> Member | None:
+    """The member speaking, read fresh from the database on every update (roles and
+    approval take effect at once, in every process), in one query."""
+    result = await session.scalars(_MEMBER.where(Member.telegram_id == telegram_id))
+    return result.unique().first()
+
+
 async def identify(session: AsyncSession, update: Update,
                    user_data: dict[Any, Any] | None = None) -> Who:
     """Member (or None) and language: the member's choice, else /lang of a non-member
@@ -232,7 +247,7 @@ async def identify(session: AsyncSession, update: Update,
     user = update.effective_user
     if user is None:
         return Who(0, None, normalise_language(None))
-    member = await get_member(session, user.id)
+    member = await load_member(session, user.id)
     chosen = member.language if member and member.language else (user_data or {}).get("lang")
     lang = chosen or normalise_language(user.language_code)
     return Who(user.id, member, lang, user.full_name, user.username)
@@ -335,6 +350,20 @@ class Turn:
         lang = member.language or "pl"
         self.notify(member.telegram_id, tr(lang, key, **params), buttons)
 
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction for the path of a read-only handler (`writes=False`) that
+        saves something, e.g. the confirmed /event form; `turn.session` is that
+        transaction's session inside the block. It commits when the block ends: make it
+        the handler's last step, so that nothing after it can fail and leave the user
+        told nothing about a saved change."""
+        async with self.ctx.db.transaction() as session:
+            previous, self.session = self.session, session
+            try:
+                yield session
+            finally:
+                self.session = previous
+
     def after_commit(self, work: Callable[[], Awaitable[Any]]) -> None:
         """Start `work()` as a background task once the transaction has committed
         (long work such as sending a newsletter; updates keep flowing meanwhile)."""
@@ -345,9 +374,26 @@ class Turn:
         self.toast_text = text
 
     async def flush(self) -> None:
-        bot = self.context.bot
+        """Send what the user waits for first (the answers in this chat, then the answer to
+        the button press); notifications to other people go out after that, in a task of
+        their own, so that a long list of recipients delays neither this reply nor the
+        user's next update."""
         outbox, self.outbox = self.outbox, []
-        for item in outbox:
+        here = self.chat_id
+        mine = [item for item in outbox if item.chat_id is None or item.chat_id == here]
+        others = [item for item in outbox if not (item.chat_id is None or item.chat_id == here)]
+        await self._deliver(mine)
+        await self.answer_callback()
+        application = self.context.application
+        if others:
+            application.create_task(self._deliver(others), update=self.update)
+        background, self.background = self.background, []
+        for work in background:
+            application.create_task(work(), update=self.update)
+
+    async def _deliver(self, items: list[_Outgoing]) -> None:
+        bot = self.context.bot
+        for item in items:
             try:
                 if item.chat_id is None:
                     assert self.update.callback_query is not None
@@ -357,10 +403,6 @@ class Turn:
             except TelegramError:
                 log.exception("update %s: could not deliver a message to %s",
                               self.update.update_id, item.chat_id)
-        await self.answer_callback()
-        background, self.background = self.background, []
-        for work in background:
-            self.context.application.create_task(work(), update=self.update)
 
     async def answer_callback(self) -> None:
         query = self.update.callback_query
@@ -380,7 +422,8 @@ def private_link(context: BotContext, start: str) -> str:
 
 
 def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | None = None,
-            db: bool = True) -> Callable[[HandlerFn], Callable[[Update, BotContext], Awaitable[Any]]]:
+            db: bool = True, writes: bool = True,
+            ) -> Callable[[HandlerFn], Callable[[Update, BotContext], Awaitable[Any]]]:
     """Wrap a handler: transaction, identity, access rule, private-chat rule, outbox.
 
     - `access="member"`: approved members only; others get one line on /join.
@@ -394,6 +437,11 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
     - `db=False`: the handler runs after the identifying transaction has ended and
       `turn.session` is None; for calls that manage their own transactions (they would
       wait for ours on SQLite) or take long (sending a newsletter).
+    - `writes=False`: the handler only reads (listings, /check, the steps of a form that
+      keep their answers in user_data). It gets a read-only transaction
+      (`Database.read()`): on SQLite it neither waits in the write queue nor holds the
+      write lock, and on PostgreSQL a write slipped in by mistake fails loudly. A handler
+      that writes only on some paths uses `turn.writing()` there.
     """
 
     def wrap(fn: HandlerFn) -> Callable[[Update, BotContext], Awaitable[Any]]:
@@ -404,7 +452,8 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
             result: Any = None
             deferred = False
             try:
-                async with infra.db.transaction() as session:
+                opened = infra.db.transaction() if writes and db else infra.db.read()
+                async with opened as session:
                     who = await identify(session, update, context.user_data)
                     turn = Turn(update, context, session, who)
                     if chat == "private" and not turn.is_private:
@@ -506,7 +555,7 @@ def conversation(
     The form lives in `user_data[name]`; cancel and timeout clear it.
     """
 
-    @handler()
+    @handler(writes=False)
     async def cancel(turn: Turn) -> int:
         turn.user_data.pop(name, None)
         turn.say("bot.cancelled")
@@ -518,7 +567,7 @@ def conversation(
         chat = update.effective_chat
         if chat is None:
             return
-        async with context.infra.db.transaction() as session:
+        async with context.infra.db.read() as session:
             who = await identify(session, update, context.user_data)
         await send_html(context.bot, chat.id, tr(who.lang, "bot.timed_out"))
 

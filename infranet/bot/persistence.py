@@ -16,6 +16,7 @@ is dropped with a warning rather than breaking the save of everything else.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -24,11 +25,15 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import ConversationDict, ConversationKey
 
 from infranet.storage.database import Database
 from infranet.storage.models import BotState
+from infranet.storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -104,19 +109,29 @@ def encode_data(data: dict[Any, Any], where: str) -> dict[str, Any]:
 
 
 class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
-    """Conversations, user_data, chat_data and bot_data in `bot_state` rows."""
+    """Conversations, user_data, chat_data and bot_data in `bot_state` rows.
+
+    PTB reports every user and chat of every update, changed or not, every
+    `update_interval` seconds, each in a coroutine of its own and all at once. Unchanged
+    data is not written again, and what did change is written in ONE short transaction
+    per round (one upsert, one delete), so that the background write takes SQLite's
+    write lock once and briefly instead of queueing one transaction per row in front of
+    the handlers' own writes.
+    """
 
     def __init__(self, db: Database, update_interval: float = UPDATE_INTERVAL_S) -> None:
         super().__init__(store_data=PersistenceInput(callback_data=False),
                          update_interval=update_interval)
         self.db = db
         self._conversations: dict[str, ConversationDict] = {}
-        # What each row holds now (None: no row). PTB reports every user and chat of every
-        # update, changed or not; unchanged data is not written again.
+        # What each row holds now (None: no row).
         self._stored: dict[str, dict[str, Any] | None] = {}
+        # Changes waiting for the next write (None: delete the row).
+        self._pending: dict[str, dict[str, Any] | None] = {}
+        self._writing = asyncio.Lock()
 
     async def _rows(self, prefix: str) -> dict[str, Any]:
-        async with self.db.transaction() as session:
+        async with self.db.read() as session:
             rows = await session.execute(
                 select(BotState.key, BotState.data).where(BotState.key.startswith(prefix)))
             found = {key: data for key, data in rows}
@@ -124,18 +139,41 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         return found
 
     async def _put(self, key: str, data: dict[str, Any] | None) -> None:
-        if key in self._stored and self._stored[key] == data:
+        known = self._pending if key in self._pending else self._stored
+        if key in known and known[key] == data:
             return
-        async with self.db.transaction() as session:
-            if data is None:
-                await session.execute(delete(BotState).where(BotState.key == key))
-            else:
-                row = await session.get(BotState, key)
-                if row is None:
-                    session.add(BotState(key=key, data=data))
-                else:
-                    row.data = data
-        self._stored[key] = data
+        self._pending[key] = data
+        # Let the other coroutines of this round note their changes first: one write for all.
+        await asyncio.sleep(0)
+        await self._write_pending()
+
+    async def _write_pending(self) -> None:
+        async with self._writing:
+            batch, self._pending = self._pending, {}
+            if not batch:
+                return
+            try:
+                async with self.db.transaction() as session:
+                    await self._write(session, batch)
+            except BaseException:
+                for key, data in batch.items():  # written next round, unless changed since
+                    self._pending.setdefault(key, data)
+                raise
+            self._stored.update(batch)
+
+    async def _write(self, session: AsyncSession, batch: dict[str, dict[str, Any] | None]) -> None:
+        gone = [key for key, data in batch.items() if data is None]
+        if gone:
+            await session.execute(delete(BotState).where(BotState.key.in_(gone)))
+        now = utcnow()
+        rows = [{"key": key, "data": data, "updated_at": now}
+                for key, data in batch.items() if data is not None]
+        if rows:
+            insert = sqlite_insert if self.db.is_sqlite else pg_insert
+            statement = insert(BotState).values(rows)
+            await session.execute(statement.on_conflict_do_update(
+                index_elements=[BotState.key],
+                set_={"data": statement.excluded.data, "updated_at": statement.excluded.updated_at}))
 
     # --- user / chat / bot data ------------------------------------------------------
 
@@ -216,4 +254,5 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         await self._put(row_key, None if new_state is None else {"state": new_state})
 
     async def flush(self) -> None:
-        """Every update is written when it is reported; nothing is buffered here."""
+        """Write anything a failed round left waiting (called when the Application stops)."""
+        await self._write_pending()

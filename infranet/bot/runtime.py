@@ -186,7 +186,7 @@ class BotRuntime:
             if lang != "pl":
                 await bot.set_my_commands(menu_commands(lang), scope=BotCommandScopeDefault(),
                                           language_code=lang)
-        async with self.ctx.db.transaction() as session:
+        async with self.ctx.db.read() as session:
             people = [(a.telegram_id, a.language or "pl") for a in await admins(session)]
         for telegram_id, lang in people:
             await set_admin_menu(bot, telegram_id, lang, admin=True)

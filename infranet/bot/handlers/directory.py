@@ -142,13 +142,13 @@ def _page_cb(page: int, query: str) -> str:
     return head + cut
 
 
-@handler()
+@handler(writes=False)
 async def cmd_orgs(turn: Turn) -> None:
     query = " ".join(turn.args)[:200]
     await _show(turn, query, 0, edit=False)
 
 
-@handler()
+@handler(writes=False)
 async def on_page(turn: Turn) -> None:
     page = int_part(turn.data, 1)
     if page is None:

@@ -276,7 +276,7 @@ def _f(turn: Turn) -> dict[str, Any]:
     return form(turn, "event")
 
 
-@handler(access="member", chat="private")
+@handler(access="member", chat="private", writes=False)
 async def cmd_event(turn: Turn) -> int:
     turn.user_data.pop("event", None)
     _f(turn)
@@ -306,7 +306,7 @@ def _after(turn: Turn, state: int) -> int:
     return state
 
 
-@handler(access="member", chat="private")
+@handler(access="member", chat="private", writes=False)
 async def on_title(turn: Turn) -> int:
     title = check_length(turn.text, TITLE_LIMIT)
     if not title:
@@ -316,7 +316,7 @@ async def on_title(turn: Turn) -> int:
     return _after(turn, DATE)
 
 
-@handler(access="member", chat="private")
+@handler(access="member", chat="private", writes=False)
 async def on_date(turn: Turn) -> int:
     f = _f(turn)
     when = parse_when(check_length(turn.text, 300), today(turn), lang=turn.lang)
@@ -340,7 +340,7 @@ def _set_span(turn: Turn, f: dict[str, Any], hours: Any) -> None:
         f.update(all_day=False, start=span.start, end=span.end)
 
 
-@handler(access="member", chat="private")
+@handler(access="member", chat="private", writes=False)
 async def on_hours(turn: Turn) -> int:
     f = _f(turn)
     if "first" not in f:
@@ -354,7 +354,7 @@ async def on_hours(turn: Turn) -> int:
     return _after(turn, DISTRICT)
 
 
-@handler(access="member", chat="private")
+@handler(access="member", chat="private", writes=False)
 async def on_district(turn: Turn) -> int | None:
     f = _f(turn)
     if turn.update.callback_query:
@@ -377,7 +377,7 @@ async def on_district(turn: Turn) -> int | None:
     return _after(turn, CATEGORY)
 
 
-@handler(access="member", chat="private")
+@handler(access="member", chat="private", writes=False)
 async def on_category(turn: Turn) -> int | None:
     code = turn.data[2] if len(turn.data) > 2 else ""
     if code not in calendar.CATEGORIES:
@@ -396,7 +396,7 @@ def _audience_prompt(turn: Turn) -> tuple[Html, list[list[tuple[str, str]]]]:
     return turn.t("bot.events.ask_audience"), buttons
 
 
-@handler(access="member", chat="private")
+@handler(access="member", chat="private", writes=False)
 async def on_audience(turn: Turn) -> int | None:
     f = _f(turn)
     code = turn.data[2] if len(turn.data) > 2 else ""
@@ -426,7 +426,7 @@ def _optional(turn: Turn, limit: int) -> str | None:
     return check_length(turn.text, limit) or None
 
 
-@handler(access="member", chat="private")
+@handler(access="member", chat="private", writes=False)
 async def on_place(turn: Turn) -> int:
     value = _optional(turn, PLACE_LIMIT)
     if value:
@@ -435,7 +435,7 @@ async def on_place(turn: Turn) -> int:
     return _after(turn, LINK)
 
 
-@handler(access="member", chat="private")
+@handler(access="member", chat="private", writes=False)
 async def on_link(turn: Turn) -> int:
     value = _optional(turn, URL_MAX)
     if value:
@@ -448,7 +448,7 @@ async def on_link(turn: Turn) -> int:
     return _after(turn, DESCRIPTION)
 
 
-@handler(access="member", chat="private")
+@handler(access="member", chat="private", writes=False)
 async def on_description(turn: Turn) -> int:
     value = _optional(turn, DESCRIPTION_LIMIT)
     if value:
@@ -493,7 +493,7 @@ def _show_summary(turn: Turn) -> None:
          (turn.t("bot.cancel"), cb("ev", "x"))]])
 
 
-@handler(access="member", chat="private")
+@handler(access="member", chat="private", writes=False)
 async def on_summary(turn: Turn) -> int | None:
     f = _f(turn)
     choice = turn.data[1] if len(turn.data) > 1 else ""
@@ -520,7 +520,8 @@ async def _check_and_save(turn: Turn, f: dict[str, Any]) -> int | None:
     report = await conflict_api.find_conflicts(turn.session, turn.ctx, data,
                                                exclude_event_id=f.get("edit_id"))
     if report.clear:
-        await _save(turn, f, data)
+        async with turn.writing():  # checked in the read transaction; only the save writes
+            await _save(turn, f, data)
         return END
     suggestions = await conflict_api.suggest_dates(turn.session, turn.ctx, data, n=3,
                                                    exclude_event_id=f.get("edit_id"))
@@ -563,7 +564,7 @@ def _conflict_buttons(turn: Turn, suggestions: list[Any]) -> list[list[tuple[str
     return rows
 
 
-@handler(access="member", chat="private")
+@handler(access="member", chat="private", writes=False)
 async def on_conflict_choice(turn: Turn) -> int | None:
     f = _f(turn)
     choice = turn.data[1] if len(turn.data) > 1 else ""
@@ -587,8 +588,9 @@ async def on_conflict_choice(turn: Turn) -> int | None:
         data = _event_input(turn, f)
         report = await conflict_api.find_conflicts(turn.session, turn.ctx, data,
                                                    exclude_event_id=f.get("edit_id"))
-        row = await _save(turn, f, data)
-        await _tell_organisers(turn, row, report)
+        async with turn.writing():
+            row = await _save(turn, f, data)
+            await _tell_organisers(turn, row, report)
         return END
     turn.toast(turn.t("bot.button_expired"))
     return None
@@ -633,7 +635,7 @@ async def _tell_organisers(turn: Turn, row: Event, report: conflict_api.Conflict
              orgs=", ".join(sorted({c.organisation_name or "—" for c in theirs.values()})))
 
 
-@handler(access="member", chat="private")
+@handler(access="member", chat="private", writes=False)
 async def on_edit_pick(turn: Turn) -> int | None:
     f = _f(turn)
     name = turn.data[2] if len(turn.data) > 2 else ""
@@ -654,7 +656,7 @@ async def on_edit_pick(turn: Turn) -> int | None:
     return states[name]
 
 
-@handler(access="member", chat="private")
+@handler(access="member", chat="private", writes=False)
 async def on_edit_entry(turn: Turn) -> int | None:
     """/my → Edit: the event's form, straight to the summary; saving re-runs the conflict check."""
     event_id = int_part(turn.data, 2)
@@ -700,7 +702,7 @@ def _split_date_area(turn: Turn, args: list[str]) -> tuple[date, date, District 
     raise last_error
 
 
-@handler()
+@handler(writes=False)
 async def cmd_check(turn: Turn) -> None:
     if not turn.args:
         turn.say("bot.events.check_usage")
@@ -780,14 +782,14 @@ async def _events_page(turn: Turn, area: District | None, period: str, page: int
     return Html("\n\n".join(lines)), [nav] if nav else []
 
 
-@handler()
+@handler(writes=False)
 async def cmd_events(turn: Turn) -> None:
     area, period = _parse_listing_args(turn, turn.args)
     text, buttons = await _events_page(turn, area, period, 0)
     turn.reply(text, buttons)
 
 
-@handler()
+@handler(writes=False)
 async def on_events_page(turn: Turn) -> None:
     page = int_part(turn.data, 2)
     period = turn.data[3] if len(turn.data) > 3 else ""
@@ -821,7 +823,7 @@ def edit_if_changed(turn: Turn, text: str, buttons: list[list[tuple[str, str]]])
         turn.edit(text, buttons)
 
 
-@handler(access="member", chat="private")
+@handler(access="member", chat="private", writes=False)
 async def cmd_my(turn: Turn) -> None:
     member = turn.who.member
     if member is None or member.organisation_id is None:
@@ -880,7 +882,7 @@ def _my_buttons(turn: Turn, event_id: int) -> list[list[tuple[str, str]]]:
              (turn.t("bot.events.cancel_event"), cb("ev", "del", event_id))]]
 
 
-@handler()
+@handler(writes=False)
 async def on_stale(turn: Turn) -> None:
     turn.toast(turn.t("bot.button_expired"))
 

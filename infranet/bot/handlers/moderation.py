@@ -86,7 +86,7 @@ def buttons(item: Waiting, lang: str) -> Buttons:
 async def announce_new(application: InfranetApplication) -> int:
     """Send newly waiting items to every admin; returns how many items were announced."""
     ctx = application.infra
-    async with ctx.db.transaction() as session:
+    async with ctx.db.read() as session:  # the position seen so far lives in bot_data
         last = application.bot_data.get(STATE_KEY)
         if last is None:
             # First run: everything already waiting, then only what is new.
@@ -115,7 +115,7 @@ def setup(application: InfranetApplication, ctx: AppContext) -> None:
                                         name="moderation-announce")
 
 
-@handler(access="admin", chat="private")
+@handler(access="admin", chat="private", writes=False)
 async def cmd_pending(turn: Turn) -> None:
     items = await all_waiting(turn.session)
     if not items:
