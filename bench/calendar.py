@@ -145,7 +145,7 @@ async def bench_conflicts(ctx: AppContext, count: int) -> dict[str, float]:
     times, found = [], 0
     for i, cand in enumerate(cands):
         t0 = time.perf_counter()
-        async with ctx.db.transaction() as s:
+        async with ctx.db.read() as s:  # as /check, /api/conflicts and the CLI do
             report = await find_conflicts(s, ctx, cand)
         if i >= 50:  # warm-up
             times.append((time.perf_counter() - t0) * 1000)
@@ -154,7 +154,7 @@ async def bench_conflicts(ctx: AppContext, count: int) -> dict[str, float]:
     scan_times = []
     for cand in cands[:5]:
         t0 = time.perf_counter()
-        async with ctx.db.transaction() as s:
+        async with ctx.db.read() as s:
             rows = (await s.execute(select(Event.id, Event.starts_at, Event.ends_at, Event.rrule,
                                            Event.all_day, Event.district_id, Event.status))).all()
             slugs = {i: slug for slug, i in (await s.execute(text("SELECT slug, id FROM districts"))).all()}
@@ -177,7 +177,7 @@ async def bench_conflicts(ctx: AppContext, count: int) -> dict[str, float]:
     trips = []
     for _ in range(200):
         t0 = time.perf_counter()
-        async with ctx.db.transaction() as s:
+        async with ctx.db.read() as s:
             await s.execute(text("SELECT 1"))
         trips.append((time.perf_counter() - t0) * 1000)
     return {"p50": statistics.median(times), "p99": pct(times, 0.99), "mean_conflicts": found / len(times),
@@ -334,7 +334,7 @@ async def run_engine(engine: str, n: int, checks: int, seconds: float) -> None:
         print(f"[{engine}] conflict check ({checks} candidates, indexed): p50 {c['p50']:.2f} ms, "
               f"p99 {c['p99']:.2f} ms (avg {c['mean_conflicts']:.1f} conflicts found)")
         print(f"[{engine}] baseline full-table scan in Python: {c['scan_p50']:.0f} ms per check "
-              f"({c['scan_p50'] / c['p50']:.0f}x slower); an empty transaction with SELECT 1 takes "
+              f"({c['scan_p50'] / c['p50']:.0f}x slower); an empty read transaction with SELECT 1 takes "
               f"p50 {c['trip_p50']:.2f} ms, p99 {c['trip_p99']:.2f} ms")
         f = await bench_feed(ctx)
         print(f"[{engine}] feed of {f['events']:,} events ({f['bytes'] / 1e6:.1f} MB): cold build "

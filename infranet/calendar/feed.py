@@ -102,12 +102,14 @@ def parse_filter(ctx: AppContext, params: Mapping[str, Sequence[str]] | Any) -> 
 # --- RFC 5545 writing --------------------------------------------------------------------
 
 
-_ESCAPES = str.maketrans({"\\": "\\\\", ";": "\\;", ",": "\\,", "\n": "\\n", "\r": None})
-
-
 def escape_text(value: str) -> str:
-    """TEXT escaping (RFC 5545 3.3.11); a CR of CRLF is dropped, a lone newline kept as \\n."""
-    return value.translate(_ESCAPES)
+    """TEXT escaping (RFC 5545 3.3.11); a CR of CRLF is dropped, a lone newline kept as \\n.
+
+    Chained `str.replace` rather than `str.translate`: translate looks every character up
+    in a Python dict, which made escaping a third of a cold feed's build time. The
+    backslash goes first, so the backslashes added after it are not doubled."""
+    return (value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+            .replace("\r", "").replace("\n", "\\n"))
 
 
 def _param(value: str) -> str:

@@ -187,6 +187,9 @@ class Event(TimestampMixin, Base):
         # Conflict checks: the candidate's districts first, then the time range, so only
         # the rows that really match are read from the table.
         Index("ix_events_place_range", "district_id", "starts_at", "last_ends_at"),
+        # Feeds by category (`?category=training`): that category's rows in the feed window,
+        # instead of every row of the window fetched and most of them dropped.
+        Index("ix_events_category_range", "category", "last_ends_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
