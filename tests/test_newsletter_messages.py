@@ -271,3 +271,107 @@ async def test_maildir_outbox_without_smtp_host(db_url: str, tmp_path: Path,
         assert status.status == "done" and status.counts["sent"] == 2
     finally:
         await ctx.db.dispose()
+
+
+def _normalised(data: bytes) -> bytes:
+    """A message with what is meant to differ between two builds (boundary, Date,
+    Message-ID) replaced by fixed text."""
+    data = re.sub(rb"=_[0-9a-f]{24}", b"=_BOUNDARY", data)
+    data = re.sub(rb"(?m)^Date: [^\r]*\r\n", b"Date: X\r\n", data)
+    return re.sub(rb"(?m)^Message-ID: [^\r]*\r\n", b"Message-ID: X\r\n", data)
+
+
+async def test_prepared_segments_give_the_same_message_as_a_full_build(db_url: str,
+                                                                       tmp_path: Path) -> None:
+    """The sender fills readers' values into parts prepared once per selection; each
+    message must be the one `build()` makes from scratch, byte for byte."""
+    from sqlalchemy import select
+
+    from infranet.newsletter.compose import Composer, SubscriberRef
+    from infranet.storage.models import Delivery, Subscriber
+
+    ctx = await newsletter_context(db_url, tmp_path, newsletter={"title": "Wiadomości: żółw"})
+    try:
+        await seed_content(ctx)
+        await add_subscribers(ctx, {
+            "anna@example.org": {}, "ben@example.com": {"language": "en"},
+            "olsztyn@example.org": {"districts": ["m. Olsztyn"]},
+            "elk@example.org": {"districts": ["podregion ełcki"]},
+            "o'brien&co@example.org": {"categories": ["meeting"]},
+            "lukasz@przykład.example.org": {},
+        })
+        async with ctx.db.transaction() as session:
+            await add_note(session, ctx, Actor.cli(), "Notka <b>redakcji</b> & \"cudzysłów\"\n.kropka")
+            built = await build_issue(session, ctx, Actor.cli(), period_key="seg")
+            rows = (await session.execute(
+                select(Delivery.id, Subscriber.id, Subscriber.email, Subscriber.language,
+                       Subscriber.districts, Subscriber.categories, Subscriber.status,
+                       Subscriber.token_version)
+                .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                .where(Delivery.issue_id == built.issue.id))).all()
+        assert len(rows) == 6
+        composer = Composer(ctx)
+        content = await composer.content(built.issue.id)
+        for row in rows:
+            subscriber = dict(row._mapping)
+            delivery_id = subscriber.pop("id")
+            subscriber["id"] = row[1]
+            ref = SubscriberRef.of(subscriber)
+            selection = composer.selection(built.issue.id, content, ref)
+            assert composer.segment(built.issue.id, content, selection, ref.language) is not None
+            fast = await composer.issue_message(built.issue.id, subscriber, delivery_id, eightbit=True)
+            full = composer.build(built.issue.id, content, ref, delivery_id=delivery_id, eightbit=True)
+            assert fast is not None and full is not None
+            assert fast.eightbit and fast.recipient == full.recipient == ref.email
+            assert _normalised(fast.data) == _normalised(full.data)
+            assert fast.message_id.startswith(f"<{built.issue.id}.{delivery_id}.")
+    finally:
+        await ctx.db.dispose()
+
+
+def test_prepared_part_refuses_values_that_break_8bit() -> None:
+    """A value that would push its line past SMTP's limit, or that holds a line break,
+    sends the message back to `build()` (which picks base64)."""
+    from infranet.newsletter.mime import LINE_LIMIT, MessageFactory, PartTemplate
+
+    part = PartTemplate.make(["Witaj " + "x" * (LINE_LIMIT - 40), "email", "!\nkoniec"])
+    assert part is not None
+    filled = part.fill({"email": b"a@example.org"})
+    assert filled is not None
+    assert b"".join(filled) == ("Witaj " + "x" * (LINE_LIMIT - 40) + "a@example.org!\r\nkoniec\r\n").encode()
+    assert part.fill({"email": b"a" * 40 + b"@example.org"}) is None
+    assert PartTemplate.make(["y" * (LINE_LIMIT + 1) + "\n", "email", "\n"]) is None
+    assert PartTemplate.make(["a\nb\n" + "y" * (LINE_LIMIT + 1) + "\nc", "email", "\n"]) is None
+    assert PartTemplate.make(["a\r\nb", "email", "\n"]) is None
+    assert PartTemplate.make(["ends with a value ", "email", ""]) is None
+    factory = MessageFactory(from_address="Sieć <newsletter@example.org>", subject="Temat")
+    short = PartTemplate.make(["Adres: ", "email", "\n"])
+    assert short is not None
+    assert factory.build_filled(recipient="a@example.org", text=short, html=short,
+                                text_values={"email": "a@example.org\r\nBcc: x@example.org"},
+                                html_values={"email": "a@example.org"}) is None
+
+
+def test_prepared_part_knows_when_dot_stuffing_is_needed() -> None:
+    """Messages from prepared parts skip the search for lines starting with "." only
+    when none can: not in the literal text, not from a value at the start of a line."""
+    from infranet.newsletter.mime import MessageFactory, PartTemplate
+    from infranet.newsletter.outbound import transparent
+
+    factory = MessageFactory(from_address="Sieć <newsletter@example.org>", subject="Temat")
+    plain = PartTemplate.make(["Adres: ", "email", "\nkoniec\n"])
+    dotted = PartTemplate.make(["Adres:\n.kropka ", "email", "\n"])
+    at_start = PartTemplate.make(["Adres:\n", "email", "\nkoniec\n"])
+    assert plain and dotted and at_start
+    assert plain.dot_free and not dotted.dot_free and at_start.dot_free
+
+    def build(part: PartTemplate, email: str) -> bytes:
+        envelope = factory.build_filled(recipient="a@example.org", text=part, html=plain,
+                                        text_values={"email": email}, html_values={"email": email})
+        assert envelope is not None
+        return transparent(envelope.data, envelope.crlf, envelope.dot_free)
+
+    assert b"\r\n.." not in build(plain, "a@example.org")
+    assert b"\r\n..kropka" in build(dotted, "a@example.org")
+    assert b"\r\n..dot@example.org" in build(at_start, ".dot@example.org")
+    assert b"\r\n.." not in build(at_start, "a@example.org")

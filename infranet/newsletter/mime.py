@@ -16,8 +16,9 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email import policy
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
@@ -101,6 +102,7 @@ class Envelope:
     message_id: str
     crlf: bool = False  # built here: every line already ends with CRLF
     eightbit: bool = False  # has an 8bit part: needs a server with 8BITMIME (BODY=8BITMIME)
+    dot_free: bool = False  # known to hold no line starting with ".": DATA needs no dot-stuffing
 
 
 @dataclass
@@ -170,17 +172,8 @@ class MessageFactory:
         work, smaller messages) unless a line is too long for SMTP (998 octets)."""
         if not text:
             raise ValueError("a message needs a plain-text part")
-        if _CONTROL.search(recipient) or "@" not in recipient:
-            raise ValueError(f"bad recipient {recipient!r}")
         message_id = message_id or self.new_message_id()
-        head = [self.static_headers, "To: ", recipient, CRLF,
-                "Date: ", format_datetime(date) if date else _now_header(), CRLF,
-                "Message-ID: ", message_id, CRLF]
-        links = [f"<{u}>" for u in (unsubscribe_https, unsubscribe_mailto) if u]
-        if links:
-            head += ["List-Unsubscribe: ", ("," + CRLF + " ").join(links), CRLF]
-            if unsubscribe_https:
-                head.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click" + CRLF)
+        head = self._head(recipient, message_id, date, unsubscribe_https, unsubscribe_mailto)
         text_cte, text_body = _body(text, eightbit)
         if html is None:
             head += ['Content-Type: text/plain; charset="utf-8"', CRLF,
@@ -203,8 +196,158 @@ class MessageFactory:
             data = dkim_sign(data, self.dkim)
         return Envelope(self.sender, recipient, data, message_id, crlf=True, eightbit=is_8bit)
 
+    def _head(self, recipient: str, message_id: str, date: datetime | None,
+              unsubscribe_https: str | None, unsubscribe_mailto: str | None) -> list[str]:
+        """The header block up to (not including) Content-Type."""
+        if _CONTROL.search(recipient) or "@" not in recipient:
+            raise ValueError(f"bad recipient {recipient!r}")
+        head = [self.static_headers, "To: ", recipient, CRLF,
+                "Date: ", format_datetime(date) if date else _now_header(), CRLF,
+                "Message-ID: ", message_id, CRLF]
+        links = [f"<{u}>" for u in (unsubscribe_https, unsubscribe_mailto) if u]
+        if links:
+            head += ["List-Unsubscribe: ", ("," + CRLF + " ").join(links), CRLF]
+            if unsubscribe_https:
+                head.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click" + CRLF)
+        return head
+
+    def build_filled(self, *, recipient: str, text: PartTemplate, html: PartTemplate,
+                     text_values: dict[str, str], html_values: dict[str, str],
+                     unsubscribe_https: str | None = None, unsubscribe_mailto: str | None = None,
+                     message_id: str | None = None, date: datetime | None = None) -> Envelope | None:
+        """The message `build(eightbit=True)` makes from the filled-in parts, byte for
+        byte (but for the random boundary), from parts prepared once per segment: only
+        the header block and the personal values are encoded per message.
+
+        None when a value would push a line past SMTP's limit or carries a line break:
+        `build()` then decides the encodings (base64) as for any other message.
+        """
+        text_encoded = _encode_values(text_values)
+        html_encoded = _encode_values(html_values)
+        if text_encoded is None or html_encoded is None:
+            return None
+        text_pieces = text.fill(text_encoded)
+        html_pieces = html.fill(html_encoded) if text_pieces is not None else None
+        if text_pieces is None or html_pieces is None:
+            return None
+        message_id = message_id or self.new_message_id()
+        head = self._head(recipient, message_id, date, unsubscribe_https, unsubscribe_mailto)
+        boundary = "=_" + secrets.token_hex(12)
+        head += [f'Content-Type: multipart/alternative; boundary="{boundary}"', CRLF, CRLF,
+                 "--", boundary, CRLF, _TEXT_8BIT_HEADER]
+        between = f"--{boundary}{CRLF}{_HTML_8BIT_HEADER}".encode("ascii")
+        end = f"--{boundary}--{CRLF}".encode("ascii")
+        data = b"".join(["".join(head).encode("utf-8"), *text_pieces, between, *html_pieces, end])
+        if self.dkim is not None:
+            data = dkim_sign(data, self.dkim)
+        # Header lines start with a name or a folding space, boundary lines with "--".
+        dot_free = text.dot_free_with(text_encoded) and html.dot_free_with(html_encoded)
+        return Envelope(self.sender, recipient, data, message_id, crlf=True, eightbit=True,
+                        dot_free=dot_free and self.dkim is None)
+
+
+def _encode_values(values: dict[str, str]) -> dict[str, bytes] | None:
+    """UTF-8 values; None when one holds a line break (it would change the line structure)."""
+    encoded = {name: value.encode("utf-8") for name, value in values.items()}
+    if any(b"\r" in v or b"\n" in v for v in encoded.values()):
+        return None
+    return encoded
+
+
+_TEXT_8BIT_HEADER = ('Content-Type: text/plain; charset="utf-8"' + CRLF
+                     + "Content-Transfer-Encoding: 8bit" + CRLF + CRLF)
+_HTML_8BIT_HEADER = ('Content-Type: text/html; charset="utf-8"' + CRLF
+                     + "Content-Transfer-Encoding: 8bit" + CRLF + CRLF)
+
+
+class PartTemplate:
+    """A part's 8bit body (CRLF line ends, UTF-8) with personal values still to fill in.
+
+    Made once per distinct selection of an issue from `parts`: literal text at even
+    positions, value names at odd ones. The literal runs are converted and encoded
+    here, once; `fill()` joins them with one reader's values after checking the only
+    lines whose length depends on them (those holding a value) against LINE_LIMIT.
+    `dot_free` says whether DATA can carry the part without dot-stuffing, so the
+    sender need not search every message for a line starting with ".".
+    """
+
+    __slots__ = ("checks", "dot_free", "line_start", "pieces", "size")
+
+    def __init__(self, pieces: list[bytes | str], checks: list[tuple[int, tuple[str, ...]]],
+                 line_start: tuple[str, ...], dot_free: bool) -> None:
+        self.pieces = pieces
+        self.checks = checks
+        self.line_start = line_start
+        self.dot_free = dot_free
+        self.size = sum(len(p) for p in pieces)
+
+    @classmethod
+    def make(cls, parts: list[str]) -> PartTemplate | None:
+        """None when the part could never go as 8bit (a CR, or a literal line over the
+        limit) or does not end in literal text (its final CRLF would depend on a value)."""
+        if not parts[-1] or any("\r" in p for p in parts[::2]):
+            return None
+        pieces: list[bytes | str] = []
+        checks: list[tuple[int, tuple[str, ...]]] = []
+        line_start: list[str] = []
+        dot_free = True
+        line_octets, line_names = 0, []
+        for i, part in enumerate(parts):
+            if i % 2:
+                if line_octets == 0:  # (after another value only if that one is empty)
+                    line_start.append(part)
+                pieces.append(part)
+                line_names.append(part)
+                continue
+            body = part.replace("\n", CRLF)
+            if i == len(parts) - 1 and not body.endswith(CRLF):
+                body += CRLF
+            encoded = body.encode("utf-8")
+            pieces.append(encoded)
+            if encoded.startswith(b".") or b"\n." in encoded:
+                dot_free = False
+            first_end = encoded.find(b"\r\n")
+            if first_end < 0:
+                line_octets += len(encoded)
+                continue
+            if not _close_line(checks, line_octets + first_end, line_names):
+                return None
+            last_start = encoded.rfind(b"\r\n") + 2
+            inner = encoded[first_end + 2:last_start - 2]
+            if len(inner) > LINE_LIMIT and max(map(len, inner.split(b"\r\n"))) > LINE_LIMIT:
+                return None
+            line_octets, line_names = len(encoded) - last_start, []
+        return cls(pieces, checks, tuple(line_start), dot_free)
+
+    def fill(self, values: dict[str, bytes]) -> list[bytes] | None:
+        """The body's pieces with `values` (encoded) in place; None when a value holds
+        a line break or makes its line too long for 8bit."""
+        for octets, names in self.checks:
+            if octets + sum(len(values[n]) for n in names) > LINE_LIMIT:
+                return None
+        return [p if isinstance(p, bytes) else values[p] for p in self.pieces]
+
+    def dot_free_with(self, values: dict[str, bytes]) -> bool:
+        """No line of the filled part starts with "." (values never hold line breaks)."""
+        return self.dot_free and not any(values[n].startswith(b".") for n in self.line_start)
+
+
+def _close_line(checks: list[tuple[int, tuple[str, ...]]], octets: int, names: list[str]) -> bool:
+    """Record a finished line holding values; False for a literal line over the limit."""
+    if names:
+        checks.append((octets, tuple(names)))
+        return True
+    return octets <= LINE_LIMIT
+
+
+_date_cache: tuple[int, str] = (0, "")
+
 
 def _now_header() -> str:
-    from datetime import UTC
-
-    return format_datetime(datetime.now(UTC))  # "+0000": UTC, not "-0000" (zone unknown)
+    """The Date value for now, formatted once a second (the header has no finer unit)."""
+    global _date_cache
+    second = int(time.time())
+    if _date_cache[0] != second:
+        # "+0000": UTC, not "-0000" (zone unknown)
+        _date_cache = (second, format_datetime(datetime.fromtimestamp(second, UTC)))
+    return _date_cache[1]

@@ -52,17 +52,18 @@ def outbox_dir(ctx: AppContext) -> Path:
     return ctx.data_dir / "outbox"
 
 
-def transparent(data: bytes, crlf: bool = False) -> bytes:
+def transparent(data: bytes, crlf: bool = False, dot_free: bool = False) -> bytes:
     """The message as DATA transmits it (RFC 5321 4.5.2): CRLF line endings, lines
     starting with "." doubled, ended by CRLF.CRLF. Our messages are built with CRLF
     and base64 bodies, so the checks are two C-speed counts and a search, not the
-    regular expressions aiosmtplib runs over every message."""
+    regular expressions aiosmtplib runs over every message; a message built from
+    prepared parts already knows it has no line starting with "." (`dot_free`)."""
     if not crlf and (data.count(b"\n") != data.count(b"\r\n")
                      or data.count(b"\r") != data.count(b"\r\n")):
         data = re.sub(rb"\r\n|\n|\r", b"\r\n", data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
-    if data.startswith(b".") or b"\n." in data:
+    if not dot_free and (data.startswith(b".") or b"\n." in data):
         data = re.sub(rb"(?m)^\.", b"..", data)
     return data + b".\r\n"
 
@@ -167,7 +168,7 @@ class SmtpTransport:
             return await self._refused(start.code, start.message)
         try:
             # The server has said 354: from here on, a lost connection is ambiguous.
-            client.protocol.write(transparent(envelope.data, envelope.crlf))  # type: ignore[union-attr]
+            client.protocol.write(transparent(envelope.data, envelope.crlf, envelope.dot_free))  # type: ignore[union-attr]
             response = await client.protocol.read_response(timeout=client.timeout)  # type: ignore[union-attr]
             if response.code != 250:
                 return await self._refused(response.code, response.message)

@@ -74,6 +74,11 @@ class Renderer:
                       web: bool = False, personal: dict[str, str] | None = None) -> tuple[str, str]:
         """(text, html) of the items in `selection`; the personal links from `personal`
         (keys unsubscribe, preferences, email), else left as placeholders."""
+        return self.issue(issue_id, content, lang, web).render(selection, personal)
+
+    def issue(self, issue_id: int | None, content: dict[str, Any], lang: str,
+              web: bool = False) -> IssueRenderer:
+        """The issue's renderer in a language (kept per issue id; rebuilt without one)."""
         key = (issue_id, lang, web)
         issue = self._issues.get(key) if issue_id is not None else None
         if issue is None:
@@ -82,7 +87,7 @@ class Renderer:
                 if len(self._issues) > 16:
                     self._issues.clear()
                 self._issues[key] = issue
-        return issue.render(selection, personal)
+        return issue
 
 
 _MARKER = re.compile(r"(@@INFRANET_[A-Z_]+@@)")
@@ -146,10 +151,14 @@ class IssueRenderer:
             self._layouts[key] = found
         return found
 
-    def render(self, selection: content_mod.Selection,
-               personal: dict[str, str] | None = None) -> tuple[str, str]:
-        """(text, html) for a selection; `personal` fills the unsubscribe/preferences/email
-        markers (escaped for HTML); without it they stay as markers (web version: none)."""
+    def parts(self, selection: content_mod.Selection) -> tuple[list[str], list[str]]:
+        """(text, html) for a selection as alternating lists: literal text at even
+        positions, the name of a personal value (a key of PLACEHOLDERS) at odd ones.
+
+        Only the layout's own markers are personal: a marker typed into an event title
+        sits inside a section's text and stays literal. The sender keeps these lists
+        per distinct selection and fills in each reader's values (see compose).
+        """
         events = self.data["events"]
         days: dict[Any, dict[tuple[int, str], list[int]]] = {}
         for i in selection.events:
@@ -176,13 +185,39 @@ class IssueRenderer:
         text_values = {SECTION_MARKERS["events"]: "".join(p[1] for p in event_parts).strip("\n"),
                        SECTION_MARKERS["trainings"]: "".join(p[1] for p in training_parts).strip("\n"),
                        SECTION_MARKERS["organisations"]: "".join(p[1] for p in org_parts).strip("\n")}
-        if personal is not None:
-            for name, marker in PLACEHOLDERS.items():
-                text_values[marker] = personal[name]
-                html_values[marker] = html_lib.escape(personal[name])
-        # Markers sit at odd positions of the split token lists.
-        text = "".join([tok if i % 2 == 0 else text_values.get(tok, tok)
-                        for i, tok in enumerate(text_tokens)])
-        html = "".join([tok if i % 2 == 0 else html_values.get(tok, tok)
-                        for i, tok in enumerate(html_tokens)])
+        return _fill_sections(text_tokens, text_values), _fill_sections(html_tokens, html_values)
+
+    def render(self, selection: content_mod.Selection,
+               personal: dict[str, str] | None = None) -> tuple[str, str]:
+        """(text, html) for a selection; `personal` fills the unsubscribe/preferences/email
+        markers (escaped for HTML); without it they stay as markers (web version: none)."""
+        text_parts, html_parts = self.parts(selection)
+        if personal is None:
+            text_values = html_values = PLACEHOLDERS
+        else:
+            text_values = personal
+            html_values = {name: html_lib.escape(value) for name, value in personal.items()}
+        text = "".join([tok if i % 2 == 0 else text_values[tok] for i, tok in enumerate(text_parts)])
+        html = "".join([tok if i % 2 == 0 else html_values[tok] for i, tok in enumerate(html_parts)])
         return text, html
+
+
+_PERSONAL = {marker: name for name, marker in PLACEHOLDERS.items()}
+
+
+def _fill_sections(tokens: list[str], sections: dict[str, str]) -> list[str]:
+    """Layout tokens (literal text at even positions, markers at odd ones) with the
+    sections filled in and merged into the literal runs; personal markers stay apart,
+    as their names, at odd positions."""
+    out: list[str] = []
+    run: list[str] = []
+    for i, tok in enumerate(tokens):
+        if i % 2 == 0:
+            run.append(tok)
+        elif tok in _PERSONAL:
+            out += ["".join(run), _PERSONAL[tok]]
+            run = []
+        else:
+            run.append(sections.get(tok, tok))
+    out.append("".join(run))
+    return out
