@@ -26,7 +26,7 @@ from infranet.storage.models import NewsletterIssue
 
 # Prepared parts kept per (issue, language, selection): ~20 KB each, about a thousand for a
 # typical issue of 10,000 readers.
-SEGMENT_CACHE_BYTES = 64 * 1024 * 1024
+SEGMENT_CACHE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
