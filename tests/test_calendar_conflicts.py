@@ -387,7 +387,7 @@ def random_event(rng: random.Random, base: date, title: str) -> EventInput:
     return ev(title, start, end, district=district, category=category, audiences=audiences, rrule=rrule)
 
 
-async def test_suggestions_equal_a_conflict_check_per_candidate_date(ctx: AppContext) -> None:
+async def test_suggestions_equal_a_conflict_check_per_candidate_date(ctx: AppContext, tmp_path: Path) -> None:
     rng = random.Random(20261123)
     base = date(2027, 4, 14)  # Easter Monday 2027 is 29 March; 1 and 3 May are holidays too
     titles = ["Szkolenie", "Warsztaty", "Forum", "Spotkanie", "Konsultacje"]
@@ -396,13 +396,21 @@ async def test_suggestions_equal_a_conflict_check_per_candidate_date(ctx: AppCon
     async with ctx.db.transaction() as s:  # a cancelled one must be ignored in both
         await cancel_event(s, ctx, Actor.cli(), ids[0])
     compared = 0
-    for i in range(12):
-        cand = random_event(rng, base, rng.choice(titles))
-        exclude = ids[rng.randrange(len(ids))] if i % 4 == 0 else None
-        n = rng.choice([1, 3, 6])
-        async with ctx.db.transaction() as s:
-            got = await suggest_dates(s, ctx, cand, n=n, exclude_event_id=exclude)
-        expected = await per_candidate_suggestions(ctx, cand, n, exclude)
-        assert got == expected, (cand, exclude)
-        compared += len(got)
+    # The same stored events under every conflict scope: which districts' overlaps count
+    # changes which dates the suggestions' probe may rule out at once.
+    for scope in ("region", "subregion", "powiat"):
+        scoped = await make_context(ctx.db.url, tmp_path / scope, calendar={"conflicts": {"scope": scope}})
+        scoped.clock = ctx.clock
+        try:
+            for i in range(8):
+                cand = random_event(rng, base, rng.choice(titles))
+                exclude = ids[rng.randrange(len(ids))] if i % 4 == 0 else None
+                n = rng.choice([1, 3, 6])
+                async with scoped.db.read() as s:
+                    got = await suggest_dates(s, scoped, cand, n=n, exclude_event_id=exclude)
+                expected = await per_candidate_suggestions(scoped, cand, n, exclude)
+                assert got == expected, (scope, cand, exclude)
+                compared += len(got)
+        finally:
+            await scoped.db.dispose()
     assert compared > 10  # the data leaves free dates to compare, not only empty lists

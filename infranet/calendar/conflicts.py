@@ -34,14 +34,14 @@ from __future__ import annotations
 
 import difflib
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
 
 import holidays
-from sqlalchemy import Select, bindparam, select, union_all
+from sqlalchemy import CompoundSelect, Select, bindparam, literal_column, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar import recurrence
@@ -330,15 +330,16 @@ def _similar(a: str, b: str) -> bool:
             and matcher.ratio() >= TITLE_SIMILARITY)
 
 
-def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.Span],
-             pool: Iterable[EventSummary | _PoolRow], districts: dict[int, RegionDistrict]) -> ConflictReport:
-    """Compare the candidate's occurrences with the events of the pool (pure, no I/O)."""
+def _hits(ctx: AppContext, norm: NormalisedEvent, cand_days: Sequence[tuple[recurrence.Span, set[date]]],
+          pool: Iterable[EventSummary | _PoolRow], districts: dict[int, RegionDistrict],
+          ) -> Iterator[tuple[str, EventSummary | _PoolRow, recurrence.Span, str, recurrence.Span]]:
+    """Each collision of the candidate with the pool, lazily, as (severity, event, its
+    occurrence, place relation, the candidate's span): suggestions stop at the first."""
     tz = ctx.tz
     rules = ctx.settings.calendar.conflicts
     scope = SCOPE_RANK[rules.scope]
-    report = ConflictReport()
     cand_title = fold(norm.title)
-    cand_days = [(span, set(recurrence.local_days(span.start, span.end, tz))) for span in spans]
+    spans = [span for span, _days in cand_days]
     seen: set[tuple[int, datetime]] = set()
     for row in pool:
         district = districts.get(row.district_id)
@@ -353,9 +354,6 @@ def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.
             continue  # elsewhere and at another time: neither a conflict nor a duplicate
         same_org = norm.organisation_id is not None and row.organisation_id == norm.organisation_id
         similar: bool | None = None  # computed only when it matters
-        audiences = row.audiences
-        shared = (not norm.audiences or not audiences
-                  or bool(set(norm.audiences) & set(audiences)) or norm.category == row.category)
         counts = SCOPE_RANK[relation] <= scope
         for occ in recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, tz):
             occ_days: set[date] | None = None
@@ -374,14 +372,33 @@ def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.
                             similar = _similar(cand_title, row.title_folded or fold(row.title))
                         if similar or (same_org and overlap):
                             seen.add(key)
-                            report.duplicates.append(_conflict(row, occ, "duplicate", relation, span))
+                            yield "duplicate", row, occ, relation, span
                             break
                 if overlap and counts:
-                    high = relation == "powiat" and (shared or not rules.audience_sensitive)
                     seen.add(key)
-                    report.conflicts.append(_conflict(row, occ, "high" if high else "low",
-                                                      relation, span))
+                    high = relation == "powiat" and (not rules.audience_sensitive or _shared(norm, row))
+                    yield ("high" if high else "low"), row, occ, relation, span
                     break
+
+
+def _shared(norm: NormalisedEvent, row: EventSummary | _PoolRow) -> bool:
+    """The same audience (either side unspecified counts as shared) or the same category."""
+    return (not norm.audiences or not row.audiences or bool(set(norm.audiences) & set(row.audiences))
+            or norm.category == row.category)
+
+
+def _candidate_days(spans: Sequence[recurrence.Span], tz: tzinfo) -> list[tuple[recurrence.Span, set[date]]]:
+    return [(span, set(recurrence.local_days(span.start, span.end, tz))) for span in spans]
+
+
+def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.Span],
+             pool: Iterable[EventSummary | _PoolRow], districts: dict[int, RegionDistrict]) -> ConflictReport:
+    """Compare the candidate's occurrences with the events of the pool (pure, no I/O)."""
+    report = ConflictReport()
+    cand_days = _candidate_days(spans, ctx.tz)
+    for severity, row, occ, relation, span in _hits(ctx, norm, cand_days, pool, districts):
+        found = report.duplicates if severity == "duplicate" else report.conflicts
+        found.append(_conflict(row, occ, severity, relation, span))
     order = {"high": 0, "low": 1, "duplicate": 2}
     report.conflicts.sort(key=lambda c: (order[c.severity], c.start, c.event.id))
     report.duplicates.sort(key=lambda c: (c.start, c.event.id))
@@ -393,6 +410,13 @@ def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.
             if warning:
                 report.warnings.append(warning)
     return report
+
+
+def collides(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.Span],
+             pool: Iterable[EventSummary | _PoolRow], districts: dict[int, RegionDistrict]) -> bool:
+    """Whether `classify` would report any conflict or duplicate, stopping at the first."""
+    hits = _hits(ctx, norm, _candidate_days(spans, ctx.tz), pool, districts)
+    return next(hits, None) is not None
 
 
 def _conflict(row: EventSummary | _PoolRow, occ: recurrence.Span, severity: str, relation: str,
@@ -461,17 +485,23 @@ class _WindowPool:
         self.singles = sorted((r for r in rows if r.rrule is None), key=lambda r: r.starts_at)
         self.starts = [r.starts_at for r in self.singles]
 
-    def for_windows(self, windows: Sequence[_Window]) -> list[_PoolRow]:
-        found: dict[int, _PoolRow] = {}
+    def for_windows(self, windows: Sequence[_Window]) -> Iterator[_PoolRow]:
+        """Lazily, so that a date that collides with its first events reads no further."""
+        seen: set[int] = set()
         for lo, hi in windows:
             earliest = lo - MAX_EVENT_SPAN
             for row in self.singles[bisect_right(self.starts, earliest):bisect_left(self.starts, hi)]:
-                if row.last_ends_at > lo:
-                    found[row.id] = row
+                if row.last_ends_at > lo and row.id not in seen:
+                    seen.add(row.id)
+                    yield row
             for row in self.series:
-                if row.starts_at < hi and row.last_ends_at > lo:
-                    found[row.id] = row
-        return list(found.values())
+                if row.starts_at < hi and row.last_ends_at > lo and row.id not in seen:
+                    seen.add(row.id)
+                    yield row
+
+
+_Candidate = tuple[NormalisedEvent, tuple[recurrence.Span, ...], list[_Window]]
+SUGGESTION_BATCH = 8  # dates whose events are read together once the busy ones are known
 
 
 async def suggest_dates(session: AsyncSession, ctx: AppContext, candidate: EventInput, n: int = 3, *,
@@ -482,12 +512,40 @@ async def suggest_dates(session: AsyncSession, ctx: AppContext, candidate: Event
     weekend), nearest first, within `[calendar] suggestion_window_days` either side;
     never in the past.
 
-    One query for the whole window (see `_pool`), then every candidate date is
-    checked in memory against the events its own range query would return: the result is
-    the same as running `find_conflicts` for each shifted candidate, without ~50 round trips.
+    The result is the same as running `find_conflicts` for each shifted candidate, without
+    ~50 round trips: one probe query finds the dates on which some event surely collides
+    (`_busy_dates`); the other dates are read a batch at a time, nearest first, and each
+    is checked in memory against exactly the events its own range query would return.
+    In a busy region (a region-wide candidate collides with nearly everything) the probe
+    alone answers, instead of reading thousands of events.
     """
-    tz = ctx.tz
     base = validate_event(ctx, candidate)
+    candidates = _shifted_candidates(ctx, candidate, base)
+    if not candidates:
+        return []
+    busy = await _busy_dates(session, ctx, base, candidates, exclude_event_id)
+    rest = [c for i, c in enumerate(candidates) if i not in busy]
+    districts = await _districts(session, ctx)
+    found: list[tuple[datetime | date, datetime | date]] = []
+    for start in range(0, len(rest), SUGGESTION_BATCH):
+        batch = rest[start:start + SUGGESTION_BATCH]
+        # Every shift keeps the district, so one pool (same places, same rules) serves the batch.
+        rows = await _pool(session, ctx, base, _merge(w for _, _, ws in batch for w in ws),
+                           exclude_event_id, summaries=False)
+        pool = _WindowPool(rows)
+        for norm, spans, windows in batch:
+            if collides(ctx, norm, spans, pool.for_windows(windows), districts):
+                continue
+            found.append(_shape(ctx, norm))
+            if len(found) >= n:
+                return found
+    return found
+
+
+def _shifted_candidates(ctx: AppContext, candidate: EventInput, base: NormalisedEvent) -> list[_Candidate]:
+    """The candidate moved to each day of the window, best first, minus the days that are
+    in the past, impossible (a DST gap) or a holiday or bridge day."""
+    tz = ctx.tz
     window = ctx.settings.calendar.suggestion_window_days
     weekday = base.starts_at.astimezone(tz).weekday()
     now = ctx.now()
@@ -496,7 +554,7 @@ async def suggest_dates(session: AsyncSession, ctx: AppContext, candidate: Event
         day = (weekday + d) % 7
         return (day != weekday, (day >= 5) != (weekday >= 5), abs(d), d < 0)
 
-    candidates: list[tuple[NormalisedEvent, tuple[recurrence.Span, ...], list[_Window]]] = []
+    candidates: list[_Candidate] = []
     for d in sorted((d for d in range(-window, window + 1) if d), key=rank):
         try:
             norm = validate_event(ctx, _shift(candidate, d, tz))
@@ -508,19 +566,50 @@ async def suggest_dates(session: AsyncSession, ctx: AppContext, candidate: Event
         if any(day_warning(ctx, day) for s in spans for day in recurrence.local_days(s.start, s.end, tz)):
             continue
         candidates.append((norm, spans, _windows(spans, tz)))
-    if not candidates:
-        return []
-    # Every shift keeps the district, so one pool (same places, same rules) serves them all.
-    rows = await _pool(session, ctx, base, _merge(w for _, _, ws in candidates for w in ws),
-                       exclude_event_id, summaries=False)
-    pool = _WindowPool(rows)
-    districts = await _districts(session, ctx)
-    found: list[tuple[datetime | date, datetime | date]] = []
-    for norm, spans, windows in candidates:
-        report = classify(ctx, norm, spans, pool.for_windows(windows), districts)
-        if report.conflicts or report.duplicates:
-            continue
-        found.append(_shape(ctx, norm))
-        if len(found) >= n:
-            break
-    return found
+    return candidates
+
+
+@lru_cache(maxsize=128)
+def _probe_statement(count: int, exclude: bool) -> CompoundSelect:
+    """For each of `count` intervals, its number if some published single event in the
+    counted districts overlaps it. LIMIT 1 each: one overlapping event is enough."""
+    branches = []
+    for i in range(count):
+        conditions = [Event.district_id.in_(bindparam("districts", expanding=True)),
+                      Event.status == EventStatus.SCHEDULED, Event.moderation == Moderation.PUBLISHED,
+                      Event.rrule.is_(None), Event.starts_at < bindparam(f"end{i}"),
+                      Event.starts_at > bindparam(f"earliest{i}"),
+                      Event.last_ends_at > bindparam(f"start{i}")]
+        if exclude:
+            conditions.append(Event.id != bindparam("exclude"))
+        first = select(literal_column(str(i)).label("n")).where(*conditions).limit(1).subquery()
+        branches.append(select(first.c.n))
+    return union_all(*branches)
+
+
+async def _busy_dates(session: AsyncSession, ctx: AppContext, base: NormalisedEvent,
+                      candidates: Sequence[_Candidate], exclude_event_id: int | None) -> set[int]:
+    """Indexes of the single-occurrence candidates that some single event surely collides
+    with: it overlaps them in time in a district whose relation counts under
+    `[calendar.conflicts] scope`, which `classify` always reports (as a conflict, or as
+    a duplicate). Candidates with several occurrences are left to the full check."""
+    probed = [(i, spans[0]) for i, (_norm, spans, _w) in enumerate(candidates) if len(spans) == 1]
+    if not probed:
+        return set()
+    scope = SCOPE_RANK[ctx.settings.calendar.conflicts.scope]
+    ids = await district_id_map(session, ctx)
+    counted = [ids[d.slug] for d in (base.district, *base.district.ancestors, *base.district.descendants)
+               if d.slug in ids and SCOPE_RANK[place_relation(base.district, d) or "region"] <= scope]
+    connection = await session.connection()
+    busy: set[int] = set()
+    for start in range(0, len(probed), 100):
+        chunk = probed[start:start + 100]
+        params: dict[str, Any] = {"districts": counted}
+        if exclude_event_id is not None:
+            params["exclude"] = exclude_event_id
+        for n, (_i, span) in enumerate(chunk):
+            params.update({f"start{n}": span.start, f"end{n}": span.end,
+                           f"earliest{n}": span.start - MAX_EVENT_SPAN})
+        statement = _probe_statement(len(chunk), exclude_event_id is not None)
+        busy.update(chunk[n][0] for (n,) in (await connection.execute(statement, params)).all())
+    return busy
