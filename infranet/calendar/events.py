@@ -549,9 +549,9 @@ async def first_events(
     hundreds of events and a chat shows fifteen.
 
     Single events: one indexed range query (`starts_at` bounded below by MAX_EVENT_SPAN),
-    ORDER BY starts_at LIMIT `limit`, the total as a window count in the same query. Series
-    (few): loaded and expanded in Python as in `list_events`. Organisation and district come
-    joined in the same queries; an organisation's `districts` are not loaded (raise).
+    ORDER BY starts_at LIMIT `limit`, the total as a window count in the same query. Series:
+    expanded from plain rows, then loaded whole only when they occur in the period.
+    Organisation and district come joined; an organisation's `districts` are not loaded.
     """
     if limit < 1:
         raise ValueError("first_events needs limit >= 1")
@@ -573,12 +573,22 @@ async def first_events(
         # Every district: lets the planner seek the partial index ix_events_series (which
         # leads with district_id) instead of scanning all future events by last_ends_at.
         series_conditions.append(Event.district_id.in_(list((await district_id_map(session, ctx)).values())))
-    series = await session.scalars(select(Event).where(*series_conditions).options(*related))
-    for row in series.all():
-        for span in recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, ctx.tz):
-            if span.start < end and span.end > start:
-                found.append(Occurrence(row, span.start, span.end))
-                total += 1
+    # A series runs for weeks, so hundreds may span a day while few meet on it: expand plain
+    # rows first and build whole events only for those with an occurrence in the period.
+    series_spans: dict[int, list[recurrence.Span]] = {}
+    for id_, rule, starts_at, ends_at, all_day in (await session.execute(
+            select(Event.id, Event.rrule, Event.starts_at, Event.ends_at, Event.all_day)
+            .where(*series_conditions))).all():
+        spans = [span for span in recurrence.expand(rule, starts_at, ends_at, all_day, ctx.tz)
+                 if span.start < end and span.end > start]
+        if spans:
+            series_spans[id_] = spans
+    if series_spans:
+        series = await session.scalars(select(Event).where(Event.id.in_(list(series_spans)))
+                                       .options(*related))
+        for row in series.all():
+            found.extend(Occurrence(row, span.start, span.end) for span in series_spans[row.id])
+            total += len(series_spans[row.id])
     found.sort(key=lambda o: (o.start, o.event.id))
     return OccurrencePage(found[:limit], total)
 
