@@ -96,7 +96,8 @@ class Composer:
     async def content(self, issue_id: int) -> dict[str, Any]:
         found = self._contents.get(issue_id)
         if found is None:
-            async with self.ctx.db.transaction() as session:
+            # A read: on SQLite it need not queue behind the sender's own status writes.
+            async with self.ctx.db.read() as session:
                 found = await session.scalar(
                     select(NewsletterIssue.content).where(NewsletterIssue.id == issue_id))
             if found is None:

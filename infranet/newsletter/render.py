@@ -155,9 +155,10 @@ class IssueRenderer:
         """(text, html) for a selection as alternating lists: literal text at even
         positions, the name of a personal value (a key of PLACEHOLDERS) at odd ones.
 
-        Only the layout's own markers are personal: a marker typed into an event title
-        sits inside a section's text and stays literal. The sender keeps these lists
-        per distinct selection and fills in each reader's values (see compose).
+        As in `render()`, markers are looked for in the layout only: one typed into an
+        item (an event title, say) sits inside a section's text and stays literal. The
+        sender keeps these lists per distinct selection and fills in each reader's
+        values (see compose).
         """
         events = self.data["events"]
         days: dict[Any, dict[tuple[int, str], list[int]]] = {}
