@@ -192,38 +192,6 @@ class Organiser:
 
 
 @dataclass(frozen=True, slots=True)
-class EventSummary:
-    """What a conflict report shows of an event, read as a plain row with its organiser.
-
-    Building ORM objects (with organisation and district) for every event of the pool cost
-    more than the query itself, and most of the pool turns out not to collide; the
-    attribute names are the model's, so callers read it like an `Event`.
-    """
-
-    id: int
-    district_id: int
-    organisation_id: int | None
-    title: str
-    title_folded: str
-    audiences: list[str]
-    category: str
-    rrule: str | None
-    starts_at: datetime
-    ends_at: datetime
-    last_ends_at: datetime
-    all_day: bool
-    uid: str
-    location: str | None
-    description: str | None
-    url: str | None
-    registration_url: str | None
-    status: str
-    revision: int
-    district: RegionDistrict
-    organisation: Organiser | None
-
-
-@dataclass(frozen=True, slots=True)
 class _PoolRow:
     """The part of an event that says whether it collides: enough for suggestions, which
     compare many dates against a pool of thousands of events and report none of them."""
@@ -240,6 +208,26 @@ class _PoolRow:
     ends_at: datetime
     last_ends_at: datetime
     all_day: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EventSummary(_PoolRow):
+    """What a conflict report shows of an event, read as a plain row with its organiser.
+
+    Building ORM objects (with organisation and district) for every event of the pool cost
+    more than the query itself, and most of the pool turns out not to collide; the
+    attribute names are the model's, so callers read it like an `Event`.
+    """
+
+    uid: str
+    location: str | None
+    description: str | None
+    url: str | None
+    registration_url: str | None
+    status: str
+    revision: int
+    district: RegionDistrict
+    organisation: Organiser | None
 
 
 _POOL_COLUMNS = (Event.id, Event.district_id, Event.organisation_id, Event.title, Event.title_folded,
