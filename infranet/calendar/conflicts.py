@@ -289,17 +289,25 @@ async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
     found: dict[int, Any] = {}
     for i in range(0, len(windows), 100):
         chunk = windows[i:i + 100]
-        params: dict[str, Any] = {"districts": district_ids}
-        if exclude_event_id is not None:
-            params["exclude"] = exclude_event_id
-        for n, (lo, hi) in enumerate(chunk):
-            params.update({f"lo{n}": lo, f"hi{n}": hi, f"earliest{n}": lo - MAX_EVENT_SPAN})
         query = _pool_statement(len(chunk), exclude_event_id is not None, summaries)
+        params = _interval_params(district_ids, exclude_event_id, chunk)
         for values in (await connection.execute(query, params)).all():
             row = _summary(values, districts) if summaries else _PoolRow(*values)
             if row is not None:
                 found[values[0]] = row
     return list(found.values())
+
+
+def _interval_params(districts: list[int], exclude_event_id: int | None,
+                     intervals: Sequence[tuple[datetime, datetime]]) -> dict[str, Any]:
+    """Values for the `lo{n}`/`hi{n}`/`earliest{n}` parameters of the pool and probe statements
+    (an event overlapping [lo, hi) starts after `earliest`: events are shorter than MAX_EVENT_SPAN)."""
+    params: dict[str, Any] = {"districts": districts}
+    if exclude_event_id is not None:
+        params["exclude"] = exclude_event_id
+    for n, (lo, hi) in enumerate(intervals):
+        params.update({f"lo{n}": lo, f"hi{n}": hi, f"earliest{n}": lo - MAX_EVENT_SPAN})
+    return params
 
 
 async def _districts(session: AsyncSession, ctx: AppContext) -> dict[int, RegionDistrict]:
@@ -565,9 +573,8 @@ def _probe_statement(count: int, exclude: bool) -> CompoundSelect:
     for i in range(count):
         conditions = [Event.district_id.in_(bindparam("districts", expanding=True)),
                       Event.status == EventStatus.SCHEDULED, Event.moderation == Moderation.PUBLISHED,
-                      Event.rrule.is_(None), Event.starts_at < bindparam(f"end{i}"),
-                      Event.starts_at > bindparam(f"earliest{i}"),
-                      Event.last_ends_at > bindparam(f"start{i}")]
+                      Event.rrule.is_(None), Event.starts_at < bindparam(f"hi{i}"),
+                      Event.starts_at > bindparam(f"earliest{i}"), Event.last_ends_at > bindparam(f"lo{i}")]
         if exclude:
             conditions.append(Event.id != bindparam("exclude"))
         first = select(literal_column(str(i)).label("n")).where(*conditions).limit(1).subquery()
@@ -592,12 +599,7 @@ async def _busy_dates(session: AsyncSession, ctx: AppContext, base: NormalisedEv
     busy: set[int] = set()
     for start in range(0, len(probed), 100):
         chunk = probed[start:start + 100]
-        params: dict[str, Any] = {"districts": counted}
-        if exclude_event_id is not None:
-            params["exclude"] = exclude_event_id
-        for n, (_i, span) in enumerate(chunk):
-            params.update({f"start{n}": span.start, f"end{n}": span.end,
-                           f"earliest{n}": span.start - MAX_EVENT_SPAN})
         statement = _probe_statement(len(chunk), exclude_event_id is not None)
+        params = _interval_params(counted, exclude_event_id, [(span.start, span.end) for _i, span in chunk])
         busy.update(chunk[n][0] for (n,) in (await connection.execute(statement, params)).all())
     return busy
