@@ -27,9 +27,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
-# Rewrites the initial migration from the models (until the first release).
+# Writes the next migration from the models: make migration MESSAGE="what it does"
 migration: $(STAMP)
-	$(BIN)/python scripts/regenerate_migration.py
+	$(BIN)/python scripts/new_migration.py "$(MESSAGE)"
 
 bench: $(STAMP)
 	$(BIN)/python bench/calendar.py

@@ -20,7 +20,7 @@ async def test_migrations_build_the_models_schema_from_zero(fresh_db_url: str) -
                 lambda c: compare_metadata(MigrationContext.configure(
                     c, opts={"compare_type": True}), Base.metadata))
             tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
-        assert diff == [], f"models and migrations differ; run 'make migration': {diff}"
+        assert diff == [], f"models and migrations differ; run 'make migration MESSAGE=...': {diff}"
         assert set(Base.metadata.tables) <= tables
     finally:
         await db.dispose()
