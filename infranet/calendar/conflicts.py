@@ -53,6 +53,14 @@ from infranet.calendar.events import (
     district_id_map,
     validate_event,
 )
+from infranet.calendar.summary import (
+    POOL_COLUMNS,
+    SUMMARY_COLUMNS,
+    EventSummary,
+    PoolRow,
+    districts_by_id,
+    summarise,
+)
 from infranet.context import AppContext
 from infranet.i18n import register
 from infranet.region import District as RegionDistrict
@@ -181,63 +189,6 @@ def _windows(spans: Iterable[recurrence.Span], tz: tzinfo) -> list[tuple[datetim
     return windows
 
 
-@dataclass(frozen=True, slots=True)
-class Organiser:
-    """Who to call about a conflicting event."""
-
-    id: int
-    name: str
-    contact_email: str | None
-    phone: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class _PoolRow:
-    """The part of an event that says whether it collides: enough for suggestions, which
-    compare many dates against a pool of thousands of events and report none of them."""
-
-    id: int
-    district_id: int
-    organisation_id: int | None
-    title: str
-    title_folded: str
-    audiences: list[str]
-    category: str
-    rrule: str | None
-    starts_at: datetime
-    ends_at: datetime
-    last_ends_at: datetime
-    all_day: bool
-
-
-@dataclass(frozen=True, slots=True)
-class EventSummary(_PoolRow):
-    """What a conflict report shows of an event, read as a plain row with its organiser.
-
-    Building ORM objects (with organisation and district) for every event of the pool cost
-    more than the query itself, and most of the pool turns out not to collide; the
-    attribute names are the model's, so callers read it like an `Event`.
-    """
-
-    uid: str
-    location: str | None
-    description: str | None
-    url: str | None
-    registration_url: str | None
-    status: str
-    revision: int
-    district: RegionDistrict
-    organisation: Organiser | None
-
-
-_POOL_COLUMNS = (Event.id, Event.district_id, Event.organisation_id, Event.title, Event.title_folded,
-                 Event.audiences, Event.category, Event.rrule, Event.starts_at, Event.ends_at,
-                 Event.last_ends_at, Event.all_day)
-_SUMMARY_COLUMNS = (*_POOL_COLUMNS, Event.uid, Event.location, Event.description, Event.url,
-                    Event.registration_url, Event.status, Event.revision,
-                    Organisation.name, Organisation.contact_email, Organisation.phone)
-
-
 @lru_cache(maxsize=256)
 def _pool_statement(windows: int, exclude: bool, summaries: bool) -> Select[Any]:
     """The pool query for `windows` time windows, built once and reused with new values
@@ -259,24 +210,16 @@ def _pool_statement(windows: int, exclude: bool, summaries: bool) -> Select[Any]
             Event.starts_at < hi, Event.last_ends_at > lo, Event.rrule.isnot(None), *common))
     matching = Event.id.in_(union_all(*branches))
     if not summaries:
-        return select(*_POOL_COLUMNS).where(matching)
-    return (select(*_SUMMARY_COLUMNS).select_from(Event)
+        return select(*POOL_COLUMNS).where(matching)
+    return (select(*SUMMARY_COLUMNS).select_from(Event)
             .outerjoin(Organisation, Organisation.id == Event.organisation_id).where(matching))
-
-
-def _summary(values: Sequence[Any], districts: dict[int, RegionDistrict]) -> EventSummary | None:
-    district = districts.get(values[1])
-    if district is None:  # a district no longer in the region file: not comparable
-        return None
-    organiser = Organiser(values[2], *values[19:22]) if values[2] is not None else None
-    return EventSummary(*values[:19], district=district, organisation=organiser)
 
 
 async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
                 windows: Sequence[tuple[datetime, datetime]], exclude_event_id: int | None,
                 *, summaries: bool = True) -> list[Any]:
     """Published events that may touch the windows, in districts overlapping the candidate's,
-    as `EventSummary` (or, without `summaries`, `_PoolRow`).
+    as `EventSummary` (or, without `summaries`, `PoolRow`).
 
     One round trip per 100 windows: `id IN (singles UNION ALL series)`, each branch an
     index range scan (single events by district and `starts_at` bounded by
@@ -284,7 +227,7 @@ async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
     connection: plain rows need none of the ORM's result handling.
     """
     district_ids = await area_district_ids(session, ctx, [norm.district])
-    districts = await _districts(session, ctx)
+    districts = await districts_by_id(session, ctx)
     connection = await session.connection()
     found: dict[int, Any] = {}
     for i in range(0, len(windows), 100):
@@ -292,9 +235,7 @@ async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
         query = _pool_statement(len(chunk), exclude_event_id is not None, summaries)
         params = _interval_params(district_ids, exclude_event_id, chunk)
         for values in (await connection.execute(query, params)).all():
-            row = _summary(values, districts) if summaries else _PoolRow(*values)
-            if row is not None:
-                found[values[0]] = row
+            found[values[0]] = summarise(values, districts) if summaries else PoolRow(*values)
     return list(found.values())
 
 
@@ -310,12 +251,6 @@ def _interval_params(districts: list[int], exclude_event_id: int | None,
     return params
 
 
-async def _districts(session: AsyncSession, ctx: AppContext) -> dict[int, RegionDistrict]:
-    """districts.id -> the region's district."""
-    ids = await district_id_map(session, ctx)
-    return {i: ctx.region.by_slug[slug] for slug, i in ids.items() if slug in ctx.region.by_slug}
-
-
 def _similar(a: str, b: str) -> bool:
     if a == b:
         return True
@@ -327,8 +262,8 @@ def _similar(a: str, b: str) -> bool:
 
 
 def _hits(ctx: AppContext, norm: NormalisedEvent, cand_days: Sequence[tuple[recurrence.Span, set[date]]],
-          pool: Iterable[EventSummary | _PoolRow], districts: dict[int, RegionDistrict],
-          ) -> Iterator[tuple[str, EventSummary | _PoolRow, recurrence.Span, str, recurrence.Span]]:
+          pool: Iterable[EventSummary | PoolRow], districts: dict[int, RegionDistrict],
+          ) -> Iterator[tuple[str, EventSummary | PoolRow, recurrence.Span, str, recurrence.Span]]:
     """Each collision of the candidate with the pool, lazily, as (severity, event, its
     occurrence, place relation, the candidate's span): suggestions stop at the first."""
     tz = ctx.tz
@@ -377,7 +312,7 @@ def _hits(ctx: AppContext, norm: NormalisedEvent, cand_days: Sequence[tuple[recu
                     break
 
 
-def _shared(norm: NormalisedEvent, row: EventSummary | _PoolRow) -> bool:
+def _shared(norm: NormalisedEvent, row: EventSummary | PoolRow) -> bool:
     """The same audience (either side unspecified counts as shared) or the same category."""
     return (not norm.audiences or not row.audiences or bool(set(norm.audiences) & set(row.audiences))
             or norm.category == row.category)
@@ -388,7 +323,7 @@ def _candidate_days(spans: Sequence[recurrence.Span], tz: tzinfo) -> list[tuple[
 
 
 def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.Span],
-             pool: Iterable[EventSummary | _PoolRow], districts: dict[int, RegionDistrict]) -> ConflictReport:
+             pool: Iterable[EventSummary | PoolRow], districts: dict[int, RegionDistrict]) -> ConflictReport:
     """Compare the candidate's occurrences with the events of the pool (pure, no I/O)."""
     report = ConflictReport()
     cand_days = _candidate_days(spans, ctx.tz)
@@ -409,13 +344,13 @@ def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.
 
 
 def collides(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.Span],
-             pool: Iterable[EventSummary | _PoolRow], districts: dict[int, RegionDistrict]) -> bool:
+             pool: Iterable[EventSummary | PoolRow], districts: dict[int, RegionDistrict]) -> bool:
     """Whether `classify` would report any conflict or duplicate, stopping at the first."""
     hits = _hits(ctx, norm, _candidate_days(spans, ctx.tz), pool, districts)
     return next(hits, None) is not None
 
 
-def _conflict(row: EventSummary | _PoolRow, occ: recurrence.Span, severity: str, relation: str,
+def _conflict(row: EventSummary | PoolRow, occ: recurrence.Span, severity: str, relation: str,
               span: recurrence.Span) -> Conflict:
     org = getattr(row, "organisation", None)
     return Conflict(event=row, start=occ.start, end=occ.end, severity=severity,  # type: ignore[arg-type]
@@ -428,7 +363,7 @@ async def _check(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
                  exclude_event_id: int | None) -> ConflictReport:
     spans = norm.spans(ctx.tz)
     pool = await _pool(session, ctx, norm, _windows(spans, ctx.tz), exclude_event_id)
-    return classify(ctx, norm, spans, pool, await _districts(session, ctx))
+    return classify(ctx, norm, spans, pool, await districts_by_id(session, ctx))
 
 
 async def find_conflicts(session: AsyncSession, ctx: AppContext, candidate: EventInput, *,
@@ -476,12 +411,12 @@ class _WindowPool:
     predicate `_pool`'s query uses, so each candidate is compared with exactly the events its
     own query would have returned (singles found by bisecting on `starts_at`)."""
 
-    def __init__(self, rows: Iterable[_PoolRow]) -> None:
+    def __init__(self, rows: Iterable[PoolRow]) -> None:
         self.series = [r for r in rows if r.rrule is not None]
         self.singles = sorted((r for r in rows if r.rrule is None), key=lambda r: r.starts_at)
         self.starts = [r.starts_at for r in self.singles]
 
-    def for_windows(self, windows: Sequence[_Window]) -> Iterator[_PoolRow]:
+    def for_windows(self, windows: Sequence[_Window]) -> Iterator[PoolRow]:
         """Lazily, so that a date that collides with its first events reads no further."""
         seen: set[int] = set()
         for lo, hi in windows:
@@ -521,7 +456,7 @@ async def suggest_dates(session: AsyncSession, ctx: AppContext, candidate: Event
         return []
     busy = await _busy_dates(session, ctx, base, candidates, exclude_event_id)
     rest = [c for i, c in enumerate(candidates) if i not in busy]
-    districts = await _districts(session, ctx)
+    districts = await districts_by_id(session, ctx)
     found: list[tuple[datetime | date, datetime | date]] = []
     for start in range(0, len(rest), SUGGESTION_BATCH):
         batch = rest[start:start + SUGGESTION_BATCH]

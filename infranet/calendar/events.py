@@ -16,7 +16,8 @@ Public API (stable; the bot, the newsletter, the HTTP app and the CLI call it):
   organisation_id=None, include_cancelled=False, include_pending=False, viewer=None)
   -> list[Occurrence]` — recurrences expanded, sorted by start.
 - `async first_events(session, ctx, *, start, end, limit, area=None, ...) -> OccurrencePage`
-  — the first `limit` of those occurrences and the total count, cheaply (for /check).
+  — the first `limit` of those occurrences and the total count, cheaply (for /check); its
+  occurrences carry `EventSummary` rows (see `infranet.calendar.summary`).
 
 Business functions flush but never commit; callers own the transaction.
 """
@@ -28,14 +29,16 @@ import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, and_, event, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, event, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from infranet.calendar import recurrence
 from infranet.calendar.dates import localize
+from infranet.calendar.summary import SUMMARY_COLUMNS, EventSummary, districts_by_id, summarise
 from infranet.context import AppContext
 from infranet.errors import NotFound, ValidationFailed
 from infranet.i18n import register, t
@@ -44,6 +47,7 @@ from infranet.region import UnknownDistrict, fold
 from infranet.storage import audit
 from infranet.storage.actors import Actor
 from infranet.storage.models import District, Event, EventStatus, Moderation, Organisation
+from infranet.storage.types import parse_timestamp, raw_timestamp
 from infranet.validation import clean_text, clean_url
 
 CATEGORIES = ("training", "conference", "meeting", "consultation", "fair", "other")
@@ -152,7 +156,7 @@ class NormalisedEvent:
 class Occurrence:
     """One occurrence of an event (a series is expanded into many), in UTC."""
 
-    event: Event
+    event: Event | EventSummary
     start: datetime
     end: datetime
 
@@ -546,51 +550,56 @@ async def first_events(
 ) -> OccurrencePage:
     """The first `limit` occurrences of `list_events(...)` (same filters but `audience`, same
     order) and the total count, without loading every event of the period: a busy day has
-    hundreds of events and a chat shows fifteen.
+    hundreds of events and a chat shows fifteen. The events come as `EventSummary` rows.
 
     Single events: one indexed range query (`starts_at` bounded below by MAX_EVENT_SPAN),
     ORDER BY starts_at LIMIT `limit`, the total as a window count in the same query. Series:
-    expanded from plain rows, then loaded whole only when they occur in the period.
-    Organisation and district come joined; an organisation's `districts` are not loaded.
+    a series runs for weeks, so hundreds may span a day while few meet on it; they are
+    expanded from plain rows, and only those with an occurrence in the period are read whole.
     """
     if limit < 1:
         raise ValueError("first_events needs limit >= 1")
     conditions = await _conditions(session, ctx, start, end, area, category, organisation_id,
                                    include_cancelled, include_pending, viewer)
-    related = (joinedload(Event.organisation).raiseload(Organisation.districts),
-               joinedload(Event.district))
-    singles = await session.execute(
-        select(Event, func.count().over())
+    districts = await districts_by_id(session, ctx)
+    connection = await session.connection()
+    singles = await connection.execute(
+        _summaries().add_columns(func.count().over())
         .where(*conditions, Event.rrule.is_(None), Event.starts_at > start - MAX_EVENT_SPAN)
-        .order_by(Event.starts_at, Event.id).limit(limit).options(*related))
+        .order_by(Event.starts_at, Event.id).limit(limit))
     total = 0
     found: list[Occurrence] = []
-    for row, count in singles.all():
-        total = count
-        found.append(Occurrence(row, row.starts_at, row.ends_at))
+    for values in singles.all():
+        total = values[-1]
+        summary = summarise(values, districts)
+        found.append(Occurrence(summary, summary.starts_at, summary.ends_at))
     series_conditions = [*conditions, Event.rrule.isnot(None)]
     if area is None:
         # Every district: lets the planner seek the partial index ix_events_series (which
         # leads with district_id) instead of scanning all future events by last_ends_at.
-        series_conditions.append(Event.district_id.in_(list((await district_id_map(session, ctx)).values())))
-    # A series runs for weeks, so hundreds may span a day while few meet on it: expand plain
-    # rows first and build whole events only for those with an occurrence in the period.
+        series_conditions.append(Event.district_id.in_(list(districts)))
     series_spans: dict[int, list[recurrence.Span]] = {}
-    for id_, rule, starts_at, ends_at, all_day in (await session.execute(
-            select(Event.id, Event.rrule, Event.starts_at, Event.ends_at, Event.all_day)
-            .where(*series_conditions))).all():
-        spans = [span for span in recurrence.expand(rule, starts_at, ends_at, all_day, ctx.tz)
-                 if span.start < end and span.end > start]
+    for id_, rule, starts_at, ends_at, all_day in (await connection.execute(
+            select(Event.id, Event.rrule, raw_timestamp(Event.starts_at), raw_timestamp(Event.ends_at),
+                   Event.all_day).where(*series_conditions))).all():
+        occurrences = recurrence.expand(rule, parse_timestamp(starts_at), parse_timestamp(ends_at),
+                                        all_day, ctx.tz)
+        spans = [span for span in occurrences if span.start < end and span.end > start]
         if spans:
             series_spans[id_] = spans
     if series_spans:
-        series = await session.scalars(select(Event).where(Event.id.in_(list(series_spans)))
-                                       .options(*related))
-        for row in series.all():
-            found.extend(Occurrence(row, span.start, span.end) for span in series_spans[row.id])
-            total += len(series_spans[row.id])
+        for values in (await connection.execute(
+                _summaries().where(Event.id.in_(list(series_spans))))).all():
+            summary = summarise(values, districts)
+            found.extend(Occurrence(summary, span.start, span.end) for span in series_spans[summary.id])
+            total += len(series_spans[summary.id])
     found.sort(key=lambda o: (o.start, o.event.id))
     return OccurrencePage(found[:limit], total)
+
+
+def _summaries() -> Select[Any]:
+    return select(*SUMMARY_COLUMNS).select_from(Event).outerjoin(
+        Organisation, Organisation.id == Event.organisation_id)
 
 
 async def events_version(session: AsyncSession, *, with_count: bool = False,

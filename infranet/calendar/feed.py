@@ -28,7 +28,7 @@ from operator import attrgetter
 from typing import Any
 
 from icalendar import Timezone
-from sqlalchemy import String, and_, or_, select, type_coerce
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar import recurrence
@@ -45,6 +45,7 @@ from infranet.calendar.events import (
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
 from infranet.storage.models import Event, EventStatus, Moderation, Organisation
+from infranet.storage.types import parse_timestamp, raw_timestamp
 
 PRODID = "-//infranet//shared calendar//PL"
 CRLF = b"\r\n"
@@ -327,27 +328,14 @@ CALENDAR_FOOTER = b"END:VCALENDAR\r\n"
 # --- loading and caching -------------------------------------------------------------------
 
 
-def _raw(column: Any) -> Any:
-    """A timestamp column read without SQLAlchemy's per-value SQLite string parsing
-    (regex based, the main cost of loading 10,000 rows); `_dt` converts it."""
-    return type_coerce(column, String()).label(column.key)
-
-
 _FULL_COLUMNS = (
     Event.id, Event.uid, Event.title, Event.description, Event.location, Event.url,
-    Event.registration_url, _raw(Event.starts_at), _raw(Event.ends_at), Event.all_day, Event.rrule,
-    Event.category, Event.audiences, Event.status, Event.revision, _raw(Event.created_at),
-    _raw(Event.updated_at), Event.district_id, Organisation.name, Organisation.contact_email,
+    Event.registration_url, raw_timestamp(Event.starts_at), raw_timestamp(Event.ends_at), Event.all_day,
+    Event.rrule, Event.category, Event.audiences, Event.status, Event.revision,
+    raw_timestamp(Event.created_at), raw_timestamp(Event.updated_at), Event.district_id,
+    Organisation.name, Organisation.contact_email,
     Organisation.phone, Organisation.website,
 )
-
-
-def _dt(value: Any) -> datetime:
-    if isinstance(value, str):  # SQLite: naive UTC text
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    if value.tzinfo is UTC:  # asyncpg: already aware UTC
-        return value
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 async def _conditions(session: AsyncSession, ctx: AppContext, flt: FeedFilter,
@@ -372,9 +360,10 @@ async def _conditions(session: AsyncSession, ctx: AppContext, flt: FeedFilter,
 
 def _feed_rows(result_rows: Iterable[Any], names: Mapping[int, tuple[str, str]]) -> list[FeedRow]:
     return [FeedRow(id=r[0], uid=r[1], title=r[2], description=r[3], location=r[4], url=r[5],
-                    registration_url=r[6], starts_at=_dt(r[7]), ends_at=_dt(r[8]), all_day=r[9], rrule=r[10],
+                    registration_url=r[6], starts_at=parse_timestamp(r[7]), ends_at=parse_timestamp(r[8]),
+                    all_day=r[9], rrule=r[10],
                     category=r[11], audiences=tuple(r[12] or ()), status=r[13], revision=r[14],
-                    created_at=_dt(r[15]), updated_at=_dt(r[16]),
+                    created_at=parse_timestamp(r[15]), updated_at=parse_timestamp(r[16]),
                     district_name=names.get(r[17], ("", ""))[0], district_slug=names.get(r[17], ("", ""))[1],
                     org_name=r[18], org_email=r[19], org_phone=r[20], org_website=r[21])
             for r in result_rows]

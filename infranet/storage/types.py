@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, String, type_coerce
 from sqlalchemy.types import TypeDecorator
 
 
@@ -34,6 +34,21 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def raw_timestamp(column: Any) -> Any:
+    """A UTCDateTime column selected without per-value result processing, for paths that read
+    thousands of rows (feeds, series); `parse_timestamp` turns the value into an aware UTC
+    datetime on either engine."""
+    return type_coerce(column, String()).label(column.key)
+
+
+def parse_timestamp(value: Any) -> datetime:
+    if isinstance(value, str):  # SQLite: naive UTC text
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    if value.tzinfo is UTC:  # asyncpg: already aware UTC
+        return value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def utcnow() -> datetime:

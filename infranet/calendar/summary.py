@@ -1,0 +1,90 @@
+"""Events read as plain rows: what conflict checks, suggestions and `/check` need of them.
+
+Building ORM objects (with organisation and district joined) costs more than the indexed
+queries that find the events, and those paths read many events and show few. The types here
+carry the model's attribute names, so the bot, the CLI and the JSON API read an
+`EventSummary` like an `Event`; the district is the region's, the organiser a small record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from infranet.context import AppContext
+from infranet.region import District as RegionDistrict
+from infranet.storage.models import Event, Organisation
+
+
+@dataclass(frozen=True, slots=True)
+class Organiser:
+    """Who to call about an event."""
+
+    id: int
+    name: str
+    contact_email: str | None
+    phone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolRow:
+    """The part of an event that says whether it collides: enough for suggestions, which
+    compare many dates against thousands of events and report none of them."""
+
+    id: int
+    district_id: int
+    organisation_id: int | None
+    title: str
+    title_folded: str
+    audiences: list[str]
+    category: str
+    rrule: str | None
+    starts_at: datetime
+    ends_at: datetime
+    last_ends_at: datetime
+    all_day: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EventSummary(PoolRow):
+    """An event as reports and listings show it, with its region district and organiser."""
+
+    uid: str
+    location: str | None
+    description: str | None
+    url: str | None
+    registration_url: str | None
+    status: str
+    revision: int
+    district: RegionDistrict
+    organisation: Organiser | None
+
+
+POOL_COLUMNS = (Event.id, Event.district_id, Event.organisation_id, Event.title, Event.title_folded,
+                Event.audiences, Event.category, Event.rrule, Event.starts_at, Event.ends_at,
+                Event.last_ends_at, Event.all_day)
+# Select these from `events LEFT OUTER JOIN organisations` (see `summaries_from`).
+SUMMARY_COLUMNS = (*POOL_COLUMNS, Event.uid, Event.location, Event.description, Event.url,
+                   Event.registration_url, Event.status, Event.revision,
+                   Organisation.name, Organisation.contact_email, Organisation.phone)
+_ORGANISER = slice(len(POOL_COLUMNS) + 7, len(POOL_COLUMNS) + 10)
+
+
+def summarise(values: Sequence[Any], districts: dict[int, RegionDistrict]) -> EventSummary:
+    """An `EventSummary` from a row that starts with SUMMARY_COLUMNS (more columns may follow)."""
+    organiser = Organiser(values[2], *values[_ORGANISER]) if values[2] is not None else None
+    return EventSummary(*values[:_ORGANISER.start], district=districts[values[1]], organisation=organiser)
+
+
+async def districts_by_id(session: AsyncSession, ctx: AppContext) -> dict[int, RegionDistrict]:
+    """districts.id -> the region's district. A district the region file no longer has (its
+    events outlive it) gets a stand-in outside the region's tree, which overlaps nothing."""
+    from infranet.calendar.events import district_id_map
+
+    ids = await district_id_map(session, ctx)
+    region = ctx.region.by_slug
+    return {i: region.get(slug) or RegionDistrict(slug, slug, "powiat", "") for slug, i in ids.items()}
