@@ -53,10 +53,11 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for work that only reads: conflict checks, listings, feeds.
 
-        On SQLite it neither waits in the write queue nor takes the write lock (a
-        deferred BEGIN: WAL lets it read a consistent snapshot beside the writer), so a
-        check never queues behind a slow write. On PostgreSQL the transaction is READ
-        ONLY, so a write slipped in by mistake fails loudly instead of passing unnoticed.
+        On SQLite it neither waits in the write queue nor takes the write lock, so a check
+        never queues behind a slow write: each statement reads the latest committed state
+        (WAL lets readers run beside the writer; no BEGIN, so no snapshot is held between
+        statements). On PostgreSQL the transaction is READ ONLY, so a write slipped in by
+        mistake fails loudly instead of passing unnoticed.
         """
         async with self.sessionmaker() as session, session.begin():
             await session.connection(execution_options=self._read_options)

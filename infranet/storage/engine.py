@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
-READ_ONLY = "infranet_read_only"  # execution option: begin a deferred (reading) SQLite transaction
+READ_ONLY = "infranet_read_only"  # execution option: a SQLite session that only reads
 
 
 def is_sqlite(url: str) -> bool:
@@ -46,8 +46,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        read_only = connection.get_execution_options().get(READ_ONLY, False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        # Reads run without BEGIN: each statement reads the latest committed state on its
+        # own (WAL), never waits for the writer and never holds a snapshot open. That saves
+        # a round trip to the driver's thread on every check, listing and feed.
+        if not connection.get_execution_options().get(READ_ONLY, False):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
