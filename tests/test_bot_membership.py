@@ -172,3 +172,34 @@ async def test_an_unreachable_admin_does_not_break_the_request(bot: BotHarness) 
     assert "wysłana" in sent.text
     assert await _status(bot, USER) == MemberStatus.PENDING
     assert any("Forbidden" in d for m, d in bot.api.errors if m == "sendMessage")
+
+
+async def test_roles_take_effect_at_once_between_the_steps_of_a_form(bot: BotHarness) -> None:
+    """Who speaks is remembered between updates (bot/people.py): approving, blocking and
+    joining must still change the very next answer."""
+    api = bot.api
+    member = await bot.member(7010, "Fundacja Testowa", name="Ewa")
+    assert "Jak się nazywa" in (await api.ask(7010, "/event")).text
+    assert "Kiedy" in (await api.ask(7010, "Spotkanie sieci")).text  # remembered as a member
+    assert "Zablokowano" in (await api.ask(ADMIN_ID, f"/block #{member.id}")).text
+    assert "zablokowane" in (await api.next_reply(7010)).text  # told
+    refused = await api.ask(7010, "5.12.2030 10-12")  # the form's next step, right after
+    assert "tylko zatwierdzeni" in refused.text
+    assert "tylko zatwierdzeni" in (await api.ask(7010, "/event")).text
+
+    # A stranger remembered as nobody: the join request and its approval count at once.
+    assert "tylko zatwierdzeni" in (await api.ask(7011, "/my")).text
+    await api.ask(7011, "/join")
+    pick = await api.ask(7011, "Testowa")
+    await api.click(7011, pick, pick.button("Testowa"))
+    request = await api.next_reply(ADMIN_ID)
+    assert "tylko zatwierdzeni" in (await api.ask(7011, "/event")).text  # pending: not yet
+    await api.click(ADMIN_ID, request, request.button("Zatwierdź"))
+    await api.next_reply(7011)  # told it was approved
+    assert "Jak się nazywa" in (await api.ask(7011, "/event")).text
+    # A change made in storage directly (another way in, same process) counts too.
+    await bot.member(7011, "Fundacja Testowa", admin=True, name="Ewa")
+    assert "/members" in (await api.ask(7011, "/help")).text
+    from infranet.bot.people import _Changes
+
+    assert _Changes.in_flight == 0  # every change was settled: the memory is in use again

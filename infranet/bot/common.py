@@ -37,11 +37,13 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import BaseHandler, CommandHandler, ConversationHandler, TypeHandler, filters
 
 from infranet.bot.application import BotContext
+from infranet.bot.people import people
 from infranet.context import AppContext
 from infranet.errors import InfranetError
 from infranet.i18n import normalise_language, t
 from infranet.region import UnknownDistrict
 from infranet.storage.actors import Actor
+from infranet.storage.database import Database
 from infranet.storage.models import Member, Organisation
 
 log = logging.getLogger(__name__)
@@ -228,29 +230,52 @@ class Who:
         return "admin" if self.is_admin else "member" if self.is_member else "anyone"
 
 
-# The member with the organisation and its districts in one statement: the default
-# (selectin) loading would take three round trips on every update.
-_MEMBER = select(Member).options(joinedload(Member.organisation).joinedload(Organisation.districts))
+# The member with the organisation in one statement (the default, selectin, loading takes
+# three: member, organisation, its districts). Handlers never read the districts of the
+# speaker's organisation; a query that loads that organisation again (a directory search)
+# fills them in as usual, and a direct read raises instead of querying behind our back.
+_MEMBER = select(Member).options(joinedload(Member.organisation).raiseload(Organisation.districts))
 
 
 async def load_member(session: AsyncSession, telegram_id: int) -> Member | None:
-    """The member speaking, read fresh from the database on every update (roles and
-    approval take effect at once, in every process), in one query."""
+    """The member speaking, read from the database in one query."""
     result = await session.scalars(_MEMBER.where(Member.telegram_id == telegram_id))
-    return result.unique().first()
+    return result.first()
 
 
-async def identify(session: AsyncSession, update: Update,
-                   user_data: dict[Any, Any] | None = None) -> Who:
+async def identify(session: AsyncSession | None, update: Update,
+                   user_data: dict[Any, Any] | None = None, *, db: Database | None = None) -> Who:
     """Member (or None) and language: the member's choice, else /lang of a non-member
-    (kept in user_data), else Telegram's language_code."""
+    (kept in user_data), else Telegram's language_code.
+
+    With `db` (read-only handlers) the member may come from the short-lived memory of
+    `people.py`; otherwise (and on a miss) it is read in `session`, or in a read
+    transaction of its own when `session` is None."""
     user = update.effective_user
     if user is None:
         return Who(0, None, normalise_language(None))
-    member = await load_member(session, user.id)
+    member = await _member(session, user.id, db)
     chosen = member.language if member and member.language else (user_data or {}).get("lang")
     lang = chosen or normalise_language(user.language_code)
     return Who(user.id, member, lang, user.full_name, user.username)
+
+
+async def _member(session: AsyncSession | None, telegram_id: int, db: Database | None) -> Member | None:
+    if db is None:
+        assert session is not None
+        return await load_member(session, telegram_id)
+    memory = people(db)
+    found, member = memory.get(telegram_id)
+    if found:
+        return member
+    token = memory.token()  # before reading: a change committed meanwhile voids what we read
+    if session is None:
+        async with db.read() as own:
+            member = await load_member(own, telegram_id)
+    else:
+        member = await load_member(session, telegram_id)
+    memory.keep(telegram_id, member, token)
+    return member
 
 
 def allows(who: Who, access: Access) -> bool:
@@ -434,43 +459,53 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
     - An `InfranetError` raised by the handler rolls the transaction back and is
       answered in the user's language; the conversation stays in its state.
     - The handler's return value is returned (conversation states).
-    - `db=False`: the handler runs after the identifying transaction has ended and
-      `turn.session` is None; for calls that manage their own transactions (they would
-      wait for ours on SQLite) or take long (sending a newsletter).
-    - `writes=False`: the handler only reads (listings, /check, the steps of a form that
-      keep their answers in user_data). It gets a read-only transaction
-      (`Database.read()`): on SQLite it neither waits in the write queue nor holds the
-      write lock, and on PostgreSQL a write slipped in by mistake fails loudly. A handler
-      that writes only on some paths uses `turn.writing()` there.
+    - `writes=False`: the handler only reads (listings, /check). It gets a read-only
+      transaction (`Database.read()`): on SQLite it neither waits in the write queue nor
+      holds the write lock, and on PostgreSQL a write slipped in by mistake fails
+      loudly. A handler that writes only on some paths uses `turn.writing()` there.
+      Who speaks may come from the short-lived memory of `people.py` (forgotten on any
+      change of a member or organisation in this process).
+    - `db=False`: the handler needs no session of ours and `turn.session` is None: the
+      steps of a form that keep their answers in user_data, calls that manage their own
+      transactions (they would wait for ours on SQLite) or take long (a newsletter).
+      Who speaks is found as for `writes=False`, without a transaction when remembered.
+    - Default (`writes=True`): one write transaction, and the speaker is read in it.
     """
 
     def wrap(fn: HandlerFn) -> Callable[[Update, BotContext], Awaitable[Any]]:
+        name = fn.__name__
+
+        def admit(turn: Turn) -> bool:
+            """The private-chat and access rules; a refusal is queued as the answer."""
+            if chat == "private" and not turn.is_private:
+                link = private_link(turn.context, deep_link or name.removeprefix("cmd_"))
+                turn.reply(turn.t("bot.private_only"), [[(turn.t("bot.open_private"), link)]])
+                return False
+            if not allows(turn.who, access):
+                turn.say("bot.need_admin" if access == "admin" and turn.who.is_member
+                         else "bot.need_member")
+                return False
+            return True
+
+        async def turn_in(session: AsyncSession | None, update: Update, context: BotContext) -> Turn:
+            known = None if writes and db else context.infra.db  # writers read afresh
+            who = await identify(session, update, context.user_data, db=known)
+            return Turn(update, context, session, who)  # type: ignore[arg-type]
+
         @functools.wraps(fn)
         async def run(update: Update, context: BotContext) -> Any:
             infra = context.infra
             turn: Turn | None = None
             result: Any = None
-            deferred = False
             try:
-                opened = infra.db.transaction() if writes and db else infra.db.read()
-                async with opened as session:
-                    who = await identify(session, update, context.user_data)
-                    turn = Turn(update, context, session, who)
-                    if chat == "private" and not turn.is_private:
-                        link = private_link(context, deep_link or fn.__name__.removeprefix("cmd_"))
-                        turn.reply(turn.t("bot.private_only"), [[(turn.t("bot.open_private"), link)]])
-                        result = END
-                    elif not allows(who, access):
-                        turn.say("bot.need_admin" if access == "admin" and who.is_member
-                                 else "bot.need_member")
-                        result = END
-                    elif db:
-                        result = await fn(turn)
-                    else:
-                        deferred = True
-                if deferred:
-                    turn.session = None  # type: ignore[assignment]
-                    result = await fn(turn)
+                if not db:
+                    turn = await turn_in(None, update, context)
+                    result = await fn(turn) if admit(turn) else END
+                else:
+                    opened = infra.db.transaction() if writes else infra.db.read()
+                    async with opened as session:
+                        turn = await turn_in(session, update, context)
+                        result = await fn(turn) if admit(turn) else END
             except (InfranetError, UnknownDistrict) as exc:
                 lang = turn.lang if turn else normalise_language(
                     update.effective_user.language_code if update.effective_user else None)
@@ -555,7 +590,7 @@ def conversation(
     The form lives in `user_data[name]`; cancel and timeout clear it.
     """
 
-    @handler(writes=False)
+    @handler(db=False)
     async def cancel(turn: Turn) -> int:
         turn.user_data.pop(name, None)
         turn.say("bot.cancelled")
@@ -567,8 +602,7 @@ def conversation(
         chat = update.effective_chat
         if chat is None:
             return
-        async with context.infra.db.read() as session:
-            who = await identify(session, update, context.user_data)
+        who = await identify(None, update, context.user_data, db=context.infra.db)
         await send_html(context.bot, chat.id, tr(who.lang, "bot.timed_out"))
 
     all_states = dict(states)

@@ -30,8 +30,13 @@ Writing a handler: one line gets the speaker, the session and the rules
     Also: `check_length(text, limit)` (ValidationFailed with length and limit),
     `await notify_admins(turn, key, buttons_or_fn_of_lang, **params)`,
     `turn.after_commit(async_fn)` for long work started once committed, and
-    `@handler(db=False)` when the handler calls functions that open their own
-    transactions (on SQLite they would wait for ours).
+    `@handler(db=False)` when the handler needs no session of ours: a form step that
+    keeps its answers in user_data, or calls that open their own transactions (on
+    SQLite they would wait for ours). `@handler(writes=False)` for handlers that only
+    read (a read-only transaction, outside SQLite's write queue); where such a handler
+    saves after all, `async with turn.writing():` around that last step. Both may
+    take who speaks from a short-lived memory (`bot/people.py`) that forgets on any
+    change of a member or organisation; writing handlers read the speaker afresh.
     `@handler` opens ONE transaction (`turn.session`) around the handler; replies,
     edits and notifications are queued and sent only after the commit, so nothing
     claims success that was rolled back. Callback queries are always answered.

@@ -19,7 +19,7 @@ COMMANDS = [Command("start"), Command("help"), Command("lang"), Command("cancel"
 LANGUAGE_NAMES = {"pl": "Polski", "en": "English"}
 
 
-@handler(writes=False)
+@handler(db=False)
 async def cmd_start(turn: Turn) -> None:
     member = turn.who.member
     payload = turn.args[0] if turn.args else ""
@@ -36,7 +36,7 @@ async def cmd_start(turn: Turn) -> None:
         turn.say("bot.start.deep_link", command=payload)
 
 
-@handler(writes=False)
+@handler(db=False)
 async def cmd_help(turn: Turn) -> None:
     from infranet.bot.handlers import all_commands
 
@@ -81,23 +81,23 @@ async def _set(turn: Turn, code: str, *, edit: bool = False) -> None:
         turn.reply(text)
 
 
-@handler(writes=False)
+@handler(db=False)
 async def cmd_cancel(turn: Turn) -> None:
     turn.say("bot.nothing_to_cancel")
 
 
-@handler(writes=False)
+@handler(db=False)
 async def on_unknown(turn: Turn) -> None:
     turn.say("bot.unknown_command")
 
 
-@handler(writes=False)
+@handler(db=False)
 async def on_stale_button(turn: Turn) -> None:
     """A button nobody handles any more (an old conversation step, a forged payload)."""
     turn.toast(turn.t("bot.button_expired"))
 
 
-@handler(writes=False)
+@handler(db=False)
 async def on_stray_text(turn: Turn) -> None:
     """Text outside any conversation (e.g. an answer after a timeout)."""
     turn.say("bot.not_understood")

@@ -276,7 +276,7 @@ def _f(turn: Turn) -> dict[str, Any]:
     return form(turn, "event")
 
 
-@handler(access="member", chat="private", writes=False)
+@handler(access="member", chat="private", db=False)
 async def cmd_event(turn: Turn) -> int:
     turn.user_data.pop("event", None)
     _f(turn)
@@ -306,7 +306,7 @@ def _after(turn: Turn, state: int) -> int:
     return state
 
 
-@handler(access="member", chat="private", writes=False)
+@handler(access="member", chat="private", db=False)
 async def on_title(turn: Turn) -> int:
     title = check_length(turn.text, TITLE_LIMIT)
     if not title:
@@ -316,7 +316,7 @@ async def on_title(turn: Turn) -> int:
     return _after(turn, DATE)
 
 
-@handler(access="member", chat="private", writes=False)
+@handler(access="member", chat="private", db=False)
 async def on_date(turn: Turn) -> int:
     f = _f(turn)
     when = parse_when(check_length(turn.text, 300), today(turn), lang=turn.lang)
@@ -340,7 +340,7 @@ def _set_span(turn: Turn, f: dict[str, Any], hours: Any) -> None:
         f.update(all_day=False, start=span.start, end=span.end)
 
 
-@handler(access="member", chat="private", writes=False)
+@handler(access="member", chat="private", db=False)
 async def on_hours(turn: Turn) -> int:
     f = _f(turn)
     if "first" not in f:
@@ -354,7 +354,7 @@ async def on_hours(turn: Turn) -> int:
     return _after(turn, DISTRICT)
 
 
-@handler(access="member", chat="private", writes=False)
+@handler(access="member", chat="private", db=False)
 async def on_district(turn: Turn) -> int | None:
     f = _f(turn)
     if turn.update.callback_query:
@@ -377,7 +377,7 @@ async def on_district(turn: Turn) -> int | None:
     return _after(turn, CATEGORY)
 
 
-@handler(access="member", chat="private", writes=False)
+@handler(access="member", chat="private", db=False)
 async def on_category(turn: Turn) -> int | None:
     code = turn.data[2] if len(turn.data) > 2 else ""
     if code not in calendar.CATEGORIES:
@@ -396,7 +396,7 @@ def _audience_prompt(turn: Turn) -> tuple[Html, list[list[tuple[str, str]]]]:
     return turn.t("bot.events.ask_audience"), buttons
 
 
-@handler(access="member", chat="private", writes=False)
+@handler(access="member", chat="private", db=False)
 async def on_audience(turn: Turn) -> int | None:
     f = _f(turn)
     code = turn.data[2] if len(turn.data) > 2 else ""
@@ -426,7 +426,7 @@ def _optional(turn: Turn, limit: int) -> str | None:
     return check_length(turn.text, limit) or None
 
 
-@handler(access="member", chat="private", writes=False)
+@handler(access="member", chat="private", db=False)
 async def on_place(turn: Turn) -> int:
     value = _optional(turn, PLACE_LIMIT)
     if value:
@@ -435,7 +435,7 @@ async def on_place(turn: Turn) -> int:
     return _after(turn, LINK)
 
 
-@handler(access="member", chat="private", writes=False)
+@handler(access="member", chat="private", db=False)
 async def on_link(turn: Turn) -> int:
     value = _optional(turn, URL_MAX)
     if value:
@@ -448,7 +448,7 @@ async def on_link(turn: Turn) -> int:
     return _after(turn, DESCRIPTION)
 
 
-@handler(access="member", chat="private", writes=False)
+@handler(access="member", chat="private", db=False)
 async def on_description(turn: Turn) -> int:
     value = _optional(turn, DESCRIPTION_LIMIT)
     if value:
@@ -635,7 +635,7 @@ async def _tell_organisers(turn: Turn, row: Event, report: conflict_api.Conflict
              orgs=", ".join(sorted({c.organisation_name or "—" for c in theirs.values()})))
 
 
-@handler(access="member", chat="private", writes=False)
+@handler(access="member", chat="private", db=False)
 async def on_edit_pick(turn: Turn) -> int | None:
     f = _f(turn)
     name = turn.data[2] if len(turn.data) > 2 else ""
@@ -882,7 +882,7 @@ def _my_buttons(turn: Turn, event_id: int) -> list[list[tuple[str, str]]]:
              (turn.t("bot.events.cancel_event"), cb("ev", "del", event_id))]]
 
 
-@handler(writes=False)
+@handler(db=False)
 async def on_stale(turn: Turn) -> None:
     turn.toast(turn.t("bot.button_expired"))
 

@@ -145,7 +145,7 @@ register({
 # --- /join ----------------------------------------------------------------------------------
 
 
-@handler(chat="private", writes=False)
+@handler(chat="private", db=False)
 async def cmd_join(turn: Turn) -> object:
     member = turn.who.member
     if member is not None and member.status == MemberStatus.APPROVED:
@@ -185,7 +185,7 @@ async def on_org_picked(turn: Turn) -> object:
     return END
 
 
-@handler(chat="private", writes=False)
+@handler(chat="private", db=False)
 async def on_new_org(turn: Turn) -> object:
     turn.edit(turn.t("bot.join.ask_name"))
     return NEW_NAME
@@ -205,7 +205,7 @@ async def on_new_name(turn: Turn) -> object:
     return NEW_TYPE
 
 
-@handler(chat="private", writes=False)
+@handler(chat="private", db=False)
 async def on_new_type(turn: Turn) -> object:
     kind = turn.data[2] if len(turn.data) > 2 else ""
     if kind not in ORG_TYPES:
@@ -217,7 +217,7 @@ async def on_new_type(turn: Turn) -> object:
     return NEW_DISTRICTS
 
 
-@handler(chat="private", writes=False)
+@handler(chat="private", db=False)
 async def on_new_districts(turn: Turn) -> object:
     if turn.update.callback_query:
         slugs = [turn.ctx.region.root.slug]
@@ -232,7 +232,7 @@ async def on_new_districts(turn: Turn) -> object:
     return NEW_EMAIL
 
 
-@handler(chat="private", writes=False)
+@handler(chat="private", db=False)
 async def on_new_email(turn: Turn) -> object:
     from infranet.errors import ValidationFailed
 
