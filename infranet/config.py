@@ -119,6 +119,11 @@ class NewsletterSettings(Section):
     confirm_ttl_days: int = Field(default=7, ge=1)
     max_hard_bounces: int = Field(default=3, ge=1)
     unsubscribe_address: str | None = None
+    # Abuse limits on subscription requests (infranet/newsletter/limits.py).
+    confirm_cooldown_minutes: int = Field(default=10, ge=0)
+    confirm_daily_max: int = Field(default=3, ge=1)
+    form_burst: int = Field(default=10, ge=1)
+    form_per_minute: float = Field(default=2.0, ge=0)
 
 
 class SecuritySettings(Section):

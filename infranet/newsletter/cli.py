@@ -81,8 +81,9 @@ async def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
         await send_confirmation(ctx, result.subscriber_id)
     for error in report.errors:
         print(error, file=sys.stderr)
+    held = f", {report.held} not sent one (one went out too recently)" if report.held else ""
     print(f"imported: {report.added} confirmed, {len(report.to_confirm)} sent a confirmation "
-          f"e-mail, {report.unchanged} already subscribed, {len(report.errors)} rejected")
+          f"e-mail{held}, {report.unchanged} already subscribed, {len(report.errors)} rejected")
     return 1 if report.errors and not (report.added or report.to_confirm) else 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -18,16 +19,19 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
 from infranet.errors import NotFound, ValidationFailed
 from infranet.i18n import LANGUAGES
-from infranet.newsletter import texts, tokens
+from infranet.newsletter import limits, texts, tokens
 from infranet.region import UnknownDistrict
 from infranet.storage import audit
 from infranet.storage.actors import Actor
 from infranet.storage.models import Delivery, NewsletterIssue, Subscriber, SubscriberStatus
+
+log = logging.getLogger(__name__)
 
 SOURCES = ("form", "bot", "import")
 # Used when the calendar does not publish its own list.
@@ -106,10 +110,39 @@ class SubscribeResult:
     email: str
     language: str
     needs_confirmation: bool  # send the confirmation e-mail after the commit
+    # Why a due confirmation e-mail was held back by the per-address limits (limits.COOLDOWN
+    # or limits.DAILY_CAP); the row was left as it was. Never shown to the requester.
+    held: str | None = None
 
 
 async def find_by_email(session: AsyncSession, email: str) -> Subscriber | None:
     return await session.scalar(select(Subscriber).where(Subscriber.email == email))
+
+
+async def _row_for_subscribe(session: AsyncSession, address: str,
+                             **fields: Any) -> tuple[Subscriber, bool]:
+    """The address's row, locked until the commit so that concurrent requests for one address
+    (other instances included) decide about its confirmation e-mail one after the other; or a
+    new pending row made of `fields`. Returns (row, created).
+
+    PostgreSQL has no row to lock for a new address: when a concurrent request inserted it
+    first, the unique email index makes this insert wait for that commit and fail, and the
+    committed row is used instead (SQLite runs one writer at a time, so never gets there)."""
+    query = select(Subscriber).where(Subscriber.email == address).with_for_update()
+    row = await session.scalar(query)
+    if row is not None:
+        return row, False
+    row = Subscriber(email=address, status=SubscriberStatus.PENDING, token_version=0, **fields)
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+    except IntegrityError:
+        existing = await session.scalar(query.execution_options(populate_existing=True))
+        if existing is None:
+            raise
+        return existing, False
+    return row, True
 
 
 async def subscribe(
@@ -125,6 +158,10 @@ async def subscribe(
     consent was collected elsewhere. A repeated subscription never creates a
     second row, and the result must not be shown to the user beyond "check
     your inbox": whether the address was known stays private.
+
+    The per-address abuse limits (limits.py) apply to every source: when a
+    confirmation e-mail would be due too soon after the last one, the row is
+    left unchanged and the result has `needs_confirmation=False` and `held` set.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}")
@@ -135,22 +172,22 @@ async def subscribe(
     now = ctx.now()
     ttl = timedelta(days=ctx.settings.newsletter.confirm_ttl_days)
     actor = actor or Actor("web" if source == "form" else source)
-    row = await find_by_email(session, address)
-    needs_confirmation = False
-    if row is None:
-        row = Subscriber(email=address, language=lang, districts=slugs, categories=cats,
-                         status=SubscriberStatus.PENDING, token_version=0)
-        session.add(row)
-        needs_confirmation = True
-    elif row.status == SubscriberStatus.CONFIRMED:
-        # Nothing changes: a stranger must not be able to rewrite someone's preferences.
-        return SubscribeResult(row.id, row.email, row.language, False)
-    else:
+    row, created = await _row_for_subscribe(session, address, language=lang, districts=slugs,
+                                            categories=cats)
+    if not created:
+        if row.status == SubscriberStatus.CONFIRMED:
+            # Nothing changes: a stranger must not be able to rewrite someone's preferences.
+            return SubscribeResult(row.id, row.email, row.language, False)
+        held = None if consented else limits.confirmation_hold(row, now, ctx.settings.newsletter)
+        if held is not None:
+            log.info("newsletter: no confirmation e-mail to %s (subscriber %s, %s, via %s)",
+                     limits.mask_address(address), row.id, held, source)
+            return SubscribeResult(row.id, row.email, row.language, False, held=held)
         if row.status != SubscriberStatus.PENDING:
             row.token_version += 1  # old unsubscribe/preferences links stay dead
         row.language, row.districts, row.categories = lang, slugs, cats
         row.status = SubscriberStatus.PENDING
-        needs_confirmation = True
+    needs_confirmation = True
     row.consent_source = source
     row.consent_version = texts.CONSENT_VERSION
     row.unsubscribed_at = None
@@ -162,6 +199,7 @@ async def subscribe(
         needs_confirmation = False
     else:
         row.confirm_expires_at = now + ttl
+        limits.record_confirmation(row, now)
     await session.flush()
     await audit.record(session, actor, "newsletter.subscribe", "subscriber", row.id,
                        source=source, consented=consented)
@@ -293,6 +331,8 @@ async def export_subscriber(session: AsyncSession, ctx: AppContext, actor: Actor
         "consent": {"at": iso(row.consent_at), "source": row.consent_source,
                     "version": row.consent_version},
         "hard_bounces": row.hard_bounces,
+        "confirmation_emails": {"last_sent_at": iso(row.confirm_sent_at),
+                                "recent_count": row.confirm_sends},
         "deliveries": [{"issue_id": d.issue_id, "subject": subject, "status": d.status,
                         "sent_at": iso(d.sent_at)} for d, subject in deliveries],
     }
@@ -318,6 +358,7 @@ class ImportReport:
     added: int = 0
     to_confirm: list[SubscribeResult] = field(default_factory=list)
     unchanged: int = 0
+    held: int = 0  # a confirmation e-mail went to the address too recently (limits.py)
     errors: list[str] = field(default_factory=list)
 
 
@@ -351,6 +392,8 @@ async def import_csv(session: AsyncSession, ctx: AppContext, actor: Actor, text:
             continue
         if was_confirmed:
             report.unchanged += 1
+        elif result.held:
+            report.held += 1
         elif result.needs_confirmation:
             report.to_confirm.append(result)
         else:

@@ -121,6 +121,12 @@ register({
               "z linkiem potwierdzającym.",
         "en": "Thank you! If the address was not subscribed yet, we have sent it a message "
               "with a confirmation link."},
+    "newsletter.too_many_title": {"pl": "Zbyt wiele prób", "en": "Too many attempts"},
+    "newsletter.too_many": {
+        "pl": "Z Twojego adresu przyszło w krótkim czasie zbyt wiele zgłoszeń. Spróbuj ponownie "
+              "za {wait}.",
+        "en": "Too many requests came from your address in a short time. Please try again in "
+              "{wait}."},
     "newsletter.confirmed": {
         "pl": "Zapis potwierdzony. Pierwsze wydanie przyjdzie zgodnie z harmonogramem.",
         "en": "Subscription confirmed. The first issue arrives on schedule."},

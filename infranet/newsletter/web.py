@@ -1,6 +1,7 @@
 """The newsletter's web pages, mounted on the shared Starlette app.
 
-GET/POST /newsletter/subscribe      form; the answer never says whether the address was known
+GET/POST /newsletter/subscribe      form; the answer never says whether the address was known;
+                                    posts are limited per client IP (429 with Retry-After)
 GET      /newsletter/confirm        double opt-in link
 GET/POST /newsletter/preferences    language, districts, categories (signed link)
 GET      /newsletter/unsubscribe    confirmation page with a button
@@ -17,6 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import select
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -25,6 +27,7 @@ from infranet.context import AppContext
 from infranet.errors import InfranetError
 from infranet.i18n import LANGUAGES, format_date, t
 from infranet.newsletter import content as content_mod
+from infranet.newsletter import limits
 from infranet.newsletter import subscribers as subs
 from infranet.newsletter.compose import subject_for
 from infranet.newsletter.render import Renderer
@@ -48,9 +51,19 @@ def _lang(request: Request, ctx: AppContext, fallback: str | None = None) -> str
     return ctx.settings.newsletter.language
 
 
+def _wait_text(seconds: int) -> str:
+    """A wait as people read it: "45 s", "3 min"."""
+    return f"{seconds} s" if seconds < 60 else f"{-(-seconds // 60)} min"
+
+
 def routes(ctx: AppContext) -> list[Route]:
     renderer = Renderer(ctx)
     base = ctx.settings.http.public_base_url
+    settings = ctx.settings.newsletter
+    # request.client is the connection's peer as the ASGI server reports it (uvicorn replaces
+    # it with X-Forwarded-For only for connections from a proxy on loopback); no header is
+    # read here, so a remote client cannot choose the key it is counted by.
+    form_limiter = limits.ClientLimiter(settings.form_burst, settings.form_per_minute)
 
     def page(name: str, lang: str, status: int = 200, **params: Any) -> HTMLResponse:
         return HTMLResponse(renderer.render(name, lang, **params), status_code=status,
@@ -75,11 +88,32 @@ def routes(ctx: AppContext) -> list[Route]:
                 "categories": [str(v) for v in data.getlist("categories")],
                 "consent": data.get("consent"), "one_click": data.get("List-Unsubscribe")}
 
+    def too_many(request: Request, wait: int) -> Response:
+        lang = _lang(request, ctx)
+        log.debug("newsletter: subscription form rate limit for client %s",
+                  limits.client_key(request.client.host if request.client else None))
+        response = message(lang, t(lang, "newsletter.too_many_title"),
+                           t(lang, "newsletter.too_many", wait=_wait_text(wait)), error=True,
+                           status=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+
+    async def send_confirmation_logged(subscriber_id: int) -> None:
+        from infranet.newsletter.outbound import send_confirmation
+
+        try:
+            await send_confirmation(ctx, subscriber_id)
+        except Exception:
+            log.exception("newsletter: could not send the confirmation e-mail")
+
     async def subscribe_page(request: Request) -> Response:
         lang = _lang(request, ctx)
         if request.method == "GET":
             return page("subscribe.html", lang, email="", error=None, lang_switch=True,
                         **prefs_params(lang, [], []))
+        wait = form_limiter.retry_after(request.client.host if request.client else None)
+        if wait:
+            return too_many(request, wait)
         data = await form(request)
         lang = data.get("language") if data.get("language") in LANGUAGES else lang
         error = None
@@ -94,15 +128,14 @@ def routes(ctx: AppContext) -> list[Route]:
             except InfranetError as exc:
                 error = exc.localized(lang)
             else:
-                if result.needs_confirmation:
-                    from infranet.newsletter.outbound import send_confirmation
-
-                    try:
-                        await send_confirmation(ctx, result.subscriber_id)
-                    except Exception:
-                        log.exception("newsletter: could not send the confirmation e-mail")
-                return message(lang, t(lang, "newsletter.subscribe_title"),
+                done = message(lang, t(lang, "newsletter.subscribe_title"),
                                t(lang, "newsletter.subscribe_done"))
+                if result.needs_confirmation:
+                    # Sent after the answer has gone out, so that how long the answer takes
+                    # does not tell whether an e-mail was sent (new address) or not (a
+                    # confirmed address, or one held back by the limits).
+                    done.background = BackgroundTask(send_confirmation_logged, result.subscriber_id)
+                return done
         return page("subscribe.html", lang, 400, email=data.get("email", ""), error=error,
                     lang_switch=True, **prefs_params(lang, data.get("districts", []),
                                                      data.get("categories", [])))

@@ -332,6 +332,10 @@ class Subscriber(TimestampMixin, Base):
     hard_bounces: Mapped[int] = mapped_column(Integer, default=0)
     # Bumped on unsubscribe/forget so that older signed links stop working.
     token_version: Mapped[int] = mapped_column(Integer, default=0)
+    # Abuse limits on confirmation e-mails (newsletter/limits.py): when the last one was
+    # sent, and how many were sent in a row with less than a day between them.
+    confirm_sent_at: Mapped[datetime | None]
+    confirm_sends: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class NewsletterNote(Base):
