@@ -16,13 +16,17 @@ event buttons the event id, which every handler checks again on the server.
 from __future__ import annotations
 
 import html
+import logging
 import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from infranet.bot.application import BotContext
 from infranet.bot.common import (
     END,
     Command,
@@ -36,6 +40,8 @@ from infranet.bot.common import (
     handler,
     int_part,
     rows_of,
+    send_html,
+    tr,
 )
 from infranet.calendar import conflicts as conflict_api
 from infranet.calendar import events as calendar
@@ -53,6 +59,8 @@ from infranet.i18n import format_date, format_span, register
 from infranet.region import District
 from infranet.storage.models import Event, EventStatus, Member, MemberStatus, Moderation
 from infranet.validation import URL_MAX, clean_text, clean_url
+
+log = logging.getLogger(__name__)
 
 COMMANDS = [Command("event", "member"), Command("check"), Command("events"), Command("my", "member")]
 
@@ -257,12 +265,13 @@ def contact_of(org_email: str | None, phone: str | None) -> str:
     return ", ".join(x for x in (org_email, phone) if x) or "—"
 
 
-async def approved_members_of(turn: Turn, org_ids: set[int]) -> list[Member]:
+async def approved_members_of(session: AsyncSession, org_ids: set[int], but: int) -> list[Member]:
+    """Approved members of these organisations, except the Telegram user `but`."""
     if not org_ids:
         return []
-    rows = await turn.session.scalars(select(Member).where(
+    rows = await session.scalars(select(Member).where(
         Member.organisation_id.in_(org_ids), Member.status == MemberStatus.APPROVED))
-    return [m for m in rows.all() if m.telegram_id != turn.who.telegram_id]
+    return [m for m in rows.all() if m.telegram_id != but]
 
 
 def _skip_button(turn: Turn) -> list[list[tuple[str, str]]]:
@@ -586,11 +595,12 @@ async def on_conflict_choice(turn: Turn) -> int | None:
         return await _check_and_save(turn, f)
     if choice == "keep":
         data = _event_input(turn, f)
-        report = await conflict_api.find_conflicts(turn.session, turn.ctx, data,
-                                                   exclude_event_id=f.get("edit_id"))
         async with turn.writing():
             row = await _save(turn, f, data)
-            await _tell_organisers(turn, row, report)
+        # The user waits for "saved"; finding and telling the other organisers comes after.
+        event_id, context, chat_id, lang = row.id, turn.context, turn.chat_id, turn.lang
+        poster = turn.who.telegram_id
+        turn.after_commit(lambda: _tell_organisers(context, chat_id, lang, poster, event_id, data))
         return END
     turn.toast(turn.t("bot.button_expired"))
     return None
@@ -612,27 +622,41 @@ async def _save(turn: Turn, f: dict[str, Any], data: calendar.EventInput) -> Eve
     return row
 
 
-async def _tell_organisers(turn: Turn, row: Event, report: conflict_api.ConflictReport) -> None:
-    """The organisers of the events the poster kept the date against hear about it."""
-    theirs: dict[int, Any] = {}
-    for c in report.conflicts:
-        org_id = c.event.organisation_id
-        if org_id is not None and org_id != row.organisation_id:
-            theirs.setdefault(org_id, c)
-    if not theirs:
-        return
-    poster_org = row.organisation
-    for member in await approved_members_of(turn, set(theirs)):
-        c = theirs[member.organisation_id]  # type: ignore[index]
-        lang = member.language or "pl"
-        turn.notify_member(
-            member, "bot.events.conflict_notice", org=poster_org.name if poster_org else "—",
-            title=row.title, when=occurrence_when(turn.ctx, row.starts_at, row.ends_at, row.all_day, lang),
-            district=row.district.name, theirs=c.event.title,
-            contact=contact_of(poster_org.contact_email if poster_org else None,
-                               poster_org.phone if poster_org else None))
-    turn.say("bot.events.told_organisers",
-             orgs=", ".join(sorted({c.organisation_name or "—" for c in theirs.values()})))
+async def _tell_organisers(context: BotContext, chat_id: int, lang: str, poster: int, event_id: int,
+                           data: calendar.EventInput) -> None:
+    """The organisers of the events the poster kept the date against hear about it, and
+    the poster hears whom we told. Runs once the save is committed and the poster has
+    their answer (`turn.after_commit`), so the search for the conflicts and their
+    organisers costs the poster no waiting."""
+    ctx = context.infra
+    async with ctx.db.read() as session:
+        report = await conflict_api.find_conflicts(session, ctx, data, exclude_event_id=event_id)
+        row = await calendar.get_event(session, event_id)
+        theirs: dict[int, Any] = {}
+        for c in report.conflicts:
+            org_id = c.event.organisation_id
+            if org_id is not None and org_id != row.organisation_id:
+                theirs.setdefault(org_id, c)
+        if not theirs:
+            return
+        members = await approved_members_of(session, set(theirs), poster)
+        poster_org = row.organisation
+        org = poster_org.name if poster_org else "—"
+        contact = contact_of(poster_org.contact_email if poster_org else None,
+                             poster_org.phone if poster_org else None)
+        notices = [(member.telegram_id, tr(
+            member.language or "pl", "bot.events.conflict_notice", org=org, title=row.title,
+            when=occurrence_when(ctx, row.starts_at, row.ends_at, row.all_day, member.language or "pl"),
+            district=row.district.name, theirs=theirs[member.organisation_id].event.title,  # type: ignore[index]
+            contact=contact)) for member in members]
+    await send_html(context.bot, chat_id, tr(
+        lang, "bot.events.told_organisers",
+        orgs=", ".join(sorted({c.organisation_name or "—" for c in theirs.values()}))))
+    for telegram_id, text in notices:
+        try:
+            await send_html(context.bot, telegram_id, text)
+        except TelegramError:
+            log.exception("event %s: could not tell organiser %s", event_id, telegram_id)
 
 
 @handler(access="member", chat="private", db=False)
