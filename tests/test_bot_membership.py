@@ -203,3 +203,13 @@ async def test_roles_take_effect_at_once_between_the_steps_of_a_form(bot: BotHar
     from infranet.bot.people import _Changes
 
     assert _Changes.in_flight == 0  # every change was settled: the memory is in use again
+
+
+async def test_a_refusal_leaves_the_speaker_known(bot: BotHarness) -> None:
+    """A refused request rolls its transaction back; who speaks, read there and
+    remembered, must still be usable by the next update."""
+    api = bot.api
+    await bot.member(7020, "Fundacja Testowa", name="Ola")
+    for user, expected in ((7020, "/event"), (7021, "/join")):
+        assert "Nie znam powiatu" in (await api.ask(user, "/check 5.12.2030 xyzzyqq")).text
+        assert expected in (await api.ask(user, "/help")).text

@@ -271,10 +271,21 @@ async def _member(session: AsyncSession | None, telegram_id: int, db: Database |
     token = memory.token()  # before reading: a change committed meanwhile voids what we read
     if session is None:
         async with db.read() as own:
-            member = await load_member(own, telegram_id)
+            member = _detached(own, await load_member(own, telegram_id))
     else:
-        member = await load_member(session, telegram_id)
+        member = _detached(session, await load_member(session, telegram_id))
     memory.keep(telegram_id, member, token)
+    return member
+
+
+def _detached(session: AsyncSession, member: Member | None) -> Member | None:
+    """Take a remembered member (and organisation) out of the session it was read in: a
+    rollback there (a refused request) would expire it, and the next update reading it
+    from memory would fail."""
+    if member is not None:
+        if member.organisation is not None:
+            session.expunge(member.organisation)
+        session.expunge(member)
     return member
 
 
