@@ -1,13 +1,15 @@
 """Shared helpers of the bot's handler modules (conventions in `handlers/__init__.py`).
 
 The centre is the `@handler(...)` decorator: it opens one database transaction
-for the update (a read-only one for handlers that only read: `writes=False`),
-finds who is speaking (`Who`: member, Actor, language) with one query, applies
-the access rule and the private-chat rule, runs the handler with a `Turn`, and
-only after the transaction has committed sends what the handler queued
-(replies, edits, then notifications to other people). A failed operation
-therefore never announces success, and a refusal (`InfranetError`) is answered
-in the user's language and leaves the database untouched.
+for the update (a read-only one for handlers that only read, `writes=False`; none
+for those that need no session, `db=False`), finds who is speaking (`Who`:
+member, Actor, language; read in one query, or remembered for a while by
+read-only handlers, see `people.py`), applies the access rule and the
+private-chat rule, runs the handler with a `Turn`, and only after the
+transaction has committed sends what the handler queued (replies, edits, then
+notifications to other people). A failed operation therefore never announces
+success, and a refusal (`InfranetError`) is answered in the user's language and
+leaves the database untouched.
 """
 
 from __future__ import annotations
