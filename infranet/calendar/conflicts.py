@@ -36,7 +36,7 @@ import difflib
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
 
@@ -221,7 +221,7 @@ async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
     """Published events that may touch the windows, in districts overlapping the candidate's,
     as `EventSummary` (or, without `summaries`, `PoolRow`).
 
-    One round trip per 100 windows: `id IN (singles UNION ALL series)`, each branch an
+    One round trip per 64 windows: `id IN (singles UNION ALL series)`, each branch an
     index range scan (single events by district and `starts_at` bounded by
     MAX_EVENT_SPAN, series by the partial index on recurring rows). Through the Core
     connection: plain rows need none of the ORM's result handling.
@@ -230,23 +230,37 @@ async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
     districts = await districts_by_id(session, ctx)
     connection = await session.connection()
     found: dict[int, Any] = {}
-    for i in range(0, len(windows), 100):
-        chunk = windows[i:i + 100]
-        query = _pool_statement(len(chunk), exclude_event_id is not None, summaries)
-        params = _interval_params(district_ids, exclude_event_id, chunk)
+    for i in range(0, len(windows), MAX_SLOTS):
+        chunk = windows[i:i + MAX_SLOTS]
+        slots = _slots(len(chunk))
+        query = _pool_statement(slots, exclude_event_id is not None, summaries)
+        params = _interval_params(district_ids, exclude_event_id, chunk, slots)
         for values in (await connection.execute(query, params)).all():
             found[values[0]] = summarise(values, districts) if summaries else PoolRow(*values)
     return list(found.values())
 
 
+# The pool and probe statements take a number of intervals. Each distinct number is a new
+# statement for SQLAlchemy to compile (tens of milliseconds for dozens of branches), so the
+# numbers are rounded up to a power of two and the spare slots given an empty interval.
+MAX_SLOTS = 64
+_EMPTY = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _slots(count: int) -> int:
+    return 1 << (count - 1).bit_length()
+
+
 def _interval_params(districts: list[int], exclude_event_id: int | None,
-                     intervals: Sequence[tuple[datetime, datetime]]) -> dict[str, Any]:
+                     intervals: Sequence[tuple[datetime, datetime]], slots: int) -> dict[str, Any]:
     """Values for the `lo{n}`/`hi{n}`/`earliest{n}` parameters of the pool and probe statements
-    (an event overlapping [lo, hi) starts after `earliest`: events are shorter than MAX_EVENT_SPAN)."""
+    (an event overlapping [lo, hi) starts after `earliest`: events are shorter than MAX_EVENT_SPAN);
+    slots beyond the intervals get an empty one, which matches nothing."""
     params: dict[str, Any] = {"districts": districts}
     if exclude_event_id is not None:
         params["exclude"] = exclude_event_id
-    for n, (lo, hi) in enumerate(intervals):
+    padded = [*intervals, *[(_EMPTY, _EMPTY)] * (slots - len(intervals))]
+    for n, (lo, hi) in enumerate(padded):
         params.update({f"lo{n}": lo, f"hi{n}": hi, f"earliest{n}": lo - MAX_EVENT_SPAN})
     return params
 
@@ -532,9 +546,11 @@ async def _busy_dates(session: AsyncSession, ctx: AppContext, base: NormalisedEv
                if d.slug in ids and SCOPE_RANK[place_relation(base.district, d) or "region"] <= scope]
     connection = await session.connection()
     busy: set[int] = set()
-    for start in range(0, len(probed), 100):
-        chunk = probed[start:start + 100]
-        statement = _probe_statement(len(chunk), exclude_event_id is not None)
-        params = _interval_params(counted, exclude_event_id, [(span.start, span.end) for _i, span in chunk])
+    for start in range(0, len(probed), MAX_SLOTS):
+        chunk = probed[start:start + MAX_SLOTS]
+        slots = _slots(len(chunk))
+        statement = _probe_statement(slots, exclude_event_id is not None)
+        params = _interval_params(counted, exclude_event_id, [(span.start, span.end) for _i, span in chunk],
+                                  slots)
         busy.update(chunk[n][0] for (n,) in (await connection.execute(statement, params)).all())
     return busy
