@@ -59,12 +59,14 @@ from infranet.calendar.summary import (
     EventSummary,
     PoolRow,
     districts_by_id,
+    pool_row,
     summarise,
 )
 from infranet.context import AppContext
 from infranet.i18n import register
 from infranet.region import District as RegionDistrict
 from infranet.region import fold
+from infranet.storage.hotpath import fetch_rows
 from infranet.storage.models import Event, EventStatus, Moderation, Organisation
 
 register({
@@ -223,8 +225,8 @@ async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
 
     One round trip per 64 windows: `id IN (singles UNION ALL series)`, each branch an
     index range scan (single events by district and `starts_at` bounded by
-    MAX_EVENT_SPAN, series by the partial index on recurring rows). Through the Core
-    connection: plain rows need none of the ORM's result handling.
+    MAX_EVENT_SPAN, series by the partial index on recurring rows), sent straight to the
+    SQLite driver (`fetch_rows`): plain rows need none of the ORM's result handling.
     """
     district_ids = await area_district_ids(session, ctx, [norm.district])
     districts = await districts_by_id(session, ctx)
@@ -235,8 +237,8 @@ async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
         slots = _slots(len(chunk))
         query = _pool_statement(slots, exclude_event_id is not None, summaries)
         params = _interval_params(district_ids, exclude_event_id, chunk, slots)
-        for values in (await connection.execute(query, params)).all():
-            found[values[0]] = summarise(values, districts) if summaries else PoolRow(*values)
+        for values in await fetch_rows(connection, query, params):
+            found[values[0]] = summarise(values, districts) if summaries else pool_row(values)
     return list(found.values())
 
 
@@ -552,5 +554,5 @@ async def _busy_dates(session: AsyncSession, ctx: AppContext, base: NormalisedEv
         statement = _probe_statement(slots, exclude_event_id is not None)
         params = _interval_params(counted, exclude_event_id, [(span.start, span.end) for _i, span in chunk],
                                   slots)
-        busy.update(chunk[n][0] for (n,) in (await connection.execute(statement, params)).all())
+        busy.update(chunk[n][0] for (n,) in await fetch_rows(connection, statement, params))
     return busy

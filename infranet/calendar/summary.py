@@ -8,6 +8,7 @@ carry the model's attribute names, so the bot, the CLI and the JSON API read an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from infranet.context import AppContext
 from infranet.region import District as RegionDistrict
 from infranet.storage.models import Event, Organisation
+from infranet.storage.types import parse_timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +76,28 @@ SUMMARY_COLUMNS = (*POOL_COLUMNS, Event.uid, Event.location, Event.description, 
 _ORGANISER = slice(len(POOL_COLUMNS) + 7, len(POOL_COLUMNS) + 10)
 
 
+def _pool_values(values: Sequence[Any]) -> list[Any]:
+    """POOL_COLUMNS' values as Python values, from either SQLAlchemy's processed row or the
+    SQLite driver's raw one (see `infranet.storage.hotpath`)."""
+    (id_, district_id, organisation_id, title, title_folded, audiences, category, rrule,
+     starts_at, ends_at, last_ends_at, all_day) = values[:len(POOL_COLUMNS)]
+    if isinstance(audiences, str):
+        audiences = json.loads(audiences)
+    return [id_, district_id, organisation_id, title, title_folded, audiences or [], category, rrule,
+            parse_timestamp(starts_at), parse_timestamp(ends_at), parse_timestamp(last_ends_at),
+            bool(all_day)]
+
+
+def pool_row(values: Sequence[Any]) -> PoolRow:
+    """A `PoolRow` from a row that starts with POOL_COLUMNS."""
+    return PoolRow(*_pool_values(values))
+
+
 def summarise(values: Sequence[Any], districts: dict[int, RegionDistrict]) -> EventSummary:
     """An `EventSummary` from a row that starts with SUMMARY_COLUMNS (more columns may follow)."""
     organiser = Organiser(values[2], *values[_ORGANISER]) if values[2] is not None else None
-    return EventSummary(*values[:_ORGANISER.start], district=districts[values[1]], organisation=organiser)
+    return EventSummary(*_pool_values(values), *values[len(POOL_COLUMNS):_ORGANISER.start],
+                        district=districts[values[1]], organisation=organiser)
 
 
 async def districts_by_id(session: AsyncSession, ctx: AppContext) -> dict[int, RegionDistrict]:
