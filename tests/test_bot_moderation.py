@@ -3,16 +3,20 @@ Publish / Reject; the poster is told; repeated or forged decisions change nothin
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 
+from infranet.bot.runtime import BotRuntime
 from infranet.calendar import events as calendar
 from infranet.calendar import trainings as notices
 from infranet.storage.actors import Actor
 from infranet.storage.members import get_member
 from infranet.storage.models import Event, Moderation, Training
-from tests.bot_fixtures import ADMIN_ID, BotHarness
+from tests.bot_fixtures import ADMIN_ID, BotHarness, telegram_settings
+from tests.conftest import make_context
 
 POSTER, OTHER = 6101, 6102
 TITLE = "Warsztaty 5 < 6 & więcej"
@@ -88,3 +92,25 @@ async def test_stranger_cannot_see_pending(bot: BotHarness) -> None:
     forged = await bot.api.ask(6999, "/start")
     refused = await bot.api.click(6999, forged, "mod:ev:1:ok")
     assert "/join" in refused.text
+
+
+async def test_two_instances_announce_each_item_once(bot: BotHarness, tmp_path: Path) -> None:
+    """Two service instances on one database (the second takes updates by webhook) both poll
+    for waiting items; the admins hear of each item once, not once per instance."""
+    bot.ctx.settings.calendar.moderation = "all"
+    await bot.member(POSTER, "Fundacja Plakat")
+    second = await make_context(bot.ctx.db.url, tmp_path / "second", calendar={"moderation": "all"},
+                                telegram={**telegram_settings(bot.api), "mode": "webhook"})
+    other = BotRuntime(second)
+    await other.start()
+    try:
+        await asyncio.sleep(ANNOUNCE_WAIT)  # both have polled once and share a position
+        first = await _pending_event(bot, "Forum pierwsze")
+        second_event = await _pending_event(bot, "Forum drugie")
+        announced = await bot.api.replies(ADMIN_ID, 2)
+        assert sorted(m.text.split("\n")[1] for m in announced) == ["Forum drugie", "Forum pierwsze"]
+        assert {f"#{first.id}", f"#{second_event.id}"} <= {w for m in announced for w in m.text.split()}
+        await bot.api.silence(ADMIN_ID, ANNOUNCE_WAIT)  # and no second copy from the other instance
+    finally:
+        await other.stop()
+        await second.db.dispose()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar.events import get_event, moderate_event
@@ -19,7 +20,7 @@ from infranet.errors import NotFound, ValidationFailed
 from infranet.i18n import register
 from infranet.storage import audit
 from infranet.storage.actors import Actor
-from infranet.storage.models import Event, EventStatus, Moderation, Training
+from infranet.storage.models import BotState, Event, EventStatus, Moderation, Training
 
 register({
     "moderation.already": {"pl": "To zostało już rozpatrzone.", "en": "This has already been decided."},
@@ -51,6 +52,53 @@ async def waiting_since(session: AsyncSession, last_event_id: int, *, limit: int
     events = list((await session.scalars(select(Event).where(Event.id.in_(ids))
                                          .order_by(Event.id))).all())
     return await _group(events, session, limit), high
+
+
+# The announcement position shared by every instance on one database: the highest event id
+# whose waiting items have been announced. (Not a `user:`/`chat:`/`bot`/`conv:` row, so the
+# bot's persistence never loads or overwrites it.)
+ANNOUNCED_KEY = "moderation:announced"
+
+
+async def has_unannounced(session: AsyncSession) -> bool:
+    """Whether `claim_announcements` could find anything: cheap, so that the poll every few
+    seconds writes nothing while nothing happens."""
+    position = await session.scalar(select(BotState.data).where(BotState.key == ANNOUNCED_KEY))
+    return position is None or await last_event_id(session) > int(position.get("last_event_id", 0))
+
+
+async def claim_announcements(session: AsyncSession, *, start_after: int | None = None,
+                              limit: int = 50) -> list[Waiting]:
+    """The waiting items nobody has announced yet, claimed for the caller.
+
+    The position lives in one row locked for the transaction, so that two instances polling
+    one PostgreSQL database announce each item once, not once each. The first claim ever
+    takes everything waiting at that moment (or what came after `start_after`, a position
+    kept by an older version), then only what is new.
+    """
+    row = await _locked_position(session)
+    if row is None:
+        if start_after is None:
+            items, high = await all_waiting(session, limit=limit), await last_event_id(session)
+        else:
+            items, high = await waiting_since(session, start_after, limit=limit)
+        try:
+            async with session.begin_nested():
+                session.add(BotState(key=ANNOUNCED_KEY, data={"last_event_id": high}))
+            return items
+        except IntegrityError:  # another instance made the row first: go by it
+            row = await _locked_position(session)
+            assert row is not None
+    last = int(row.data.get("last_event_id", 0))
+    items, high = await waiting_since(session, last, limit=limit)
+    if high != last:
+        row.data = {"last_event_id": high}
+    return items
+
+
+async def _locked_position(session: AsyncSession) -> BotState | None:
+    return await session.scalar(select(BotState).where(BotState.key == ANNOUNCED_KEY)
+                                .with_for_update().execution_options(populate_existing=True))
 
 
 async def last_event_id(session: AsyncSession) -> int:

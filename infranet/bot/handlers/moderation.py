@@ -3,9 +3,9 @@ Publish / Reject buttons; the poster is told the outcome.
 
 New waiting items are found by a repeating job of the Application (every
 ANNOUNCE_INTERVAL_S seconds, an indexed range query over events newer than the
-last one seen), so any way an item comes to wait (the /event and /training
-forms, an edit, an import) reaches the admins without the form knowing about
-moderation. `/pending` lists everything still waiting.
+last one announced, a position shared by all instances), so any way an item
+comes to wait (the /event and /training forms, an edit, an import) reaches the
+admins without the form knowing about moderation. `/pending` lists everything still waiting.
 """
 
 from __future__ import annotations
@@ -24,17 +24,17 @@ from infranet.storage.models import Event, Member, Training
 from infranet.storage.moderation import (
     Waiting,
     all_waiting,
+    claim_announcements,
     decide_event,
     decide_training,
-    last_event_id,
-    waiting_since,
+    has_unannounced,
 )
 
 log = logging.getLogger(__name__)
 
 COMMANDS = [Command("pending", "admin")]
 ANNOUNCE_INTERVAL_S = 3.0
-STATE_KEY = "moderation_last_event_id"
+STATE_KEY = "moderation_last_event_id"  # where versions before the shared position kept it
 
 register({
     "bot.cmd.pending": {"pl": "wydarzenia i nabory czekające na zatwierdzenie",
@@ -84,19 +84,20 @@ def buttons(item: Waiting, lang: str) -> Buttons:
 
 
 async def announce_new(application: InfranetApplication) -> int:
-    """Send newly waiting items to every admin; returns how many items were announced."""
+    """Send newly waiting items to every admin; returns how many items were announced.
+
+    The items are claimed in the database (see `claim_announcements`), so with several
+    instances on one database each item reaches the admins once."""
     ctx = application.infra
-    async with ctx.db.read() as session:  # the position seen so far lives in bot_data
-        last = application.bot_data.get(STATE_KEY)
-        if last is None:
-            # First run: everything already waiting, then only what is new.
-            items, high = await all_waiting(session), await last_event_id(session)
-        else:
-            items, high = await waiting_since(session, int(last))
+    async with ctx.db.read() as session:
+        if not await has_unannounced(session):
+            return 0
+    async with ctx.db.transaction() as session:
+        # A position kept in bot_data by an earlier version seeds the shared one once.
+        items = await claim_announcements(session, start_after=application.bot_data.pop(STATE_KEY, None))
         people = await admins(session) if items else []
         messages = [(admin.telegram_id, describe(ctx, item, admin.language or "pl"),
                      buttons(item, admin.language or "pl")) for item in items for admin in people]
-    application.bot_data[STATE_KEY] = high
     for chat_id, text, keyboard in messages:
         await send_html(application.bot, chat_id, text, keyboard)
     return len(items)
