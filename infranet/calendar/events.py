@@ -29,10 +29,11 @@ import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, Select, and_, event, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, event, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -46,6 +47,7 @@ from infranet.region import District as RegionDistrict
 from infranet.region import UnknownDistrict, fold
 from infranet.storage import audit
 from infranet.storage.actors import Actor
+from infranet.storage.hotpath import fetch_rows
 from infranet.storage.models import District, Event, EventStatus, Moderation, Organisation
 from infranet.storage.types import parse_timestamp, raw_timestamp
 from infranet.validation import clean_text, clean_url
@@ -484,10 +486,10 @@ async def list_events(
     are for everyone). `include_pending`: also events awaiting moderation — all
     of them for admins or `viewer=None`, only the viewer's organisation's otherwise.
     """
-    conditions = await _conditions(session, ctx, start, end, area, category, organisation_id,
-                                   include_cancelled, include_pending, viewer)
-    rows = (await session.scalars(select(Event).where(*conditions).order_by(Event.starts_at,
-                                                                              Event.id))).all()
+    shape, params = await _filter(session, ctx, start, end, area, category, organisation_id,
+                                  include_cancelled, include_pending, viewer)
+    query = select(Event).where(*_shape_conditions(shape)).order_by(Event.starts_at, Event.id)
+    rows = (await session.scalars(query, params)).all()
     audiences = set(_codes(audience))
     found: list[Occurrence] = []
     for row in rows:
@@ -500,38 +502,69 @@ async def list_events(
     return found
 
 
-async def _conditions(
+@dataclass(frozen=True)
+class _Shape:
+    """Which filters a listing uses; their values travel as parameters, so that each shape is
+    one statement, built and compiled once."""
+
+    area: bool
+    category: bool
+    organisations: bool
+    cancelled: bool
+    pending: str  # "no" | "all" | "own" (published, and pending of the viewer's organisation)
+
+
+async def _filter(
     session: AsyncSession, ctx: AppContext, start: datetime, end: datetime,
     area: str | RegionDistrict | Sequence[str] | None, category: str | Sequence[str] | None,
     organisation_id: int | Sequence[int] | None, include_cancelled: bool, include_pending: bool,
     viewer: Actor | None,
-) -> list[ColumnElement[bool]]:
-    """The WHERE clause shared by `list_events` and `first_events` (see `list_events`)."""
+) -> tuple[_Shape, dict[str, Any]]:
+    """The filters of `list_events` and `first_events` as a shape and its parameters."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValidationFailed(field="period", detail="start and end must be aware datetimes")
-    conditions: list[ColumnElement[bool]] = [Event.starts_at < end, Event.last_ends_at > start]
-    if not include_cancelled:
-        conditions.append(Event.status == EventStatus.SCHEDULED)
+    params: dict[str, Any] = {"start": start, "end": end}
+    pending = "no"
     if include_pending:
-        if viewer is not None and not viewer.is_admin:
-            conditions.append(or_(Event.moderation == Moderation.PUBLISHED,
-                                  and_(Event.moderation == Moderation.PENDING,
-                                       Event.organisation_id == viewer.organisation_id)))
-        else:
-            conditions.append(Event.moderation.in_([Moderation.PUBLISHED, Moderation.PENDING]))
-    else:
-        conditions.append(Event.moderation == Moderation.PUBLISHED)
+        pending = "own" if viewer is not None and not viewer.is_admin else "all"
+        if pending == "own":
+            params["viewer_org"] = viewer.organisation_id if viewer else None
     if area is not None:
         areas = [area] if isinstance(area, (str, RegionDistrict)) else list(area)
         districts = [a if isinstance(a, RegionDistrict) else resolve_district(ctx, a) for a in areas]
-        conditions.append(Event.district_id.in_(await area_district_ids(session, ctx, districts)))
+        params["districts"] = await area_district_ids(session, ctx, districts)
     categories = _codes(category)
     if categories:
-        conditions.append(Event.category.in_(categories))
+        params["categories"] = categories
     if organisation_id is not None:
-        org_ids = [organisation_id] if isinstance(organisation_id, int) else list(organisation_id)
-        conditions.append(Event.organisation_id.in_(org_ids))
-    return conditions
+        params["organisations"] = ([organisation_id] if isinstance(organisation_id, int)
+                                   else list(organisation_id))
+    shape = _Shape(area=area is not None, category=bool(categories),
+                   organisations=organisation_id is not None, cancelled=include_cancelled, pending=pending)
+    return shape, params
+
+
+@lru_cache(maxsize=64)
+def _shape_conditions(shape: _Shape) -> tuple[ColumnElement[bool], ...]:
+    conditions: list[ColumnElement[bool]] = [Event.starts_at < bindparam("end"),
+                                             Event.last_ends_at > bindparam("start")]
+    if not shape.cancelled:
+        conditions.append(Event.status == EventStatus.SCHEDULED)
+    if shape.pending == "own":
+        conditions.append(or_(Event.moderation == Moderation.PUBLISHED,
+                              and_(Event.moderation == Moderation.PENDING,
+                                   Event.organisation_id == bindparam("viewer_org"))))
+    elif shape.pending == "all":
+        conditions.append(Event.moderation.in_([Moderation.PUBLISHED, Moderation.PENDING]))
+    else:
+        conditions.append(Event.moderation == Moderation.PUBLISHED)
+    if shape.area:
+        conditions.append(Event.district_id.in_(bindparam("districts", expanding=True)))
+    if shape.category:
+        conditions.append(Event.category.in_(bindparam("categories", expanding=True)))
+    if shape.organisations:
+        conditions.append(Event.organisation_id.in_(bindparam("organisations", expanding=True)))
+    return tuple(conditions)
 
 
 @dataclass(frozen=True)
@@ -559,37 +592,27 @@ async def first_events(
     """
     if limit < 1:
         raise ValueError("first_events needs limit >= 1")
-    conditions = await _conditions(session, ctx, start, end, area, category, organisation_id,
-                                   include_cancelled, include_pending, viewer)
+    shape, params = await _filter(session, ctx, start, end, area, category, organisation_id,
+                                  include_cancelled, include_pending, viewer)
     districts = await districts_by_id(session, ctx)
+    params.update(earliest=start - MAX_EVENT_SPAN, limit=limit, all_districts=list(districts))
+    singles_query, series_query = _first_statements(shape)
     connection = await session.connection()
-    singles = await connection.execute(
-        _summaries().add_columns(func.count().over())
-        .where(*conditions, Event.rrule.is_(None), Event.starts_at > start - MAX_EVENT_SPAN)
-        .order_by(Event.starts_at, Event.id).limit(limit))
     total = 0
     found: list[Occurrence] = []
-    for values in singles.all():
+    for values in await fetch_rows(connection, singles_query, params):
         total = values[-1]
         summary = summarise(values, districts)
         found.append(Occurrence(summary, summary.starts_at, summary.ends_at))
-    series_conditions = [*conditions, Event.rrule.isnot(None)]
-    if area is None:
-        # Every district: lets the planner seek the partial index ix_events_series (which
-        # leads with district_id) instead of scanning all future events by last_ends_at.
-        series_conditions.append(Event.district_id.in_(list(districts)))
     series_spans: dict[int, list[recurrence.Span]] = {}
-    for id_, rule, starts_at, ends_at, all_day in (await connection.execute(
-            select(Event.id, Event.rrule, raw_timestamp(Event.starts_at), raw_timestamp(Event.ends_at),
-                   Event.all_day).where(*series_conditions))).all():
+    for id_, rule, starts_at, ends_at, all_day in await fetch_rows(connection, series_query, params):
         occurrences = recurrence.expand(rule, parse_timestamp(starts_at), parse_timestamp(ends_at),
-                                        all_day, ctx.tz)
+                                        bool(all_day), ctx.tz)
         spans = [span for span in occurrences if span.start < end and span.end > start]
         if spans:
             series_spans[id_] = spans
     if series_spans:
-        for values in (await connection.execute(
-                _summaries().where(Event.id.in_(list(series_spans))))).all():
+        for values in await fetch_rows(connection, _SERIES_SUMMARIES, {"ids": list(series_spans)}):
             summary = summarise(values, districts)
             found.extend(Occurrence(summary, span.start, span.end) for span in series_spans[summary.id])
             total += len(series_spans[summary.id])
@@ -600,6 +623,27 @@ async def first_events(
 def _summaries() -> Select[Any]:
     return select(*SUMMARY_COLUMNS).select_from(Event).outerjoin(
         Organisation, Organisation.id == Event.organisation_id)
+
+
+_SERIES_SUMMARIES = _summaries().where(Event.id.in_(bindparam("ids", expanding=True)))
+
+
+@lru_cache(maxsize=64)
+def _first_statements(shape: _Shape) -> tuple[Select[Any], Select[Any]]:
+    """`first_events`' two queries for one filter shape, built once: they run on the SQLite
+    driver directly (`fetch_rows`), which keeps each statement's compiled SQL."""
+    conditions = _shape_conditions(shape)
+    singles = (_summaries().add_columns(func.count().over())
+               .where(*conditions, Event.rrule.is_(None), Event.starts_at > bindparam("earliest"))
+               .order_by(Event.starts_at, Event.id).limit(bindparam("limit")))
+    series_conditions = [*conditions, Event.rrule.isnot(None)]
+    if not shape.area:
+        # Every district: lets the planner seek the partial index ix_events_series (which
+        # leads with district_id) instead of scanning all future events by last_ends_at.
+        series_conditions.append(Event.district_id.in_(bindparam("all_districts", expanding=True)))
+    series = select(Event.id, Event.rrule, raw_timestamp(Event.starts_at), raw_timestamp(Event.ends_at),
+                    Event.all_day).where(*series_conditions)
+    return singles, series
 
 
 async def events_version(session: AsyncSession, *, with_count: bool = False,
