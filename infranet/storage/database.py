@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -30,7 +30,7 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    @asynccontextmanager
+    @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back
         on any exception, so a failed operation leaves nothing half-written.
@@ -41,15 +41,10 @@ class Database:
         persistence, a scheduled job) can starve behind a stream of requests until
         its busy timeout fails it.
         """
-        queue = self._sqlite_queue()
-        if queue is None:
-            async with self.sessionmaker() as session, session.begin():
-                yield session
-            return
-        async with queue, self.sessionmaker() as session, session.begin():
+        async with self._sqlite_queue(), self.sessionmaker() as session, session.begin():
             yield session
 
-    @asynccontextmanager
+    @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for work that only reads: conflict checks, listings, feeds.
 
@@ -63,9 +58,9 @@ class Database:
             await session.connection(execution_options=self._read_options)
             yield session
 
-    def _sqlite_queue(self) -> asyncio.Lock | None:
+    def _sqlite_queue(self) -> asyncio.Lock | contextlib.nullcontext[None]:
         if not self.is_sqlite:
-            return None
+            return contextlib.nullcontext()
         loop = asyncio.get_running_loop()
         queue = self._sqlite_queues.get(loop)
         if queue is None:
