@@ -38,7 +38,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import holidays
 from sqlalchemy import CompoundSelect, Select, bindparam, literal_column, select, union_all
@@ -55,11 +55,11 @@ from infranet.calendar.events import (
 )
 from infranet.calendar.summary import (
     POOL_COLUMNS,
-    SUMMARY_COLUMNS,
     EventSummary,
     PoolRow,
     districts_by_id,
     pool_row,
+    select_summaries,
     summarise,
 )
 from infranet.context import AppContext
@@ -67,7 +67,7 @@ from infranet.i18n import register
 from infranet.region import District as RegionDistrict
 from infranet.region import fold
 from infranet.storage.hotpath import fetch_rows
-from infranet.storage.models import Event, EventStatus, Moderation, Organisation
+from infranet.storage.models import Event, EventStatus, Moderation
 
 register({
     "calendar.warning.holiday": {"pl": "{day} to dzień wolny od pracy: {name}",
@@ -177,18 +177,28 @@ def day_warning(ctx: AppContext, day: date) -> DayWarning | None:
 # --- the check -----------------------------------------------------------------------
 
 
-def _windows(spans: Iterable[recurrence.Span], tz: tzinfo) -> list[tuple[datetime, datetime]]:
+_Window = tuple[datetime, datetime]
+
+
+def _windows(spans: Iterable[recurrence.Span], tz: tzinfo) -> list[_Window]:
     """The candidate's local days as UTC windows, merged."""
-    windows: list[tuple[datetime, datetime]] = []
-    for span in sorted(spans, key=lambda s: s.start):
-        days = recurrence.local_days(span.start, span.end, tz)
-        lo = recurrence.local_midnight(days[0], tz)
-        hi = recurrence.local_midnight(days[-1] + timedelta(days=1), tz)
-        if windows and lo <= windows[-1][1]:
-            windows[-1] = (windows[-1][0], max(hi, windows[-1][1]))
+    return _merge(_day_window(span, tz) for span in spans)
+
+
+def _day_window(span: recurrence.Span, tz: tzinfo) -> _Window:
+    days = recurrence.local_days(span.start, span.end, tz)
+    return (recurrence.local_midnight(days[0], tz),
+            recurrence.local_midnight(days[-1] + timedelta(days=1), tz))
+
+
+def _merge(windows: Iterable[_Window]) -> list[_Window]:
+    merged: list[_Window] = []
+    for lo, hi in sorted(windows):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
         else:
-            windows.append((lo, hi))
-    return windows
+            merged.append((lo, hi))
+    return merged
 
 
 @lru_cache(maxsize=256)
@@ -213,15 +223,14 @@ def _pool_statement(windows: int, exclude: bool, summaries: bool) -> Select[Any]
     matching = Event.id.in_(union_all(*branches))
     if not summaries:
         return select(*POOL_COLUMNS).where(matching)
-    return (select(*SUMMARY_COLUMNS).select_from(Event)
-            .outerjoin(Organisation, Organisation.id == Event.organisation_id).where(matching))
+    return select_summaries().where(matching)
 
 
 async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
-                windows: Sequence[tuple[datetime, datetime]], exclude_event_id: int | None,
-                *, summaries: bool = True) -> list[Any]:
+                windows: Sequence[_Window], exclude_event_id: int | None,
+                districts: dict[int, RegionDistrict] | None = None) -> list[Any]:
     """Published events that may touch the windows, in districts overlapping the candidate's,
-    as `EventSummary` (or, without `summaries`, `PoolRow`).
+    as `EventSummary` with the region's `districts` (without them, as `PoolRow`).
 
     One round trip per 64 windows: `id IN (singles UNION ALL series)`, each branch an
     index range scan (single events by district and `starts_at` bounded by
@@ -229,16 +238,15 @@ async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
     SQLite driver (`fetch_rows`): plain rows need none of the ORM's result handling.
     """
     district_ids = await area_district_ids(session, ctx, [norm.district])
-    districts = await districts_by_id(session, ctx)
     connection = await session.connection()
     found: dict[int, Any] = {}
     for i in range(0, len(windows), MAX_SLOTS):
         chunk = windows[i:i + MAX_SLOTS]
         slots = _slots(len(chunk))
-        query = _pool_statement(slots, exclude_event_id is not None, summaries)
+        query = _pool_statement(slots, exclude_event_id is not None, districts is not None)
         params = _interval_params(district_ids, exclude_event_id, chunk, slots)
         for values in await fetch_rows(connection, query, params):
-            found[values[0]] = summarise(values, districts) if summaries else pool_row(values)
+            found[values[0]] = pool_row(values) if districts is None else summarise(values, districts)
     return list(found.values())
 
 
@@ -277,9 +285,12 @@ def _similar(a: str, b: str) -> bool:
             and matcher.ratio() >= TITLE_SIMILARITY)
 
 
+_Row = TypeVar("_Row", bound=PoolRow)
+
+
 def _hits(ctx: AppContext, norm: NormalisedEvent, cand_days: Sequence[tuple[recurrence.Span, set[date]]],
-          pool: Iterable[EventSummary | PoolRow], districts: dict[int, RegionDistrict],
-          ) -> Iterator[tuple[str, EventSummary | PoolRow, recurrence.Span, str, recurrence.Span]]:
+          pool: Iterable[_Row], districts: dict[int, RegionDistrict],
+          ) -> Iterator[tuple[str, _Row, recurrence.Span, str, recurrence.Span]]:
     """Each collision of the candidate with the pool, lazily, as (severity, event, its
     occurrence, place relation, the candidate's span): suggestions stop at the first."""
     tz = ctx.tz
@@ -328,7 +339,7 @@ def _hits(ctx: AppContext, norm: NormalisedEvent, cand_days: Sequence[tuple[recu
                     break
 
 
-def _shared(norm: NormalisedEvent, row: EventSummary | PoolRow) -> bool:
+def _shared(norm: NormalisedEvent, row: PoolRow) -> bool:
     """The same audience (either side unspecified counts as shared) or the same category."""
     return (not norm.audiences or not row.audiences or bool(set(norm.audiences) & set(row.audiences))
             or norm.category == row.category)
@@ -339,7 +350,7 @@ def _candidate_days(spans: Sequence[recurrence.Span], tz: tzinfo) -> list[tuple[
 
 
 def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.Span],
-             pool: Iterable[EventSummary | PoolRow], districts: dict[int, RegionDistrict]) -> ConflictReport:
+             pool: Iterable[EventSummary], districts: dict[int, RegionDistrict]) -> ConflictReport:
     """Compare the candidate's occurrences with the events of the pool (pure, no I/O)."""
     report = ConflictReport()
     cand_days = _candidate_days(spans, ctx.tz)
@@ -360,16 +371,16 @@ def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.
 
 
 def collides(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.Span],
-             pool: Iterable[EventSummary | PoolRow], districts: dict[int, RegionDistrict]) -> bool:
+             pool: Iterable[PoolRow], districts: dict[int, RegionDistrict]) -> bool:
     """Whether `classify` would report any conflict or duplicate, stopping at the first."""
     hits = _hits(ctx, norm, _candidate_days(spans, ctx.tz), pool, districts)
     return next(hits, None) is not None
 
 
-def _conflict(row: EventSummary | PoolRow, occ: recurrence.Span, severity: str, relation: str,
+def _conflict(row: EventSummary, occ: recurrence.Span, severity: str, relation: str,
               span: recurrence.Span) -> Conflict:
-    org = getattr(row, "organisation", None)
-    return Conflict(event=row, start=occ.start, end=occ.end, severity=severity,  # type: ignore[arg-type]
+    org = row.organisation
+    return Conflict(event=row, start=occ.start, end=occ.end, severity=severity,
                     relation=relation, candidate_start=span.start,
                     organisation_name=org.name if org else None,
                     contact_email=org.contact_email if org else None, phone=org.phone if org else None)
@@ -378,8 +389,9 @@ def _conflict(row: EventSummary | PoolRow, occ: recurrence.Span, severity: str, 
 async def _check(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
                  exclude_event_id: int | None) -> ConflictReport:
     spans = norm.spans(ctx.tz)
-    pool = await _pool(session, ctx, norm, _windows(spans, ctx.tz), exclude_event_id)
-    return classify(ctx, norm, spans, pool, await districts_by_id(session, ctx))
+    districts = await districts_by_id(session, ctx)
+    pool = await _pool(session, ctx, norm, _windows(spans, ctx.tz), exclude_event_id, districts)
+    return classify(ctx, norm, spans, pool, districts)
 
 
 async def find_conflicts(session: AsyncSession, ctx: AppContext, candidate: EventInput, *,
@@ -407,19 +419,6 @@ def _shape(ctx: AppContext, norm: NormalisedEvent) -> tuple[datetime | date, dat
         days = recurrence.local_days(norm.starts_at, norm.ends_at, tz)
         return days[0], days[-1]
     return norm.starts_at.astimezone(tz), norm.ends_at.astimezone(tz)
-
-
-_Window = tuple[datetime, datetime]
-
-
-def _merge(windows: Iterable[_Window]) -> list[_Window]:
-    merged: list[_Window] = []
-    for lo, hi in sorted(windows):
-        if merged and lo <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
-        else:
-            merged.append((lo, hi))
-    return merged
 
 
 class _WindowPool:
@@ -478,7 +477,7 @@ async def suggest_dates(session: AsyncSession, ctx: AppContext, candidate: Event
         batch = rest[start:start + SUGGESTION_BATCH]
         # Every shift keeps the district, so one pool (same places, same rules) serves the batch.
         rows = await _pool(session, ctx, base, _merge(w for _, _, ws in batch for w in ws),
-                           exclude_event_id, summaries=False)
+                           exclude_event_id)
         pool = _WindowPool(rows)
         for norm, spans, windows in batch:
             if collides(ctx, norm, spans, pool.for_windows(windows), districts):

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from infranet.calendar import recurrence
 from infranet.calendar.dates import localize
-from infranet.calendar.summary import SUMMARY_COLUMNS, EventSummary, districts_by_id, summarise
+from infranet.calendar.summary import EventSummary, districts_by_id, select_summaries, summarise
 from infranet.context import AppContext
 from infranet.errors import NotFound, ValidationFailed
 from infranet.i18n import register, t
@@ -488,8 +488,7 @@ async def list_events(
     """
     shape, params = await _filter(session, ctx, start, end, area, category, organisation_id,
                                   include_cancelled, include_pending, viewer)
-    query = select(Event).where(*_shape_conditions(shape)).order_by(Event.starts_at, Event.id)
-    rows = (await session.scalars(query, params)).all()
+    rows = (await session.scalars(_list_statement(shape), params)).all()
     audiences = set(_codes(audience))
     found: list[Occurrence] = []
     for row in rows:
@@ -524,11 +523,10 @@ async def _filter(
     if start.tzinfo is None or end.tzinfo is None:
         raise ValidationFailed(field="period", detail="start and end must be aware datetimes")
     params: dict[str, Any] = {"start": start, "end": end}
-    pending = "no"
-    if include_pending:
-        pending = "own" if viewer is not None and not viewer.is_admin else "all"
-        if pending == "own":
-            params["viewer_org"] = viewer.organisation_id if viewer else None
+    pending = "all" if include_pending else "no"
+    if include_pending and viewer is not None and not viewer.is_admin:
+        pending = "own"
+        params["viewer_org"] = viewer.organisation_id
     if area is not None:
         areas = [area] if isinstance(area, (str, RegionDistrict)) else list(area)
         districts = [a if isinstance(a, RegionDistrict) else resolve_district(ctx, a) for a in areas]
@@ -542,6 +540,11 @@ async def _filter(
     shape = _Shape(area=area is not None, category=bool(categories),
                    organisations=organisation_id is not None, cancelled=include_cancelled, pending=pending)
     return shape, params
+
+
+@lru_cache(maxsize=64)
+def _list_statement(shape: _Shape) -> Select[tuple[Event]]:
+    return select(Event).where(*_shape_conditions(shape)).order_by(Event.starts_at, Event.id)
 
 
 @lru_cache(maxsize=64)
@@ -620,12 +623,7 @@ async def first_events(
     return OccurrencePage(found[:limit], total)
 
 
-def _summaries() -> Select[Any]:
-    return select(*SUMMARY_COLUMNS).select_from(Event).outerjoin(
-        Organisation, Organisation.id == Event.organisation_id)
-
-
-_SERIES_SUMMARIES = _summaries().where(Event.id.in_(bindparam("ids", expanding=True)))
+_SERIES_SUMMARIES = select_summaries().where(Event.id.in_(bindparam("ids", expanding=True)))
 
 
 @lru_cache(maxsize=64)
@@ -633,7 +631,7 @@ def _first_statements(shape: _Shape) -> tuple[Select[Any], Select[Any]]:
     """`first_events`' two queries for one filter shape, built once: they run on the SQLite
     driver directly (`fetch_rows`), which keeps each statement's compiled SQL."""
     conditions = _shape_conditions(shape)
-    singles = (_summaries().add_columns(func.count().over())
+    singles = (select_summaries().add_columns(func.count().over())
                .where(*conditions, Event.rrule.is_(None), Event.starts_at > bindparam("earliest"))
                .order_by(Event.starts_at, Event.id).limit(bindparam("limit")))
     series_conditions = [*conditions, Event.rrule.isnot(None)]

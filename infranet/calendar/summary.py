@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
@@ -69,11 +70,17 @@ class EventSummary(PoolRow):
 POOL_COLUMNS = (Event.id, Event.district_id, Event.organisation_id, Event.title, Event.title_folded,
                 Event.audiences, Event.category, Event.rrule, Event.starts_at, Event.ends_at,
                 Event.last_ends_at, Event.all_day)
-# Select these from `events LEFT OUTER JOIN organisations` (see `summaries_from`).
+# Read through `select_summaries`: these come from the event and its organiser.
 SUMMARY_COLUMNS = (*POOL_COLUMNS, Event.uid, Event.location, Event.description, Event.url,
                    Event.registration_url, Event.status, Event.revision,
                    Organisation.name, Organisation.contact_email, Organisation.phone)
 _ORGANISER = slice(len(POOL_COLUMNS) + 7, len(POOL_COLUMNS) + 10)
+
+
+def select_summaries() -> Select[Any]:
+    """SUMMARY_COLUMNS from events and their organisers, to be filtered by the caller."""
+    return select(*SUMMARY_COLUMNS).select_from(Event).outerjoin(
+        Organisation, Organisation.id == Event.organisation_id)
 
 
 def _pool_values(values: Sequence[Any]) -> list[Any]:
