@@ -27,7 +27,7 @@ from infranet.storage.members import ensure_config_admins, get_member
 from infranet.storage.models import Member, MemberStatus, Organisation
 from infranet.storage.orgs import OrgInput, add_organisation, find_organisation
 from infranet.storage.types import utcnow
-from tests.botapi import TOKEN, BotApi
+from tests.botapi import TOKEN, BotApi, Sent
 
 ADMIN_ID = 900001
 
@@ -70,6 +70,14 @@ class BotHarness:
             member.approved_at = utcnow()
             await session.flush()
             return member
+
+
+async def skip_optional_steps(api: BotApi, user: int) -> Sent:
+    """Skip the /event form's place, link and description; returns the summary that follows."""
+    for _ in range(3):
+        prompt = await api.next_reply(user)
+        await api.click(user, prompt, prompt.button("Pomiń"))
+    return await api.next_reply(user)
 
 
 def telegram_settings(api: BotApi, **overrides: Any) -> dict[str, Any]:

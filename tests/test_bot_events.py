@@ -13,7 +13,7 @@ from infranet.calendar import service as calendar_service
 from infranet.http import create_app
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, EventStatus, Member
-from tests.bot_fixtures import BotHarness
+from tests.bot_fixtures import BotHarness, skip_optional_steps
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday, 10:00 in Warsaw
 ALICE, BOB, BOB2, STRANGER = 1001, 2002, 2003, 7007
@@ -122,13 +122,7 @@ async def test_keeping_a_conflicting_date_tells_the_other_organisers(bot: BotHar
     await api.click(ALICE, category, category.button("spotkanie"))
     audience = await api.next_reply(ALICE)
     await api.click(ALICE, audience, audience.button("Dalej"))
-    place = await api.next_reply(ALICE)
-    link = await api.click(ALICE, place, place.button("Pomiń"))
-    link = await api.next_reply(ALICE)
-    await api.click(ALICE, link, link.button("Pomiń"))
-    description = await api.next_reply(ALICE)
-    await api.click(ALICE, description, description.button("Pomiń"))
-    summary = await api.next_reply(ALICE)
+    summary = await skip_optional_steps(api, ALICE)
     assert "Całe województwo" not in summary.text  # the region's own name is shown
     warning = await api.click(ALICE, summary, summary.button("Potwierdź"))
     assert "Forum <3 NGO" in warning.text
@@ -158,10 +152,7 @@ async def test_cancel_edit_and_timeout_free_paths(bot: BotHarness) -> None:
     await api.click(ALICE, category, category.button("inne"))
     audience = await api.next_reply(ALICE)
     await api.click(ALICE, audience, audience.button("Dalej"))
-    for _ in range(3):
-        prompt = await api.next_reply(ALICE)
-        await api.click(ALICE, prompt, prompt.button("Pomiń"))
-    summary = await api.next_reply(ALICE)
+    summary = await skip_optional_steps(api, ALICE)
     assert "poniedziałek, 7 grudnia 2026" in summary.text
     pick = await api.click(ALICE, summary, summary.button("Zmień"))
     title_prompt = await api.click(ALICE, pick, pick.button("Tytuł"))
@@ -317,10 +308,7 @@ async def test_moderated_event_waits_for_an_admin(bot: BotHarness) -> None:
     await api.click(ALICE, category, category.button("targi"))
     audience = await api.next_reply(ALICE)
     await api.click(ALICE, audience, audience.button("Dalej"))
-    for _ in range(3):
-        prompt = await api.next_reply(ALICE)
-        await api.click(ALICE, prompt, prompt.button("Pomiń"))
-    summary = await api.next_reply(ALICE)
+    summary = await skip_optional_steps(api, ALICE)
     saved = await api.click(ALICE, summary, summary.button("Potwierdź"))
     assert "Zapisane" in saved.text
     waiting = await api.next_reply(ALICE)
@@ -341,10 +329,7 @@ async def test_form_survives_a_restart_at_the_conflict_screen(bot: BotHarness) -
     await api.click(ALICE, category, category.button("spotkanie"))
     audience = await api.next_reply(ALICE)
     await api.click(ALICE, audience, audience.button("Dalej"))
-    for _ in range(3):
-        prompt = await api.next_reply(ALICE)
-        await api.click(ALICE, prompt, prompt.button("Pomiń"))
-    summary = await api.next_reply(ALICE)
+    summary = await skip_optional_steps(api, ALICE)
     warning = await api.click(ALICE, summary, summary.button("Potwierdź"))
     assert "Forum <3 NGO" in warning.text
     await bot.restart()

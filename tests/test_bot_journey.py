@@ -16,7 +16,7 @@ from infranet.http import create_app
 from infranet.storage.actors import Actor
 from infranet.storage.members import get_member
 from infranet.storage.models import Event
-from tests.bot_fixtures import ADMIN_ID, BotHarness
+from tests.bot_fixtures import ADMIN_ID, BotHarness, skip_optional_steps
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 NEWBIE, BOB = 4401, 4402
@@ -63,13 +63,7 @@ async def test_new_member_journey_to_the_feed(bot: BotHarness) -> None:
     audience = await api.next_reply(NEWBIE)
     ticked = await api.click(NEWBIE, audience, audience.button("organizacje"))
     await api.click(NEWBIE, ticked, ticked.button("Dalej"))
-    place = await api.next_reply(NEWBIE)
-    link = await api.click(NEWBIE, place, place.button("Pomiń"))
-    link = await api.next_reply(NEWBIE)
-    await api.click(NEWBIE, link, link.button("Pomiń"))
-    description = await api.next_reply(NEWBIE)
-    await api.click(NEWBIE, description, description.button("Pomiń"))
-    summary = await api.next_reply(NEWBIE)
+    summary = await skip_optional_steps(api, NEWBIE)
     warning = await api.click(NEWBIE, summary, summary.button("Potwierdź"))
     assert "Forum NGO" in warning.text and "Stowarzyszenie Beta" in warning.text
     saved = await api.click(NEWBIE, warning, warning.buttons[1][1])  # the first suggested date
