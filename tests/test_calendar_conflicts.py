@@ -217,6 +217,10 @@ async def test_suggestions_same_weekday_first_avoid_conflicts_and_holidays(ctx: 
         found = await suggest_dates(s, ctx, ev("x", at(2027, 3, 24, 10), at(2027, 3, 24, 12)), n=1)
     assert found == [(at(2027, 3, 31, 10), at(2027, 3, 31, 12))]
     assert found[0][0].utcoffset() == timedelta(hours=2)
+    # Naive times (the CLI, the API) are wall-clock times in the region's zone there too.
+    naive = ev("x", datetime(2027, 3, 24, 10), datetime(2027, 3, 24, 12))
+    async with ctx.db.read() as s:
+        assert await suggest_dates(s, ctx, naive, n=1) == found
 
 
 # --- property test: find_conflicts against a brute-force oracle ---------------------------

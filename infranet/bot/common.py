@@ -14,6 +14,7 @@ leaves the database untouched.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import html
@@ -412,16 +413,20 @@ class Turn:
         self.toast_text = text
 
     async def flush(self) -> None:
-        """Send what the user waits for first (the answers in this chat, then the answer to
-        the button press); notifications to other people go out after that, in a task of
-        their own, so that a long list of recipients delays neither this reply nor the
-        user's next update."""
+        """Send what the user waits for first: the answers in this chat, in order, and
+        beside them the answer to the button press (the button's spinner stops while the
+        next question is on its way, and neither waits for the other's round trip to
+        Telegram). Notifications to other people go out after that, in a task of their
+        own, so that a long list of recipients delays neither this reply nor the user's
+        next update."""
         outbox, self.outbox = self.outbox, []
         here = self.chat_id
         mine = [item for item in outbox if item.chat_id is None or item.chat_id == here]
         others = [item for item in outbox if not (item.chat_id is None or item.chat_id == here)]
-        await self._deliver(mine)
-        await self.answer_callback()
+        if self.update.callback_query is None:
+            await self._deliver(mine)
+        else:
+            await asyncio.gather(self._deliver(mine), self.answer_callback())
         application = self.context.application
         if others:
             application.create_task(self._deliver(others), update=self.update)

@@ -51,6 +51,8 @@ from infranet.calendar.events import (
     NormalisedEvent,
     area_district_ids,
     district_id_map,
+    event_times,
+    horizon,
     validate_event,
 )
 from infranet.calendar.summary import (
@@ -401,16 +403,36 @@ async def find_conflicts(session: AsyncSession, ctx: AppContext, candidate: Even
 
 
 def _shift(candidate: EventInput, days: int, tz: tzinfo) -> EventInput:
+    """The candidate `days` later: its dates, or its wall-clock times (10:00 stays 10:00
+    across a DST change). A series keeps every field; a single event needs only its times."""
     delta = timedelta(days=days)
     if candidate.all_day:
         start = candidate.start.date() if isinstance(candidate.start, datetime) else candidate.start
         end = candidate.end.date() if isinstance(candidate.end, datetime) else candidate.end
-        return replace(candidate, start=start + delta, end=end + delta)
-    assert isinstance(candidate.start, datetime) and isinstance(candidate.end, datetime)
-    # Shift wall-clock time, so 10:00 stays 10:00 across a DST change.
-    start = candidate.start.astimezone(tz).replace(tzinfo=None) + delta
-    end = candidate.end.astimezone(tz).replace(tzinfo=None) + delta
-    return replace(candidate, start=start, end=end)
+        start, end = start + delta, end + delta
+    else:
+        assert isinstance(candidate.start, datetime) and isinstance(candidate.end, datetime)
+        start = _wall_clock(candidate.start, tz) + delta
+        end = _wall_clock(candidate.end, tz) + delta
+    if candidate.rrule:
+        return replace(candidate, start=start, end=end)
+    return EventInput(title=candidate.title, start=start, end=end, all_day=candidate.all_day)
+
+
+def _wall_clock(moment: datetime, tz: tzinfo) -> datetime:
+    """Local wall-clock time; a naive value already is one (as `validate_event` reads it)."""
+    return moment if moment.tzinfo is None else moment.astimezone(tz).replace(tzinfo=None)
+
+
+def _moved(ctx: AppContext, candidate: EventInput, base: NormalisedEvent, days: int,
+           latest: datetime) -> NormalisedEvent:
+    """The validated candidate `days` later. Only the times of a single event are checked
+    again (by `event_times`); a series is validated whole, as its rule may end too early."""
+    shifted = _shift(candidate, days, ctx.tz)
+    if base.rrule is not None:
+        return validate_event(ctx, shifted)
+    starts_at, ends_at, _local, _latest = event_times(ctx, shifted, latest)
+    return replace(base, starts_at=starts_at, ends_at=ends_at, last_ends_at=ends_at)
 
 
 def _shape(ctx: AppContext, norm: NormalisedEvent) -> tuple[datetime | date, datetime | date]:
@@ -495,6 +517,7 @@ def _shifted_candidates(ctx: AppContext, candidate: EventInput, base: Normalised
     window = ctx.settings.calendar.suggestion_window_days
     weekday = base.starts_at.astimezone(tz).weekday()
     now = ctx.now()
+    latest = horizon(ctx)
 
     def rank(d: int) -> tuple[int, int, int, int]:
         day = (weekday + d) % 7
@@ -503,7 +526,7 @@ def _shifted_candidates(ctx: AppContext, candidate: EventInput, base: Normalised
     candidates: list[_Candidate] = []
     for d in sorted((d for d in range(-window, window + 1) if d), key=rank):
         try:
-            norm = validate_event(ctx, _shift(candidate, d, tz))
+            norm = _moved(ctx, candidate, base, d, latest)
         except Exception:  # noqa: S112 - a shift into a DST gap or beyond the horizon is skipped
             continue
         if norm.starts_at < now:

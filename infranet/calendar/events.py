@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, event, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, raiseload
 
 from infranet.calendar import recurrence
 from infranet.calendar.dates import localize
@@ -196,23 +196,12 @@ def _as_local(value: datetime | date, tz: tzinfo, field_name: str) -> datetime:
     return value.astimezone(tz)
 
 
-def validate_event(ctx: AppContext, data: EventInput) -> NormalisedEvent:
-    """Check everything that needs no database; return the stored form."""
+def event_times(ctx: AppContext, data: EventInput, latest: datetime | None = None,
+                ) -> tuple[datetime, datetime, datetime, datetime]:
+    """The time rules of `validate_event` alone: (starts_at, ends_at) in UTC, the local
+    start, and the horizon (`latest`, computed when not given). Free-date suggestions
+    move a validated event to ~50 other dates, and only its times need checking again."""
     tz = ctx.tz
-    title = clean_text(data.title, "title", TITLE_MAX, required=True)
-    description = clean_text(data.description, "description", DESCRIPTION_MAX)
-    location = clean_text(data.location, "location", LOCATION_MAX)
-    url = clean_url(data.url, "url")
-    registration_url = clean_url(data.registration_url, "registration_url")
-    if data.category not in CATEGORIES:
-        raise ValidationFailed(field="category", detail=f"{data.category!r} is not one of "
-                               f"{', '.join(CATEGORIES)}")
-    unknown = [a for a in data.audiences if a not in AUDIENCES]
-    if unknown:
-        raise ValidationFailed(field="audiences", detail=f"unknown {', '.join(unknown)}; choose "
-                               f"from {', '.join(AUDIENCES)}")
-    district = resolve_district(ctx, data.district)
-
     if data.all_day:
         first = data.start.astimezone(tz).date() if isinstance(data.start, datetime) else data.start
         last = data.end.astimezone(tz).date() if isinstance(data.end, datetime) else data.end
@@ -231,15 +220,39 @@ def validate_event(ctx: AppContext, data: EventInput) -> NormalisedEvent:
         starts_at, ends_at = local_start.astimezone(UTC), local_end.astimezone(UTC)
     if ends_at - starts_at > timedelta(days=MAX_EVENT_DAYS):
         raise ValidationFailed("calendar.error.too_long_event", days=MAX_EVENT_DAYS)
-
-    now_local = ctx.now().astimezone(tz)
-    years = ctx.settings.calendar.max_years_ahead
-    try:
-        latest = now_local.replace(year=now_local.year + years)
-    except ValueError:  # 29 February
-        latest = now_local.replace(year=now_local.year + years, day=28)
+    latest = latest or horizon(ctx)
     if starts_at > latest:
         raise ValidationFailed("calendar.error.too_far", limit=f"{latest:%Y-%m-%d}")
+    return starts_at, ends_at, local_start, latest
+
+
+def horizon(ctx: AppContext) -> datetime:
+    """How far ahead events may be planned: `[calendar] max_years_ahead` from now."""
+    now_local = ctx.now().astimezone(ctx.tz)
+    years = ctx.settings.calendar.max_years_ahead
+    try:
+        return now_local.replace(year=now_local.year + years)
+    except ValueError:  # 29 February
+        return now_local.replace(year=now_local.year + years, day=28)
+
+
+def validate_event(ctx: AppContext, data: EventInput) -> NormalisedEvent:
+    """Check everything that needs no database; return the stored form."""
+    tz = ctx.tz
+    title = clean_text(data.title, "title", TITLE_MAX, required=True)
+    description = clean_text(data.description, "description", DESCRIPTION_MAX)
+    location = clean_text(data.location, "location", LOCATION_MAX)
+    url = clean_url(data.url, "url")
+    registration_url = clean_url(data.registration_url, "registration_url")
+    if data.category not in CATEGORIES:
+        raise ValidationFailed(field="category", detail=f"{data.category!r} is not one of "
+                               f"{', '.join(CATEGORIES)}")
+    unknown = [a for a in data.audiences if a not in AUDIENCES]
+    if unknown:
+        raise ValidationFailed(field="audiences", detail=f"unknown {', '.join(unknown)}; choose "
+                               f"from {', '.join(AUDIENCES)}")
+    district = resolve_district(ctx, data.district)
+    starts_at, ends_at, local_start, latest = event_times(ctx, data)
 
     rule = None
     last_ends_at = ends_at
@@ -346,9 +359,11 @@ def _apply(event_row: Event, norm: NormalisedEvent, district_id: int) -> None:
 
 
 async def _organisation(session: AsyncSession, org_id: int | None) -> Organisation | None:
+    """The organisation, read afresh (whether it is trusted decides moderation); its
+    districts are not needed here, and not read."""
     if org_id is None:
         return None
-    org = await session.get(Organisation, org_id)
+    org = await session.get(Organisation, org_id, options=[raiseload(Organisation.districts)])
     if org is None:
         raise ValidationFailed(field="organisation", detail=f"there is no organisation #{org_id}")
     return org
@@ -362,24 +377,34 @@ async def add_event(session: AsyncSession, ctx: AppContext, actor: Actor, data: 
     actor.require_org(data.organisation_id)
     norm = validate_event(ctx, data)
     org = await _organisation(session, norm.organisation_id)
-    uid = (data.uid or "").strip() or _new_uid(ctx)
-    if len(uid) > 255:
-        raise ValidationFailed("error.too_long", field="uid", length=len(uid), limit=255)
-    if await session.scalar(select(Event.id).where(Event.uid == uid)):
-        raise ValidationFailed(field="uid", detail=f"an event with UID {uid!r} already exists")
-    ids = await district_id_map(session, ctx)
+    uid = await _uid_for(session, ctx, data.uid)
+    district_id = (await district_id_map(session, ctx))[norm.district.slug]
     row = Event(uid=uid, organisation_id=norm.organisation_id,
                 member_id=actor.member.id if actor.member else None, status=EventStatus.SCHEDULED,
                 moderation=_moderation_for(ctx, actor, org), revision=0, source=source,
                 training_id=data.training_id)
-    _apply(row, norm, ids[norm.district.slug])
+    _apply(row, norm, district_id)
+    # The relationships callers read, set here rather than refreshed after the insert.
+    row.organisation = org
+    row.district = await session.get_one(District, district_id)
     session.add(row)
     await session.flush()
-    await session.refresh(row, ["organisation", "district"])
     await audit.record(session, actor, "event.add", "event", row.id, title=row.title,
                        moderation=row.moderation)
     mark_changed(session, ctx)
     return row
+
+
+async def _uid_for(session: AsyncSession, ctx: AppContext, given: str | None) -> str:
+    """The event's UID: the one given (an import), checked for a clear message, or a new one."""
+    uid = (given or "").strip()
+    if not uid:
+        return _new_uid(ctx)  # random: the unique index is guard enough
+    if len(uid) > 255:
+        raise ValidationFailed("error.too_long", field="uid", length=len(uid), limit=255)
+    if await session.scalar(select(Event.id).where(Event.uid == uid)):
+        raise ValidationFailed(field="uid", detail=f"an event with UID {uid!r} already exists")
+    return uid
 
 
 def _with_org(data: EventInput, org_id: int | None) -> EventInput:

@@ -9,6 +9,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from infranet.storage.sqlite_driver import one_trip_dbapi
+
 SQLITE_BUSY_TIMEOUT_MS = 5000
 READ_ONLY = "infranet_read_only"  # execution option: a SQLite session that only reads
 
@@ -23,7 +25,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncE
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo)
+        engine = create_async_engine(url, echo=echo, module=one_trip_dbapi())
         _configure_sqlite(engine)
         return engine
     return create_async_engine(url, echo=echo, pool_size=pool_size, pool_pre_ping=True)
