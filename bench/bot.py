@@ -141,7 +141,7 @@ async def populate(ctx: AppContext, n: int, seed: int = 7) -> None:
 async def timed(api: BotApi, chat: int, send: Callable[[], object],
                 until: Callable[[Sent], bool] | None = None, wait: float = 30.0) -> tuple[float, Sent]:
     """Latency from offering the update to the reply in `chat` that `until` accepts
-    (a button step first edits the pressed message, then asks the next question)."""
+    (a button step asks the next question, then turns the pressed message into the answer)."""
     start = time.perf_counter()
     send()
     while True:

@@ -72,12 +72,12 @@ class BotHarness:
             return member
 
 
-async def skip_optional_steps(api: BotApi, user: int) -> Sent:
+async def skip_optional_steps(api: BotApi, user: int, place: Sent) -> Sent:
     """Skip the /event form's place, link and description; returns the summary that follows."""
+    prompt = place
     for _ in range(3):
-        prompt = await api.next_reply(user)
-        await api.click(user, prompt, prompt.button("Pomiń"))
-    return await api.next_reply(user)
+        prompt = await api.answer(user, prompt, prompt.button("Pomiń"))
+    return prompt
 
 
 def telegram_settings(api: BotApi, **overrides: Any) -> dict[str, Any]:

@@ -339,6 +339,22 @@ class BotApi:
         self.press(user, message, data)
         return await self.next_reply(message.chat_id, wait)
 
+    async def step(self, user: User | int, message: Sent, data: str, *,
+                   wait: float = 10.0) -> tuple[Sent, Sent]:
+        """Press a form's button: the bot asks the next question and turns the pressed
+        message into the answer given (in either order). Returns (question, edit)."""
+        self.press(user, message, data)
+        first, second = await self.replies(message.chat_id, 2, wait)
+        question, edit = (second, first) if first.kind == "edit" else (first, second)
+        assert question.kind == "send", (first, second)
+        assert edit.kind == "edit" and edit.message_id == message.message_id, (first, second)
+        return question, edit
+
+    async def answer(self, user: User | int, message: Sent, data: str, *, wait: float = 10.0) -> Sent:
+        """`step`, for the next question only."""
+        question, _edit = await self.step(user, message, data, wait=wait)
+        return question
+
     async def next_answer(self, wait: float = 10.0) -> str:
         """The text (maybe empty) of the bot's answer to the last button press."""
         async def find() -> dict[str, Any]:

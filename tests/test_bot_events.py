@@ -62,20 +62,16 @@ async def test_journey_conflict_then_suggested_date_lands_in_the_feed(bot: BotHa
     assert "Całe województwo" in reply.buttons[0][0]
     reply = await api.click(ALICE, reply, reply.button("olsztyński"))
     assert reply.buttons[0][0] == "Cały podregion olsztyński"
-    edited = await api.click(ALICE, reply, exact(reply, "olsztyński"))
+    reply, edited = await api.step(ALICE, reply, exact(reply, "olsztyński"))
     assert edited.text == "olsztyński"
-    reply = await api.next_reply(ALICE)
-    await api.click(ALICE, reply, reply.button("szkolenie"))
-    reply = await api.next_reply(ALICE)
+    reply = await api.answer(ALICE, reply, reply.button("szkolenie"))
     ticked = await api.click(ALICE, reply, reply.button("organizacje"))
-    await api.click(ALICE, ticked, ticked.button("Dalej"))
-    assert "Miejsce" in (await api.next_reply(ALICE)).text
+    assert "Miejsce" in (await api.answer(ALICE, ticked, ticked.button("Dalej"))).text
     link_prompt = await api.ask(ALICE, "Sala <3>")
     assert "Link" in link_prompt.text
     assert "https://" in (await api.ask(ALICE, "not a link")).text
-    description_prompt = await api.click(ALICE, link_prompt, link_prompt.button("Pomiń"))
-    assert description_prompt.kind == "edit"
-    assert "opis" in (await api.next_reply(ALICE)).text.lower()
+    description_prompt, skipped = await api.step(ALICE, link_prompt, link_prompt.button("Pomiń"))
+    assert "opis" in description_prompt.text.lower() and skipped.text == "Pomiń"
     summary = await api.ask(ALICE, "Jak pisać wnioski.")
     assert "Sprawdź wydarzenie" in summary.text
     assert "Warsztaty grantowe & R<D" in summary.text and "Sala <3>" in summary.text
@@ -117,12 +113,10 @@ async def test_keeping_a_conflicting_date_tells_the_other_organisers(bot: BotHar
     await api.ask(ALICE, "Spotkanie sieci")
     reply = await api.ask(ALICE, "5.12.2026 10-11")  # date and hours at once
     assert "Gdzie" in reply.text
-    reply = await api.click(ALICE, reply, reply.button("Całe województwo"))
-    category = await api.next_reply(ALICE)
-    await api.click(ALICE, category, category.button("spotkanie"))
-    audience = await api.next_reply(ALICE)
-    await api.click(ALICE, audience, audience.button("Dalej"))
-    summary = await skip_optional_steps(api, ALICE)
+    category = await api.answer(ALICE, reply, reply.button("Całe województwo"))
+    audience = await api.answer(ALICE, category, category.button("spotkanie"))
+    place = await api.answer(ALICE, audience, audience.button("Dalej"))
+    summary = await skip_optional_steps(api, ALICE, place)
     assert "Całe województwo" not in summary.text  # the region's own name is shown
     warning = await api.click(ALICE, summary, summary.button("Potwierdź"))
     assert "Forum <3 NGO" in warning.text
@@ -147,17 +141,14 @@ async def test_cancel_edit_and_timeout_free_paths(bot: BotHarness) -> None:
     await api.ask(ALICE, "/event")
     await api.ask(ALICE, "Dzień otwarty")
     reply = await api.ask(ALICE, "7.12.2026 cały dzień")
-    reply = await api.click(ALICE, reply, reply.button("Całe województwo"))
-    category = await api.next_reply(ALICE)
-    await api.click(ALICE, category, category.button("inne"))
-    audience = await api.next_reply(ALICE)
-    await api.click(ALICE, audience, audience.button("Dalej"))
-    summary = await skip_optional_steps(api, ALICE)
+    category = await api.answer(ALICE, reply, reply.button("Całe województwo"))
+    audience = await api.answer(ALICE, category, category.button("inne"))
+    place = await api.answer(ALICE, audience, audience.button("Dalej"))
+    summary = await skip_optional_steps(api, ALICE, place)
     assert "poniedziałek, 7 grudnia 2026" in summary.text
     pick = await api.click(ALICE, summary, summary.button("Zmień"))
-    title_prompt = await api.click(ALICE, pick, pick.button("Tytuł"))
-    assert title_prompt.kind == "edit"
-    assert "Jak się nazywa" in (await api.next_reply(ALICE)).text
+    title_prompt, picked = await api.step(ALICE, pick, pick.button("Tytuł"))
+    assert "Jak się nazywa" in title_prompt.text and picked.text == "Tytuł"
     summary = await api.ask(ALICE, "Dzień otwarty NGO")
     assert "Dzień otwarty NGO" in summary.text
     saved = await api.click(ALICE, summary, summary.button("Potwierdź"))
@@ -254,8 +245,7 @@ async def test_my_events_edit_rechecks_and_cancel(bot: BotHarness) -> None:
     summary = await api.click(ALICE, item, item.button("Zmień"))
     assert "Sprawdź wydarzenie" in summary.text
     pick = await api.click(ALICE, summary, summary.button("Zmień"))
-    await api.click(ALICE, pick, pick.button("Termin"))
-    assert "Kiedy" in (await api.next_reply(ALICE)).text
+    assert "Kiedy" in (await api.answer(ALICE, pick, pick.button("Termin"))).text
     summary = await api.ask(ALICE, "5.12.2026 10:00-11:00")
     assert "sobota, 5 grudnia 2026, 10:00–11:00" in summary.text
     warning = await api.click(ALICE, summary, summary.button("Potwierdź"))
@@ -303,15 +293,12 @@ async def test_moderated_event_waits_for_an_admin(bot: BotHarness) -> None:
     await api.ask(ALICE, "/event")
     await api.ask(ALICE, "Targi NGO")
     reply = await api.ask(ALICE, "10.12.2026 cały dzień")
-    await api.click(ALICE, reply, reply.button("Całe województwo"))
-    category = await api.next_reply(ALICE)
-    await api.click(ALICE, category, category.button("targi"))
-    audience = await api.next_reply(ALICE)
-    await api.click(ALICE, audience, audience.button("Dalej"))
-    summary = await skip_optional_steps(api, ALICE)
-    saved = await api.click(ALICE, summary, summary.button("Potwierdź"))
+    category = await api.answer(ALICE, reply, reply.button("Całe województwo"))
+    audience = await api.answer(ALICE, category, category.button("targi"))
+    place = await api.answer(ALICE, audience, audience.button("Dalej"))
+    summary = await skip_optional_steps(api, ALICE, place)
+    waiting, saved = await api.step(ALICE, summary, summary.button("Potwierdź"))
     assert "Zapisane" in saved.text
-    waiting = await api.next_reply(ALICE)
     assert "zatwierdzenie" in waiting.text
 
 
@@ -324,12 +311,10 @@ async def test_form_survives_a_restart_at_the_conflict_screen(bot: BotHarness) -
     reply = await api.click(ALICE, first_level, first_level.button("olsztyński"))
     api.press(ALICE, reply, first_level.button("olsztyński"))  # pressed twice: no empty edit
     await api.silence(ALICE, 0.4)
-    await api.click(ALICE, reply, exact(reply, "olsztyński"))
-    category = await api.next_reply(ALICE)
-    await api.click(ALICE, category, category.button("spotkanie"))
-    audience = await api.next_reply(ALICE)
-    await api.click(ALICE, audience, audience.button("Dalej"))
-    summary = await skip_optional_steps(api, ALICE)
+    category = await api.answer(ALICE, reply, exact(reply, "olsztyński"))
+    audience = await api.answer(ALICE, category, category.button("spotkanie"))
+    place = await api.answer(ALICE, audience, audience.button("Dalej"))
+    summary = await skip_optional_steps(api, ALICE, place)
     warning = await api.click(ALICE, summary, summary.button("Potwierdź"))
     assert "Forum <3 NGO" in warning.text
     await bot.restart()
@@ -380,8 +365,7 @@ async def test_english_member_gets_english_form(bot: BotHarness) -> None:
     assert "Monday, 7 December 2026" in hours.text and "What time" in hours.text
     where = await api.ask(BOB2, "10am-2pm")
     assert "Where?" in where.text and where.buttons[0][0] == "Whole region"
-    await api.click(BOB2, where, where.button("Whole region"))
-    category = await api.next_reply(BOB2)
+    category = await api.answer(BOB2, where, where.button("Whole region"))
     assert "conference" in [label for label, _ in category.buttons]
     assert "Cancelled" in (await api.ask(BOB2, "/cancel")).text
     assert api.errors == []

@@ -57,18 +57,17 @@ async def test_new_member_journey_to_the_feed(bot: BotHarness) -> None:
     await api.ask(NEWBIE, "5 grudnia")
     reply = await api.ask(NEWBIE, "10:00-14:00")
     reply = await api.click(NEWBIE, reply, reply.button("olsztyński"))
-    await api.click(NEWBIE, reply, exact(reply, "olsztyński"))
-    category = await api.next_reply(NEWBIE)
-    await api.click(NEWBIE, category, category.button("szkolenie"))
-    audience = await api.next_reply(NEWBIE)
+    category = await api.answer(NEWBIE, reply, exact(reply, "olsztyński"))
+    audience = await api.answer(NEWBIE, category, category.button("szkolenie"))
     ticked = await api.click(NEWBIE, audience, audience.button("organizacje"))
-    await api.click(NEWBIE, ticked, ticked.button("Dalej"))
-    summary = await skip_optional_steps(api, NEWBIE)
+    place = await api.answer(NEWBIE, ticked, ticked.button("Dalej"))
+    summary = await skip_optional_steps(api, NEWBIE, place)
     warning = await api.click(NEWBIE, summary, summary.button("Potwierdź"))
     assert "Forum NGO" in warning.text and "Stowarzyszenie Beta" in warning.text
-    saved = await api.click(NEWBIE, warning, warning.buttons[1][1])  # the first suggested date
+    # the first suggested date
+    waiting, saved = await api.step(NEWBIE, warning, warning.buttons[1][1])
     assert "Zapisane" in saved.text
-    assert "czeka na zatwierdzenie" in (await api.next_reply(NEWBIE)).text
+    assert "czeka na zatwierdzenie" in waiting.text
 
     # The admins get it with Publish / Reject; the poster is told; the feed has it.
     waiting = await api.next_reply(ADMIN_ID)

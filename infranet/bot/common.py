@@ -6,10 +6,10 @@ for those that need no session, `db=False`), finds who is speaking (`Who`:
 member, Actor, language; read in one query, or remembered for a while by
 read-only handlers, see `people.py`), applies the access rule and the
 private-chat rule, runs the handler with a `Turn`, and only after the
-transaction has committed sends what the handler queued (replies, edits, then
-notifications to other people). A failed operation therefore never announces
-success, and a refusal (`InfranetError`) is answered in the user's language and
-leaves the database untouched.
+transaction has committed sends what the handler queued (replies, the edit of
+the pressed message, then notifications to other people). A failed operation
+therefore never announces success, and a refusal (`InfranetError`) is answered
+in the user's language and leaves the database untouched.
 """
 
 from __future__ import annotations
@@ -413,15 +413,17 @@ class Turn:
         self.toast_text = text
 
     async def flush(self) -> None:
-        """Send what the user waits for first: the answers in this chat, in order, and
-        beside them the answer to the button press (the button's spinner stops while the
-        next question is on its way, and neither waits for the other's round trip to
-        Telegram). Notifications to other people go out after that, in a task of their
-        own, so that a long list of recipients delays neither this reply nor the user's
-        next update."""
+        """Send what the user waits for first: the new messages in this chat, in order,
+        then the edit of the pressed message (it only turns the old keyboard into the
+        answer given, while the next question is what the user waits for), and beside
+        them the answer to the button press, so that no round trip to Telegram waits for
+        another. Notifications to other people go out after that, in a task of their own,
+        so that a long list of recipients delays neither this reply nor the user's next
+        update."""
         outbox, self.outbox = self.outbox, []
         here = self.chat_id
-        mine = [item for item in outbox if item.chat_id is None or item.chat_id == here]
+        mine = sorted((item for item in outbox if item.chat_id is None or item.chat_id == here),
+                      key=lambda item: item.chat_id is None)
         others = [item for item in outbox if not (item.chat_id is None or item.chat_id == here)]
         if self.update.callback_query is None:
             await self._deliver(mine)
