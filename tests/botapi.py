@@ -47,6 +47,7 @@ ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a",
                 "tg-spoiler", "span", "blockquote", "tg-emoji"}
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[^<>]*)?)>")
 _ENTITY = re.compile(r"&(lt|gt|amp|quot|#[0-9]+|#x[0-9a-fA-F]+);")
+_SPECIAL = re.compile(r"[<&]")  # a bare '>' is plain text to Telegram
 
 
 class ApiError(Exception):
@@ -61,6 +62,12 @@ def parse_html(text: str) -> str:
     stack: list[str] = []
     i = 0
     while i < len(text):
+        special = _SPECIAL.search(text, i)  # plain text up to the next '<' or '&' is copied as is
+        if special is None:
+            out.append(text[i:])
+            break
+        out.append(text[i:special.start()])
+        i = special.start()
         ch = text[i]
         if ch == "<":
             m = _TAG.match(text, i)
@@ -91,12 +98,6 @@ def parse_html(text: str) -> str:
                                     f"and must be escaped at byte offset {len(text[:i].encode())}")
             out.append(html.unescape(m.group(0)))
             i = m.end()
-        elif ch == ">":
-            out.append(ch)  # Telegram tolerates a bare '>'
-            i += 1
-        else:
-            out.append(ch)
-            i += 1
     if stack:
         raise ApiError(400, f'Bad Request: can\'t parse entities: can\'t find end tag corresponding '
                             f'to start tag "{stack[-1]}"')
@@ -341,14 +342,17 @@ class BotApi:
 
     async def step(self, user: User | int, message: Sent, data: str, *,
                    wait: float = 10.0) -> tuple[Sent, Sent]:
-        """Press a form's button: the bot asks the next question and turns the pressed
-        message into the answer given (in either order). Returns (question, edit)."""
+        """Press a form's button: the bot turns the pressed message into the answer given
+        and asks the next question, in that one message or, when both do not fit in one,
+        in a new message sent first. Returns (question, edit): the same message, or two."""
         self.press(user, message, data)
-        first, second = await self.replies(message.chat_id, 2, wait)
-        question, edit = (second, first) if first.kind == "edit" else (first, second)
-        assert question.kind == "send", (first, second)
-        assert edit.kind == "edit" and edit.message_id == message.message_id, (first, second)
-        return question, edit
+        first = await self.next_reply(message.chat_id, wait)
+        if first.kind == "edit":
+            assert first.message_id == message.message_id, first
+            return first, first
+        edit = await self.next_reply(message.chat_id, wait)
+        assert edit.kind == "edit" and edit.message_id == message.message_id, (first, edit)
+        return first, edit
 
     async def answer(self, user: User | int, message: Sent, data: str, *, wait: float = 10.0) -> Sent:
         """`step`, for the next question only."""

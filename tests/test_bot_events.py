@@ -63,7 +63,7 @@ async def test_journey_conflict_then_suggested_date_lands_in_the_feed(bot: BotHa
     reply = await api.click(ALICE, reply, reply.button("olsztyński"))
     assert reply.buttons[0][0] == "Cały podregion olsztyński"
     reply, edited = await api.step(ALICE, reply, exact(reply, "olsztyński"))
-    assert edited.text == "olsztyński"
+    assert edited.text.startswith("✓ olsztyński\n\nRodzaj wydarzenia?")
     reply = await api.answer(ALICE, reply, reply.button("szkolenie"))
     ticked = await api.click(ALICE, reply, reply.button("organizacje"))
     assert "Miejsce" in (await api.answer(ALICE, ticked, ticked.button("Dalej"))).text
@@ -71,7 +71,7 @@ async def test_journey_conflict_then_suggested_date_lands_in_the_feed(bot: BotHa
     assert "Link" in link_prompt.text
     assert "https://" in (await api.ask(ALICE, "not a link")).text
     description_prompt, skipped = await api.step(ALICE, link_prompt, link_prompt.button("Pomiń"))
-    assert "opis" in description_prompt.text.lower() and skipped.text == "Pomiń"
+    assert "opis" in description_prompt.text.lower() and skipped.text.startswith("✓ Pomiń\n\n")
     summary = await api.ask(ALICE, "Jak pisać wnioski.")
     assert "Sprawdź wydarzenie" in summary.text
     assert "Warsztaty grantowe & R<D" in summary.text and "Sala <3>" in summary.text
@@ -148,7 +148,7 @@ async def test_cancel_edit_and_timeout_free_paths(bot: BotHarness) -> None:
     assert "poniedziałek, 7 grudnia 2026" in summary.text
     pick = await api.click(ALICE, summary, summary.button("Zmień"))
     title_prompt, picked = await api.step(ALICE, pick, pick.button("Tytuł"))
-    assert "Jak się nazywa" in title_prompt.text and picked.text == "Tytuł"
+    assert "Jak się nazywa" in title_prompt.text and picked.text.startswith("✓ Tytuł\n\n")
     summary = await api.ask(ALICE, "Dzień otwarty NGO")
     assert "Dzień otwarty NGO" in summary.text
     saved = await api.click(ALICE, summary, summary.button("Potwierdź"))
@@ -368,4 +368,48 @@ async def test_english_member_gets_english_form(bot: BotHarness) -> None:
     category = await api.answer(BOB2, where, where.button("Whole region"))
     assert "conference" in [label for label, _ in category.buttons]
     assert "Cancelled" in (await api.ask(BOB2, "/cancel")).text
+    assert api.errors == []
+
+
+async def test_free_dates_searched_early_are_not_offered_once_taken(bot: BotHarness) -> None:
+    """The form looks for free dates in the background from the district step on
+    (bot/prefetch.py); a date taken in the meantime must not be offered, and a date
+    changed at the summary gets suggestions of its own."""
+    await _setup(bot)
+    api = bot.api
+    await api.ask(ALICE, "/event")
+    await api.ask(ALICE, "Warsztaty grantowe")
+    where = await api.ask(ALICE, "5.12.2026 10:00-14:00")
+    subregion = await api.click(ALICE, where, where.button("olsztyński"))
+    category = await api.answer(ALICE, subregion, exact(subregion, "olsztyński"))
+    audience = await api.answer(ALICE, category, category.button("szkolenie"))
+    place = await api.answer(ALICE, audience, audience.button("Dalej"))
+    summary = await skip_optional_steps(api, ALICE, place)
+    await api.silence(ALICE, 0.3)  # the background search has long finished
+    # Bob takes the nearest free Saturday (12 December) meanwhile.
+    await _add_event(bot, BOB, "Zebranie Beta", datetime(2026, 12, 12, 9, tzinfo=UTC),
+                     datetime(2026, 12, 12, 11, tzinfo=UTC))
+    warning = await api.click(ALICE, summary, summary.button("Potwierdź"))
+    offered = [label for label, _ in warning.buttons][1:-1]
+    assert offered and not any("12 grudnia" in label for label in offered)
+    assert offered[0].startswith("sobota, 28 listopada 2026, 10:00")
+    # Back to the summary with another date: its suggestions, not the old ones.
+    cancelled = await api.click(ALICE, warning, warning.button("Anuluj"))
+    assert "Anulowano" in cancelled.text
+    await api.ask(ALICE, "/event")
+    await api.ask(ALICE, "Warsztaty grantowe")
+    where = await api.ask(ALICE, "5.12.2026 10:00-14:00")
+    subregion = await api.click(ALICE, where, where.button("olsztyński"))
+    category = await api.answer(ALICE, subregion, exact(subregion, "olsztyński"))
+    audience = await api.answer(ALICE, category, category.button("szkolenie"))
+    place = await api.answer(ALICE, audience, audience.button("Dalej"))
+    summary = await skip_optional_steps(api, ALICE, place)
+    pick = await api.click(ALICE, summary, summary.button("Zmień"))
+    date_prompt = await api.answer(ALICE, pick, pick.button("Termin"))
+    assert "Kiedy" in date_prompt.text
+    summary = await api.ask(ALICE, "12.12.2026 10:00-12:00")
+    warning = await api.click(ALICE, summary, summary.button("Potwierdź"))
+    assert "Zebranie Beta" in warning.text
+    offered = [label for label, _ in warning.buttons][1:-1]
+    assert offered and offered[0].startswith("sobota, 19 grudnia 2026, 10:00")
     assert api.errors == []

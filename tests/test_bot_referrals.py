@@ -98,9 +98,9 @@ async def test_duplicate_support_warning_to_both_sides_only(bot: BotHarness) -> 
     await bot.api.click(A, first, first.button("Przyjmij"))
     assert "przyjmuje" in (await bot.api.next_reply(C)).text
     # The same client (by KRS, under another spelling) is now referred by A to B.
-    # The warning comes as a new message; the summary then turns into "sent".
+    # The summary turns into "sent", with the warning below.
     warning_a = await _refer(bot, A, "Elbląg", "Elbląg", "FUNDACJA  KLIENT!", ids="0000123456")
-    assert "wysłane" in (await bot.api.next_reply(A)).text
+    assert "wysłane" in warning_a.text
     assert "Ten sam klient" in warning_a.text and "Fundusz Lokalny Mazury" in warning_a.text
     incoming_b = await bot.api.next_reply(B)
     assert "Nowe skierowanie" in incoming_b.text

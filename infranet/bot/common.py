@@ -413,17 +413,14 @@ class Turn:
         self.toast_text = text
 
     async def flush(self) -> None:
-        """Send what the user waits for first: the new messages in this chat, in order,
-        then the edit of the pressed message (it only turns the old keyboard into the
-        answer given, while the next question is what the user waits for), and beside
-        them the answer to the button press, so that no round trip to Telegram waits for
-        another. Notifications to other people go out after that, in a task of their own,
-        so that a long list of recipients delays neither this reply nor the user's next
-        update."""
+        """Send what the user waits for first: the messages in this chat (`_in_chat`),
+        and beside them the answer to the button press, so that neither waits for the
+        other's round trip to Telegram. Notifications to other people go out after
+        that, in a task of their own, so that a long list of recipients delays neither
+        this reply nor the user's next update."""
         outbox, self.outbox = self.outbox, []
         here = self.chat_id
-        mine = sorted((item for item in outbox if item.chat_id is None or item.chat_id == here),
-                      key=lambda item: item.chat_id is None)
+        mine = _in_chat([item for item in outbox if item.chat_id is None or item.chat_id == here])
         others = [item for item in outbox if not (item.chat_id is None or item.chat_id == here)]
         if self.update.callback_query is None:
             await self._deliver(mine)
@@ -457,6 +454,25 @@ class Turn:
             await query.answer(self.toast_text[:200] if self.toast_text else None)
         except TelegramError as exc:  # an old query (over 15 min) cannot be answered
             log.info("update %s: callback not answered: %s", self.update.update_id, exc)
+
+
+def _in_chat(items: list[_Outgoing]) -> list[_Outgoing]:
+    """The messages for the user's own chat, in the order they go out.
+
+    A button answered in a form gives an edit of the pressed message (its keyboard turned
+    into the answer given) and the next question. The two become one edit: "✓ answer"
+    above the question, with the question's buttons. That is one round trip to Telegram
+    instead of two, and a run of button answers keeps one message in the chat instead of
+    adding one per question; the summary at the end shows every answer. When they do not
+    fit in one message, the new messages go first: the question is what the user waits for.
+    """
+    edits = [item for item in items if item.chat_id is None]
+    sends = [item for item in items if item.chat_id is not None]
+    if len(edits) == 1 and sends and edits[0].buttons is None:
+        merged = Html(f"✓ {edits[0].text}\n\n{sends[0].text}")
+        if visible_length(merged) <= MAX_MESSAGE:
+            return [_Outgoing(None, merged, sends[0].buttons), *sends[1:]]
+    return [*sends, *edits]
 
 
 HandlerFn = Callable[[Turn], Awaitable[Any]]
