@@ -14,6 +14,7 @@ from infranet.http import create_app
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, EventStatus, Member
 from tests.bot_fixtures import BotHarness, skip_optional_steps
+from tests.botapi import BotApi, Sent
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday, 10:00 in Warsaw
 ALICE, BOB, BOB2, STRANGER = 1001, 2002, 2003, 7007
@@ -371,12 +372,8 @@ async def test_english_member_gets_english_form(bot: BotHarness) -> None:
     assert api.errors == []
 
 
-async def test_free_dates_searched_early_are_not_offered_once_taken(bot: BotHarness) -> None:
-    """The form looks for free dates in the background from the district step on
-    (bot/prefetch.py); a date taken in the meantime must not be offered, and a date
-    changed at the summary gets suggestions of its own."""
-    await _setup(bot)
-    api = bot.api
+async def _workshop_to_summary(api: BotApi) -> Sent:
+    """Alice's /event form for a workshop on 5 December in powiat olsztyński, up to its summary."""
     await api.ask(ALICE, "/event")
     await api.ask(ALICE, "Warsztaty grantowe")
     where = await api.ask(ALICE, "5.12.2026 10:00-14:00")
@@ -385,6 +382,16 @@ async def test_free_dates_searched_early_are_not_offered_once_taken(bot: BotHarn
     audience = await api.answer(ALICE, category, category.button("szkolenie"))
     place = await api.answer(ALICE, audience, audience.button("Dalej"))
     summary = await skip_optional_steps(api, ALICE, place)
+    return summary
+
+
+async def test_free_dates_searched_early_are_not_offered_once_taken(bot: BotHarness) -> None:
+    """The form looks for free dates in the background from the district step on
+    (bot/prefetch.py); a date taken in the meantime must not be offered, and a date
+    changed at the summary gets suggestions of its own."""
+    await _setup(bot)
+    api = bot.api
+    summary = await _workshop_to_summary(api)
     await api.silence(ALICE, 0.3)  # the background search has long finished
     # Bob takes the nearest free Saturday (12 December) meanwhile.
     await _add_event(bot, BOB, "Zebranie Beta", datetime(2026, 12, 12, 9, tzinfo=UTC),
@@ -396,14 +403,7 @@ async def test_free_dates_searched_early_are_not_offered_once_taken(bot: BotHarn
     # Back to the summary with another date: its suggestions, not the old ones.
     cancelled = await api.click(ALICE, warning, warning.button("Anuluj"))
     assert "Anulowano" in cancelled.text
-    await api.ask(ALICE, "/event")
-    await api.ask(ALICE, "Warsztaty grantowe")
-    where = await api.ask(ALICE, "5.12.2026 10:00-14:00")
-    subregion = await api.click(ALICE, where, where.button("olsztyński"))
-    category = await api.answer(ALICE, subregion, exact(subregion, "olsztyński"))
-    audience = await api.answer(ALICE, category, category.button("szkolenie"))
-    place = await api.answer(ALICE, audience, audience.button("Dalej"))
-    summary = await skip_optional_steps(api, ALICE, place)
+    summary = await _workshop_to_summary(api)
     pick = await api.click(ALICE, summary, summary.button("Zmień"))
     date_prompt = await api.answer(ALICE, pick, pick.button("Termin"))
     assert "Kiedy" in date_prompt.text
