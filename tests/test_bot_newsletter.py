@@ -78,3 +78,28 @@ async def test_newsletter_alerts_reach_admins(bot: BotHarness) -> None:
     await alerts.notify("the SMTP server refuses connections", "serwer SMTP odrzuca połączenia")
     assert "serwer SMTP odrzuca" in (await bot.api.next_reply(ADMIN_ID)).text
     assert "SMTP server refuses" in (await bot.api.next_reply(ADMIN_ID + 1)).text
+
+
+async def test_subscribe_answers_before_the_mail_server_does(bot: BotHarness) -> None:
+    """The answer must not wait for the SMTP exchange: how long it takes would tell whether
+    a confirmation e-mail went out, i.e. whether the address was new."""
+    import threading
+    import time
+
+    from infranet.config import SmtpSettings
+    from tests.smtp_server import SmtpServer
+
+    release = threading.Event()
+    with SmtpServer() as server:
+        server.handler.on_message = lambda _count: release.wait(5)  # a mail server taking its time
+        bot.ctx.settings.smtp = SmtpSettings.model_validate(server.smtp_settings())
+        started = time.monotonic()
+        answer = await bot.api.ask(USER, "/subscribe wolno@example.org")
+        waited = time.monotonic() - started
+        assert "Sprawdź skrzynkę" in answer.text and waited < 2, waited
+        release.set()
+        for _ in range(100):  # and the confirmation still goes out
+            if server.recipients():
+                break
+            await asyncio.sleep(0.05)
+        assert server.recipients() == ["wolno@example.org"]

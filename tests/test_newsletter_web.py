@@ -98,11 +98,14 @@ async def test_double_opt_in_end_to_end(db_url: str, tmp_path: Path, smtp: SmtpS
 async def test_confirmation_link_expires(db_url: str, tmp_path: Path, smtp: SmtpServer) -> None:
     from datetime import timedelta
 
-    from infranet.newsletter.subscribers import expire_pending, subscribe_and_confirm
+    from infranet.newsletter.outbound import send_confirmation
+    from infranet.newsletter.subscribers import expire_pending, subscribe
 
     ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings())
     try:
-        await subscribe_and_confirm(ctx, "late@example.org", source="bot", language="en")
+        async with ctx.db.transaction() as session:
+            result = await subscribe(session, ctx, "late@example.org", source="bot", language="en")
+        await send_confirmation(ctx, result.subscriber_id)
         [mail] = smtp.parsed()
         assert mail["Subject"].startswith("Please confirm")
         link = link_in(mail.get_body(("plain",)).get_content(), "/newsletter/confirm")

@@ -220,6 +220,17 @@ async def send_one(ctx: AppContext, envelope: Envelope) -> Outcome:
         await transport.close()
 
 
+async def send_confirmation_after_answer(ctx: AppContext, subscriber_id: int) -> None:
+    """`send_confirmation` once the sign-up has been answered (the web form, the bot), so
+    that how long the answer takes does not tell whether an e-mail was sent (a new address)
+    or not (a confirmed one, or one held back by the limits). The answer is gone, so a
+    failure can only be logged; the address stays pending and may sign up again."""
+    try:
+        await send_confirmation(ctx, subscriber_id)
+    except Exception:
+        log.exception("newsletter: could not send the confirmation e-mail")
+
+
 async def send_confirmation(ctx: AppContext, subscriber_id: int) -> Outcome | None:
     """Send the double opt-in e-mail to a pending subscriber (after the commit of
     `subscribe()`); None when the subscriber is no longer pending."""

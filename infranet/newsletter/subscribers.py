@@ -3,8 +3,8 @@
 Every function here is a business rule shaped `op(session, ctx, ...)`: it
 validates, writes the audit log and flushes, never commits. Callers wrap it in
 `async with ctx.db.transaction() as session:` and, for `subscribe()`, send the
-confirmation e-mail after the commit with `outbound.send_confirmation()` (or
-call `subscribe_and_confirm()`, which does both).
+confirmation e-mail after the commit and after the answer
+(`outbound.send_confirmation_after_answer()`).
 """
 
 from __future__ import annotations
@@ -399,18 +399,3 @@ async def import_csv(session: AsyncSession, ctx: AppContext, actor: Actor, text:
         else:
             report.added += 1
     return report
-
-
-async def subscribe_and_confirm(ctx: AppContext, email: str, *, source: str = "form",
-                                language: str | None = None, districts: Sequence[str] = (),
-                                categories: Sequence[str] = ()) -> SubscribeResult:
-    """`subscribe()` in its own transaction, then the confirmation e-mail if one is due
-    (for the bot's `/subscribe address`: reply "check your inbox" whatever it returns)."""
-    from infranet.newsletter.outbound import send_confirmation
-
-    async with ctx.db.transaction() as session:
-        result = await subscribe(session, ctx, email, source=source, language=language,
-                                 districts=districts, categories=categories)
-    if result.needs_confirmation:
-        await send_confirmation(ctx, result.subscriber_id)
-    return result

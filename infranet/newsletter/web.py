@@ -30,6 +30,7 @@ from infranet.newsletter import content as content_mod
 from infranet.newsletter import limits
 from infranet.newsletter import subscribers as subs
 from infranet.newsletter.compose import subject_for
+from infranet.newsletter.outbound import send_confirmation_after_answer
 from infranet.newsletter.render import Renderer
 from infranet.storage.models import IssueStatus, NewsletterIssue
 
@@ -98,14 +99,6 @@ def routes(ctx: AppContext) -> list[Route]:
         response.headers["Retry-After"] = str(wait)
         return response
 
-    async def send_confirmation_logged(subscriber_id: int) -> None:
-        from infranet.newsletter.outbound import send_confirmation
-
-        try:
-            await send_confirmation(ctx, subscriber_id)
-        except Exception:
-            log.exception("newsletter: could not send the confirmation e-mail")
-
     async def subscribe_page(request: Request) -> Response:
         lang = _lang(request, ctx)
         if request.method == "GET":
@@ -131,10 +124,8 @@ def routes(ctx: AppContext) -> list[Route]:
                 done = message(lang, t(lang, "newsletter.subscribe_title"),
                                t(lang, "newsletter.subscribe_done"))
                 if result.needs_confirmation:
-                    # Sent after the answer has gone out, so that how long the answer takes
-                    # does not tell whether an e-mail was sent (new address) or not (a
-                    # confirmed address, or one held back by the limits).
-                    done.background = BackgroundTask(send_confirmation_logged, result.subscriber_id)
+                    done.background = BackgroundTask(send_confirmation_after_answer, ctx,
+                                                     result.subscriber_id)
                 return done
         return page("subscribe.html", lang, 400, email=data.get("email", ""), error=error,
                     lang_switch=True, **prefs_params(lang, data.get("districts", []),

@@ -14,7 +14,8 @@ from infranet.context import AppContext
 from infranet.i18n import register
 from infranet.newsletter import alerts
 from infranet.newsletter.issues import add_note, build_issue, manual_period_key, preview, send_pending
-from infranet.newsletter.subscribers import normalise_address, subscribe_and_confirm
+from infranet.newsletter.outbound import send_confirmation_after_answer
+from infranet.newsletter.subscribers import normalise_address, subscribe
 from infranet.storage.members import admins
 from infranet.storage.models import IssueStatus
 
@@ -59,14 +60,17 @@ register({
 })
 
 
-@handler(chat="private", db=False)
+@handler(chat="private")
 async def cmd_subscribe(turn: Turn) -> None:
     if not turn.args:
         turn.say("bot.nl.subscribe_usage")
         return
     address = normalise_address(" ".join(turn.args))  # ValidationFailed names the problem
-    await subscribe_and_confirm(turn.ctx, address, source="bot", language=turn.lang)
-    # The same answer whether or not the address was known: that stays private.
+    result = await subscribe(turn.session, turn.ctx, address, source="bot", language=turn.lang)
+    if result.needs_confirmation:
+        ctx, subscriber_id = turn.ctx, result.subscriber_id
+        turn.after_commit(lambda: send_confirmation_after_answer(ctx, subscriber_id))
+    # The same answer, as soon, whether or not the address was known: that stays private.
     turn.say("bot.nl.check_inbox", email=address)
 
 
