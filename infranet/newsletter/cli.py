@@ -97,16 +97,13 @@ async def cmd_note(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 async def cmd_preview(ctx: AppContext, args: argparse.Namespace) -> int:
-    from infranet.newsletter.issues import preview, preview_envelope
+    from infranet.newsletter.issues import preview
     from infranet.newsletter.outbound import send_one
 
     async with ctx.db.transaction() as session:
         result = await preview(session, ctx, Actor.cli(), email=args.subscriber,
-                               language=args.language)
-        envelope = None
-        if args.send_test:
-            envelope = await preview_envelope(session, ctx, Actor.cli(), to=args.send_test,
-                                              email=args.subscriber, language=args.language)
+                               language=args.language, test_to=args.send_test)
+    envelope = result.test_copy
     for error in result.errors:
         print(f"error: {error}", file=sys.stderr)
     for warning in result.warnings:

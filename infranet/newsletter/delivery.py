@@ -717,9 +717,7 @@ class Sender:
 
     async def run(self) -> SendReport:
         _LIVE_WORKERS.add(self.worker_id)
-        if self.outbox:
-            log.info("newsletter: no [smtp] host configured; writing messages to the Maildir "
-                     "outbox %s", outbound.outbox_dir(self.ctx))
+        outbound.announce_outbox(self.ctx)
         if self.ctx.db.is_sqlite and ":memory:" not in self.ctx.db.url:
             self._fast = SqliteBatchWriter(self.ctx.db.url)
         self._writer_task = asyncio.create_task(self._writer(), name="newsletter-writer")

@@ -177,38 +177,32 @@ class Preview:
     warnings: list[str]
     errors: list[str]
     recipient: str | None
+    test_copy: Any = None  # with `test_to`: the ready message (None: the issue is empty)
 
 
 async def preview(session: AsyncSession, ctx: AppContext, actor: Actor, *, email: str | None = None,
-                  language: str | None = None) -> Preview:
+                  language: str | None = None, test_to: str | None = None) -> Preview:
     """Render the next issue as it stands now, without storing or sending anything.
 
     With `email`, as that subscriber would get it (their districts, categories,
-    language and personal links); otherwise the whole issue in `language`.
+    language and personal links); otherwise the whole issue in `language`. With
+    `test_to`, also the same issue as a ready message to that address (`--send-test`),
+    from the same gathered content, so that what is sent is what was shown.
     """
     actor.require_admin()
+    test_to = normalise_address(test_to) if test_to else None
     now = ctx.now()
     content = await gather_content(session, ctx, now)
     composer = Composer(ctx)
     ref, selection = await _preview_reader(session, ctx, content, email, language,
-                                           "preview@example.org")
+                                           test_to or "preview@example.org")
     parts = composer.render_for(None, content, ref, selection)
     report = check_issue(ctx, content, composer)
     text, html = parts if parts is not None else ("", "")
+    test_copy = (composer.build(None, content, ref, recipient=test_to, selection=selection)
+                 if test_to else None)
     return Preview(subject_for(ctx, content, ref.language), text, html, report.warnings,
-                   report.errors, ref.email if email else None)
-
-
-async def preview_envelope(session: AsyncSession, ctx: AppContext, actor: Actor, *, to: str,
-                           email: str | None = None, language: str | None = None) -> Any:
-    """The preview as a ready message to `to` (for `--send-test`)."""
-    actor.require_admin()
-    to = normalise_address(to)
-    now = ctx.now()
-    content = await gather_content(session, ctx, now)
-    composer = Composer(ctx)
-    ref, selection = await _preview_reader(session, ctx, content, email, language, to)
-    return composer.build(None, content, ref, recipient=to, selection=selection)
+                   report.errors, ref.email if email else None, test_copy)
 
 
 async def _preview_reader(session: AsyncSession, ctx: AppContext, content: dict[str, Any],

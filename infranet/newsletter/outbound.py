@@ -201,6 +201,18 @@ def uses_outbox(ctx: AppContext) -> bool:
     return not ctx.settings.smtp.host
 
 
+_announced: set[Path] = set()
+
+
+def announce_outbox(ctx: AppContext) -> None:
+    """Say once per process where messages go when no SMTP server is configured (the
+    service at start and the first sending run would otherwise both say it)."""
+    path = outbox_dir(ctx)
+    if uses_outbox(ctx) and path not in _announced:
+        _announced.add(path)
+        log.info("newsletter: no [smtp] host configured; messages go to the Maildir outbox %s", path)
+
+
 def make_transport(ctx: AppContext) -> MaildirTransport | SmtpTransport:
     if uses_outbox(ctx):
         return MaildirTransport(outbox_dir(ctx))

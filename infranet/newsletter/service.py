@@ -56,9 +56,7 @@ class NewsletterService:
         self.scheduler.add_job(self.expire, CronTrigger(hour=4, minute=15, timezone=self.ctx.tz),
                                id="newsletter-expire", replace_existing=True, coalesce=True,
                                misfire_grace_time=3600, max_instances=1)
-        if outbound.uses_outbox(self.ctx):
-            log.info("newsletter: no [smtp] host configured; messages go to the Maildir outbox %s",
-                     outbound.outbox_dir(self.ctx))
+        outbound.announce_outbox(self.ctx)
         self.kick()
 
     async def stop(self) -> None:
