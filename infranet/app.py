@@ -125,6 +125,7 @@ class Service:
         http = ctx.settings.http
         self.server = _Server(uvicorn.Config(
             self.app, host=http.host, port=http.port, lifespan="off", log_config=None,
+            proxy_headers=True, forwarded_allow_ips=http.trusted_proxies,
             timeout_graceful_shutdown=max(1, int(ctx.settings.service.shutdown_timeout_s) - 2),
             access_log=False))
         self.stopping = asyncio.Event()

@@ -162,3 +162,29 @@ async def test_healthz_is_503_when_the_database_is_down(tmp_path: Path) -> None:
         assert response.json()["parts"]["database"]["ok"] is False
     finally:
         await ctx.db.dispose()
+
+
+def test_form_limit_counts_the_forwarded_client_only_behind_a_trusted_proxy(
+        tmp_path: Path, fresh_db_url: str) -> None:
+    """Behind a reverse proxy on a trusted address, each forwarded client has its own
+    sign-up budget; from an untrusted address, X-Forwarded-For changes nothing."""
+    cases = (('["127.0.0.1", "::1"]', [200, 200, 429, 200]), ("[]", [200, 200, 429, 429]))
+    for case, (trusted, expected) in enumerate(cases):
+        port = free_port()
+        env = service_env(tmp_path / f"case{case}", fresh_db_url,
+                          INFRANET_HTTP__PORT=str(port), INFRANET_HTTP__TRUSTED_PROXIES=trusted,
+                          INFRANET_NEWSLETTER__FORM_BURST="2", INFRANET_NEWSLETTER__FORM_PER_MINUTE="1")
+        process = subprocess.Popen([sys.executable, "-m", "infranet", "run"], cwd=tmp_path, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}/healthz", process)
+            statuses = []
+            for n, client in enumerate(("198.51.100.7", "198.51.100.7", "198.51.100.7", "203.0.113.9")):
+                answer = httpx.post(f"http://127.0.0.1:{port}/newsletter/subscribe", timeout=10,
+                                    headers={"X-Forwarded-For": client},
+                                    data={"email": f"osoba{n}.{port}@example.org", "consent": "yes"})
+                statuses.append(answer.status_code)
+            assert statuses == expected, (trusted, statuses)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=10)
