@@ -95,9 +95,16 @@ async def test_each_statement_is_one_trip_to_the_driver_thread(tmp_path: Path, t
 async def _one_trip_each(ctx: AppContext, trips: list[str]) -> None:
     async with ctx.db.read() as s:
         await s.execute(select(Organisation.id))  # the connection is checked out and ready
-        trips.clear()
+    trips.clear()
+    async with ctx.db.read() as s:
         await s.execute(select(Organisation.id).where(Organisation.name == "Alfa"))
-        assert len(trips) == 1  # SQLAlchemy's adapter: cursor, execute, fetchall, close
+    # SQLAlchemy's adapter: cursor, execute, fetchall, close; then a commit and the pool's
+    # rollback, with no transaction to end (reads send no BEGIN)
+    assert len(trips) == 1, trips
+    trips.clear()
+    async with ctx.db.transaction() as s:
+        s.add(org("Alfa"))
+    assert trips == ["_run", "_run", "commit"], trips  # BEGIN IMMEDIATE, INSERT, COMMIT
     async with ctx.db.transaction() as s:
         await s.execute(select(Organisation.id))
         trips.clear()

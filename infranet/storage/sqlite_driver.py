@@ -8,6 +8,15 @@ run, read and closed in one trip, and what SQLAlchemy asks afterwards (descripti
 rowcount, lastrowid) is kept from it. Server-side (streamed) cursors keep SQLAlchemy's
 own path: they fetch in pieces by design.
 
+A read session on SQLite sends no BEGIN (see `engine.py`), yet SQLAlchemy still commits
+it and the pool rolls every connection back when it comes back: two more trips for a
+session of one statement, with nothing to end. Each trip notes whether SQLite is inside
+a transaction afterwards (`Connection.in_transaction`, read in the driver's thread), and
+commit and rollback make their trip only when it is. The connections run in autocommit
+mode (`isolation_level = None`), so only an explicit BEGIN, which comes through these
+cursors, opens a transaction; a note that is stale can only say "inside", which costs a
+trip that was not needed, never a rollback skipped.
+
 Used through `create_async_engine(url, module=one_trip_dbapi())`, the engine's documented
 way to hand a dialect another DBAPI module; the tests of the whole suite run on it.
 """
@@ -31,13 +40,14 @@ from sqlalchemy.util import EMPTY_DICT
 class _Finished:
     """What SQLAlchemy reads from a cursor after its statement, kept once it is closed."""
 
-    __slots__ = ("arraysize", "description", "lastrowid", "rowcount")
+    __slots__ = ("arraysize", "description", "in_transaction", "lastrowid", "rowcount")
 
     def __init__(self, cursor: sqlite3.Cursor | None = None) -> None:
         self.description = cursor.description if cursor else None
         self.rowcount = cursor.rowcount if cursor else -1
         self.lastrowid = cursor.lastrowid if cursor else None
         self.arraysize = cursor.arraysize if cursor else 1
+        self.in_transaction = cursor.connection.in_transaction if cursor else False
 
     def close(self) -> None:
         """Nothing left to close: the sqlite3 cursor was closed in the driver's thread."""
@@ -80,14 +90,40 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     async def _trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
         driver: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         async with self._adapt_connection._execute_mutex:
-            finished, rows = await driver._execute(_run, driver._conn, operation, parameters, many)
+            try:
+                finished, rows = await driver._execute(_run, driver._conn, operation, parameters, many)
+            except BaseException:
+                _note_transaction(driver, True)  # unknown after a failure: end it to be sure
+                raise
+        _note_transaction(driver, finished.in_transaction)
         self._cursor = finished  # type: ignore[assignment]
         self._rows = collections.deque(rows or ())
+
+
+_IN_TRANSACTION = "_infranet_in_transaction"
+
+
+def _note_transaction(driver: aiosqlite.Connection, inside: bool) -> None:
+    setattr(driver, _IN_TRANSACTION, inside)
+
+
+def _inside_transaction(driver: aiosqlite.Connection) -> bool:
+    return bool(getattr(driver, _IN_TRANSACTION, True))
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneTripCursor
+
+    def commit(self) -> None:
+        if _inside_transaction(self._connection):  # type: ignore[arg-type]
+            super().commit()
+            _note_transaction(self._connection, False)  # type: ignore[arg-type]
+
+    def rollback(self) -> None:
+        if _inside_transaction(self._connection):  # type: ignore[arg-type]
+            super().rollback()
+            _note_transaction(self._connection, False)  # type: ignore[arg-type]
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
