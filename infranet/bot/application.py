@@ -22,7 +22,6 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from infranet.bot.persistence import UPDATE_INTERVAL_S, DatabasePersistence
-from infranet.bot.prefetch import SuggestionPrefetch
 from infranet.context import AppContext
 
 # Conversations mix text and button steps; per_message=False is what we want.
@@ -32,12 +31,11 @@ warnings.filterwarnings("ignore", message=r".*per_message.*", category=PTBUserWa
 class InfranetApplication(Application):  # type: ignore[type-arg]
     """An Application that knows the service's AppContext."""
 
-    __slots__ = ("infra", "suggestions")
+    __slots__ = ("infra",)
 
     def __init__(self, *, infra: AppContext, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.infra = infra
-        self.suggestions = SuggestionPrefetch()
 
 
 class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):

@@ -296,7 +296,6 @@ async def cmd_event(turn: Turn) -> int:
 def _after(turn: Turn, state: int) -> int:
     """Next question, or straight back to the summary when editing one field."""
     f = _f(turn)
-    _search_free_dates_early(turn, f)
     if f.get("editing"):
         _show_summary(turn)
         return SUMMARY
@@ -467,26 +466,6 @@ async def on_description(turn: Turn) -> int:
     return _after(turn, SUMMARY)
 
 
-def _search_free_dates_early(turn: Turn, f: dict[str, Any]) -> None:
-    """Once the date and the place are known, look for free dates in the background
-    (`bot/prefetch.py`): the confirm step needs them if the date clashes."""
-    if not {"title", "start", "end", "district"} <= f.keys():
-        return
-    prefetch = turn.context.application.suggestions  # type: ignore[attr-defined]
-    ctx, user_id, data, edit_id = turn.ctx, turn.who.telegram_id, _event_input(turn, f), f.get("edit_id")
-    turn.after_commit(lambda: prefetch.search(ctx, user_id, data, edit_id))
-
-
-async def _free_dates(turn: Turn, f: dict[str, Any], data: calendar.EventInput) -> list[Any]:
-    """The free dates near a clashing one: searched early if the form allowed it, else now."""
-    found = await turn.context.application.suggestions.take(  # type: ignore[attr-defined]
-        turn.ctx, turn.who.telegram_id, data, f.get("edit_id"))
-    if found is not None:
-        return found
-    return await conflict_api.suggest_dates(turn.session, turn.ctx, data, n=3,
-                                            exclude_event_id=f.get("edit_id"))
-
-
 def _event_input(turn: Turn, f: dict[str, Any]) -> calendar.EventInput:
     return calendar.EventInput(
         title=f["title"], start=f["start"], end=f["end"], all_day=bool(f.get("all_day")),
@@ -553,7 +532,8 @@ async def _check_and_save(turn: Turn, f: dict[str, Any]) -> int | None:
         async with turn.writing():  # checked in the read transaction; only the save writes
             await _save(turn, f, data)
         return END
-    suggestions = await _free_dates(turn, f, data)
+    suggestions = await conflict_api.suggest_dates(turn.session, turn.ctx, data, n=3,
+                                                   exclude_event_id=f.get("edit_id"))
     f["suggestions"] = [[s, e] for s, e in suggestions]
     turn.edit(_conflict_text(turn, report, suggestions), _conflict_buttons(turn, suggestions))
     return CONFLICT
@@ -724,7 +704,6 @@ async def on_edit_entry(turn: Turn) -> int | None:
         "location": row.location, "url": row.url, "description": row.description,
         "organisation_id": row.organisation_id, "rrule": row.rrule, "training_id": row.training_id,
     }
-    _search_free_dates_early(turn, turn.user_data["event"])
     _show_summary(turn)
     return SUMMARY
 
