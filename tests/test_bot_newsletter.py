@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import mailbox
 
+import pytest
 from sqlalchemy import select
 
 from infranet.newsletter import alerts
@@ -32,7 +34,8 @@ async def _wait_for_mail(bot: BotHarness, address: str, seconds: float = 10) -> 
     raise AssertionError(f"no message to {address} in the outbox: {_recipients(bot)}")
 
 
-async def test_subscribe_from_the_bot(bot: BotHarness) -> None:
+async def test_subscribe_from_the_bot(bot: BotHarness, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="infranet")
     api = bot.api
     assert "/subscribe adres@example.org" in (await api.ask(USER, "/subscribe")).text
     bad = await api.ask(USER, "/subscribe ala@@example")
@@ -40,6 +43,8 @@ async def test_subscribe_from_the_bot(bot: BotHarness) -> None:
     good = await api.ask(USER, "/subscribe Ala@Example.org")
     assert "ala@example.org" in good.text and "Sprawdź skrzynkę" in good.text
     await _wait_for_mail(bot, "ala@example.org")
+    # the outbox's log line says where the message went, not to whom
+    assert "a***@example.org" in caplog.text and "ala@example.org" not in caplog.text
     async with bot.ctx.db.transaction() as session:
         row = await session.scalar(select(Subscriber))
         assert row is not None and row.status == SubscriberStatus.PENDING

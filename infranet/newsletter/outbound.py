@@ -29,6 +29,7 @@ import aiosmtplib
 
 from infranet.config import SmtpSettings
 from infranet.context import AppContext
+from infranet.newsletter.limits import mask_address
 from infranet.newsletter.mime import Envelope
 
 log = logging.getLogger(__name__)
@@ -224,7 +225,7 @@ async def send_one(ctx: AppContext, envelope: Envelope) -> Outcome:
     transport = make_transport(ctx)
     if isinstance(transport, MaildirTransport):
         log.info("no [smtp] host configured: message to %s written to the outbox %s",
-                 envelope.recipient, transport.path)
+                 mask_address(envelope.recipient), transport.path)
     try:
         await transport.connect()
         return await transport.send(envelope)
