@@ -384,7 +384,7 @@ def random_event(rng: random.Random, base: date, title: str) -> EventInput:
     category = rng.choice(["training", "meeting"])
     rrule = rng.choice([None] * 6 + ["FREQ=WEEKLY;COUNT=3", "FREQ=MONTHLY;COUNT=2"])
     if rng.random() < 0.2:
-        return ev(title, day, day + timedelta(days=rng.randint(0, 2)), all_day=True, district=district,
+        return ev(title, day, day + timedelta(days=rng.randint(0, 5)), all_day=True, district=district,
                   category=category, audiences=audiences, rrule=rrule)
     start = datetime.combine(day, time(rng.randint(7, 18), rng.choice([0, 30])), W)
     end = start + timedelta(minutes=30 * rng.randint(1, 8))

@@ -264,16 +264,17 @@ def _slots(count: int) -> int:
 
 
 def _interval_params(districts: list[int], exclude_event_id: int | None,
-                     intervals: Sequence[tuple[datetime, datetime]], slots: int) -> dict[str, Any]:
+                     intervals: Sequence[tuple[datetime, datetime]], slots: int,
+                     reach: timedelta = MAX_EVENT_SPAN) -> dict[str, Any]:
     """Values for the `lo{n}`/`hi{n}`/`earliest{n}` parameters of the pool and probe statements
-    (an event overlapping [lo, hi) starts after `earliest`: events are shorter than MAX_EVENT_SPAN);
-    slots beyond the intervals get an empty one, which matches nothing."""
+    (an event overlapping [lo, hi) starts after `earliest` = lo - `reach`: events are shorter
+    than MAX_EVENT_SPAN); slots beyond the intervals get an empty one, which matches nothing."""
     params: dict[str, Any] = {"districts": districts}
     if exclude_event_id is not None:
         params["exclude"] = exclude_event_id
     padded = [*intervals, *[(_EMPTY, _EMPTY)] * (slots - len(intervals))]
     for n, (lo, hi) in enumerate(padded):
-        params.update({f"lo{n}": lo, f"hi{n}": hi, f"earliest{n}": lo - MAX_EVENT_SPAN})
+        params.update({f"lo{n}": lo, f"hi{n}": hi, f"earliest{n}": lo - reach})
     return params
 
 
@@ -470,6 +471,7 @@ class _WindowPool:
 
 _Candidate = tuple[NormalisedEvent, tuple[recurrence.Span, ...], list[_Window]]
 SUGGESTION_BATCH = 8  # dates whose events are read together once the busy ones are known
+PROBE_REACH = timedelta(days=1)  # how far back the probe looks for an event still running
 
 
 async def suggest_dates(session: AsyncSession, ctx: AppContext, candidate: EventInput, n: int = 3, *,
@@ -560,7 +562,13 @@ async def _busy_dates(session: AsyncSession, ctx: AppContext, base: NormalisedEv
     """Indexes of the single-occurrence candidates that some single event surely collides
     with: it overlaps them in time in a district whose relation counts under
     `[calendar.conflicts] scope`, which `classify` always reports (as a conflict, or as
-    a duplicate). Candidates with several occurrences are left to the full check."""
+    a duplicate). Candidates with several occurrences are left to the full check.
+
+    The probe looks for events that began at most PROBE_REACH before a candidate: each
+    branch then reads a day or two of the index instead of MAX_EVENT_SPAN's month. A date
+    is only ever marked busy by an event that overlaps it, so one overlapped only by an
+    event that began earlier is not lost: the full check, which reaches back a month,
+    finds it."""
     probed = [(i, spans[0]) for i, (_norm, spans, _w) in enumerate(candidates) if len(spans) == 1]
     if not probed:
         return set()
@@ -575,6 +583,6 @@ async def _busy_dates(session: AsyncSession, ctx: AppContext, base: NormalisedEv
         slots = _slots(len(chunk))
         statement = _probe_statement(slots, exclude_event_id is not None)
         params = _interval_params(counted, exclude_event_id, [(span.start, span.end) for _i, span in chunk],
-                                  slots)
+                                  slots, reach=PROBE_REACH)
         busy.update(chunk[n][0] for (n,) in await fetch_rows(connection, statement, params))
     return busy
