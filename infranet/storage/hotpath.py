@@ -1,8 +1,9 @@
 """Hot read statements run straight on the SQLite driver.
 
 A conflict check or a suggestion probe is one indexed query that SQLite answers in about
-0.3 ms; through SQLAlchemy's execution (four calls into aiosqlite's thread, expanding IN
-lists rendered again, a processor per value) the same query cost 1-3 ms, most of a check.
+0.3 ms; through SQLAlchemy's execution (expanding IN lists rendered again, a result
+processor per value; before `sqlite_driver.py`, also four calls into aiosqlite's thread)
+the same query cost 1-3 ms, most of a check.
 SQLAlchemy still builds and compiles the statement, once per shape; here the compiled SQL
 and its parameter order are kept, values are bound with the statement's own processors,
 and the query goes to aiosqlite in a single call. Rows come back as the driver gives them
