@@ -12,7 +12,9 @@ and updates handled per second for a burst of `/check` from many users. `/help` 
 twice: from 20 users taking turns, and from users each sending their first update (the
 bot remembers who speaks for a while: bot/people.py; here it cannot). Beside it, the
 floor: a minimal echo bot (PTB Application, one MessageHandler) on the same emulator,
-measured the same way, once before and once after the bot (pooled). Both use
+measured the same way, once before and once after the bot (pooled), and two database
+floors: the same echo bot reading one event by primary key, or writing one audit row in a
+transaction, before it answers (the least a handler that reads, or saves, can do). All use
 AIORateLimiter with Telegram's throughput quotas off (overall/group rates 0) and retries
 on: the quotas would cap both at 30 messages/s and hide the handling cost being measured.
 PostgreSQL uses a scratch database on INFRANET_TEST_DATABASE_URL or
@@ -31,13 +33,15 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import functools  # noqa: E402
 import logging  # noqa: E402
 import random  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-from collections.abc import Awaitable, Callable  # noqa: E402
+from collections.abc import AsyncIterator, Awaitable, Callable  # noqa: E402
 from datetime import date, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -45,7 +49,7 @@ from typing import Any  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pydantic import SecretStr  # noqa: E402
-from sqlalchemy import insert, text  # noqa: E402
+from sqlalchemy import insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 from telegram import Update  # noqa: E402
@@ -57,7 +61,7 @@ from infranet.config import Settings  # noqa: E402
 from infranet.context import AppContext  # noqa: E402
 from infranet.region import fold  # noqa: E402
 from infranet.storage.districts import sync_region  # noqa: E402
-from infranet.storage.models import Base, Event, Member, Organisation  # noqa: E402
+from infranet.storage.models import AuditLog, Base, Event, Member, Organisation  # noqa: E402
 from infranet.storage.types import utcnow  # noqa: E402
 from tests.botapi import TOKEN, BotApi, Sent  # noqa: E402
 
@@ -66,6 +70,7 @@ AUDIENCES = ["ngo", "residents", "youth", "seniors", "local-government"]
 MEMBER_ID = 777_000
 AREA = {"name": "powiat"}  # where the /event form puts its events (--area)
 ORGS = 40
+BOT_KINDS = ("infranet", "echo", "echo-read", "echo-write")
 
 
 def limiter() -> AIORateLimiter:
@@ -86,9 +91,9 @@ def summary(name: str, values: list[float]) -> str:
 # --- data ------------------------------------------------------------------------------------
 
 
-def make_context(url: str, data_dir: Path, api: BotApi) -> AppContext:
+def make_context(url: str, data_dir: Path, base_url: str) -> AppContext:
     settings = Settings(database={"url": url}, service={"data_dir": data_dir}, http={"port": 0},
-                        telegram={"token": SecretStr(TOKEN), "base_url": api.base_url,
+                        telegram={"token": SecretStr(TOKEN), "base_url": base_url,
                                   "commands_per_minute": 1_000_000})
     return AppContext.create(settings, secret_key=b"bench-secret-key")
 
@@ -231,12 +236,10 @@ async def event_conversation(api: BotApi, rng: random.Random, steps: dict[str, l
     return time.perf_counter() - began
 
 
-async def bench_infranet(ctx: AppContext, api: BotApi, args: argparse.Namespace) -> dict[str, Any]:
-    runtime = BotRuntime(ctx, rate_limiter=limiter())
-    await runtime.start()
-    settle_heap()  # as `infranet run` does once everything has started
+async def bench_infranet(ctx: AppContext, api: BotApi, args: argparse.Namespace,
+                         bot: Callable[[str], Any]) -> dict[str, Any]:
     rng = random.Random(3)
-    try:
+    async with bot("infranet"):
         # Warm-up, as the echo bot gets one: /check, and two /event forms, whose first run
         # compiles the conflict and suggestion statements (once per process).
         await sequential(api, 20, lambda i: check_text(rng, ctx))
@@ -250,33 +253,97 @@ async def bench_infranet(ctx: AppContext, api: BotApi, args: argparse.Namespace)
         steps: dict[str, list[float]] = {}
         whole = [await event_conversation(api, rng, steps) for _ in range(args.conversations)]
         rate = await burst(api, args.burst, lambda i: check_text(rng, ctx))
-    finally:
-        await runtime.stop()
     return {"checks": checks, "helps": helps, "firsts": firsts, "steps": steps, "whole": whole,
             "rate": rate}
 
 
-async def bench_echo(api: BotApi, args: argparse.Namespace) -> dict[str, Any]:
+async def bench_echo(api: BotApi, args: argparse.Namespace, bot: Callable[[str], Any],
+                     kind: str = "echo") -> dict[str, Any]:
+    async with bot(kind):
+        await sequential(api, 20, lambda i: f"echo {i}")
+        latencies = await sequential(api, args.checks, lambda i: f"echo {i}")
+        rate = await burst(api, args.burst, lambda i: f"echo {i}")
+    return {"latencies": latencies, "rate": rate}
+
+
+# --- the bots, each in a process of its own ------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def bot_process(kind: str, *, url: str, data_dir: Path, api: BotApi) -> AsyncIterator[None]:
+    """Run one bot (`serve_bot`) in a child process while the block runs. Telegram is
+    another machine: in this process the emulator and the bench would take the CPU, and
+    the interpreter's lock, from the bot being measured."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--serve", kind, "--url", url, "--data-dir", str(data_dir),
+        "--base-url", api.base_url, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        line = await asyncio.wait_for(child.stdout.readline(), 120)
+        if line.strip() != b"ready":
+            raise RuntimeError(f"the {kind} bot did not start (exit code {await child.wait()})")
+        yield
+    finally:
+        child.stdin.close()  # the child stops its bot when its stdin closes
+        try:
+            await asyncio.wait_for(child.wait(), 30)
+        except TimeoutError:
+            child.kill()
+
+
+async def read_one(ctx: AppContext) -> None:
+    """One event's title by primary key, in a read session: the least a handler that reads
+    can do (one statement, one row)."""
+    async with ctx.db.read() as session:
+        await session.scalar(select(Event.title).where(Event.id == random.randint(1, 1000)))
+
+
+async def write_one(ctx: AppContext) -> None:
+    """One audit row in a write transaction: the least a handler that saves can do."""
+    async with ctx.db.transaction() as session:
+        await session.execute(insert(AuditLog), {"actor": "bench", "action": "bench", "entity": "bench",
+                                                 "at": utcnow(), "details": {}})
+
+
+def echo_application(base_url: str, before: Callable[[], Awaitable[None]] | None) -> Any:
+    """The floor: an echo bot; with `before`, one that does that first (the database floors)."""
     async def echo(update: Update, _context: Any) -> None:
         assert update.effective_message is not None
+        if before is not None:
+            await before()
         await update.effective_message.reply_text(update.effective_message.text or "-")
 
-    application = (ApplicationBuilder().token(TOKEN).base_url(api.base_url).rate_limiter(limiter())
-                   .build())
+    application = ApplicationBuilder().token(TOKEN).base_url(base_url).rate_limiter(limiter()).build()
     application.add_handler(MessageHandler(filters.TEXT, echo))
-    async with application:
+    return application
+
+
+async def serve_bot(kind: str, url: str, data_dir: Path, base_url: str) -> None:
+    """In the child process: start the bot, say "ready", run until stdin closes."""
+    ctx = make_context(url, data_dir, base_url)
+    if kind == "infranet":
+        runtime = BotRuntime(ctx, rate_limiter=limiter())
+        await runtime.start()
+        stop = runtime.stop
+    else:
+        work = {"echo": None, "echo-read": read_one, "echo-write": write_one}[kind]
+        application = echo_application(base_url, None if work is None else functools.partial(work, ctx))
+        await application.initialize()
         assert application.updater is not None
         await application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
         await application.start()
-        settle_heap()  # the same for the floor
-        try:
-            await sequential(api, 20, lambda i: f"echo {i}")
-            latencies = await sequential(api, args.checks, lambda i: f"echo {i}")
-            rate = await burst(api, args.burst, lambda i: f"echo {i}")
-        finally:
+
+        async def stop() -> None:
+            assert application.updater is not None
             await application.updater.stop()
             await application.stop()
-    return {"latencies": latencies, "rate": rate}
+            await application.shutdown()
+
+    settle_heap()  # as `infranet run` does once everything has started
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await stop()
+    await ctx.db.dispose()
 
 
 async def scratch_pg() -> tuple[str, Callable[[], Awaitable[None]]]:
@@ -306,7 +373,7 @@ async def run_engine(engine: str, args: argparse.Namespace) -> None:
             url, drop = await scratch_pg()
         try:
             async with BotApi() as api:
-                ctx = make_context(url, Path(tmp) / "data", api)
+                ctx = make_context(url, Path(tmp) / "data", api.base_url)
                 started = time.perf_counter()
                 await populate(ctx, args.events)
                 print(f"\n[{engine}] {args.events:,} events stored in "
@@ -314,17 +381,22 @@ async def run_engine(engine: str, args: argparse.Namespace) -> None:
                 # The floor before and after the bot, pooled: neither order alone is fair
                 # (after, it runs in a heap and an emulator grown by the bot's run; before, in
                 # fresher ones than the bot gets).
-                before = await bench_echo(api, args)
-                ours = await bench_infranet(ctx, api, args)
-                after = await bench_echo(api, args)
+                await ctx.db.dispose()  # the bots have their own, in their processes
+                bot = functools.partial(bot_process, url=url, data_dir=Path(tmp) / "data", api=api)
+                before = await bench_echo(api, args, bot)
+                ours = await bench_infranet(ctx, api, args, bot)
+                after = await bench_echo(api, args, bot)
+                read = await bench_echo(api, args, bot, "echo-read")
+                write = await bench_echo(api, args, bot, "echo-write")
                 floor = {"latencies": before["latencies"] + after["latencies"],
                          "rate": (before["rate"] + after["rate"]) / 2}
-                await ctx.db.dispose()
         finally:
             if drop is not None:
                 await drop()
     every_step = [v for values in ours["steps"].values() for v in values]
     print(summary("echo bot (floor)", floor["latencies"]))
+    print(summary("echo after reading one row", read["latencies"]))
+    print(summary("echo after writing one row", write["latencies"]))
     print(summary("/help (handler framework only)", ours["helps"]))
     print(summary("/help, each user's first update", ours["firsts"]))
     print(summary("/check", ours["checks"]))
@@ -335,7 +407,9 @@ async def run_engine(engine: str, args: argparse.Namespace) -> None:
     print(f"  throughput (burst of {args.burst} from 50 users): echo {floor['rate']:.0f} updates/s, "
           f"/check {ours['rate']:.0f} updates/s")
     echo_p99 = pct(floor["latencies"], 99)
-    for name, values in (("/help", ours["helps"]), ("/help first", ours["firsts"]),
+    for name, values in (("echo after a read", read["latencies"]),
+                         ("echo after a write", write["latencies"]),
+                         ("/help", ours["helps"]), ("/help first", ours["firsts"]),
                          ("/check", ours["checks"]), ("/event step", every_step)):
         ratio = pct(values, 99) / echo_p99
         print(f"  p99 {name} / p99 echo = {ratio:.2f}  ({'within' if ratio <= 2 else 'over'} 2x)")
@@ -351,9 +425,16 @@ def main() -> None:
     parser.add_argument("--area", choices=("powiat", "region"), default="powiat",
                         help="events of the /event form: in powiat olsztyński, or region-wide "
                              "(overlapping every stored event: the worst case)")
+    parser.add_argument("--serve", choices=BOT_KINDS, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     AREA["name"] = args.area
     logging.basicConfig(level=logging.WARNING)
+    if args.serve:
+        asyncio.run(serve_bot(args.serve, args.url, args.data_dir, args.base_url))
+        return
     for engine in args.engines.split(","):
         asyncio.run(run_engine(engine.strip(), args))
 
