@@ -57,6 +57,7 @@ from telegram.ext import AIORateLimiter, ApplicationBuilder, MessageHandler, fil
 
 from infranet.app import settle_heap  # noqa: E402
 from infranet.bot.runtime import BotRuntime  # noqa: E402
+from infranet.calendar.events import LONG_SPAN  # noqa: E402
 from infranet.config import Settings  # noqa: E402
 from infranet.context import AppContext  # noqa: E402
 from infranet.region import fold  # noqa: E402
@@ -127,7 +128,7 @@ async def populate(ctx: AppContext, n: int, seed: int = 7) -> None:
         rows.append({
             "uid": f"bench-{i}@infranet", "title": title, "title_folded": fold(title),
             "organisation_id": rng.randint(1, ORGS), "starts_at": start, "ends_at": end,
-            "last_ends_at": end, "all_day": False, "rrule": None,
+            "last_ends_at": end, "long_span": end - start > LONG_SPAN, "all_day": False, "rrule": None,
             "district_id": ids[rng.choices(slugs, weights)[0]], "category": rng.choice(CATEGORIES),
             "audiences": rng.sample(AUDIENCES, rng.randint(1, 2)), "status": "scheduled",
             "moderation": "published", "revision": 0, "source": "demo", "created_at": now,

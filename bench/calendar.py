@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 from infranet.app import settle_heap  # noqa: E402
 from infranet.calendar import recurrence  # noqa: E402
 from infranet.calendar.conflicts import find_conflicts, place_relation  # noqa: E402
-from infranet.calendar.events import EventInput, update_event  # noqa: E402
+from infranet.calendar.events import LONG_SPAN, EventInput, update_event  # noqa: E402
 from infranet.calendar.feed import FeedCache, FeedFilter  # noqa: E402
 from infranet.config import Settings  # noqa: E402
 from infranet.context import AppContext  # noqa: E402
@@ -100,7 +100,8 @@ async def populate(ctx: AppContext, n: int, seed: int = 7) -> None:
         rows.append({
             "uid": f"bench-{i}@infranet", "title": title, "title_folded": fold(title),
             "organisation_id": rng.randint(1, 40), "starts_at": starts_at, "ends_at": ends_at,
-            "last_ends_at": last, "all_day": all_day, "rrule": rule,
+            "last_ends_at": last, "long_span": ends_at - starts_at > LONG_SPAN, "all_day": all_day,
+            "rrule": rule,
             "district_id": ids[rng.choices(slugs, cum)[0]],
             "category": "conference" if i % 10 == 0 else rng.choice(CATEGORIES),
             "audiences": rng.sample(AUDIENCES, rng.randint(1, 2)), "status": "scheduled",

@@ -381,6 +381,17 @@ class BotApi:
             return
         raise AssertionError(f"unexpected message to {chat_id}: {sent.text!r}")
 
+    async def refusal(self, method: str, part: str, wait: float = 10.0) -> str:
+        """A refusal of `method` whose description holds `part`, once the bot made that call:
+        notifications to other people go out after the user's own answer."""
+        deadline = time.monotonic() + wait
+        while not (found := [d for m, d in self.errors if m == method and part in d]):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {method} refused with {part!r} within {wait} s "
+                                     f"(refusals so far: {self.errors})")
+            await asyncio.sleep(0.01)
+        return found[0]
+
     def drain(self, chat_id: int) -> list[Sent]:
         queue, out = self._replies[chat_id], []
         while not queue.empty():

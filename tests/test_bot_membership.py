@@ -171,7 +171,7 @@ async def test_an_unreachable_admin_does_not_break_the_request(bot: BotHarness) 
     sent = await bot.api.click(USER, pick, pick.button("Testowa"))
     assert "wysłana" in sent.text
     assert await _status(bot, USER) == MemberStatus.PENDING
-    assert any("Forbidden" in d for m, d in bot.api.errors if m == "sendMessage")
+    assert await bot.api.refusal("sendMessage", "Forbidden")
 
 
 async def test_roles_take_effect_at_once_between_the_steps_of_a_form(bot: BotHarness) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from infranet.calendar.conflicts import find_conflicts, suggest_dates
-from infranet.calendar.events import EventInput, add_event, cancel_event, validate_event
+from infranet.calendar.events import EventInput, add_event, cancel_event, update_event, validate_event
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
 from infranet.storage.actors import Actor
@@ -110,6 +110,39 @@ async def test_multi_day_and_recurring(ctx: AppContext) -> None:
     # A recurring candidate collides through any of its occurrences.
     series = ev("x", at(2027, 4, 30, 9), at(2027, 4, 30, 10), rrule="FREQ=WEEKLY;COUNT=2")
     assert await conflict_titles(ctx, series) == ["targi"]
+
+
+async def test_events_up_to_a_day_and_longer_ones_are_found_at_their_edges(ctx: AppContext) -> None:
+    """Checks look back a day for most events and a month only among the longer ones
+    (`long_span`): an event of exactly the 25-hour DST day is one of the first, one an hour
+    longer is one of the others, and both collide up to their last minute."""
+    ids = await store(ctx,
+                      ev("doba zmiany czasu", date(2027, 10, 31), date(2027, 10, 31), all_day=True),
+                      ev("nocne, 26 godzin", at(2027, 10, 30, 20), at(2027, 10, 31, 21)),
+                      ev("cały miesiąc", date(2027, 10, 2), date(2027, 10, 31), all_day=True,
+                         category="fair"))
+    async with ctx.db.read() as s:
+        flags = [(await s.get(Event, i)).long_span for i in ids]
+    assert flags == [False, True, True]
+    assert await conflict_titles(ctx, ev("x", at(2027, 10, 31, 20, 30), at(2027, 10, 31, 23, 30))) == [
+        "cały miesiąc", "doba zmiany czasu", "nocne, 26 godzin"]
+    assert await conflict_titles(ctx, ev("x", at(2027, 10, 31, 22), at(2027, 10, 31, 23, 30))) == [
+        "cały miesiąc", "doba zmiany czasu"]
+    assert await conflict_titles(ctx, ev("x", at(2027, 11, 1, 0), at(2027, 11, 1, 1))) == []
+    # Shortened to an evening, the overnight event is one of the many again.
+    async with ctx.db.transaction() as s:
+        await update_event(s, ctx, Actor.cli(), ids[1], ev("nocne, 26 godzin", at(2027, 10, 31, 20),
+                                                          at(2027, 10, 31, 23)))
+    async with ctx.db.read() as s:
+        assert (await s.get(Event, ids[1])).long_span is False
+    assert await conflict_titles(ctx, ev("x", at(2027, 10, 31, 22), at(2027, 10, 31, 23, 30))) == [
+        "cały miesiąc", "doba zmiany czasu", "nocne, 26 godzin"]
+    # Free dates skip the month the long fair fills, in its district: the nearest Wednesday
+    # after it comes first.
+    async with ctx.db.read() as s:
+        found = await suggest_dates(s, ctx, ev("x", at(2027, 10, 20, 10), at(2027, 10, 20, 12)))
+    assert found[0] == (at(2027, 11, 3, 10), at(2027, 11, 3, 12))
+    assert not any(date(2027, 10, 2) <= start.date() <= date(2027, 10, 31) for start, _end in found)
 
 
 async def test_places_scope_and_severity(db_url: str, tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar import recurrence
 from infranet.calendar.events import (
+    LONG_SPAN,
     MAX_EVENT_SPAN,
     EventInput,
     NormalisedEvent,
@@ -70,6 +71,7 @@ from infranet.region import District as RegionDistrict
 from infranet.region import fold
 from infranet.storage.hotpath import fetch_rows
 from infranet.storage.models import Event, EventStatus, Moderation
+from infranet.storage.types import unindexed
 
 register({
     "calendar.warning.holiday": {"pl": "{day} to dzień wolny od pracy: {name}",
@@ -222,6 +224,13 @@ def _pool_statement(windows: int, exclude: bool, summaries: bool) -> Select[Any]
             Event.rrule.is_(None), *common))
         branches.append(select(Event.id).where(
             Event.starts_at < hi, Event.last_ends_at > lo, Event.rrule.isnot(None), *common))
+    # Single events longer than a day, for all the windows at once, through ix_events_long
+    # (the few of them, whatever their place); what they overlap of the windows' span is
+    # sorted out by `classify`.
+    branches.append(select(Event.id).where(
+        Event.long_span, Event.rrule.is_(None), Event.starts_at < bindparam("long_hi"),
+        Event.starts_at > bindparam("long_earliest"), Event.last_ends_at > bindparam("long_lo"),
+        unindexed(Event.district_id).in_(bindparam("districts", expanding=True)), *common[1:]))
     matching = Event.id.in_(union_all(*branches))
     if not summaries:
         return select(*POOL_COLUMNS).where(matching)
@@ -234,10 +243,11 @@ async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
     """Published events that may touch the windows, in districts overlapping the candidate's,
     as `EventSummary` with the region's `districts` (without them, as `PoolRow`).
 
-    One round trip per 64 windows: `id IN (singles UNION ALL series)`, each branch an
-    index range scan (single events by district and `starts_at` bounded by
-    MAX_EVENT_SPAN, series by the partial index on recurring rows), sent straight to the
-    SQLite driver (`fetch_rows`): plain rows need none of the ORM's result handling.
+    One round trip per 64 windows: `id IN (singles UNION ALL series UNION ALL long)`, each
+    branch an index range scan (single events by district and `starts_at` bounded by
+    LONG_SPAN, series by the partial index on recurring rows, the few single events longer
+    than a day by theirs, bounded by MAX_EVENT_SPAN), sent straight to the SQLite driver
+    (`fetch_rows`): plain rows need none of the ORM's result handling.
     """
     district_ids = await area_district_ids(session, ctx, [norm.district])
     connection = await session.connection()
@@ -246,7 +256,9 @@ async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
         chunk = windows[i:i + MAX_SLOTS]
         slots = _slots(len(chunk))
         query = _pool_statement(slots, exclude_event_id is not None, districts is not None)
-        params = _interval_params(district_ids, exclude_event_id, chunk, slots)
+        params = _interval_params(district_ids, exclude_event_id, chunk, slots, reach=LONG_SPAN)
+        params.update(long_lo=min(lo for lo, _hi in chunk), long_hi=max(hi for _lo, hi in chunk),
+                      long_earliest=min(lo for lo, _hi in chunk) - MAX_EVENT_SPAN)
         for values in await fetch_rows(connection, query, params):
             found[values[0]] = pool_row(values) if districts is None else summarise(values, districts)
     return list(found.values())
@@ -265,10 +277,10 @@ def _slots(count: int) -> int:
 
 def _interval_params(districts: list[int], exclude_event_id: int | None,
                      intervals: Sequence[tuple[datetime, datetime]], slots: int,
-                     reach: timedelta = MAX_EVENT_SPAN) -> dict[str, Any]:
+                     reach: timedelta) -> dict[str, Any]:
     """Values for the `lo{n}`/`hi{n}`/`earliest{n}` parameters of the pool and probe statements
-    (an event overlapping [lo, hi) starts after `earliest` = lo - `reach`: events are shorter
-    than MAX_EVENT_SPAN); slots beyond the intervals get an empty one, which matches nothing."""
+    (an event overlapping [lo, hi) that lasts at most `reach` starts after `earliest` =
+    lo - `reach`); slots beyond the intervals get an empty one, which matches nothing."""
     params: dict[str, Any] = {"districts": districts}
     if exclude_event_id is not None:
         params["exclude"] = exclude_event_id
@@ -471,7 +483,6 @@ class _WindowPool:
 
 _Candidate = tuple[NormalisedEvent, tuple[recurrence.Span, ...], list[_Window]]
 SUGGESTION_BATCH = 8  # dates whose events are read together once the busy ones are known
-PROBE_REACH = timedelta(days=1)  # how far back the probe looks for an event still running
 
 
 async def suggest_dates(session: AsyncSession, ctx: AppContext, candidate: EventInput, n: int = 3, *,
@@ -564,11 +575,10 @@ async def _busy_dates(session: AsyncSession, ctx: AppContext, base: NormalisedEv
     `[calendar.conflicts] scope`, which `classify` always reports (as a conflict, or as
     a duplicate). Candidates with several occurrences are left to the full check.
 
-    The probe looks for events that began at most PROBE_REACH before a candidate: each
-    branch then reads a day or two of the index instead of MAX_EVENT_SPAN's month. A date
-    is only ever marked busy by an event that overlaps it, so one overlapped only by an
-    event that began earlier is not lost: the full check, which reaches back a month,
-    finds it."""
+    The probe looks for events that began at most LONG_SPAN before a candidate, as the
+    pool does for events of up to a day, but not among the longer ones: each branch reads
+    a day or two of the index. A date is only ever marked busy by an event that overlaps
+    it, so one overlapped only by a longer event is not lost: the full check finds it."""
     probed = [(i, spans[0]) for i, (_norm, spans, _w) in enumerate(candidates) if len(spans) == 1]
     if not probed:
         return set()
@@ -583,6 +593,6 @@ async def _busy_dates(session: AsyncSession, ctx: AppContext, base: NormalisedEv
         slots = _slots(len(chunk))
         statement = _probe_statement(slots, exclude_event_id is not None)
         params = _interval_params(counted, exclude_event_id, [(span.start, span.end) for _i, span in chunk],
-                                  slots, reach=PROBE_REACH)
+                                  slots, reach=LONG_SPAN)
         busy.update(chunk[n][0] for (n,) in await fetch_rows(connection, statement, params))
     return busy

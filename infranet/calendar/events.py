@@ -33,7 +33,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, event, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, event, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, raiseload
 
@@ -49,7 +49,7 @@ from infranet.storage import audit
 from infranet.storage.actors import Actor
 from infranet.storage.hotpath import fetch_rows
 from infranet.storage.models import District, Event, EventStatus, Moderation, Organisation
-from infranet.storage.types import parse_timestamp, raw_timestamp
+from infranet.storage.types import parse_timestamp, raw_timestamp, unindexed
 from infranet.validation import clean_text, clean_url
 
 CATEGORIES = ("training", "conference", "meeting", "consultation", "fair", "other")
@@ -102,6 +102,11 @@ LOCATION_MAX = 300
 # conflict checks an indexed range scan: `starts_at > start - MAX_EVENT_SPAN`.
 MAX_EVENT_DAYS = 31
 MAX_EVENT_SPAN = timedelta(days=MAX_EVENT_DAYS + 1)
+# Nearly every event lasts hours, or one day: at most LONG_SPAN (a day, the 25-hour day of
+# the autumn DST change included). Range queries look back LONG_SPAN for those, and back
+# MAX_EVENT_SPAN only among the few that last longer (`Event.long_span`, an index of their
+# own): a day of the index is read instead of a month.
+LONG_SPAN = timedelta(hours=25)
 
 
 def category_label(code: str, lang: str = "pl") -> str:
@@ -351,6 +356,7 @@ def _apply(event_row: Event, norm: NormalisedEvent, district_id: int) -> None:
     event_row.starts_at = norm.starts_at
     event_row.ends_at = norm.ends_at
     event_row.last_ends_at = norm.last_ends_at
+    event_row.long_span = norm.ends_at - norm.starts_at > LONG_SPAN
     event_row.all_day = norm.all_day
     event_row.rrule = norm.rrule
     event_row.district_id = district_id
@@ -573,7 +579,9 @@ def _list_statement(shape: _Shape) -> Select[tuple[Event]]:
 
 
 @lru_cache(maxsize=64)
-def _shape_conditions(shape: _Shape) -> tuple[ColumnElement[bool], ...]:
+def _shape_conditions(shape: _Shape, *, by_place: bool = True) -> tuple[ColumnElement[bool], ...]:
+    """The filter; `by_place=False` keeps the district test out of the index choice (the
+    events longer than a day are read through ix_events_long, whatever their place)."""
     conditions: list[ColumnElement[bool]] = [Event.starts_at < bindparam("end"),
                                              Event.last_ends_at > bindparam("start")]
     if not shape.cancelled:
@@ -587,7 +595,8 @@ def _shape_conditions(shape: _Shape) -> tuple[ColumnElement[bool], ...]:
     else:
         conditions.append(Event.moderation == Moderation.PUBLISHED)
     if shape.area:
-        conditions.append(Event.district_id.in_(bindparam("districts", expanding=True)))
+        place = Event.district_id if by_place else unindexed(Event.district_id)
+        conditions.append(place.in_(bindparam("districts", expanding=True)))
     if shape.category:
         conditions.append(Event.category.in_(bindparam("categories", expanding=True)))
     if shape.organisations:
@@ -613,8 +622,9 @@ async def first_events(
     order) and the total count, without loading every event of the period: a busy day has
     hundreds of events and a chat shows fifteen. The events come as `EventSummary` rows.
 
-    Single events: one indexed range query (`starts_at` bounded below by MAX_EVENT_SPAN),
-    ORDER BY starts_at LIMIT `limit`, the total as a window count in the same query. Series:
+    Single events: one indexed range query (`starts_at` bounded below by LONG_SPAN, and by
+    MAX_EVENT_SPAN among the events longer than a day), ORDER BY starts_at LIMIT `limit`,
+    the total as a window count in the same query. Series:
     a series runs for weeks, so hundreds may span a day while few meet on it; they are
     expanded from plain rows, and only those with an occurrence in the period are read whole.
     """
@@ -623,7 +633,8 @@ async def first_events(
     shape, params = await _filter(session, ctx, start, end, area, category, organisation_id,
                                   include_cancelled, include_pending, viewer)
     districts = await districts_by_id(session, ctx)
-    params.update(earliest=start - MAX_EVENT_SPAN, limit=limit, all_districts=list(districts))
+    params.update(earliest=start - LONG_SPAN, long_earliest=start - MAX_EVENT_SPAN, limit=limit,
+                  all_districts=list(districts))
     singles_query, series_query = _first_statements(shape)
     connection = await session.connection()
     total = 0
@@ -656,8 +667,11 @@ def _first_statements(shape: _Shape) -> tuple[Select[Any], Select[Any]]:
     """`first_events`' two queries for one filter shape, built once: they run on the SQLite
     driver directly (`fetch_rows`), which keeps each statement's compiled SQL."""
     conditions = _shape_conditions(shape)
-    singles = (select_summaries().add_columns(func.count().over())
-               .where(*conditions, Event.rrule.is_(None), Event.starts_at > bindparam("earliest"))
+    ids = union_all(
+        select(Event.id).where(*conditions, Event.rrule.is_(None), Event.starts_at > bindparam("earliest")),
+        select(Event.id).where(*_shape_conditions(shape, by_place=False), Event.rrule.is_(None),
+                               Event.long_span, Event.starts_at > bindparam("long_earliest")))
+    singles = (select_summaries().add_columns(func.count().over()).where(Event.id.in_(ids))
                .order_by(Event.starts_at, Event.id).limit(bindparam("limit")))
     series_conditions = [*conditions, Event.rrule.isnot(None)]
     if not shape.area:

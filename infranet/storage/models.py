@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -190,6 +191,10 @@ class Event(TimestampMixin, Base):
         # Feeds by category (`?category=training`): that category's rows in the feed window,
         # instead of every row of the window fetched and most of them dropped.
         Index("ix_events_category_range", "category", "last_ends_at"),
+        # The few single events longer than a day (`long_span`): range queries read a day of
+        # ix_events_range or ix_events_place_range, and a month of this one.
+        Index("ix_events_long", "starts_at", "last_ends_at",
+              sqlite_where=text("long_span = 1"), postgresql_where=text("long_span")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -205,6 +210,8 @@ class Event(TimestampMixin, Base):
     ends_at: Mapped[datetime]
     last_ends_at: Mapped[datetime]
     all_day: Mapped[bool] = mapped_column(Boolean, default=False)
+    # An occurrence lasts longer than a day (calendar.events.LONG_SPAN): set with the times.
+    long_span: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     rrule: Mapped[str | None] = mapped_column(String(300))
     location: Mapped[str | None] = mapped_column(String(300))
     district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"), index=True)
