@@ -6,13 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from infranet.calendar import events as calendar
 from infranet.calendar import service as calendar_service
 from infranet.http import create_app
 from infranet.storage.actors import Actor
-from infranet.storage.models import Event, EventStatus, Member
+from infranet.storage.models import Event, EventStatus, Member, MemberStatus
 from tests.bot_fixtures import BotHarness, skip_optional_steps
 from tests.botapi import BotApi, Sent
 
@@ -411,3 +412,23 @@ async def test_free_dates_are_those_free_when_the_form_is_confirmed(bot: BotHarn
     offered = [label for label, _ in warning.buttons][1:-1]
     assert offered and offered[0].startswith("sobota, 19 grudnia 2026, 10:00")
     assert api.errors == []
+
+
+async def test_a_member_blocked_elsewhere_cannot_save_the_form(bot: BotHarness) -> None:
+    """The steps of a form know who speaks from memory (bot/people.py), which hears of a
+    change made by another process only within 30 seconds; the save reads them again."""
+    await _setup(bot)
+    api = bot.api
+    summary = await _workshop_to_summary(api)
+    warning = await api.click(ALICE, summary, summary.button("Potwierdź"))  # Bob's forum that day
+    # The CLI or another instance blocks Alice: a connection of its own, unseen by this process.
+    elsewhere = create_async_engine(bot.ctx.db.url)
+    async with elsewhere.begin() as conn:
+        await conn.execute(update(Member).where(Member.telegram_id == ALICE)
+                           .values(status=MemberStatus.BLOCKED))
+    await elsewhere.dispose()
+    refused = await api.click(ALICE, warning, warning.button("Zostaw"))
+    assert "tylko zatwierdzeni" in refused.text
+    async with bot.ctx.db.read() as session:
+        titles = (await session.scalars(select(Event.title))).all()
+    assert "Warsztaty grantowe" not in titles

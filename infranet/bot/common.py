@@ -42,7 +42,7 @@ from telegram.ext import BaseHandler, CommandHandler, ConversationHandler, TypeH
 from infranet.bot.application import BotContext
 from infranet.bot.people import people
 from infranet.context import AppContext
-from infranet.errors import InfranetError
+from infranet.errors import InfranetError, PermissionDenied
 from infranet.i18n import normalise_language, t
 from infranet.region import UnknownDistrict
 from infranet.storage.actors import Actor
@@ -316,6 +316,7 @@ class Turn:
     context: BotContext
     session: AsyncSession
     who: Who
+    access: Access = "anyone"  # the handler's rule, checked again by `writing()`
     outbox: list[_Outgoing] = field(default_factory=list)
     toast_text: str | None = None
     background: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
@@ -395,10 +396,17 @@ class Turn:
         saves something, e.g. the confirmed /event form; `turn.session` is that
         transaction's session inside the block. It commits when the block ends: make it
         the handler's last step, so that nothing after it can fail and leave the user
-        told nothing about a saved change."""
+        told nothing about a saved change.
+
+        Who speaks is read again in it: a read-only handler may have had them from the
+        memory of `people.py`, which hears of a block or a role change made elsewhere (the
+        CLI, another instance) only within 30 seconds; a save must not wait for that."""
         async with self.ctx.db.transaction() as session:
             previous, self.session = self.session, session
             try:
+                self.who = await identify(session, self.update, self.context.user_data)
+                if not allows(self.who, self.access):
+                    raise PermissionDenied("bot.need_admin" if self.access == "admin" else "bot.need_member")
                 yield session
             finally:
                 self.session = previous
@@ -526,7 +534,7 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
         async def turn_in(session: AsyncSession | None, update: Update, context: BotContext) -> Turn:
             known = None if writes and db else context.infra.db  # writers read afresh
             who = await identify(session, update, context.user_data, db=known)
-            return Turn(update, context, session, who)  # type: ignore[arg-type]
+            return Turn(update, context, session, who, access)  # type: ignore[arg-type]
 
         @functools.wraps(fn)
         async def run(update: Update, context: BotContext) -> Any:

@@ -17,7 +17,9 @@ Correctness before speed:
 - A change made by another process (the CLI's `member add-admin`) is seen at the
   latest after TTL_S seconds.
 - Only read-only handlers use it. A handler that writes reads its member in its own
-  write transaction, as before, and every business function checks the actor again.
+  write transaction, as does `Turn.writing()` when a read-only handler saves after all
+  (a change made elsewhere stops a save at once), and every business function checks
+  the actor again.
 """
 
 from __future__ import annotations
