@@ -219,6 +219,10 @@ async def test_events_listing_paginates_without_empty_edits(bot: BotHarness) -> 
     second = await api.click(STRANGER, first, first.button("Dalej"))
     assert second.kind == "edit" and "Strona 2 z 3" in second.text and "Spotkanie 08 & <3" in second.text
     assert [label for label, _ in second.buttons] == ["« Wstecz", "Dalej »"]
+    third = await api.click(STRANGER, second, second.button("Dalej"))
+    assert "Strona 3 z 3" in third.text and "Spotkanie 17 & <3" in third.text
+    assert "Spotkanie 15" not in third.text and [label for label, _ in third.buttons] == ["« Wstecz"]
+    second = await api.click(STRANGER, third, third.button("Wstecz"))
     # pressing a button that shows the page already on screen answers, never edits
     api.press(STRANGER, second, first.button("Dalej"))
     await api.silence(STRANGER, 0.5)

@@ -784,15 +784,18 @@ async def _events_page(turn: Turn, area: District | None, period: str, page: int
     ctx = turn.ctx
     now = ctx.now()
     days = 7 if period == "week" else 31
-    found = await calendar.list_events(turn.session, ctx, start=now, end=now + timedelta(days=days),
-                                       area=area)
+    # The events up to this page and how many there are: a month of the whole region holds
+    # thousands, and loading them all for one page of eight held every other update up.
+    page = max(0, page)
+    head = await calendar.first_events(turn.session, ctx, start=now, end=now + timedelta(days=days),
+                                       area=area, limit=(page + 1) * PAGE_SIZE)
     area_text = turn.t("bot.events.in_area", name=area.name) if area else ""
     period_text = turn.t(f"bot.events.period.{period}")
-    if not found:
+    if not head.total:
         return turn.t("bot.events.list_empty", area=area_text, period=period_text), []
-    pages = (len(found) + PAGE_SIZE - 1) // PAGE_SIZE
-    page = max(0, min(page, pages - 1))
-    chunk = found[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
+    pages = (head.total + PAGE_SIZE - 1) // PAGE_SIZE
+    page = min(page, pages - 1)  # beyond the last page, `head` holds every event
+    chunk = head.occurrences[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
     lines = [turn.t("bot.events.list_title", area=area_text, period=period_text)]
     lines += [_occurrence_line(turn, o) for o in chunk]
     if pages > 1:
