@@ -787,8 +787,10 @@ async def _events_page(turn: Turn, area: District | None, period: str, page: int
     # The events up to this page and how many there are: a month of the whole region holds
     # thousands, and loading them all for one page of eight held every other update up.
     page = max(0, page)
+    # A forged page number must not overflow the database's LIMIT; no period holds more.
+    limit = min((page + 1) * PAGE_SIZE, 2**31 - 1)
     head = await calendar.first_events(turn.session, ctx, start=now, end=now + timedelta(days=days),
-                                       area=area, limit=(page + 1) * PAGE_SIZE)
+                                       area=area, limit=limit)
     area_text = turn.t("bot.events.in_area", name=area.name) if area else ""
     period_text = turn.t(f"bot.events.period.{period}")
     if not head.total:
