@@ -257,8 +257,9 @@ async def _pool(session: AsyncSession, ctx: AppContext, norm: NormalisedEvent,
         slots = _slots(len(chunk))
         query = _pool_statement(slots, exclude_event_id is not None, districts is not None)
         params = _interval_params(district_ids, exclude_event_id, chunk, slots, reach=LONG_SPAN)
-        params.update(long_lo=min(lo for lo, _hi in chunk), long_hi=max(hi for _lo, hi in chunk),
-                      long_earliest=min(lo for lo, _hi in chunk) - MAX_EVENT_SPAN)
+        first = min(lo for lo, _hi in chunk)
+        params.update(long_lo=first, long_hi=max(hi for _lo, hi in chunk),
+                      long_earliest=first - MAX_EVENT_SPAN)
         for values in await fetch_rows(connection, query, params):
             found[values[0]] = pool_row(values) if districts is None else summarise(values, districts)
     return list(found.values())
