@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from infranet.errors import ValidationFailed
-from infranet.i18n import register
+from infranet.i18n import DEFAULT_LANGUAGE, LANGUAGES, register
 
 # The largest id a database integer column holds on both engines (signed 64-bit).
 MAX_ID = 2**63 - 1
@@ -115,3 +115,17 @@ def day_start(day: date, tz: tzinfo) -> datetime:
 def day_after(day: date, tz: tzinfo) -> datetime:
     """The instant (UTC) a local day ends; safe because years are bounded by `parse_date`."""
     return day_start(day + timedelta(days=1), tz)
+
+
+def preferred_language(asked: str | None, accept_language: str | None,
+                       default: str = DEFAULT_LANGUAGE) -> str:
+    """The language to answer in: `lang` when it names one we speak, else the first of
+    `Accept-Language` we speak, else `default` (Polish). Header values are only compared
+    against LANGUAGES, so any text in them is harmless."""
+    if asked in LANGUAGES:
+        return asked  # type: ignore[return-value]
+    for part in (accept_language or "")[:MAX_PARAM_CHARS].split(","):
+        code = part.split(";")[0].strip().split("-")[0].lower()
+        if code in LANGUAGES:
+            return code
+    return default
