@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import gc
 import logging
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,14 +15,17 @@ from typing import IO
 
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from infranet.component import Component
 from infranet.context import AppContext
 from infranet.http import create_app
+from infranet.security import SecretKeyError
 from infranet.storage.districts import sync_region
+from infranet.storage.engine import private_dir
 from infranet.storage.members import ensure_config_admins
-from infranet.storage.migrate import migrate, pending
+from infranet.storage.migrate import PG_MIGRATION_LOCK, migrate, pending
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +59,27 @@ def build_components(ctx: AppContext, scheduler: AsyncIOScheduler) -> list[Compo
 
 
 async def prepare_database(ctx: AppContext) -> None:
-    """Migrate (unless configured not to), load the region, seed config admins."""
+    """Migrate (unless configured not to), load the region, seed config admins, then load the
+    secret key: a generated key lives in the database (shared by every instance on it), so it
+    can only be read once the migrations have made its table."""
     try:
         if ctx.settings.database.migrate_on_start:
             await migrate(ctx.db)
         elif await pending(ctx.db):
             raise StartupError("the database schema is out of date: run 'infranet migrate'")
         async with ctx.db.transaction() as session:
+            if ctx.db.dialect == "postgresql":
+                # Instances starting together (compose, a rolling deploy) would otherwise all
+                # insert the region's districts at once, and all but one fail on the unique slug.
+                await session.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                                      {"k": PG_MIGRATION_LOCK})
             await sync_region(session, ctx.region)
             await ensure_config_admins(session, ctx.settings.telegram.admin_ids)
+        await ctx.load_secret_key()
     except StartupError:
         raise
+    except SecretKeyError as exc:
+        raise StartupError(str(exc)) from None
     except (OSError, ConnectionError) as exc:
         raise StartupError(f"cannot reach the database ({safe_url(ctx.db.url)}): {exc}") from None
     except Exception as exc:
@@ -91,7 +105,10 @@ def safe_url(url: str) -> str:
 @contextlib.contextmanager
 def single_instance_lock(ctx: AppContext) -> Iterator[None]:
     """One service process per SQLite file: SQLite has a single writer, and the
-    newsletter sender relies on that. A second one is refused with a clear message."""
+    newsletter sender relies on that. A second one is refused with a clear message.
+
+    The lock file sits beside the database's real path (symlinks resolved), so the same
+    file reached through a symlink, or another spelling of its path, takes the same lock."""
     if not ctx.db.is_sqlite:
         yield
         return
@@ -99,9 +116,9 @@ def single_instance_lock(ctx: AppContext) -> Iterator[None]:
     if database == ":memory:":
         yield
         return
-    lock_path = Path(database).with_suffix(".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fh: IO[str] = lock_path.open("w")
+    private_dir(Path(database).parent)
+    lock_path = Path(database).resolve().with_suffix(".lock")
+    fh: IO[str] = os.fdopen(os.open(lock_path, os.O_WRONLY | os.O_CREAT, 0o600), "w")
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -114,6 +131,15 @@ def single_instance_lock(ctx: AppContext) -> Iterator[None]:
     finally:
         fcntl.flock(fh, fcntl.LOCK_UN)
         fh.close()
+
+
+async def run_service(ctx: AppContext) -> None:
+    """`infranet run`: lock the database, migrate, load the secret key, then build the service
+    and serve. The service is built only once the key is loaded, because the bot's webhook
+    secret is derived from it when it is not configured."""
+    with single_instance_lock(ctx):
+        await prepare_database(ctx)
+        await Service(ctx).run(prepared=True)
 
 
 class Service:
@@ -131,13 +157,16 @@ class Service:
         self.stopping = asyncio.Event()
         self.started = asyncio.Event()
 
-    async def run(self) -> None:
+    async def run(self, *, prepared: bool = False) -> None:
+        """Lock, prepare the database and serve until stopped; `prepared`: the caller has
+        done the first two (see `run_service`)."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stopping.set)
-        with single_instance_lock(self.ctx):
-            await prepare_database(self.ctx)
+        with contextlib.nullcontext() if prepared else single_instance_lock(self.ctx):
+            if not prepared:
+                await prepare_database(self.ctx)
             await self._start()
             try:
                 await self.stopping.wait()

@@ -136,9 +136,9 @@ def check_config(loaded: LoadedConfig) -> int:
 
 
 async def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
-    from infranet.app import Service
+    from infranet.app import run_service
 
-    await Service(ctx).run()
+    await run_service(ctx)
     return 0
 
 

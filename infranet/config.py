@@ -9,6 +9,7 @@ and `INFRANET_<SECTION>__<KEY>` environment overrides with deep merging.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -260,7 +261,7 @@ def format_validation_error(exc: ValidationError, path: Path | None) -> str:
             lines.append(f"  unknown key '{key}' in {where} (or ${env_name}); check its spelling")
             continue
         value = error.get("input")
-        shown = "***" if _is_secret_key(key) else repr(value)
+        shown = "***" if _is_secret_key(key) else mask_url_passwords(repr(value))
         message = error["msg"].removeprefix("Value error, ")
         lines.append(f"  {key} = {shown}: {message}")
     return "\n".join(lines)
@@ -270,12 +271,26 @@ def _is_secret_key(key: str) -> bool:
     return any(word in key for word in ("token", "password", "secret"))
 
 
+# scheme://user:password@ -- the password runs to the first "@" (as SQLAlchemy's URL parser
+# reads it), so one with "/" or ":" in it is masked whole; text that merely looks like this
+# is masked too, which costs a little readability and never a secret.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/?#@]*):[^\s@]*@")
+
+
+def mask_url_passwords(text: str) -> str:
+    """`text` with the password of every URL in it (scheme://user:password@host) shown as ***."""
+    return _URL_PASSWORD.sub(r"\1:***@", text)
+
+
 def masked_dump(settings: Settings) -> dict[str, Any]:
-    """The effective configuration as plain data, every secret replaced by '***'."""
+    """The effective configuration as plain data, every secret replaced by '***': fields typed
+    as secrets, and the password of any URL (database, a Bot API or proxy URL with user info)."""
 
     def mask(value: Any) -> Any:
         if isinstance(value, SecretStr):
             return "***" if value.get_secret_value() else ""
+        if isinstance(value, str):
+            return mask_url_passwords(value)
         if isinstance(value, dict):
             return {k: mask(v) for k, v in value.items()}
         if isinstance(value, list):

@@ -18,8 +18,25 @@ class AppContext:
     settings: Settings
     region: Region
     db: Database
-    secret_key: bytes
     clock: Callable[[], datetime] = field(default=utcnow)
+    # Set by `load_secret_key()` once the schema is migrated (the generated key lives in the
+    # database), or given to `create()` by tests and tools; kept out of repr() and logs.
+    key: bytes | None = field(default=None, repr=False)
+
+    @property
+    def secret_key(self) -> bytes:
+        if self.key is None:
+            raise RuntimeError("the secret key is not loaded yet: start-up loads it after the "
+                               "migrations (infranet.app.prepare_database)")
+        return self.key
+
+    async def load_secret_key(self) -> bytes:
+        """Load the signing key (configured, else the database's); see infranet.security."""
+        from infranet.security import load_secret_key
+
+        if self.key is None:
+            self.key = await load_secret_key(self.settings, self.db)
+        return self.key
 
     @property
     def tz(self) -> tzinfo:
@@ -34,10 +51,9 @@ class AppContext:
 
     @classmethod
     def create(cls, settings: Settings, *, secret_key: bytes | None = None) -> AppContext:
-        from infranet.security import load_or_create_secret_key
-
+        """A context whose secret key is `secret_key`, or (None) loaded at start-up by
+        `prepare_database()`, after the migrations that create its table."""
         region = load_region(settings.region.districts_file)
         db = Database(settings.database.url, echo=settings.database.echo,
                       pool_size=settings.database.pool_size)
-        key = secret_key if secret_key is not None else load_or_create_secret_key(settings)
-        return cls(settings=settings, region=region, db=db, secret_key=key)
+        return cls(settings=settings, region=region, db=db, key=secret_key)

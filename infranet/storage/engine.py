@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from infranet.storage.sqlite_driver import one_trip_dbapi
 
+log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 5000
 # Pages are read through a memory map of the file: a page is a memory access instead of a
 # read() call, and the pages are the OS cache's, shared by every connection of the pool,
@@ -28,11 +31,40 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncE
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(database))
         engine = create_async_engine(url, echo=echo, module=one_trip_dbapi())
         _configure_sqlite(engine)
         return engine
     return create_async_engine(url, echo=echo, pool_size=pool_size, pool_pre_ping=True)
+
+
+def private_dir(path: Path) -> None:
+    """Create the directory if missing, readable by this user only (0700): it holds the
+    subscribers' addresses and the members' data. An existing one is left as it is."""
+    try:
+        path.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        return
+    path.chmod(0o700)  # mkdir's mode passes through the umask; say exactly what we mean
+
+
+def private_file(path: Path) -> None:
+    """Create an empty SQLite database file with mode 0600 before SQLite opens it.
+
+    SQLite gives the -wal and -shm files (and any rollback journal) the mode of the database
+    file, so creating the database private makes all of them private; an empty file is a valid
+    empty database. Doing it here, rather than with a umask around the first connect, touches
+    no process-wide state while other threads may be creating files. An existing database
+    readable by others is kept as it is, with a warning that says how to close it."""
+    private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning("the database %s can be read by other users of this machine (mode %03o): "
+                        "run 'chmod 600 %s*' to keep the subscribers' and members' data private",
+                        path, mode, path)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -438,3 +438,18 @@ class BotState(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ServiceSecret(Base):
+    """Secrets the service generates for itself, shared by every instance on the database.
+
+    The signing key lives here rather than in each instance's data directory, so that a link
+    signed by one instance is accepted by another (and the webhook secret derived from it is
+    the same). `value` is the key's bytes in base64, so that any key an operator once put in a
+    file (text or raw bytes) can be adopted unchanged."""
+
+    __tablename__ = "service_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
