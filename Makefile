@@ -4,14 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format migration bench clean
+.PHONY: run test lint format migration bench lock container-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+# Every dependency at the exact version of requirements.lock (the same set the image and CI use).
+$(STAMP): $(BIN)/python pyproject.toml requirements.lock
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -35,6 +36,16 @@ bench: $(STAMP)
 	$(BIN)/python bench/calendar.py
 	$(BIN)/python bench/bot.py
 	$(BIN)/python bench/newsletter.py
+
+# After changing dependencies in pyproject.toml: install them, then write the new lock file.
+lock: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	{ sed -n '/^#/p' requirements.lock; $(BIN)/python -m pip freeze --exclude-editable; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+# Builds the image and checks it as an operator uses it (root, several minutes; not run by CI).
+container-check:
+	bash scripts/container-check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import fcntl
 import gc
+import ipaddress
 import logging
 import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -19,8 +21,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from infranet.component import Component
+from infranet.config import Settings
 from infranet.context import AppContext
 from infranet.http import create_app
+from infranet.http_protocol import server_config
 from infranet.security import SecretKeyError
 from infranet.storage.districts import sync_region
 from infranet.storage.engine import private_dir
@@ -98,6 +102,24 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+def warn_about_settings(settings: Settings) -> None:
+    """One log line for each setting that works but is probably not what production wants."""
+    url = urlsplit(settings.http.public_base_url)
+    if url.scheme != "https" and not _is_loopback(url.hostname or ""):
+        log.warning("[http] public_base_url %s is not https: confirmation and unsubscribe links "
+                    "will travel unencrypted; put a TLS proxy in front and set an https:// URL",
+                    settings.http.public_base_url)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
@@ -148,12 +170,7 @@ class Service:
         self.scheduler = create_scheduler(ctx)
         self.components = build_components(ctx, self.scheduler)
         self.app = create_app(ctx, self.components)
-        http = ctx.settings.http
-        self.server = _Server(uvicorn.Config(
-            self.app, host=http.host, port=http.port, lifespan="off", log_config=None,
-            proxy_headers=True, forwarded_allow_ips=http.trusted_proxies,
-            timeout_graceful_shutdown=max(1, int(ctx.settings.service.shutdown_timeout_s) - 2),
-            access_log=False))
+        self.server = _Server(server_config(self.app, ctx.settings))
         self.stopping = asyncio.Event()
         self.started = asyncio.Event()
 
@@ -164,6 +181,7 @@ class Service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stopping.set)
+        warn_about_settings(self.ctx.settings)
         with contextlib.nullcontext() if prepared else single_instance_lock(self.ctx):
             if not prepared:
                 await prepare_database(self.ctx)

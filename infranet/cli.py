@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
                            description="validate and print the effective configuration "
                                        "(secrets masked); exit 2 on errors")
     check.set_defaults(handler=None)
+    health = sub.add_parser(
+        "healthcheck", help="ask the running service's /healthz (exit 0 healthy, 1 not)",
+        description="GET /healthz on the configured [http] host and port (0.0.0.0 asked on "
+                    "127.0.0.1); exit 0 when it answers 200, else 1. The image's HEALTHCHECK.")
+    health.set_defaults(handler=None)
 
     org = sub.add_parser("org", help="member organisations").add_subparsers(
         dest="org_command", metavar="ACTION", required=True)
@@ -90,10 +95,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "check-config":
         return check_config(loaded)
+    if args.command == "healthcheck":
+        from infranet.healthcheck import check_health
+
+        healthy, line = check_health(loaded.settings.http)
+        print(line, file=sys.stdout if healthy else sys.stderr)
+        return 0 if healthy else 1
+    from infranet.datadir import DataDirError, ensure_writable
+
+    try:  # before anything logs: an unusable data directory is one line, not a traceback
+        ensure_writable(loaded.settings.service.data_dir)
+    except DataDirError as exc:
+        print(f"infranet: {exc}", file=sys.stderr)
+        return 1
     setup_logging(loaded.settings)
     if args.command == "run":
-        log.info("configuration: %s", loaded.source or
-                 "no config file found, running on built-in defaults (see config.example.toml)")
+        log.info("configuration: %s%s", loaded.source or
+                 "no config file found, running on built-in defaults (see config.example.toml)",
+                 f" over the defaults in {loaded.defaults_source}" if loaded.defaults_source else "")
+    for override in loaded.env_overrides:
+        log.warning("%s", override.message())
     try:
         return asyncio.run(_dispatch(args, loaded)) or 0
     except KeyboardInterrupt:
@@ -124,6 +145,10 @@ async def _dispatch(args: argparse.Namespace, loaded: LoadedConfig) -> int | Non
 
 def check_config(loaded: LoadedConfig) -> int:
     print(f"# source: {loaded.source or 'built-in defaults (no config file found)'}")
+    if loaded.defaults_source:
+        print(f"# under it: the defaults in {loaded.defaults_source}")
+    for override in loaded.env_overrides:
+        print(f"# {override.message()}")
     print(json.dumps(masked_dump(loaded.settings), indent=2, ensure_ascii=False))
     try:
         from infranet.region import load_region

@@ -72,6 +72,14 @@ class HttpSettings(Section):
     # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
     # networks); the client address of every other connection is its own peer address.
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    # Slow or hostile clients (infranet/http_protocol.py): a request head (request line and
+    # headers) must arrive whole within header_timeout_s and max_header_bytes, an idle
+    # keep-alive connection is closed after keep_alive_timeout_s, and beyond max_connections
+    # open connections new requests are answered 503.
+    header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    max_header_bytes: int = Field(default=65536, ge=4096, le=1048576)
+    keep_alive_timeout_s: int = Field(default=5, ge=1, le=300)
+    max_connections: int = Field(default=1000, ge=1)
 
     @field_validator("public_base_url")
     @classmethod
@@ -202,10 +210,30 @@ class ConfigError(Exception):
     """A configuration problem, worded for the person who edits the file."""
 
 
+DEFAULTS_ENV = "INFRANET_DEFAULTS"
+
+
+@dataclass(frozen=True)
+class EnvOverride:
+    """An environment variable that replaced a value a config file gave. Reported (key and
+    variable, never the value) because an image's or a shell's leftover variable otherwise
+    wins silently over the file an operator edited."""
+
+    key: str  # dotted, e.g. "database.url"
+    variable: str  # e.g. "INFRANET_DATABASE__URL"
+    file: Path
+
+    def message(self) -> str:
+        return f"config key {self.key}: ${self.variable} overrides the value in {self.file}"
+
+
 @dataclass(frozen=True)
 class LoadedConfig:
     settings: Settings
     source: Path | None  # None: no file found, defaults (and environment) only
+    # $INFRANET_DEFAULTS: deployment defaults under the config file (the container image's)
+    defaults_source: Path | None = None
+    env_overrides: tuple[EnvOverride, ...] = ()
 
 
 def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
@@ -239,16 +267,67 @@ def read_toml(path: Path) -> dict[str, Any]:
 def load_settings(
     explicit: str | os.PathLike[str] | None = None, **overrides: Any
 ) -> LoadedConfig:
-    """Find, read and validate the configuration; raise ConfigError on any problem."""
+    """Find, read and validate the configuration; raise ConfigError on any problem.
+
+    Precedence, lowest first: built-in defaults, the deployment defaults file named by
+    $INFRANET_DEFAULTS (the image ships one), the config file, the environment. Every
+    environment variable that replaces a value of either file is listed in `env_overrides`."""
+    defaults_path = _defaults_file()
     path = find_config_file(explicit)
-    data = read_toml(path) if path else {}
+    layers = [(p, read_toml(p)) for p in (defaults_path, path) if p is not None]
+    data: dict[str, Any] = {}
+    for _, layer in layers:
+        _deep_merge(data, layer)
     for key, value in overrides.items():
         data.setdefault(key, {}).update(value)
     try:
         settings = Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, path)) from None
-    return LoadedConfig(settings=settings, source=path)
+        raise ConfigError(format_validation_error(exc, path or defaults_path)) from None
+    return LoadedConfig(settings=settings, source=path, defaults_source=defaults_path,
+                        env_overrides=_env_overrides(layers))
+
+
+def _defaults_file() -> Path | None:
+    named = os.environ.get(DEFAULTS_ENV)
+    if not named:
+        return None
+    path = Path(named)
+    if not path.is_file():
+        raise ConfigError(f"defaults file {path} (from ${DEFAULTS_ENV}) does not exist")
+    return path
+
+
+def _deep_merge(into: dict[str, Any], layer: dict[str, Any]) -> None:
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _leaf_keys(data: dict[str, Any], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    keys: set[tuple[str, ...]] = set()
+    for key, value in data.items():
+        path = (*prefix, str(key).lower())
+        keys |= _leaf_keys(value, path) if isinstance(value, dict) and value else {path}
+    return keys
+
+
+def _env_overrides(layers: list[tuple[Path, dict[str, Any]]]) -> tuple[EnvOverride, ...]:
+    """The file keys the environment replaces, read through pydantic-settings' own
+    environment source so that what is reported is exactly what it applies."""
+    from pydantic_settings import EnvSettingsSource
+
+    from_env = _leaf_keys(EnvSettingsSource(Settings)())
+    found: dict[tuple[str, ...], EnvOverride] = {}
+    for file, layer in layers:  # the later file (the config file) names the value replaced
+        for key in _leaf_keys(layer):
+            hit = next((e for e in from_env if e[:len(key)] == key or key[:len(e)] == e), None)
+            if hit is not None:
+                env_key = min(hit, key, key=len)
+                found[key] = EnvOverride(".".join(key), ENV_PREFIX + "__".join(env_key).upper(), file)
+    return tuple(found[k] for k in sorted(found))
 
 
 def format_validation_error(exc: ValidationError, path: Path | None) -> str:
