@@ -1,6 +1,7 @@
 """One set of parsers for query, path and form parameters, each bounded.
 
-Why: ids beyond 64 bits overflow the database driver (SQLite integers are signed 64-bit),
+Why: ids beyond what the column holds overflow the database driver (SQLite integers are
+signed 64-bit, PostgreSQL's `integer` 32-bit),
 `str.isdigit()` accepts "²" which `int()` refuses, and dates at year 1 or 9999 overflow
 the arithmetic done on them (a day after 9999-12-31 does not exist). Every route parses
 through these helpers, so each such value is a 400 with a message naming the parameter,
@@ -14,8 +15,10 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from infranet.errors import ValidationFailed
 from infranet.i18n import DEFAULT_LANGUAGE, LANGUAGES, register
 
-# The largest id a database integer column holds on both engines (signed 64-bit).
-MAX_ID = 2**63 - 1
+# The largest id a primary-key column holds on both engines: the models' ids are plain
+# `Integer`, which is signed 32-bit on PostgreSQL (asyncpg refuses a larger parameter, a
+# 500 unless caught) and 64-bit on SQLite.
+MAX_ID = 2**31 - 1
 # Dates the service can compute with: far enough for any plan, far from the calendar's ends.
 MIN_YEAR = 1970
 MAX_YEAR = 2200
@@ -48,7 +51,7 @@ def _shown(text: str) -> str:
 
 
 def parse_id(text: str | None, field: str, *, minimum: int = 1) -> int:
-    """A positive database id written in ASCII digits, at most a signed 64-bit integer."""
+    """A positive database id written in ASCII digits, at most MAX_ID."""
     value = (text or "").strip()
     if not (value.isascii() and value.isdigit()) or len(value) > 19:
         raise ValidationFailed("web.error.id", field=field, value=_shown(value))
