@@ -3,6 +3,29 @@
 Fields are named by a key (`title`, `need`, ...); `InfranetError.localized` shows
 the field's name in the reader's language when `field.<key>` is registered here
 or by a component.
+
+Plain text, one rule for every stored field (`plain_text`), whoever typed it (bot,
+CLI, web form) or whichever calendar it came from (ICS import):
+
+- Any line break (CR LF, CR, LF, vertical tab, form feed, NEL, U+2028, U+2029) becomes
+  "\\n" where the field keeps lines (descriptions, needs) and, with the spaces around
+  it, one space where it must stay one line (titles, names, places, contacts, UIDs).
+  Tabs become spaces.
+- Every other control character (C0, DEL, C1 — NUL included), the bidirectional
+  overrides and isolates (U+202A–U+202E, U+2066–U+2069), the byte-order mark (U+FEFF)
+  and lone surrogates (halves of a character that cannot be shown) are removed.
+
+Removed rather than refused, because none of them is visible: the person saw their text
+without them, so storing the rest is storing what they saw, and a refusal would ask
+them to delete something they cannot see (and make an all-or-nothing import of someone
+else's calendar fail for one stray byte). A text that was nothing but such characters
+is empty and refused as such ("required"). Removal happens before the length check,
+so limits count what is shown.
+
+`<`, `>` and `&` are ordinary characters: "a < b & c > d" or a title with `<b>` in it
+is stored as typed, and every output escapes it (Telegram HTML, web pages and HTML
+e-mail through autoescaping, ICS by icalendar). `for_terminal` shows stored text on an
+admin's terminal with anything that could drive the terminal made visible.
 """
 
 from __future__ import annotations
@@ -14,18 +37,24 @@ from infranet.errors import ValidationFailed
 from infranet.i18n import register
 
 URL_MAX = 500
-# A tag-like run of text; plain "<" or "a < b" stays allowed.
-_HTML = re.compile(r"<\s*[a-zA-Z!/][^>]*>")
+
+# Line breaks in every form `str.splitlines` knows except the information separators
+# (\x1c-\x1e), which nobody types as a line break and are removed with the controls.
+_LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x85\u2028\u2029]")
+# Invisible characters that have no place in stored text (see the module docstring).
+_INVISIBLE = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f"
+                        "\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
+_BREAK_WITH_SPACES = re.compile(r"[ \t]*\n[ \t\n]*")
+# For a terminal: everything above, plus what `_INVISIBLE` leaves for `plain_text` to turn
+# into line breaks or spaces (text stored before this rule existed may hold any of it).
+_UNSAFE_FOR_TERMINAL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029"
+                                  "\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
 
 register({
     "error.empty": {"pl": "{field}: to pole jest wymagane.", "en": "{field}: this is required."},
     "error.too_long": {
         "pl": "{field}: {length} znaków, najwyżej {limit}. Skróć tekst.",
         "en": "{field}: {length} characters, at most {limit}. Please shorten it.",
-    },
-    "error.html": {
-        "pl": "{field}: HTML nie jest dozwolony, napisz zwykły tekst.",
-        "en": "{field}: HTML is not allowed; write plain text.",
     },
     "error.url": {
         "pl": "{field}: {value} to nie jest adres strony; musi zaczynać się od http:// lub https://.",
@@ -40,19 +69,28 @@ register({
 })
 
 
+def plain_text(value: str, *, multiline: bool = False) -> str:
+    """`value` by the plain-text rule (module docstring), stripped at both ends."""
+    text = _LINE_BREAK.sub("\n", value)
+    text = _INVISIBLE.sub("", text).replace("\t", " ")
+    if multiline:
+        text = "\n".join(line.rstrip() for line in text.split("\n"))
+    else:
+        text = _BREAK_WITH_SPACES.sub(" ", text)
+    return text.strip()
+
+
 def clean_text(value: str | None, field: str, limit: int, *, required: bool = False,
-               allow_html: bool = False) -> str | None:
-    """Trimmed text within `limit` characters and, unless allowed, without HTML; None when
-    empty and optional."""
-    cleaned = (value or "").replace("\r\n", "\n").strip()
+               multiline: bool = False) -> str | None:
+    """Plain text (`plain_text`) within `limit` characters; None when empty and optional.
+    Only a field that keeps lines (`multiline`) keeps its line breaks."""
+    cleaned = plain_text(value or "", multiline=multiline)
     if not cleaned:
         if required:
             raise ValidationFailed("error.empty", field=field)
         return None
     if len(cleaned) > limit:
         raise ValidationFailed("error.too_long", field=field, length=len(cleaned), limit=limit)
-    if not allow_html and _HTML.search(cleaned):
-        raise ValidationFailed("error.html", field=field)
     return cleaned
 
 
@@ -65,3 +103,21 @@ def clean_url(value: str | None, field: str, limit: int = URL_MAX) -> str | None
     if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in cleaned):
         raise ValidationFailed("error.url", field=field, value=repr(cleaned))
     return cleaned
+
+
+def for_terminal(value: object) -> str:
+    """`value` as text that cannot drive a terminal: control characters, bidi overrides and
+    lone surrogates are shown as escapes (`\\x1b`, `\\u202e`); line feeds are kept.
+    For CLI output of stored text, which may predate `plain_text`."""
+    text = "" if value is None else str(value)
+    return _UNSAFE_FOR_TERMINAL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
+                                    text)
+
+
+def json_for_terminal(value: object) -> str:
+    """Indented JSON of `value` (non-ASCII letters kept readable) in which every character
+    `for_terminal` would escape is written as a `\\uXXXX` escape: the same JSON, safe to print."""
+    import json
+
+    text = json.dumps(value, ensure_ascii=False, indent=2)
+    return _UNSAFE_FOR_TERMINAL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

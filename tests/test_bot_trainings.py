@@ -34,7 +34,7 @@ async def test_training_notice_journey_and_deadline_messages(bot: BotHarness) ->
     await _setup(bot)
     api = bot.api
     assert "Tytuł szkolenia" in (await api.ask(ALICE, "/training")).text
-    assert "HTML" in (await api.ask(ALICE, "<i>Księgowość</i>")).text
+    assert "wymagane" in (await api.ask(ALICE, "\u202e\u2066\x07")).text  # nothing visible
     assert "Terminy spotkań" in (await api.ask(ALICE, "Księgowość & sprawozdania")).text
     assert "30 dni" in (await api.ask(ALICE, "5.12, 31.11.2026 10-14")).text
     assert "nakładają" in (await api.ask(ALICE, "5.12 10-14, 5.12 12-16")).text

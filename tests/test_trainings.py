@@ -134,7 +134,7 @@ async def test_spans_from_parser_with_all_day_sessions(ctx: AppContext) -> None:
     ({"deadline": date(2026, 12, 6)}, "training.error.deadline_after_start", "5.12.2026"),
     ({"title": "  "}, "error.empty", "Tytuł"),
     ({"title": "x" * 201}, "error.too_long", "201"),
-    ({"target_group": "<b>all</b>"}, "error.html", "HTML"),
+    ({"target_group": "\u202e\x00"}, "error.empty", "Dla kogo"),
     ({"places": 0}, "training.error.places", "10000"),
     ({"cost": Decimal("-5")}, "training.error.cost", "-5"),
     ({"cost": Decimal("10.555")}, "training.error.cost", "10.555"),

@@ -1,9 +1,13 @@
-"""`infranet events add|list|cancel|conflicts|import|export`: thin wrappers over the calendar API."""
+"""`infranet events add|list|cancel|conflicts|import|export`: thin wrappers over the calendar API.
+
+Stored text (titles, names, places, contacts) is printed through `for_terminal`: what
+others typed must not drive the admin's terminal, even when it was stored before the
+plain-text rule removed control characters on the way in.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -12,6 +16,8 @@ from typing import Any
 from infranet.cli import add_command
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
+from infranet.validation import for_terminal as safe
+from infranet.validation import json_for_terminal
 
 
 def _add_event_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,15 +129,15 @@ def _span(ctx: AppContext, start: datetime, end: datetime, all_day: bool) -> str
 def _print_report(ctx: AppContext, report: Any) -> None:
     for c in report.conflicts:
         contact = ", ".join(x for x in (c.contact_email, c.phone) if x) or "-"
-        print(f"  CONFLICT ({c.severity}) #{c.event.id} {c.event.title} — "
-              f"{_span(ctx, c.start, c.end, c.event.all_day)}, {c.event.district.name}; "
-              f"{c.organisation_name or 'no organisation'} ({contact})")
+        print(f"  CONFLICT ({c.severity}) #{c.event.id} {safe(c.event.title)} — "
+              f"{_span(ctx, c.start, c.end, c.event.all_day)}, {safe(c.event.district.name)}; "
+              f"{safe(c.organisation_name or 'no organisation')} ({safe(contact)})")
     for c in report.duplicates:
-        print(f"  PROBABLE DUPLICATE #{c.event.id} {c.event.title} — "
-              f"{_span(ctx, c.start, c.end, c.event.all_day)}, {c.event.district.name}; "
-              f"{c.organisation_name or 'no organisation'}")
+        print(f"  PROBABLE DUPLICATE #{c.event.id} {safe(c.event.title)} — "
+              f"{_span(ctx, c.start, c.end, c.event.all_day)}, {safe(c.event.district.name)}; "
+              f"{safe(c.organisation_name or 'no organisation')}")
     for w in report.warnings:
-        print(f"  WARNING: {w.message('pl')}")
+        print(f"  WARNING: {safe(w.message('pl'))}")
 
 
 async def cmd_add(ctx: AppContext, args: argparse.Namespace) -> int:
@@ -143,8 +149,8 @@ async def cmd_add(ctx: AppContext, args: argparse.Namespace) -> int:
     async with ctx.db.transaction() as session:
         report = await find_conflicts(session, ctx, data)
         event = await add_event(session, ctx, Actor.cli(), data, source="cli")
-        print(f"added event #{event.id}: {event.title} — "
-              f"{_span(ctx, event.starts_at, event.ends_at, event.all_day)} (UID {event.uid})")
+        print(f"added event #{event.id}: {safe(event.title)} — "
+              f"{_span(ctx, event.starts_at, event.ends_at, event.all_day)} (UID {safe(event.uid)})")
         _print_report(ctx, report)
     return 0
 
@@ -192,13 +198,13 @@ async def cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
                  "organisation": o.event.organisation.name if o.event.organisation else None}
                 for o in occs]
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        print(json_for_terminal(rows))
         return 0
     for row in rows:
         flags = "" if row["status"] == "scheduled" else f" [{row['status']}]"
         flags += "" if row["moderation"] == "published" else f" [{row['moderation']}]"
-        print(f"#{row['id']:<5} {row['when']}  {row['title']}{flags}  ({row['district']}"
-              f"{'; ' + row['organisation'] if row['organisation'] else ''})")
+        print(f"#{row['id']:<5} {row['when']}  {safe(row['title'])}{flags}  ({safe(row['district'])}"
+              f"{'; ' + safe(row['organisation']) if row['organisation'] else ''})")
     if not rows:
         print(f"no events from {first.isoformat()} to {last.isoformat()}")
     return 0
@@ -210,7 +216,7 @@ async def cmd_cancel(ctx: AppContext, args: argparse.Namespace) -> int:
 
     async with ctx.db.transaction() as session:
         event = await cancel_event(session, ctx, Actor.cli(), args.event_id)
-    print(f"cancelled event #{event.id}: {event.title}")
+    print(f"cancelled event #{event.id}: {safe(event.title)}")
     return 0
 
 
@@ -229,7 +235,7 @@ async def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
             result = await import_ics(session, ctx, Actor.cli(), text, organisation_id=org_id,
                                       district=args.district, category=args.category)
     except ValidationFailed as exc:
-        print(f"infranet: {args.file}: {exc}; nothing was imported", file=sys.stderr)
+        print(f"infranet: {args.file}: {safe(exc)}; nothing was imported", file=sys.stderr)
         return 1
     print(f"{args.file}: {result.added} added, {result.updated} updated, "
           f"{result.cancelled} cancelled, {result.unchanged} unchanged")

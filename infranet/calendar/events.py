@@ -50,7 +50,7 @@ from infranet.storage.actors import Actor
 from infranet.storage.hotpath import fetch_rows
 from infranet.storage.models import District, Event, EventStatus, Moderation, Organisation
 from infranet.storage.types import parse_timestamp, raw_timestamp, unindexed
-from infranet.validation import clean_text, clean_url
+from infranet.validation import clean_text, clean_url, plain_text
 
 CATEGORIES = ("training", "conference", "meeting", "consultation", "fair", "other")
 AUDIENCES = ("ngo", "residents", "youth", "seniors", "local-government", "other")
@@ -245,7 +245,7 @@ def validate_event(ctx: AppContext, data: EventInput) -> NormalisedEvent:
     """Check everything that needs no database; return the stored form."""
     tz = ctx.tz
     title = clean_text(data.title, "title", TITLE_MAX, required=True)
-    description = clean_text(data.description, "description", DESCRIPTION_MAX)
+    description = clean_text(data.description, "description", DESCRIPTION_MAX, multiline=True)
     location = clean_text(data.location, "location", LOCATION_MAX)
     url = clean_url(data.url, "url")
     registration_url = clean_url(data.registration_url, "registration_url")
@@ -403,7 +403,7 @@ async def add_event(session: AsyncSession, ctx: AppContext, actor: Actor, data: 
 
 async def _uid_for(session: AsyncSession, ctx: AppContext, given: str | None) -> str:
     """The event's UID: the one given (an import), checked for a clear message, or a new one."""
-    uid = (given or "").strip()
+    uid = plain_text(given or "")  # it ends up in every feed: one line, nothing invisible
     if not uid:
         return _new_uid(ctx)  # random: the unique index is guard enough
     if len(uid) > 255:

@@ -5,6 +5,10 @@ broken file is reported with the line at fault; then every VEVENT is turned into
 EventInput and validated, and only when all are valid is anything written, in the
 caller's single transaction. An event whose UID is already stored is updated only if
 something differs, so importing the same file twice changes nothing.
+
+Text is taken as the plain text it is (`<b>` in a SUMMARY is four characters, not
+markup) and cleaned by the same rule as every other input (`infranet.validation`):
+invisible control characters never get from someone else's calendar into ours.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from infranet.errors import InfranetError, ValidationFailed
 from infranet.region import fold
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, EventStatus, Organisation
+from infranet.validation import plain_text
 
 _CONTENT_LINE = re.compile(r"^[A-Za-z0-9-]+(;[^:]*)?:")
 
@@ -137,7 +142,8 @@ def _to_input(ctx: AppContext, component: Any, line: int, defaults: dict[str, An
         end = last
     elif not isinstance(end, datetime):
         raise _broken(line, "DTSTART is a date-time but DTEND a date")
-    uid = _text(component, "UID")
+    # Cleaned as `add_event` stores it, so that a second import finds the stored event.
+    uid = plain_text(_text(component, "UID") or "")
     if not uid:
         seed = f"{_text(component, 'SUMMARY')}|{start}".encode()
         uid = "import-" + hashlib.sha256(seed).hexdigest()[:32]

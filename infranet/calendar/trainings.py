@@ -51,7 +51,7 @@ from infranet.storage.models import (
     Training,
     TrainingStatus,
 )
-from infranet.validation import URL_MAX, clean_text
+from infranet.validation import URL_MAX, clean_text, plain_text
 
 TITLE_MAX = 200
 TARGET_MAX = 300
@@ -209,7 +209,7 @@ def check_places(places: int | None) -> int | None:
 
 def parse_apply(text: str) -> ApplyContact:
     """A web address, an e-mail address or a phone number, told apart by shape."""
-    raw = (text or "").strip()
+    raw = plain_text(text or "")  # nothing invisible may hide inside an address
     if not raw:
         raise ValidationFailed("error.empty", field="apply")
     if len(raw) > URL_MAX:
@@ -283,7 +283,7 @@ async def add_training(session: AsyncSession, ctx: AppContext, actor: Actor,
         raise ValidationFailed(field="organisation", detail="a training notice needs an organisation")
     title = clean_text(data.title, "title", TITLE_MAX, required=True)
     target = clean_text(data.target_group, "target_group", TARGET_MAX, required=True)
-    description = clean_text(data.description, "description", DESCRIPTION_MAX)
+    description = clean_text(data.description, "description", DESCRIPTION_MAX, multiline=True)
     location = clean_text(data.location, "location", LOCATION_MAX)
     places = check_places(data.places)
     cost = check_cost(data.cost)

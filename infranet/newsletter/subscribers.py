@@ -30,6 +30,7 @@ from infranet.region import UnknownDistrict
 from infranet.storage import audit
 from infranet.storage.actors import Actor
 from infranet.storage.models import Delivery, NewsletterIssue, Subscriber, SubscriberStatus
+from infranet.validation import plain_text
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,10 @@ def known_categories() -> tuple[str, ...]:
 def normalise_address(value: str) -> str:
     """Validated, normalised address, all lower case (IDN as punycode), so that
     "Ala@X.pl" and "ala@x.pl" are one subscriber: local-part case is significant only
-    in theory. SMTPUTF8 local parts are refused because not every server accepts them."""
-    value = (value or "").strip()
+    in theory. SMTPUTF8 local parts are refused because not every server accepts them.
+    Invisible characters pasted along (a byte-order mark, a bidi mark) are removed first, by
+    the plain-text rule every field follows (`infranet.validation`)."""
+    value = plain_text(value or "")
     try:
         checked = validate_email(value, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
@@ -63,7 +66,7 @@ def normalise_address(value: str) -> str:
 def _language(ctx: AppContext, value: str | None) -> str:
     if not value:
         return ctx.settings.newsletter.language
-    value = value.strip().lower().split("-")[0]
+    value = plain_text(value).lower().split("-")[0]
     if value not in LANGUAGES:
         raise ValidationFailed("newsletter.unknown_language", value=value)
     return value
@@ -73,7 +76,7 @@ def normalise_districts(ctx: AppContext, values: Iterable[str]) -> list[str]:
     """Names, slugs or TERYT codes to slugs; the whole region means no filter."""
     slugs: list[str] = []
     for value in values:
-        value = value.strip()
+        value = plain_text(value)
         if not value:
             continue
         try:
@@ -91,7 +94,7 @@ def normalise_categories(values: Iterable[str]) -> list[str]:
     known = known_categories()
     chosen: list[str] = []
     for value in values:
-        value = value.strip().lower()
+        value = plain_text(value).lower()
         if not value:
             continue
         if value not in known:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, or_, select
@@ -12,12 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
 from infranet.errors import NotFound, ValidationFailed
+from infranet.i18n import register
 from infranet.region import fold
 from infranet.storage import audit
 from infranet.storage.actors import Actor
 from infranet.storage.districts import district_ids
 from infranet.storage.models import Organisation, OrgStatus
 from infranet.storage.types import utcnow
+from infranet.validation import clean_text
 
 # Types named in the network's agreement; "other" keeps the list open.
 ORG_TYPES = ("LGD", "LGR", "COP", "OWES", "ROEFS", "local-fund", "federation", "disability",
@@ -27,7 +29,16 @@ SERVICES = ("information", "legal-advice", "financial-advice", "accounting", "fu
             "volunteering", "social-economy", "eu-funds")
 
 NAME_MAX = 200
+SHORT_NAME_MAX = 60
+WEBSITE_MAX = 300
+DESCRIPTION_MAX = 4000
 _PHONE = re.compile(r"^\+?[0-9 ()-]{6,20}$")
+
+register({
+    "field.name": {"pl": "Nazwa", "en": "Name"},
+    "field.short_name": {"pl": "Skrót nazwy", "en": "Short name"},
+    "field.website": {"pl": "Strona internetowa", "en": "Website"},
+})
 
 
 @dataclass
@@ -51,13 +62,17 @@ def normalise_email(value: str, field_name: str = "contact_email") -> str:
                                f"address ({exc})") from None
 
 
+def _plain(data: OrgInput) -> OrgInput:
+    """The input's free text by the one plain-text rule (`infranet.validation`): names and the
+    website on one line, the description with its lines; empty and over-long are refused."""
+    return replace(
+        data, name=clean_text(data.name, "name", NAME_MAX, required=True) or "",
+        short_name=clean_text(data.short_name, "short_name", SHORT_NAME_MAX),
+        website=clean_text(data.website, "website", WEBSITE_MAX),
+        description=clean_text(data.description, "description", DESCRIPTION_MAX, multiline=True))
+
+
 def _validate(ctx: AppContext, data: OrgInput) -> None:
-    name = data.name.strip()
-    if not name:
-        raise ValidationFailed(field="name", detail="must not be empty")
-    if len(name) > NAME_MAX:
-        raise ValidationFailed(field="name", detail=f"is {len(name)} characters long; the limit "
-                               f"is {NAME_MAX}")
     if data.type not in ORG_TYPES:
         raise ValidationFailed(field="type", detail=f"{data.type!r} is not one of "
                                f"{', '.join(ORG_TYPES)}")
@@ -77,8 +92,9 @@ async def add_organisation(
     session: AsyncSession, ctx: AppContext, actor: Actor, data: OrgInput,
     *, status: OrgStatus = OrgStatus.ACTIVE,
 ) -> Organisation:
+    data = _plain(data)
     _validate(ctx, data)
-    name = data.name.strip()
+    name = data.name
     if await session.scalar(select(Organisation.id).where(
             func.lower(Organisation.name) == name.lower())):
         raise ValidationFailed(field="name", detail=f"an organisation named {name!r} already exists")
@@ -88,7 +104,7 @@ async def add_organisation(
     slugs = [ctx.region.match(q).slug for q in data.districts]
     districts = [await session.get(District, ids[s]) for s in dict.fromkeys(slugs)]
     org = Organisation(
-        name=name, name_folded=fold(name), short_name=(data.short_name or "").strip() or None,
+        name=name, name_folded=fold(name), short_name=data.short_name,
         type=data.type, services=list(data.services),
         contact_email=normalise_email(data.contact_email) if data.contact_email else None,
         phone=data.phone.strip() if data.phone else None, website=data.website,

@@ -138,11 +138,10 @@ async def create_referral(session: AsyncSession, ctx: AppContext, actor: Actor,
     from_org_id = _member_org(actor)
     if data.client_kind not in CLIENT_KINDS:
         raise ValidationFailed(field="client_kind", detail=f"one of {', '.join(CLIENT_KINDS)}")
-    # Shown to two organisations only, always escaped: a "<" in a client's need is kept as written.
-    name = clean_text(data.client_name, "client_name", NAME_MAX, required=True, allow_html=True)
-    contact = clean_text(data.client_contact, "client_contact", CONTACT_MAX, required=True,
-                         allow_html=True)
-    need = clean_text(data.need, "need", NEED_MAX, required=True, allow_html=True)
+    # Plain text like every stored field: a "<" in a client's need is kept as written.
+    name = clean_text(data.client_name, "client_name", NAME_MAX, required=True)
+    contact = clean_text(data.client_contact, "client_contact", CONTACT_MAX, required=True)
+    need = clean_text(data.need, "need", NEED_MAX, required=True, multiline=True)
     krs = normalise_krs(data.krs) if data.krs else None
     nip = normalise_nip(data.nip) if data.nip else None
     if not data.consent:

@@ -320,8 +320,8 @@ async def on_title(turn: Turn) -> int:
     title = check_length(turn.text, TITLE_LIMIT)
     if not title:
         raise ValidationFailed("bot.text_expected")
-    clean_text(title, "title", TITLE_LIMIT, required=True)  # HTML and emptiness, said now
-    _f(turn)["title"] = title
+    # Cleaned now, so that the summary shows what will be stored (and emptiness is said now).
+    _f(turn)["title"] = clean_text(title, "title", TITLE_LIMIT, required=True)
     return _after(turn, DATE)
 
 
@@ -438,9 +438,7 @@ def _optional(turn: Turn, limit: int) -> str | None:
 @handler(access="member", chat="private", db=False)
 async def on_place(turn: Turn) -> int:
     value = _optional(turn, PLACE_LIMIT)
-    if value:
-        clean_text(value, "location", PLACE_LIMIT)
-    _f(turn)["location"] = value
+    _f(turn)["location"] = clean_text(value, "location", PLACE_LIMIT)
     return _after(turn, LINK)
 
 
@@ -460,9 +458,7 @@ async def on_link(turn: Turn) -> int:
 @handler(access="member", chat="private", db=False)
 async def on_description(turn: Turn) -> int:
     value = _optional(turn, DESCRIPTION_LIMIT)
-    if value:
-        clean_text(value, "description", DESCRIPTION_LIMIT)
-    _f(turn)["description"] = value
+    _f(turn)["description"] = clean_text(value, "description", DESCRIPTION_LIMIT, multiline=True)
     return _after(turn, SUMMARY)
 
 

@@ -37,6 +37,7 @@ from infranet.storage.membership import (
 )
 from infranet.storage.models import Member, MemberStatus, Organisation, Role
 from infranet.storage.orgs import NAME_MAX, ORG_TYPES, OrgInput, normalise_email, search_organisations
+from infranet.validation import clean_text, plain_text
 
 COMMANDS = [Command("join"), Command("members", "admin"), Command("approve", "admin"),
             Command("block", "admin"), Command("promote", "admin")]
@@ -193,7 +194,8 @@ async def on_new_org(turn: Turn) -> object:
 
 @handler(chat="private", writes=False)
 async def on_new_name(turn: Turn) -> object:
-    name = check_length(turn.text, NAME_MAX)
+    # Cleaned as `add_organisation` stores it, so that the check for a taken name is exact.
+    name = clean_text(check_length(turn.text, NAME_MAX), "name", NAME_MAX, required=True) or ""
     existing = await turn.session.scalar(select(Organisation).where(
         func.lower(Organisation.name) == name.lower()))
     if existing is not None:
@@ -271,7 +273,9 @@ async def on_confirm(turn: Turn) -> object:
 def _request(turn: Turn, **kwargs: Any) -> JoinRequest:
     user = turn.update.effective_user
     assert user is not None
-    return JoinRequest(telegram_id=user.id, display_name=user.full_name, username=user.username,
+    # A Telegram name is free text like any other (bidi overrides are a known spoofing trick).
+    return JoinRequest(telegram_id=user.id, display_name=plain_text(user.full_name),
+                       username=user.username,
                        language=turn.user_data.get("lang") or turn.lang, **kwargs)
 
 

@@ -18,6 +18,7 @@ from infranet.newsletter.outbound import send_confirmation_after_answer
 from infranet.newsletter.subscribers import normalise_address, subscribe
 from infranet.storage.members import admins
 from infranet.storage.models import IssueStatus
+from infranet.validation import plain_text
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ async def cmd_note(turn: Turn) -> None:
     message = turn.update.effective_message
     text = (message.text or "") if message else ""
     body = text.split(maxsplit=1)[1] if len(text.split(maxsplit=1)) > 1 else ""
-    if not body.strip():
+    body = plain_text(body, multiline=True)  # the one plain-text rule (infranet.validation)
+    if not body:
         turn.say("bot.nl.note_usage")
         return
     note = await add_note(turn.session, turn.ctx, turn.actor, body)

@@ -39,6 +39,7 @@ from infranet.storage.referrals import (
     list_referrals,
     parse_identifier,
 )
+from infranet.validation import clean_text
 
 COMMANDS = [Command("refer", "member"), Command("referrals", "member")]
 NAME = "refer"
@@ -187,7 +188,9 @@ async def on_kind(turn: Turn) -> object:
 @handler(access="member", chat="private")
 async def on_client(turn: Turn) -> object:
     data = form(turn, NAME)
-    data["client"] = check_length(turn.text, NAME_MAX)
+    # Each answer cleaned as `create_referral` stores it, so the summary shows what is saved.
+    data["client"] = clean_text(check_length(turn.text, NAME_MAX), "client_name", NAME_MAX,
+                                required=True)
     if data.get("kind") == "ngo":
         turn.say("bot.refer.ask_ids", [[(turn.t("bot.skip"), cb("ref", "skip"))]])
         return IDS
@@ -210,7 +213,8 @@ async def on_ids(turn: Turn) -> object:
 
 @handler(access="member", chat="private")
 async def on_need(turn: Turn) -> object:
-    form(turn, NAME)["need"] = check_length(turn.text, NEED_MAX)
+    form(turn, NAME)["need"] = clean_text(check_length(turn.text, NEED_MAX), "need", NEED_MAX,
+                                          required=True, multiline=True)
     turn.say("bot.refer.ask_contact")
     return CONTACT
 
@@ -218,7 +222,8 @@ async def on_need(turn: Turn) -> object:
 @handler(access="member", chat="private")
 async def on_contact(turn: Turn) -> object:
     data = form(turn, NAME)
-    data["contact"] = check_length(turn.text, CONTACT_MAX)
+    data["contact"] = clean_text(check_length(turn.text, CONTACT_MAX), "client_contact", CONTACT_MAX,
+                                 required=True)
     ids = f", KRS {data['krs']}" if data.get("krs") else f", NIP {data['nip']}" if data.get("nip") else ""
     turn.say("bot.refer.summary", [[(turn.t("bot.refer.consent_button"), cb("ref", "ok"))],
                                    [(turn.t("bot.cancel"), cb("ref", "cancel"))]],

@@ -271,7 +271,7 @@ async def on_description(turn: Turn) -> int:
         value = None
     else:
         value = notices.clean_text(check_length(turn.text, notices.DESCRIPTION_MAX), "description",
-                                   notices.DESCRIPTION_MAX)
+                                   notices.DESCRIPTION_MAX, multiline=True)
     f = _f(turn)
     f["description"] = value
     turn.reply(turn.t("bot.trainings.summary", body=_body(turn, f)), [
