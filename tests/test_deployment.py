@@ -416,3 +416,48 @@ def test_the_image_installs_dependencies_before_the_code() -> None:
                 if w == "COPY" and ("infranet" in rest.split()[0] or "/dist" in rest))
     assert deps < code
     assert not any(w == "COPY" and rest.split()[0] in ("infranet", ".") for w, rest in steps)
+
+
+# --- the lock file ------------------------------------------------------------------------------
+
+def locked_versions() -> dict[str, str]:
+    from packaging.utils import canonicalize_name
+
+    pins: dict[str, str] = {}
+    for line in (ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, sep, pinned = line.partition("==")
+            assert sep, f"requirements.lock: {line!r} is not an exact pin (name==version)"
+            pins[canonicalize_name(name)] = pinned
+    return pins
+
+
+def test_the_lock_file_pins_every_declared_dependency_within_its_bounds() -> None:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    pins = locked_versions()
+    for text in declared:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement.name} is not in requirements.lock: run 'make lock'"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"requirements.lock pins {requirement.name}=={pins[name]}, outside {requirement}")
+
+
+def test_the_installed_versions_are_the_locked_ones() -> None:
+    """`make test` (and so CI) installs with the lock file as constraints."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    wrong = []
+    for name, pinned in locked_versions().items():
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            installed = "missing"
+        if installed != pinned:
+            wrong.append(f"{name} {installed} (locked {pinned})")
+    assert not wrong, "installed versions differ from requirements.lock: " + ", ".join(wrong)
