@@ -291,8 +291,8 @@ async def test_web_subscription_form_cleans_and_escapes(db_url: str, tmp_path: P
     ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings())
     try:
         app = create_app(ctx, [service.build(ctx, AsyncIOScheduler())])
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="https://newsletter.example.org") as client:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="https://newsletter.example.org") as client:
             bad = await client.post("/newsletter/subscribe", data={
                 "email": "<b>ala</b> & kot", "consent": "yes", "language": "pl"})
             assert bad.status_code == 400
