@@ -119,6 +119,22 @@ async def test_events_store_text_as_typed_without_invisible_characters(ctx: AppC
         assert stored.url == "https://example.org/a?b=1&c=2"
         assert stored.uid == "import-1@example.org"
 
+    # the feed carries the text as text, and a strict parser reads every line of it
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+    from icalendar import Calendar
+
+    from infranet.calendar.service import build
+    from infranet.http import create_app
+
+    app = create_app(ctx, [build(ctx, AsyncIOScheduler())])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        feed = await client.get("/calendar.ics")
+    assert feed.status_code == 200 and visible_only(feed.text.replace("\r\n", "").replace("\t", ""))
+    [vevent] = Calendar.from_ical(feed.text).walk("VEVENT")
+    assert (str(vevent["SUMMARY"]), str(vevent["UID"])) == (TITLE, "import-1@example.org")
+    assert str(vevent["LOCATION"]).startswith("Sala <3> ul. Długa 1")
+
+    async with ctx.db.transaction() as session:
         await update_event(session, ctx, Actor.cli(), event_id, EventInput(
             title="a < b & c > d\u2029\x07", start=start, end=start + timedelta(hours=3),
             district="olsztyński", description="<i>x</i>\x85<u>y</u>"))
