@@ -68,3 +68,33 @@ async def test_a_telegram_name_with_controls_is_stored_plain_and_shown_escaped(b
         member = (await session.scalars(select(Member).where(Member.telegram_id == 7100))).one()
         assert member.display_name == "Ala <Kot> & Pies"
     assert api.errors == []
+
+
+async def test_a_referral_is_summarised_and_stored_as_plain_text(bot: BotHarness) -> None:
+    from infranet.storage.models import Referral
+    from tests.test_bot_referrals import A, B
+    from tests.test_bot_referrals import _setup as referral_setup
+
+    await referral_setup(bot)
+    api = bot.api
+    await api.ask(A, "/refer")
+    pick = await api.ask(A, "Elbląg")
+    kind = await api.click(A, pick, pick.button("Elbląg"))
+    ask_name = await api.click(A, kind, kind.button("NGO"))
+    ask_ids = await api.ask(A, "Koło <Gospodyń> &\u202e Co\x1b")
+    await api.click(A, ask_ids, ask_ids.button("Pomiń"))
+    await api.ask(A, "Pomoc\r\nw <założeniu> & prowadzeniu\x00")
+    summary = await api.ask(A, "tel. 600\x07 100 200\u2028prezes@klient.example.org")
+    assert "Nazwa" in ask_name.text and "zgodził" in summary.text
+    assert "Koło <Gospodyń> & Co" in summary.text
+    assert "Pomoc\nw <założeniu> & prowadzeniu" in summary.text
+    assert "tel. 600 100 200 prezes@klient.example.org" in summary.text
+    await api.click(A, summary, summary.button("wyślij"))
+    incoming = await api.next_reply(B)
+    assert "Koło <Gospodyń> & Co" in incoming.text
+    async with bot.ctx.db.transaction() as session:
+        row = (await session.scalars(select(Referral))).one()
+        assert (row.client_name, row.need, row.client_contact) == (
+            "Koło <Gospodyń> & Co", "Pomoc\nw <założeniu> & prowadzeniu",
+            "tel. 600 100 200 prezes@klient.example.org")
+    assert api.errors == []
