@@ -3,6 +3,7 @@ double opt-in end to end, preferences, RFC 8058 one-click unsubscribe, archive."
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,22 @@ async def test_double_opt_in_end_to_end(db_url: str, tmp_path: Path, smtp: SmtpS
 
             wrong = await client.get(confirm.replace("&t=", "&t=x"))
             assert wrong.status_code == 400 and "nieprawidłowy" in wrong.text
-            done = await client.get(confirm)
+            forged = await client.post(confirm.replace("&t=", "&t=x"))
+            assert forged.status_code == 400 and "nieprawidłowy" in forged.text
+            # a mail gateway fetching the link to scan it confirms nobody: GET shows a button
+            for _ in range(2):
+                shown = await client.get(confirm)
+                assert shown.status_code == 200 and '<form method="post"' in shown.text
+                assert "ala.kowalska@example.org" in shown.text and "Potwierdzam zapis" in shown.text
+            assert (await subscribers(ctx))[0].status == "pending"
+            action = html.unescape(re.search(r'<form method="post" action="([^"]+)"', shown.text)[1])
+            assert action == confirm
+            done = await client.post(action)
             assert done.status_code == 200 and "potwierdzony" in done.text
+            # afterwards the link says so, and the button is not offered again
+            after = await client.get(confirm)
+            assert after.status_code == 200 and "potwierdzony" in after.text
+            assert "<form" not in after.text
             [confirmed] = await subscribers(ctx)
             assert confirmed.status == "confirmed" and confirmed.consent_at is not None
             assert confirmed.consent_version
@@ -113,7 +128,10 @@ async def test_confirmation_link_expires(db_url: str, tmp_path: Path, smtp: Smtp
         ctx.clock = lambda: real_now() + timedelta(days=8)
         async with await client_for(ctx) as client:
             answer = await client.get(link)
-        assert answer.status_code == 400 and "expired" in answer.text
+            assert answer.status_code == 400 and "expired" in answer.text
+            assert "<form" not in answer.text
+            pressed = await client.post(link)
+            assert pressed.status_code == 400 and "expired" in pressed.text
         async with ctx.db.transaction() as session:
             assert await expire_pending(session, ctx) == 1
         assert await subscribers(ctx) == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
 from typing import Any
 
@@ -37,6 +38,10 @@ log = logging.getLogger(__name__)
 
 RETRY_S = 30.0
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105  (a header name)
+# Telegram's updates nest a few levels (update > message > reply_to_message > entities...);
+# deeper than this is not an update.
+MAX_UPDATE_DEPTH = 32
+MAX_UPDATE_ID = 2**63 - 1
 
 
 def webhook_secret(ctx: AppContext) -> str:
@@ -47,6 +52,37 @@ def webhook_secret(ctx: AppContext) -> str:
         return configured.get_secret_value()
     token = sign(ctx.secret_key, "telegram-webhook", "v1")
     return "".join(ch for ch in token if ch.isalnum() or ch in "_-")[:64]
+
+
+def update_payload(body: bytes) -> dict[str, Any] | None:
+    """The JSON object of a webhook call if it can be an update, else None.
+
+    Only the secret's holder gets this far, but a broken proxy or a leaked secret must not
+    cost a 500: JSON nested deeper than the parser's recursion limit raises RecursionError,
+    a list or a string makes PTB's `de_json` fail with AttributeError, and an update_id
+    that is not a 64-bit integer would travel on into the handlers."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    if not isinstance(payload, dict) or _depth(payload) > MAX_UPDATE_DEPTH:
+        return None
+    update_id = payload.get("update_id")
+    if type(update_id) is not int or not 0 <= update_id <= MAX_UPDATE_ID:
+        return None
+    return payload
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in `value`, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 async def on_error(update: object, context: BotContext) -> None:
@@ -221,10 +257,16 @@ class BotRuntime:
         application = self.application
         if application is None or not application.running:
             return JSONResponse({"ok": False, "detail": "bot not running"}, status_code=503)
-        try:
-            payload = await request.json()
-            update = Update.de_json(payload, application.bot)
-        except (ValueError, TypeError, KeyError):
+        body = await request.body()  # capped while it streams in (web.body.WEBHOOK_MAX_BYTES)
+        payload = update_payload(body)
+        update = None
+        if payload is not None:
+            try:
+                update = Update.de_json(payload, application.bot)
+            except Exception as exc:  # PTB raises what the shape of the JSON happens to cause
+                log.warning("webhook: an update that cannot be read was refused (%s)",
+                            type(exc).__name__)
+        if update is None:
             return JSONResponse({"ok": False, "detail": "not an update"}, status_code=400)
         await application.update_queue.put(update)
         return JSONResponse({"ok": True})

@@ -1,14 +1,23 @@
 """The newsletter's web pages, mounted on the shared Starlette app.
 
-GET/POST /newsletter/subscribe      form; the answer never says whether the address was known;
-                                    posts are limited per client IP (429 with Retry-After)
-GET      /newsletter/confirm        double opt-in link
+GET/POST /newsletter/subscribe      form; the answer never says whether the address was known
+GET      /newsletter/confirm        the double opt-in link: a page with a button, changes nothing
+POST     /newsletter/confirm        confirms (the button)
 GET/POST /newsletter/preferences    language, districts, categories (signed link)
-GET      /newsletter/unsubscribe    confirmation page with a button
+GET      /newsletter/unsubscribe    confirmation page with a button, changes nothing
 POST     /newsletter/unsubscribe    unsubscribes at once (the button, and RFC 8058 one-click
                                     from mail clients: body List-Unsubscribe=One-Click)
 GET      /newsletter/archive        sent issues
 GET      /newsletter/archive/{id}   web version of one issue
+
+Only POST changes anything: mail gateways fetch every link in a message to scan it, so a
+link that confirmed or unsubscribed on GET would do it for the reader, unasked.
+
+Every POST is limited per client (a token bucket per IP, `[newsletter] form_burst` and
+`form_per_minute`; 429 with Retry-After): one budget for the sign-up form, one for the
+forms behind signed links. Bodies are capped by `infranet.web.body` before any form is
+parsed, and every id comes through `infranet.web.params`, so a malformed link is "invalid
+link" (400) and an archive id that cannot exist is 404, never a 500.
 """
 
 from __future__ import annotations
@@ -24,32 +33,53 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from infranet.context import AppContext
-from infranet.errors import InfranetError
-from infranet.i18n import LANGUAGES, format_date, t
+from infranet.errors import InfranetError, ValidationFailed
+from infranet.i18n import LANGUAGES, format_date, register, t
 from infranet.newsletter import content as content_mod
 from infranet.newsletter import limits
 from infranet.newsletter import subscribers as subs
+from infranet.newsletter import tokens as tokens_mod
 from infranet.newsletter.compose import subject_for
 from infranet.newsletter.outbound import send_confirmation_after_answer
 from infranet.newsletter.render import Renderer
-from infranet.storage.models import IssueStatus, NewsletterIssue
+from infranet.storage.models import IssueStatus, NewsletterIssue, Subscriber, SubscriberStatus
+from infranet.web import params
 
 log = logging.getLogger(__name__)
-MAX_FORM_BYTES = 64 * 1024
+# A token is about 43 characters; anything much longer is not one.
+MAX_TOKEN_CHARS = 200
+
+register({
+    "newsletter.confirm_question": {
+        "pl": "Potwierdź zapis adresu {email} do newslettera „{title}”.",
+        "en": "Confirm the subscription of {email} to “{title}”."},
+})
 
 
 def _lang(request: Request, ctx: AppContext, fallback: str | None = None) -> str:
+    """`lang` if asked for, else the subscriber's language (`fallback`), else the browser's."""
     asked = request.query_params.get("lang")
-    if asked in LANGUAGES:
-        return asked
-    if fallback in LANGUAGES:
-        return fallback  # type: ignore[return-value]
-    header = request.headers.get("accept-language", "")
-    for part in header.split(","):
-        code = part.split(";")[0].strip().split("-")[0].lower()
-        if code in LANGUAGES:
-            return code
-    return ctx.settings.newsletter.language
+    if asked not in LANGUAGES and fallback in LANGUAGES:
+        asked = fallback
+    return params.preferred_language(asked, request.headers.get("accept-language"),
+                                     ctx.settings.newsletter.language)
+
+
+def _link_args(request: Request) -> tuple[int, str]:
+    """The subscriber id and token of a signed link; anything malformed (an id beyond 64
+    bits, Unicode digits, a huge token) is simply an invalid link."""
+    token = request.query_params.get("t", "")
+    try:
+        sid = params.parse_id(request.query_params.get("s"), "s")
+    except InfranetError:
+        raise ValidationFailed("newsletter.bad_link") from None
+    if len(token) > MAX_TOKEN_CHARS:
+        raise ValidationFailed("newsletter.bad_link")
+    return sid, token
+
+
+def _link_query(sid: int, token: str) -> str:
+    return urlencode({"s": sid, "t": token})
 
 
 def _wait_text(seconds: int) -> str:
@@ -57,17 +87,34 @@ def _wait_text(seconds: int) -> str:
     return f"{seconds} s" if seconds < 60 else f"{-(-seconds // 60)} min"
 
 
+def _confirmable(row: Subscriber, ctx: AppContext) -> bool:
+    """Whether the confirm page should offer its button: True for a pending subscription,
+    False for one already confirmed; ValidationFailed (as `subs.confirm` would raise on
+    the POST) for one that cannot be confirmed any more."""
+    if row.status == SubscriberStatus.CONFIRMED:
+        return False
+    if row.status != SubscriberStatus.PENDING:
+        raise ValidationFailed("newsletter.bad_link")
+    if row.confirm_expires_at is not None and row.confirm_expires_at < ctx.now():
+        raise ValidationFailed("newsletter.expired", days=ctx.settings.newsletter.confirm_ttl_days)
+    return True
+
+
 def routes(ctx: AppContext) -> list[Route]:
     renderer = Renderer(ctx)
     base = ctx.settings.http.public_base_url
     settings = ctx.settings.newsletter
     # request.client is the connection's peer as the ASGI server reports it (uvicorn replaces
-    # it with X-Forwarded-For only for connections from a proxy on loopback); no header is
-    # read here, so a remote client cannot choose the key it is counted by.
+    # it with X-Forwarded-For only for connections from a trusted proxy); no header is read
+    # here, so a remote client cannot choose the key it is counted by. The sign-up form and
+    # the forms behind signed links have a budget each, so signing up does not use up the
+    # confirmation that follows.
     form_limiter = limits.ClientLimiter(settings.form_burst, settings.form_per_minute)
+    link_limiter = limits.ClientLimiter(settings.form_burst, settings.form_per_minute)
 
-    def page(name: str, lang: str, status: int = 200, **params: Any) -> HTMLResponse:
-        return HTMLResponse(renderer.render(name, lang, **params), status_code=status,
+    def page(name: str, lang: str, status: int = 200, **values: Any) -> HTMLResponse:
+        # no-referrer: these pages' own URLs carry signed tokens.
+        return HTMLResponse(renderer.render(name, lang, **values), status_code=status,
                             headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
     def message(lang: str, heading: str, text: str, *, error: bool = False,
@@ -80,37 +127,53 @@ def routes(ctx: AppContext) -> list[Route]:
                 "chosen_categories": categories}
 
     async def form(request: Request) -> dict[str, Any]:
-        length = int(request.headers.get("content-length") or 0)
-        if length > MAX_FORM_BYTES:
-            return {}
+        """The posted fields, each present (empty when not sent). The body is already capped
+        by `infranet.web.body` while it streams in: a form over the cap never gets here, so
+        it can never be taken for a form with a field missing. A file sent in a field is
+        not a value of it."""
         data = await request.form()
-        return {"email": str(data.get("email") or ""), "language": str(data.get("language") or ""),
-                "districts": [str(v) for v in data.getlist("districts")],
-                "categories": [str(v) for v in data.getlist("categories")],
-                "consent": data.get("consent"), "one_click": data.get("List-Unsubscribe")}
 
-    def too_many(request: Request, wait: int) -> Response:
-        lang = _lang(request, ctx)
-        log.debug("newsletter: subscription form rate limit for client %s",
-                  limits.client_key(request.client.host if request.client else None))
+        def text(name: str) -> str:
+            value = data.get(name)
+            return value if isinstance(value, str) else ""
+
+        def texts(name: str) -> list[str]:
+            return [value for value in data.getlist(name) if isinstance(value, str)]
+
+        return {"email": text("email"), "language": text("language"),
+                "districts": texts("districts"), "categories": texts("categories"),
+                "consent": text("consent"), "one_click": text("List-Unsubscribe")}
+
+    def client_host(request: Request) -> str | None:
+        return request.client.host if request.client else None
+
+    def too_many(request: Request, wait: int, lang: str | None = None) -> Response:
+        lang = lang or _lang(request, ctx)
+        log.debug("newsletter: form rate limit for client %s at %s",
+                  limits.client_key(client_host(request)), request.url.path)
         response = message(lang, t(lang, "newsletter.too_many_title"),
                            t(lang, "newsletter.too_many", wait=_wait_text(wait)), error=True,
                            status=429)
         response.headers["Retry-After"] = str(wait)
         return response
 
+    def over_budget(request: Request, limiter: limits.ClientLimiter) -> Response | None:
+        """Take a token of this client's budget: None, or the 429 answer when none is left."""
+        wait = limiter.retry_after(client_host(request))
+        return too_many(request, wait) if wait else None
+
     async def subscribe_page(request: Request) -> Response:
         lang = _lang(request, ctx)
         if request.method == "GET":
             return page("subscribe.html", lang, email="", error=None, lang_switch=True,
                         **prefs_params(lang, [], []))
-        wait = form_limiter.retry_after(request.client.host if request.client else None)
-        if wait:
-            return too_many(request, wait)
+        refused = over_budget(request, form_limiter)
+        if refused:
+            return refused
         data = await form(request)
-        lang = data.get("language") if data.get("language") in LANGUAGES else lang
+        lang = data["language"] if data["language"] in LANGUAGES else lang
         error = None
-        if not data.get("consent"):
+        if not data["consent"]:
             error = t(lang, "newsletter.consent_required")
         else:
             try:
@@ -127,37 +190,57 @@ def routes(ctx: AppContext) -> list[Route]:
                     done.background = BackgroundTask(send_confirmation_after_answer, ctx,
                                                      result.subscriber_id)
                 return done
-        return page("subscribe.html", lang, 400, email=data.get("email", ""), error=error,
-                    lang_switch=True, **prefs_params(lang, data.get("districts", []),
-                                                     data.get("categories", [])))
+        return page("subscribe.html", lang, 400, email=data["email"][:300], error=error,
+                    lang_switch=True, **prefs_params(lang, data["districts"], data["categories"]))
 
     async def confirm_page(request: Request) -> Response:
+        """GET shows the button and changes nothing (a mail scanner fetching the link
+        confirms nobody); POST, the button, confirms."""
         lang = _lang(request, ctx)
-        sid, token = request.query_params.get("s"), request.query_params.get("t", "")
+        posted = request.method == "POST"
+        if posted:
+            refused = over_budget(request, link_limiter)
+            if refused:
+                return refused
+            await form(request)  # the button sends nothing; an upload meets the cap
         try:
+            sid, token = _link_args(request)
             async with ctx.db.transaction() as session:
                 row = await subs.subscriber_for_link(session, ctx, sid, token, "confirm")
                 lang = _lang(request, ctx, row.language)
-                await subs.confirm(session, ctx, sid, token)
+                if posted:
+                    await subs.confirm(session, ctx, sid, token)
+                    ask = False
+                else:
+                    ask = _confirmable(row, ctx)
+                email = row.email
         except InfranetError as exc:
             return message(lang, t(lang, "newsletter.subscribe_title"), exc.localized(lang),
                            error=True, status=400)
-        return message(lang, t(lang, "newsletter.subscribe_title"), t(lang, "newsletter.confirmed"))
+        if not ask:
+            return message(lang, t(lang, "newsletter.subscribe_title"),
+                           t(lang, "newsletter.confirmed"))
+        return page("confirm_page.html", lang, email=email,
+                    action=f"{base}/newsletter/confirm?{_link_query(sid, token)}")
 
     async def preferences_page(request: Request) -> Response:
-        sid, token = request.query_params.get("s"), request.query_params.get("t", "")
         lang = _lang(request, ctx)
-        action = f"{base}/newsletter/preferences?{urlencode({'s': sid or '', 't': token})}"
-        unsubscribe_url = f"{base}/newsletter/unsubscribe?{urlencode({'s': sid or '', 't': ''})}"
+        posted = request.method == "POST"
+        data: dict[str, Any] = {}
+        if posted:
+            refused = over_budget(request, link_limiter)
+            if refused:
+                return refused
+            data = await form(request)  # read before the transaction: a slow body holds none
         saved, error = False, None
         try:
+            sid, token = _link_args(request)
             async with ctx.db.transaction() as session:
-                if request.method == "POST":
-                    data = await form(request)
+                if posted:
                     try:
                         async with session.begin_nested():
                             await subs.update_preferences(
-                                session, ctx, sid, token, language=data.get("language") or None,
+                                session, ctx, sid, token, language=data["language"] or None,
                                 districts=data["districts"], categories=data["categories"])
                         saved = True
                     except InfranetError as exc:
@@ -165,29 +248,40 @@ def routes(ctx: AppContext) -> list[Route]:
                             raise
                         error = exc.localized(lang)
                 row = await subs.subscriber_for_link(session, ctx, sid, token, "preferences")
-                from infranet.newsletter import tokens
-
-                unsubscribe_url = tokens.link(ctx, "unsubscribe", row)
-                lang = _lang(request, ctx, row.language) if request.method == "GET" else row.language
-                params = prefs_params(row.language, list(row.districts or []),
+                unsubscribe_url = tokens_mod.link(ctx, "unsubscribe", row)
+                lang = row.language if posted else _lang(request, ctx, row.language)
+                values = prefs_params(row.language, list(row.districts or []),
                                       list(row.categories or []))
                 email = row.email
         except InfranetError as exc:
             return message(lang, t(lang, "newsletter.preferences_title"), exc.localized(lang),
                            error=True, status=400)
+        action = f"{base}/newsletter/preferences?{_link_query(sid, token)}"
         return page("preferences.html", lang, 400 if error else 200, email=email, saved=saved,
-                    error=error, action=action, unsubscribe_url=unsubscribe_url, **params)
+                    error=error, action=action, unsubscribe_url=unsubscribe_url, **values)
 
     async def unsubscribe_page(request: Request) -> Response:
-        sid, token = request.query_params.get("s"), request.query_params.get("t", "")
+        """GET shows the button and changes nothing; POST unsubscribes. An RFC 8058
+        one-click POST comes from the mail provider's servers, on behalf of many readers
+        at once, so it is not charged to the sender's budget unless its link turns out
+        invalid: a valid link is never refused for want of budget, a flood of forged
+        ones is."""
         lang = _lang(request, ctx)
         title = t(lang, "newsletter.unsubscribe_title")
+        posted = request.method == "POST"
+        one_click = False
+        if posted:
+            data = await form(request)
+            one_click = data["one_click"] == "One-Click"
+            refused = None if one_click else over_budget(request, link_limiter)
+            if refused:
+                return refused
         try:
+            sid, token = _link_args(request)
             async with ctx.db.transaction() as session:
-                if request.method == "POST":
-                    data = await form(request)
-                    via = "one-click" if data.get("one_click") == "One-Click" else "page"
-                    row = await subs.unsubscribe(session, ctx, sid, token, via=via)
+                if posted:
+                    row = await subs.unsubscribe(session, ctx, sid, token,
+                                                 via="one-click" if one_click else "page")
                     lang = _lang(request, ctx, row.language)
                     return message(lang, t(lang, "newsletter.unsubscribe_title"),
                                    t(lang, "newsletter.unsubscribed"))
@@ -195,8 +289,12 @@ def routes(ctx: AppContext) -> list[Route]:
                 lang = _lang(request, ctx, row.language)
                 email = row.email
         except InfranetError as exc:
+            if one_click:
+                refused = over_budget(request, link_limiter)
+                if refused:
+                    return refused
             return message(lang, title, exc.localized(lang), error=True, status=400)
-        action = f"{base}/newsletter/unsubscribe?{urlencode({'s': sid, 't': token})}"
+        action = f"{base}/newsletter/unsubscribe?{_link_query(sid, token)}"
         return page("unsubscribe.html", lang, email=email, action=action)
 
     async def archive_index(request: Request) -> Response:
@@ -210,23 +308,34 @@ def routes(ctx: AppContext) -> list[Route]:
                   f" – {subject_for(ctx, i.content, lang)}"} for i in issues]
         return page("archive_index.html", lang, issues=items, lang_switch=True)
 
-    async def archive_issue(request: Request) -> Response:
-        lang = _lang(request, ctx)
-        issue_id = request.path_params["issue_id"]
+    async def sent_issue(request: Request) -> NewsletterIssue | None:
+        """The issue named in the path, if it was sent; an id no issue can have (not a
+        number, beyond 64 bits) is simply not found."""
+        try:
+            issue_id = params.parse_id(request.path_params["issue_id"], "issue_id")
+        except InfranetError:
+            return None
         async with ctx.db.transaction() as session:
             issue = await session.get(NewsletterIssue, issue_id)
         if issue is None or issue.status == IssueStatus.SKIPPED:
+            return None
+        return issue
+
+    async def archive_issue(request: Request) -> Response:
+        lang = _lang(request, ctx)
+        issue = await sent_issue(request)
+        if issue is None:
+            shown = str(request.path_params["issue_id"])[:40]
             return message(lang, t(lang, "newsletter.archive_title"),
-                           t(lang, "newsletter.no_issue", id=issue_id), error=True, status=404)
+                           t(lang, "newsletter.no_issue", id=shown), error=True, status=404)
         _text, html = renderer.issue_variant(issue.id, issue.content,
                                              content_mod.everything(issue.content), lang, web=True)
         return HTMLResponse(html, headers={"Cache-Control": "public, max-age=300"})
 
     async def archive_text(request: Request) -> Response:
         lang = _lang(request, ctx)
-        async with ctx.db.transaction() as session:
-            issue = await session.get(NewsletterIssue, request.path_params["issue_id"])
-        if issue is None or issue.status == IssueStatus.SKIPPED:
+        issue = await sent_issue(request)
+        if issue is None:
             return PlainTextResponse("not found", status_code=404)
         text, _html = renderer.issue_variant(issue.id, issue.content,
                                              content_mod.everything(issue.content), lang, web=True)
@@ -234,10 +343,13 @@ def routes(ctx: AppContext) -> list[Route]:
 
     return [
         Route("/newsletter/subscribe", subscribe_page, methods=["GET", "POST"]),
-        Route("/newsletter/confirm", confirm_page, methods=["GET"]),
+        Route("/newsletter/confirm", confirm_page, methods=["GET", "POST"]),
         Route("/newsletter/preferences", preferences_page, methods=["GET", "POST"]),
         Route("/newsletter/unsubscribe", unsubscribe_page, methods=["GET", "POST"]),
         Route("/newsletter/archive", archive_index, methods=["GET"]),
-        Route("/newsletter/archive/{issue_id:int}", archive_issue, methods=["GET"]),
-        Route("/newsletter/archive/{issue_id:int}.txt", archive_text, methods=["GET"]),
+        # Plain path parameters, parsed by `web.params`: Starlette's `int` converter takes
+        # any number of digits, and 20 of them overflow the database driver. The .txt
+        # route comes first, or "{issue_id}" would take "5.txt" whole.
+        Route("/newsletter/archive/{issue_id}.txt", archive_text, methods=["GET"]),
+        Route("/newsletter/archive/{issue_id}", archive_issue, methods=["GET"]),
     ]
