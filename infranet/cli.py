@@ -113,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info("configuration: %s%s", loaded.source or
                  "no config file found, running on built-in defaults (see config.example.toml)",
                  f" over the defaults in {loaded.defaults_source}" if loaded.defaults_source else "")
-    for override in loaded.env_overrides:
-        log.warning("%s", override.message())
+    for override in loaded.env_overrides:  # a value of the operator's own file: a warning
+        log.log(logging.WARNING if override.file == loaded.source else logging.INFO,
+                "%s", override.message())
     try:
         return asyncio.run(_dispatch(args, loaded)) or 0
     except KeyboardInterrupt:

@@ -73,7 +73,8 @@ tar --exclude-vcs --exclude=./.venv --exclude=./data --exclude=./bench/.work --e
 start=$(date +%s)
 DOCKER_BUILDKIT=0 $D build --network host -t "$IMAGE" "$W/context" >"$W/build.log" 2>&1 \
   || { tail -30 "$W/build.log"; fail "docker build"; }
-ok "image built in $(( $(date +%s) - start )) s; $($D images "$IMAGE" --format 'size {{.Size}}')"
+size=$($D image inspect -f '{{.Size}}' "$IMAGE"); base=$($D image inspect -f '{{.Size}}' "$FROM_IMAGE")
+ok "image built in $(( $(date +%s) - start )) s; size $(( size / 1000000 )) MB, of which $(( (size - base) / 1000000 )) MB above the base image $FROM_IMAGE ($(( base / 1000000 )) MB)"
 
 echo "# changed by scripts/container-check.sh" >>"$W/context/infranet/__init__.py"
 DOCKER_BUILDKIT=0 $D build --network host -t "$IMAGE" "$W/context" >"$W/rebuild.log" 2>&1 \
@@ -139,7 +140,7 @@ user=$($D inspect -f '{{.Config.User}}' "$IMAGE"); uid=$($D exec "$NAME" id -u)
 ok "runs as USER $user, not root: $($D exec "$NAME" id)"
 
 $D logs "$NAME" 2>&1 | grep -q 'overrides the value' && fail "an override was reported with no variable set"
-$D exec "$NAME" infranet org add "Container check organisation" --type COP >/dev/null \
+$D exec "$NAME" infranet org add "Container check organisation" --type COP >/dev/null 2>&1 \
   || fail "docker exec infranet org add"
 
 s=$(date +%s.%N); $D stop "$NAME" >/dev/null; took=$(awk "BEGIN{printf \"%.1f\", $(date +%s.%N)-$s}")
@@ -150,7 +151,7 @@ ok "SIGTERM: stopped in $took s, exit code $code"
 
 $D rm "$NAME" >/dev/null
 run_container
-$D exec "$NAME" infranet org list | grep -q "Container check organisation" \
+$D exec "$NAME" infranet org list 2>/dev/null | grep -q "Container check organisation" \
   || fail "the organisation is gone after re-creating the container"
 ok "data kept across re-creating the container on volume $VOLUME"
 $D stop "$NAME" >/dev/null

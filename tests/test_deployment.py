@@ -364,6 +364,7 @@ def test_overrides_are_logged_at_start_without_their_values(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stderr.splitlines() if "overrides the value" in line]
     assert len(lines) == 2, done.stderr
+    assert all(" WARNING " in line for line in lines)  # values of the operator's own file
     assert "database.url: $INFRANET_DATABASE__URL" in lines[0]
     assert "http.port: $INFRANET_HTTP__PORT" in lines[1]
     assert "other-db-name" not in done.stderr
