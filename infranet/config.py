@@ -154,6 +154,8 @@ class CalendarSettings(Section):
     feed_past_days: int = Field(default=90, ge=0)
     cancelled_keep_days: int = Field(default=30, ge=0)
     feed_refresh_minutes: int = Field(default=60, ge=5)
+    # Memory for rendered feeds (whole bodies, gzip bodies, per-event VEVENTs), MiB.
+    feed_cache_mb: int = Field(default=64, ge=1, le=65536)
     conflicts: ConflictSettings = Field(default_factory=ConflictSettings)
 
 

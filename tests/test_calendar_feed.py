@@ -233,7 +233,7 @@ async def test_api_events_and_conflicts(ctx: AppContext, client: httpx.AsyncClie
     bad = await client.get("/api/conflicts?start=2026-12-05T12:00&end=2026-12-05T11:00&area=olsztynski")
     assert bad.status_code == 400 and "is not after the start" in bad.json()["error"]
     bad = await client.get("/api/events?start=yesterday")
-    assert bad.status_code == 400 and "not an ISO date" in bad.json()["error"]
+    assert bad.status_code == 400 and "is not a date" in bad.json()["error"]
 
 
 async def test_pending_events_visible_only_to_their_organisation(ctx: AppContext,

@@ -18,12 +18,17 @@ Public API (stable; the bot, the newsletter, the HTTP app and the CLI call it):
 - `async first_events(session, ctx, *, start, end, limit, area=None, ...) -> OccurrencePage`
   — the first `limit` of those occurrences and the total count, cheaply (for /check); its
   occurrences carry `EventSummary` rows (see `infranet.calendar.summary`).
+- `async page_events(session, ctx, *, start, end, limit, after=None, area=None, ...) -> EventPage`
+  — published occurrences after a position (start, event id), a page at a time, with the
+  period's total; only what the page needs is read and built (the JSON API's pages).
 
 Business functions flush but never commit; callers own the transaction.
 """
 
 from __future__ import annotations
 
+import heapq
+import json
 import uuid
 import weakref
 from collections.abc import Iterable, Sequence
@@ -33,13 +38,32 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, event, func, or_, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    bindparam,
+    cast,
+    event,
+    func,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, raiseload
 
 from infranet.calendar import recurrence
 from infranet.calendar.dates import localize
-from infranet.calendar.summary import EventSummary, districts_by_id, select_summaries, summarise
+from infranet.calendar.summary import (
+    POOL_COLUMNS,
+    EventSummary,
+    districts_by_id,
+    pool_row,
+    select_summaries,
+    summarise,
+)
 from infranet.context import AppContext
 from infranet.errors import NotFound, ValidationFailed
 from infranet.i18n import register, t
@@ -681,6 +705,123 @@ def _first_statements(shape: _Shape) -> tuple[Select[Any], Select[Any]]:
     series = select(Event.id, Event.rrule, raw_timestamp(Event.starts_at), raw_timestamp(Event.ends_at),
                     Event.all_day).where(*series_conditions)
     return singles, series
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """One page of `list_events`' occurrences (same order), how many the period holds in all,
+    and the position (start, event id) of the page's last occurrence when more follow."""
+
+    occurrences: list[Occurrence]
+    total: int
+    next_after: tuple[datetime, int] | None
+
+
+async def page_events(
+    session: AsyncSession, ctx: AppContext, *, start: datetime, end: datetime, limit: int,
+    after: tuple[datetime, int] | None = None,
+    area: str | RegionDistrict | Sequence[str] | None = None,
+    category: str | Sequence[str] | None = None, audience: str | Sequence[str] | None = None,
+    organisation_id: int | Sequence[int] | None = None,
+) -> EventPage:
+    """The published occurrences of `list_events(...)` that come after `after` in its order
+    (by start, then event id), at most `limit` of them, as `EventSummary` rows.
+
+    Why not `list_events` and a slice: over a year a busy calendar has thousands of
+    occurrences, and building an ORM object for each (half a second of event-loop time) to
+    return the first page blocked every other request. Here single events are read in
+    (start, id) order from the position on, in batches, until the page is full; series are
+    expanded from plain rows (their expansions are cached) and merged by start. The total is
+    counted in the database (grouped by audiences, which are filtered here)."""
+    if limit < 1:
+        raise ValueError("page_events needs limit >= 1")
+    shape, params = await _filter(session, ctx, start, end, area, category, organisation_id,
+                                  False, False, None)
+    wanted = set(_codes(audience))
+
+    def shown(audiences: Sequence[str] | None) -> bool:
+        return not wanted or not audiences or bool(wanted & set(audiences))
+
+    districts = await districts_by_id(session, ctx)
+    first = start - MAX_EVENT_SPAN - timedelta(days=1)
+    after_start, after_id = after if after is not None else (first, 0)
+    params.update(earliest=start - LONG_SPAN, long_earliest=start - MAX_EVENT_SPAN,
+                  from_start=max(after_start, first))
+    singles_query, count_query, series_query = _page_statements(shape)
+    connection = await session.connection()
+
+    total = 0
+    for audiences, number in await fetch_rows(connection, count_query, params):
+        if shown(json.loads(audiences) if isinstance(audiences, str) else audiences):
+            total += number
+    later: list[tuple[datetime, int, recurrence.Span]] = []
+    for values in await fetch_rows(connection, series_query, params):
+        row = pool_row(values)
+        if not shown(row.audiences):
+            continue
+        for span in recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, ctx.tz):
+            if span.start < end and span.end > start:
+                total += 1
+                if (span.start, row.id) > (after_start, after_id):
+                    later.append((span.start, row.id, span))
+    later.sort(key=lambda item: (item[0], item[1]))
+
+    need = limit + 1  # one more than the page tells whether another page follows
+    singles: list[Occurrence] = []
+    position = (after_start, after_id)
+    while len(singles) < need:
+        batch = min(max(need - len(singles), 50), _PAGE_BATCH)
+        rows = await fetch_rows(connection, singles_query, {
+            **params, "after_start": position[0], "after_id": position[1], "limit": batch})
+        for values in rows:
+            summary = summarise(values, districts)
+            position = (summary.starts_at, summary.id)
+            if shown(summary.audiences):
+                singles.append(Occurrence(summary, summary.starts_at, summary.ends_at))
+        if len(rows) < batch:
+            break
+
+    merged: list[tuple[datetime, int, Occurrence | recurrence.Span]] = list(heapq.merge(
+        ((o.start, o.event.id, o) for o in singles), later, key=lambda item: (item[0], item[1])))[:need]
+    series_ids = list({id_ for _, id_, item in merged if isinstance(item, recurrence.Span)})
+    summaries: dict[int, EventSummary] = {}
+    if series_ids:
+        for values in await fetch_rows(connection, _SERIES_SUMMARIES, {"ids": series_ids}):
+            summary = summarise(values, districts)
+            summaries[summary.id] = summary
+    found = [item if isinstance(item, Occurrence) else Occurrence(summaries[id_], item.start, item.end)
+             for _, id_, item in merged]
+    next_after = (found[limit - 1].start, found[limit - 1].event.id) if len(found) > limit else None
+    return EventPage(found[:limit], total, next_after)
+
+
+# Single events read per query while a page fills (between two, other requests run).
+_PAGE_BATCH = 500
+
+
+@lru_cache(maxsize=64)
+def _page_statements(shape: _Shape) -> tuple[Select[Any], Select[Any], Select[Any]]:
+    """`page_events`' queries for one filter shape, built once (see `_first_statements`):
+    single events after a position in (start, id) order, their count by audiences, series."""
+    conditions = _shape_conditions(shape)
+    from_start = Event.starts_at >= bindparam("from_start")
+    ids = union_all(
+        select(Event.id).where(*conditions, Event.rrule.is_(None), Event.starts_at > bindparam("earliest"),
+                               from_start),
+        select(Event.id).where(*_shape_conditions(shape, by_place=False), Event.rrule.is_(None),
+                               Event.long_span, Event.starts_at > bindparam("long_earliest"), from_start))
+    after = or_(Event.starts_at > bindparam("after_start"),
+                and_(Event.starts_at == bindparam("after_start"), Event.id > bindparam("after_id")))
+    singles = (select_summaries().where(Event.id.in_(ids), after)
+               .order_by(Event.starts_at, Event.id).limit(bindparam("limit")))
+    everyone = union_all(
+        select(Event.id).where(*conditions, Event.rrule.is_(None), Event.starts_at > bindparam("earliest")),
+        select(Event.id).where(*_shape_conditions(shape, by_place=False), Event.rrule.is_(None),
+                               Event.long_span, Event.starts_at > bindparam("long_earliest")))
+    audiences = cast(Event.audiences, String)
+    counts = select(audiences, func.count()).where(Event.id.in_(everyone)).group_by(audiences)
+    series = select(*POOL_COLUMNS).where(*conditions, Event.rrule.isnot(None))
+    return singles, counts, series
 
 
 async def events_version(session: AsyncSession, *, with_count: bool = False,

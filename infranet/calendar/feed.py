@@ -19,8 +19,12 @@ import asyncio
 import bisect
 import gzip
 import hashlib
+import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+import zlib
+from array import array
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
@@ -28,7 +32,7 @@ from operator import attrgetter
 from typing import Any
 
 from icalendar import Timezone
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar import recurrence
@@ -44,8 +48,11 @@ from infranet.calendar.events import (
 )
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
+from infranet.i18n import register
+from infranet.region import District as RegionDistrict
 from infranet.storage.models import Event, EventStatus, Moderation, Organisation
 from infranet.storage.types import parse_timestamp, raw_timestamp
+from infranet.web.params import MAX_PARAM_CHARS, check_length, parse_ids
 
 PRODID = "-//infranet//shared calendar//PL"
 CRLF = b"\r\n"
@@ -53,9 +60,24 @@ CRLF = b"\r\n"
 
 # --- filters -------------------------------------------------------------------------
 
+# More values than this in one parameter is not a filter anyone picks by hand (the region
+# has a few dozen districts); refused before any of them is looked up.
+MAX_FILTER_VALUES = 100
+
+register({
+    "calendar.error.too_many_values": {
+        "pl": "{field}: za dużo wartości ({count}); podaj najwyżej {limit}.",
+        "en": "{field}: too many values ({count}); give at most {limit}.",
+    },
+})
+
 
 @dataclass(frozen=True)
 class FeedFilter:
+    """What a feed shows. Built by `parse_filter`, which makes equal feeds equal filters
+    (sorted, without repeats, areas reduced to the fewest that cover the same districts),
+    so that they share one cache entry."""
+
     areas: tuple[str, ...] = ()  # district slugs
     categories: tuple[str, ...] = ()
     audiences: tuple[str, ...] = ()
@@ -72,50 +94,98 @@ class FeedFilter:
         return urlencode(pairs)
 
 
-def _values(params: Mapping[str, Sequence[str]] | Any, name: str) -> list[str]:
+def filter_values(params: Mapping[str, Sequence[str]] | Any, name: str) -> list[str]:
+    """A parameter's values, repeated or comma-separated, each bounded in length and count."""
     raw = params.getlist(name) if hasattr(params, "getlist") else params.get(name, [])
     if isinstance(raw, str):
         raw = [raw]
-    return [part.strip() for value in raw for part in value.split(",") if part.strip()]
+    limit = MAX_FILTER_VALUES
+    if len(raw) > limit:
+        raise ValidationFailed("calendar.error.too_many_values", field=name, count=len(raw), limit=limit)
+    for value in raw:
+        check_length(value, name, limit * (MAX_PARAM_CHARS + 1))
+    parts = [part.strip() for value in raw for part in value.split(",") if part.strip()]
+    if len(parts) > limit:
+        raise ValidationFailed("calendar.error.too_many_values", field=name, count=len(parts), limit=limit)
+    for part in parts:
+        check_length(part, name)
+    return parts
+
+
+def canonical_areas(districts: Iterable[RegionDistrict]) -> tuple[str, ...]:
+    """The fewest areas whose feed is the same as that of `districts`, as sorted slugs.
+
+    An area's feed holds the events of the area, of its parents and of everything inside
+    it. So an area inside another listed area adds nothing (`area=<powiat>&area=<its
+    subregion>` is the subregion's feed; anything beside the region is the region's), and
+    all the children of a district together are that district."""
+    chosen = {d.slug: d for d in districts}
+    changed = True
+    while changed:
+        changed = False
+        for slug, district in list(chosen.items()):
+            if any(parent.slug in chosen for parent in district.ancestors):
+                del chosen[slug]
+                changed = True
+        for district in list(chosen.values()):
+            parent = district.parent
+            if (parent is not None and parent.slug not in chosen
+                    and all(child.slug in chosen for child in parent.children)):
+                for child in parent.children:
+                    del chosen[child.slug]
+                chosen[parent.slug] = parent
+                changed = True
+                break
+    return tuple(sorted(chosen))
 
 
 def parse_filter(ctx: AppContext, params: Mapping[str, Sequence[str]] | Any) -> FeedFilter:
     """From query parameters (repeated or comma-separated); raises ValidationFailed."""
-    areas = tuple(dict.fromkeys(resolve_district(ctx, a).slug for a in _values(params, "area")))
-    categories = tuple(dict.fromkeys(_values(params, "category")))
+    areas = canonical_areas(resolve_district(ctx, a) for a in filter_values(params, "area"))
+    categories = tuple(dict.fromkeys(filter_values(params, "category")))
     bad = [c for c in categories if c not in CATEGORIES]
     if bad:
         raise ValidationFailed(field="category", detail=f"unknown {', '.join(bad)}; choose from "
                                f"{', '.join(CATEGORIES)}")
-    audiences = tuple(dict.fromkeys(_values(params, "audience")))
+    audiences = tuple(dict.fromkeys(filter_values(params, "audience")))
     bad = [a for a in audiences if a not in AUDIENCES]
     if bad:
         raise ValidationFailed(field="audience", detail=f"unknown {', '.join(bad)}; choose from "
                                f"{', '.join(AUDIENCES)}")
-    orgs = _values(params, "org")
-    if any(not o.isdigit() for o in orgs):
-        raise ValidationFailed(field="org", detail="must be organisation numbers, e.g. org=3")
-    return FeedFilter(areas=tuple(sorted(areas)), categories=tuple(sorted(categories)),
-                      audiences=tuple(sorted(audiences)),
-                      organisations=tuple(sorted({int(o) for o in orgs})))
+    orgs = parse_ids(filter_values(params, "org"), "org")
+    return FeedFilter(areas=areas, categories=tuple(sorted(categories)),
+                      audiences=tuple(sorted(audiences)), organisations=orgs)
 
 
 # --- RFC 5545 writing --------------------------------------------------------------------
 
 
+# C0 and C1 control characters (a newline excepted: TEXT escapes it as \\n), DEL, and the
+# bidirectional embeddings, overrides and isolates. RFC 5545 forbids control characters in
+# content lines, and one of them in a title made a strict parser reject the whole feed; input
+# validation refuses them, and the writer drops them again so that no stored row can break a feed.
+_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def plain(value: str) -> str:
+    """`value` without the characters of `_UNSAFE` (a tab becomes a space)."""
+    return _UNSAFE.sub("", value.replace("\t", " ")) if _UNSAFE.search(value) else value
+
+
 def escape_text(value: str) -> str:
-    """TEXT escaping (RFC 5545 3.3.11); a CR of CRLF is dropped, a lone newline kept as \\n.
+    """TEXT escaping (RFC 5545 3.3.11); a CR of CRLF is dropped, a lone newline kept as \\n,
+    other control characters dropped (`plain`).
 
     Chained `str.replace` rather than `str.translate`: translate looks every character up
     in a Python dict, which made escaping a third of a cold feed's build time. The
     backslash goes first, so the backslashes added after it are not doubled."""
-    return (value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
-            .replace("\r", "").replace("\n", "\\n"))
+    return (plain(value.replace("\r", "")).replace("\\", "\\\\").replace(";", "\\;")
+            .replace(",", "\\,").replace("\n", "\\n"))
 
 
 def _param(value: str) -> str:
     """A parameter value: quoted when needed; DQUOTE and control characters cannot appear."""
-    cleaned = "".join(ch for ch in value if ch >= " " and ch != '"')
+    cleaned = "".join(ch for ch in plain(value) if ch >= " " and ch != '"')
     return f'"{cleaned}"' if any(ch in cleaned for ch in ',;:') else cleaned
 
 
@@ -201,15 +271,15 @@ def render_vevent(row: FeedRow, tz: tzinfo, tzid: str, fallback_organizer: str) 
         head.append(f"DTSTART;TZID={tzid}:{_local(row.starts_at, tz)}\r\n"
                     f"DTEND;TZID={tzid}:{_local(row.ends_at, tz)}\r\n")
     if row.rrule:
-        head.append(f"RRULE:{row.rrule}\r\n")
+        head.append(f"RRULE:{plain(row.rrule)}\r\n")
     label = _LABELS.get(row.category)
     if label is None:
         label = _LABELS[row.category] = escape_text(category_label(row.category, "pl"))
     head.append(f"CATEGORIES:{label}\r\n")
     head.append("STATUS:CANCELLED\r\n" if row.status == EventStatus.CANCELLED else "STATUS:CONFIRMED\r\n")
-    head.append(f"TRANSP:TRANSPARENT\r\nX-INFRANET-CATEGORY:{row.category}\r\n")
+    head.append(f"TRANSP:TRANSPARENT\r\nX-INFRANET-CATEGORY:{plain(row.category)}\r\n")
     if row.audiences:
-        head.append("X-INFRANET-AUDIENCES:" + ",".join(row.audiences) + "\r\n")
+        head.append("X-INFRANET-AUDIENCES:" + plain(",".join(row.audiences)) + "\r\n")
     lines = [f"UID:{escape_text(row.uid)}", f"SUMMARY:{escape_text(row.title)}"]
     description = [row.description or ""]
     if row.registration_url:
@@ -223,12 +293,12 @@ def render_vevent(row: FeedRow, tz: tzinfo, tzid: str, fallback_organizer: str) 
     location = ", ".join(x for x in (row.location, row.district_name) if x)
     lines.append(f"LOCATION:{escape_text(location)}")
     if row.url or row.registration_url:
-        lines.append(f"URL:{row.url or row.registration_url}")
+        lines.append(f"URL:{plain(row.url or row.registration_url or '')}")
     if row.org_name:
         address = (f"mailto:{row.org_email}" if row.org_email else row.org_website or fallback_organizer)
-        lines.append(f"ORGANIZER;CN={_param(row.org_name)}:{address}")
+        lines.append(f"ORGANIZER;CN={_param(row.org_name)}:{plain(address)}")
     # Our own codes, so that `infranet events import` of an export loses nothing.
-    lines.append(f"X-INFRANET-DISTRICT:{row.district_slug}")
+    lines.append(f"X-INFRANET-DISTRICT:{plain(row.district_slug)}")
     if row.location:
         lines.append(f"X-INFRANET-LOCATION:{escape_text(row.location)}")
     if row.description:
@@ -411,25 +481,87 @@ def render_calendar(ctx: AppContext, rows: Sequence[FeedRow], name: str, now: da
 
 @dataclass
 class Feed:
-    body: bytes
+    """One feed as served: its validators and its body, kept whole (`body`) or, when it is too
+    large for the cache's budget, assembled from the cached per-event bytes for each response
+    (`parts()`, streamed). The gzip and identity bodies are different representations, so
+    they carry different ETags (`etag`, `gzip_etag`)."""
+
+    key: FeedFilter
     etag: str
     last_modified: datetime
     count: int
+    size: int  # bytes of the identity body
+    body: bytes | None
+    _parts: Callable[[], list[bytes]] | None = field(default=None, repr=False)
     _gzip: bytes | None = field(default=None, repr=False)
 
-    async def gzipped(self) -> bytes:
-        if self._gzip is None:
-            self._gzip = await asyncio.to_thread(gzip.compress, self.body, 6, mtime=0)
-        return self._gzip
+    @property
+    def gzip_etag(self) -> str:
+        return self.etag[:-1] + '-gz"'
+
+    @property
+    def streamed(self) -> bool:
+        return self.body is None
+
+    def parts(self) -> list[bytes]:
+        """The identity body in pieces, taken at once: call it right after `FeedCache.get`
+        (before any await), so that one response never mixes two builds."""
+        if self.body is not None:
+            return [self.body]
+        assert self._parts is not None
+        return self._parts()
 
 
-# A feed member: (sort key, updated_at, its part of the ETag). The ETag part is made once per
-# change, so that a rebuild hashes 10,000 ready strings instead of formatting them again.
-_Member = tuple[tuple[datetime, int], datetime, str]
+# Pieces of a streamed body are sent in chunks of about this size, with a pause for the
+# event loop between two (gzip costs about 1 ms per chunk).
+STREAM_CHUNK = 64 * 1024
 
 
-def _member(row: FeedRow) -> _Member:
-    return (row.starts_at, row.id), row.updated_at, f"{row.id}.{row.revision}.{row.updated_at.timestamp()}"
+def _chunks(parts: list[bytes]) -> Iterable[bytes]:
+    batch: list[bytes] = []
+    size = 0
+    for part in parts:
+        batch.append(part)
+        size += len(part)
+        if size >= STREAM_CHUNK:
+            yield b"".join(batch)
+            batch, size = [], 0
+    if batch:
+        yield b"".join(batch)
+
+
+async def stream_body(parts: list[bytes], *, gzipped: bool) -> AsyncIterator[bytes]:
+    """A streamed feed's body, gzip-compressed on the way when asked."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if gzipped else None  # 31: gzip wrapper
+    for chunk in _chunks(parts):
+        data = compressor.compress(chunk) if compressor is not None else chunk
+        if data:
+            yield data
+        await asyncio.sleep(0)
+    if compressor is not None:
+        yield compressor.flush()
+
+
+# Bytes a cached VEVENT costs beyond its text (the entry, its sort key, dates and ETag part),
+# and what a cached feed costs beyond its bodies and its list of event ids. Measured with
+# tracemalloc on a 20,000-event feed and rounded up.
+EVENT_OVERHEAD = 400
+FEED_OVERHEAD = 2048
+
+
+@dataclass(slots=True)
+class _Rendered:
+    """One event's VEVENT as of one revision, shared by every feed that shows it."""
+
+    revision: int
+    updated_at: datetime
+    key: tuple[datetime, int]  # feed order: start, then id
+    tag: str  # its part of a feed's ETag, made once per change
+    data: bytes
+
+    @property
+    def cost(self) -> int:
+        return len(self.data) + EVENT_OVERHEAD
 
 
 @dataclass
@@ -441,9 +573,16 @@ class _FeedState:
     org_version: object
     event_count: int
     high_water: datetime | None  # max(updated_at) of the rows read at the last build
-    members: dict[int, _Member]
-    order: list[int]  # member ids in feed order
+    order: array[int]  # event ids in feed order (8 bytes each, not a list of int objects)
+    header: bytes
     feed: Feed
+    cost: int = 0
+
+    def measure(self) -> int:
+        self.cost = (FEED_OVERHEAD + len(self.header) + self.order.itemsize * len(self.order)
+                     + (len(self.feed.body) if self.feed.body is not None else 0)
+                     + (len(self.feed._gzip) if self.feed._gzip is not None else 0))
+        return self.cost
 
 
 # Rows changed by a transaction that committed after our last read may carry an
@@ -456,21 +595,34 @@ RECHECK_SECONDS = 300
 
 
 class FeedCache:
-    """Per-process cache of rendered VEVENTs and of whole feeds (see the module docstring).
+    """Per-process cache of rendered VEVENTs and of whole feeds, within a byte budget.
 
     A feed's first build reads all its rows; later builds (after any change) read only the
     rows with `updated_at` above the last high-water mark (an indexed range), re-render
     those, and re-assemble the feed from cached VEVENT bytes. A new day (the feed window
     moves), fewer events than before (a deletion) or an organisation change rebuild fully.
+
+    Memory: the VEVENT bytes (shared by all feeds), each feed's list of event ids and its
+    identity and gzip bodies all count against `max_bytes` (`[calendar] feed_cache_mb`).
+    Over the budget, the least recently used feeds are dropped, then the VEVENTs no kept feed
+    shows. A feed whose body would take more than half the budget keeps no body: each
+    response is assembled from the VEVENT bytes and streamed. The feed being served always
+    stays, so the budget should hold the VEVENTs of the largest feed (about 1 kB per event).
+    Filters come canonical from `parse_filter`, so equal feeds share one entry.
     """
 
-    def __init__(self, ctx: AppContext, *, check_interval: float = 1.0, max_feeds: int = 256) -> None:
+    def __init__(self, ctx: AppContext, *, check_interval: float = 1.0,
+                 max_bytes: int | None = None) -> None:
         self.ctx = ctx
         self.check_interval = check_interval
-        self.max_feeds = max_feeds
-        self._vevents: dict[int, tuple[int, datetime, bytes]] = {}
-        self._states: dict[FeedFilter, _FeedState] = {}
+        self.max_bytes = (ctx.settings.calendar.feed_cache_mb * 2**20 if max_bytes is None
+                          else max_bytes)
+        self._events: dict[int, _Rendered] = {}
+        self._event_bytes = 0
+        self._states: OrderedDict[FeedFilter, _FeedState] = OrderedDict()
+        self._feed_bytes = 0
         self._version: tuple[Any, ...] | None = None
+        self._modified: tuple[tuple[Any, ...], datetime] | None = None
         self._checked_at = float("-inf")
         self._checked_local = -1
         self._count = 0
@@ -478,6 +630,16 @@ class FeedCache:
         self._lock = asyncio.Lock()
         self.builds = 0
         self.full_builds = 0
+        self.evictions = 0
+
+    @property
+    def size(self) -> int:
+        """Bytes the cache holds, as counted against `max_bytes`."""
+        return self._event_bytes + self._feed_bytes
+
+    @property
+    def feeds(self) -> int:
+        return len(self._states)
 
     def invalidate(self) -> None:
         self._checked_at = float("-inf")
@@ -485,7 +647,8 @@ class FeedCache:
     async def version(self) -> tuple[Any, ...]:
         local = local_change_count(self.ctx)
         if (self._version is not None and local == self._checked_local
-                and time.monotonic() - self._checked_at < self.check_interval):
+                and time.monotonic() - self._checked_at < self.check_interval
+                and self._version[4] == self.ctx.now().date()):  # a new day moves the windows
             return self._version
         tick = int(time.time() // RECHECK_SECONDS)
         with_count = tick != self._count_tick
@@ -501,33 +664,81 @@ class FeedCache:
         version = await self.version()
         state = self._states.get(flt)
         if state is not None and state.version == version:
+            self._states.move_to_end(flt)
             return state.feed
         async with self._lock:
             state = self._states.get(flt)
             if state is not None and state.version == version:
+                self._states.move_to_end(flt)
                 return state.feed
             state = await self._build(flt, version, state)
-            if flt not in self._states and len(self._states) >= self.max_feeds:
-                self._states.pop(next(iter(self._states)))
-            self._states[flt] = state
-            self._prune()
+            self._store(flt, state)
             return state.feed
 
+    async def gzipped(self, feed: Feed) -> bytes:
+        """The gzip body of a feed that keeps its body; kept (and counted) while the feed is."""
+        if feed._gzip is not None:
+            return feed._gzip
+        assert feed.body is not None, "a streamed feed is compressed while it streams"
+        data = await asyncio.to_thread(gzip.compress, feed.body, 6, mtime=0)
+        state = self._states.get(feed.key)
+        if state is not None and state.feed is feed and feed._gzip is None:
+            feed._gzip = data
+            before = state.cost
+            self._feed_bytes += state.measure() - before
+            if not self._lock.locked():  # a build in progress holds rows no feed lists yet;
+                self._enforce(feed.key)  # it enforces the budget when it stores its feed
+        return data
+
+    def _store(self, flt: FeedFilter, state: _FeedState) -> None:
+        old = self._states.pop(flt, None)
+        if old is not None:
+            self._feed_bytes -= old.cost
+        self._states[flt] = state
+        self._feed_bytes += state.measure()
+        self._enforce(flt)
+
+    def _enforce(self, keep: FeedFilter) -> None:
+        """Drop the least recently used feeds (never `keep`, the one being served) and the
+        VEVENTs only they showed, until the cache is within its budget."""
+        evicted = False
+        while self.size > self.max_bytes and len(self._states) > 1:
+            victim = next(iter(self._states))
+            if victim == keep:
+                self._states.move_to_end(keep)
+                continue
+            self._feed_bytes -= self._states.pop(victim).cost
+            self.evictions += 1
+            evicted = True
+        shown = sum(len(st.order) for st in self._states.values())
+        if evicted or len(self._events) > shown + 1000:
+            self._prune()
+
     def _prune(self) -> None:
-        """Forget rendered VEVENTs no cached feed uses any more (cancelled long ago, moved
-        out of the window, feeds evicted), so memory follows the feeds actually served."""
-        used = sum(len(st.members) for st in self._states.values())
-        if len(self._vevents) <= 2 * used + 10_000:
-            return
-        keep: set[int] = set()
+        """Forget rendered VEVENTs no cached feed shows (evicted feeds, events that left every
+        window), in place: streamed feeds read this dict when they respond."""
+        used: set[int] = set()
         for st in self._states.values():
-            keep.update(st.members)
-        self._vevents = {i: v for i, v in self._vevents.items() if i in keep}
+            used.update(st.order)
+        for i in [i for i in self._events if i not in used]:
+            self._event_bytes -= self._events.pop(i).cost
+
+    def _remember(self, row: FeedRow, data: bytes) -> None:
+        old = self._events.get(row.id)
+        if old is not None:
+            self._event_bytes -= old.cost
+        entry = _Rendered(row.revision, row.updated_at, (row.starts_at, row.id),
+                          f"{row.id}.{row.revision}.{row.updated_at.timestamp()}", data)
+        self._events[row.id] = entry
+        self._event_bytes += entry.cost
+
+    def _stale(self, rows: Iterable[FeedRow]) -> list[FeedRow]:
+        return [r for r in rows if (hit := self._events.get(r.id)) is None
+                or hit.revision != r.revision or hit.updated_at != r.updated_at]
 
     async def _render(self, rows: Sequence[FeedRow]) -> None:
         ctx = self.ctx
-        todo = [r for r in rows if (hit := self._vevents.get(r.id)) is None
-                or hit[0] != r.revision or hit[1] != r.updated_at]
+        todo = self._stale(rows)
         if not todo:
             return
         tz, tzid, organizer = ctx.tz, str(ctx.tz), ctx.settings.http.public_base_url
@@ -537,7 +748,7 @@ class FeedCache:
 
         rendered = await asyncio.to_thread(work) if len(todo) > 50 else work()
         for row, data in zip(todo, rendered, strict=True):
-            self._vevents[row.id] = (row.revision, row.updated_at, data)
+            self._remember(row, data)
 
     async def _load_and_render(self, session: AsyncSession, flt: FeedFilter,
                                now: datetime) -> list[FeedRow]:
@@ -556,18 +767,52 @@ class FeedCache:
         rows: list[FeedRow] = []
         jobs: list[tuple[list[FeedRow], asyncio.Task[list[bytes]]]] = []
         result = await session.stream(query)
-        async for part in result.partitions(2500):
+        async for part in result.partitions(1000):
             chunk = _audience_filter(_feed_rows(part, names), flt)
             rows.extend(chunk)
-            todo = [r for r in chunk if (hit := self._vevents.get(r.id)) is None
-                    or hit[0] != r.revision or hit[1] != r.updated_at]
+            todo = self._stale(chunk)
             if todo:
                 jobs.append((todo, asyncio.create_task(asyncio.to_thread(work, todo))))
         for todo, job in jobs:
             for row, data in zip(todo, await job, strict=True):
-                self._vevents[row.id] = (row.revision, row.updated_at, data)
+                self._remember(row, data)
         rows.sort(key=attrgetter("starts_at", "id"))
         return rows
+
+    async def _last_modified(self, session: AsyncSession, version: tuple[Any, ...],
+                             now: datetime) -> datetime:
+        """When any feed last changed, at the latest: the last change to any event or
+        organisation, or the last moment an event left the feeds' windows (a cancellation
+        older than the keep window, an end older than the past window).
+
+        Calendar-wide on purpose: an event moved out of a feed's area or period is no longer
+        among the feed's rows, and neither this process (after a restart or an eviction) nor
+        another instance can know it was there. A wider bound makes `If-Modified-Since`
+        answer 200 more often than needed, never 304 over a stale feed; ETags stay exact."""
+        if self._modified is not None and self._modified[0] == version:
+            return self._modified[1]
+        settings = self.ctx.settings.calendar
+        past = timedelta(days=settings.feed_past_days)
+        keep = timedelta(days=settings.cancelled_keep_days)
+        ended = await session.scalar(select(func.max(raw_timestamp(Event.last_ends_at)))
+                                     .where(Event.last_ends_at < now - past))
+        cancelled = await session.scalar(select(func.max(raw_timestamp(Event.cancelled_at))).where(
+            Event.status == EventStatus.CANCELLED, Event.cancelled_at < now - keep,
+            Event.last_ends_at >= now - past - keep))
+        _count, _max_id, events_max, orgs_max, _day, _tick = version
+        moments = [m for m in (events_max, orgs_max) if m is not None]
+        if ended is not None:
+            moments.append(parse_timestamp(ended) + past)
+        if cancelled is not None:
+            moments.append(parse_timestamp(cancelled) + keep)
+        # Never after this moment (the Date header's clock, or a test's clock ahead of it).
+        modified = min(max(moments, default=now), max(now, datetime.now(UTC))).replace(microsecond=0)
+        self._modified = (version, modified)
+        return modified
+
+    def _assemble(self, order: array[int], header: bytes) -> list[bytes]:
+        events = self._events
+        return [header, *[events[i].data for i in order], CALENDAR_FOOTER]
 
     async def _build(self, flt: FeedFilter, version: tuple[Any, ...],
                      old: _FeedState | None) -> _FeedState:
@@ -578,12 +823,15 @@ class FeedCache:
         full = (old is None or old.day != today or old.org_version != orgs_max
                 or count < old.event_count or old.high_water is None)
         if old is not None and old.org_version != orgs_max:
-            self._vevents.clear()  # organiser names/contacts are inside the VEVENTs
+            # Organiser names/contacts are inside the VEVENTs; every other feed is stale too
+            # (its versions differ) and rebuilds fully before it is served again.
+            self._events.clear()
+            self._event_bytes = 0
+        changed: set[int] = set()
         async with ctx.db.read() as session:
             if full:
                 self.full_builds += 1
                 rows = await self._load_and_render(session, flt, now)
-                members: dict[int, _Member] = {}
                 high_water = max((r.updated_at for r in rows), default=None)
             else:
                 assert old is not None and old.high_water is not None
@@ -597,34 +845,37 @@ class FeedCache:
                     rows += await load_rows(session, ctx, flt, now,
                                             extra=[Event.id.in_(ids[start:start + 500])])
                 rows.sort(key=attrgetter("starts_at", "id"))
-                members = dict(old.members)
-                for i in changed:
-                    members.pop(i, None)
                 high_water = max([old.high_water, *(u for _, u in touched)])
-        await self._render(rows)
+            modified = await self._last_modified(session, version, now)
         if full or old is None:
-            for r in rows:
-                members[r.id] = _member(r)
-            order = [r.id for r in rows]  # load_rows returns them in feed order
+            order = array("q", [r.id for r in rows])  # in feed order already
         else:
-            gone = changed
-            order = [i for i in old.order if i not in gone]
-            keys = [members[i][0] for i in order]
+            events = self._events
+            kept = [i for i in old.order if i not in changed]
+            keys = [events[i].key for i in kept]
+            await self._render(rows)
             for r in rows:
-                members[r.id] = member = _member(r)
-                key = member[0]
-                pos = bisect.bisect(keys, key)
-                keys.insert(pos, key)
-                order.insert(pos, r.id)
+                pos = bisect.bisect(keys, (r.starts_at, r.id))
+                keys.insert(pos, (r.starts_at, r.id))
+                kept.insert(pos, r.id)
+            order = array("q", kept)
         header = calendar_header(ctx, feed_name(ctx, flt), now)
-        body = header + b"".join([self._vevents[i][2] for i in order]) + CALENDAR_FOOTER
+        events = self._events
         digest = hashlib.blake2b(header, digest_size=16)
-        digest.update(",".join([members[i][2] for i in order]).encode())
+        digest.update(",".join([events[i].tag for i in order]).encode())
         etag = '"' + digest.hexdigest() + '"'
+        size = len(header) + sum(len(events[i].data) for i in order) + len(CALENDAR_FOOTER)
         if old is not None and old.feed.etag == etag:
-            feed = old.feed  # nothing visible changed: keep the body (and its gzip)
+            body, gzipped = old.feed.body, old.feed._gzip  # nothing visible changed: keep them
+        elif size + size // 8 <= self.max_bytes // 2:  # a gzip body is about 1/8 of it
+            body, gzipped = b"".join(self._assemble(order, header)), None
         else:
-            last_modified = max((m[1] for m in members.values()), default=None) or now
-            feed = Feed(body=body, etag=etag, last_modified=last_modified, count=len(order))
+            body, gzipped = None, None
+        if old is not None and old.feed.etag != etag and modified <= old.feed.last_modified:
+            # Changed within the second of the last change (HTTP dates count whole seconds).
+            modified = old.feed.last_modified + timedelta(seconds=1)
+        feed = Feed(key=flt, etag=etag, last_modified=modified, count=len(order), size=size, body=body,
+                    _parts=None if body is not None else lambda: self._assemble(order, header),
+                    _gzip=gzipped)
         return _FeedState(version=version, day=today, org_version=orgs_max, event_count=count,
-                          high_water=high_water, members=members, order=order, feed=feed)
+                          high_water=high_water, order=order, header=header, feed=feed)

@@ -3,22 +3,31 @@
 - `GET /calendar.ics?area=…&category=…&audience=…&org=…` (repeated or comma-separated)
 - `GET /calendar/<area>.ics` (area: slug or TERYT/NUTS code; same query filters)
 - `GET /calendar` — pick districts, categories, audiences; get the feed and webcal:// URLs
-- `GET /api/events?start=…&end=…&area=…&category=…&audience=…&org=…`
+- `GET /api/events?start=…&end=…&area=…&category=…&audience=…&org=…[&limit=…]` — a page of
+  occurrences; `next` in the answer is the URL of the following page (null on the last)
 - `GET /api/conflicts?start=…&end=…&area=…[&audience=…&category=…&title=…&org=…]`
 
 Feeds carry ETag and Last-Modified, answer If-None-Match / If-Modified-Since with 304
-and are gzipped when the client asks; bodies come from `FeedCache`.
+and are gzipped when the client asks (the gzip body has its own ETag); bodies come from
+`FeedCache`, kept whole or streamed. Every parameter is parsed by `infranet.web.params`
+(bounded ids, dates, lengths): bad input is a 400 in the language of `lang`, never a 500.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
+import hmac
 import html
+import json
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from infranet.calendar.conflicts import Conflict, find_conflicts, suggest_dates
@@ -26,41 +35,80 @@ from infranet.calendar.dates import localize
 from infranet.calendar.events import (
     AUDIENCES,
     CATEGORIES,
+    TITLE_MAX,
     EventInput,
+    EventPage,
     Occurrence,
     audience_label,
     category_label,
-    list_events,
+    page_events,
 )
-from infranet.calendar.feed import Feed, FeedCache, FeedFilter, parse_filter
+from infranet.calendar.feed import FeedCache, FeedFilter, filter_values, parse_filter, stream_body
 from infranet.context import AppContext
 from infranet.errors import InfranetError, ValidationFailed
-from infranet.i18n import normalise_language
+from infranet.i18n import normalise_language, register
+from infranet.web.params import (
+    check_length,
+    parse_date_or_time,
+    parse_optional_id,
+)
 
 MAX_API_DAYS = 400
 MAX_API_ITEMS = 2000
+# Occurrences turned into JSON per step; between two steps other requests run.
+JSON_BATCH = 100
+
+register({
+    "calendar.error.cursor": {
+        "pl": "cursor: nieprawidłowy albo z innego zapytania; zacznij od pierwszej strony (bez cursor).",
+        "en": "cursor: invalid, or made for another query; start again from the first page "
+              "(without cursor).",
+    },
+    "calendar.error.limit": {
+        "pl": "limit: podaj liczbę od 1 do {limit}.",
+        "en": "limit: give a number from 1 to {limit}.",
+    },
+    "calendar.error.period_end": {
+        "pl": "end: musi być po start.",
+        "en": "end: must be after start.",
+    },
+    "calendar.error.period_long": {
+        "pl": "end: okres może mieć najwyżej {days} dni.",
+        "en": "end: the period is limited to {days} days.",
+    },
+    "calendar.error.start_end": {
+        "pl": "start/end: podaj oba, np. start=2026-12-05T10:00&end=2026-12-05T14:00 (albo dwie daty).",
+        "en": "start/end: both are required, e.g. start=2026-12-05T10:00&end=2026-12-05T14:00 "
+              "(or two dates).",
+    },
+    "calendar.error.date_kinds": {
+        "pl": "start/end: podaj dwie daty albo dwie daty z godziną.",
+        "en": "start/end: give two dates or two date-times.",
+    },
+})
+
+
+def _lang(request: Request, default: str) -> str:
+    value = request.query_params.get("lang")
+    return normalise_language(value[:20] if value else default)
 
 
 def _error(exc: InfranetError, request: Request) -> JSONResponse:
-    lang = normalise_language(request.query_params.get("lang") or "en")
-    return JSONResponse({"error": exc.localized(lang)}, status_code=400)
+    return JSONResponse({"error": exc.localized(_lang(request, "en"))}, status_code=400)
 
 
 def _parse_when(text: str, ctx: AppContext, name: str) -> datetime | date:
-    value = text.strip()
-    try:
-        if len(value) == 10:
-            return date.fromisoformat(value)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationFailed(field=name, detail=f"{text!r} is not an ISO date (2026-12-05) or "
-                               "date-time (2026-12-05T10:00)") from None
-    return parsed if parsed.tzinfo else localize(parsed, ctx.tz, name)
+    """An ISO date or date-time within the years `infranet.web.params` allows; a naive
+    date-time is wall-clock time in the region's zone."""
+    parsed = parse_date_or_time(text, name)
+    if isinstance(parsed, datetime) and parsed.tzinfo is None:
+        return localize(parsed, ctx.tz, name)
+    return parsed
 
 
 def _instant(value: datetime | date, ctx: AppContext, *, end: bool = False) -> datetime:
     if isinstance(value, datetime):
-        return value
+        return value.astimezone(UTC)
     day = value + timedelta(days=1) if end else value
     return datetime.combine(day, time(), ctx.tz).astimezone(UTC)
 
@@ -95,10 +143,73 @@ def _shape_json(value: datetime | date) -> str:
     return value.isoformat()
 
 
+def _dumps(value: Any) -> bytes:
+    """As Starlette's JSONResponse renders."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None,
+                      separators=(",", ":")).encode("utf-8")
+
+
+def accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding value accepts gzip (`gzip;q=0` refuses it)."""
+    for item in header.lower().split(","):
+        token, _, rest = item.partition(";")
+        if token.strip() not in ("gzip", "x-gzip"):
+            continue
+        quality = 1.0
+        for param in rest.split(";"):
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        return quality > 0
+    return False
+
+
+# Cursor positions count microseconds from here: before any event the parameters allow.
+_EPOCH = datetime(1900, 1, 1, tzinfo=UTC)
+
+
+class _Cursors:
+    """Opaque `cursor` tokens of `/api/events`: a position (occurrence start, event id) signed
+    with the service's key together with the query it belongs to, so that a forged, cut or
+    borrowed cursor is a clear 400 (never a 500, never a page of another query)."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._key = hashlib.sha256(b"infranet api cursor\0" + secret).digest()
+
+    def _sign(self, query: str, micros: int, event_id: int) -> str:
+        mac = hmac.new(self._key, f"{query}\0{micros}\0{event_id}".encode(), hashlib.sha256)
+        return base64.urlsafe_b64encode(mac.digest()[:16]).decode().rstrip("=")
+
+    def make(self, query: str, position: tuple[datetime, int]) -> str:
+        start, event_id = position
+        micros = (start - _EPOCH) // timedelta(microseconds=1)
+        return f"{micros}.{event_id}.{self._sign(query, micros, event_id)}"
+
+    def read(self, query: str, token: str) -> tuple[datetime, int]:
+        fail = ValidationFailed("calendar.error.cursor", field="cursor")
+        parts = token.strip().split(".")
+        if len(token) > 100 or len(parts) != 3:
+            raise fail
+        micros, event_id, signature = parts
+        if not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in (micros, event_id)):
+            raise fail  # 18 digits: within 64-bit ids; microseconds up to about the year 9999
+        if not hmac.compare_digest(
+                signature.encode(), self._sign(query, int(micros), int(event_id)).encode()):
+            raise fail
+        try:
+            return _EPOCH + timedelta(microseconds=int(micros)), int(event_id)
+        except OverflowError:  # signed by us, so not reached; a 400 all the same
+            raise fail from None
+
+
 class CalendarHttp:
     def __init__(self, ctx: AppContext, cache: FeedCache | None = None) -> None:
         self.ctx = ctx
         self.cache = cache or FeedCache(ctx)
+        self.cursors = _Cursors(ctx.secret_key)
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -115,7 +226,8 @@ class CalendarHttp:
         try:
             flt = parse_filter(self.ctx, request.query_params)
         except InfranetError as exc:
-            return Response(exc.localized("en") + "\n", status_code=400, media_type="text/plain")
+            return Response(exc.localized(_lang(request, "en")) + "\n", status_code=400,
+                            media_type="text/plain")
         return await self._serve(request, flt)
 
     async def area_feed(self, request: Request) -> Response:
@@ -125,33 +237,44 @@ class CalendarHttp:
         try:
             flt = parse_filter(self.ctx, params)
         except InfranetError as exc:
-            return Response(exc.localized("en") + "\n", status_code=404, media_type="text/plain")
+            return Response(exc.localized(_lang(request, "en")) + "\n", status_code=404,
+                            media_type="text/plain")
         return await self._serve(request, flt)
 
     async def _serve(self, request: Request, flt: FeedFilter) -> Response:
-        feed: Feed = await self.cache.get(flt)
+        feed = await self.cache.get(flt)
+        parts = feed.parts() if feed.streamed else None  # at once: no await since `get`
+        zipped = accepts_gzip(request.headers.get("accept-encoding", ""))
+        etag = feed.gzip_etag if zipped else feed.etag
         headers = {
-            "ETag": feed.etag,
+            "ETag": etag,
             "Last-Modified": format_datetime(feed.last_modified.astimezone(UTC), usegmt=True),
             "Cache-Control": "public, max-age=300",
             "Vary": "Accept-Encoding",
         }
-        if _not_modified(request, feed):
+        if _not_modified(request, etag, feed.last_modified):
             return Response(status_code=304, headers=headers)
-        body = feed.body
-        if "gzip" in request.headers.get("accept-encoding", "").lower():
-            body = await feed.gzipped()
-            headers["Content-Encoding"] = "gzip"
         headers["Content-Disposition"] = 'inline; filename="calendar.ics"'
+        if zipped:
+            headers["Content-Encoding"] = "gzip"
+        media = "text/calendar; charset=utf-8"
+        if parts is not None:
+            if not zipped:
+                headers["Content-Length"] = str(feed.size)
+            if request.method == "HEAD":
+                return Response(status_code=200, headers=headers, media_type=media)
+            return StreamingResponse(stream_body(parts, gzipped=zipped), headers=headers, media_type=media)
+        assert feed.body is not None
+        body = await self.cache.gzipped(feed) if zipped else feed.body
         if request.method == "HEAD":
             headers["Content-Length"] = str(len(body))
-            return Response(status_code=200, headers=headers, media_type="text/calendar; charset=utf-8")
-        return Response(body, headers=headers, media_type="text/calendar; charset=utf-8")
+            return Response(status_code=200, headers=headers, media_type=media)
+        return Response(body, headers=headers, media_type=media)
 
     # --- page ------------------------------------------------------------------------
 
     async def page(self, request: Request) -> Response:
-        lang = normalise_language(request.query_params.get("lang") or "pl")
+        lang = _lang(request, "pl")
         error = ""
         try:
             flt = parse_filter(self.ctx, request.query_params)
@@ -170,39 +293,68 @@ class CalendarHttp:
             end = (_instant(_parse_when(q["end"], ctx, "end"), ctx, end=True) if q.get("end")
                    else start + timedelta(days=30))
             if end <= start:
-                raise ValidationFailed(field="end", detail="must be after start")
+                raise ValidationFailed("calendar.error.period_end", field="end")
             if end - start > timedelta(days=MAX_API_DAYS):
-                raise ValidationFailed(field="end", detail=f"the period is limited to {MAX_API_DAYS} days")
+                raise ValidationFailed("calendar.error.period_long", field="end", days=MAX_API_DAYS)
+            limit = MAX_API_ITEMS
+            if q.get("limit"):
+                limit = parse_optional_id(q["limit"], "limit") or MAX_API_ITEMS
+                if limit > MAX_API_ITEMS:
+                    raise ValidationFailed("calendar.error.limit", field="limit", limit=MAX_API_ITEMS)
+            query = f"{start.isoformat()}\0{end.isoformat()}\0{flt.query_string()}"
+            after = self.cursors.read(query, q["cursor"]) if q.get("cursor") else None
             async with ctx.db.read() as session:
-                occs = await list_events(session, ctx, start=start, end=end, area=list(flt.areas) or None,
+                page = await page_events(session, ctx, start=start, end=end, limit=limit, after=after,
+                                         area=list(flt.areas) or None,
                                          category=list(flt.categories) or None,
                                          audience=list(flt.audiences) or None,
                                          organisation_id=list(flt.organisations) or None)
-                items = [_occurrence_json(ctx, o) for o in occs[:MAX_API_ITEMS]]
         except InfranetError as exc:
             return _error(exc, request)
-        return JSONResponse({"start": start.isoformat(), "end": end.isoformat(), "count": len(occs),
-                             "truncated": len(occs) > MAX_API_ITEMS, "events": items})
+        next_url = None
+        if page.next_after is not None:
+            pairs = [("start", start.isoformat()), ("end", end.isoformat())]
+            if q.get("limit"):
+                pairs.append(("limit", str(limit)))
+            if q.get("lang"):
+                pairs.append(("lang", _lang(request, "en")))
+            pairs.append(("cursor", self.cursors.make(query, page.next_after)))
+            filters = flt.query_string()
+            next_url = "/api/events?" + (f"{filters}&" if filters else "") + urlencode(pairs)
+        return Response(await self._page_json(page, start, end, next_url), media_type="application/json")
+
+    async def _page_json(self, page: EventPage, start: datetime, end: datetime,
+                         next_url: str | None) -> bytes:
+        """The answer's JSON, made a batch of occurrences at a time with the event loop free
+        between two batches (2,000 occurrences take tens of milliseconds to encode)."""
+        ctx = self.ctx
+        head = _dumps({"start": start.isoformat(), "end": end.isoformat(), "count": page.total,
+                       "truncated": page.next_after is not None, "next": next_url})
+        pieces: list[bytes] = []
+        occurrences = page.occurrences
+        for offset in range(0, len(occurrences), JSON_BATCH):
+            batch = occurrences[offset:offset + JSON_BATCH]
+            pieces.append(_dumps([_occurrence_json(ctx, o) for o in batch])[1:-1])
+            await asyncio.sleep(0)
+        return head[:-1] + b',"events":[' + b",".join(pieces) + b"]}"
 
     async def api_conflicts(self, request: Request) -> Response:
         ctx, q = self.ctx, request.query_params
         try:
             if not q.get("start") or not q.get("end"):
-                raise ValidationFailed(field="start/end", detail="both are required, e.g. "
-                                       "start=2026-12-05T10:00&end=2026-12-05T14:00 (or two dates)")
+                raise ValidationFailed("calendar.error.start_end", field="start/end")
             start = _parse_when(q["start"], ctx, "start")
             end = _parse_when(q["end"], ctx, "end")
             all_day = not isinstance(start, datetime) and not isinstance(end, datetime)
             if isinstance(start, datetime) != isinstance(end, datetime):
-                raise ValidationFailed(field="start/end", detail="give two dates or two date-times")
-            areas = q.getlist("area")
-            org = q.get("org")
+                raise ValidationFailed("calendar.error.date_kinds", field="start/end")
+            areas = filter_values(q, "area")
             candidate = EventInput(
-                title=q.get("title") or "?", start=start, end=end, all_day=all_day,
-                district=areas[0] if areas else "region",
-                category=q.get("category") or "other",
-                audiences=[a for v in q.getlist("audience") for a in v.split(",") if a],
-                organisation_id=int(org) if org and org.isdigit() else None)
+                title=check_length(q.get("title") or "?", "title", TITLE_MAX), start=start, end=end,
+                all_day=all_day, district=areas[0] if areas else "region",
+                category=check_length(q.get("category") or "other", "category"),
+                audiences=filter_values(q, "audience"),
+                organisation_id=parse_optional_id(q.get("org"), "org"))
             async with ctx.db.read() as session:
                 report = await find_conflicts(session, ctx, candidate)
                 suggestions = (await suggest_dates(session, ctx, candidate)
@@ -212,7 +364,7 @@ class CalendarHttp:
                     "duplicates": [_conflict_json(ctx, c) for c in report.duplicates],
                     "warnings": [{"kind": w.kind, "day": w.day.isoformat(), "name": w.name,
                                   "name_en": w.name_en,
-                                  "message": w.message(normalise_language(q.get("lang") or "pl"))}
+                                  "message": w.message(_lang(request, "pl"))}
                                  for w in report.warnings],
                     "suggestions": [{"start": _shape_json(s), "end": _shape_json(e)}
                                     for s, e in suggestions],
@@ -222,20 +374,22 @@ class CalendarHttp:
         return JSONResponse(body)
 
 
-def _not_modified(request: Request, feed: Feed) -> bool:
+def _not_modified(request: Request, etag: str, last_modified: datetime) -> bool:
+    """If-None-Match against the ETag of the representation this request gets (gzip or not);
+    If-Modified-Since only without If-None-Match (RFC 9110 13.2.2)."""
     inm = request.headers.get("if-none-match")
     if inm is not None:
         tags = [tag.strip().removeprefix("W/") for tag in inm.split(",")]
-        return "*" in tags or feed.etag in tags
+        return "*" in tags or etag in tags
     ims = request.headers.get("if-modified-since")
     if ims:
         try:
             since = parsedate_to_datetime(ims)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return False
         if since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
-        return feed.last_modified.replace(microsecond=0) <= since
+        return last_modified.replace(microsecond=0) <= since
     return False
 
 

@@ -17,6 +17,7 @@ def build(ctx: AppContext, scheduler: AsyncIOScheduler) -> Component:
     web = CalendarHttp(ctx, cache)
 
     def status() -> dict[str, Any]:
-        return {"ok": True, "feed_builds": cache.builds}
+        return {"ok": True, "feed_builds": cache.builds, "feed_cache_bytes": cache.size,
+                "feed_cache_feeds": cache.feeds, "feed_cache_evictions": cache.evictions}
 
     return Component("calendar", routes=web.routes(), status=status)
