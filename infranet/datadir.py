@@ -18,8 +18,8 @@ class DataDirError(Exception):
 def ensure_writable(path: Path) -> None:
     """Create the directory (private to this user) if missing and prove a file can be written."""
     uid, gid = os.getuid(), os.getgid()
-    fix = (f"make it writable by uid {uid} (e.g. 'chown -R {uid}:{gid} {path}' on the host) "
-           "or set [service] data_dir")
+    fix = (f"make it writable by uid {uid} ('chown -R {uid}:{gid} DIR' on the directory mounted "
+           "there, if it is a bind mount) or set [service] data_dir")
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=path)

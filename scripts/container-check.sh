@@ -12,6 +12,7 @@
 #
 # Checks, each printed as "ok: ..." (the first failure stops the script with "FAILED: ..."):
 #  - the image builds; its size; a code change rebuilds without reinstalling dependencies;
+#    the image holds one copy of the code (the installed package) and no wheel or source tree;
 #  - the container runs on what a mounted config file says (a non-default port, not env vars),
 #    /healthz answers 200 there and the HEALTHCHECK (`infranet healthcheck`) reports healthy;
 #  - it runs as uid 10001, not root; `docker run IMAGE check-config` works (ENTRYPOINT);
@@ -82,6 +83,10 @@ DOCKER_BUILDKIT=0 $D build --network host -t "$IMAGE" "$W/context" >"$W/rebuild.
 grep -A1 -- 'pip install --no-cache-dir -c' "$W/rebuild.log" | grep -q 'Using cache' \
   || fail "a code change reinstalled the dependencies (see $W/rebuild.log)"
 ok "a code change rebuilds without reinstalling dependencies"
+
+copies=$($D run --rm --entrypoint sh "$IMAGE" -c "find / -xdev -path '*/infranet/app.py' -o -name '*.whl' | grep -v '^/proc'")
+[ "$(grep -c . <<<"$copies")" = 1 ] || fail "expected one copy of the package and no wheel, found: $copies"
+ok "one copy of the code in the image: $copies"
 
 # The operator's config file, mounted read-only; nothing about port or host in the environment.
 mkdir -p "$W/conf"
