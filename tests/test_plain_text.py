@@ -322,3 +322,27 @@ async def test_web_subscription_form_cleans_and_escapes(db_url: str, tmp_path: P
             assert (row.email, row.districts) == ("ala@example.org", ["olsztynski"])
     finally:
         await ctx.db.dispose()
+
+
+# --- what the CLI and the admin functions store --------------------------------------------------
+
+
+async def test_names_and_notes_from_the_cli_and_admin_functions_are_plain_text(ctx: AppContext) -> None:
+    """The CLI's `newsletter note` and `member add-admin`, and a join request, store no control
+    characters: a note is shown in every newsletter and a name on every admin's screen."""
+    from infranet.newsletter.issues import add_note
+    from infranet.storage.members import add_admin
+    from infranet.storage.membership import JoinRequest, request_join
+
+    system = Actor.system()
+    async with ctx.db.transaction() as session:
+        admin = await add_admin(session, system, 501, display_name="Ewa\x1b[2J \u202eAdmin")
+        note = await add_note(session, ctx, Actor.of(admin),
+                              "Spotkanie\x07 sieci\r\nw piątek\x00 a < b")
+        org = await add_organisation(session, ctx, system, OrgInput(name="COP Ełk", type="COP"))
+        member = await request_join(session, ctx, JoinRequest(
+            telegram_id=502, display_name="Jan\x9b Kowalski\u2066", username=None, language="pl",
+            organisation_id=org.id))
+    assert admin.display_name == "Ewa[2J Admin"
+    assert note.text == "Spotkanie sieci\nw piątek a < b"
+    assert member.display_name == "Jan Kowalski"

@@ -41,6 +41,7 @@ from infranet.storage.models import (
     Subscriber,
     SubscriberStatus,
 )
+from infranet.validation import plain_text
 
 NOTE_LIMIT = 2000
 
@@ -48,7 +49,7 @@ NOTE_LIMIT = 2000
 async def add_note(session: AsyncSession, ctx: AppContext, actor: Actor, text: str) -> NewsletterNote:
     """An admin's editorial note for the next issue (plain text; escaped in HTML)."""
     actor.require_admin()
-    text = (text or "").strip()
+    text = plain_text(text or "", multiline=True)
     if not text:
         raise ValidationFailed("newsletter.note_empty")
     if len(text) > NOTE_LIMIT:

@@ -10,6 +10,7 @@ from infranet.storage import audit
 from infranet.storage.actors import Actor
 from infranet.storage.models import Member, MemberStatus, Role
 from infranet.storage.types import utcnow
+from infranet.validation import plain_text
 
 
 async def get_member(session: AsyncSession, telegram_id: int) -> Member | None:
@@ -24,7 +25,7 @@ async def add_admin(
         raise ValidationFailed(field="telegram_id", detail="must be a positive Telegram user id")
     member = await get_member(session, telegram_id)
     if member is None:
-        member = Member(telegram_id=telegram_id, display_name=display_name)
+        member = Member(telegram_id=telegram_id, display_name=plain_text(display_name)[:200])
         session.add(member)
     member.role = Role.ADMIN
     member.status = MemberStatus.APPROVED

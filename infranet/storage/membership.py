@@ -21,6 +21,7 @@ from infranet.storage.actors import Actor
 from infranet.storage.members import get_member
 from infranet.storage.models import Member, MemberStatus, Organisation, OrgStatus, Role
 from infranet.storage.orgs import OrgInput, add_organisation, get_organisation
+from infranet.validation import plain_text
 
 register({
     "membership.already_member": {
@@ -90,7 +91,7 @@ async def request_join(session: AsyncSession, ctx: AppContext, request: JoinRequ
     if member is None:
         member = Member(telegram_id=request.telegram_id)
         session.add(member)
-    member.display_name = request.display_name[:200]
+    member.display_name = plain_text(request.display_name)[:200]
     member.username = request.username
     member.language = member.language or request.language
     member.organisation_id = org.id
