@@ -147,6 +147,9 @@ ok "runs as USER $user, not root: $($D exec "$NAME" id)"
 $D logs "$NAME" 2>&1 | grep -q 'overrides the value' && fail "an override was reported with no variable set"
 $D exec "$NAME" infranet org add "Container check organisation" --type COP >/dev/null 2>&1 \
   || fail "docker exec infranet org add"
+$D exec "$NAME" infranet member add-admin 123456789 2>/dev/null | grep -q "123456789 is now an admin" \
+  || fail "docker exec infranet member add-admin"
+ok "'docker exec ... infranet org add' and 'member add-admin' work (as the README shows)"
 
 s=$(date +%s.%N); $D stop "$NAME" >/dev/null; took=$(awk "BEGIN{printf \"%.1f\", $(date +%s.%N)-$s}")
 code=$($D inspect -f '{{.State.ExitCode}}' "$NAME")
