@@ -80,6 +80,14 @@ async def test_chunked_forms_over_the_cap_are_refused_while_they_stream(
                 assert "Przesłane dane są za duże (najwyżej 64 KiB)" in answer.text
                 # the server stopped reading: the client could not push the whole body
                 assert upload.sent < 16 * MiB, (path, upload.sent)
+            # a route that answers without reading the body (not a form's content type, a
+            # method the route does not take) does not let the upload go on either
+            for path, status in (("/newsletter/subscribe", 400), ("/healthz", 405),
+                                 ("/newsletter/archive", 405)):
+                upload = Upload(64 * MiB)
+                answer = await post_blocking(url + path, upload)
+                assert answer.status_code == status, (path, answer.status_code)
+                assert answer.headers["Connection"] == "close" and upload.sent < 16 * MiB, path
             english = await post_blocking(url + "/newsletter/subscribe", Upload(64 * MiB),
                                           headers={**FORM, "Accept-Language": "en-GB,en;q=0.8"})
             assert english.status_code == 413 and "The data sent is too large" in english.text

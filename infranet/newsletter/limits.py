@@ -9,8 +9,10 @@ service could be made to mail-bomb a stranger's inbox, or be flooded by one clie
   since the last. A request held back is answered exactly like one that sent
   mail (the answer never tells whether an address is known) and is only logged,
   with the address masked.
-- Per client on the web form: a token bucket per IP address in this process
-  (`form_burst`, refilled at `form_per_minute`); beyond it the form answers 429.
+- Per client on every state-changing web form: a token bucket per IP address in this
+  process (`form_burst`, refilled at `form_per_minute`); beyond it the form answers 429.
+  The sign-up form has one bucket, the forms behind signed links (confirm, preferences,
+  unsubscribe) another (see `infranet.newsletter.web`).
 """
 
 from __future__ import annotations

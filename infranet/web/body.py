@@ -9,7 +9,8 @@ request at the limit, whichever route reads the body and however it reads it. A 
 
 The answer is 413 with a short message in the client's language (Polish unless `lang` or
 `Accept-Language` asks for English) and `Connection: close`, so the server drops the rest
-of the upload instead of reading it to keep the connection alive. Before answering, up to
+of the upload instead of reading it to keep the connection alive; so does any answer
+given before the body was read to its end. Before answering, up to
 DRAIN_BYTES more of the body are read and thrown away (for at most DRAIN_SECONDS): a
 server that closes a connection with unread data makes the kernel reset it, and many
 clients (browsers, asyncio-based ones) then lose the answer and show "connection reset"
@@ -23,7 +24,7 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -121,10 +122,17 @@ class BodyLimit:
                     raise BodyTooLarge(f"request body over {limit} bytes")
             return message
 
+        has_body = "transfer-encoding" in headers or bool(declared)
+
         async def watching_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if has_body and not ended:
+                    # Answered without reading the whole body (a form posted with another
+                    # content type, a refusal): without this the server would go on reading
+                    # and discarding the rest, however long, to keep the connection alive.
+                    MutableHeaders(scope=message)["Connection"] = "close"
             await send(message)
 
         try:
