@@ -84,7 +84,7 @@ grep -A1 -- 'pip install --no-cache-dir -c' "$W/rebuild.log" | grep -q 'Using ca
   || fail "a code change reinstalled the dependencies (see $W/rebuild.log)"
 ok "a code change rebuilds without reinstalling dependencies"
 
-copies=$($D run --rm --entrypoint sh "$IMAGE" -c "find / -xdev -path '*/infranet/app.py' -o -name '*.whl' | grep -v '^/proc'")
+copies=$($D run --rm --entrypoint sh "$IMAGE" -c "find / -xdev -path '*/infranet/app.py' -o -name 'infranet*.whl' -o -path '*/src/infranet' 2>/dev/null; true")
 [ "$(grep -c . <<<"$copies")" = 1 ] || fail "expected one copy of the package and no wheel, found: $copies"
 ok "one copy of the code in the image: $copies"
 
