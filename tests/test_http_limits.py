@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from infranet.newsletter import tokens
@@ -208,5 +210,27 @@ async def test_one_click_unsubscribes_are_never_refused_for_want_of_budget(
         async with ctx.db.transaction() as session:
             statuses = {r.status for r in (await session.scalars(select(Subscriber))).all()}
         assert statuses == {"unsubscribed"}
+    finally:
+        await ctx.db.dispose()
+
+
+async def test_a_client_leaving_in_the_middle_of_an_upload_is_no_server_error(
+        db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ctx = await newsletter_context(db_url, tmp_path)
+    try:
+        async with assembled(ctx) as app, served(app.app) as url:
+            host, port = url.removeprefix("http://").split(":")
+            _reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"POST /newsletter/subscribe HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/x-www-form-urlencoded\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n5\r\nemail\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.3)
+            writer.close()  # gone before the body ends
+            await asyncio.sleep(0.5)
+            async with httpx.AsyncClient(base_url=url) as client:
+                assert (await client.get("/healthz")).status_code == 200
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert not errors, [r.getMessage() for r in errors]
     finally:
         await ctx.db.dispose()

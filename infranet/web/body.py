@@ -25,6 +25,7 @@ import contextlib
 from collections.abc import Mapping
 
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
+from starlette.requests import ClientDisconnect
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -137,6 +138,11 @@ class BodyLimit:
 
         try:
             await self.app(scope, counting_receive, watching_send)
+        except ClientDisconnect:
+            # The client left in the middle of its upload: nobody to answer, nothing wrong
+            # with the service (uncaught, it would be logged as a server error).
+            if started:
+                raise
         except BodyTooLarge:
             if started:  # a route that answers while it reads; nothing better can be sent
                 raise
