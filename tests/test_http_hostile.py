@@ -169,7 +169,7 @@ def assert_no_server_error(response: httpx.Response, request: dict[str, Any]) ->
     assert "Traceback" not in response.text, (shown, response.text[:500])
 
 
-@settings(max_examples=250, deadline=None, database=None,
+@settings(max_examples=400, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
 @given(data=st.data())
