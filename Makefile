@@ -36,6 +36,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/calendar.py
 	$(BIN)/python bench/bot.py
 	$(BIN)/python bench/newsletter.py
+	$(BIN)/python bench/feed_memory.py
+	$(BIN)/python bench/api_stall.py
 
 # After changing dependencies in pyproject.toml: install them, then write the new lock file.
 lock: $(BIN)/python

@@ -31,11 +31,11 @@ import heapq
 import json
 import uuid
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy import (
@@ -717,12 +717,21 @@ class EventPage:
     next_after: tuple[datetime, int] | None
 
 
+T = TypeVar("T")
+# Runs CPU-bound work away from the event loop (e.g. in a worker thread) and awaits it.
+Offload = Callable[[Callable[[], T]], Awaitable[T]]
+
+
+async def _inline(work: Callable[[], T]) -> T:
+    return work()
+
+
 async def page_events(
     session: AsyncSession, ctx: AppContext, *, start: datetime, end: datetime, limit: int,
     after: tuple[datetime, int] | None = None,
     area: str | RegionDistrict | Sequence[str] | None = None,
     category: str | Sequence[str] | None = None, audience: str | Sequence[str] | None = None,
-    organisation_id: int | Sequence[int] | None = None,
+    organisation_id: int | Sequence[int] | None = None, offload: Offload[Any] | None = None,
 ) -> EventPage:
     """The published occurrences of `list_events(...)` that come after `after` in its order
     (by start, then event id), at most `limit` of them, as `EventSummary` rows.
@@ -732,9 +741,12 @@ async def page_events(
     return the first page blocked every other request. Here single events are read in
     (start, id) order from the position on, in batches, until the page is full; series are
     expanded from plain rows (their expansions are cached) and merged by start. The total is
-    counted in the database (grouped by audiences, which are filtered here)."""
+    counted in the database (grouped by audiences, which are filtered here). The rows are
+    turned into objects through `offload` (the HTTP API passes a worker thread), so that the
+    event loop only waits for the database."""
     if limit < 1:
         raise ValueError("page_events needs limit >= 1")
+    run: Offload[Any] = offload or _inline
     shape, params = await _filter(session, ctx, start, end, area, category, organisation_id,
                                   False, False, None)
     wanted = set(_codes(audience))
@@ -744,9 +756,9 @@ async def page_events(
 
     districts = await districts_by_id(session, ctx)
     first = start - MAX_EVENT_SPAN - timedelta(days=1)
-    after_start, after_id = after if after is not None else (first, 0)
+    position = after if after is not None else (first, 0)
     params.update(earliest=start - LONG_SPAN, long_earliest=start - MAX_EVENT_SPAN,
-                  from_start=max(after_start, first))
+                  from_start=max(position[0], first))
     singles_query, count_query, series_query = _page_statements(shape)
     connection = await session.connection()
 
@@ -754,42 +766,54 @@ async def page_events(
     for audiences, number in await fetch_rows(connection, count_query, params):
         if shown(json.loads(audiences) if isinstance(audiences, str) else audiences):
             total += number
-    later: list[tuple[datetime, int, recurrence.Span]] = []
-    for values in await fetch_rows(connection, series_query, params):
-        row = pool_row(values)
-        if not shown(row.audiences):
-            continue
-        for span in recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, ctx.tz):
-            if span.start < end and span.end > start:
-                total += 1
-                if (span.start, row.id) > (after_start, after_id):
-                    later.append((span.start, row.id, span))
-    later.sort(key=lambda item: (item[0], item[1]))
+    series_rows = await fetch_rows(connection, series_query, params)
+
+    def expand_series() -> tuple[int, list[tuple[datetime, int, recurrence.Span]]]:
+        count, later = 0, []
+        for values in series_rows:
+            row = pool_row(values)
+            if not shown(row.audiences):
+                continue
+            for span in recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, ctx.tz):
+                if span.start < end and span.end > start:
+                    count += 1
+                    if (span.start, row.id) > position:
+                        later.append((span.start, row.id, span))
+        later.sort(key=lambda item: (item[0], item[1]))
+        return count, later
+
+    series_total, later = await run(expand_series) if series_rows else (0, [])
+    total += series_total
 
     need = limit + 1  # one more than the page tells whether another page follows
     singles: list[Occurrence] = []
-    position = (after_start, after_id)
+    cursor = position
     while len(singles) < need:
         batch = min(max(need - len(singles), 50), _PAGE_BATCH)
         rows = await fetch_rows(connection, singles_query, {
-            **params, "after_start": position[0], "after_id": position[1], "limit": batch})
-        for values in rows:
-            summary = summarise(values, districts)
-            position = (summary.starts_at, summary.id)
-            if shown(summary.audiences):
-                singles.append(Occurrence(summary, summary.starts_at, summary.ends_at))
+            **params, "after_start": cursor[0], "after_id": cursor[1], "limit": batch})
+        if not rows:
+            break
+
+        def summaries(rows: Sequence[Sequence[Any]] = rows) -> tuple[list[Occurrence], tuple[datetime, int]]:
+            found = [summarise(values, districts) for values in rows]
+            return ([Occurrence(s, s.starts_at, s.ends_at) for s in found if shown(s.audiences)],
+                    (found[-1].starts_at, found[-1].id))
+
+        accepted, cursor = await run(summaries)
+        singles += accepted
         if len(rows) < batch:
             break
 
     merged: list[tuple[datetime, int, Occurrence | recurrence.Span]] = list(heapq.merge(
         ((o.start, o.event.id, o) for o in singles), later, key=lambda item: (item[0], item[1])))[:need]
     series_ids = list({id_ for _, id_, item in merged if isinstance(item, recurrence.Span)})
-    summaries: dict[int, EventSummary] = {}
+    named: dict[int, EventSummary] = {}
     if series_ids:
         for values in await fetch_rows(connection, _SERIES_SUMMARIES, {"ids": series_ids}):
             summary = summarise(values, districts)
-            summaries[summary.id] = summary
-    found = [item if isinstance(item, Occurrence) else Occurrence(summaries[id_], item.start, item.end)
+            named[summary.id] = summary
+    found = [item if isinstance(item, Occurrence) else Occurrence(named[id_], item.start, item.end)
              for _, id_, item in merged]
     next_after = (found[limit - 1].start, found[limit - 1].event.id) if len(found) > limit else None
     return EventPage(found[:limit], total, next_after)

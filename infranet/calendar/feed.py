@@ -25,11 +25,12 @@ import zlib
 from array import array
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from functools import lru_cache
+from functools import lru_cache, partial
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from icalendar import Timezone
 from sqlalchemy import and_, func, or_, select
@@ -54,6 +55,7 @@ from infranet.storage.models import Event, EventStatus, Moderation, Organisation
 from infranet.storage.types import parse_timestamp, raw_timestamp
 from infranet.web.params import MAX_PARAM_CHARS, check_length, parse_ids
 
+T = TypeVar("T")
 PRODID = "-//infranet//shared calendar//PL"
 CRLF = b"\r\n"
 
@@ -612,8 +614,9 @@ class FeedCache:
     """
 
     def __init__(self, ctx: AppContext, *, check_interval: float = 1.0,
-                 max_bytes: int | None = None) -> None:
+                 max_bytes: int | None = None, cpu: Executor | None = None) -> None:
         self.ctx = ctx
+        self.cpu = cpu  # renders and compresses; None: asyncio's default executor
         self.check_interval = check_interval
         self.max_bytes = (ctx.settings.calendar.feed_cache_mb * 2**20 if max_bytes is None
                           else max_bytes)
@@ -640,6 +643,9 @@ class FeedCache:
     @property
     def feeds(self) -> int:
         return len(self._states)
+
+    async def _offload(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.cpu, work)
 
     def invalidate(self) -> None:
         self._checked_at = float("-inf")
@@ -680,7 +686,8 @@ class FeedCache:
         if feed._gzip is not None:
             return feed._gzip
         assert feed.body is not None, "a streamed feed is compressed while it streams"
-        data = await asyncio.to_thread(gzip.compress, feed.body, 6, mtime=0)
+        body = feed.body
+        data = await self._offload(lambda: gzip.compress(body, 6, mtime=0))
         state = self._states.get(feed.key)
         if state is not None and state.feed is feed and feed._gzip is None:
             feed._gzip = data
@@ -746,7 +753,7 @@ class FeedCache:
         def work() -> list[bytes]:
             return [render_vevent(r, tz, tzid, organizer) for r in todo]
 
-        rendered = await asyncio.to_thread(work) if len(todo) > 50 else work()
+        rendered = await self._offload(work) if len(todo) > 50 else work()
         for row, data in zip(todo, rendered, strict=True):
             self._remember(row, data)
 
@@ -765,14 +772,14 @@ class FeedCache:
             return [render_vevent(r, tz, tzid, organizer) for r in todo]
 
         rows: list[FeedRow] = []
-        jobs: list[tuple[list[FeedRow], asyncio.Task[list[bytes]]]] = []
+        jobs: list[tuple[list[FeedRow], asyncio.Future[list[bytes]]]] = []
         result = await session.stream(query)
         async for part in result.partitions(1000):
             chunk = _audience_filter(_feed_rows(part, names), flt)
             rows.extend(chunk)
             todo = self._stale(chunk)
             if todo:
-                jobs.append((todo, asyncio.create_task(asyncio.to_thread(work, todo))))
+                jobs.append((todo, asyncio.ensure_future(self._offload(partial(work, todo)))))
         for todo, job in jobs:
             for row, data in zip(todo, await job, strict=True):
                 self._remember(row, data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -13,11 +14,17 @@ from infranet.context import AppContext
 
 
 def build(ctx: AppContext, scheduler: AsyncIOScheduler) -> Component:
-    cache = FeedCache(ctx)
-    web = CalendarHttp(ctx, cache)
+    # One worker thread for the CPU-bound part of feeds and API answers: with one thread
+    # beside it, the event loop waits at most one GIL switch interval (5 ms) to run again.
+    cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="calendar-cpu")
+    cache = FeedCache(ctx, cpu=cpu)
+    web = CalendarHttp(ctx, cache, cpu=cpu)
+
+    async def stop() -> None:
+        cpu.shutdown(wait=False, cancel_futures=True)
 
     def status() -> dict[str, Any]:
         return {"ok": True, "feed_builds": cache.builds, "feed_cache_bytes": cache.size,
                 "feed_cache_feeds": cache.feeds, "feed_cache_evictions": cache.evictions}
 
-    return Component("calendar", routes=web.routes(), status=status)
+    return Component("calendar", routes=web.routes(), stop=stop, status=status)
