@@ -10,7 +10,15 @@ Only the VTIMEZONE comes from icalendar, once per process.
 Freshness: a feed is rebuilt when the calendar's version changes — (number of events,
 max(events.updated_at), max(organisations.updated_at)), two indexed aggregates that are
 the same on every instance. The version is read at most once per `check_interval`
-seconds per process; a change committed by this process invalidates at once.
+seconds per process (and at once on a new day, when the feeds' windows move); a change
+committed by this process invalidates at once.
+
+Memory: everything the cache keeps is counted in bytes against `[calendar] feed_cache_mb`
+(see `FeedCache`); filters are canonical (`parse_filter`), so equal feeds share one entry.
+
+Validators: the identity and gzip bodies have different ETags; Last-Modified is a
+calendar-wide bound that also covers events leaving a feed (see `FeedCache._last_modified`).
+The writer drops control characters and bidi overrides whatever a stored row holds (`plain`).
 """
 
 from __future__ import annotations
