@@ -178,6 +178,9 @@ async def test_hostile_parameters_get_a_localized_400(ctx: AppContext, client: h
     english = (await client.get("/api/events?org=²&lang=en")).json()["error"]
     polish = (await client.get("/api/events?org=²&lang=pl")).json()["error"]
     assert "is not a number" in english and "to nie jest numer" in polish
+    for value in ("0", "abc", "2001", "²", "99999999999999999999"):
+        limit = (await client.get(f"/api/events?limit={value}&lang=en")).json()["error"]
+        assert limit == "limit: give a number from 1 to 2000.", value
     year = (await client.get("/api/conflicts?start=0001-01-01&end=0001-01-02&lang=pl")).json()["error"]
     assert "rok 1 jest poza zakresem" in year
 

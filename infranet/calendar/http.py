@@ -52,6 +52,7 @@ from infranet.i18n import normalise_language, register
 from infranet.web.params import (
     check_length,
     parse_date_or_time,
+    parse_id,
     parse_optional_id,
 )
 
@@ -316,8 +317,11 @@ class CalendarHttp:
                 raise ValidationFailed("calendar.error.period_long", field="end", days=MAX_API_DAYS)
             limit = MAX_API_ITEMS
             if q.get("limit"):
-                limit = parse_optional_id(q["limit"], "limit") or MAX_API_ITEMS
-                if limit > MAX_API_ITEMS:
+                try:
+                    limit = parse_id(q["limit"], "limit")
+                except ValidationFailed:
+                    limit = 0
+                if not 1 <= limit <= MAX_API_ITEMS:
                     raise ValidationFailed("calendar.error.limit", field="limit", limit=MAX_API_ITEMS)
             query = f"{start.isoformat()}\0{end.isoformat()}\0{flt.query_string()}"
             after = self.cursors.read(query, q["cursor"]) if q.get("cursor") else None
