@@ -197,9 +197,10 @@ async def test_a_link_made_by_one_instance_works_on_the_other(tmp_path: Path, pg
     """Two services (real HTTP) on one PostgreSQL database, neither configured with a key:
     the unsubscribe and preferences links one of them mails are accepted by the other."""
     sid = await seed_subscriber(pg_only_url, tmp_path / "seed")
-    services = [Service(AppContext.create(make_settings(pg_only_url, tmp_path / name)))
-                for name in ("a", "b")]
-    tasks = [asyncio.create_task(service.run()) for service in services]
+    # As `infranet run` (app.run_service) starts: prepare (migrate, load the key), then build.
+    contexts = [await started_context(pg_only_url, tmp_path / name) for name in ("a", "b")]
+    services = [Service(ctx) for ctx in contexts]
+    tasks = [asyncio.create_task(service.run(prepared=True)) for service in services]
     try:
         await asyncio.wait_for(asyncio.gather(*(s.started.wait() for s in services)), 30)
         a, b = services
