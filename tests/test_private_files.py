@@ -5,6 +5,7 @@ path is spelled."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import stat
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import pytest
 
 from infranet.app import Service, StartupError, prepare_database
 from infranet.context import AppContext
-from tests.conftest import TEST_SECRET, make_settings
+from tests.conftest import TEST_SECRET, make_settings, run_async
 
 
 def mode(path: Path) -> int:
@@ -84,3 +85,18 @@ async def test_one_sqlite_file_reached_through_a_symlink_cannot_serve_two_instan
     finally:
         first.stopping.set()
         await asyncio.wait_for(task, 15)
+
+
+def test_a_database_others_can_read_is_named_at_start(
+        tmp_path: Path, usual_umask: None, caplog: pytest.LogCaptureFixture) -> None:
+    """An existing deployment's file is not changed behind the operator's back (backups may
+    read it), but the start says it is readable by others and how to close it."""
+    database = tmp_path / "infranet.db"
+    database.touch(mode=0o644)
+    with caplog.at_level(logging.WARNING, logger="infranet.storage.engine"):
+        ctx = AppContext.create(make_settings(f"sqlite+aiosqlite:///{database}", tmp_path),
+                                secret_key=TEST_SECRET)
+    run_async(ctx.db.dispose())
+    [warning] = [r.getMessage() for r in caplog.records if "can be read by other users" in r.getMessage()]
+    assert f"chmod 600 {database}*" in warning and "mode 644" in warning
+    assert mode(database) == 0o644
