@@ -173,7 +173,7 @@ def parse_filter(ctx: AppContext, params: Mapping[str, Sequence[str]] | Any) -> 
 # C0 and C1 control characters (a newline excepted: TEXT escapes it as \\n), DEL, and the
 # bidirectional embeddings, overrides and isolates. RFC 5545 forbids control characters in
 # content lines, and one of them in a title made a strict parser reject the whole feed; input
-# validation refuses them, and the writer drops them again so that no stored row can break a feed.
+# validation removes them, and the writer drops them again so that no stored row can break a feed.
 _UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
