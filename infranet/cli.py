@@ -16,6 +16,7 @@ from infranet.config import ConfigError, LoadedConfig, load_settings, masked_dum
 from infranet.context import AppContext
 from infranet.errors import InfranetError
 from infranet.logs import setup_logging
+from infranet.validation import for_terminal, json_for_terminal
 
 log = logging.getLogger("infranet")
 Handler = Callable[[AppContext, argparse.Namespace], Awaitable[int | None]]
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         loaded = load_settings(args.config)
     except ConfigError as exc:
-        print(f"infranet: {exc}", file=sys.stderr)
+        print(f"infranet: {for_terminal(exc)}", file=sys.stderr)
         return 2
     if args.command == "check-config":
         return check_config(loaded)
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     try:  # before anything logs: an unusable data directory is one line, not a traceback
         ensure_writable(loaded.settings.service.data_dir)
     except DataDirError as exc:
-        print(f"infranet: {exc}", file=sys.stderr)
+        print(f"infranet: {for_terminal(exc)}", file=sys.stderr)
         return 1
     setup_logging(loaded.settings)
     if args.command == "run":
@@ -128,17 +129,17 @@ async def _dispatch(args: argparse.Namespace, loaded: LoadedConfig) -> int | Non
     try:
         ctx = AppContext.create(loaded.settings)
     except ValueError as exc:  # region file problems
-        print(f"infranet: {exc}", file=sys.stderr)
+        print(f"infranet: {for_terminal(exc)}", file=sys.stderr)
         return 2
     try:
         if args.prepare_db:
             await prepare_database(ctx)
         return await args.handler(ctx, args)
     except StartupError as exc:
-        print(f"infranet: {exc}", file=sys.stderr)
+        print(f"infranet: {for_terminal(exc)}", file=sys.stderr)
         return 1
     except (InfranetError, ValueError) as exc:
-        print(f"infranet: {exc}", file=sys.stderr)
+        print(f"infranet: {for_terminal(exc)}", file=sys.stderr)
         return 1
     finally:
         await ctx.db.dispose()
@@ -156,7 +157,7 @@ def check_config(loaded: LoadedConfig) -> int:
 
         load_region(loaded.settings.region.districts_file)
     except ValueError as exc:
-        print(f"infranet: {exc}", file=sys.stderr)
+        print(f"infranet: {for_terminal(exc)}", file=sys.stderr)
         return 2
     return 0
 
@@ -188,7 +189,7 @@ async def cmd_org_add(ctx: AppContext, args: argparse.Namespace) -> int:
                     phone=args.phone, website=args.website)
     async with ctx.db.transaction() as session:
         org = await add_organisation(session, ctx, Actor.cli(), data)
-    print(f"added organisation #{org.id}: {org.name}")
+    print(f"added organisation #{org.id}: {for_terminal(org.name)}")
     return 0
 
 
@@ -200,11 +201,11 @@ async def cmd_org_list(ctx: AppContext, args: argparse.Namespace) -> int:
     rows = [{"id": o.id, "name": o.name, "type": o.type, "email": o.contact_email,
              "phone": o.phone, "districts": [d.name for d in o.districts]} for o in orgs]
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        print(json_for_terminal(rows))
         return 0
     for row in rows:
-        print(f"#{row['id']:<4} {row['name']} [{row['type']}]  {row['email'] or '-'}  "
-              f"{', '.join(row['districts']) or 'whole region'}")
+        print(for_terminal(f"#{row['id']:<4} {row['name']} [{row['type']}]  {row['email'] or '-'}  "
+                           f"{', '.join(row['districts']) or 'whole region'}"))
     if not rows:
         print("no organisations yet: add one with 'infranet org add NAME' or 'infranet demo seed'")
     return 0

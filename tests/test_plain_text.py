@@ -346,3 +346,21 @@ async def test_names_and_notes_from_the_cli_and_admin_functions_are_plain_text(c
     assert admin.display_name == "Ewa[2J Admin"
     assert note.text == "Spotkanie sieci\nw piątek a < b"
     assert member.display_name == "Jan Kowalski"
+
+
+async def test_org_list_shows_old_control_characters_escaped(
+        ctx: AppContext, capsys: pytest.CaptureFixture[str]) -> None:
+    """A name stored before the plain-text rule cannot drive the admin's terminal through
+    `org list`, in either of its forms."""
+    async with ctx.db.transaction() as session:
+        org = await add_organisation(session, ctx, Actor.system(), OrgInput(name="COP Gołdap",
+                                                                              type="COP"))
+        await session.execute(update(Organisation).where(Organisation.id == org.id)
+                              .values(name="COP\x1b]0;pwned\x07 Gołdap\u202e"))
+    assert await run(ctx, "org", "list") == 0
+    listed = capsys.readouterr().out
+    assert await run(ctx, "org", "list", "--json") == 0
+    as_json = capsys.readouterr().out
+    assert visible_only((listed + as_json).replace("\n", "")), listed + as_json
+    assert "COP\\x1b]0;pwned\\x07 Gołdap\\u202e" in listed
+    assert json.loads(as_json)[0]["name"] == "COP\x1b]0;pwned\x07 Gołdap\u202e"
