@@ -23,7 +23,6 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from infranet.bot.application import BotContext
@@ -43,6 +42,7 @@ from infranet.bot.common import (
     send_html,
     tr,
 )
+from infranet.bot.reach import EMAIL, NONE, Notice, OrgReach, deliver, reach_of
 from infranet.calendar import conflicts as conflict_api
 from infranet.calendar import events as calendar
 from infranet.calendar.dateparse import (
@@ -55,7 +55,7 @@ from infranet.calendar.dateparse import (
 )
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
-from infranet.i18n import format_date, format_span, register
+from infranet.i18n import format_date, format_span, register, t
 from infranet.region import District
 from infranet.storage.models import Event, EventStatus, Member, MemberStatus, Moderation
 from infranet.validation import URL_MAX, clean_text, clean_url
@@ -168,6 +168,20 @@ register({
     },
     "bot.events.told_organisers": {"pl": "Powiadomiłem organizatorów: {orgs}.",
                                    "en": "I told the organisers: {orgs}."},
+    "bot.events.told_by_email": {"pl": "{org} (e-mailem na {email})", "en": "{org} (by e-mail to {email})"},
+    "bot.events.not_told": {
+        "pl": "Nie udało się powiadomić: {org} (nikt z nich nie korzysta z bota, a e-mail nie "
+              "dotarł lub go nie mamy). Skontaktuj się z nimi: {contact}.",
+        "en": "Could not tell {org} (nobody from it uses the bot, and an e-mail did not go through "
+              "or we have no address). Contact them: {contact}."},
+    "bot.events.conflict_subject": {"pl": "Ten sam termin: {title}", "en": "Same date: {title}"},
+    "bot.events.conflict_email": {
+        "pl": "Dzień dobry,\n\n{org} planuje „{title}” — {when}, {district}. To koliduje z Waszym "
+              "„{theirs}”.\n\nKontakt do {org}: {contact}.\n\nTę wiadomość wysłał bot sieci, bo "
+              "nikt z Waszej organizacji nie korzysta z niego.",
+        "en": "Hello,\n\n{org} plans “{title}” — {when}, {district}. It clashes with your "
+              "“{theirs}”.\n\nContact {org}: {contact}.\n\nThe network's bot sent this "
+              "message because nobody from your organisation uses it."},
     "bot.events.conflict_notice": {
         "pl": "<b>Ten sam termin</b>: {org} planuje „{title}” — {when}, {district}. "
               "To koliduje z Waszym „{theirs}”. Kontakt: {contact}.",
@@ -196,6 +210,8 @@ register({
     "bot.events.my_title": {"pl": "<b>Wydarzenia: {org}</b>", "en": "<b>Events: {org}</b>"},
     "bot.events.my_empty": {"pl": "Twoja organizacja nie ma zaplanowanych wydarzeń. Dodaj: /event.",
                             "en": "Your organisation has no upcoming events. Add one: /event."},
+    "bot.events.my_page": {"pl": "Strona {page} z {pages} ({count})",
+                           "en": "Page {page} of {pages} ({count})"},
     "bot.events.my_pending": {"pl": " (czeka na zatwierdzenie)", "en": " (awaiting approval)"},
     "bot.events.no_org": {"pl": "Nie należysz do żadnej organizacji.",
                           "en": "You belong to no organisation."},
@@ -623,8 +639,14 @@ async def _tell_organisers(context: BotContext, chat_id: int, lang: str, poster:
     """The organisers of the events the poster kept the date against hear about it, and
     the poster hears whom we told. Runs once the save is committed and the poster has
     their answer (`turn.after_commit`), so the search for the conflicts and their
-    organisers costs the poster no waiting."""
+    organisers costs the poster no waiting.
+
+    An organisation with nobody in the bot (or nobody it reaches) gets an e-mail at its
+    contact address (`bot/reach.py`); "Powiadomiłem organizatorów" names only those
+    reached, and those not reached are named apart with their contact."""
     ctx = context.infra
+    mail_lang = ctx.settings.newsletter.language
+    notices: dict[int, tuple[OrgReach, Notice]] = {}
     async with ctx.db.read() as session:
         report = await conflict_api.find_conflicts(session, ctx, data, exclude_event_id=event_id)
         row = await calendar.get_event(session, event_id)
@@ -635,24 +657,46 @@ async def _tell_organisers(context: BotContext, chat_id: int, lang: str, poster:
                 theirs.setdefault(org_id, c)
         if not theirs:
             return
-        members = await approved_members_of(session, set(theirs), poster)
+        targets = await reach_of(session, set(theirs), but=poster)
         poster_org = row.organisation
         org = poster_org.name if poster_org else "—"
         contact = contact_of(poster_org.contact_email if poster_org else None,
                              poster_org.phone if poster_org else None)
-        notices = [(member.telegram_id, tr(
-            member.language or "pl", "bot.events.conflict_notice", org=org, title=row.title,
-            when=occurrence_when(ctx, row.starts_at, row.ends_at, row.all_day, member.language or "pl"),
-            district=row.district.name, theirs=theirs[member.organisation_id].event.title,  # type: ignore[index]
-            contact=contact)) for member in members]
-    await send_html(context.bot, chat_id, tr(
-        lang, "bot.events.told_organisers",
-        orgs=", ".join(sorted({c.organisation_name or "—" for c in theirs.values()}))))
-    for telegram_id, text in notices:
+        title, district = row.title, row.district.name
+        span = (row.starts_at, row.ends_at, row.all_day)
+        for org_id, target in targets.items():
+            params = {"org": org, "title": title, "district": district,
+                      "theirs": theirs[org_id].event.title, "contact": contact}
+
+            def telegram(member_lang: str, params: dict[str, Any] = params) -> tuple[str, Any]:
+                when = occurrence_when(ctx, *span, member_lang)
+                return tr(member_lang, "bot.events.conflict_notice", when=when, **params), None
+
+            notices[org_id] = (target, Notice(
+                telegram, subject=t(mail_lang, "bot.events.conflict_subject", title=title),
+                body=t(mail_lang, "bot.events.conflict_email",
+                       when=occurrence_when(ctx, *span, mail_lang), **params),
+                reply_to=poster_org.contact_email if poster_org else None))
+    told: list[tuple[str, str]] = []
+    missed: list[OrgReach] = []
+    for org_id, (target, notice) in sorted(notices.items(), key=lambda item: item[1][0].name):
         try:
-            await send_html(context.bot, telegram_id, text)
-        except TelegramError:
-            log.exception("event %s: could not tell organiser %s", event_id, telegram_id)
+            how = await deliver(ctx, context.bot, target, notice)
+        except Exception:  # one organisation's failure must not hide the others
+            log.exception("event %s: could not tell organisation %s", event_id, org_id)
+            how = NONE
+        if how == NONE:
+            missed.append(target)
+        else:
+            told.append((target.name, target.email or "") if how == EMAIL else (target.name, ""))
+    if told:
+        names = [tr(lang, "bot.events.told_by_email", org=name, email=email) if email else esc(name)
+                 for name, email in told]
+        await send_html(context.bot, chat_id, tr(lang, "bot.events.told_organisers",
+                                                 orgs=Html(", ".join(names))))
+    for target in missed:
+        await send_html(context.bot, chat_id, tr(lang, "bot.events.not_told", org=target.name,
+                                                 contact=target.contact))
 
 
 @handler(access="member", chat="private", db=False)
@@ -848,15 +892,26 @@ def edit_if_changed(turn: Turn, text: str, buttons: list[list[tuple[str, str]]])
         turn.edit(text, buttons)
 
 
-@handler(access="member", chat="private", writes=False)
-async def cmd_my(turn: Turn) -> None:
+def polish_count(count: int, lang: str, one: str, few: str, many: str, english: str) -> str:
+    """"1 termin", "3 terminy", "12 terminów" (English: "1 date", "12 dates")."""
+    if lang != "pl":
+        return f"{count} {english}" + ("" if count == 1 else "s")
+    if count == 1:
+        word = one
+    elif count % 10 in (2, 3, 4) and count % 100 not in (12, 13, 14):
+        word = few
+    else:
+        word = many
+    return f"{count} {word}"
+
+
+async def _my_events(turn: Turn) -> list[calendar.Occurrence]:
+    """The organisation's events from now on, each once (a series at its next occurrence),
+    read afresh: a page shows what is true when it is asked for."""
     member = turn.who.member
-    if member is None or member.organisation_id is None:
-        turn.say("bot.events.no_org")
-        return
-    ctx = turn.ctx
-    now = ctx.now()
-    found = await calendar.list_events(turn.session, ctx, start=now, end=now + timedelta(days=732),
+    assert member is not None and member.organisation_id is not None
+    now = turn.ctx.now()
+    found = await calendar.list_events(turn.session, turn.ctx, start=now, end=now + timedelta(days=732),
                                        organisation_id=member.organisation_id, include_pending=True,
                                        viewer=turn.actor)
     seen: set[int] = set()
@@ -865,16 +920,57 @@ async def cmd_my(turn: Turn) -> None:
         if o.event.id not in seen:
             seen.add(o.event.id)
             events.append(o)
-    if not events:
+    return events
+
+
+async def _show_my_page(turn: Turn, page: int, *, always_bar: bool) -> None:
+    """One page of /my: a message per event with its Edit and Cancel, then the page bar
+    (‹ ›). The page is clamped to what exists now, and the bar says which page it is."""
+    events = await _my_events(turn)
+    pages = max(1, (len(events) + PAGE_SIZE - 1) // PAGE_SIZE)
+    page = min(max(0, page), pages - 1)
+    for o in events[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]:
+        pending = turn.t("bot.events.my_pending") if o.event.moderation == Moderation.PENDING else ""
+        turn.reply(Html(_occurrence_line(turn, o) + pending + _series_note(turn, o)), _my_buttons(turn, o))
+    if pages > 1 or always_bar:
+        nav = []
+        if page > 0:
+            nav.append(("‹", cb("ev", "my", page - 1)))
+        if page < pages - 1:
+            nav.append(("›", cb("ev", "my", page + 1)))
+        count = polish_count(len(events), turn.lang, "wydarzenie", "wydarzenia", "wydarzeń", "event")
+        turn.say("bot.events.my_page", [nav] if nav else None, page=page + 1, pages=pages, count=count)
+
+
+@handler(access="member", chat="private", writes=False)
+async def cmd_my(turn: Turn) -> None:
+    member = turn.who.member
+    if member is None or member.organisation_id is None:
+        turn.say("bot.events.no_org")
+        return
+    if not await _my_events(turn):
         turn.say("bot.events.my_empty")
         return
     org = member.organisation.name if member.organisation else ""
     turn.say("bot.events.my_title", org=org)
-    for o in events[:PAGE_SIZE]:
-        pending = turn.t("bot.events.my_pending") if o.event.moderation == Moderation.PENDING else ""
-        turn.reply(Html(_occurrence_line(turn, o) + pending), _my_buttons(turn, o.event.id))
-    if len(events) > PAGE_SIZE:
-        turn.say("bot.events.more", count=len(events) - PAGE_SIZE)
+    await _show_my_page(turn, 0, always_bar=False)
+
+
+@handler(access="member", chat="private", writes=False)
+async def on_my_page(turn: Turn) -> None:
+    """‹ › under /my: the asked page as it is now (a late press shows the current truth;
+    a page that no longer exists shows the last one, numbered as it is)."""
+    member = turn.who.member
+    if member is None or member.organisation_id is None:
+        turn.say("bot.events.no_org")
+        return
+    page = int_part(turn.data, 2)
+    if page is None:
+        page = 0
+    if not await _my_events(turn):
+        turn.say("bot.events.my_empty")
+        return
+    await _show_my_page(turn, page, always_bar=True)
 
 
 @handler(access="member", chat="private")
@@ -891,7 +987,7 @@ async def on_cancel_event(turn: Turn) -> None:
         return
     if len(turn.data) > 3 and turn.data[3] == "n":
         occurrence = calendar.Occurrence(row, row.starts_at, row.ends_at)
-        turn.edit(Html(_occurrence_line(turn, occurrence)), _my_buttons(turn, row.id))
+        turn.edit(Html(_occurrence_line(turn, occurrence)), _my_buttons(turn, occurrence))
         return
     if len(turn.data) > 3 and turn.data[3] == "y":
         await calendar.cancel_event(turn.session, turn.ctx, turn.actor, event_id)
@@ -902,9 +998,14 @@ async def on_cancel_event(turn: Turn) -> None:
         (turn.t("bot.events.keep_event"), cb("ev", "del", event_id, "n"))]])
 
 
-def _my_buttons(turn: Turn, event_id: int) -> list[list[tuple[str, str]]]:
+def _my_buttons(turn: Turn, o: calendar.Occurrence) -> list[list[tuple[str, str]]]:
+    event_id = o.event.id
     return [[(turn.t("bot.events.edit"), cb("ev", "e", event_id)),
              (turn.t("bot.events.cancel_event"), cb("ev", "del", event_id))]]
+
+
+def _series_note(turn: Turn, o: calendar.Occurrence) -> str:
+    return ""
 
 
 @handler(db=False)
@@ -943,5 +1044,6 @@ def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("my", cmd_my),
         CallbackQueryHandler(on_events_page, pattern=r"^ev:p:"),
         CallbackQueryHandler(on_cancel_event, pattern=r"^ev:del:"),
+        CallbackQueryHandler(on_my_page, pattern=r"^ev:my:"),
         CallbackQueryHandler(on_stale, pattern=r"^ev:"),
     ]
