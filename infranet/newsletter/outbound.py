@@ -259,3 +259,31 @@ async def send_confirmation(ctx: AppContext, subscriber_id: int) -> Outcome | No
     if outcome.kind != SENT:
         log.warning("newsletter: confirmation e-mail refused: %s", outcome.detail)
     return outcome
+
+
+async def send_notice(ctx: AppContext, recipient: str, subject: str, text: str, *,
+                      reply_to: str | None = None) -> Outcome:
+    """One plain-text notice to one address on its own connection (the bot reaching an
+    organisation that has nobody in it), through the newsletter's transport: the SMTP
+    server of `[smtp]`, or the Maildir outbox without one.
+
+    Never raises for a delivery problem: a server that cannot be reached or refuses the
+    message gives a non-SENT `Outcome`, because the caller must tell its user whether
+    the organisation was reached, not fail."""
+    from infranet.newsletter.compose import load_dkim
+    from infranet.newsletter.mime import MessageFactory
+
+    settings = ctx.settings.smtp
+    try:
+        factory = MessageFactory(from_address=settings.from_address, subject=subject,
+                                 reply_to=reply_to or settings.reply_to, bulk=False,
+                                 dkim=load_dkim(ctx))
+        envelope = factory.build(recipient=recipient, text=text, html=None)
+    except (ValueError, OSError) as exc:  # a bad stored address, an unreadable DKIM key
+        log.warning("notice to %s not built: %s", mask_address(recipient), exc)
+        return Outcome(PERMANENT, 0, str(exc))
+    try:
+        return await send_one(ctx, envelope)
+    except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+        log.warning("notice to %s not sent: %s", mask_address(recipient), exc)
+        return Outcome(TEMPORARY, 0, str(exc), True)
