@@ -235,8 +235,8 @@ def event_times(ctx: AppContext, data: EventInput, latest: datetime | None = Non
         first = data.start.astimezone(tz).date() if isinstance(data.start, datetime) else data.start
         last = data.end.astimezone(tz).date() if isinstance(data.end, datetime) else data.end
         if last < first:
-            raise ValidationFailed("calendar.error.end_before_start", start=first.isoformat(),
-                                   end=last.isoformat())
+            raise ValidationFailed("calendar.error.end_before_start", start=human_date(first),
+                                   end=human_date(last))
         starts_at = recurrence.local_midnight(first, tz)
         ends_at = recurrence.local_midnight(last + timedelta(days=1), tz)
         local_start = starts_at.astimezone(tz)
@@ -245,14 +245,34 @@ def event_times(ctx: AppContext, data: EventInput, latest: datetime | None = Non
         local_end = _as_local(data.end, tz, "end")
         if local_end <= local_start:
             raise ValidationFailed("calendar.error.end_before_start",
-                                   start=f"{local_start:%Y-%m-%d %H:%M}", end=f"{local_end:%Y-%m-%d %H:%M}")
+                                   start=human_moment(local_start), end=human_moment(local_end))
         starts_at, ends_at = local_start.astimezone(UTC), local_end.astimezone(UTC)
     if ends_at - starts_at > timedelta(days=MAX_EVENT_DAYS):
         raise ValidationFailed("calendar.error.too_long_event", days=MAX_EVENT_DAYS)
     latest = latest or horizon(ctx)
     if starts_at > latest:
-        raise ValidationFailed("calendar.error.too_far", limit=f"{latest:%Y-%m-%d}")
+        raise ValidationFailed("calendar.error.too_far", limit=human_moment(latest.astimezone(tz)))
     return starts_at, ends_at, local_start, latest
+
+
+def human_date(day: date) -> str:
+    """A date as people write it in messages: 5.12.2099 (never ISO 2099-12-05)."""
+    return f"{day.day}.{day.month}.{day.year}"
+
+
+def human_moment(local: datetime) -> str:
+    """A local date and time as people write it: 5.12.2099 10:00."""
+    return f"{human_date(local.date())} {local:%H:%M}"
+
+
+def check_days(ctx: AppContext, first: date, last: date) -> None:
+    """The rules on an event's days alone (no hours yet), so that a form's date step can
+    refuse at once what the final save would refuse: too long, or beyond the horizon."""
+    if (last - first).days + 1 > MAX_EVENT_DAYS:
+        raise ValidationFailed("calendar.error.too_long_event", days=MAX_EVENT_DAYS)
+    latest = horizon(ctx)
+    if first > latest.date():
+        raise ValidationFailed("calendar.error.too_far", limit=human_moment(latest.astimezone(ctx.tz)))
 
 
 def horizon(ctx: AppContext) -> datetime:
@@ -290,7 +310,7 @@ def validate_event(ctx: AppContext, data: EventInput) -> NormalisedEvent:
                                          first_start_local=local_start, tz=tz, latest=latest)
         spans = recurrence.expand(rule, starts_at, ends_at, data.all_day, tz)
         if spans[-1].start > latest:
-            raise ValidationFailed("calendar.error.too_far", limit=f"{latest:%Y-%m-%d}")
+            raise ValidationFailed("calendar.error.too_far", limit=human_moment(latest.astimezone(tz)))
         last_ends_at = spans[-1].end
     return NormalisedEvent(
         title=title or "", description=description, location=location, url=url,

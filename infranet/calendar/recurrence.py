@@ -89,7 +89,9 @@ def canonical_rule(rule: str, *, all_day: bool, first_start_local: datetime, tz:
         if local_until < first_start_local:
             raise _fail("UNTIL is before the first meeting")
         if local_until > latest:
-            raise _fail(f"UNTIL is too far ahead; the calendar plans until {latest.date():%Y-%m-%d}")
+            last = latest.date()
+            raise _fail(f"UNTIL is too far ahead; the calendar plans until "
+                        f"{last.day}.{last.month}.{last.year}")
         parts["UNTIL"] = (f"{local_until.date():%Y%m%d}" if all_day
                           else f"{local_until.astimezone(UTC):%Y%m%dT%H%M%SZ}")
     order = [name for name in ALLOWED_PARTS if name in parts]

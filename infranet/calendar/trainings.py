@@ -259,6 +259,16 @@ def _fmt(day: date) -> str:
     return f"{day.day}.{day.month}.{day.year}"
 
 
+def check_session_times(ctx: AppContext, sessions: Sequence[tuple[datetime | date, datetime | date, bool]],
+                        ) -> None:
+    """Every session meets the calendar's rules on a date (end after start, length, the
+    planning horizon): the form's sessions step refuses at once what the save would."""
+    latest = calendar.horizon(ctx)
+    for start, end, all_day in sessions:
+        calendar.event_times(ctx, calendar.EventInput(title="", start=start, end=end, all_day=all_day),
+                             latest)
+
+
 def check_deadline(ctx: AppContext, deadline: date, first_day: date | None = None) -> date:
     today = local_today(ctx.now(), ctx.tz)
     if deadline < today:

@@ -345,24 +345,30 @@ async def on_title(turn: Turn) -> int:
 async def on_date(turn: Turn) -> int:
     f = _f(turn)
     when = parse_when(check_length(turn.text, 300), today(turn), lang=turn.lang)
+    calendar.check_days(turn.ctx, when.first, when.last)  # the limits now, not at the confirm
+    if when.hours is not None:
+        _set_span(turn, f, when.hours, when.first, when.last)
+        f["first"], f["last"] = when.first, when.last
+        return _after(turn, DISTRICT)
     f["first"], f["last"] = when.first, when.last
-    if when.hours is None:
-        label = format_date(when.first, turn.lang) if not when.is_range else \
-            f"{format_date(when.first, turn.lang)} – {format_date(when.last, turn.lang)}"
-        turn.say("bot.events.ask_hours", [[(turn.t("bot.events.all_day"), cb("ev", "allday"))]],
-                 when=label)
-        return HOURS
-    _set_span(turn, f, when.hours)
-    return _after(turn, DISTRICT)
+    label = format_date(when.first, turn.lang) if not when.is_range else \
+        f"{format_date(when.first, turn.lang)} – {format_date(when.last, turn.lang)}"
+    turn.say("bot.events.ask_hours", [[(turn.t("bot.events.all_day"), cb("ev", "allday"))]],
+             when=label)
+    return HOURS
 
 
-def _set_span(turn: Turn, f: dict[str, Any], hours: Any) -> None:
-    first, last = f["first"], f["last"]
+def _set_span(turn: Turn, f: dict[str, Any], hours: Any, first: date, last: date) -> None:
+    """The form's start and end from days and hours, once every rule on a date holds
+    (end after start, length, the planning horizon): the step that gave them repeats."""
     span = make_span(first, last, hours, turn.ctx.tz)  # refuses a time in the DST gap
     if span.all_day:
-        f.update(all_day=True, start=first, end=last)
+        start, end = first, last
     else:
-        f.update(all_day=False, start=span.start, end=span.end)
+        start, end = span.start, span.end
+    calendar.event_times(turn.ctx, calendar.EventInput(title="", start=start, end=end,
+                                                       all_day=span.all_day))
+    f.update(all_day=span.all_day, start=start, end=end)
 
 
 @handler(access="member", chat="private", db=False)
@@ -375,7 +381,7 @@ async def on_hours(turn: Turn) -> int:
         turn.edit(turn.t("bot.events.all_day"))
     else:
         hours = parse_hours(check_length(turn.text, 100))
-    _set_span(turn, f, hours)
+    _set_span(turn, f, hours, f["first"], f["last"])
     return _after(turn, DISTRICT)
 
 

@@ -179,6 +179,7 @@ async def on_sessions(turn: Turn) -> int:
             sessions.append([first, max(first, last), True])
         else:
             sessions.append([span.start, span.end, False])
+    notices.check_session_times(turn.ctx, [(s[0], s[1], s[2]) for s in sessions])
     f["sessions"] = sessions
     first_day = _first_day(turn, sessions)
     turn.say("bot.trainings.ask_deadline", sessions=_sessions_label(turn, sessions),
