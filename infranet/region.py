@@ -17,16 +17,36 @@ from typing import Literal
 
 DistrictKind = Literal["region", "subregion", "powiat"]
 
-_EXTRA_FOLDS = str.maketrans({"ł": "l", "Ł": "l", "đ": "d", "ø": "o"})
+# How close a misspelt name must be to a district's to be offered as "did you mean".
+# Lower, every town outside the region "resembled" some powiat ("Kraków" -> "Mrągowo").
+CLOSE_MATCH = 0.75
+
+_EXTRA_FOLDS = str.maketrans({"ł": "l", "Ł": "l", "đ": "d", "Đ": "d", "ø": "o", "Ø": "o"})
 _CITY_PREFIX = re.compile(r"^(m|miasto)\s+")
+# "powiat elbląski", "pow. ełcki" (folded: "pow elcki"), "powiatu ..." name the powiat itself.
+_POWIAT_PREFIX = re.compile(r"^(powiat|powiatu|pow)\s+")
 
 
 def fold(text: str) -> str:
-    """Lower-case, strip diacritics (ł too, which NFKD keeps) and punctuation."""
+    """Text reduced to what tells words apart: case-folded, accents and other marks
+    removed (ł too, which NFKD keeps), letters and digits of every script kept, and
+    everything else (punctuation, symbols, emoji) a single space.
+
+    Every script is kept because titles and names are compared by their fold: one
+    that kept only a-z made every Ukrainian, Arabic or emoji-only title the empty
+    string, and so "the same" as any other. Polish and other Latin text folds to
+    plain ASCII as before ("Ostródzki" -> "ostrodzki"), so district keys and stored
+    folds of Latin text do not change."""
     text = unicodedata.normalize("NFKD", text.translate(_EXTRA_FOLDS))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
-    text = re.sub(r"[^a-z0-9]+", " ", text)
-    return " ".join(text.split())
+    text = unicodedata.normalize("NFKD", text.casefold())
+    kept = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category in ("Mn", "Me"):  # accents, harakat, niqqud: dropped
+            continue
+        # Letters, digits and spacing marks (vowel signs of Indic scripts are part of the word).
+        kept.append(ch if category[0] in "LN" or category == "Mc" else " ")
+    return " ".join("".join(kept).split())
 
 
 def slugify(text: str) -> str:
@@ -41,6 +61,7 @@ class District:
     code: str
     parent: District | None = None
     children: list[District] = field(default_factory=list)
+    seat: str | None = None  # the town a powiat is run from, when the region file names it
 
     def __repr__(self) -> str:
         return f"District({self.slug!r}, {self.kind})"
@@ -61,6 +82,11 @@ class District:
             found.extend(child.descendants)
         return found
 
+    @property
+    def is_city(self) -> bool:
+        """A city that is a powiat of its own ("m. Olsztyn", "miasto Elbląg")."""
+        return self.kind == "powiat" and bool(_CITY_PREFIX.match(fold(self.name)))
+
     def contains(self, other: District) -> bool:
         """True when `other` is this district or lies inside it."""
         return other is self or self in other.ancestors
@@ -70,7 +96,10 @@ class District:
 
 
 class UnknownDistrict(ValueError):
-    """Raised with the close matches, so the user can correct a typo."""
+    """Raised with the close matches, so the user can correct a typo.
+
+    No close match at all means the place is not in the region (`outside`):
+    "Kraków" in warmińsko-mazurskie is not a typo to correct."""
 
     def __init__(self, query: str, suggestions: list[District]) -> None:
         self.query = query
@@ -80,6 +109,23 @@ class UnknownDistrict(ValueError):
         if hint:
             message += f"; did you mean: {hint}?"
         super().__init__(message)
+
+    @property
+    def outside(self) -> bool:
+        return not self.suggestions
+
+
+class AmbiguousDistrict(UnknownDistrict):
+    """The name means more than one district ("Olsztyn": the city, which is a powiat of
+    its own, or the powiat run from it); `suggestions` are the candidates, the city first.
+    A subclass of UnknownDistrict, so that code which does not ask offers them as hints."""
+
+    def __init__(self, query: str, options: list[District]) -> None:
+        super().__init__(query, options)
+
+    @property
+    def outside(self) -> bool:
+        return False
 
 
 class Region:
@@ -93,6 +139,18 @@ class Region:
         for district in sorted(self.districts, key=lambda d: d.kind != "powiat"):
             for key in self._keys_for(district):
                 self._keys.setdefault(key, district)
+        # A powiat's seat names it ("Ełk" -> ełcki), unless a city that is a powiat of its
+        # own bears that name too ("Olsztyn": m. Olsztyn or olsztyński): then we ask.
+        self._ambiguous: dict[str, list[District]] = {}
+        for powiat in self.powiaty:
+            if not powiat.seat:
+                continue
+            key = fold(powiat.seat)
+            city = self._keys.get(key)
+            if city is not None and city is not powiat and city.kind == "powiat":
+                self._ambiguous[key] = [city, powiat]
+            else:
+                self._keys.setdefault(key, powiat)
 
     @property
     def name(self) -> str:
@@ -120,21 +178,30 @@ class Region:
         return keys
 
     def match(self, query: str) -> District:
-        """Find a district by slug, TERYT/NUTS code or name, ignoring case and diacritics."""
+        """Find a district by slug, TERYT/NUTS code, name or seat, ignoring case and
+        diacritics; "powiat X" / "pow. X" name the powiat X, "m. X" / "miasto X" the city.
+
+        Raises AmbiguousDistrict for a name of two districts, UnknownDistrict (with close
+        matches, or none when the place lies outside the region) otherwise."""
         key = fold(query)
-        if key in self._keys:
-            return self._keys[key]
+        bare = _POWIAT_PREFIX.sub("", key)
+        for candidate in dict.fromkeys((key, bare)):
+            if candidate in self._ambiguous:
+                raise AmbiguousDistrict(query, list(self._ambiguous[candidate]))
+            if candidate in self._keys:
+                return self._keys[candidate]
         if query.strip().lower() in self._keys:
             return self._keys[query.strip().lower()]
-        raise UnknownDistrict(query, self.close_matches(query))
+        raise UnknownDistrict(query, self.close_matches(bare or key))
 
     def close_matches(self, query: str, n: int = 3) -> list[District]:
-        names = difflib.get_close_matches(fold(query), list(self._keys), n=n * 3, cutoff=0.6)
+        names = difflib.get_close_matches(fold(query), [*self._keys, *self._ambiguous], n=n * 3,
+                                            cutoff=CLOSE_MATCH)
         seen: list[District] = []
         for name in names:
-            district = self._keys[name]
-            if district not in seen:
-                seen.append(district)
+            for district in self._ambiguous.get(name) or [self._keys[name]]:
+                if district not in seen:
+                    seen.append(district)
         return seen[:n]
 
     def get(self, slug: str) -> District:
@@ -160,7 +227,7 @@ def load_region(path: Path | None = None) -> Region:
                 bare = _CITY_PREFIX.sub("", fold(pow_["name"]))
                 powiat = District(slug=pow_.get("slug") or bare.replace(" ", "-"),
                                   name=pow_["name"], kind="powiat", code=str(pow_["teryt"]),
-                                  parent=subregion)
+                                  parent=subregion, seat=pow_.get("seat") or None)
                 subregion.children.append(powiat)
     except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
         raise ValueError(f"region file {path}: {exc!s}") from exc

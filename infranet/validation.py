@@ -31,6 +31,7 @@ admin's terminal with anything that could drive the terminal made visible.
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import urlsplit
 
 from infranet.errors import ValidationFailed
@@ -80,12 +81,27 @@ def plain_text(value: str, *, multiline: bool = False) -> str:
     return text.strip()
 
 
+# Characters that are letters or symbols to Unicode but show as blank space: Hangul fillers
+# and the blank Braille pattern, favourites for names that look empty.
+_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_NOT_SHOWN = frozenset(("Cc", "Cf", "Cs", "Zs", "Zl", "Zp", "Mn", "Me"))
+
+
+def shows_anything(text: str) -> bool:
+    """Whether `text` has a character that shows on screen: a text of zero-width spaces,
+    word joiners, lone combining marks or blank glyphs looks empty to everyone, and is
+    empty for "required". (They are not removed from text that has something else: a
+    zero-width joiner builds emoji, a non-joiner Persian words.)"""
+    return any(ch not in _BLANK_GLYPHS and unicodedata.category(ch) not in _NOT_SHOWN
+               for ch in text)
+
+
 def clean_text(value: str | None, field: str, limit: int, *, required: bool = False,
                multiline: bool = False) -> str | None:
     """Plain text (`plain_text`) within `limit` characters; None when empty and optional.
     Only a field that keeps lines (`multiline`) keeps its line breaks."""
     cleaned = plain_text(value or "", multiline=multiline)
-    if not cleaned:
+    if not shows_anything(cleaned):
         if required:
             raise ValidationFailed("error.empty", field=field)
         return None

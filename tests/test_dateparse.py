@@ -19,6 +19,7 @@ from infranet.calendar.dateparse import (
     parse_hours,
     parse_sessions,
     parse_when,
+    repeated_note,
     to_utc,
 )
 from infranet.errors import ValidationFailed
@@ -331,6 +332,22 @@ def test_time_in_autumn_fold_is_the_first_occurrence() -> None:
     moment = to_utc(date(2026, 10, 25), time(2, 30), WARSAW)
     assert moment == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
     assert to_utc(date(2026, 10, 25), time(3, 0), WARSAW) == datetime(2026, 10, 25, 2, 0, tzinfo=UTC)
+
+
+def test_the_repeated_autumn_hour_is_named_with_the_length_it_makes() -> None:
+    """31.10.2027 02:30 happens twice in Warsaw: the first is taken, and the note says so
+    and how long the event is; an hour outside the fold needs no note."""
+    day = date(2027, 10, 31)
+    span = make_span(day, day, parse_hours("02:30-03:30"), WARSAW)
+    assert span.duration == timedelta(hours=2)  # first 02:30 (UTC+2) to 03:30 (UTC+1)
+    note = repeated_note(span.start, span.end, WARSAW, "pl")
+    assert note is not None and "02:30" in note and "dwa razy" in note and "2 h 00 min" in note
+    english = repeated_note(span.start, span.end, WARSAW, "en")
+    assert english is not None and "twice" in english and "UTC+2" in english
+    spring = make_span(date(2027, 3, 28), date(2027, 3, 28), parse_hours("01:00-03:30"), WARSAW)
+    assert repeated_note(spring.start, spring.end, WARSAW, "pl") is None
+    plain = make_span(day, day, parse_hours("10-14"), WARSAW)
+    assert repeated_note(plain.start, plain.end, WARSAW, "pl") is None
 
 
 def test_span_across_the_dst_change_is_real_length() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from infranet.region import UnknownDistrict, load_region
+from infranet.region import AmbiguousDistrict, UnknownDistrict, fold, load_region
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,8 @@ def test_powiat_matches_with_or_without_diacritics_and_by_teryt(region, query: s
     assert region.match(query).code == "2815"
 
 
-@pytest.mark.parametrize("query,code", [("m. Elbląg", "2861"), ("Elbląg", "2861"),
-                                        ("elblag", "2861"), ("miasto Olsztyn", "2862"),
+@pytest.mark.parametrize("query,code", [("m. Elbląg", "2861"), ("miasto Elbląg", "2861"),
+                                        ("m elblag", "2861"), ("miasto Olsztyn", "2862"),
                                         ("gizycki", "2806"), ("Węgorzewski", "2819")])
 def test_cities_and_names_with_l_stroke(region, query: str, code: str) -> None:
     assert region.match(query).code == code
@@ -47,6 +47,46 @@ def test_unknown_district_lists_close_matches(region) -> None:
         region.match("ostrodski")
     assert "ostródzki" in str(err.value)
     assert err.value.suggestions[0].code == "2815"
+
+
+@pytest.mark.parametrize("query,code", [
+    ("powiat elbląski", "2804"), ("pow. ełcki", "2805"), ("Powiat Ostródzki", "2815"),
+    ("m. Olsztyn", "2862"), ("powiat m. Olsztyn", "2862"), ("M. OLSZTYN", "2862"),
+    ("Ełk", "2805"), ("Giżycko", "2806"), ("nowe miasto lubawskie", "2812")])
+def test_the_words_people_use_for_a_powiat(region, query: str, code: str) -> None:
+    """"powiat X", "pow. X", "m. X", and a powiat's seat ("Ełk") name the district."""
+    assert region.match(query).code == code
+
+
+@pytest.mark.parametrize("query", ["Olsztyn", "olsztyn", "Elbląg"])
+def test_a_city_that_is_also_a_powiat_seat_is_ambiguous(region, query: str) -> None:
+    """"Olsztyn" is the city (a powiat of its own) or the powiat run from it: ask."""
+    with pytest.raises(AmbiguousDistrict) as err:
+        region.match(query)
+    city, powiat = err.value.suggestions
+    assert city.name.startswith("m. ") and powiat.seat and fold(powiat.seat) == fold(query)
+    assert not err.value.outside
+
+
+@pytest.mark.parametrize("query", ["Kraków", "Warszawa", "Gdańsk", "Łódź"])
+def test_a_place_outside_the_region_offers_no_lookalike(region, query: str) -> None:
+    """No "did you mean Mrągowski?" for Kraków: it is simply not in the region."""
+    with pytest.raises(UnknownDistrict) as err:
+        region.match(query)
+    assert err.value.outside and err.value.suggestions == []
+
+
+@pytest.mark.parametrize("a,b", [("Тренінг для громад", "Семінар для молоді"),
+                                 ("ورشة عمل", "اجتماع المنظمات"), ("🎉🎉", "📅")])
+def test_fold_keeps_the_letters_of_every_script(a: str, b: str) -> None:
+    """Titles in Ukrainian or Arabic fold to their own letters (not ""), so two different
+    titles stay different; symbols alone fold to "" (which never counts as equal)."""
+    if a.startswith(("🎉",)):
+        assert fold(a) == fold(b) == ""
+    else:
+        assert fold(a) and fold(b) and fold(a) != fold(b)
+    assert fold("ТРЕНІНГ, для громад!") == fold("тренінг для громад")
+    assert fold("Ostródzki") == "ostrodzki"
 
 
 def test_overlap_relations(region) -> None:
@@ -70,6 +110,7 @@ def test_another_region_file_replaces_the_default(tmp_path: Path) -> None:
     assert region.match("Gdańsk").parent.slug == "podregion-trojmiejski"
     with pytest.raises(UnknownDistrict):
         region.match("ostródzki")
+    assert region.match("Gdynia").code == "2262"  # no seats named: a city is itself
 
 
 def test_broken_region_file_is_reported(tmp_path: Path) -> None:

@@ -572,6 +572,8 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
 
 
 def _district_error(lang: str, exc: UnknownDistrict) -> str:
+    if exc.outside:  # nothing like it in the region: say so rather than "did you mean —"
+        return t(lang, "bot.district.outside_plain", query=exc.query)
     hint = ", ".join(d.name for d in exc.suggestions)
     return t(lang, "bot.unknown_district", query=exc.query, hint=hint or "—")
 

@@ -28,6 +28,24 @@ register({
         "pl": "Nie znam powiatu „{query}”. Czy chodzi o: {hint}?",
         "en": "I don't know the district \"{query}\". Did you mean: {hint}?",
     },
+    "bot.district.which": {
+        "pl": "„{query}” to miasto na prawach powiatu albo powiat wokół niego. Które z nich?",
+        "en": "“{query}” is the city (a powiat of its own) or the powiat around it. Which one?",
+    },
+    "bot.district.city": {"pl": "{name} — miasto (powiat grodzki)",
+                          "en": "{name} — the city (a powiat of its own)"},
+    "bot.district.powiat": {"pl": "powiat {name}", "en": "powiat {name} (district)"},
+    "bot.district.did_you_mean": {"pl": "Nie znam powiatu „{query}”. Czy chodzi o:",
+                                  "en": "I don't know the district “{query}”. Did you mean:"},
+    "bot.district.outside": {
+        "pl": "„{query}” leży poza regionem ({region}). Wybierz obszar w regionie:",
+        "en": "“{query}” is outside the region ({region}). Choose an area in the region:",
+    },
+    "bot.district.outside_plain": {
+        "pl": "„{query}” leży poza regionem. Podaj powiat albo podregion z regionu.",
+        "en": "“{query}” is outside the region. Give a district or a subregion "
+              "of the region.",
+    },
     "bot.cancelled": {"pl": "Anulowano. Nic nie zostało zapisane.",
                       "en": "Cancelled. Nothing was saved."},
     "bot.nothing_to_cancel": {"pl": "Nie ma nic do anulowania.", "en": "There is nothing to cancel."},

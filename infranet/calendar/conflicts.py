@@ -82,6 +82,7 @@ register({
 
 SCOPE_RANK = {"powiat": 0, "subregion": 1, "region": 2}
 TITLE_SIMILARITY = 0.85
+TITLE_FOLD_MAX = 200  # the length of events.title_folded (a fold may be longer than its title)
 
 
 @dataclass(frozen=True)
@@ -292,6 +293,12 @@ def _interval_params(districts: list[int], exclude_event_id: int | None,
 
 
 def _similar(a: str, b: str) -> bool:
+    """Whether two folded titles (`region.fold`: letters and digits of every script) are
+    close enough to call the events probable duplicates. A title with no letter or digit
+    at all (only emoji or symbols) folds to "" and is never similar to anything: "" == ""
+    would make every two such titles "the same"."""
+    if not a or not b:
+        return False
     if a == b:
         return True
     if 2 * min(len(a), len(b)) < TITLE_SIMILARITY * (len(a) + len(b)):
@@ -312,7 +319,7 @@ def _hits(ctx: AppContext, norm: NormalisedEvent, cand_days: Sequence[tuple[recu
     tz = ctx.tz
     rules = ctx.settings.calendar.conflicts
     scope = SCOPE_RANK[rules.scope]
-    cand_title = fold(norm.title)
+    cand_title = fold(norm.title)[:TITLE_FOLD_MAX]  # as stored in title_folded
     spans = [span for span, _days in cand_days]
     seen: set[tuple[int, datetime]] = set()
     for row in pool:
@@ -343,7 +350,8 @@ def _hits(ctx: AppContext, norm: NormalisedEvent, cand_days: Sequence[tuple[recu
                         occ_days = set(recurrence.local_days(occ.start, occ.end, tz))
                     if days & occ_days:
                         if similar is None:
-                            similar = _similar(cand_title, row.title_folded or fold(row.title))
+                            similar = _similar(cand_title, row.title_folded
+                                               or fold(row.title)[:TITLE_FOLD_MAX])
                         if similar or (same_org and overlap):
                             seen.add(key)
                             yield "duplicate", row, occ, relation, span

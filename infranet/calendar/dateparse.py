@@ -22,7 +22,8 @@ Rules worth knowing:
   when both numbers could be the month. Dots and ISO dates are never ambiguous.
 - Local wall-clock times become aware UTC with zoneinfo. A time inside the
   spring-forward gap is refused with a suggestion; a time in the autumn fold
-  (which happens twice) is the first occurrence (`fold=0`).
+  (which happens twice) is the first occurrence (`fold=0`), and `repeated_times`
+  finds such times so that the user is told (`dateparse.repeated_hour`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from itertools import pairwise
 
 from infranet.errors import ValidationFailed
-from infranet.i18n import register
+from infranet.i18n import register, t
 
 MAX_INPUT = 300
 MAX_SESSIONS = 60
@@ -105,6 +106,13 @@ register({
               "do przodu. Wybierz inną, np. {suggestion}.",
         "en": "{time} does not exist on {date} in {zone}: the clocks go forward that night. "
               "Choose another time, e.g. {suggestion}.",
+    },
+    "dateparse.repeated_hour": {
+        "pl": "Uwaga: {date} zegary cofają się o godzinę, więc godzina {time} występuje tej nocy "
+              "dwa razy. Przyjąłem pierwszą z nich (jeszcze czas letni, UTC{offset}). "
+              "Wydarzenie trwa więc {duration}.",
+        "en": "Note: on {date} the clocks go back an hour, so {time} happens twice that night. "
+              "I took the first one (still summer time, UTC{offset}), so the event lasts {duration}.",
     },
     "dateparse.no_sessions": {
         "pl": "Nie podano terminów. Napisz np. 5.12, 12.12, 19.12 10:00-14:00 albo 5-7.12.2026.",
@@ -541,6 +549,23 @@ def to_utc(day: date, clock: time, tz: tzinfo) -> datetime:
     return as_utc
 
 
+def occurs_twice(moment: datetime, tz: tzinfo) -> bool:
+    """Whether the local wall-clock time of the aware `moment` happens twice in `tz` (the
+    hour the clocks go back in autumn: 31.10.2027 02:30 in Europe/Warsaw is first summer
+    time, then an hour later winter time)."""
+    local = moment.astimezone(tz).replace(tzinfo=None)
+    first = local.replace(tzinfo=tz, fold=0).utcoffset()
+    second = local.replace(tzinfo=tz, fold=1).utcoffset()
+    return first != second and first is not None and second is not None and first > second
+
+
+def repeated_times(start: datetime, end: datetime, tz: tzinfo) -> list[datetime]:
+    """The ends of a span (aware) whose local time happens twice, in local time: the bot
+    tells the user which occurrence it took (the first, `to_utc`) and how long that makes
+    the event, instead of silently storing a length they did not expect."""
+    return [moment.astimezone(tz) for moment in (start, end) if occurs_twice(moment, tz)]
+
+
 def local_midnight(day: date, tz: tzinfo) -> datetime:
     """The first instant of `day` in `tz`, in UTC (where midnight is skipped, the first valid time)."""
     naive = datetime.combine(day, time(0))
@@ -548,6 +573,20 @@ def local_midnight(day: date, tz: tzinfo) -> datetime:
     if as_utc.astimezone(tz).date() != day:  # midnight in a gap: start when the day does
         as_utc = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
     return as_utc
+
+
+def repeated_note(start: datetime, end: datetime, tz: tzinfo, lang: str) -> str | None:
+    """The note for a span with an end in the autumn's repeated hour (`repeated_times`), or None."""
+    repeated = repeated_times(start, end, tz)
+    if not repeated:
+        return None
+    first = repeated[0]
+    offset = first.utcoffset() or timedelta(0)
+    minutes = int((end - start).total_seconds() // 60)
+    hours_part = f"{minutes // 60} h {minutes % 60:02d} min"
+    return t(lang, "dateparse.repeated_hour", date=_numeric(first.date()),
+             time=" / ".join(dict.fromkeys(m.strftime("%H:%M") for m in repeated)),
+             offset=f"+{int(offset.total_seconds() // 3600)}", duration=hours_part)
 
 
 @dataclass(frozen=True)

@@ -392,7 +392,7 @@ def _moderation_for(ctx: AppContext, actor: Actor, org: Organisation | None) -> 
 
 def _apply(event_row: Event, norm: NormalisedEvent, district_id: int) -> None:
     event_row.title = norm.title
-    event_row.title_folded = fold(norm.title)
+    event_row.title_folded = fold(norm.title)[:200]  # NFKD may lengthen a title (ligatures)
     event_row.description = norm.description
     event_row.location = norm.location
     event_row.url = norm.url

@@ -104,7 +104,7 @@ async def add_organisation(
     slugs = [ctx.region.match(q).slug for q in data.districts]
     districts = [await session.get(District, ids[s]) for s in dict.fromkeys(slugs)]
     org = Organisation(
-        name=name, name_folded=fold(name), short_name=data.short_name,
+        name=name, name_folded=fold(name)[:200], short_name=data.short_name,
         type=data.type, services=list(data.services),
         contact_email=normalise_email(data.contact_email) if data.contact_email else None,
         phone=data.phone.strip() if data.phone else None, website=data.website,
@@ -155,7 +155,7 @@ async def find_organisation(session: AsyncSession, name_or_id: str) -> Organisat
     """By id, exact name or short name (case and diacritics ignored)."""
     if name_or_id.isdigit():
         return await get_organisation(session, int(name_or_id))
-    key = fold(name_or_id)
+    key = fold(name_or_id)[:200]
     org = await session.scalar(select(Organisation).where(or_(
         Organisation.name_folded == key, func.lower(Organisation.short_name) == name_or_id.lower())))
     if org is None:

@@ -46,17 +46,18 @@ from infranet.bot.reach import EMAIL, NONE, Notice, OrgReach, deliver, reach_of
 from infranet.calendar import conflicts as conflict_api
 from infranet.calendar import events as calendar
 from infranet.calendar.dateparse import (
+    Hours,
     local_midnight,
     local_today,
     make_span,
-    parse_days,
     parse_hours,
     parse_when,
+    repeated_note,
 )
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
 from infranet.i18n import format_date, format_span, register, t
-from infranet.region import District
+from infranet.region import AmbiguousDistrict, District, UnknownDistrict
 from infranet.storage.models import Event, EventStatus, Member, MemberStatus, Moderation
 from infranet.validation import URL_MAX, clean_text, clean_url
 
@@ -263,6 +264,39 @@ def subregion_buttons(turn: Turn, prefix: str, subregion: District) -> list[list
     return rows
 
 
+def district_label(turn: Turn, district: District) -> str:
+    """A district as a button says it: a city that is a powiat of its own says so, and a
+    powiat says "powiat", so that "Olsztyn" offers two buttons that cannot be confused."""
+    if district.kind == "powiat":
+        key = "bot.district.city" if district.is_city else "bot.district.powiat"
+        return turn.t(key, name=district.name)
+    return district.name
+
+
+def district_question(turn: Turn, exc: UnknownDistrict, prefix: str,
+                      pick: Any = None) -> tuple[Html, list[list[tuple[str, str]]]]:
+    """The answer to a district the region does not know as typed, with buttons: the
+    districts a name may mean ("Olsztyn": the city or the powiat), the close matches of a
+    typo, or for a place outside the region, the whole region and its subregions.
+    `pick(district)` is the callback data of choosing a district (default `prefix:d:<i>`,
+    the form's district step; a subregion then opens its powiaty there)."""
+    def choose(district: District) -> str:
+        return pick(district) if pick else cb(prefix, "d", _index(turn.ctx, district))
+
+    region = turn.ctx.region
+    if isinstance(exc, AmbiguousDistrict):
+        return (turn.t("bot.district.which", query=exc.query),
+                [[(district_label(turn, d), choose(d))] for d in exc.suggestions])
+    if exc.outside:
+        text = turn.t("bot.district.outside", query=exc.query, region=region.name)
+        if pick is None:
+            return text, district_buttons(turn, prefix)
+        return text, [[(turn.t("bot.events.whole_region"), choose(region.root))],
+                      *[[(d.name, choose(d))] for d in region.subregions]]
+    return (turn.t("bot.district.did_you_mean", query=exc.query),
+            [[(district_label(turn, d), choose(d))] for d in exc.suggestions])
+
+
 def _index(ctx: AppContext, district: District) -> int:
     return ctx.region.districts.index(district)
 
@@ -369,6 +403,10 @@ def _set_span(turn: Turn, f: dict[str, Any], hours: Any, first: date, last: date
     calendar.event_times(turn.ctx, calendar.EventInput(title="", start=start, end=end,
                                                        all_day=span.all_day))
     f.update(all_day=span.all_day, start=start, end=end)
+    if not span.all_day:
+        note = repeated_note(span.start, span.end, turn.ctx.tz, turn.lang)  # the autumn hour
+        if note:
+            turn.reply(esc(note))
 
 
 @handler(access="member", chat="private", db=False)
@@ -403,7 +441,11 @@ async def on_district(turn: Turn) -> int | None:
             return None
         turn.edit(esc(district.name))
     else:
-        district = turn.ctx.region.match(check_length(turn.text, 120))
+        try:
+            district = turn.ctx.region.match(check_length(turn.text, 120))
+        except UnknownDistrict as exc:
+            turn.reply(*district_question(turn, exc, "ev"))
+            return None
     f["district"] = district.slug
     return _after(turn, CATEGORY)
 
@@ -502,6 +544,8 @@ def _body(turn: Turn, f: dict[str, Any]) -> Html:
         turn.t("bot.events.everyone")
     lines = [f"<b>{esc(f.get('title', ''))}</b>",
              esc(when_text(ctx, f["start"], f["end"], bool(f.get("all_day")), lang)),
+             *([] if f.get("all_day") or not isinstance(f["start"], datetime) else
+               [esc(n) for n in [repeated_note(f["start"], f["end"], ctx.tz, lang)] if n]),
              f"{turn.t('bot.events.f.district')}: {esc(district.name)}",
              f"{turn.t('bot.events.f.category')}: "
              f"{esc(calendar.category_label(f.get('category', 'other'), lang))}",
@@ -757,19 +801,37 @@ async def on_edit_entry(turn: Turn) -> int | None:
 # --- /check, /events, /my ------------------------------------------------------------------------
 
 
-def _split_date_area(turn: Turn, args: list[str]) -> tuple[date, date, District | None]:
-    """`/check piątek olsztyński`: the longest leading words that make a date, then a district."""
+def _split_date_area(turn: Turn, args: list[str]) -> tuple[date, date, Hours | None, str]:
+    """`/check piątek 10-14 olsztyński`: the longest leading words that make a date (with
+    hours, if given), then the words naming a district (returned as typed)."""
     last_error: ValidationFailed | None = None
     for cut in range(len(args), 0, -1):
         try:
-            first, last = parse_days(" ".join(args[:cut]), today(turn), lang=turn.lang, allow_past=True)
+            when = parse_when(" ".join(args[:cut]), today(turn), lang=turn.lang, allow_past=True)
         except ValidationFailed as exc:
             last_error = last_error or exc
             continue
-        rest = " ".join(args[cut:]).strip()
-        return first, last, turn.ctx.region.match(check_length(rest, 120)) if rest else None
+        hours = None if when.hours is None or when.hours.all_day else when.hours
+        return when.first, when.last, hours, " ".join(args[cut:]).strip()
     assert last_error is not None
     raise last_error
+
+
+def _hours_key(hours: Hours | None) -> str:
+    """Hours in a button's data: `1000-1430` (`2400` for midnight at the end), `-` for none."""
+    if hours is None or hours.start is None or hours.end is None:
+        return "-"
+    end = "2400" if hours.ends_next_day else hours.end.strftime("%H%M")
+    return f"{hours.start.strftime('%H%M')}-{end}"
+
+
+def _hours_of(key: str) -> Hours | None:
+    if key == "-":
+        return None
+    found = re.fullmatch(r"(\d{2})(\d{2})-(\d{2})(\d{2})", key)
+    if found is None:
+        raise ValueError(key)
+    return parse_hours("{}:{}-{}:{}".format(*found.groups()))
 
 
 @handler(writes=False)
@@ -777,23 +839,66 @@ async def cmd_check(turn: Turn) -> None:
     if not turn.args:
         turn.say("bot.events.check_usage")
         return
-    first, last, area = _split_date_area(turn, turn.args)
+    first, last, hours, place = _split_date_area(turn, turn.args)
+    area: District | None = None
+    if place:
+        try:
+            area = turn.ctx.region.match(check_length(place, 120))
+        except UnknownDistrict as exc:
+            # Buttons that run this very check in the district chosen.
+            days = f"{first:%Y%m%d}:{last:%Y%m%d}:{_hours_key(hours)}"
+            turn.reply(*district_question(
+                turn, exc, "ev", pick=lambda d: cb("ev", "ck", days, _index(turn.ctx, d))))
+            return
+    turn.reply(await _check_answer(turn, first, last, hours, area))
+
+
+@handler(writes=False)
+async def on_check_pick(turn: Turn) -> None:
+    """A district button under /check's question: `ev:ck:<first>:<last>:<hours>:<district>`."""
+    try:
+        first = datetime.strptime(turn.data[2], "%Y%m%d").date()
+        last = datetime.strptime(turn.data[3], "%Y%m%d").date()
+        hours = _hours_of(turn.data[4])
+    except (IndexError, ValueError, ValidationFailed):
+        first = last = None  # type: ignore[assignment]
+    area = district_at(turn.ctx, turn.data[5] if len(turn.data) > 5 else None)
+    if first is None or area is None or not 0 <= (last - first).days <= 366:
+        turn.toast(turn.t("bot.button_expired"))
+        return
+    turn.edit(await _check_answer(turn, first, last, hours, area))
+
+
+async def _check_answer(turn: Turn, first: date, last: date, hours: Hours | None,
+                        area: District | None) -> Html:
+    """What is planned on these days (within these hours, on each day) in this area."""
     ctx, lang = turn.ctx, turn.lang
-    start = local_midnight(first, ctx.tz)
-    end = local_midnight(last + timedelta(days=1), ctx.tz)
-    page = await calendar.first_events(turn.session, ctx, start=start, end=end, area=area, limit=15)
+    days = _days(first, last)
+    if hours is None:
+        windows = [(local_midnight(first, ctx.tz), local_midnight(last + timedelta(days=1), ctx.tz))]
+    else:
+        windows = [(span.start, span.end) for span in (make_span(d, d, hours, ctx.tz) for d in days)]
+    total, found, seen = 0, [], set()
+    for start, end in windows:
+        page = await calendar.first_events(turn.session, ctx, start=start, end=end, area=area, limit=15)
+        total += page.total
+        for o in page.occurrences:
+            if (o.event.id, o.start) not in seen and len(found) < 15:
+                seen.add((o.event.id, o.start))
+                found.append(o)
     label = format_date(first, lang) if first == last else \
         f"{format_date(first, lang)} – {format_date(last, lang)}"
+    if hours is not None:
+        label += f", {hours.label()}"
     area_text = turn.t("bot.events.in_area", name=area.name) if area else ""
-    warnings = [w for d in _days(first, last) if (w := conflict_api.day_warning(ctx, d))]
+    warnings = [w for d in days if (w := conflict_api.day_warning(ctx, d))]
     extra = "".join("\n" + esc(w.message(lang)) for w in warnings[:3])
-    if not page.total:
-        turn.reply(Html(turn.t("bot.events.check_free", when=label, area=area_text) + extra))
-        return
-    items = Html("\n\n".join(_occurrence_line(turn, o) for o in page.occurrences))
-    more = turn.t("bot.events.more", count=page.total - 15) if page.total > 15 else ""
-    turn.reply(Html(turn.t("bot.events.check_busy", when=label, area=area_text, count=page.total, items=items)
-                    + (f"\n{more}" if more else "") + extra))
+    if not total:
+        return Html(turn.t("bot.events.check_free", when=label, area=area_text) + extra)
+    items = Html("\n\n".join(_occurrence_line(turn, o) for o in found))
+    more = turn.t("bot.events.more", count=total - len(found)) if total > len(found) else ""
+    return Html(turn.t("bot.events.check_busy", when=label, area=area_text, count=total, items=items)
+                + (f"\n{more}" if more else "") + extra)
 
 
 def _days(first: date, last: date) -> list[date]:
@@ -859,7 +964,14 @@ async def _events_page(turn: Turn, area: District | None, period: str, page: int
 
 @handler(writes=False)
 async def cmd_events(turn: Turn) -> None:
-    area, period = _parse_listing_args(turn, turn.args)
+    try:
+        area, period = _parse_listing_args(turn, turn.args)
+    except UnknownDistrict as exc:  # buttons that list the district chosen
+        last = turn.args[-1].lower() if turn.args else ""
+        period = "month" if PERIODS.get(last) == 31 else "week"
+        turn.reply(*district_question(turn, exc, "ev",
+                                      pick=lambda d: cb("ev", "p", 0, period, _index(turn.ctx, d))))
+        return
     text, buttons = await _events_page(turn, area, period, 0)
     turn.reply(text, buttons)
 
@@ -1049,6 +1161,7 @@ def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("events", cmd_events),
         CommandHandler("my", cmd_my),
         CallbackQueryHandler(on_events_page, pattern=r"^ev:p:"),
+        CallbackQueryHandler(on_check_pick, pattern=r"^ev:ck:"),
         CallbackQueryHandler(on_cancel_event, pattern=r"^ev:del:"),
         CallbackQueryHandler(on_my_page, pattern=r"^ev:my:"),
         CallbackQueryHandler(on_stale, pattern=r"^ev:"),
