@@ -17,7 +17,7 @@ A, B, C = 3101, 3201, 3301  # members of three organisations
 
 async def _setup(bot: BotHarness) -> None:
     await bot.org("Centrum Organizacji Pozarządowych Olsztyn", type="COP",
-                  services=["information", "legal-advice"], districts=["Olsztyn"],
+                  services=["information", "legal-advice"], districts=["m. Olsztyn"],
                   contact_email="cop@example.org")
     await bot.org("Ośrodek Wsparcia Ekonomii Społecznej Elbląg", type="OWES",
                   services=["training", "social-economy"], districts=["elbląski"],
@@ -61,7 +61,8 @@ async def test_referral_accepted(bot: BotHarness) -> None:
     assert "przyjmuje skierowanie" in told.text
     listing = await bot.api.ask(A, "/referrals")
     assert "Stowarzyszenie <Razem>" in listing.text and "przyjęte" in listing.text
-    closed = await bot.api.click(A, listing, listing.button("Zamknij"))
+    details = await bot.api.click(A, listing, listing.button("#1"))
+    closed = await bot.api.click(A, details, details.button("Zamknij"))
     assert "zamknięte" in closed.text
     await bot.api.silence(C, 0.2)  # a third organisation sees nothing
     await bot.api.silence(ADMIN_ID, 0.1)  # nor do the admins
@@ -85,7 +86,8 @@ async def test_referral_declined_and_forgeries(bot: BotHarness) -> None:
     assert "Odmówiono" in declined.text
     assert "nie może przyjąć" in (await bot.api.next_reply(A)).text
     again = await bot.api.click(B, incoming, incoming.button("Przyjmij"))
-    assert "już rozpatrzone" in again.text
+    assert again.kind == "edit" and "odrzucone — Bartek" in again.text
+    assert "już rozpatrzone przez: Bartek" in await bot.api.next_answer()
     # A stranger is told how to join.
     assert "/join" in (await bot.api.ask(4444, "/refer")).text
     assert "/join" in (await bot.api.ask(4444, "/referrals")).text
@@ -98,14 +100,14 @@ async def test_duplicate_support_warning_to_both_sides_only(bot: BotHarness) -> 
     await bot.api.click(A, first, first.button("Przyjmij"))
     assert "przyjmuje" in (await bot.api.next_reply(C)).text
     # The same client (by KRS, under another spelling) is now referred by A to B.
-    # The summary turns into "sent", with the warning below.
+    # The warning comes before sending (tests/test_bot_referrals_flow.py), then B gets it too.
     warning_a = await _refer(bot, A, "Elbląg", "Elbląg", "FUNDACJA  KLIENT!", ids="0000123456")
-    assert "wysłane" in warning_a.text
     assert "Ten sam klient" in warning_a.text and "Fundusz Lokalny Mazury" in warning_a.text
+    sent = await bot.api.click(A, warning_a, warning_a.button("Wyślij mimo to"))
+    assert "wysłane" in sent.text
     incoming_b = await bot.api.next_reply(B)
     assert "Nowe skierowanie" in incoming_b.text
-    warning_b = await bot.api.next_reply(B)
-    assert "Ten sam klient" in warning_b.text and "Fundusz Lokalny Mazury" in warning_b.text
+    assert "Ten sam klient" in incoming_b.text and "Fundusz Lokalny Mazury" in incoming_b.text
     await bot.api.silence(C, 0.3)
 
 

@@ -1,8 +1,10 @@
 """Client referrals between member organisations.
 
 A member refers a client (an NGO, an informal group or a person) to another
-organisation, with the client's consent. Only the two organisations see a
-referral (not even the network's admins: it holds a client's contact data).
+organisation, with the client's consent. Only the two organisations see the
+client's details; the network's admins may open a referral's record (who sent it
+to whom, its status, who decided and when) but not the client's name, need or
+contact (`open_referral`).
 When the same client (same KRS, NIP or normalised name) was referred or
 supported by yet another organisation within `[referrals] duplicate_window_days`,
 both sides are told, to avoid duplicated support. Contact details are purged
@@ -26,7 +28,7 @@ from infranet.i18n import register
 from infranet.region import fold
 from infranet.storage import audit
 from infranet.storage.actors import Actor
-from infranet.storage.models import Organisation, OrgStatus, Referral, ReferralStatus
+from infranet.storage.models import Member, Organisation, OrgStatus, Referral, ReferralStatus
 from infranet.validation import clean_text
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,8 @@ register({
         "en": "Only the organisation it was sent to can decide on this referral."},
     "referrals.not_pending": {"pl": "To skierowanie zostało już rozpatrzone.",
                               "en": "This referral has already been decided."},
+    "referrals.decided_by": {"pl": "To skierowanie zostało już rozpatrzone przez: {name}.",
+                             "en": "This referral has already been decided by {name}."},
     "referrals.not_open": {"pl": "To skierowanie nie jest już w toku.",
                            "en": "This referral is no longer in progress."},
     "field.client_name": {"pl": "Nazwa klienta", "en": "Client's name"},
@@ -133,6 +137,19 @@ def _member_org(actor: Actor) -> int:
     return member.organisation_id
 
 
+async def _target(session: AsyncSession, from_org_id: int, data: ReferralInput) -> Organisation:
+    if data.client_kind not in CLIENT_KINDS:
+        raise ValidationFailed(field="client_kind", detail=f"one of {', '.join(CLIENT_KINDS)}")
+    if data.to_org_id == from_org_id:
+        raise ValidationFailed("referrals.same_org")
+    target = await session.get(Organisation, data.to_org_id)
+    if target is None:
+        raise NotFound(detail=f"organisation #{data.to_org_id}")
+    if target.status != OrgStatus.ACTIVE:
+        raise ValidationFailed("referrals.target_inactive", org=target.name)
+    return target
+
+
 async def create_referral(session: AsyncSession, ctx: AppContext, actor: Actor,
                           data: ReferralInput) -> Referral:
     from_org_id = _member_org(actor)
@@ -146,13 +163,7 @@ async def create_referral(session: AsyncSession, ctx: AppContext, actor: Actor,
     nip = normalise_nip(data.nip) if data.nip else None
     if not data.consent:
         raise ValidationFailed("referrals.no_consent")
-    if data.to_org_id == from_org_id:
-        raise ValidationFailed("referrals.same_org")
-    target = await session.get(Organisation, data.to_org_id)
-    if target is None:
-        raise NotFound(detail=f"organisation #{data.to_org_id}")
-    if target.status != OrgStatus.ACTIVE:
-        raise ValidationFailed("referrals.target_inactive", org=target.name)
+    target = await _target(session, from_org_id, data)
     assert name is not None and actor.member is not None
     row = Referral(from_org_id=from_org_id, to_org_id=target.id, from_member_id=actor.member.id,
                    client_kind=data.client_kind, client_name=name, client_key=client_key(name),
@@ -168,16 +179,44 @@ async def create_referral(session: AsyncSession, ctx: AppContext, actor: Actor,
 
 async def duplicates(session: AsyncSession, ctx: AppContext, referral: Referral) -> list[Duplicate]:
     """Other organisations that referred or took on the same client within the window."""
+    return await _duplicates_of(session, ctx, from_org_id=referral.from_org_id,
+                                to_org_id=referral.to_org_id, key=referral.client_key,
+                                krs=referral.krs, nip=referral.nip, exclude_id=referral.id)
+
+
+async def preview_referral(session: AsyncSession, ctx: AppContext, actor: Actor,
+                           data: ReferralInput) -> list[Duplicate]:
+    """Every check `create_referral` makes, and the duplicate-support warning, without
+    storing anything: the member sees the warning and chooses to send or cancel before
+    anything about the client is kept."""
+    from_org_id = _member_org(actor)
+    name = clean_text(data.client_name, "client_name", NAME_MAX, required=True)
+    krs = normalise_krs(data.krs) if data.krs else None
+    nip = normalise_nip(data.nip) if data.nip else None
+    await _target(session, from_org_id, data)
+    assert name is not None
+    return await _duplicates_of(session, ctx, from_org_id=from_org_id, to_org_id=data.to_org_id,
+                                key=client_key(name), krs=krs, nip=nip, exclude_id=None)
+
+
+async def _duplicates_of(session: AsyncSession, ctx: AppContext, *, from_org_id: int, to_org_id: int,
+                         key: str, krs: str | None, nip: str | None,
+                         exclude_id: int | None) -> list[Duplicate]:
     since = ctx.now() - timedelta(days=ctx.settings.referrals.duplicate_window_days)
-    same = [Referral.client_key == referral.client_key]
-    if referral.krs:
-        same.append(Referral.krs == referral.krs)
-    if referral.nip:
-        same.append(Referral.nip == referral.nip)
-    rows = (await session.scalars(select(Referral).where(
-        Referral.id != referral.id, Referral.created_at >= since, or_(*same),
-        Referral.purged_at.is_(None)).order_by(Referral.created_at))).all()
-    ours = {referral.from_org_id, referral.to_org_id}
+    # An empty key (a name of symbols only) matches nothing: it would match every such name.
+    same = [Referral.client_key == key] if key else []
+    if krs:
+        same.append(Referral.krs == krs)
+    if nip:
+        same.append(Referral.nip == nip)
+    if not same:
+        return []
+    query = select(Referral).where(Referral.created_at >= since, or_(*same),
+                                   Referral.purged_at.is_(None)).order_by(Referral.created_at)
+    if exclude_id is not None:
+        query = query.where(Referral.id != exclude_id)
+    rows = (await session.scalars(query)).all()
+    ours = {from_org_id, to_org_id}
     found: dict[int, Duplicate] = {}
     for row in rows:
         involved = [(row.from_org_id, row.from_org, row.created_at)]
@@ -187,6 +226,38 @@ async def duplicates(session: AsyncSession, ctx: AppContext, referral: Referral)
             if org_id not in ours and org_id not in found:
                 found[org_id] = Duplicate(org.name, at)
     return list(found.values())
+
+
+@dataclass(frozen=True)
+class ReferralView:
+    """A referral as one person may see it: `full` when they belong to one of its two
+    organisations (the client's details), False for a network admin (the record only)."""
+
+    referral: Referral
+    full: bool
+    referrer: str | None  # the referring member's name
+    decider: str | None  # who accepted or declined it
+
+    @property
+    def status_by(self) -> str:
+        return self.decider or "—"
+
+
+async def open_referral(session: AsyncSession, actor: Actor, referral_id: int) -> ReferralView:
+    """A referral for its detail view: members of its two organisations and the
+    network's admins only (anyone else: NotFound, so its existence is not told)."""
+    member = actor.require_approved()
+    row = await session.get(Referral, referral_id)
+    involved = row is not None and member.organisation_id in (row.from_org_id, row.to_org_id)
+    if row is None or not (involved or actor.is_admin):
+        raise NotFound(detail=f"referral #{referral_id}")
+    names = {}
+    ids = {i for i in (row.from_member_id, row.decided_by) if i is not None}
+    if ids:
+        names = dict((await session.execute(select(Member.id, Member.display_name)
+                                            .where(Member.id.in_(ids)))).all())
+    return ReferralView(row, involved, names.get(row.from_member_id or 0) or None,
+                        names.get(row.decided_by or 0) or None)
 
 
 async def get_referral(session: AsyncSession, actor: Actor, referral_id: int) -> Referral:
@@ -205,16 +276,32 @@ async def decide_referral(session: AsyncSession, ctx: AppContext, actor: Actor, 
     if actor.organisation_id != row.to_org_id:
         raise PermissionDenied("referrals.not_yours")
     if row.status != ReferralStatus.PENDING:
-        raise ValidationFailed("referrals.not_pending", status=row.status)
-    row.status = ReferralStatus.ACCEPTED if accept else ReferralStatus.DECLINED
-    row.decided_at = ctx.now()
-    row.decided_by = actor.member.id if actor.member else None
+        raise await _decided(session, row)
+    now = ctx.now()
+    values: dict[str, object] = {
+        "status": ReferralStatus.ACCEPTED if accept else ReferralStatus.DECLINED,
+        "decided_at": now, "decided_by": actor.member.id if actor.member else None}
     if not accept:
-        row.closed_at = row.decided_at  # retention counts from here
-    await session.flush()
+        values["closed_at"] = now  # retention counts from here
+    # Conditional on "still pending": of two members pressing at once, one decides.
+    done = await session.execute(update(Referral).where(
+        Referral.id == row.id, Referral.status == ReferralStatus.PENDING).values(**values)
+        .execution_options(synchronize_session=False))
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        await session.refresh(row)
+        raise await _decided(session, row)
+    await session.refresh(row)
     await audit.record(session, actor, "referral.accept" if accept else "referral.decline",
                        "referral", row.id)
     return row
+
+
+async def _decided(session: AsyncSession, row: Referral) -> ValidationFailed:
+    """"Already decided by NAME" for a button pressed after the decision."""
+    name = None
+    if row.decided_by is not None:
+        name = await session.scalar(select(Member.display_name).where(Member.id == row.decided_by))
+    return ValidationFailed("referrals.decided_by", name=name or "—")
 
 
 async def close_referral(session: AsyncSession, ctx: AppContext, actor: Actor,
@@ -230,15 +317,20 @@ async def close_referral(session: AsyncSession, ctx: AppContext, actor: Actor,
     return row
 
 
-async def list_referrals(session: AsyncSession, actor: Actor, *, limit: int = 50
-                         ) -> tuple[list[Referral], list[Referral]]:
-    """(sent, received) by the actor's organisation, newest first."""
+async def list_referrals(session: AsyncSession, actor: Actor, *, limit: int = 50, offset: int = 0
+                         ) -> tuple[list[Referral], list[Referral], int, int]:
+    """(sent, received, how many sent, how many received) by the actor's organisation,
+    newest first; `offset` pages through both lists at once."""
     org_id = _member_org(actor)
-    sent = (await session.scalars(select(Referral).where(Referral.from_org_id == org_id)
-                                  .order_by(Referral.id.desc()).limit(limit))).all()
-    received = (await session.scalars(select(Referral).where(Referral.to_org_id == org_id)
-                                      .order_by(Referral.id.desc()).limit(limit))).all()
-    return list(sent), list(received)
+    out: list[list[Referral]] = []
+    totals: list[int] = []
+    for column in (Referral.from_org_id, Referral.to_org_id):
+        out.append(list((await session.scalars(select(Referral).where(column == org_id)
+                                               .order_by(Referral.id.desc())
+                                               .limit(limit).offset(offset))).all()))
+        totals.append(await session.scalar(select(func.count()).select_from(Referral)
+                                           .where(column == org_id)) or 0)
+    return out[0], out[1], totals[0], totals[1]
 
 
 async def close_stale(session: AsyncSession, ctx: AppContext) -> int:

@@ -3,10 +3,13 @@ Accept / Decline buttons, /referrals, and the duplicate-support warning."""
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
 from typing import Any
 
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from infranet.bot.application import BotContext
 from infranet.bot.common import (
     END,
     Command,
@@ -19,11 +22,15 @@ from infranet.bot.common import (
     form,
     handler,
     int_part,
+    rows_of,
+    send_html,
     tr,
 )
 from infranet.bot.handlers.directory import find_organisations
+from infranet.bot.reach import EMAIL, NONE, Notice, OrgReach, deliver, reach_of
 from infranet.context import AppContext
-from infranet.i18n import format_date, register
+from infranet.errors import NotFound
+from infranet.i18n import format_date, register, t
 from infranet.storage.membership import organisation_members
 from infranet.storage.models import Member, Referral, ReferralStatus
 from infranet.storage.referrals import (
@@ -32,14 +39,19 @@ from infranet.storage.referrals import (
     NEED_MAX,
     Duplicate,
     ReferralInput,
+    ReferralView,
     close_referral,
     create_referral,
     decide_referral,
     duplicates,
     list_referrals,
+    open_referral,
     parse_identifier,
+    preview_referral,
 )
 from infranet.validation import clean_text
+
+log = logging.getLogger(__name__)
 
 COMMANDS = [Command("refer", "member"), Command("referrals", "member")]
 NAME = "refer"
@@ -85,34 +97,91 @@ register({
                                  "en": "✅ The client agreed — send"},
     "bot.refer.sent": {"pl": "Skierowanie #{id} wysłane (odbiorca: {org}). Dam znać o decyzji.",
                        "en": "Referral #{id} sent to {org}. I will tell you their decision."},
-    "bot.refer.nobody": {
-        "pl": "Uwaga: nikt z organizacji „{org}” nie korzysta jeszcze z bota; kontakt do nich: "
-              "{contact}.",
-        "en": "Note: nobody from {org} uses the bot yet; contact them at {contact}."},
+    "bot.refer.sent_email": {
+        "pl": "Skierowanie #{id} zapisane. Nikt z organizacji {org} nie korzysta z bota: wysyłam je "
+              "e-mailem na {email}. Dam znać, czy dotarło.",
+        "en": "Referral #{id} saved. Nobody from {org} uses the bot: I am e-mailing it to {email}. "
+              "I will tell you whether it went through."},
+    "bot.refer.via_email": {
+        "pl": "ℹ️ Nikt z organizacji {org} nie korzysta z bota: skierowanie wyślę e-mailem na {email}.",
+        "en": "ℹ️ Nobody from {org} uses the bot: I will e-mail the referral to {email}."},
+    "bot.refer.unreachable": {
+        "pl": "Organizacji {org} nie da się powiadomić: nikt z niej nie korzysta z bota i nie ma "
+              "adresu e-mail. Skontaktuj się z nią bezpośrednio: {contact}. Nic nie zapisałem. "
+              "Możesz wybrać inną organizację albo napisać inną nazwę.",
+        "en": "{org} cannot be reached: nobody from it uses the bot and it has no e-mail address. "
+              "Contact them directly: {contact}. Nothing was saved. You can choose another "
+              "organisation or write another name."},
+    "bot.refer.reach_changed": {
+        "pl": "Zmieniło się, jak dotrę do tej organizacji — sprawdź jeszcze raz:",
+        "en": "How I can reach this organisation has changed — please check again:"},
+    "bot.refer.emailed": {
+        "pl": "✉️ Skierowanie #{id} wysłane e-mailem do: {org} ({email}). Odpowiedzą na adres "
+              "Twojej organizacji lub po dołączeniu do bota.",
+        "en": "✉️ Referral #{id} e-mailed to {org} ({email}). They will answer your organisation's "
+              "address, or here once they join the bot."},
+    "bot.refer.not_delivered": {
+        "pl": "❌ Nie udało się dostarczyć skierowania #{id} do: {org}. Skontaktuj się z nimi "
+              "bezpośrednio: {contact}.",
+        "en": "❌ Referral #{id} could not be delivered to {org}. Contact them directly: {contact}."},
     "bot.refer.incoming": {
         "pl": "<b>Nowe skierowanie #{id}</b>\nOd: {org}\nKlient: {client}{ids}\nPotrzeba: {need}\n"
               "Kontakt: {contact}",
         "en": "<b>New referral #{id}</b>\nFrom: {org}\nClient: {client}{ids}\nNeed: {need}\n"
               "Contact: {contact}"},
+    "bot.refer.email_subject": {"pl": "Skierowanie #{id} od: {org}", "en": "Referral #{id} from {org}"},
+    "bot.refer.email_body": {
+        "pl": "Dzień dobry,\n\n{org} kieruje do Was klienta (skierowanie #{id}).\n\n"
+              "Klient: {client}{ids}\nPotrzeba: {need}\nKontakt do klienta: {contact}\n\n"
+              "Klient zgodził się na przekazanie tych danych Waszej organizacji.{duplicate}\n\n"
+              "Kieruje: {member}, {org} ({from_contact}). Odpowiedz na tę wiadomość, aby się z nimi "
+              "skontaktować. Skierowania możecie przyjmować w bocie sieci: {link}\n\n"
+              "Tę wiadomość wysłał bot sieci, bo nikt z Waszej organizacji nie korzysta z niego.",
+        "en": "Hello,\n\n{org} refers a client to you (referral #{id}).\n\n"
+              "Client: {client}{ids}\nNeed: {need}\nClient's contact: {contact}\n\n"
+              "The client agreed to share these details with your organisation.{duplicate}\n\n"
+              "Referred by {member}, {org} ({from_contact}). Reply to this message to reach them. "
+              "You can take referrals in the network's bot: {link}\n\n"
+              "The network's bot sent this message because nobody from your organisation uses it."},
     "bot.refer.accept": {"pl": "✅ Przyjmij", "en": "✅ Accept"},
     "bot.refer.decline": {"pl": "❌ Odmów", "en": "❌ Decline"},
-    "bot.refer.accepted_here": {"pl": "✅ Przyjęto skierowanie #{id} ({client}).",
-                                "en": "✅ Accepted referral #{id} ({client})."},
-    "bot.refer.declined_here": {"pl": "❌ Odmówiono skierowania #{id} ({client}).",
-                                "en": "❌ Declined referral #{id} ({client})."},
+    "bot.refer.details": {"pl": "Szczegóły", "en": "Details"},
+    "bot.refer.accepted_here": {"pl": "✅ Przyjęto skierowanie #{id}.",
+                                "en": "✅ Accepted referral #{id}."},
+    "bot.refer.declined_here": {"pl": "❌ Odmówiono skierowania #{id}.",
+                                "en": "❌ Declined referral #{id}."},
     "bot.refer.accepted_referrer": {
-        "pl": "{org} przyjmuje skierowanie #{id} ({client}).",
-        "en": "{org} accepted referral #{id} ({client})."},
+        "pl": "{org} przyjmuje skierowanie #{id} ({client}) — {who}, {when}.",
+        "en": "{org} accepted referral #{id} ({client}) — {who}, {when}."},
     "bot.refer.declined_referrer": {
-        "pl": "{org} nie może przyjąć skierowania #{id} ({client}). Może warto spróbować "
-              "innej organizacji: /refer",
-        "en": "{org} cannot take referral #{id} ({client}). Perhaps try another organisation: "
-              "/refer"},
+        "pl": "{org} nie może przyjąć skierowania #{id} ({client}) — {who}, {when}. Może warto "
+              "spróbować innej organizacji: /refer",
+        "en": "{org} cannot take referral #{id} ({client}) — {who}, {when}. Perhaps try another "
+              "organisation: /refer"},
     "bot.refer.duplicate": {
         "pl": "⚠️ Ten sam klient ({client}) był w ostatnich miesiącach kierowany lub wspierany "
               "także przez: {others}. Warto się skontaktować, by nie dublować wsparcia.",
         "en": "⚠️ The same client ({client}) was recently referred or supported by: {others} "
               "as well. Consider getting in touch to avoid duplicated support."},
+    "bot.refer.duplicate_ask": {
+        "pl": "Nic jeszcze nie zapisałem. Wysłać skierowanie mimo to?",
+        "en": "Nothing is saved yet. Send the referral anyway?"},
+    "bot.refer.send_anyway": {"pl": "Wyślij mimo to", "en": "Send anyway"},
+    "bot.refer.detail": {
+        "pl": "<b>Skierowanie #{id}</b>\nOd: {from_org}{referrer}\nDo: {to_org}\nWysłane: {sent}\n"
+              "Status: {status}",
+        "en": "<b>Referral #{id}</b>\nFrom: {from_org}{referrer}\nTo: {to_org}\nSent: {sent}\n"
+              "Status: {status}"},
+    "bot.refer.detail_client": {
+        "pl": "Klient: {client}{ids}\nPotrzeba: {need}\nKontakt: {contact}",
+        "en": "Client: {client}{ids}\nNeed: {need}\nContact: {contact}"},
+    "bot.refer.detail_hidden": {
+        "pl": "Dane klienta widzą tylko obie organizacje.",
+        "en": "Only the two organisations see the client's details."},
+    "bot.refer.status_by": {"pl": "{status} — {who}, {when}", "en": "{status} — {who}, {when}"},
+    "bot.refer.status_sent": {"pl": "wysłane, czeka na decyzję", "en": "sent, awaiting a decision"},
+    "bot.refer.list_more": {"pl": "Strona {page} z {pages}. Naciśnij numer, by zobaczyć szczegóły.",
+                            "en": "Page {page} of {pages}. Press a number for the details."},
     "bot.refer.closed": {"pl": "Skierowanie #{id} zamknięte.", "en": "Referral #{id} closed."},
     "bot.refer.list_sent": {"pl": "<b>Wysłane</b>", "en": "<b>Sent</b>"},
     "bot.refer.list_received": {"pl": "<b>Otrzymane</b>", "en": "<b>Received</b>"},
@@ -134,6 +203,16 @@ def _ids(referral: Referral) -> str:
     if referral.nip:
         return f", NIP {referral.nip}"
     return ""
+
+
+def _when(turn_or_ctx: AppContext, at: datetime, lang: str) -> str:
+    local = at.astimezone(turn_or_ctx.tz)
+    return f"{format_date(local.date(), lang, weekday=False)}, {local:%H:%M}"
+
+
+def _others(ctx: AppContext, found: list[Duplicate], lang: str) -> str:
+    return ", ".join(f"{d.organisation} ({format_date(d.at.astimezone(ctx.tz).date(), lang, weekday=False)})"
+                     for d in found)
 
 
 # --- the conversation ---------------------------------------------------------------------
@@ -158,19 +237,35 @@ async def on_target_query(turn: Turn) -> object:
     return None
 
 
+async def _reach(turn: Turn, org_id: int) -> OrgReach:
+    found = await reach_of(turn.session, [org_id], but=turn.who.telegram_id)
+    if org_id not in found:
+        raise NotFound(detail=f"organisation #{org_id}")
+    return found[org_id]
+
+
+def _unreachable(turn: Turn, target: OrgReach) -> None:
+    turn.say("bot.refer.unreachable", org=target.name, contact=target.contact)
+
+
 @handler(access="member", chat="private")
 async def on_target(turn: Turn) -> object:
-    from infranet.storage.orgs import get_organisation
-
     org_id = int_part(turn.data, 2)
-    if org_id is None:
+    if org_id is None or not 0 < org_id < 2**31:
         turn.toast(turn.t("bot.button_expired"))
         return None
-    org = await get_organisation(turn.session, org_id)
+    target = await _reach(turn, org_id)
+    if target.way == NONE:
+        # Said before a word about the client is asked; the list stays for another pick.
+        _unreachable(turn, target)
+        return None
     data = form(turn, NAME)
-    data.update(to_org_id=org.id, to_org=org.name)
-    turn.edit(turn.t("bot.refer.ask_kind", org=org.name),
-              [[(turn.t(f"bot.refer.kind.{k}"), cb("ref", "kind", k))] for k in ("ngo", "group", "person")])
+    data.update(to_org_id=target.org_id, to_org=target.name)
+    text = turn.t("bot.refer.ask_kind", org=target.name)
+    if target.way == EMAIL:
+        text = Html(f"{turn.t('bot.refer.via_email', org=target.name, email=target.email)}\n\n{text}")
+    turn.edit(text, [[(turn.t(f"bot.refer.kind.{k}"), cb("ref", "kind", k))]
+                     for k in ("ngo", "group", "person")])
     return KIND
 
 
@@ -219,66 +314,140 @@ async def on_need(turn: Turn) -> object:
     return CONTACT
 
 
+def _summary(turn: Turn, data: dict[str, Any], target: OrgReach) -> tuple[Html, Any]:
+    """The confirmation screen: the answers, how the organisation will be reached (before
+    anything is stored), and the consent question."""
+    ids = f", KRS {data['krs']}" if data.get("krs") else f", NIP {data['nip']}" if data.get("nip") else ""
+    text = turn.t("bot.refer.summary", org=target.name, client=data.get("client"), ids=ids,
+                  need=data.get("need"), contact=data.get("contact"))
+    if target.way == EMAIL:
+        text = Html(f"{text}\n\n{turn.t('bot.refer.via_email', org=target.name, email=target.email)}")
+    return text, [[(turn.t("bot.refer.consent_button"), cb("ref", "ok"))],
+                  [(turn.t("bot.cancel"), cb("ref", "cancel"))]]
+
+
 @handler(access="member", chat="private")
 async def on_contact(turn: Turn) -> object:
     data = form(turn, NAME)
     data["contact"] = clean_text(check_length(turn.text, CONTACT_MAX), "client_contact", CONTACT_MAX,
                                  required=True)
-    ids = f", KRS {data['krs']}" if data.get("krs") else f", NIP {data['nip']}" if data.get("nip") else ""
-    turn.say("bot.refer.summary", [[(turn.t("bot.refer.consent_button"), cb("ref", "ok"))],
-                                   [(turn.t("bot.cancel"), cb("ref", "cancel"))]],
-             org=data.get("to_org"), client=data.get("client"), ids=ids, need=data.get("need"),
-             contact=data["contact"])
+    if "to_org_id" not in data:
+        turn.say("bot.button_expired")
+        return END
+    target = await _reach(turn, data["to_org_id"])
+    if target.way == NONE:  # nobody left since the pick: said before anything is stored
+        turn.user_data.pop(NAME, None)
+        _unreachable(turn, target)
+        return END
+    data["way"] = target.way
+    turn.reply(*_summary(turn, data, target))
     return CONSENT
+
+
+def _input(data: dict[str, Any]) -> ReferralInput:
+    return ReferralInput(to_org_id=data["to_org_id"], client_kind=data["kind"],
+                         client_name=data["client"], client_contact=data["contact"],
+                         need=data["need"], consent=True, krs=data.get("krs"), nip=data.get("nip"))
 
 
 @handler(access="member", chat="private")
 async def on_consent(turn: Turn) -> object:
+    """The consent button, then (when the same client was supported elsewhere) "send
+    anyway": nothing about the client is stored before the member has chosen."""
     data = form(turn, NAME)
-    if turn.data[1:2] == ["cancel"]:
+    choice = turn.data[1] if len(turn.data) > 1 else ""
+    if choice == "cancel":
         turn.user_data.pop(NAME, None)
         turn.edit(turn.t("bot.cancelled"))
         return END
     if not all(k in data for k in ("to_org_id", "kind", "client", "need", "contact")):
         turn.toast(turn.t("bot.button_expired"))
         return END
-    referral = await create_referral(turn.session, turn.ctx, turn.actor, ReferralInput(
-        to_org_id=data["to_org_id"], client_kind=data["kind"], client_name=data["client"],
-        client_contact=data["contact"], need=data["need"], consent=True,
-        krs=data.get("krs"), nip=data.get("nip")))
-    turn.user_data.pop(NAME, None)
-    turn.edit(turn.t("bot.refer.sent", id=referral.id, org=referral.to_org.name))
-    targets = await organisation_members(turn.session, referral.to_org_id)
-    for member in targets:
-        lang = member.language or "pl"
-        turn.notify(member.telegram_id, tr(lang, "bot.refer.incoming", id=referral.id,
-                                           org=referral.from_org.name, client=referral.client_name,
-                                           ids=_ids(referral), need=referral.need,
-                                           contact=referral.client_contact),
-                    [[(tr(lang, "bot.refer.accept"), cb("ref", referral.id, "acc")),
-                      (tr(lang, "bot.refer.decline"), cb("ref", referral.id, "dec"))]])
-    if not targets:
-        org = referral.to_org
-        turn.say("bot.refer.nobody", org=org.name, contact=org.contact_email or org.phone or "—")
+    target = await _reach(turn, data["to_org_id"])
+    if target.way == NONE:
+        turn.user_data.pop(NAME, None)
+        turn.edit(turn.t("bot.refer.unreachable", org=target.name, contact=target.contact))
+        return END
+    if target.way != data.get("way"):  # the summary no longer tells the truth: show it again
+        data["way"] = target.way
+        text, buttons = _summary(turn, data, target)
+        turn.edit(Html(f"{turn.t('bot.refer.reach_changed')}\n\n{text}"), buttons)
+        return CONSENT
+    if choice == "ok":
+        found = await preview_referral(turn.session, turn.ctx, turn.actor, _input(data))
+        if found:
+            warning = turn.t("bot.refer.duplicate", client=data["client"],
+                             others=_others(turn.ctx, found, turn.lang))
+            turn.edit(Html(f"{warning}\n\n{turn.t('bot.refer.duplicate_ask')}"),
+                      [[(turn.t("bot.refer.send_anyway"), cb("ref", "send"))],
+                       [(turn.t("bot.cancel"), cb("ref", "cancel"))]])
+            return CONSENT
+    elif choice != "send":
+        turn.toast(turn.t("bot.button_expired"))
+        return None
+    return await _send(turn, data, target)
+
+
+async def _send(turn: Turn, data: dict[str, Any], target: OrgReach) -> object:
+    referral = await create_referral(turn.session, turn.ctx, turn.actor, _input(data))
     found = await duplicates(turn.session, turn.ctx, referral)
-    if found:
-        _warn_duplicates(turn, referral, found, targets)
+    turn.user_data.pop(NAME, None)
+    if target.way == EMAIL:
+        turn.edit(turn.t("bot.refer.sent_email", id=referral.id, org=target.name, email=target.email))
+    else:
+        turn.edit(turn.t("bot.refer.sent", id=referral.id, org=target.name))
+    context, chat_id, lang, referral_id = turn.context, turn.chat_id, turn.lang, referral.id
+    turn.after_commit(lambda: _deliver(context, chat_id, lang, referral_id, target, found))
     return END
 
 
-def _warn_duplicates(turn: Turn, referral: Referral, found: list[Duplicate],
-                     targets: list[Member]) -> None:
-    """Both sides (and only they) hear about the other organisations."""
-    def others(lang: str) -> str:
-        return ", ".join(
-            f"{d.organisation} ({format_date(d.at.astimezone(turn.ctx.tz).date(), lang, weekday=False)})"
-            for d in found)
+async def _deliver(context: BotContext, chat_id: int, lang: str, referral_id: int,
+                   target: OrgReach, found: list[Duplicate]) -> None:
+    """Once the referral is committed: its organisation is told in the bot (or, with
+    nobody reached there, by e-mail), and the referrer hears when it went by e-mail or
+    did not arrive at all."""
+    ctx = context.infra
+    mail_lang = ctx.settings.newsletter.language
+    async with ctx.db.read() as session:
+        referral = await session.get(Referral, referral_id)
+        if referral is None:
+            return
+        referrer = (await session.get(Member, referral.from_member_id)
+                    if referral.from_member_id else None)
+        member = referrer.display_name if referrer else "—"
+        from_org = referral.from_org
+        params = {"id": referral.id, "org": from_org.name, "client": referral.client_name,
+                  "ids": _ids(referral), "need": referral.need, "contact": referral.client_contact}
+        from_contact = ", ".join(x for x in (from_org.contact_email, from_org.phone) if x) or "—"
+    client = referral.client_name
 
-    turn.say("bot.refer.duplicate", client=referral.client_name, others=others(turn.lang))
-    for member in targets:
-        lang = member.language or "pl"
-        turn.notify(member.telegram_id, tr(lang, "bot.refer.duplicate", client=referral.client_name,
-                                           others=others(lang)))
+    def telegram(member_lang: str) -> tuple[str, Any]:
+        text = tr(member_lang, "bot.refer.incoming", **params)
+        if found:
+            warning = tr(member_lang, "bot.refer.duplicate", client=client,
+                         others=_others(ctx, found, member_lang))
+            text = Html(f"{text}\n\n{warning}")
+        return text, [[(tr(member_lang, "bot.refer.accept"), cb("ref", referral_id, "acc")),
+                       (tr(member_lang, "bot.refer.decline"), cb("ref", referral_id, "dec"))]]
+
+    duplicate = ("\n\n" + t(mail_lang, "bot.refer.duplicate", client=client,
+                            others=_others(ctx, found, mail_lang))) if found else ""
+    notice = Notice(
+        telegram, subject=t(mail_lang, "bot.refer.email_subject", id=referral_id, org=from_org.name),
+        body=t(mail_lang, "bot.refer.email_body", member=member, from_contact=from_contact,
+               link=f"https://t.me/{context.bot.username}", duplicate=duplicate, **params),
+        reply_to=from_org.contact_email)
+    try:
+        how = await deliver(ctx, context.bot, target, notice)
+    except Exception:
+        log.exception("referral %s: could not reach organisation %s", referral_id, target.org_id)
+        how = NONE
+    if how == EMAIL:
+        await send_html(context.bot, chat_id, tr(lang, "bot.refer.emailed", id=referral_id,
+                                                 org=target.name, email=target.email))
+    elif how == NONE:
+        await send_html(context.bot, chat_id, tr(lang, "bot.refer.not_delivered", id=referral_id,
+                                                 org=target.name, contact=target.contact))
 
 
 def _conversation(ctx: AppContext) -> BaseHandler[Any, Any, Any]:
@@ -291,42 +460,111 @@ def _conversation(ctx: AppContext) -> BaseHandler[Any, Any, Any]:
         IDS: [MessageHandler(text, on_ids), CallbackQueryHandler(on_ids, pattern=r"^ref:skip$")],
         NEED: [MessageHandler(text, on_need)],
         CONTACT: [MessageHandler(text, on_contact)],
-        CONSENT: [CallbackQueryHandler(on_consent, pattern=r"^ref:(ok|cancel)$")],
+        CONSENT: [CallbackQueryHandler(on_consent, pattern=r"^ref:(ok|send|cancel)$")],
     })
 
 
-# --- decisions, listing ----------------------------------------------------------------------
+# --- decisions, details, listing ----------------------------------------------------------------
+
+
+def _status(turn: Turn, view: ReferralView) -> str:
+    row = view.referral
+    if row.status == ReferralStatus.PENDING:
+        return turn.t("bot.refer.status_sent")
+    status = turn.t(f"bot.refer.status.{row.status}")
+    if row.status == ReferralStatus.CLOSED:
+        return f"{status}, {_when(turn.ctx, row.closed_at or row.updated_at, turn.lang)}"
+    return turn.t("bot.refer.status_by", status=status, who=view.status_by,
+                  when=_when(turn.ctx, row.decided_at or row.updated_at, turn.lang))
+
+
+def _detail(turn: Turn, view: ReferralView) -> tuple[Html, list[list[tuple[str, str]]]]:
+    """A referral's detail view and the buttons its viewer may use."""
+    row = view.referral
+    text = turn.t("bot.refer.detail", id=row.id, from_org=row.from_org.name,
+                  referrer=f" ({view.referrer})" if view.referrer else "", to_org=row.to_org.name,
+                  sent=_when(turn.ctx, row.created_at, turn.lang), status=_status(turn, view))
+    purged = turn.t("bot.refer.purged")
+    if view.full:
+        client = turn.t("bot.refer.detail_client", client=row.client_name or purged, ids=_ids(row),
+                        need=row.need or purged, contact=row.client_contact or purged)
+    else:
+        client = turn.t("bot.refer.detail_hidden")
+    buttons: list[list[tuple[str, str]]] = []
+    org_id = turn.who.member.organisation_id if turn.who.member else None
+    if row.status == ReferralStatus.PENDING and org_id == row.to_org_id:
+        buttons.append([(turn.t("bot.refer.accept"), cb("ref", row.id, "acc")),
+                        (turn.t("bot.refer.decline"), cb("ref", row.id, "dec"))])
+    if row.status == ReferralStatus.ACCEPTED and view.full:
+        buttons.append([(turn.t("bot.refer.close_button", id=row.id), cb("ref", row.id, "close"))])
+    return Html(f"{text}\n{client}"), buttons
 
 
 @handler(access="member")
 async def on_referral_button(turn: Turn) -> None:
+    if turn.data[1:2] == ["list"]:
+        page = int_part(turn.data, 2)
+        if page is None or not 0 <= page < 10_000:
+            turn.toast(turn.t("bot.button_expired"))
+            return
+        await _list(turn, page, edit=True)
+        return
     referral_id = int_part(turn.data, 1)
     action = turn.data[2] if len(turn.data) > 2 else ""
-    if referral_id is None or action not in ("acc", "dec", "close"):
+    if referral_id is None or not 0 < referral_id < 2**31 or action not in ("acc", "dec", "close", "view"):
         turn.toast(turn.t("bot.button_expired"))
+        return
+    if not turn.is_private:  # a client's details never go to a group
+        turn.toast(turn.t("bot.private_only"))
+        return
+    if action == "view":
+        turn.reply(*_detail(turn, await open_referral(turn.session, turn.actor, referral_id)))
         return
     if action == "close":
         referral = await close_referral(turn.session, turn.ctx, turn.actor, referral_id)
         turn.reply(turn.t("bot.refer.closed", id=referral.id))
         return
+    view = await open_referral(turn.session, turn.actor, referral_id)
+    if view.full and view.referral.status != ReferralStatus.PENDING:
+        # An old Accept/Decline: the message is brought up to date, nothing changes.
+        turn.edit(*_detail(turn, view))
+        turn.toast(t(turn.lang, "referrals.decided_by", name=view.status_by))
+        return
     accept = action == "acc"
     referral = await decide_referral(turn.session, turn.ctx, turn.actor, referral_id, accept)
-    turn.edit(turn.t("bot.refer.accepted_here" if accept else "bot.refer.declined_here",
-                     id=referral.id, client=referral.client_name))
+    view = await open_referral(turn.session, turn.actor, referral_id)
+    text, buttons = _detail(turn, view)
+    done = turn.t("bot.refer.accepted_here" if accept else "bot.refer.declined_here", id=referral.id)
+    # The decision keeps the client's details on screen: who, what they need, how to reach them.
+    turn.edit(Html(f"{done}\n\n{text}"), buttons)
     key = "bot.refer.accepted_referrer" if accept else "bot.refer.declined_referrer"
     referrer = await turn.session.get(Member, referral.from_member_id) if referral.from_member_id else None
     told = [referrer] if referrer is not None and referrer.is_approved else \
         await organisation_members(turn.session, referral.from_org_id)
     for member in told:
-        turn.notify_member(member, key, org=referral.to_org.name, id=referral.id,
-                           client=referral.client_name)
+        lang = member.language or "pl"
+        turn.notify(member.telegram_id, tr(
+            lang, key, org=referral.to_org.name, id=referral.id, client=referral.client_name,
+            who=view.status_by, when=_when(turn.ctx, referral.decided_at or turn.ctx.now(), lang)),
+            [[(tr(lang, "bot.refer.details"), cb("ref", referral.id, "view"))]])
+
+
+PAGE = 8
 
 
 @handler(access="member", chat="private")
 async def cmd_referrals(turn: Turn) -> None:
-    sent, received = await list_referrals(turn.session, turn.actor)
+    await _list(turn, 0, edit=False)
+
+
+async def _list(turn: Turn, page: int, *, edit: bool) -> None:
+    """Sent and received referrals, a page of each, with a button per referral that opens
+    its details (and from there accept, decline or close)."""
+    sent, received, total_sent, total_received = await list_referrals(
+        turn.session, turn.actor, limit=PAGE, offset=page * PAGE)
+    pages = max(1, -(-max(total_sent, total_received) // PAGE))
     lines: list[str] = []
-    closable: list[Referral] = []
+    buttons: list[tuple[str, str]] = []
     for title, rows, other in (("bot.refer.list_sent", sent, "to_org"),
                                ("bot.refer.list_received", received, "from_org")):
         lines.append(turn.t(title))
@@ -339,12 +577,23 @@ async def cmd_referrals(turn: Turn) -> None:
                                                  turn.lang, weekday=False),
                                 org=getattr(row, other).name, client=client,
                                 status=turn.t(f"bot.refer.status.{row.status}")))
-            if row.status == ReferralStatus.ACCEPTED and row not in closable:
-                closable.append(row)
+            buttons.append((f"#{row.id}", cb("ref", row.id, "view")))
         lines.append("")
-    buttons = [[(turn.t("bot.refer.close_button", id=r.id), cb("ref", r.id, "close"))]
-               for r in closable[:10]]
-    turn.reply(Html("\n".join(lines).strip()), buttons or None)
+    if sent or received:
+        lines.append(turn.t("bot.refer.list_more", page=page + 1, pages=pages))
+    keyboard = rows_of(buttons, 4)
+    nav = []
+    if page > 0:
+        nav.append((turn.t("bot.prev"), cb("ref", "list", page - 1)))
+    if page + 1 < pages:
+        nav.append((turn.t("bot.next"), cb("ref", "list", page + 1)))
+    if nav:
+        keyboard.append(nav)
+    text = Html("\n".join(lines).strip())
+    if edit:
+        turn.edit(text, keyboard or None)
+    else:
+        turn.reply(text, keyboard or None)
 
 
 def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
