@@ -205,3 +205,72 @@ async def test_members_leaving_after_the_summary_are_caught_before_storing(bot: 
     again = await api.click(A, summary, summary.button("wyślij"))
     assert "Zmieniło się" in again.text and "e-mailem na owes@example.org" in again.text
     assert await _count(bot) == 0
+
+
+async def _stored_referrals(bot: BotHarness, count: int) -> None:
+    """`count` referrals from A's organisation to B's, made directly in storage."""
+    from infranet.storage.actors import Actor
+    from infranet.storage.members import get_member
+    from infranet.storage.orgs import find_organisation
+    from infranet.storage.referrals import ReferralInput, create_referral
+
+    async with bot.ctx.db.transaction() as session:
+        member = await get_member(session, A)
+        target = await find_organisation(session, "Ośrodek Wsparcia Ekonomii Społecznej Elbląg")
+        assert member is not None
+        for index in range(count):
+            await create_referral(session, bot.ctx, Actor.of(member), ReferralInput(
+                to_org_id=target.id, client_kind="group", client_name=f"Grupa {index:02d}",
+                client_contact="tel. 600 000 000", need="Doradztwo", consent=True))
+
+
+async def test_every_referral_is_reachable_from_referrals(bot: BotHarness) -> None:
+    await _setup(bot)
+    await _stored_referrals(bot, 11)
+    api = bot.api
+    first = await api.ask(B, "/referrals")
+    labels = [label for label, _ in first.buttons]
+    assert "#11" in labels and "#4" in labels and "#3" not in labels
+    assert "Strona 1 z 2" in first.text
+    second = await api.click(B, first, first.button("Dalej"))
+    assert second.kind == "edit" and "Strona 2 z 2" in second.text
+    labels = [label for label, _ in second.buttons]
+    assert {"#1", "#2", "#3"} <= set(labels) and "#4" not in labels
+    opened = await api.click(B, second, second.button("#1"))
+    assert "Grupa 00" in opened.text and "Przyjmij" in opened.buttons[0][0]
+    accepted = await api.click(B, opened, opened.button("Przyjmij"))
+    assert "Przyjęto skierowanie #1" in accepted.text and "tel. 600 000 000" in accepted.text
+    assert api.errors == []
+
+
+async def test_two_members_deciding_at_once_one_decision_counts(bot: BotHarness) -> None:
+    """Two members of the receiving organisation press Accept and Decline at the same
+    moment: one decision is stored, the other is told who decided."""
+    import asyncio
+
+    from infranet.errors import ValidationFailed
+    from infranet.storage.actors import Actor
+    from infranet.storage.members import get_member
+    from infranet.storage.referrals import decide_referral
+
+    await _setup(bot)
+    await bot.member(B + 1, "Ośrodek Wsparcia Ekonomii Społecznej Elbląg", name="Beata")
+    await _stored_referrals(bot, 1)
+
+    async def decide(telegram_id: int, accept: bool) -> str:
+        try:
+            async with bot.ctx.db.transaction() as session:
+                member = await get_member(session, telegram_id)
+                assert member is not None
+                await decide_referral(session, bot.ctx, Actor.of(member), 1, accept)
+                return "decided"
+        except ValidationFailed as exc:
+            return exc.localized("pl")
+
+    results = await asyncio.gather(decide(B, True), decide(B + 1, False))
+    assert results.count("decided") == 1
+    assert any("już rozpatrzone przez:" in r for r in results)
+    async with bot.ctx.db.read() as session:
+        row = await session.get(Referral, 1)
+        assert row is not None
+        assert row.status in (ReferralStatus.ACCEPTED, ReferralStatus.DECLINED)
