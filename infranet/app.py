@@ -28,7 +28,7 @@ from infranet.http_protocol import server_config
 from infranet.security import SecretKeyError
 from infranet.storage.districts import sync_region
 from infranet.storage.engine import private_dir
-from infranet.storage.members import ensure_config_admins
+from infranet.storage.members import ensure_config_admins, ensure_secretariat
 from infranet.storage.migrate import PG_MIGRATION_LOCK, migrate, pending
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,8 @@ def build_components(ctx: AppContext, scheduler: AsyncIOScheduler) -> list[Compo
 
 
 async def prepare_database(ctx: AppContext) -> None:
-    """Migrate (unless configured not to), load the region, seed config admins, then load the
+    """Migrate (unless configured not to), load the region, seed config admins and the network's
+    secretariat (the organisation of admins who have none), then load the
     secret key: a generated key lives in the database (shared by every instance on it), so it
     can only be read once the migrations have made its table."""
     try:
@@ -79,6 +80,8 @@ async def prepare_database(ctx: AppContext) -> None:
                                       {"k": PG_MIGRATION_LOCK})
             await sync_region(session, ctx.region)
             await ensure_config_admins(session, ctx.settings.telegram.admin_ids)
+            # After the admins: an admin without an organisation speaks for the secretariat.
+            await ensure_secretariat(session, ctx.settings.network.secretariat_name)
         await ctx.load_secret_key()
     except StartupError:
         raise

@@ -164,6 +164,11 @@ class ReferralSettings(Section):
     duplicate_window_days: int = Field(default=183, ge=1)
 
 
+class NetworkSettings(Section):
+    # The organisation an admin without one posts for: made at set-up, shown by this name.
+    secretariat_name: str = Field(default="Sekretariat sieci", min_length=1, max_length=200)
+
+
 class ServiceSettings(Section):
     data_dir: Path = Path("data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -189,6 +194,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     referrals: ReferralSettings = Field(default_factory=ReferralSettings)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
 
     @classmethod

@@ -38,8 +38,9 @@ async def test_join_existing_org_approved_and_user_told(bot: BotHarness) -> None
     assert await _status(bot, USER) == MemberStatus.APPROVED
 
     # Pressed again (or by a second admin): nothing changes, the admin is told why.
-    again = await api.click(ADMIN_ID, request, request.button("Zatwierdź"))
-    assert "już rozpatrzona" in again.text
+    api.press(ADMIN_ID, request, request.button("Zatwierdź"))
+    assert "już rozpatrzona" in await api.next_answer()
+    assert "Zatwierdzono" in api.messages[ADMIN_ID][request.message_id].text
     await api.silence(USER, 0.3)
     # The new member now sees member commands in /help.
     assert "Witaj" in (await api.ask(USER, "/start")).text
@@ -59,9 +60,9 @@ async def test_join_proposing_new_org_rejected(bot: BotHarness) -> None:
     kinds = await api.ask(user, "Fundacja <Nowa> Droga & Przyjaciele")
     ask_area = await api.click(user, kinds, kinds.button("OWES"))
     assert "districts" in ask_area.text
-    wrong = await api.ask(user, "olsztynski, Elblag, Gdańsk")
+    wrong = await api.ask(user, "olsztynski, Gdańsk")
     assert "Gdańsk" in wrong.text  # unknown district named, nothing lost
-    assert "e-mail" in (await api.ask(user, "olsztyński, Elbląg")).text
+    assert "e-mail" in (await api.ask(user, "olsztyński, ełcki")).text
     assert "does not look like" in (await api.ask(user, "not-an-address")).text
     summary = await api.ask(user, "Biuro@Nowa-Droga.example.org")
     assert "Fundacja <Nowa> Droga & Przyjaciele" in summary.text  # escaped, shown as typed
@@ -106,9 +107,12 @@ async def test_non_member_refusals_and_forged_callbacks(bot: BotHarness) -> None
     assert "tylko administratorzy" in forged.text
     # Nonsense payloads on a known prefix.
     api.drain(ADMIN_ID)
-    api.press(ADMIN_ID, request, "mem:abc:ok")
+    api.press(ADMIN_ID, request, "jr:abc:ok")
     assert "nieaktualny" in await api.next_answer()
-    assert "Nie znaleziono" in (await api.click(ADMIN_ID, request, "mem:99999:ok")).text
+    assert "Nie znaleziono" in (await api.click(ADMIN_ID, request, "jr:99999:ok")).text
+    # A button of an older version named the member, not the request: it decides nothing.
+    old = await api.click(ADMIN_ID, request, "mem:1:ok")
+    assert "starszej wersji" in old.text and "/approve" in old.text
     assert await _status(bot, USER) == MemberStatus.PENDING
     async with bot.ctx.db.transaction() as session:
         after = await session.scalar(select(AuditLog.id).order_by(AuditLog.id.desc()).limit(1))
@@ -127,11 +131,15 @@ async def test_admin_commands(bot: BotHarness) -> None:
     await asyncio.sleep(0.3)  # the menu is set after the commit, in the background
     assert "members" in {c["command"] for c in api.commands["chat:7003:"]}
     other = await bot.member(7004, "Fundacja Testowa", name="Jan")
-    blocked = await api.ask(7003, f"/block #{other.id}")
+    confirm = await api.ask(7003, f"/block #{other.id}")
+    assert "Zablokować" in confirm.text and "Jan" in confirm.text
+    blocked = await api.click(7003, confirm, confirm.button("Zablokuj"))
     assert "Zablokowano" in blocked.text
     await api.next_reply(7004)
     assert await _status(bot, 7004) == MemberStatus.BLOCKED
-    await bot.api.ask(ADMIN_ID, f"/block #{member.id}")  # an admin can be blocked by another one
+    # An owner ([telegram] admin_ids) may block an admin.
+    confirm = await bot.api.ask(ADMIN_ID, f"/block #{member.id}")
+    await bot.api.click(ADMIN_ID, confirm, confirm.button("Zablokuj"))
     await asyncio.sleep(0.3)
     assert "chat:7003:" not in api.commands
     assert "zablokowane" in (await api.ask(7004, "/join")).text
@@ -181,11 +189,12 @@ async def test_roles_take_effect_at_once_between_the_steps_of_a_form(bot: BotHar
     member = await bot.member(7010, "Fundacja Testowa", name="Ewa")
     assert "Jak się nazywa" in (await api.ask(7010, "/event")).text
     assert "Kiedy" in (await api.ask(7010, "Spotkanie sieci")).text  # remembered as a member
-    assert "Zablokowano" in (await api.ask(ADMIN_ID, f"/block #{member.id}")).text
+    confirm = await api.ask(ADMIN_ID, f"/block #{member.id}")
+    assert "Zablokowano" in (await api.click(ADMIN_ID, confirm, confirm.button("Zablokuj"))).text
     assert "zablokowane" in (await api.next_reply(7010)).text  # told
     refused = await api.ask(7010, "5.12.2030 10-12")  # the form's next step, right after
-    assert "tylko zatwierdzeni" in refused.text
-    assert "tylko zatwierdzeni" in (await api.ask(7010, "/event")).text
+    assert "zablokowane" in refused.text  # told they are blocked, not sent to /join
+    assert "zablokowane" in (await api.ask(7010, "/event")).text
 
     # A stranger remembered as nobody: the join request and its approval count at once.
     assert "tylko zatwierdzeni" in (await api.ask(7011, "/my")).text
@@ -211,5 +220,5 @@ async def test_a_refusal_leaves_the_speaker_known(bot: BotHarness) -> None:
     api = bot.api
     await bot.member(7020, "Fundacja Testowa", name="Ola")
     for user, expected in ((7020, "/event"), (7021, "/join")):
-        assert "Nie znam powiatu" in (await api.ask(user, "/check 5.12.2030 xyzzyqq")).text
+        assert "xyzzyqq" in (await api.ask(user, "/check 5.12.2030 xyzzyqq")).text
         assert expected in (await api.ask(user, "/help")).text

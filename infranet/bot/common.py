@@ -42,12 +42,13 @@ from telegram.ext import BaseHandler, CommandHandler, ConversationHandler, TypeH
 from infranet.bot.application import BotContext
 from infranet.bot.people import people
 from infranet.context import AppContext
-from infranet.errors import InfranetError, PermissionDenied
+from infranet.errors import InfranetError, PermissionDenied, ValidationFailed
 from infranet.i18n import normalise_language, t
 from infranet.region import UnknownDistrict
 from infranet.storage.actors import Actor
 from infranet.storage.database import Database
 from infranet.storage.models import Member, Organisation
+from infranet.web.params import parse_id
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +140,16 @@ def parse_cb(data: str | None) -> list[str]:
 
 
 def int_part(parts: Sequence[str], index: int) -> int | None:
-    """The integer at `parts[index]`, or None for a missing or forged value."""
-    try:
-        return int(parts[index])
-    except (IndexError, ValueError):
+    """The integer at `parts[index]` (0 to `MAX_ID`, ASCII digits only, as the web's
+    parameters), or None for a missing or forged value: a huge number would overflow the
+    database driver, and "²" passes `str.isdigit()` but not `int()`."""
+    if not 0 <= index < len(parts):
         return None
+    try:
+        return parse_id(parts[index], "callback", minimum=0)
+    except ValidationFailed:
+        return None
+
 
 
 Buttons = Sequence[Sequence[tuple[str, str]]] | InlineKeyboardMarkup | None
@@ -526,7 +532,9 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
                 turn.reply(turn.t("bot.private_only"), [[(turn.t("bot.open_private"), link)]])
                 return False
             if not allows(turn.who, access):
-                turn.say("bot.need_admin" if access == "admin" and turn.who.is_member
+                blocked = turn.who.member is not None and turn.who.member.status == "blocked"
+                turn.say("membership.blocked" if blocked  # told so, not sent to /join
+                         else "bot.need_admin" if access == "admin" and turn.who.is_member
                          else "bot.need_member")
                 return False
             return True

@@ -421,9 +421,12 @@ async def _organisation(session: AsyncSession, org_id: int | None) -> Organisati
 
 async def add_event(session: AsyncSession, ctx: AppContext, actor: Actor, data: EventInput,
                     *, source: str = "bot") -> Event:
-    """Add an event for the actor's organisation (admins: for any or none)."""
+    """Add an event for the actor's organisation (admins: for any, by default their own, which
+    for an admin without one is the network's secretariat; the CLI and imports: none)."""
     if data.organisation_id is None and not actor.is_admin:
         data = _with_org(data, actor.require_approved().organisation_id)
+    elif data.organisation_id is None and actor.member is not None:
+        data = _with_org(data, actor.member.organisation_id)
     actor.require_org(data.organisation_id)
     norm = validate_event(ctx, data)
     org = await _organisation(session, norm.organisation_id)

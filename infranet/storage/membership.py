@@ -2,15 +2,24 @@
 
 Every function checks the actor's rights itself: the bot's buttons are a
 convenience, and a forged callback must change nothing. A decision on a request
-that is no longer pending is refused, so a button pressed twice (or by two
+that is no longer pending changes nothing, so a button pressed twice (or by two
 admins) changes nothing the second time.
+
+Each request to join is a row of its own (`MembershipRequest`, table `join_requests`)
+with its decision, who made it and when. The member row is shared by all requests of
+one person; a decision names the request, so a button left over from an earlier
+request (rejected, then the person asked for another organisation) cannot approve the
+later one.
+
+Blocking protects admins: only an owner (a Telegram id in `[telegram] admin_ids`) or
+the CLI may block an admin, and nobody may block an owner through the bot.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
@@ -19,7 +28,15 @@ from infranet.i18n import LANGUAGES, register
 from infranet.storage import audit
 from infranet.storage.actors import Actor
 from infranet.storage.members import get_member
-from infranet.storage.models import Member, MemberStatus, Organisation, OrgStatus, Role
+from infranet.storage.models import (
+    Member,
+    MembershipRequest,
+    MemberStatus,
+    Organisation,
+    OrgStatus,
+    RequestStatus,
+    Role,
+)
 from infranet.storage.orgs import OrgInput, add_organisation, get_organisation
 from infranet.validation import plain_text
 
@@ -42,6 +59,23 @@ register({
                         "en": "You cannot do this to your own account."},
     "membership.not_approved": {"pl": "{name} nie jest zatwierdzonym członkiem.",
                                 "en": "{name} is not an approved member."},
+    "membership.no_request": {"pl": "{name} nie ma prośby czekającej na decyzję.",
+                              "en": "{name} has no request waiting for a decision."},
+    "membership.admin_protected": {
+        "pl": "{name} jest administratorem sieci. Zablokować lub odebrać prawa administratora "
+              "może tylko właściciel (osoba z listy [telegram] admin_ids w konfiguracji).",
+        "en": "{name} is one of the network's admins. Only an owner (someone listed in "
+              "[telegram] admin_ids in the configuration) can block or demote an admin."},
+    "membership.owner_protected": {
+        "pl": "{name} jest właścicielem sieci (lista [telegram] admin_ids w konfiguracji); "
+              "aby to zmienić, usuń ten numer z konfiguracji.",
+        "en": "{name} is an owner of the network ([telegram] admin_ids in the configuration); "
+              "to change that, remove the id from the configuration."},
+    "membership.not_blocked": {"pl": "{name} nie jest zablokowany.",
+                               "en": "{name} is not blocked."},
+    "membership.not_admin": {"pl": "{name} nie jest administratorem.",
+                             "en": "{name} is not an admin."},
+    "membership.cli_name": {"pl": "operator (wiersz poleceń)", "en": "the operator (command line)"},
 })
 
 
@@ -60,7 +94,8 @@ class JoinRequest:
 async def set_language(session: AsyncSession, actor: Actor, language: str) -> None:
     """A member's language for everything the bot sends them."""
     if language not in LANGUAGES:
-        raise ValidationFailed(field="language", detail=f"choose one of {', '.join(LANGUAGES)}")
+        raise ValidationFailed("error.one_of", field="language", value=language,
+                               choices=", ".join(LANGUAGES))
     if actor.member is None:
         return
     actor.member.language = language
@@ -70,10 +105,18 @@ async def set_language(session: AsyncSession, actor: Actor, language: str) -> No
 
 
 async def request_join(session: AsyncSession, ctx: AppContext, request: JoinRequest) -> Member:
-    """Create (or renew) a pending membership request; a proposed organisation is
-    stored as pending too. The admins decide with `decide_member`."""
+    """`ask_to_join`, for callers that need only the member."""
+    return (await ask_to_join(session, ctx, request)).member
+
+
+async def ask_to_join(session: AsyncSession, ctx: AppContext, request: JoinRequest
+                      ) -> MembershipRequest:
+    """Record a new request to join (the member row is created or renewed as pending); a
+    proposed organisation is stored as pending too. An earlier request still waiting is
+    withdrawn: the person now asks for something else. The admins decide with
+    `decide_request`."""
     if (request.organisation_id is None) == (request.new_organisation is None):
-        raise ValidationFailed(field="organisation", detail="choose an organisation or propose one")
+        raise ValidationFailed("error.choose_org", field="organisation")
     member = await get_member(session, request.telegram_id)
     if member is not None and member.status == MemberStatus.BLOCKED:
         raise PermissionDenied("membership.blocked")
@@ -98,16 +141,35 @@ async def request_join(session: AsyncSession, ctx: AppContext, request: JoinRequ
     member.status = MemberStatus.PENDING
     member.role = Role.MEMBER
     await session.flush()
+    await session.execute(update(MembershipRequest).where(
+        MembershipRequest.member_id == member.id,
+        MembershipRequest.status == RequestStatus.PENDING).values(
+        status=RequestStatus.WITHDRAWN, decided_at=ctx.now()))
+    row = MembershipRequest(member_id=member.id, organisation_id=org.id,
+                            new_organisation=request.new_organisation is not None,
+                            status=RequestStatus.PENDING, created_at=ctx.now())
+    session.add(row)
+    await session.flush()
     await session.refresh(member, ["organisation"])
+    row.member, row.organisation = member, member.organisation
     await audit.record(session, Actor.of(member), "member.request", "member", member.id,
-                       organisation_id=org.id, new_organisation=request.new_organisation is not None)
-    return member
+                       organisation_id=org.id, new_organisation=request.new_organisation is not None,
+                       request_id=row.id)
+    return row
+
+
+async def withdrawn_requests(session: AsyncSession, member_id: int, keep: int) -> list[int]:
+    """Ids of the member's withdrawn requests other than `keep` (their admins' copies are
+    edited to say so)."""
+    return list((await session.scalars(select(MembershipRequest.id).where(
+        MembershipRequest.member_id == member_id, MembershipRequest.id != keep,
+        MembershipRequest.status == RequestStatus.WITHDRAWN))).all())
 
 
 async def get_member_by_id(session: AsyncSession, member_id: int) -> Member:
     member = await session.get(Member, member_id)
     if member is None:
-        raise NotFound(detail=f"member #{member_id}")
+        raise NotFound("error.not_found.member", id=member_id)
     return member
 
 
@@ -124,20 +186,66 @@ async def find_member(session: AsyncSession, reference: str) -> Member:
     else:
         raise ValidationFailed("membership.bad_reference", value=ref)
     if member is None:
-        raise NotFound(detail=f"member {ref}")
+        raise NotFound("error.not_found.member_ref", ref=ref)
     return member
 
 
-async def decide_member(session: AsyncSession, ctx: AppContext, actor: Actor, member_id: int,
-                        approve: bool) -> Member:
-    """An admin approves or rejects a pending request. Approving also activates a
+def actor_label(actor: Actor) -> str:
+    """Who decided, as the other admins are shown it."""
+    if actor.member is not None:
+        return actor.member.display_name or f"tg:{actor.member.telegram_id}"
+    return "CLI" if actor.kind == "cli" else actor.kind
+
+
+@dataclass
+class Decision:
+    """The outcome of pressing Approve / Reject on one request."""
+
+    request: MembershipRequest
+    member: Member
+    changed: bool  # False: decided before (see request.status and decided_by_name)
+
+
+async def get_request(session: AsyncSession, request_id: int) -> MembershipRequest:
+    row = await session.get(MembershipRequest, request_id, populate_existing=True)
+    if row is None:
+        raise NotFound("error.not_found.join_request", id=request_id)
+    return row
+
+
+async def pending_request(session: AsyncSession, member_id: int) -> MembershipRequest | None:
+    """The member's request waiting for a decision, if any."""
+    return await session.scalar(select(MembershipRequest).where(
+        MembershipRequest.member_id == member_id,
+        MembershipRequest.status == RequestStatus.PENDING).order_by(MembershipRequest.id.desc()))
+
+
+async def pending_requests(session: AsyncSession, actor: Actor) -> list[MembershipRequest]:
+    actor.require_admin()
+    return list((await session.scalars(select(MembershipRequest).where(
+        MembershipRequest.status == RequestStatus.PENDING).order_by(MembershipRequest.id))).all())
+
+
+async def decide_request(session: AsyncSession, ctx: AppContext, actor: Actor, request_id: int,
+                         approve: bool) -> Decision:
+    """An admin approves or rejects exactly this request. The request's row is claimed in
+    one statement (`... WHERE status = 'pending'`), so of two admins pressing at once on
+    two instances one decides and the other is told who did. Approving also activates a
     proposed organisation; rejecting rejects it when nobody else speaks for it."""
     actor.require_admin()
-    member = await get_member_by_id(session, member_id)
-    if member.status != MemberStatus.PENDING:
-        raise ValidationFailed("membership.not_pending", status=member.status)
-    org = await session.get(Organisation, member.organisation_id) if member.organisation_id else None
+    row = await get_request(session, request_id)
     now = ctx.now()
+    claimed = await session.execute(update(MembershipRequest).where(
+        MembershipRequest.id == request_id, MembershipRequest.status == RequestStatus.PENDING,
+    ).values(status=RequestStatus.APPROVED if approve else RequestStatus.REJECTED, decided_at=now,
+             decided_by=actor.member.id if actor.member else None, decided_by_name=actor_label(actor),
+             ).returning(MembershipRequest.id))
+    row = await get_request(session, request_id)
+    member = await get_member_by_id(session, row.member_id)
+    if claimed.scalar() is None:
+        return Decision(row, member, changed=False)
+    org = await session.get(Organisation, row.organisation_id) if row.organisation_id else None
+    member.organisation_id = row.organisation_id
     if approve:
         member.status = MemberStatus.APPROVED
         member.approved_at = now
@@ -154,21 +262,93 @@ async def decide_member(session: AsyncSession, ctx: AppContext, actor: Actor, me
             if not others:
                 org.status = OrgStatus.REJECTED
     await session.flush()
+    await session.refresh(member, ["organisation"])
     await audit.record(session, actor, "member.approve" if approve else "member.reject", "member",
-                       member.id, organisation_id=member.organisation_id)
-    return member
+                       member.id, organisation_id=row.organisation_id, request_id=row.id)
+    return Decision(row, member, changed=True)
+
+
+async def decide_member(session: AsyncSession, ctx: AppContext, actor: Actor, member_id: int,
+                        approve: bool) -> Decision:
+    """`/approve #member`: decide the member's request waiting now."""
+    actor.require_admin()
+    member = await get_member_by_id(session, member_id)
+    row = await pending_request(session, member.id)
+    if row is None:
+        raise ValidationFailed("membership.no_request", name=member.display_name or f"#{member.id}")
+    return await decide_request(session, ctx, actor, row.id, approve)
+
+
+def is_owner(ctx: AppContext, member: Member | None) -> bool:
+    """An owner is listed in `[telegram] admin_ids`: the only admins who may block or demote
+    other admins."""
+    return member is not None and member.telegram_id in ctx.settings.telegram.admin_ids
+
+
+def _may_act_on_admins(ctx: AppContext, actor: Actor) -> bool:
+    return actor.kind == "cli" or actor.kind == "system" or is_owner(ctx, actor.member)
+
+
+def check_may_block(ctx: AppContext, actor: Actor, member: Member) -> None:
+    """Refuse what `block_member` would refuse, so that the bot can ask for confirmation only
+    when the block can happen."""
+    actor.require_admin()
+    name = member.display_name or f"#{member.id}"
+    if actor.member is not None and actor.member.id == member.id:
+        raise ValidationFailed("membership.self")
+    if is_owner(ctx, member) and actor.kind != "cli":
+        raise PermissionDenied("membership.owner_protected", name=name)
+    if member.is_admin and not _may_act_on_admins(ctx, actor):
+        raise PermissionDenied("membership.admin_protected", name=name)
 
 
 async def block_member(session: AsyncSession, ctx: AppContext, actor: Actor, member_id: int) -> Member:
-    """Block a member: they can no longer post; their past posts stay."""
-    actor.require_admin()
+    """Block a member: they can no longer post; their past posts stay. Admins are blocked
+    only by an owner (or the CLI); owners not through the bot at all."""
     member = await get_member_by_id(session, member_id)
-    if actor.member is not None and actor.member.id == member.id:
-        raise ValidationFailed("membership.self")
+    check_may_block(ctx, actor, member)
+    await session.execute(update(MembershipRequest).where(
+        MembershipRequest.member_id == member.id,
+        MembershipRequest.status == RequestStatus.PENDING).values(
+        status=RequestStatus.WITHDRAWN, decided_at=ctx.now()))
     member.status = MemberStatus.BLOCKED
     member.role = Role.MEMBER
     await session.flush()
     await audit.record(session, actor, "member.block", "member", member.id)
+    return member
+
+
+async def unblock_member(session: AsyncSession, ctx: AppContext, actor: Actor,
+                         member_id: int) -> Member:
+    """Lift a block: a member approved before is approved again (as a plain member); one
+    blocked before approval may ask to join again."""
+    actor.require_admin()
+    member = await get_member_by_id(session, member_id)
+    if member.status != MemberStatus.BLOCKED:
+        raise ValidationFailed("membership.not_blocked", name=member.display_name or f"#{member.id}")
+    member.status = MemberStatus.APPROVED if member.approved_at else MemberStatus.REJECTED
+    await session.flush()
+    await audit.record(session, actor, "member.unblock", "member", member.id)
+    return member
+
+
+async def demote_member(session: AsyncSession, ctx: AppContext, actor: Actor,
+                        member_id: int) -> Member:
+    """Take an admin's rights away (an owner only; owners themselves only in the config)."""
+    actor.require_admin()
+    member = await get_member_by_id(session, member_id)
+    name = member.display_name or f"#{member.id}"
+    if not member.is_admin:
+        raise ValidationFailed("membership.not_admin", name=name)
+    if actor.member is not None and actor.member.id == member.id:
+        raise ValidationFailed("membership.self")
+    if is_owner(ctx, member):
+        raise PermissionDenied("membership.owner_protected", name=name)
+    if not _may_act_on_admins(ctx, actor):
+        raise PermissionDenied("membership.admin_protected", name=name)
+    member.role = Role.MEMBER
+    await session.flush()
+    await audit.record(session, actor, "member.demote", "member", member.id)
     return member
 
 

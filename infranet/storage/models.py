@@ -153,6 +153,56 @@ class Member(TimestampMixin, Base):
         return self.status == MemberStatus.APPROVED
 
 
+class RequestStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"  # the person asked again (for another organisation) before a decision
+
+
+class MembershipRequest(Base):
+    """One request to join, with its own decision.
+
+    The member row is reused by every request of one person, so a decision button names
+    the request (`join_requests.id`), never the member: a button left over from an earlier,
+    decided request can then only say who decided it, not act on a later one."""
+
+    __tablename__ = "join_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="SET NULL"))
+    new_organisation: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default=RequestStatus.PENDING, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    # Who decided, as shown to the other admins ("already decided by NAME"): kept as text so
+    # that a decision by the CLI operator, or by a member since deleted, still names someone.
+    decided_by_name: Mapped[str | None] = mapped_column(String(200))
+
+    member: Mapped[Member] = relationship(foreign_keys=[member_id], lazy="selectin")
+    organisation: Mapped[Organisation | None] = relationship(lazy="selectin")
+
+
+class DecisionMessage(Base):
+    """One admin's copy of a request waiting for a decision (a join request `jr`, an event
+    `ev` or a training notice `tr` in moderation, a newsletter send `nl`): where it was sent,
+    so that once any admin decides, every copy is edited to show the outcome and who decided."""
+
+    __tablename__ = "decision_messages"
+    __table_args__ = (Index("ix_decision_messages_subject", "kind", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    subject_id: Mapped[int] = mapped_column(Integer)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    language: Mapped[str] = mapped_column(String(8), default="pl")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # --- calendar --------------------------------------------------------------------
 
 

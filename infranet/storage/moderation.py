@@ -2,25 +2,30 @@
 
 `[calendar] moderation` decides what waits (see calendar.events); this module
 is the admins' side: what is waiting, and publishing or rejecting it once. A
-decision on an item that no longer waits is refused, so a button pressed twice,
-or by two admins, changes nothing the second time.
+decision on an item that no longer waits changes nothing, so a button pressed twice,
+or by two admins, changes nothing the second time; the second is told who decided.
+
+A decision names the version the admin saw (an event's `revision`, a notice's
+`training_version`): a waiting event edited after it was announced is not published
+by a button that showed the older text; that button shows the current one instead.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from infranet.calendar.events import get_event, moderate_event
+from infranet.calendar.events import moderate_event
 from infranet.context import AppContext
-from infranet.errors import NotFound, ValidationFailed
+from infranet.errors import NotFound
 from infranet.i18n import register
 from infranet.storage import audit
 from infranet.storage.actors import Actor
-from infranet.storage.models import BotState, Event, EventStatus, Moderation, Training
+from infranet.storage.models import AuditLog, BotState, Event, EventStatus, Member, Moderation, Training
 
 register({
     "moderation.already": {"pl": "To zostało już rozpatrzone.", "en": "This has already been decided."},
@@ -36,6 +41,33 @@ class Waiting:
     event: Event | None = None
     training: Training | None = None
     sessions: list[Event] | None = None
+
+    @property
+    def version(self) -> int:
+        """What the admin is shown, as a number their buttons carry."""
+        if self.event is not None:
+            return self.event.revision
+        return training_version(self.sessions or [])
+
+
+def training_version(sessions: list[Event]) -> int:
+    """A notice's version: changes when any of its waiting sessions is edited, added or
+    removed (a notice has no revision of its own). Kept below 2**31, the callback id bound."""
+    key = ",".join(f"{e.id}.{e.revision}" for e in sorted(sessions, key=lambda e: e.id))
+    return zlib.crc32(key.encode()) & 0x7FFFFFFF
+
+
+@dataclass
+class Verdict:
+    """What pressing Publish / Reject did: `state` is "decided" (by this admin), "already"
+    (decided before, by `decided_by`) or "outdated" (changed since: `current` is what waits now)."""
+
+    state: str
+    title: str
+    moderation: str
+    member_id: int | None = None
+    decided_by: str = "—"
+    current: Waiting | None = None
 
 
 async def waiting_since(session: AsyncSession, last_event_id: int, *, limit: int = 50
@@ -132,30 +164,69 @@ async def _group(rows: list[Event], session: AsyncSession, limit: int) -> list[W
     return items[:limit]
 
 
+async def decided_by(session: AsyncSession, entity: str, entity_id: int) -> str:
+    """The name of who published or rejected an item, from the audit log."""
+    actor = await session.scalar(select(AuditLog.actor).where(
+        AuditLog.entity == entity, AuditLog.entity_id == str(entity_id),
+        AuditLog.action.in_([f"{entity}.publish", f"{entity}.reject"]))
+        .order_by(AuditLog.id.desc()).limit(1))
+    if actor is None:
+        return "—"
+    if actor.startswith("tg:") and actor[3:].isdigit():
+        name = await session.scalar(select(Member.display_name).where(
+            Member.telegram_id == int(actor[3:])))
+        return name or actor
+    return "CLI" if actor == "cli" else actor
+
+
 async def decide_event(session: AsyncSession, ctx: AppContext, actor: Actor, event_id: int,
-                       publish: bool) -> Event:
+                       publish: bool, version: int | None = None) -> Verdict:
+    """Publish or reject the event as the admin saw it (`version`: its revision then). The
+    row is locked first, so of two admins deciding at once on PostgreSQL one decides and
+    the other is told who did."""
     actor.require_admin()
-    row = await get_event(session, event_id)
+    row = await session.get(Event, event_id, with_for_update=True, populate_existing=True)
+    if row is None:
+        raise NotFound("error.not_found.event", id=event_id)
     if row.moderation != Moderation.PENDING:
-        raise ValidationFailed("moderation.already", status=row.moderation)
-    return await moderate_event(session, ctx, actor, event_id, publish)
+        return Verdict("already", row.title, row.moderation, row.member_id,
+                       await decided_by(session, "event", row.id))
+    if version is not None and version != row.revision:
+        return Verdict("outdated", row.title, row.moderation, row.member_id,
+                       current=Waiting("ev", row.id, event=row))
+    row = await moderate_event(session, ctx, actor, event_id, publish)
+    return Verdict("decided", row.title, row.moderation, row.member_id, _label(actor))
 
 
 async def decide_training(session: AsyncSession, ctx: AppContext, actor: Actor, training_id: int,
-                          publish: bool) -> Training:
-    """Publish or reject a notice together with all its waiting sessions."""
+                          publish: bool, version: int | None = None) -> Verdict:
+    """Publish or reject a notice together with all its waiting sessions, as the admin saw
+    it (`version`: `training_version` of its sessions then)."""
     actor.require_admin()
-    training = await session.get(Training, training_id)
+    training = await session.get(Training, training_id, with_for_update=True,
+                                 populate_existing=True)
     if training is None:
-        raise NotFound(detail=f"training #{training_id}")
+        raise NotFound("error.not_found.training", id=training_id)
     if training.moderation != Moderation.PENDING:
-        raise ValidationFailed("moderation.already", status=training.moderation)
-    sessions = (await session.scalars(select(Event).where(
-        Event.training_id == training_id, Event.moderation == Moderation.PENDING))).all()
+        return Verdict("already", training.title, training.moderation, training.member_id,
+                       await decided_by(session, "training", training.id))
+    sessions = list((await session.scalars(select(Event).where(
+        Event.training_id == training_id, Event.moderation == Moderation.PENDING,
+        Event.status == EventStatus.SCHEDULED).order_by(Event.id))).all())
+    if version is not None and version != training_version(sessions):
+        return Verdict("outdated", training.title, training.moderation, training.member_id,
+                       current=Waiting("tr", training.id, training=training, sessions=sessions))
     for row in sessions:
         await moderate_event(session, ctx, actor, row.id, publish)
     training.moderation = Moderation.PUBLISHED if publish else Moderation.REJECTED
     await session.flush()
     await audit.record(session, actor, "training.publish" if publish else "training.reject",
                        "training", training.id)
-    return training
+    return Verdict("decided", training.title, training.moderation, training.member_id,
+                   _label(actor))
+
+
+def _label(actor: Actor) -> str:
+    from infranet.storage.membership import actor_label
+
+    return actor_label(actor)

@@ -1,5 +1,13 @@
 """/join (existing organisation or a proposed one), the admins' Approve / Reject
-buttons, and the admin commands /members, /approve, /block, /promote."""
+buttons, and the admin commands /members, /approve, /block, /unblock, /promote, /demote.
+
+Every Approve / Reject button names one join request (`jr:<request id>:ok`), not the
+member: a person's member row serves all their requests, and a button of an earlier,
+decided request must not decide a later one. Once an admin decides, every admin's copy
+is edited to say what was decided and by whom (`bot/decisions.py`); a copy pressed
+after that answers "already decided by NAME" and changes nothing. Blocking asks for a
+confirmation first and names who may block whom (`storage/membership.py`).
+"""
 
 from __future__ import annotations
 
@@ -24,23 +32,40 @@ from infranet.bot.common import (
     rows_of,
     tr,
 )
+from infranet.bot.decisions import edit_copies, send_copies
 from infranet.context import AppContext
 from infranet.i18n import register
 from infranet.storage.membership import (
+    Decision,
     JoinRequest,
+    ask_to_join,
     block_member,
+    check_may_block,
     decide_member,
+    decide_request,
+    demote_member,
     find_member,
+    get_member_by_id,
     list_members,
+    pending_requests,
     promote_member,
-    request_join,
+    unblock_member,
+    withdrawn_requests,
 )
-from infranet.storage.models import Member, MemberStatus, Organisation, Role
+from infranet.storage.models import (
+    Member,
+    MembershipRequest,
+    MemberStatus,
+    Organisation,
+    RequestStatus,
+    Role,
+)
 from infranet.storage.orgs import NAME_MAX, ORG_TYPES, OrgInput, normalise_email, search_organisations
 from infranet.validation import clean_text, plain_text
 
 COMMANDS = [Command("join"), Command("members", "admin"), Command("approve", "admin"),
-            Command("block", "admin"), Command("promote", "admin")]
+            Command("block", "admin"), Command("unblock", "admin"), Command("promote", "admin"),
+            Command("demote", "admin")]
 
 NAME = "join"
 ORG, NEW_NAME, NEW_TYPE, NEW_DISTRICTS, NEW_EMAIL, CONFIRM = (
@@ -54,6 +79,9 @@ register({
     "bot.cmd.block": {"pl": "zablokuj członka: /block #nr", "en": "block a member: /block #no"},
     "bot.cmd.promote": {"pl": "nadaj prawa administratora: /promote #nr",
                         "en": "make an admin: /promote #no"},
+    "bot.cmd.unblock": {"pl": "odblokuj członka: /unblock #nr", "en": "unblock a member: /unblock #no"},
+    "bot.cmd.demote": {"pl": "odbierz prawa administratora (właściciel): /demote #nr",
+                       "en": "take admin rights away (owners): /demote #no"},
     "bot.join.ask_org": {
         "pl": "Jaką organizację reprezentujesz? Napisz jej nazwę lub fragment nazwy.",
         "en": "Which organisation do you represent? Write its name or part of it."},
@@ -102,10 +130,23 @@ register({
         "en": "\n<i>New organisation</i>: {type}; {districts}; {email}"},
     "bot.join.approve": {"pl": "✅ Zatwierdź", "en": "✅ Approve"},
     "bot.join.reject": {"pl": "❌ Odrzuć", "en": "❌ Reject"},
-    "bot.join.approved_admin": {"pl": "✅ Zatwierdzono #{id}: {name} ({org}).",
-                                "en": "✅ Approved #{id}: {name} ({org})."},
-    "bot.join.rejected_admin": {"pl": "❌ Odrzucono #{id}: {name} ({org}).",
-                                "en": "❌ Rejected #{id}: {name} ({org})."},
+    "bot.join.approved_admin": {"pl": "✅ Zatwierdzono #{id}: {name} ({org}). Decyzja: {by}.",
+                                "en": "✅ Approved #{id}: {name} ({org}). Decided by {by}."},
+    "bot.join.rejected_admin": {"pl": "❌ Odrzucono #{id}: {name} ({org}). Decyzja: {by}.",
+                                "en": "❌ Rejected #{id}: {name} ({org}). Decided by {by}."},
+    "bot.join.withdrawn_admin": {
+        "pl": "↩️ Prośba #{id} ({name}, {org}) nieaktualna: ta osoba złożyła nową prośbę.",
+        "en": "↩️ Request #{id} ({name}, {org}) is void: the person has made a new request."},
+    "bot.join.already": {"pl": "Ta prośba została już rozpatrzona przez {by}: {outcome}.",
+                         "en": "This request has already been decided by {by}: {outcome}."},
+    "bot.join.already_withdrawn": {
+        "pl": "Ta prośba jest nieaktualna: ta osoba złożyła nową prośbę (zobacz /approve).",
+        "en": "This request is void: the person has made a new request (see /approve)."},
+    "bot.join.old_button": {
+        "pl": "Ten przycisk pochodzi ze starszej wersji bota. Prośby czekające na decyzję: /approve",
+        "en": "This button comes from an older version of the bot. Requests waiting: /approve"},
+    "bot.join.outcome.approved": {"pl": "zatwierdzona", "en": "approved"},
+    "bot.join.outcome.rejected": {"pl": "odrzucona", "en": "rejected"},
     "bot.join.approved_user": {
         "pl": "Witamy w sieci! Twoja prośba ({org}) została zatwierdzona. Zobacz, co możesz "
               "teraz zrobić: /help",
@@ -130,6 +171,28 @@ register({
     "bot.members.blocked_user": {
         "pl": "Twoje konto w bocie sieci zostało zablokowane przez administratora.",
         "en": "Your account with the network's bot was blocked by an admin."},
+    "bot.members.block_confirm": {
+        "pl": "Zablokować #{id} {name} ({org})? Nie będzie mógł/mogła publikować ani korzystać "
+              "z komend członków. Odblokujesz przez /unblock #{id}.",
+        "en": "Block #{id} {name} ({org})? They will no longer be able to post or use the "
+              "members' commands. Undo with /unblock #{id}."},
+    "bot.members.block_button": {"pl": "🚫 Zablokuj", "en": "🚫 Block"},
+    "bot.members.already_blocked": {"pl": "#{id} {name} jest już zablokowany.",
+                                    "en": "#{id} {name} is already blocked."},
+    "bot.members.block_cancelled": {"pl": "Nie zablokowano #{id} {name}.",
+                                    "en": "#{id} {name} was not blocked."},
+    "bot.members.unblocked_admin": {"pl": "Odblokowano #{id} {name}.", "en": "Unblocked #{id} {name}."},
+    "bot.members.unblocked_user": {
+        "pl": "Administrator sieci odblokował Twoje konto w bocie. Zobacz, co możesz zrobić: /help",
+        "en": "A network admin unblocked your account with the bot. See what you can do: /help"},
+    "bot.members.unblocked_user_join": {
+        "pl": "Administrator sieci odblokował Twoje konto w bocie. Możesz poprosić o dołączenie: /join",
+        "en": "A network admin unblocked your account with the bot. You can ask to join: /join"},
+    "bot.members.demoted_admin": {"pl": "#{id} {name} nie jest już administratorem.",
+                                  "en": "#{id} {name} is no longer an admin."},
+    "bot.members.demoted_user": {
+        "pl": "Nie masz już praw administratora sieci.",
+        "en": "You are no longer one of the network's admins."},
     "bot.members.promoted_admin": {"pl": "#{id} {name} jest teraz administratorem.",
                                    "en": "#{id} {name} is now an admin."},
     "bot.members.promoted_user": {
@@ -181,8 +244,8 @@ async def on_org_picked(turn: Turn) -> object:
     if org_id is None:
         turn.toast(turn.t("bot.button_expired"))
         return None
-    member = await request_join(turn.session, turn.ctx, _request(turn, organisation_id=org_id))
-    await _announce(turn, member, None)
+    request = await ask_to_join(turn.session, turn.ctx, _request(turn, organisation_id=org_id))
+    await _announce(turn, request, None)
     return END
 
 
@@ -202,7 +265,10 @@ async def on_new_name(turn: Turn) -> object:
         turn.say("bot.join.name_taken", name=existing.name)
         return None
     form(turn, NAME)["name"] = name
-    buttons = rows_of(((t_, cb("join", "type", t_)) for t_ in ORG_TYPES), 3)
+    from infranet.bot.handlers.directory import type_label
+
+    buttons = rows_of(((type_label(t_, turn.lang, short=True), cb("join", "type", t_))
+                       for t_ in ORG_TYPES), 3)
     turn.say("bot.join.ask_type", buttons)
     return NEW_TYPE
 
@@ -248,8 +314,8 @@ async def on_new_email(turn: Turn) -> object:
     data["email"] = email
     turn.say("bot.join.summary", [[(turn.t("bot.confirm"), cb("join", "ok")),
                                    (turn.t("bot.cancel"), cb("join", "cancel"))]],
-             name=data.get("name"), type=data.get("type"), districts=_district_names(turn, data),
-             email=email)
+             name=data.get("name"), type=_type_label(data.get("type") or "other", turn.lang),
+             districts=_district_names(turn, data), email=email)
     return CONFIRM
 
 
@@ -265,8 +331,8 @@ async def on_confirm(turn: Turn) -> object:
         return END
     new_org = OrgInput(name=data["name"], type=data["type"], districts=data["districts"],
                        contact_email=data["email"])
-    member = await request_join(turn.session, turn.ctx, _request(turn, new_organisation=new_org))
-    await _announce(turn, member, data)
+    request = await ask_to_join(turn.session, turn.ctx, _request(turn, new_organisation=new_org))
+    await _announce(turn, request, data)
     return END
 
 
@@ -284,32 +350,93 @@ def _district_names(turn: Turn, data: dict[str, Any]) -> str:
     return ", ".join(by_slug.get(s, s) for s in data.get("districts", []))
 
 
-def _decision_buttons(member_id: int) -> Any:
-    def build(lang: str) -> Buttons:
-        return [[(tr(lang, "bot.join.approve"), cb("mem", member_id, "ok")),
-                 (tr(lang, "bot.join.reject"), cb("mem", member_id, "no"))]]
-    return build
+def _decision_buttons(request_id: int, lang: str, *, row: bool = False) -> Buttons:
+    """Approve / Reject of one request; `row`: a row of a list (/members), where a press
+    changes only its own row."""
+    tail = ("l",) if row else ()
+    return [[(tr(lang, "bot.join.approve"), cb("jr", request_id, "ok", *tail)),
+             (tr(lang, "bot.join.reject"), cb("jr", request_id, "no", *tail))]]
 
 
-async def _announce(turn: Turn, member: Member, new_org: dict[str, Any] | None) -> None:
+def _type_label(code: str, lang: str) -> str:
+    from infranet.bot.handlers.directory import type_label
+
+    return type_label(code, lang)
+
+
+def _request_text(turn: Turn, request: MembershipRequest, lang: str,
+                  new_org: dict[str, Any] | None = None) -> Html:
+    member = request.member
+    org = request.organisation.name if request.organisation else "—"
+    new = tr(lang, "bot.join.admin_new_org", type=_type_label(new_org["type"], lang),
+             districts=_district_names(turn, new_org), email=new_org["email"]) if new_org else ""
+    return tr(lang, "bot.join.admin_request", id=member.id, name=member.display_name,
+              username=f"@{member.username}" if member.username else "", org=org, new=Html(new))
+
+
+def _outcome_text(request: MembershipRequest) -> Any:
+    """The decided request as every admin's copy shows it, in the copy's language."""
+    member = request.member
+    name, member_id = member.display_name, member.id
+    org = request.organisation.name if request.organisation else "—"
+    status, by = request.status, request.decided_by_name or "—"
+
+    def text(lang: str) -> Html:
+        if status == RequestStatus.WITHDRAWN:
+            return tr(lang, "bot.join.withdrawn_admin", id=member_id, name=name, org=org)
+        key = "bot.join.approved_admin" if status == RequestStatus.APPROVED else "bot.join.rejected_admin"
+        return tr(lang, key, id=member_id, name=name, org=org, by=by)
+    return text
+
+
+def _edit_copies_after_commit(turn: Turn, request: MembershipRequest) -> None:
+    bot, db, text_for, request_id = turn.context.bot, turn.ctx.db, _outcome_text(request), request.id
+    pressed = _pressed(turn)
+
+    async def edit() -> None:
+        await edit_copies(bot, db, "jr", request_id, text_for, skip=pressed)
+
+    turn.after_commit(edit)
+
+
+def _pressed(turn: Turn) -> tuple[int, int] | None:
+    query = turn.update.callback_query
+    message = query.message if query else None
+    return (message.chat.id, message.message_id) if message is not None else None
+
+
+async def _announce(turn: Turn, request: MembershipRequest, new_org: dict[str, Any] | None) -> None:
+    """Tell the user the request went out, send it to every admin (each copy remembered),
+    and void the copies of the person's earlier request still waiting, if any."""
     turn.user_data.pop(NAME, None)
-    org = member.organisation.name if member.organisation else "—"
+    org = request.organisation.name if request.organisation else "—"
     turn.edit(turn.t("bot.join.sent", org=org))
-    sent = 0
     from infranet.storage.members import admins
 
+    messages = []
     for admin in await admins(turn.session):
         lang = admin.language or "pl"
-        new = tr(lang, "bot.join.admin_new_org", type=new_org["type"],
-                 districts=_district_names(turn, new_org), email=new_org["email"]) if new_org else ""
-        turn.notify(admin.telegram_id,
-                    tr(lang, "bot.join.admin_request", id=member.id, name=member.display_name,
-                       username=f"@{member.username}" if member.username else "", org=org,
-                       new=Html(new)),
-                    _decision_buttons(member.id)(lang))
-        sent += 1
-    if not sent:
+        messages.append((admin.telegram_id, lang, _request_text(turn, request, lang, new_org),
+                         _decision_buttons(request.id, lang)))
+    if not messages:
         turn.say("bot.join.no_admins")
+    voided = await withdrawn_requests(turn.session, request.member_id, request.id)
+    bot, db, request_id = turn.context.bot, turn.ctx.db, request.id
+    member, org_name = request.member, org
+    old = [(i, _withdrawn_text(member.id, member.display_name, org_name)) for i in voided]
+
+    async def send() -> None:
+        for old_id, text_for in old:
+            await edit_copies(bot, db, "jr", old_id, text_for)
+        await send_copies(bot, db, "jr", request_id, messages)
+
+    turn.after_commit(send)
+
+
+def _withdrawn_text(member_id: int, name: str, org: str) -> Any:
+    def text(lang: str) -> Html:
+        return tr(lang, "bot.join.withdrawn_admin", id=member_id, name=name, org=org)
+    return text
 
 
 def _join_conversation(ctx: AppContext) -> BaseHandler[Any, Any, Any]:
@@ -334,25 +461,52 @@ def _join_conversation(ctx: AppContext) -> BaseHandler[Any, Any, Any]:
 
 @handler(access="admin")
 async def on_decision(turn: Turn) -> None:
-    member_id = int_part(turn.data, 1)
+    """`jr:<request id>:ok|no[:l]`: decide exactly that request, or say who already did."""
+    request_id = int_part(turn.data, 1)
     verdict = turn.data[2] if len(turn.data) > 2 else ""
-    if member_id is None or verdict not in ("ok", "no"):
+    in_list = turn.data[3:] == ["l"]
+    if request_id is None or verdict not in ("ok", "no") or len(turn.data) > 4:
         turn.toast(turn.t("bot.button_expired"))
         return
-    await _decide(turn, member_id, verdict == "ok", edit=True)
-
-
-async def _decide(turn: Turn, member_id: int, approve: bool, *, edit: bool) -> None:
-    member = await decide_member(turn.session, turn.ctx, turn.actor, member_id, approve)
-    org = member.organisation.name if member.organisation else "—"
-    text = turn.t("bot.join.approved_admin" if approve else "bot.join.rejected_admin",
-                  id=member.id, name=member.display_name, org=org)
-    if edit:
-        turn.edit(text)
+    decision = await decide_request(turn.session, turn.ctx, turn.actor, request_id, verdict == "ok")
+    text = _outcome_text(decision.request)(turn.lang)
+    if in_list:
+        _edit_list_row(turn, request_id, text)
     else:
-        turn.reply(text)
-    turn.notify_member(member, "bot.join.approved_user" if approve else "bot.join.rejected_user",
+        turn.edit(text)
+    if decision.changed:
+        _tell_member(turn, decision)
+        _edit_copies_after_commit(turn, decision.request)
+    elif decision.request.status == RequestStatus.WITHDRAWN:
+        turn.toast(turn.t("bot.join.already_withdrawn"))
+    else:
+        turn.toast(turn.t("bot.join.already", by=decision.request.decided_by_name or "—",
+                          outcome=turn.t(f"bot.join.outcome.{decision.request.status}")))
+
+
+def _edit_list_row(turn: Turn, request_id: int, line: str) -> None:
+    """In a list of requests, the pressed row's buttons give way to its outcome, added
+    under the list's text; the other rows keep theirs."""
+    query = turn.update.callback_query
+    message = query.message if query else None
+    if message is None or not hasattr(message, "reply_markup"):
+        turn.edit(line)
+        return
+    prefix = f"jr:{request_id}:"
+    rows = [[(b.text, b.callback_data) for b in row if isinstance(b.callback_data, str)]
+            for row in (message.reply_markup.inline_keyboard if message.reply_markup else ())]
+    kept = [row for row in rows if row and not any(data.startswith(prefix) for _, data in row)]
+    head = message.text_html if getattr(message, "text", None) else ""
+    turn.edit(Html(f"{head}\n{line}" if head else line), kept or None)
+
+
+def _tell_member(turn: Turn, decision: Decision) -> None:
+    member, request = decision.member, decision.request
+    org = request.organisation.name if request.organisation else "—"
+    approved = request.status == RequestStatus.APPROVED
+    turn.notify_member(member, "bot.join.approved_user" if approved else "bot.join.rejected_user",
                        org=org)
+    _admin_menu(turn, member)  # a member's menu: their commands appear (or stay hidden)
 
 
 def _status(turn: Turn, member: Member) -> str:
@@ -373,11 +527,11 @@ async def cmd_members(turn: Turn) -> None:
                             username=f"@{member.username}" if member.username else "",
                             org=member.organisation.name if member.organisation else "—",
                             status=_status(turn, member)))
-    pending = [m for m in members if m.status == MemberStatus.PENDING]
     turn.reply(Html("\n".join(lines)))
+    pending = await pending_requests(turn.session, turn.actor)
     if pending:
-        buttons = [[(f"✅ #{m.id}", cb("mem", m.id, "ok")), (f"❌ #{m.id}", cb("mem", m.id, "no"))]
-                   for m in pending[:20]]
+        buttons = [[(f"✅ #{r.member_id}", cb("jr", r.id, "ok", "l")),
+                    (f"❌ #{r.member_id}", cb("jr", r.id, "no", "l"))] for r in pending[:20]]
         turn.say("bot.members.pending_hint", buttons)
 
 
@@ -390,35 +544,82 @@ async def _target(turn: Turn, command: str) -> Member | None:
 
 @handler(access="admin", chat="private")
 async def cmd_approve(turn: Turn) -> None:
+    """`/approve #member` approves the member's waiting request; without a member, every
+    waiting request is shown with its buttons."""
     if not turn.args:
-        pending = await list_members(turn.session, turn.actor, status=MemberStatus.PENDING)
+        pending = await pending_requests(turn.session, turn.actor)
         if not pending:
             turn.say("bot.members.none_pending")
             return
-        await cmd_members_pending(turn, pending)
+        copies = [(r.id, (turn.chat_id, turn.lang, _request_text(turn, r, turn.lang),
+                          _decision_buttons(r.id, turn.lang))) for r in pending[:20]]
+        bot, db = turn.context.bot, turn.ctx.db
+
+        async def send() -> None:  # each a copy of its request, edited when it is decided
+            for request_id, message in copies:
+                await send_copies(bot, db, "jr", request_id, [message])
+
+        turn.after_commit(send)
         return
     member = await find_member(turn.session, turn.args[0])
-    await _decide(turn, member.id, True, edit=False)
+    decision = await decide_member(turn.session, turn.ctx, turn.actor, member.id, True)
+    turn.reply(_outcome_text(decision.request)(turn.lang))
+    if decision.changed:
+        _tell_member(turn, decision)
+        _edit_copies_after_commit(turn, decision.request)
 
 
-async def cmd_members_pending(turn: Turn, pending: list[Member]) -> None:
-    for member in pending[:20]:
-        org = member.organisation.name if member.organisation else "—"
-        turn.reply(turn.t("bot.join.admin_request", id=member.id, name=member.display_name,
-                          username=f"@{member.username}" if member.username else "", org=org,
-                          new=""),
-                   _decision_buttons(member.id)(turn.lang))
+def _org_name(member: Member) -> str:
+    return member.organisation.name if member.organisation else "—"
 
 
 @handler(access="admin", chat="private")
 async def cmd_block(turn: Turn) -> None:
+    """Ask first: blocking shuts a person out, and a number typed wrong blocks someone else."""
     member = await _target(turn, "block")
     if member is None:
         return
+    if member.status == MemberStatus.BLOCKED:
+        turn.say("bot.members.already_blocked", id=member.id, name=member.display_name)
+        return
+    check_may_block(turn.ctx, turn.actor, member)  # refused now, not after the confirmation
+    turn.say("bot.members.block_confirm",
+             [[(turn.t("bot.members.block_button"), cb("blk", member.id, "ok")),
+               (turn.t("bot.cancel"), cb("blk", member.id, "no"))]],
+             id=member.id, name=member.display_name, org=_org_name(member))
+
+
+@handler(access="admin", chat="private")
+async def on_block(turn: Turn) -> None:
+    """`blk:<member id>:ok|no`, the confirmation of /block."""
+    member_id = int_part(turn.data, 1)
+    verdict = turn.data[2] if len(turn.data) > 2 else ""
+    if member_id is None or verdict not in ("ok", "no") or len(turn.data) > 3:
+        turn.toast(turn.t("bot.button_expired"))
+        return
+    member = await get_member_by_id(turn.session, member_id)
+    if verdict == "no":
+        turn.edit(turn.t("bot.members.block_cancelled", id=member.id, name=member.display_name))
+        return
+    if member.status == MemberStatus.BLOCKED:
+        turn.edit(turn.t("bot.members.already_blocked", id=member.id, name=member.display_name))
+        return
     member = await block_member(turn.session, turn.ctx, turn.actor, member.id)
-    turn.say("bot.members.blocked_admin", id=member.id, name=member.display_name)
+    turn.edit(turn.t("bot.members.blocked_admin", id=member.id, name=member.display_name))
     turn.notify_member(member, "bot.members.blocked_user")
     _admin_menu(turn, member, admin=False)
+
+
+@handler(access="admin", chat="private")
+async def cmd_unblock(turn: Turn) -> None:
+    member = await _target(turn, "unblock")
+    if member is None:
+        return
+    member = await unblock_member(turn.session, turn.ctx, turn.actor, member.id)
+    turn.say("bot.members.unblocked_admin", id=member.id, name=member.display_name)
+    turn.notify_member(member, "bot.members.unblocked_user" if member.is_approved
+                       else "bot.members.unblocked_user_join")
+    _admin_menu(turn, member)
 
 
 @handler(access="admin", chat="private")
@@ -432,25 +633,43 @@ async def cmd_promote(turn: Turn) -> None:
     _admin_menu(turn, member, admin=True)
 
 
-def _admin_menu(turn: Turn, member: Member, *, admin: bool) -> None:
-    from infranet.bot.runtime import set_admin_menu
+@handler(access="admin", chat="private")
+async def cmd_demote(turn: Turn) -> None:
+    member = await _target(turn, "demote")
+    if member is None:
+        return
+    member = await demote_member(turn.session, turn.ctx, turn.actor, member.id)
+    turn.say("bot.members.demoted_admin", id=member.id, name=member.display_name)
+    turn.notify_member(member, "bot.members.demoted_user")
+    _admin_menu(turn, member, admin=False)
 
-    bot, telegram_id, lang = turn.context.bot, member.telegram_id, member.language or "pl"
 
-    async def update_menu() -> None:
-        await set_admin_menu(bot, telegram_id, lang, admin=admin)
+def _admin_menu(turn: Turn, member: Member, *, admin: bool | None = None) -> None:
+    """The member's command menu as their role now is (`bot/menus.py`), once committed."""
+    from infranet.bot import menus
 
-    turn.after_commit(update_menu)
+    menus.refresh_after_commit(turn, member)
+
+
+@handler(access="admin")
+async def on_old_button(turn: Turn) -> None:
+    turn.toast(turn.t("bot.button_expired"))
+    turn.edit(turn.t("bot.join.old_button"))
 
 
 def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
     return [
         _join_conversation(ctx),
-        CallbackQueryHandler(on_decision, pattern=r"^mem:"),
+        CallbackQueryHandler(on_decision, pattern=r"^jr:"),
+        # Buttons sent before join requests had rows of their own named the member.
+        CallbackQueryHandler(on_old_button, pattern=r"^mem:"),
+        CallbackQueryHandler(on_block, pattern=r"^blk:"),
         CommandHandler("members", cmd_members),
         CommandHandler("approve", cmd_approve),
         CommandHandler("block", cmd_block),
+        CommandHandler("unblock", cmd_unblock),
         CommandHandler("promote", cmd_promote),
+        CommandHandler("demote", cmd_demote),
     ]
 
 

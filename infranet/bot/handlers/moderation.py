@@ -6,6 +6,11 @@ ANNOUNCE_INTERVAL_S seconds, an indexed range query over events newer than the
 last one announced, a position shared by all instances), so any way an item
 comes to wait (the /event and /training forms, an edit, an import) reaches the
 admins without the form knowing about moderation. `/pending` lists everything still waiting.
+
+A button names the item and the version its message shows (`mod:ev:<id>:<revision>:ok`):
+an item edited since gets its current text and fresh buttons instead of a decision.
+Every admin's copy is remembered and, once one admin decides, edited to show the outcome
+and who decided (`bot/decisions.py`); an old copy pressed later says who decided.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ from typing import Any
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from infranet.bot.application import BotContext, InfranetApplication
-from infranet.bot.common import Buttons, Command, Turn, cb, handler, int_part, send_html, tr
+from infranet.bot.common import Buttons, Command, Html, Turn, cb, handler, int_part, tr
+from infranet.bot.decisions import edit_copies, send_copies
 from infranet.context import AppContext
 from infranet.i18n import format_date, format_span, register
 from infranet.storage.members import admins
-from infranet.storage.models import Event, Member, Training
+from infranet.storage.models import Member, Moderation
 from infranet.storage.moderation import (
+    Verdict,
     Waiting,
     all_waiting,
     claim_announcements,
@@ -49,8 +56,17 @@ register({
               "Apply by: {deadline} · sessions: {sessions}"},
     "bot.mod.publish": {"pl": "✅ Opublikuj", "en": "✅ Publish"},
     "bot.mod.reject": {"pl": "❌ Odrzuć", "en": "❌ Reject"},
-    "bot.mod.published_admin": {"pl": "✅ Opublikowano: {title}.", "en": "✅ Published: {title}."},
-    "bot.mod.rejected_admin": {"pl": "❌ Odrzucono: {title}.", "en": "❌ Rejected: {title}."},
+    "bot.mod.published_admin": {"pl": "✅ Opublikowano: {title}. Decyzja: {by}.",
+                                "en": "✅ Published: {title}. Decided by {by}."},
+    "bot.mod.rejected_admin": {"pl": "❌ Odrzucono: {title}. Decyzja: {by}.",
+                               "en": "❌ Rejected: {title}. Decided by {by}."},
+    "bot.mod.already": {"pl": "To zostało już rozpatrzone przez {by}: {outcome}.",
+                        "en": "This has already been decided by {by}: {outcome}."},
+    "bot.mod.outcome.published": {"pl": "opublikowano", "en": "published"},
+    "bot.mod.outcome.rejected": {"pl": "odrzucono", "en": "rejected"},
+    "bot.mod.outdated": {
+        "pl": "Zmieniono to od czasu, gdy ta wiadomość została wysłana: oto obecna wersja.",
+        "en": "This was changed after this message was sent: here is the current version."},
     "bot.mod.published_poster": {
         "pl": "Twoje ogłoszenie „{title}” zostało zatwierdzone i jest już w kalendarzu sieci.",
         "en": "Your posting \"{title}\" was approved and is now in the network's calendar."},
@@ -79,15 +95,17 @@ def describe(ctx: AppContext, item: Waiting, lang: str) -> str:
 
 
 def buttons(item: Waiting, lang: str) -> Buttons:
-    return [[(tr(lang, "bot.mod.publish"), cb("mod", item.kind, item.id, "ok")),
-             (tr(lang, "bot.mod.reject"), cb("mod", item.kind, item.id, "no"))]]
+    version = item.version
+    return [[(tr(lang, "bot.mod.publish"), cb("mod", item.kind, item.id, version, "ok")),
+             (tr(lang, "bot.mod.reject"), cb("mod", item.kind, item.id, version, "no"))]]
 
 
 async def announce_new(application: InfranetApplication) -> int:
     """Send newly waiting items to every admin; returns how many items were announced.
 
     The items are claimed in the database (see `claim_announcements`), so with several
-    instances on one database each item reaches the admins once."""
+    instances on one database each item reaches the admins once. Every copy sent is
+    remembered, to be edited once an admin decides."""
     ctx = application.infra
     async with ctx.db.read() as session:
         if not await has_unannounced(session):
@@ -96,10 +114,12 @@ async def announce_new(application: InfranetApplication) -> int:
         # A position kept in bot_data by an earlier version seeds the shared one once.
         items = await claim_announcements(session, start_after=application.bot_data.pop(STATE_KEY, None))
         people = await admins(session) if items else []
-        messages = [(admin.telegram_id, describe(ctx, item, admin.language or "pl"),
-                     buttons(item, admin.language or "pl")) for item in items for admin in people]
-    for chat_id, text, keyboard in messages:
-        await send_html(application.bot, chat_id, text, keyboard)
+        batches = [(item, [(admin.telegram_id, admin.language or "pl",
+                            describe(ctx, item, admin.language or "pl"),
+                            buttons(item, admin.language or "pl")) for admin in people])
+                   for item in items]
+    for item, messages in batches:
+        await send_copies(application.bot, ctx.db, item.kind, item.id, messages)
     return len(items)
 
 
@@ -118,33 +138,73 @@ def setup(application: InfranetApplication, ctx: AppContext) -> None:
 
 @handler(access="admin", chat="private", writes=False)
 async def cmd_pending(turn: Turn) -> None:
+    """Each waiting item as a message of its own (a press changes only that item), each a
+    copy edited when anyone decides."""
     items = await all_waiting(turn.session)
     if not items:
         turn.say("bot.mod.none")
-    for item in items:
-        turn.reply(describe(turn.ctx, item, turn.lang), buttons(item, turn.lang))
+        return
+    copies = [(item.kind, item.id, (turn.chat_id, turn.lang, describe(turn.ctx, item, turn.lang),
+                                    buttons(item, turn.lang))) for item in items]
+    bot, db = turn.context.bot, turn.ctx.db
+
+    async def send() -> None:
+        for kind, item_id, message in copies:
+            await send_copies(bot, db, kind, item_id, [message])
+
+    turn.after_commit(send)
+
+
+def _outcome(verdict: Verdict) -> object:
+    title, by, published = verdict.title, verdict.decided_by, verdict.moderation == Moderation.PUBLISHED
+
+    def text(lang: str) -> Html:
+        return tr(lang, "bot.mod.published_admin" if published else "bot.mod.rejected_admin",
+                  title=title, by=by)
+    return text
 
 
 @handler(access="admin")
 async def on_decision(turn: Turn) -> None:
+    """`mod:<ev|tr>:<id>:<version>:<ok|no>`; anything else (an older button without the
+    version, a forged one) only answers that the button is no longer valid."""
     kind = turn.data[1] if len(turn.data) > 1 else ""
     item_id = int_part(turn.data, 2)
-    verdict = turn.data[3] if len(turn.data) > 3 else ""
-    if kind not in ("ev", "tr") or item_id is None or verdict not in ("ok", "no"):
+    version = int_part(turn.data, 3)
+    verdict = turn.data[4] if len(turn.data) > 4 else ""
+    if (len(turn.data) != 5 or kind not in ("ev", "tr") or item_id is None or version is None
+            or verdict not in ("ok", "no")):
         turn.toast(turn.t("bot.button_expired"))
         return
     publish = verdict == "ok"
-    item: Event | Training
-    if kind == "ev":
-        item = await decide_event(turn.session, turn.ctx, turn.actor, item_id, publish)
-    else:
-        item = await decide_training(turn.session, turn.ctx, turn.actor, item_id, publish)
-    turn.edit(turn.t("bot.mod.published_admin" if publish else "bot.mod.rejected_admin",
-                     title=item.title))
-    poster = await turn.session.get(Member, item.member_id) if item.member_id else None
+    decide = decide_event if kind == "ev" else decide_training
+    result = await decide(turn.session, turn.ctx, turn.actor, item_id, publish, version)
+    if result.state == "outdated":
+        assert result.current is not None
+        turn.toast(turn.t("bot.mod.outdated"))
+        turn.edit(Html(f"{turn.t('bot.mod.outdated')}\n\n{describe(turn.ctx, result.current, turn.lang)}"),
+                  buttons(result.current, turn.lang))
+        return
+    text_for = _outcome(result)
+    turn.edit(text_for(turn.lang))  # type: ignore[operator]
+    if result.state == "already":
+        outcome = "published" if result.moderation == Moderation.PUBLISHED else "rejected"
+        turn.toast(turn.t("bot.mod.already", by=result.decided_by,
+                          outcome=turn.t(f"bot.mod.outcome.{outcome}")))
+        return
+    poster = await turn.session.get(Member, result.member_id) if result.member_id else None
     if poster is not None:
         turn.notify_member(poster, "bot.mod.published_poster" if publish else "bot.mod.rejected_poster",
-                           title=item.title)
+                           title=result.title)
+    query = turn.update.callback_query
+    message = query.message if query else None
+    pressed = (message.chat.id, message.message_id) if message is not None else None
+    bot, db = turn.context.bot, turn.ctx.db
+
+    async def edit() -> None:
+        await edit_copies(bot, db, kind, item_id, text_for, skip=pressed)  # type: ignore[arg-type]
+
+    turn.after_commit(edit)
 
 
 def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
