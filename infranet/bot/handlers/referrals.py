@@ -205,8 +205,9 @@ def _ids(referral: Referral) -> str:
     return ""
 
 
-def _when(turn_or_ctx: AppContext, at: datetime, lang: str) -> str:
-    local = at.astimezone(turn_or_ctx.tz)
+def _when(ctx: AppContext, at: datetime, lang: str) -> str:
+    """"3 grudnia 2026, 14:05": when a referral was sent or decided, in local time."""
+    local = at.astimezone(ctx.tz)
     return f"{format_date(local.date(), lang, weekday=False)}, {local:%H:%M}"
 
 
