@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_admin = add_command(member, "add-admin", cmd_add_admin,
                             "make a Telegram user an approved admin")
     add_admin.add_argument("telegram_id", type=int, metavar="TELEGRAM_ID")
+    unblock = add_command(member, "unblock", cmd_unblock, "lift the block of a Telegram user")
+    unblock.add_argument("telegram_id", type=int, metavar="TELEGRAM_ID")
 
     demo = sub.add_parser("demo", help="demonstration data").add_subparsers(
         dest="demo_command", metavar="ACTION", required=True)
@@ -218,6 +220,29 @@ async def cmd_add_admin(ctx: AppContext, args: argparse.Namespace) -> int:
     async with ctx.db.transaction() as session:
         member = await add_admin(session, Actor.cli(), args.telegram_id)
     print(f"Telegram user {member.telegram_id} is now an admin")
+    return 0
+
+
+async def cmd_unblock(ctx: AppContext, args: argparse.Namespace) -> int:
+    """The way back from a block made by mistake, also when no admin can use the bot."""
+    from infranet.errors import InfranetError
+    from infranet.storage.actors import Actor
+    from infranet.storage.members import get_member
+    from infranet.storage.membership import unblock_member
+
+    try:
+        async with ctx.db.transaction() as session:
+            member = await get_member(session, args.telegram_id)
+            if member is None:
+                print(f"error: no member has the Telegram id {args.telegram_id}", file=sys.stderr)
+                return 1
+            member = await unblock_member(session, ctx, Actor.cli(), member.id)
+    except InfranetError as exc:
+        print(f"error: {exc.localized('en')}", file=sys.stderr)
+        return 1
+    state = "an approved member again" if member.is_approved else "free to ask to join again"
+    print(for_terminal(f"Telegram user {member.telegram_id} ({member.display_name or '-'}) "
+                       f"is unblocked: {state}"))
     return 0
 
 

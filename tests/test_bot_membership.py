@@ -222,3 +222,34 @@ async def test_a_refusal_leaves_the_speaker_known(bot: BotHarness) -> None:
     for user, expected in ((7020, "/event"), (7021, "/join")):
         assert "xyzzyqq" in (await api.ask(user, "/check 5.12.2030 xyzzyqq")).text
         assert expected in (await api.ask(user, "/help")).text
+
+
+async def test_an_admin_without_an_organisation_posts_for_the_secretariat(bot: BotHarness) -> None:
+    """The config admin has no organisation: after set-up they speak for the secretariat, a
+    real organisation; what they post is its event (never "—"), and /my shows it to edit."""
+    from datetime import UTC, datetime, timedelta
+
+    from infranet.calendar import events as calendar
+    from infranet.storage.actors import Actor
+    from infranet.storage.members import ensure_secretariat
+
+    async with bot.ctx.db.transaction() as session:  # what prepare_database does at set-up
+        await ensure_secretariat(session, bot.ctx.settings.network.secretariat_name)
+    api = bot.api
+    listing = await api.ask(ADMIN_ID, "/members")
+    assert "Sekretariat sieci" in listing.text and "— —" not in listing.text
+    async with bot.ctx.db.transaction() as session:
+        admin = await get_member(session, ADMIN_ID)
+        assert admin is not None
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+        event = await calendar.add_event(session, bot.ctx, Actor.of(admin), calendar.EventInput(
+            title="Spotkanie sekretariatu", start=start, end=start + timedelta(hours=1),
+            district="olsztyński"))
+        assert event.organisation is not None and event.organisation.name == "Sekretariat sieci"
+    head = await api.ask(ADMIN_ID, "/my")
+    assert "Sekretariat sieci" in head.text
+    mine = head if "Spotkanie sekretariatu" in head.text else await api.next_reply(ADMIN_ID)
+    assert "Spotkanie sekretariatu" in mine.text
+    assert any(str(event.id) in data for _label, data in mine.buttons)  # edit / cancel buttons
+    shown = await api.ask(ADMIN_ID, "/events")
+    assert "Sekretariat sieci" in shown.text
