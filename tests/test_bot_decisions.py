@@ -190,6 +190,7 @@ async def test_pending_list_items_are_copies_too(bot: BotHarness) -> None:
     "jr:99999999999999999999:ok", "jr:-5:ok", "jr:²:ok", "jr:1:ok:x:y",
     "mem:99999999999999999999:ok", "mem:-5:ok",
     "mod:ev:99999999999999999999:0:ok", "mod:ev:1:99999999999999999999:ok", "mod:tr:١:0:no",
+    "nl:send", "nl:send:zzzzzzzzzzzz", "nl:send:0123456789ab",
     "blk:99999999999999999999:ok", "blk:-1:ok",
 ])
 async def test_forged_callback_numbers_are_refused_quietly(
@@ -204,3 +205,33 @@ async def test_forged_callback_numbers_are_refused_quietly(
     if not data.startswith("mem:"):  # (a real button of an older version is edited to say so)
         await api.silence(ADMIN_ID, 0.2)  # nothing said or edited beyond the short answer
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_newsletter_send_is_confirmed_once(bot: BotHarness) -> None:
+    """A double tap on "Send now", or an old confirmation pressed later, must not build and
+    send a second issue to every subscriber."""
+    from sqlalchemy import func
+
+    from infranet.newsletter.subscribers import subscribe
+    from infranet.storage.models import NewsletterIssue
+
+    await _admins(bot)
+    api = bot.api
+    async with bot.ctx.db.transaction() as session:
+        await subscribe(session, bot.ctx, "czytelnik@example.org", source="import", consented=True)
+    confirm = await api.ask(ADMIN_ID, "/newsletter_send")
+    started = await api.click(ADMIN_ID, confirm, confirm.button("Wyślij"))
+    assert "Wydanie #1" in started.text
+    await asyncio.sleep(1.1)  # a new second: a new manual issue key, as a later tap would have
+    api.press(ADMIN_ID, confirm, confirm.button("Wyślij"))
+    answer = await api.next_answer()
+    assert "już zatwierdził" in answer and "Anna Admin" in answer
+    async with bot.ctx.db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(NewsletterIssue)) == 1
+
+    cancelled = await api.ask(ADMIN2, "/newsletter_send")
+    assert "Anulowano" in (await api.click(ADMIN2, cancelled, cancelled.button("Anuluj"))).text
+    api.press(ADMIN2, cancelled, cancelled.button("Wyślij"))
+    assert "anulował" in await api.next_answer()
+    async with bot.ctx.db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(NewsletterIssue)) == 1

@@ -1,9 +1,14 @@
 """Newsletter commands: /subscribe (anyone), /newsletter_note, /newsletter_preview and
-/newsletter_send (admins); and the newsletter's alerts delivered to the admins."""
+/newsletter_send (admins); and the newsletter's alerts delivered to the admins.
+
+/newsletter_send asks for a confirmation whose buttons name that one request
+(`nl:send:<key>`, `storage/decisions.py`): pressed twice, or days later, it says who
+settled it and sends nothing again."""
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
@@ -16,7 +21,9 @@ from infranet.newsletter import alerts
 from infranet.newsletter.issues import add_note, build_issue, manual_period_key, preview, send_pending
 from infranet.newsletter.outbound import send_confirmation_after_answer
 from infranet.newsletter.subscribers import normalise_address, subscribe
+from infranet.storage.decisions import claim_send_request, note_sent_issue, open_send_request
 from infranet.storage.members import admins
+from infranet.storage.membership import actor_label
 from infranet.storage.models import IssueStatus
 from infranet.validation import plain_text
 
@@ -58,6 +65,13 @@ register({
     "bot.nl.skipped": {"pl": "Nie ma nowości: wydanie pominięte.",
                        "en": "There is no news: the issue was skipped."},
     "bot.nl.alert": {"pl": "⚠️ Newsletter: {text}", "en": "⚠️ Newsletter: {text}"},
+    "bot.nl.already_sent": {
+        "pl": "Tę wysyłkę już zatwierdził(a) {by} (wydanie #{id}); nic nie wysłano ponownie.",
+        "en": "This send was already confirmed by {by} (issue #{id}); nothing was sent again."},
+    "bot.nl.already_cancelled": {"pl": "Tę wysyłkę już anulował(a) {by}; nic nie wysłano.",
+                                 "en": "This send was already cancelled by {by}; nothing was sent."},
+    "bot.nl.cancelled": {"pl": "Anulowano: newsletter nie został wysłany.",
+                         "en": "Cancelled: the newsletter was not sent."},
 })
 
 
@@ -102,18 +116,41 @@ async def cmd_preview(turn: Turn) -> None:
 
 @handler(access="admin", chat="private")
 async def cmd_send(turn: Turn) -> None:
-    turn.say("bot.nl.confirm_send", [[(turn.t("bot.nl.send_button"), cb("nl", "send")),
-                                      (turn.t("bot.cancel"), cb("nl", "cancel"))]])
+    key = await open_send_request(turn.session, actor_label(turn.actor))
+    turn.say("bot.nl.confirm_send", [[(turn.t("bot.nl.send_button"), cb("nl", "send", key)),
+                                      (turn.t("bot.cancel"), cb("nl", "cancel", key))]])
+
+
+_SEND_KEY = re.compile(r"^[0-9a-f]{12}$")
 
 
 @handler(access="admin", chat="private")
 async def on_send(turn: Turn) -> None:
-    if turn.data[1:2] != ["send"]:
-        turn.edit(turn.t("bot.cancelled"))
+    """`nl:send:<key>` / `nl:cancel:<key>`: settle that one request, once."""
+    action = turn.data[1] if len(turn.data) > 1 else ""
+    key = turn.data[2] if len(turn.data) > 2 else ""
+    if len(turn.data) != 3 or action not in ("send", "cancel") or not _SEND_KEY.match(key):
+        turn.toast(turn.t("bot.button_expired"))
+        return
+    settled, data = await claim_send_request(turn.session, key, actor_label(turn.actor),
+                                             "sent" if action == "send" else "cancelled")
+    if data is None:
+        turn.toast(turn.t("bot.button_expired"))
+        return
+    if not settled:
+        text = (turn.t("bot.nl.already_sent", by=data.get("decided_by", "—"), id=data.get("issue_id") or "—")
+                if data.get("status") == "sent"
+                else turn.t("bot.nl.already_cancelled", by=data.get("decided_by", "—")))
+        turn.toast(text)
+        turn.edit(text)
+        return
+    if action == "cancel":
+        turn.edit(turn.t("bot.nl.cancelled"))
         return
     built = await build_issue(turn.session, turn.ctx, turn.actor,
                               period_key=manual_period_key(turn.ctx), force=True)
     issue = built.issue
+    await note_sent_issue(turn.session, key, issue.id if issue is not None else None)
     if issue is None or issue.status == IssueStatus.SKIPPED:
         turn.edit(turn.t("bot.nl.skipped"))
         return
