@@ -83,7 +83,7 @@ async def test_end_before_start_too_far_and_dst_gap(ctx: AppContext) -> None:
     start = datetime(2027, 1, 15, 10, 0, tzinfo=W)
     with pytest.raises(ValidationFailed, match="is not after the start"):
         validate_event(ctx, EventInput("X", start, start - timedelta(hours=1)))
-    with pytest.raises(ValidationFailed, match=r"too far ahead.*2028-11-23"):
+    with pytest.raises(ValidationFailed, match=r"too far ahead.*23\.11\.2028"):
         validate_event(ctx, timed(start=datetime(2028, 11, 24, 10, tzinfo=W)))
     with pytest.raises(ValidationFailed, match=r"02:30 does not exist on 28\.3\.2027 in Europe/Warsaw"):
         validate_event(ctx, EventInput("X", datetime(2027, 3, 28, 2, 30), datetime(2027, 3, 28, 4, 0)))

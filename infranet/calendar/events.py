@@ -9,7 +9,12 @@ Public API (stable; the bot, the newsletter, the HTTP app and the CLI call it):
 - `validate_event(ctx, data) -> NormalisedEvent` — raises ValidationFailed.
 - `async add_event(session, ctx, actor, data, *, source="bot") -> Event`
 - `async update_event(session, ctx, actor, event_id, data) -> Event` (revision += 1)
-- `async cancel_event(session, ctx, actor, event_id) -> Event`
+- `async cancel_event(session, ctx, actor, event_id) -> Event` (a series: its overrides too)
+- `async move_occurrence(session, ctx, actor, series_id, start, data) -> Event` — one
+  occurrence of a series changed: an override event (RECURRENCE-ID in feeds)
+- `async cancel_occurrence(session, ctx, actor, series_id, start) -> Event` — one occurrence
+  of a series cancelled (EXDATE in feeds)
+- `async series_size(session, ctx, event) -> int` — how many dates a series has now
 - `async moderate_event(session, ctx, actor, event_id, publish) -> Event` (admins)
 - `async get_event(session, event_id) -> Event`
 - `async list_events(session, ctx, *, start, end, area=None, category=None, audience=None,
@@ -50,6 +55,7 @@ from sqlalchemy import (
     or_,
     select,
     union_all,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, raiseload
@@ -112,6 +118,24 @@ register({
     "calendar.error.too_far": {
         "pl": "wydarzenie jest za daleko w przyszłości: kalendarz przyjmuje terminy do {limit}",
         "en": "the event is too far ahead: the calendar accepts dates until {limit}",
+    },
+    "calendar.error.not_series": {
+        "pl": "to wydarzenie nie jest serią powtarzanych terminów",
+        "en": "this event is not a repeating series",
+    },
+    "calendar.error.occurrence_gone": {
+        "pl": "termin {when} nie należy już do tej serii (został zmieniony lub odwołany)",
+        "en": "the date {when} is no longer part of this series (it was changed or cancelled)",
+    },
+    "calendar.error.series_full": {
+        "pl": "w tej serii zmieniono już zbyt wiele pojedynczych terminów; zmień całą serię "
+              "albo dodaj nowe wydarzenie",
+        "en": "too many single dates of this series have been changed already; change the whole "
+              "series or add a new event",
+    },
+    "calendar.error.cancelled_event": {
+        "pl": "to wydarzenie jest odwołane i nie można go zmienić; dodaj nowe",
+        "en": "this event is cancelled and cannot be changed; add a new one",
     },
     "calendar.error.too_long_event": {
         "pl": "wydarzenie trwa dłużej niż {days} dni; dodaj cykl jako wydarzenie powtarzane (RRULE)",
@@ -306,7 +330,9 @@ def validate_event(ctx: AppContext, data: EventInput) -> NormalisedEvent:
     rule = None
     last_ends_at = ends_at
     if data.rrule and data.rrule.strip():
-        rule = recurrence.canonical_rule(data.rrule, all_day=data.all_day,
+        # The occurrences taken out of a stored series are not part of what is given here;
+        # `update_event` carries over those that still belong to the series.
+        rule = recurrence.canonical_rule(recurrence.rule_part(data.rrule) or "", all_day=data.all_day,
                                          first_start_local=local_start, tz=tz, latest=latest)
         spans = recurrence.expand(rule, starts_at, ends_at, data.all_day, tz)
         if spans[-1].start > latest:
@@ -493,7 +519,9 @@ async def update_event(session: AsyncSession, ctx: AppContext, actor: Actor, eve
     norm = validate_event(ctx, data)
     await _organisation(session, norm.organisation_id)
     ids = await district_id_map(session, ctx)
+    before = row.rrule
     _apply(row, norm, ids[norm.district.slug])
+    await _keep_exclusions(session, ctx, row, before)
     row.organisation_id = norm.organisation_id
     if data.training_id is not None:
         row.training_id = data.training_id
@@ -506,17 +534,140 @@ async def update_event(session: AsyncSession, ctx: AppContext, actor: Actor, eve
 
 
 async def cancel_event(session: AsyncSession, ctx: AppContext, actor: Actor, event_id: int) -> Event:
-    """Mark cancelled (kept, and published as STATUS:CANCELLED for a while)."""
+    """Mark cancelled (kept, and published as STATUS:CANCELLED for a while); a series goes
+    with its moved occurrences."""
     row = await _for_change(session, actor, event_id)
     if row.status == EventStatus.CANCELLED:
         return row
     row.status = EventStatus.CANCELLED
     row.cancelled_at = ctx.now()
     row.revision += 1
+    await _cancel_overrides(session, ctx, row.id)
     await session.flush()
     await audit.record(session, actor, "event.cancel", "event", row.id)
     mark_changed(session, ctx)
     return row
+
+
+# --- single occurrences of a series ---------------------------------------------------------
+
+# The column that holds a series' rule and the occurrences taken out of it.
+RULE_TEXT_MAX = 300
+
+
+async def _cancel_overrides(session: AsyncSession, ctx: AppContext, series_id: int,
+                            starts: Iterable[datetime] | None = None) -> None:
+    """Cancel the scheduled overrides of a series (only those replacing `starts`, if given)."""
+    query = update(Event).where(Event.series_id == series_id, Event.status == EventStatus.SCHEDULED)
+    if starts is not None:
+        wanted = list(starts)
+        if not wanted:
+            return
+        query = query.where(Event.recurrence_id.in_(wanted))
+    await session.execute(query.values(status=EventStatus.CANCELLED, cancelled_at=ctx.now(),
+                                       revision=Event.revision + 1, updated_at=ctx.now())
+                          .execution_options(synchronize_session=False))
+
+
+async def _keep_exclusions(session: AsyncSession, ctx: AppContext, row: Event, before: str | None) -> None:
+    """After a whole series changed: the occurrences taken out of it stay out where they
+    are still occurrences of the new rule; the overrides of occurrences that no longer
+    exist are cancelled (they would stand in for nothing)."""
+    old = recurrence.exclusions(before)
+    if not (old[recurrence.CANCELLED] or old[recurrence.MOVED]):
+        return
+    starts = {span.start for span in recurrence.expand_all(row.rrule, row.starts_at, row.ends_at,
+                                                           row.all_day, ctx.tz)} if row.rrule else set()
+    if row.rrule:
+        row.rrule = recurrence.with_exclusions(row.rrule, old[recurrence.CANCELLED] & starts,
+                                               old[recurrence.MOVED] & starts)
+    await _cancel_overrides(session, ctx, row.id, old[recurrence.MOVED] - starts)
+
+
+def _series_occurrence(ctx: AppContext, row: Event, start: datetime) -> recurrence.Span:
+    """The occurrence of the series `row` starting at `start`, if it is still part of it."""
+    if not row.rrule or row.series_id is not None:
+        raise ValidationFailed("calendar.error.not_series")
+    if row.status == EventStatus.CANCELLED:
+        raise ValidationFailed("calendar.error.cancelled_event")
+    for span in recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, ctx.tz):
+        if span.start == start:
+            return span
+    raise ValidationFailed("calendar.error.occurrence_gone", when=human_moment(start.astimezone(ctx.tz)))
+
+
+def _rule_text(rule: str) -> str:
+    if len(rule) > RULE_TEXT_MAX:
+        raise ValidationFailed("calendar.error.series_full")
+    return rule
+
+
+async def move_occurrence(session: AsyncSession, ctx: AppContext, actor: Actor, series_id: int,
+                          start: datetime, data: EventInput) -> Event:
+    """Change one occurrence of a series (its date, place or anything else): an override
+    event that names the series and the occurrence's original start. The series leaves
+    that occurrence out; feeds publish the override with the series' UID and a
+    RECURRENCE-ID, and listings and conflict checks see it as the event it now is."""
+    from dataclasses import replace
+
+    row = await _for_change(session, actor, series_id)
+    _series_occurrence(ctx, row, start)
+    norm = validate_event(ctx, replace(data, rrule=None, organisation_id=row.organisation_id,
+                                       training_id=row.training_id, uid=None))
+    taken = recurrence.exclusions(row.rrule)
+    text = _rule_text(recurrence.with_exclusions(row.rrule or "", taken[recurrence.CANCELLED],
+                                                 taken[recurrence.MOVED] | {start}))
+    district_id = (await district_id_map(session, ctx))[norm.district.slug]
+    override = Event(uid=_new_uid(ctx), organisation_id=row.organisation_id,
+                     member_id=actor.member.id if actor.member else None, status=EventStatus.SCHEDULED,
+                     moderation=row.moderation, revision=0, source=row.source,
+                     training_id=row.training_id, series_id=row.id, recurrence_id=start)
+    _apply(override, norm, district_id)
+    override.organisation = row.organisation
+    override.district = await session.get_one(District, district_id)
+    session.add(override)
+    row.rrule = text
+    row.revision += 1
+    await session.flush()
+    await audit.record(session, actor, "event.move_occurrence", "event", row.id, override=override.id,
+                       occurrence=start.isoformat())
+    mark_changed(session, ctx)
+    return override
+
+
+async def cancel_occurrence(session: AsyncSession, ctx: AppContext, actor: Actor, series_id: int,
+                            start: datetime) -> Event:
+    """Cancel one occurrence of a series (EXDATE in feeds). The last one left cancels the
+    series itself."""
+    row = await _for_change(session, actor, series_id)
+    _series_occurrence(ctx, row, start)
+    taken = recurrence.exclusions(row.rrule)
+    row.rrule = _rule_text(recurrence.with_exclusions(row.rrule or "", taken[recurrence.CANCELLED] | {start},
+                                                      taken[recurrence.MOVED]))
+    row.revision += 1
+    if not recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, ctx.tz) and not \
+            await _live_overrides(session, row.id):
+        row.status = EventStatus.CANCELLED
+        row.cancelled_at = ctx.now()
+    await session.flush()
+    await audit.record(session, actor, "event.cancel_occurrence", "event", row.id,
+                       occurrence=start.isoformat())
+    mark_changed(session, ctx)
+    return row
+
+
+async def _live_overrides(session: AsyncSession, series_id: int) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Event).where(
+        Event.series_id == series_id, Event.status == EventStatus.SCHEDULED)) or 0)
+
+
+async def series_size(session: AsyncSession, ctx: AppContext, row: Event) -> int:
+    """How many dates a series has now: its own occurrences and its moved ones (1 for a
+    single event)."""
+    if not row.rrule:
+        return 1
+    own = len(recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, ctx.tz))
+    return own + await _live_overrides(session, row.id)
 
 
 async def moderate_event(session: AsyncSession, ctx: AppContext, actor: Actor, event_id: int,

@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 from icalendar import Timezone
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from infranet.calendar import recurrence
 from infranet.calendar.events import (
@@ -250,6 +251,10 @@ class FeedRow:
     org_email: str | None
     org_phone: str | None
     org_website: str | None
+    # An override (one occurrence of a series, moved): the series' UID and the occurrence's
+    # original start, published as RECURRENCE-ID.
+    series_uid: str | None = None
+    recurrence_id: datetime | None = None
 
 
 def _stamp(value: datetime) -> str:
@@ -280,8 +285,14 @@ def render_vevent(row: FeedRow, tz: tzinfo, tzid: str, fallback_organizer: str) 
     else:
         head.append(f"DTSTART;TZID={tzid}:{_local(row.starts_at, tz)}\r\n"
                     f"DTEND;TZID={tzid}:{_local(row.ends_at, tz)}\r\n")
+    occurrences: list[str] = []
     if row.rrule:
-        head.append(f"RRULE:{plain(row.rrule)}\r\n")
+        head.append(f"RRULE:{plain(recurrence.rule_part(row.rrule) or '')}\r\n")
+        cancelled = sorted(recurrence.exclusions(row.rrule)[recurrence.CANCELLED])
+        if cancelled:  # a long list is folded with the other lines
+            occurrences.append(_occurrence_times("EXDATE", cancelled, row.all_day, tz, tzid))
+    if row.recurrence_id is not None:
+        occurrences.append(_occurrence_times("RECURRENCE-ID", [row.recurrence_id], row.all_day, tz, tzid))
     label = _LABELS.get(row.category)
     if label is None:
         label = _LABELS[row.category] = escape_text(category_label(row.category, "pl"))
@@ -290,7 +301,8 @@ def render_vevent(row: FeedRow, tz: tzinfo, tzid: str, fallback_organizer: str) 
     head.append(f"TRANSP:TRANSPARENT\r\nX-INFRANET-CATEGORY:{plain(row.category)}\r\n")
     if row.audiences:
         head.append("X-INFRANET-AUDIENCES:" + plain(",".join(row.audiences)) + "\r\n")
-    lines = [f"UID:{escape_text(row.uid)}", f"SUMMARY:{escape_text(row.title)}"]
+    lines = [f"UID:{escape_text(row.series_uid or row.uid)}", f"SUMMARY:{escape_text(row.title)}",
+             *occurrences]
     description = [row.description or ""]
     if row.registration_url:
         description.append(f"Rejestracja / registration: {row.registration_url}")
@@ -314,6 +326,15 @@ def render_vevent(row: FeedRow, tz: tzinfo, tzid: str, fallback_organizer: str) 
     if row.description:
         lines.append(f"X-INFRANET-DESCRIPTION:{escape_text(row.description)}")
     return ("".join(head).encode() + b"".join(map(fold_line, lines)) + b"END:VEVENT\r\n")
+
+
+def _occurrence_times(name: str, starts: Sequence[datetime], all_day: bool, tz: tzinfo, tzid: str) -> str:
+    """EXDATE or RECURRENCE-ID of a series' occurrences (their original starts), in the
+    form of the series' DTSTART (a DATE for all-day series, local time in TZID otherwise)."""
+    if all_day:
+        days = [value.astimezone(tz).date() for value in starts]
+        return f"{name};VALUE=DATE:" + ",".join(f"{d.year:04d}{d.month:02d}{d.day:02d}" for d in days)
+    return f"{name};TZID={tzid}:" + ",".join(_local(value, tz) for value in starts)
 
 
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
@@ -408,6 +429,7 @@ CALENDAR_FOOTER = b"END:VCALENDAR\r\n"
 # --- loading and caching -------------------------------------------------------------------
 
 
+_SERIES = aliased(Event)
 _FULL_COLUMNS = (
     Event.id, Event.uid, Event.title, Event.description, Event.location, Event.url,
     Event.registration_url, raw_timestamp(Event.starts_at), raw_timestamp(Event.ends_at), Event.all_day,
@@ -415,6 +437,9 @@ _FULL_COLUMNS = (
     raw_timestamp(Event.created_at), raw_timestamp(Event.updated_at), Event.district_id,
     Organisation.name, Organisation.contact_email,
     Organisation.phone, Organisation.website,
+    # An override's series' UID (NULL for every other event: an index look-up per override).
+    select(_SERIES.uid).where(_SERIES.id == Event.series_id).correlate(Event).scalar_subquery(),
+    raw_timestamp(Event.recurrence_id),
 )
 
 
@@ -445,7 +470,8 @@ def _feed_rows(result_rows: Iterable[Any], names: Mapping[int, tuple[str, str]])
                     category=r[11], audiences=tuple(r[12] or ()), status=r[13], revision=r[14],
                     created_at=parse_timestamp(r[15]), updated_at=parse_timestamp(r[16]),
                     district_name=names.get(r[17], ("", ""))[0], district_slug=names.get(r[17], ("", ""))[1],
-                    org_name=r[18], org_email=r[19], org_phone=r[20], org_website=r[21])
+                    org_name=r[18], org_email=r[19], org_phone=r[20], org_website=r[21],
+                    series_uid=r[22], recurrence_id=parse_timestamp(r[23]) if r[23] is not None else None)
             for r in result_rows]
 
 

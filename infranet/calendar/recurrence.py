@@ -8,6 +8,17 @@ Only what the network needs is accepted: FREQ=WEEKLY or FREQ=MONTHLY, with
 COUNT or UNTIL (an endless series could not be bounded by `last_ends_at`).
 The canonical rule is what feeds publish, so UNTIL is a UTC date-time for
 timed events and a DATE for all-day ones, as RFC 5545 requires.
+
+Changes to single occurrences. The stored text may hold, after the rule, the
+occurrences taken out of the series, one line per kind, each a list of the
+occurrences' original starts in UTC (`with_exclusions`):
+    FREQ=WEEKLY;COUNT=12
+    EXDATE:20261208T090000Z              cancelled: feeds publish them as EXDATE
+    X-MOVED:20261201T090000Z             moved: an override event (same UID,
+                                         RECURRENCE-ID) stands in for each
+Keeping them in the rule's own column means that every reader that expands a
+series (listings, conflict checks, feeds, the JSON API) leaves them out without
+knowing about them: `expand` does it.
 """
 
 from __future__ import annotations
@@ -27,6 +38,10 @@ MAX_COUNT = 200
 _UNTIL_DATE = re.compile(r"^\d{8}$")
 _UNTIL_LOCAL = re.compile(r"^\d{8}T\d{6}$")
 _UNTIL_UTC = re.compile(r"^\d{8}T\d{6}Z$")
+
+
+_STAMP = "%Y%m%dT%H%M%SZ"
+CANCELLED, MOVED = "EXDATE", "X-MOVED"
 
 
 @dataclass(frozen=True)
@@ -128,10 +143,47 @@ def _rule_object(canonical: str, dtstart: datetime):  # type: ignore[no-untyped-
     return rrulestr("RRULE:" + canonical, dtstart=dtstart)
 
 
+def rule_part(text: str | None) -> str | None:
+    """The RRULE of a stored rule text, without the occurrences taken out of it."""
+    if not text:
+        return None
+    return text.split("\n", 1)[0].strip() or None
+
+
+def exclusions(text: str | None) -> dict[str, frozenset[datetime]]:
+    """The occurrences taken out of a series, by kind (CANCELLED, MOVED): their original
+    starts, UTC."""
+    found: dict[str, frozenset[datetime]] = {CANCELLED: frozenset(), MOVED: frozenset()}
+    for line in (text or "").split("\n")[1:]:
+        name, _, values = line.partition(":")
+        if name in found and values:
+            found[name] = frozenset(datetime.strptime(v, _STAMP).replace(tzinfo=UTC)
+                                    for v in values.split(","))
+    return found
+
+
+def with_exclusions(rule: str, cancelled: frozenset[datetime] | set[datetime],
+                    moved: frozenset[datetime] | set[datetime]) -> str:
+    """The stored text of `rule` with these occurrences taken out (see the module's doc)."""
+    lines = [rule_part(rule) or ""]
+    for name, values in ((CANCELLED, cancelled), (MOVED, moved)):
+        if values:
+            lines.append(name + ":" + ",".join(v.astimezone(UTC).strftime(_STAMP) for v in sorted(values)))
+    return "\n".join(lines)
+
+
 def expand(rule: str | None, starts_at: datetime, ends_at: datetime, all_day: bool,
            tz: tzinfo) -> tuple[Span, ...]:
-    """Every occurrence of an event (a single one without a rule), in order."""
+    """Every occurrence of an event (a single one without a rule), in order; the occurrences
+    taken out of a series (cancelled or moved) are left out."""
     return _expand(rule, starts_at, ends_at, all_day, tz, str(tz))
+
+
+def expand_all(rule: str | None, starts_at: datetime, ends_at: datetime, all_day: bool,
+               tz: tzinfo) -> tuple[Span, ...]:
+    """Every occurrence of the rule, those taken out of the series too (what an occurrence's
+    original start is checked against)."""
+    return _expand(rule_part(rule), starts_at, ends_at, all_day, tz, str(tz))
 
 
 @lru_cache(maxsize=50_000)
@@ -139,6 +191,11 @@ def _expand(rule: str | None, starts_at: datetime, ends_at: datetime, all_day: b
             tz: tzinfo, _tz_key: str) -> tuple[Span, ...]:
     if not rule:
         return (Span(starts_at, ends_at),)
+    if "\n" in rule:
+        out = exclusions(rule)
+        gone = out[CANCELLED] | out[MOVED]
+        return tuple(span for span in _expand(rule_part(rule), starts_at, ends_at, all_day, tz, _tz_key)
+                     if span.start not in gone)
     local_start = starts_at.astimezone(tz)
     local_end = ends_at.astimezone(tz)
     if all_day:

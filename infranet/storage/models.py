@@ -277,6 +277,13 @@ class Event(TimestampMixin, Base):
     training_id: Mapped[int | None] = mapped_column(
         ForeignKey("trainings.id", ondelete="CASCADE"), index=True
     )
+    # An override: one occurrence of the series `series_id` moved (or, cancelled, taken out),
+    # published with the series' UID and RECURRENCE-ID = `recurrence_id`, the occurrence's
+    # original start. The series' rule text lists it as moved (calendar.recurrence).
+    series_id: Mapped[int | None] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE"), index=True
+    )
+    recurrence_id: Mapped[datetime | None]
 
     organisation: Mapped[Organisation | None] = relationship(lazy="selectin")
     district: Mapped[District] = relationship(lazy="selectin")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import html
 import logging
 import re
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -45,6 +45,7 @@ from infranet.bot.common import (
 from infranet.bot.reach import EMAIL, NONE, Notice, OrgReach, deliver, reach_of
 from infranet.calendar import conflicts as conflict_api
 from infranet.calendar import events as calendar
+from infranet.calendar import recurrence
 from infranet.calendar.dateparse import (
     Hours,
     local_midnight,
@@ -213,6 +214,30 @@ register({
                             "en": "Your organisation has no upcoming events. Add one: /event."},
     "bot.events.my_page": {"pl": "Strona {page} z {pages} ({count})",
                            "en": "Page {page} of {pages} ({count})"},
+    "bot.events.series_size": {"pl": "Seria: {count}.", "en": "Series: {count}."},
+    "bot.events.override_note": {"pl": "(zmieniony termin serii)", "en": "(a changed date of a series)"},
+    "bot.events.series_edit_which": {
+        "pl": "„{title}” to seria ({count}). Zmienić tylko termin {when} czy całą serię?",
+        "en": "“{title}” is a series ({count}). Change only the date {when} or the whole series?",
+    },
+    "bot.events.series_cancel_which": {
+        "pl": "„{title}” to seria ({count}). Odwołać tylko termin {when} czy całą serię?",
+        "en": "“{title}” is a series ({count}). Cancel only the date {when} or the whole series?",
+    },
+    "bot.events.only_this": {"pl": "Tylko ten termin", "en": "Only this date"},
+    "bot.events.whole_series": {"pl": "Całą serię ({count})", "en": "The whole series ({count})"},
+    "bot.events.whole_series_note": {"pl": "Zmieniasz całą serię: {count}.",
+                                     "en": "You are changing the whole series: {count}."},
+    "bot.events.one_date_note": {
+        "pl": "Zmieniasz tylko termin {when}; pozostałe terminy serii zostają bez zmian.",
+        "en": "You are changing only the date {when}; the series' other dates stay as they are.",
+    },
+    "bot.events.occurrence_cancelled": {
+        "pl": "Odwołany termin {when} z serii „{title}”. Pozostałe terminy bez zmian.",
+        "en": "Cancelled the date {when} of the series “{title}”. The other dates stay.",
+    },
+    "bot.events.series_cancelled": {"pl": "Odwołane: cała seria „{title}” ({count}).",
+                                    "en": "Cancelled: the whole series “{title}” ({count})."},
     "bot.events.my_pending": {"pl": " (czeka na zatwierdzenie)", "en": " (awaiting approval)"},
     "bot.events.no_org": {"pl": "Nie należysz do żadnej organizacji.",
                           "en": "You belong to no organisation."},
@@ -553,6 +578,10 @@ def _body(turn: Turn, f: dict[str, Any]) -> Html:
     for key, label in (("location", "place"), ("url", "link"), ("description", "description")):
         if f.get(key):
             lines.append(f"{turn.t('bot.events.f.' + label)}: {esc(f[key])}")
+    if f.get("occurrence_when"):
+        lines.append("\n" + turn.t("bot.events.one_date_note", when=f["occurrence_when"]))
+    elif f.get("series_size"):
+        lines.append("\n" + turn.t("bot.events.whole_series_note", count=dates(turn, f["series_size"])))
     return Html("\n".join(lines))
 
 
@@ -670,7 +699,12 @@ async def on_conflict_choice(turn: Turn) -> int | None:
 
 async def _save(turn: Turn, f: dict[str, Any], data: calendar.EventInput) -> Event:
     edit_id = f.get("edit_id")
-    if edit_id:
+    occurrence = occurrence_at(f.get("occurrence"))
+    if edit_id and occurrence is not None:
+        row = await calendar.move_occurrence(turn.session, turn.ctx, turn.actor, int(edit_id),
+                                             occurrence, data)
+        key = "bot.events.updated"
+    elif edit_id:
         row = await calendar.update_event(turn.session, turn.ctx, turn.actor, int(edit_id), data)
         key = "bot.events.updated"
     else:
@@ -792,10 +826,109 @@ async def on_edit_entry(turn: Turn) -> int | None:
         "first": row.starts_at.astimezone(tz).date(), "last": row.ends_at.astimezone(tz).date(),
         "district": row.district.slug, "category": row.category, "audiences": list(row.audiences),
         "location": row.location, "url": row.url, "description": row.description,
-        "organisation_id": row.organisation_id, "rrule": row.rrule, "training_id": row.training_id,
+        "organisation_id": row.organisation_id, "rrule": recurrence.rule_part(row.rrule),
+        "training_id": row.training_id,
+        # The summary says plainly that every date of a series changes.
+        "series_size": await calendar.series_size(turn.session, turn.ctx, row) if row.rrule else None,
     }
     _show_summary(turn)
     return SUMMARY
+
+
+@handler(access="member", chat="private", writes=False)
+async def on_occurrence_entry(turn: Turn) -> int | None:
+    """"Only this date" of a series: the form of that one date, straight to the summary;
+    saving stores it as an override of the series (`calendar.move_occurrence`)."""
+    event_id = int_part(turn.data, 2)
+    start = occurrence_at(turn.data[3] if len(turn.data) > 3 else None)
+    if event_id is None or start is None:
+        turn.toast(turn.t("bot.button_expired"))
+        return END
+    row = await calendar.get_event(turn.session, event_id)
+    turn.actor.require_org(row.organisation_id)
+    span = series_occurrence(turn, row, start)  # a date no longer in the series: said, nothing changes
+    tz = turn.ctx.tz
+    all_day = row.all_day
+    first_day = span.start.astimezone(tz).date()
+    last_day = recurrence.local_days(span.start, span.end, tz)[-1]
+    turn.user_data["event"] = {
+        "edit_id": row.id, "occurrence": occurrence_key(start), "title": row.title,
+        "occurrence_when": occurrence_when(turn.ctx, span.start, span.end, all_day, turn.lang),
+        "start": first_day if all_day else span.start, "end": last_day if all_day else span.end,
+        "all_day": all_day, "first": first_day, "last": last_day,
+        "district": row.district.slug, "category": row.category, "audiences": list(row.audiences),
+        "location": row.location, "url": row.url, "description": row.description,
+        "organisation_id": row.organisation_id, "rrule": None, "training_id": row.training_id,
+    }
+    _show_summary(turn)
+    return SUMMARY
+
+
+def occurrence_key(start: datetime) -> str:
+    """An occurrence of a series in a button: its original start, UTC, to the minute."""
+    return start.astimezone(UTC).strftime("%Y%m%d%H%M")
+
+
+def occurrence_at(key: object) -> datetime | None:
+    """The original start a button names (None: none, or a forged value)."""
+    if not isinstance(key, str) or not (len(key) == 12 and key.isascii() and key.isdigit()):
+        return None
+    try:
+        return datetime.strptime(key, "%Y%m%d%H%M").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def series_occurrence(turn: Turn, row: Event, start: datetime) -> recurrence.Span:
+    """The occurrence of the series `row` that starts at `start`; ValidationFailed (said to
+    the user, nothing changes) when it is no longer part of the series."""
+    if row.status == EventStatus.CANCELLED or not row.rrule:
+        raise ValidationFailed("calendar.error.occurrence_gone",
+                               when=occurrence_when(turn.ctx, start, start, False, turn.lang))
+    for span in recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, turn.ctx.tz):
+        if span.start == start:
+            return span
+    raise ValidationFailed("calendar.error.occurrence_gone",
+                           when=occurrence_when(turn.ctx, start, start, row.all_day, turn.lang))
+
+
+def dates(turn: Turn, count: int) -> str:
+    return polish_count(count, turn.lang, "termin", "terminy", "terminów", "date")
+
+
+@handler(access="member", chat="private", writes=False)
+async def on_series_edit(turn: Turn) -> None:
+    """Edit under a series in /my: this date, or the whole series (and how many dates that is)."""
+    event_id = int_part(turn.data, 2)
+    start = occurrence_at(turn.data[3] if len(turn.data) > 3 else None)
+    if event_id is None or start is None:
+        turn.toast(turn.t("bot.button_expired"))
+        return
+    row = await calendar.get_event(turn.session, event_id)
+    turn.actor.require_org(row.organisation_id)
+    span = series_occurrence(turn, row, start)
+    count = dates(turn, await calendar.series_size(turn.session, turn.ctx, row))
+    turn.edit(turn.t("bot.events.series_edit_which", title=row.title, count=count,
+                     when=occurrence_when(turn.ctx, span.start, span.end, row.all_day, turn.lang)), [
+        [(turn.t("bot.events.only_this"), cb("ev", "eo", row.id, occurrence_key(start)))],
+        [(turn.t("bot.events.whole_series", count=count), cb("ev", "e", row.id))]])
+
+
+@handler(access="member", chat="private")
+async def on_cancel_occurrence(turn: Turn) -> None:
+    """"Only this date" under a series' Cancel: that date goes (EXDATE in feeds); a date that
+    is no longer in the series is said so and nothing changes."""
+    event_id = int_part(turn.data, 2)
+    start = occurrence_at(turn.data[3] if len(turn.data) > 3 else None)
+    if event_id is None or start is None:
+        turn.toast(turn.t("bot.button_expired"))
+        return
+    row = await calendar.get_event(turn.session, event_id)
+    turn.actor.require_org(row.organisation_id)
+    span = series_occurrence(turn, row, start)
+    await calendar.cancel_occurrence(turn.session, turn.ctx, turn.actor, row.id, start)
+    turn.edit(turn.t("bot.events.occurrence_cancelled", title=row.title,
+                     when=occurrence_when(turn.ctx, span.start, span.end, row.all_day, turn.lang)))
 
 
 # --- /check, /events, /my ------------------------------------------------------------------------
@@ -1049,7 +1182,8 @@ async def _show_my_page(turn: Turn, page: int, *, always_bar: bool) -> None:
     page = min(max(0, page), pages - 1)
     for o in events[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]:
         pending = turn.t("bot.events.my_pending") if o.event.moderation == Moderation.PENDING else ""
-        turn.reply(Html(_occurrence_line(turn, o) + pending + _series_note(turn, o)), _my_buttons(turn, o))
+        note = await _series_note(turn, o)
+        turn.reply(Html(_occurrence_line(turn, o) + pending + note), _my_buttons(turn, o))
     if pages > 1 or always_bar:
         nav = []
         if page > 0:
@@ -1103,13 +1237,29 @@ async def on_cancel_event(turn: Turn) -> None:
     if row.status == EventStatus.CANCELLED:
         turn.edit(turn.t("bot.events.cancelled", title=row.title))
         return
-    if len(turn.data) > 3 and turn.data[3] == "n":
-        occurrence = calendar.Occurrence(row, row.starts_at, row.ends_at)
-        turn.edit(Html(_occurrence_line(turn, occurrence)), _my_buttons(turn, occurrence))
+    choice = turn.data[3] if len(turn.data) > 3 else ""
+    if choice == "n":
+        occurrence = _next_occurrence(turn, row)
+        note = await _series_note(turn, occurrence)
+        turn.edit(Html(_occurrence_line(turn, occurrence) + note), _my_buttons(turn, occurrence))
         return
-    if len(turn.data) > 3 and turn.data[3] == "y":
+    if choice == "y":
+        size = await calendar.series_size(turn.session, turn.ctx, row) if row.rrule else 0
         await calendar.cancel_event(turn.session, turn.ctx, turn.actor, event_id)
-        turn.edit(turn.t("bot.events.cancelled", title=row.title))
+        if size:
+            turn.edit(turn.t("bot.events.series_cancelled", title=row.title, count=dates(turn, size)))
+        else:
+            turn.edit(turn.t("bot.events.cancelled", title=row.title))
+        return
+    start = occurrence_at(choice)
+    if start is not None:  # a series: this date or all of them
+        span = series_occurrence(turn, row, start)
+        count = dates(turn, await calendar.series_size(turn.session, turn.ctx, row))
+        turn.edit(turn.t("bot.events.series_cancel_which", title=row.title, count=count,
+                         when=occurrence_when(turn.ctx, span.start, span.end, row.all_day, turn.lang)), [
+            [(turn.t("bot.events.only_this"), cb("ev", "xo", row.id, occurrence_key(start)))],
+            [(turn.t("bot.events.whole_series", count=count), cb("ev", "del", row.id, "y"))],
+            [(turn.t("bot.events.keep_event"), cb("ev", "del", row.id, "n"))]])
         return
     turn.edit(turn.t("bot.events.confirm_cancel", title=row.title, when=when), [[
         (turn.t("bot.events.cancel_event"), cb("ev", "del", event_id, "y")),
@@ -1117,13 +1267,36 @@ async def on_cancel_event(turn: Turn) -> None:
 
 
 def _my_buttons(turn: Turn, o: calendar.Occurrence) -> list[list[tuple[str, str]]]:
+    """Edit and Cancel of one /my item; under a series they name the date shown, and ask
+    whether the change is for that date or the whole series."""
     event_id = o.event.id
+    if o.event.rrule:
+        key = occurrence_key(o.start)
+        return [[(turn.t("bot.events.edit"), cb("ev", "e", event_id, key)),
+                 (turn.t("bot.events.cancel_event"), cb("ev", "del", event_id, key))]]
     return [[(turn.t("bot.events.edit"), cb("ev", "e", event_id)),
              (turn.t("bot.events.cancel_event"), cb("ev", "del", event_id))]]
 
 
-def _series_note(turn: Turn, o: calendar.Occurrence) -> str:
+async def _series_note(turn: Turn, o: calendar.Occurrence) -> str:
+    """Under a /my item: how many dates a series has, or that the item is a changed date."""
+    event = o.event
+    if isinstance(event, Event) and event.series_id is not None:
+        return "\n" + turn.t("bot.events.override_note")
+    if event.rrule and isinstance(event, Event):
+        size = await calendar.series_size(turn.session, turn.ctx, event)
+        return "\n" + turn.t("bot.events.series_size", count=dates(turn, size))
     return ""
+
+
+def _next_occurrence(turn: Turn, row: Event) -> calendar.Occurrence:
+    """The event as /my shows it: a series at its next date still in the series."""
+    now = turn.ctx.now()
+    spans = recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, turn.ctx.tz)
+    span = next((s for s in spans if s.end > now), spans[-1] if spans else None)
+    if span is None:
+        return calendar.Occurrence(row, row.starts_at, row.ends_at)
+    return calendar.Occurrence(row, span.start, span.end)
 
 
 @handler(db=False)
@@ -1137,7 +1310,8 @@ def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
     form_handler = conversation(
         ctx, "event",
         entry_points=[CommandHandler("event", cmd_event),
-                      CallbackQueryHandler(on_edit_entry, pattern=r"^ev:e:\d+$")],
+                      CallbackQueryHandler(on_edit_entry, pattern=r"^ev:e:\d+$"),
+                      CallbackQueryHandler(on_occurrence_entry, pattern=r"^ev:eo:\d+:\d+$")],
         states={
             TITLE: [MessageHandler(text, on_title)],
             DATE: [MessageHandler(text, on_date)],
@@ -1163,6 +1337,8 @@ def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
         CallbackQueryHandler(on_events_page, pattern=r"^ev:p:"),
         CallbackQueryHandler(on_check_pick, pattern=r"^ev:ck:"),
         CallbackQueryHandler(on_cancel_event, pattern=r"^ev:del:"),
+        CallbackQueryHandler(on_series_edit, pattern=r"^ev:e:\d+:\d+$"),
+        CallbackQueryHandler(on_cancel_occurrence, pattern=r"^ev:xo:"),
         CallbackQueryHandler(on_my_page, pattern=r"^ev:my:"),
         CallbackQueryHandler(on_stale, pattern=r"^ev:"),
     ]
