@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import html
 import itertools
 import json
@@ -168,6 +169,7 @@ class BotApi:
 
     def __post_init__(self) -> None:
         self._updates: list[dict[str, Any]] = []
+        self.pushed: dict[int, dict[str, Any]] = {}  # every update offered, by update_id
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._callback_ids = itertools.count(1)
@@ -270,8 +272,15 @@ class BotApi:
         update_id = next(self._update_ids)
         update["update_id"] = update_id
         self._updates.append(update)
+        self.pushed[update_id] = copy.deepcopy(update)
         self._new_update.set()
         return update_id
+
+    def redeliver(self, update_id: int) -> None:
+        """Offer an update again, as Telegram does when the bot did not confirm it (a crash
+        while handling it): the same update_id, the same message or button press."""
+        self._updates.append(copy.deepcopy(self.pushed[update_id]))
+        self._new_update.set()
 
     def chat_for(self, user: User, chat_id: int | None, chat_type: str) -> dict[str, Any]:
         if chat_type == "private":

@@ -184,22 +184,6 @@ async def test_bot_runs_inside_the_service(fresh_db_url: str, tmp_path: Any, bot
     assert "token" not in str(health).lower()
 
 
-async def test_the_form_started_last_gets_the_answers(bot: BotHarness) -> None:
-    await bot.member(USER, "Fundacja Testowa")
-    await bot.org("Fundacja Docelowa")
-    assert "Do jakiej organizacji" in (await bot.api.ask(USER, "/refer")).text
-    # Abandoned without /cancel; the next form takes over the answers.
-    assert "Jak się nazywa" in (await bot.api.ask(USER, "/event")).text
-    assert "Kiedy" in (await bot.api.ask(USER, "Spotkanie sieci")).text
-    assert "Anulowano" in (await bot.api.ask(USER, "/cancel")).text
-    # The abandoned /refer does not wake up either.
-    assert "Nie wiem, do czego" in (await bot.api.ask(USER, "Docelowa")).text
-    # A refused entry (a member cannot /join) does not take the answers away.
-    assert "Do jakiej organizacji" in (await bot.api.ask(USER, "/refer")).text
-    assert "Już jesteś członkiem" in (await bot.api.ask(USER, "/join")).text
-    assert "Wybierz organizację" in (await bot.api.ask(USER, "Docelowa")).text
-
-
 async def test_refused_token_or_unreachable_api_leaves_the_service_up(
         ctx: AppContext, botapi: BotApi, caplog: pytest.LogCaptureFixture) -> None:
     from pydantic import SecretStr

@@ -2,13 +2,24 @@
 
 The Application carries the AppContext (`context.infra` in every callback), so
 handlers reach settings, region, database and clock without globals.
+
+Each update is handled inside `UpdateScope`: the user's bot state (user_data, chat_data,
+every conversation's state) is read from the database under the user's lock before the
+handlers are chosen, written back once they are done, and only then are the answers the
+handlers queued sent (`common.Turn`). So the screen never shows a step the database does
+not hold, and any instance can take the user's next update.
 """
 
 from __future__ import annotations
 
+import time
 import warnings
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
+from telegram import Update
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -16,26 +27,149 @@ from telegram.ext import (
     BaseRateLimiter,
     CallbackContext,
     ContextTypes,
+    ConversationHandler,
     ExtBot,
     JobQueue,
 )
 from telegram.warnings import PTBUserWarning
 
-from infranet.bot.persistence import UPDATE_INTERVAL_S, DatabasePersistence
+from infranet.bot.persistence import (
+    UPDATE_INTERVAL_S,
+    ChatStore,
+    DatabasePersistence,
+    chat_key,
+    conv_key,
+    decode,
+    encode_data,
+    receipts_key,
+    user_key,
+)
 from infranet.context import AppContext
 
 # Conversations mix text and button steps; per_message=False is what we want.
 warnings.filterwarnings("ignore", message=r".*per_message.*", category=PTBUserWarning)
 
 
-class InfranetApplication(Application):  # type: ignore[type-arg]
-    """An Application that knows the service's AppContext."""
+@dataclass
+class UpdateScope:
+    """What one update's handling shares beyond PTB's context: the answers queued by the
+    handlers (sent once the state is written), the receipts of saved forms read with the
+    state, the form (name, id) handling the update, and the conversations that moved."""
 
-    __slots__ = ("infra",)
+    rows: dict[str, Any] = field(default_factory=dict)
+    turns: list[Any] = field(default_factory=list)
+    form: tuple[str, str] | None = None
+    touched: set[str] = field(default_factory=set)
+    replay: Any = None  # an update the form layer re-runs (a form started after "abandon")
+    open: bool = True
+
+    @property
+    def receipts(self) -> dict[str, Any]:
+        for key, data in self.rows.items():
+            if key.startswith("done:") and isinstance(data, dict):
+                return data
+        return {}
+
+
+SCOPE: ContextVar[UpdateScope | None] = ContextVar("infranet_update_scope", default=None)
+
+
+def current_scope() -> UpdateScope | None:
+    """The scope of the update being handled, or None (a job, a task started by a handler)."""
+    scope = SCOPE.get()
+    return scope if scope is not None and scope.open else None
+
+
+class InfranetApplication(Application):  # type: ignore[type-arg]
+    """An Application that knows the service's AppContext and reads and writes each
+    user's bot state around each update (see the module docstring)."""
+
+    __slots__ = ("chat_store", "infra")
 
     def __init__(self, *, infra: AppContext, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.infra = infra
+        self.chat_store: ChatStore | None = None
+
+    def forms(self) -> list[ConversationHandler[Any]]:
+        return [h for group in self.handlers.values() for h in group
+                if isinstance(h, ConversationHandler) and h.persistent and h.name]
+
+    async def process_update(self, update: object) -> None:
+        await self.process_locked(update, lambda _scope: super(InfranetApplication, self)
+                                  .process_update(update))
+
+    async def process_locked(self, update: object,
+                             work: Callable[[UpdateScope], Awaitable[Any]]) -> None:
+        """`work` (handling the update, or a conversation's timeout) with the user's state
+        read before and written after it, then the queued answers sent."""
+        scope = UpdateScope()
+        token = SCOPE.set(scope)
+        try:
+            user = update.effective_user if isinstance(update, Update) else None
+            if self.chat_store is None or user is None:
+                await work(scope)
+            else:
+                assert isinstance(update, Update)
+                chat = update.effective_chat
+                chat_id = chat.id if chat is not None else user.id
+                forms = [(form, self._conversation_key(form, update)) for form in self.forms()]
+                keys = [user_key(user.id), chat_key(chat_id), receipts_key(user.id)]
+                keys += [conv_key(f.name, k) for f, k in forms if k is not None]  # type: ignore[arg-type]
+                async with self.chat_store.held(user.id, keys) as held:
+                    scope.rows = held.rows
+                    self._fill(held.rows, user.id, chat_id, forms)
+                    await work(scope)
+                    held.after = self._collect(held.rows, user.id, chat_id, forms, scope.touched)
+        finally:
+            scope.open = False
+            SCOPE.reset(token)
+        for turn in scope.turns:
+            await turn.flush()
+
+    @staticmethod
+    def _conversation_key(form: ConversationHandler[Any], update: Update) -> tuple[Any, ...] | None:
+        try:
+            return form._get_key(update)  # PTB's own key (chat, user)
+        except (RuntimeError, AttributeError):
+            return None
+
+    def _fill(self, rows: dict[str, Any], user_id: int, chat_id: int,
+              forms: list[tuple[ConversationHandler[Any], tuple[Any, ...] | None]]) -> None:
+        """Put the stored state where PTB and the handlers look for it."""
+        self._user_data[user_id] = decode(rows.get(user_key(user_id)) or {})
+        self._chat_data[chat_id] = decode(rows.get(chat_key(chat_id)) or {})
+        for form, key in forms:
+            if key is None:
+                continue
+            stored = rows.get(conv_key(form.name, key))  # type: ignore[arg-type]
+            conversations = form._conversations
+            if isinstance(stored, dict) and stored.get("state") is not None:
+                conversations[key] = stored["state"]
+            else:
+                conversations.pop(key, None)
+
+    def _collect(self, rows: dict[str, Any], user_id: int, chat_id: int,
+                 forms: list[tuple[ConversationHandler[Any], tuple[Any, ...] | None]],
+                 touched: set[str]) -> dict[str, dict[str, Any] | None]:
+        """The rows as this update left them."""
+        after: dict[str, dict[str, Any] | None] = {
+            user_key(user_id): encode_data(self._user_data.get(user_id, {}), f"user_data[{user_id}]") or None,
+            chat_key(chat_id): encode_data(self._chat_data.get(chat_id, {}), f"chat_data[{chat_id}]") or None,
+        }
+        for form, key in forms:
+            if key is None:
+                continue
+            row = conv_key(form.name, key)  # type: ignore[arg-type]
+            state = form._conversations.get(key)
+            before = rows.get(row)
+            if state is None:
+                after[row] = None
+            elif form.name in touched or not isinstance(before, dict) or before.get("state") != state:
+                after[row] = {"state": state, "at": time.time()}
+            else:
+                after[row] = before
+        return after
 
 
 class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
@@ -76,4 +210,7 @@ def build_application(
         builder = builder.persistence(DatabasePersistence(ctx.db, UPDATE_INTERVAL_S))
     if webhook:
         builder = builder.updater(None)
-    return builder.build()  # type: ignore[return-value]
+    application: InfranetApplication = builder.build()  # type: ignore[assignment]
+    if persistence:
+        application.chat_store = ChatStore(ctx.db)
+    return application

@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import functools
 import html
 import logging
 import re
+import secrets
+import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import Session, joinedload
 from telegram import (
     Bot,
     InlineKeyboardButton,
@@ -39,11 +42,12 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import BaseHandler, CommandHandler, ConversationHandler, TypeHandler, filters
 
-from infranet.bot.application import BotContext
+from infranet.bot.application import BotContext, current_scope
 from infranet.bot.people import people
+from infranet.bot.persistence import conv_key, record_receipt
 from infranet.context import AppContext
 from infranet.errors import InfranetError, PermissionDenied, ValidationFailed
-from infranet.i18n import normalise_language, t
+from infranet.i18n import normalise_language, register, t
 from infranet.region import UnknownDistrict
 from infranet.storage.actors import Actor
 from infranet.storage.database import Database
@@ -326,6 +330,7 @@ class Turn:
     outbox: list[_Outgoing] = field(default_factory=list)
     toast_text: str | None = None
     background: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    refused: bool = False  # answered with an error: the form's question stays the one before
 
     @property
     def ctx(self) -> AppContext:
@@ -413,9 +418,22 @@ class Turn:
                 self.who = await identify(session, self.update, self.context.user_data)
                 if not allows(self.who, self.access):
                     raise PermissionDenied("bot.need_admin" if self.access == "admin" else "bot.need_member")
+                mark = len(self.outbox)
                 yield session
+                await self.note_saved(session, self.outbox[mark:])
             finally:
                 self.session = previous
+
+    async def note_saved(self, session: AsyncSession, told: list[_Outgoing]) -> None:
+        """Inside the transaction that saved a form: record the form's id with what the user
+        is told, so that the same form confirmed again (a redelivered update after a crash)
+        answers "already saved" instead of saving twice (`record_receipt`)."""
+        scope = current_scope()
+        if scope is None or scope.form is None:
+            return
+        text = "\n\n".join(str(item.text) for item in told) or self.t("bot.form.saved")
+        await record_receipt(session, self.ctx.db.is_sqlite, self.who.telegram_id, scope.form[1],
+                             text, self.update.update_id)
 
     def after_commit(self, work: Callable[[], Awaitable[Any]]) -> None:
         """Start `work()` as a background task once the transaction has committed
@@ -558,6 +576,8 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
                     async with opened as session:
                         turn = await turn_in(session, update, context)
                         result = await fn(turn) if admit(turn) else END
+                        if writes and result == END and await _wrote(session):
+                            await turn.note_saved(session, turn.outbox)  # a form ended by a save
             except (InfranetError, UnknownDistrict) as exc:
                 lang = turn.lang if turn else normalise_language(
                     update.effective_user.language_code if update.effective_user else None)
@@ -569,14 +589,26 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
                     return None
                 turn.outbox = [_Outgoing(turn.chat_id, esc(message))]
                 turn.background = []
+                turn.refused = True
                 result = None
             if turn is not None:
-                await turn.flush()
+                await _queue(turn)  # sent once the update's form state is in the database
             return result
 
         return run
 
     return wrap
+
+
+@event.listens_for(Session, "after_flush")
+def _flushed(session: Session, _context: Any) -> None:
+    session.info["wrote"] = True
+
+
+async def _wrote(session: AsyncSession) -> bool:
+    """Whether this transaction has written anything (then a form that ends here saved)."""
+    await session.flush()
+    return bool(session.sync_session.info.get("wrote"))
 
 
 def _district_error(lang: str, exc: UnknownDistrict) -> str:
@@ -595,43 +627,370 @@ def form(turn: Turn, name: str) -> dict[str, Any]:
     return data.setdefault(name, {})  # type: ignore[no-any-return]
 
 
-# (id of the AppContext, conversation key) -> name of the form the user started last.
-_LAST_FORM: dict[tuple[int, object], str] = {}
+register({
+    "bot.form.already_saved": {
+        "pl": "Ten formularz jest już zapisany — nie zapisałem go drugi raz.\n\n{what}",
+        "en": "This form is already saved — I did not save it a second time.\n\n{what}"},
+    "bot.form.saved_not_cancelled": {
+        "pl": "Nic nie anulowałem: ten formularz był już zapisany.\n\n{what}",
+        "en": "Nothing was cancelled: this form had already been saved.\n\n{what}"},
+    "bot.form.saved": {"pl": "Zapisane.", "en": "Saved."},
+    "bot.form.switch_ask": {
+        "pl": "Masz niedokończony formularz {old}. Wrócić do niego czy porzucić go i zacząć {new}?",
+        "en": "You have an unfinished form, {old}. Go back to it, or abandon it and start {new}?"},
+    "bot.form.switch_keep": {"pl": "Wróć do {old}", "en": "Back to {old}"},
+    "bot.form.switch_new": {"pl": "Porzuć {old}, zacznij {new}", "en": "Abandon {old}, start {new}"},
+    "bot.form.abandoned": {"pl": "Porzucono {old}; nic z niego nie zostało zapisane.",
+                           "en": "{old} abandoned; nothing of it was saved."},
+    "bot.form.continue": {"pl": "Odpowiedz na ostatnie pytanie formularza.",
+                          "en": "Answer the form's last question."},
+    "bot.form.name.event": {"pl": "/event (wydarzenie)", "en": "/event (an event)"},
+    "bot.form.name.training": {"pl": "/training (szkolenie)", "en": "/training (a training)"},
+    "bot.form.name.refer": {"pl": "/refer (skierowanie)", "en": "/refer (a referral)"},
+    "bot.form.name.join": {"pl": "/join (zgłoszenie do sieci)", "en": "/join (joining the network)"},
+})
+
+NAV = "_nav"        # user_data: the open form's id, history of steps and current question
+SWITCH = "_switch"  # user_data: a second form asked for while one is open
+NAV_PREFIX = "fm"
+
+
+def _rows(buttons: Buttons) -> list[list[list[str]]]:
+    """Buttons as JSON-friendly rows of [label, data or URL] (kept in a form's history)."""
+    if buttons is None:
+        return []
+    if isinstance(buttons, InlineKeyboardMarkup):
+        return [[[b.text, str(b.callback_data or b.url or "")] for b in row]
+                for row in buttons.inline_keyboard]
+    return [[[label, value] for label, value in row] for row in buttons if row]
+
+
+def _with_nav(lang: str, nav: dict[str, Any], buttons: list[list[list[str]]]) -> Buttons:
+    """The step's buttons with « Wstecz (not on the first question) next to Anuluj: the
+    step's own Anuluj where it has one, else the form layer's."""
+    rows: list[list[tuple[str, str]]] = [[(label, value) for label, value in r] for r in buttons]
+    depth = len(nav.get("steps", []))
+    back = [(t(lang, "bot.prev"), cb(NAV_PREFIX, "b", nav["id"], depth))] if depth else []
+    cancel = t(lang, "bot.cancel")
+    for row in rows:
+        if any(label == cancel for label, _value in row):
+            at = next(i for i, (label, _value) in enumerate(row) if label == cancel)
+            row[at:at] = back
+            return rows
+    rows.append([*back, (cancel, cb(NAV_PREFIX, "x", nav["id"], depth))])
+    return rows
+
+
+def _on_screen(turn: Turn, item: _Outgoing) -> bool:
+    """Whether the edit `item` would leave the pressed message as it is (Telegram refuses it)."""
+    message = turn.update.callback_query.message if turn.update.callback_query else None
+    if message is None:
+        return False
+    markup = getattr(message, "reply_markup", None)
+    old = [[(b.text, str(b.callback_data or b.url or "")) for b in row]
+           for row in (markup.inline_keyboard if markup else [])]
+    new = [[(label, value) for label, value in row] for row in _rows(item.buttons)]
+    visible = html.unescape(_TAGS.sub("", str(item.text)))
+    return getattr(message, "text", None) == visible and old == new
+
+
+def _receipt_text(receipt: dict[str, Any]) -> Html:
+    return Html(str(receipt.get("text") or ""))
 
 
 class Form(ConversationHandler[Any]):
-    """A ConversationHandler that yields to the form its user started last.
+    """A persistent ConversationHandler that every step can leave: « Wstecz and Anuluj.
 
-    Without this, a form abandoned without /cancel (say /event, stopped at its date)
-    would keep answering: a later /refer's answers would go to the /event question,
-    because conversations are tried in registration order. Only entry points and the
-    steps of the last started form are handled; an older one waits, inert, for its
-    timeout.
+    Around each step it keeps, in user_data[NAV], the open form's id (its idempotency key:
+    a save records it, see `record_receipt`), the questions asked so far with the answers
+    as they were before each (so « Wstecz restores both), and adds the two buttons to the
+    question the step asks. A form whose save is already recorded (its state write was
+    lost in a crash) answers "already saved" to any step instead of saving again.
+    Starting a form while another is open asks first whether to abandon the open one.
     """
 
     def __init__(self, ctx: AppContext, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._ctx_id = id(ctx)
 
-    def check_update(self, update: object) -> Any:
-        result = super().check_update(update)
-        if result is None:
-            return None
-        _state, key, matched, _check = result
-        if matched in self.entry_points:
-            return result
-        last = _LAST_FORM.get((self._ctx_id, key))
-        if last is not None and last != self.name:
-            return None
-        return result
-
     async def handle_update(self, update: Any, application: Any, check_result: Any,
                             context: Any) -> object | None:
-        _state, key, matched, _check = check_result
+        from infranet.bot.application import current_scope
+
+        state, key, matched, _check = check_result
+        scope = current_scope()
+        user_data = context.user_data if context.user_data is not None else {}
+        nav = user_data.get(NAV) if isinstance(user_data.get(NAV), dict) else None
+        mine = nav if nav is not None and nav.get("form") == self.name else None
+        entry = matched in self.entry_points
+        receipts = scope.receipts if scope is not None else {}
+        if mine is not None and mine.get("id") in receipts and not entry:
+            await self._already_saved(update, context, receipts[mine["id"]], key, user_data)
+            return None
+        if entry and (scope is None or scope.replay is not update):
+            other = open_form(application, update, but=None)
+            if other is not None:
+                await _ask_switch(update, context, other, self, user_data)
+                return None
+        before = copy.deepcopy(user_data.get(self.name))
+        form_id = mine["id"] if mine is not None and not entry else secrets.token_hex(4)
+        turns_before = len(scope.turns) if scope is not None else 0
+        if scope is not None:
+            scope.form = (self.name, form_id)
+            scope.touched.add(self.name)
         result = await super().handle_update(update, application, check_result, context)
-        if matched in self.entry_points and self.name and key in self._conversations:
-            _LAST_FORM[(self._ctx_id, key)] = self.name  # started (not refused at the door)
+        after = self._conversations.get(key)
+        if after is None:
+            if mine is not None or entry:
+                user_data.pop(NAV, None)
+            return result
+        if entry or mine is None:
+            mine = {"form": self.name, "id": form_id, "steps": [], "prompt": None}
+        elif after != state:
+            mine["steps"].append({"state": state, "form": before, "prompt": mine.get("prompt")})
+        user_data[NAV] = mine
+        if scope is not None:
+            self._decorate(scope.turns[turns_before:], mine)
         return result
+
+    async def _trigger_timeout(self, context: Any) -> None:
+        """A timeout scheduled here, run only if the form has not moved since on any
+        instance (the time it last moved is stored with its state), and with the user's
+        state read and written as for an update."""
+        job = context.job
+        data = job.data
+        application = data.application
+        if not hasattr(application, "process_locked"):
+            await super()._trigger_timeout(context)
+            return
+        key = data.conversation_key
+        limit = float(self.conversation_timeout or 0)  # type: ignore[arg-type]
+
+        async def work(scope: Any) -> None:
+            row = scope.rows.get(conv_key(self.name or "", key))
+            moved = float(row.get("at") or 0) if isinstance(row, dict) else None
+            if moved is None or time.time() - moved < limit - 1:
+                async with self._timeout_jobs_lock:  # ended or moved on (maybe elsewhere)
+                    if self.timeout_jobs.get(key) is job:
+                        del self.timeout_jobs[key]
+                return
+            scope_touch(self.name)
+            await super(Form, self)._trigger_timeout(context)
+
+        await application.process_locked(data.update, work)
+
+    @staticmethod
+    def _decorate(turns: list[Any], nav: dict[str, Any]) -> None:
+        """Note the question this step asked and give it « Wstecz / Anuluj."""
+        for turn in reversed(turns):
+            own = [item for item in turn.outbox if item.chat_id is None or item.chat_id == turn.chat_id]
+            if not own:
+                continue
+            item = own[-1]
+            rows = _rows(item.buttons)
+            if not turn.refused:
+                nav["prompt"] = [str(item.text), rows]
+            item.buttons = _with_nav(turn.lang, nav, rows)
+            if item.chat_id is None and _on_screen(turn, item):  # a second press: no empty edit
+                turn.outbox.remove(item)
+                turn.toast_text = turn.toast_text or turn.t("bot.button_expired")
+            return
+
+    async def _already_saved(self, update: Update, context: BotContext, receipt: dict[str, Any],
+                             key: Any, user_data: dict[Any, Any]) -> None:
+        """The form was saved, but its end was not written (a crash in between): end it now
+        and say what was saved; save nothing again."""
+        user_data.pop(self.name, None)
+        user_data.pop(NAV, None)
+        self._update_state(END, key)
+        who = await identify(None, update, user_data, db=context.infra.db)
+        query = update.callback_query
+        message = update.effective_message
+        parts = parse_cb(query.data) if query is not None else []
+        cancel = (parts[-1:] == ["x"] or parts[:2] == [NAV_PREFIX, "x"]) or (
+            query is None and message is not None and (message.text or "").startswith("/cancel"))
+        text = tr(who.lang, "bot.form.saved_not_cancelled" if cancel else "bot.form.already_saved",
+                  what=_receipt_text(receipt))
+        await _answer_plainly(update, context, text)
+
+
+async def _form_turn(update: Update, context: BotContext) -> Turn:
+    """A Turn for the form layer's own answers (no session: it only moves the form)."""
+    who = await identify(None, update, context.user_data, db=context.infra.db)
+    return Turn(update, context, None, who)  # type: ignore[arg-type]
+
+
+async def _queue(turn: Turn) -> None:
+    """Send after the state is written, as every handler's answer (`handler`)."""
+    scope = current_scope()
+    if scope is not None:
+        scope.turns.append(turn)
+    else:
+        await turn.flush()
+
+
+async def _answer_plainly(update: Update, context: BotContext, text: str, buttons: Buttons = None) -> None:
+    """Edit the pressed message (or reply), once the state is written."""
+    turn = await _form_turn(update, context)
+    turn.edit(text, buttons)
+    await _queue(turn)
+
+
+def open_form(application: Any, update: Update, but: Form | None) -> tuple[Form, Any] | None:
+    """The form open for this update's user and chat (and its key), if any."""
+    for handler_ in application.handlers.get(0, []):
+        if isinstance(handler_, Form) and handler_ is not but:
+            try:
+                key = handler_._get_key(update)
+            except RuntimeError:
+                continue
+            if handler_._conversations.get(key) is not None:
+                return handler_, key
+    return None
+
+
+def _form_label(lang: str, name: str) -> str:
+    key = f"bot.form.name.{name}"
+    label = t(lang, key)
+    return f"/{name}" if label == key else label
+
+
+async def _ask_switch(update: Update, context: BotContext, other: tuple[Form, Any], new: Form,
+                      user_data: dict[Any, Any]) -> None:
+    """A second form while one is open: ask whether to go on with the first or abandon it."""
+    first, _key = other
+    nonce = secrets.token_hex(4)
+    user_data[SWITCH] = {"id": nonce, "to": new.name, "update": update.to_dict()}
+    who = await identify(None, update, user_data, db=context.infra.db)
+    lang = who.lang
+    old_label, new_label = _form_label(lang, first.name or ""), _form_label(lang, new.name or "")
+    text = tr(lang, "bot.form.switch_ask", old=old_label, new=new_label)
+    buttons = [[(t(lang, "bot.form.switch_keep", old=old_label), cb(NAV_PREFIX, "k", nonce))],
+               [(t(lang, "bot.form.switch_new", old=old_label, new=new_label),
+                 cb(NAV_PREFIX, "n", nonce))]]
+    turn = await _form_turn(update, context)
+    turn.reply(text, buttons)
+    await _queue(turn)
+
+
+async def on_form_nav(update: Update, context: BotContext) -> None:
+    """The form layer's buttons: « Wstecz and Anuluj of a step (`fm:b|x:<form id>:<depth>`),
+    and the answer to "abandon the open form?" (`fm:k|n:<nonce>`). Each acts only on the
+    form and step it was shown with; an outdated one says so and changes nothing."""
+    query = update.callback_query
+    assert query is not None
+    parts = parse_cb(query.data)
+    action = parts[1] if len(parts) > 1 else ""
+    user_data = context.user_data if context.user_data is not None else {}
+    who = await identify(None, update, user_data, db=context.infra.db)
+    lang = who.lang
+    application = context.application
+    opened = open_form(application, update, but=None)
+    nav = user_data.get(NAV) if isinstance(user_data.get(NAV), dict) else None
+
+    async def outdated() -> None:
+        turn = await _form_turn(update, context)
+        turn.toast(tr(lang, "bot.button_expired"))
+        await _queue(turn)
+
+    if action in ("k", "n"):
+        switch = user_data.get(SWITCH) if isinstance(user_data.get(SWITCH), dict) else None
+        if switch is None or len(parts) < 3 or switch.get("id") != parts[2]:
+            await outdated()
+            return
+        user_data.pop(SWITCH, None)
+        if action == "k" or opened is None:
+            if opened is None:  # the first form ended meanwhile: nothing to keep
+                await outdated()
+                return
+            prompt = (nav or {}).get("prompt") or [tr(lang, "bot.form.continue"), []]
+            await _answer_plainly(update, context, Html(prompt[0]),
+                                  _with_nav(lang, nav or {"steps": [], "id": "-"}, prompt[1]))
+            return
+        first, key = opened
+        first._update_state(END, key)
+        user_data.pop(first.name, None)
+        user_data.pop(NAV, None)
+        await _answer_plainly(update, context, tr(lang, "bot.form.abandoned",
+                                                  old=_form_label(lang, first.name or "")))
+        replay = Update.de_json(switch["update"], context.bot)
+        scope = current_scope()
+        if scope is not None:
+            scope.replay = replay  # the form it starts does not ask again
+        target = next((h for h in application.handlers.get(0, [])
+                       if isinstance(h, Form) and h.name == switch.get("to")), None)
+        check = target.check_update(replay) if target is not None else None
+        if target is not None and check:
+            await target.handle_update(replay, application, check, context)
+        return
+    form_id = parts[2] if len(parts) > 2 else ""
+    depth = int_part(parts, 3)
+    if opened is None or nav is None or nav.get("id") != form_id or nav.get("form") != opened[0].name:
+        await outdated()
+        return
+    current, key = opened
+    steps = nav.setdefault("steps", [])
+    if action == "x":
+        current._update_state(END, key)
+        user_data.pop(current.name, None)
+        user_data.pop(NAV, None)
+        await _answer_plainly(update, context, tr(lang, "bot.cancelled"))
+        return
+    if action != "b" or depth != len(steps) or not steps:
+        await outdated()
+        return
+    step = steps.pop()
+    if step.get("form") is None:
+        user_data.pop(current.name, None)
+    else:
+        user_data[current.name] = step["form"]
+    current._update_state(step["state"], key)
+    nav["prompt"] = step.get("prompt")
+    prompt = nav["prompt"] or [tr(lang, "bot.form.continue"), []]
+    scope_touch(current.name)
+    await _answer_plainly(update, context, Html(prompt[0]), _with_nav(lang, nav, prompt[1]))
+
+
+def scope_touch(name: str | None) -> None:
+    """Mark a conversation as moved in this update (its "last moved" time is written)."""
+    scope = current_scope()
+    if scope is not None and name:
+        scope.touched.add(name)
+
+
+def _end_saved_form(context: BotContext, update: Update, receipt: dict[str, Any]) -> None:
+    """End the open form that `receipt` shows saved (its end was lost in a crash)."""
+    user_data = context.user_data if context.user_data is not None else {}
+    nav = user_data.get(NAV)
+    opened = open_form(context.application, update, but=None)
+    if opened is None or not isinstance(nav, dict) or nav.get("form") != opened[0].name:
+        return
+    if current_scope() is not None and nav.get("id") in current_scope().receipts:  # type: ignore[union-attr]
+        form_, key = opened
+        form_._update_state(END, key)
+        user_data.pop(form_.name, None)
+        user_data.pop(NAV, None)
+
+
+def redelivery_guard() -> TypeHandler[Update, BotContext]:
+    """Telegram redelivers an update whose handling it did not see finish (a crash right
+    after a save): if that update saved a form, say it is already saved, do nothing else."""
+    from telegram.ext import ApplicationHandlerStop
+
+    async def check(update: Update, context: BotContext) -> None:
+        scope = current_scope()
+        if scope is None:
+            return
+        for receipt in scope.receipts.values():
+            if isinstance(receipt, dict) and receipt.get("update") == update.update_id:
+                _end_saved_form(context, update, receipt)
+                who = await identify(None, update, context.user_data, db=context.infra.db)
+                await _answer_plainly(update, context, tr(who.lang, "bot.form.already_saved",
+                                                          what=_receipt_text(receipt)))
+                raise ApplicationHandlerStop
+        return
+
+    return TypeHandler(Update, check)
 
 
 def conversation(
@@ -653,11 +1012,14 @@ def conversation(
     async def timed_out(update: Update, context: BotContext) -> None:
         if context.user_data is not None:
             context.user_data.pop(name, None)
-        chat = update.effective_chat
-        if chat is None:
+            nav = context.user_data.get(NAV)
+            if isinstance(nav, dict) and nav.get("form") == name:
+                context.user_data.pop(NAV, None)
+        if update.effective_chat is None:
             return
-        who = await identify(None, update, context.user_data, db=context.infra.db)
-        await send_html(context.bot, chat.id, tr(who.lang, "bot.timed_out"))
+        turn = await _form_turn(update, context)
+        turn.reply(turn.t("bot.timed_out"))
+        await _queue(turn)
 
     all_states = dict(states)
     all_states[ConversationHandler.TIMEOUT] = [TypeHandler(Update, timed_out)]

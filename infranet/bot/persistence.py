@@ -1,12 +1,17 @@
-"""python-telegram-bot persistence in the `bot_state` table.
+"""The bot's conversation state in the `bot_state` table, read and written per update.
 
-Why: a conversation in progress (a half-filled /event form) must survive a
-restart of the service, on SQLite and PostgreSQL alike, without a pickle file
-beside the database. One row per user, per chat, per conversation key and one
-for bot_data, so that a write touches only what changed and concurrent writes
-never collide on one row.
+Why: a form in progress (a half-filled /event) must survive a crash of the service and
+must be seen by whichever instance gets the user's next update (several instances in
+webhook mode behind a load balancer, without sticky routing). python-telegram-bot's own
+persistence loads everything once at start and writes every few seconds, so neither
+holds. `ChatStore` instead reads one user's rows when an update arrives, under a lock on
+that user (PostgreSQL: a transaction-scoped advisory lock, so the instances take turns;
+SQLite: one process is the only writer, so an in-process lock), and writes what changed
+before the bot answers (`InfranetApplication.process_update`).
 
-Keys: `user:<id>`, `chat:<id>`, `bot`, `conv:<name>:<json key>`.
+Keys: `user:<id>` (user_data), `chat:<id>` (chat_data), `conv:<name>:<json key>`
+(a conversation's state and when it last moved), `done:<user id>` (receipts of forms
+already saved: see `record_receipt`).
 
 Stored values are JSON. Handler modules keep JSON-friendly values in
 user_data/chat_data; dates, datetimes, times, Decimals, tuples, sets and dicts
@@ -17,14 +22,17 @@ is dropped with a warning rather than breaking the save of everything else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Callable
+import time as clock
+import weakref
+from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,7 +45,8 @@ from infranet.storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
-UPDATE_INTERVAL_S = 2.0
+# PTB's periodic persistence round; its writes do nothing here (see DatabasePersistence).
+UPDATE_INTERVAL_S = 60.0
 
 
 class NotStorable(TypeError):
@@ -108,119 +117,167 @@ def encode_data(data: dict[Any, Any], where: str) -> dict[str, Any]:
     return out
 
 
-class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
-    """Conversations, user_data, chat_data and bot_data in `bot_state` rows.
+LOCK_NAMESPACE = "infranet:bot-user:"
+RECEIPTS_KEPT = 20
+RECEIPT_MAX_AGE_S = 7 * 24 * 3600.0
 
-    PTB reports every user and chat of every update, changed or not, every
-    `update_interval` seconds, each in a coroutine of its own and all at once. Unchanged
-    data is not written again, and what did change is written in ONE short transaction
-    per round (one upsert, one delete), so that the background write takes SQLite's
-    write lock once and briefly instead of queueing one transaction per row in front of
-    the handlers' own writes.
+
+def user_key(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def chat_key(chat_id: int) -> str:
+    return f"chat:{chat_id}"
+
+
+def conv_key(name: str, key: tuple[Any, ...]) -> str:
+    return f"conv:{name}:{json.dumps(list(key), separators=(',', ':'))}"
+
+
+def receipts_key(user_id: int) -> str:
+    return f"done:{user_id}"
+
+
+async def write_rows(session: AsyncSession, is_sqlite: bool,
+                     batch: dict[str, dict[str, Any] | None]) -> None:
+    """Upsert the rows with data, delete those set to None: one statement each."""
+    gone = [key for key, data in batch.items() if data is None]
+    if gone:
+        await session.execute(delete(BotState).where(BotState.key.in_(gone)))
+    now = utcnow()
+    rows = [{"key": key, "data": data, "updated_at": now}
+            for key, data in batch.items() if data is not None]
+    if rows:
+        insert = sqlite_insert if is_sqlite else pg_insert
+        statement = insert(BotState).values(rows)
+        await session.execute(statement.on_conflict_do_update(
+            index_elements=[BotState.key],
+            set_={"data": statement.excluded.data, "updated_at": statement.excluded.updated_at}))
+
+
+class Held:
+    """One user's rows as read when the update arrived (`rows`) and as the update left
+    them (`after`, set by the caller); only the difference is written."""
+
+    def __init__(self, rows: dict[str, Any]) -> None:
+        self.rows = rows
+        self.after: dict[str, dict[str, Any] | None] = {}
+
+    def changes(self) -> dict[str, dict[str, Any] | None]:
+        return {key: data for key, data in self.after.items() if self.rows.get(key) != data}
+
+
+class ChatStore:
+    """Per-update reads and writes of one user's bot state, one update of a user at a time.
+
+    The lock is on the user, not the chat: user_data (where forms keep their answers)
+    belongs to the user in every chat, and every conversation key holds the user.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def _local_lock(self, user_id: int) -> asyncio.Lock:
+        lock = self._locks.get(user_id)
+        if lock is None:
+            lock = self._locks[user_id] = asyncio.Lock()
+        return lock
+
+    @staticmethod
+    async def _load(session: AsyncSession, keys: list[str]) -> dict[str, Any]:
+        rows = await session.execute(select(BotState.key, BotState.data).where(BotState.key.in_(keys)))
+        return {key: data for key, data in rows}
+
+    @contextlib.asynccontextmanager
+    async def held(self, user_id: int, keys: list[str]) -> AsyncIterator[Held]:
+        """The rows `keys` of `user_id`, read under the user's lock; on leaving the block
+        without an error, `held.after`'s changes are committed before the lock is let go.
+        An error (or a crash) writes nothing: the next update sees the state as it was."""
+        if self.db.is_sqlite:
+            async with self._local_lock(user_id):
+                async with self.db.read() as session:
+                    held = Held(await self._load(session, keys))
+                yield held
+                changes = held.changes()
+                if changes:
+                    async with self.db.transaction() as session:
+                        await write_rows(session, True, changes)
+            return
+        async with self.db.sessionmaker() as session, session.begin():
+            await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+                                  {"k": f"{LOCK_NAMESPACE}{user_id}"})
+            held = Held(await self._load(session, keys))
+            yield held
+            changes = held.changes()
+            if changes:
+                await write_rows(session, False, changes)
+
+
+async def record_receipt(session: AsyncSession, is_sqlite: bool, user_id: int, form_id: str,
+                         text_shown: str, update_id: int) -> None:
+    """Note, in the transaction that saved a form, that form `form_id` is saved, what the
+    user was told, and by which update. A redelivered update or a form whose state write
+    was lost in a crash finds it and answers "already saved" instead of saving again."""
+    key = receipts_key(user_id)
+    query = select(BotState.data).where(BotState.key == key)
+    if not is_sqlite:
+        query = query.with_for_update()
+    found = dict((await session.execute(query)).scalar_one_or_none() or {})
+    now = clock.time()
+    found[form_id] = {"text": text_shown, "update": update_id, "at": now}
+    kept = sorted(((k, v) for k, v in found.items()
+                   if isinstance(v, dict) and now - float(v.get("at", 0)) < RECEIPT_MAX_AGE_S),
+                  key=lambda kv: float(kv[1].get("at", 0)))[-RECEIPTS_KEPT:]
+    await write_rows(session, is_sqlite, {key: dict(kept)})
+
+
+class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """What python-telegram-bot needs to accept persistent conversations, and nothing more.
+
+    The state itself is read and written per update by `ChatStore` (see the module
+    docstring); PTB's periodic writes of what it holds in memory would overwrite what
+    another instance wrote since, so they do nothing here, and nothing is loaded at start.
     """
 
     def __init__(self, db: Database, update_interval: float = UPDATE_INTERVAL_S) -> None:
-        super().__init__(store_data=PersistenceInput(callback_data=False),
+        super().__init__(store_data=PersistenceInput(bot_data=False, chat_data=False,
+                                                     user_data=False, callback_data=False),
                          update_interval=update_interval)
         self.db = db
-        self._conversations: dict[str, ConversationDict] = {}
-        # What each row holds now (None: no row).
-        self._stored: dict[str, dict[str, Any] | None] = {}
-        # Changes waiting for the next write (None: delete the row).
-        self._pending: dict[str, dict[str, Any] | None] = {}
-        self._writing = asyncio.Lock()
-
-    async def _rows(self, prefix: str) -> dict[str, Any]:
-        async with self.db.read() as session:
-            rows = await session.execute(
-                select(BotState.key, BotState.data).where(BotState.key.startswith(prefix)))
-            found = {key: data for key, data in rows}
-        self._stored.update(found)
-        return found
-
-    async def _put(self, key: str, data: dict[str, Any] | None) -> None:
-        known = self._pending if key in self._pending else self._stored
-        if key in known and known[key] == data:
-            return
-        self._pending[key] = data
-        # Let the other coroutines of this round note their changes first: one write for all.
-        await asyncio.sleep(0)
-        await self._write_pending()
-
-    async def _write_pending(self) -> None:
-        async with self._writing:
-            batch, self._pending = self._pending, {}
-            if not batch:
-                return
-            try:
-                async with self.db.transaction() as session:
-                    await self._write(session, batch)
-            except BaseException:
-                for key, data in batch.items():  # written next round, unless changed since
-                    self._pending.setdefault(key, data)
-                raise
-            self._stored.update(batch)
-
-    async def _write(self, session: AsyncSession, batch: dict[str, dict[str, Any] | None]) -> None:
-        gone = [key for key, data in batch.items() if data is None]
-        if gone:
-            await session.execute(delete(BotState).where(BotState.key.in_(gone)))
-        now = utcnow()
-        rows = [{"key": key, "data": data, "updated_at": now}
-                for key, data in batch.items() if data is not None]
-        if rows:
-            insert = sqlite_insert if self.db.is_sqlite else pg_insert
-            statement = insert(BotState).values(rows)
-            await session.execute(statement.on_conflict_do_update(
-                index_elements=[BotState.key],
-                set_={"data": statement.excluded.data, "updated_at": statement.excluded.updated_at}))
-
-    # --- user / chat / bot data ------------------------------------------------------
-
-    async def _load_ids(self, prefix: str) -> dict[int, dict[Any, Any]]:
-        out: dict[int, dict[Any, Any]] = {}
-        for key, data in (await self._rows(prefix)).items():
-            try:
-                out[int(key.removeprefix(prefix))] = decode(data)
-            except ValueError:
-                log.warning("bot persistence: ignoring malformed row %s", key)
-        return out
 
     async def get_user_data(self) -> dict[int, dict[Any, Any]]:
-        return await self._load_ids("user:")
+        return {}
 
     async def get_chat_data(self) -> dict[int, dict[Any, Any]]:
-        return await self._load_ids("chat:")
+        return {}
 
     async def get_bot_data(self) -> dict[Any, Any]:
-        rows = await self._rows("bot")
-        return decode(rows.get("bot", {}))
+        return {}
 
     async def update_user_data(self, user_id: int, data: dict[Any, Any]) -> None:
-        await self._put(f"user:{user_id}", encode_data(data, f"user_data[{user_id}]") or None)
+        """Written per update by ChatStore."""
 
     async def update_chat_data(self, chat_id: int, data: dict[Any, Any]) -> None:
-        await self._put(f"chat:{chat_id}", encode_data(data, f"chat_data[{chat_id}]") or None)
+        """Written per update by ChatStore."""
 
     async def update_bot_data(self, data: dict[Any, Any]) -> None:
-        await self._put("bot", encode_data(data, "bot_data"))
+        """bot_data is not used."""
 
     async def drop_user_data(self, user_id: int) -> None:
-        await self._put(f"user:{user_id}", None)
+        """Written per update by ChatStore."""
 
     async def drop_chat_data(self, chat_id: int) -> None:
-        await self._put(f"chat:{chat_id}", None)
+        """Written per update by ChatStore."""
 
     async def refresh_user_data(self, user_id: int, user_data: dict[Any, Any]) -> None:
-        """Nothing to do: this process is the only writer of its rows."""
+        """Read per update by ChatStore, before the handlers are chosen."""
 
     async def refresh_chat_data(self, chat_id: int, chat_data: dict[Any, Any]) -> None:
-        """Nothing to do: this process is the only writer of its rows."""
+        """Read per update by ChatStore, before the handlers are chosen."""
 
     async def refresh_bot_data(self, bot_data: dict[Any, Any]) -> None:
-        """Nothing to do: this process is the only writer of its rows."""
-
-    # --- callback data (arbitrary_callback_data is not used) -------------------------------
+        """bot_data is not used."""
 
     async def get_callback_data(self) -> None:
         return None
@@ -228,31 +285,12 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
     async def update_callback_data(self, data: Any) -> None:
         """Unused: callback data are short strings (`ev:123:ok`)."""
 
-    # --- conversations ------------------------------------------------------------------
-
     async def get_conversations(self, name: str) -> ConversationDict:
-        prefix = f"conv:{name}:"
-        states: ConversationDict = {}
-        for key, data in (await self._rows(prefix)).items():
-            try:
-                states[tuple(json.loads(key.removeprefix(prefix)))] = data["state"]
-            except (ValueError, KeyError, TypeError):
-                log.warning("bot persistence: ignoring malformed row %s", key)
-        self._conversations[name] = states
-        return dict(states)
+        return {}
 
     async def update_conversation(self, name: str, key: ConversationKey,
                                   new_state: object | None) -> None:
-        states = self._conversations.setdefault(name, {})
-        if states.get(key) == new_state and (new_state is not None or key not in states):
-            return
-        if new_state is None:
-            states.pop(key, None)
-        else:
-            states[key] = new_state
-        row_key = f"conv:{name}:{json.dumps(list(key), separators=(',', ':'))}"
-        await self._put(row_key, None if new_state is None else {"state": new_state})
+        """Written per update by ChatStore."""
 
     async def flush(self) -> None:
-        """Write anything a failed round left waiting (called when the Application stops)."""
-        await self._write_pending()
+        """Nothing waits: every update's state was written before its answer."""

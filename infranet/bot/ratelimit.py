@@ -2,6 +2,7 @@
 
 Runs before every other handler (group -10). Past the limit, the command is
 not handled and the user gets one polite line per minute, not one per command.
+`/cancel` is neither counted nor stopped (buttons, Anuluj included, are not commands).
 Kept in memory: a restart forgets the window, which is harmless.
 """
 
@@ -20,6 +21,12 @@ from infranet.i18n import normalise_language
 
 GROUP = -10
 WINDOW_S = 60.0
+
+
+def is_cancel(text: str) -> bool:
+    """`/cancel` (or `/cancel@bot`): never limited, so a user can always get out of a form."""
+    command = text.split(maxsplit=1)[0] if text.split() else ""
+    return command.split("@", 1)[0].lower() == "/cancel"
 
 
 class CommandLimiter:
@@ -50,7 +57,8 @@ class CommandLimiter:
         async def check(update: Update, context: BotContext) -> None:
             message = update.message
             user = update.effective_user
-            if message is None or user is None or not (message.text or "").startswith("/"):
+            text = message.text or "" if message is not None else ""
+            if message is None or user is None or not text.startswith("/") or is_cancel(text):
                 return
             if self.allow(user.id):
                 return

@@ -80,8 +80,18 @@ Conversations
     values only (str, int, float, bool, None, list, dict, plus date/datetime/time/Decimal,
     which the persistence tags); never ORM objects. Use `chat="private"` on entry points.
     Return the next state, `END` to finish (pop the form first), or None to stay.
-    When a user starts another form without finishing one, the newest gets the answers
-    (`common.Form`); the older one stays inert until its timeout.
+    The form layer (`common.Form`) does the rest by itself: every question a step asks
+    gets « Wstecz (back to the previous question, with the answers as they were) and
+    Anuluj; starting a form while another is open asks whether to go back to the open
+    one or abandon it; a form saved in a write transaction (`@handler()` ending with END,
+    or `turn.writing()`) is recorded with what the user was told, so that the same form
+    confirmed again after a crash answers "already saved".
+
+Durable state, several instances
+    user_data, chat_data and every conversation's state are read from the database when
+    an update arrives (under a per-user lock shared by all instances) and written before
+    any answer is sent (`application.InfranetApplication.process_update`). So keep form
+    answers in user_data, never in module globals or handler attributes.
 
 Private and group chats
     In groups the bot answers listings (/events, /trainings, /orgs, /help) and /check
@@ -144,6 +154,11 @@ def schedule_module_jobs(ctx: AppContext, scheduler: Any, runtime: Any | None) -
 
 
 def setup_application(application: Any, ctx: AppContext) -> None:
+    from infranet.bot.common import redelivery_guard
+
+    # First of all (before the rate limit, group -10): an update Telegram offers again
+    # after a crash, whose form was saved, is answered "already saved" and goes no further.
+    application.add_handler(redelivery_guard(), group=-20)
     for module in load_modules():
         hook = getattr(module, "setup", None)
         if hook is not None:
@@ -151,9 +166,13 @@ def setup_application(application: Any, ctx: AppContext) -> None:
 
 
 def all_handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
+    from telegram.ext import CallbackQueryHandler
+
+    from infranet.bot.common import on_form_nav
     from infranet.bot.handlers import core
 
-    out: list[BaseHandler[Any, Any, Any]] = []
+    # The form layer's « Wstecz / Anuluj / abandon-or-continue buttons, before any form.
+    out: list[BaseHandler[Any, Any, Any]] = [CallbackQueryHandler(on_form_nav, pattern=r"^fm:")]
     for module in load_modules():
         out.extend(module.handlers(ctx))
     out.extend(core.last_handlers(ctx))
