@@ -1,0 +1,114 @@
+"""Several instances in webhook mode on one PostgreSQL, without sticky routing: every
+update sees its user's form as the last update left it, whichever instance took it.
+
+Each instance is a whole BotRuntime of its own (its own AppContext, Database, Application
+and memory), as two processes behind a load balancer would be; the updates of one user
+alternate between them. SQLite is one instance per database file by design (see
+test_private_files), so these run on PostgreSQL only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+from starlette.applications import Starlette
+
+from infranet.context import AppContext
+from infranet.storage.models import Event
+from tests.bot_fixtures import BotHarness, start_bot
+from tests.botapi import BotApi, Sent
+from tests.conftest import make_context
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+USER = 8301
+SECRET = "two-instances_1"
+
+
+@dataclass
+class Instance:
+    bot: BotHarness
+    client: httpx.AsyncClient
+
+    async def deliver(self, update: dict[str, object]) -> None:
+        answer = await self.client.post("/telegram/webhook", json=update,
+                                        headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+        assert answer.status_code == 200, answer.text
+
+
+@pytest.fixture
+async def two(ctx: AppContext, botapi: BotApi, tmp_path: Path) -> AsyncIterator[list[Instance]]:
+    if ctx.db.is_sqlite:
+        pytest.skip("several instances share a PostgreSQL database (SQLite: one instance per file)")
+    other = await make_context(ctx.settings.database.url, tmp_path / "second")
+    instances = []
+    try:
+        for context in (ctx, other):
+            context.clock = lambda: NOW
+            bot = await start_bot(context, botapi, mode="webhook", webhook_secret=SECRET)
+            client = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=Starlette(routes=bot.runtime.routes)),
+                base_url="http://instance")
+            instances.append(Instance(bot, client))
+        yield instances
+    finally:
+        for instance in instances:
+            await instance.client.aclose()
+            await instance.bot.runtime.stop()
+        await other.db.dispose()
+
+
+def typed(api: BotApi, text: str) -> dict[str, object]:
+    return api.pushed[api.send_text(USER, text)]
+
+
+def pressed(api: BotApi, message: Sent, data: str) -> dict[str, object]:
+    return api.pushed[api.press(USER, message, data)]
+
+
+async def test_one_form_alternates_between_two_instances(two: list[Instance], botapi: BotApi) -> None:
+    a, b = two
+    await a.bot.member(USER, "Fundacja Testowa")
+    api = botapi
+
+    async def say(instance: Instance, text: str) -> Sent:
+        await instance.deliver(typed(api, text))
+        return await api.next_reply(USER)
+
+    async def press(instance: Instance, message: Sent, label: str) -> Sent:
+        await instance.deliver(pressed(api, message, message.button(label)))
+        return await api.next_reply(USER)
+
+    assert "Jak się nazywa" in (await say(a, "/event")).text
+    assert "Kiedy" in (await say(b, "Spotkanie dwóch instancji")).text
+    hours = await say(a, "5 grudnia")
+    district = await say(b, "10:00-14:00")
+    assert hours.text != district.text
+    category = await press(a, district, "Całe województwo")
+    audience = await press(b, category, "szkolenie")
+    # Two ticks at once, one on each instance: the per-user lock keeps both.
+    await asyncio.gather(a.deliver(pressed(api, audience, audience.button("organizacje"))),
+                         b.deliver(pressed(api, audience, audience.button("mieszkańcy"))))
+    edits = await api.replies(USER, 2)
+    ticked = edits[-1]
+    assert sum(label.startswith("✓") for label, _ in ticked.buttons) == 2, ticked.buttons
+    place = await press(a, ticked, "Dalej")
+    link = await press(b, place, "Pomiń")
+    description = await press(a, link, "Pomiń")
+    summary = await press(b, description, "Pomiń")
+    assert "Spotkanie dwóch instancji" in summary.text
+    saved = await press(a, summary, "Potwierdź")
+    assert "Zapisane" in saved.text
+    async with a.bot.ctx.db.read() as session:
+        [event] = (await session.scalars(select(Event).where(
+            Event.title == "Spotkanie dwóch instancji"))).all()
+    assert len(event.audiences) == 2
+    # The form is over on both instances.
+    assert "Nie wiem, do czego" in (await say(b, "jeszcze coś")).text
+    assert "Nie wiem, do czego" in (await say(a, "i jeszcze")).text
