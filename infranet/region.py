@@ -194,6 +194,14 @@ class Region:
             return self._keys[query.strip().lower()]
         raise UnknownDistrict(query, self.close_matches(bare or key))
 
+    def find(self, query: str) -> District:
+        """A district by its slug exactly as stored (what forms, buttons and the database
+        pass around: "olsztyn" is m. Olsztyn's), else by `match` (what people type).
+        A slug can be a word people type too, so text typed by a person goes to `match`,
+        which asks about "olsztyn"; text that may be either goes here."""
+        found = self.by_slug.get(query)
+        return found if found is not None else self.match(query)
+
     def close_matches(self, query: str, n: int = 3) -> list[District]:
         names = difflib.get_close_matches(fold(query), [*self._keys, *self._ambiguous], n=n * 3,
                                             cutoff=CLOSE_MATCH)

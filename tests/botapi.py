@@ -105,6 +105,11 @@ def parse_html(text: str) -> str:
     return "".join(out)
 
 
+# BotCommandScope types the Bot API knows.
+_SCOPES = ("default", "all_private_chats", "all_group_chats", "all_chat_administrators", "chat",
+           "chat_administrators", "chat_member")
+
+
 @dataclass
 class Sent:
     """One message as the bot last left it (edits update it in place)."""
@@ -467,7 +472,13 @@ class BotApi:
     def _commands_key(self, p: dict[str, Any]) -> str:
         """"" / "en" for the default scope; "chat:<id>:<lang>" for one chat's menu."""
         scope = p.get("scope") or {"type": "default"}
+        if isinstance(scope, str):
+            scope = json.loads(scope)
+        if scope.get("type") not in _SCOPES:
+            raise ApiError(400, "Bad Request: unsupported bot command scope type")
         lang = p.get("language_code") or ""
+        if lang and not re.fullmatch(r"[a-z]{2}", lang):  # ISO 639-1, two letters, or empty
+            raise ApiError(400, "Bad Request: invalid language code specified")
         if scope.get("type") == "chat":
             chat_id = int(scope["chat_id"])
             if chat_id not in self.chats and chat_id in self.chats_blocked:

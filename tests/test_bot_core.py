@@ -23,7 +23,8 @@ async def test_commands_registered_in_polish_and_english(bot: BotHarness) -> Non
     default = {c["command"]: c["description"] for c in bot.api.commands[""]}
     english = {c["command"]: c["description"] for c in bot.api.commands["en"]}
     assert default["help"] == "lista komend" and english["help"] == "list of commands"
-    assert "refer" in default and "members" not in default  # admin commands: in /help only
+    # Anyone's menu: no member or admin commands (those are in the member's own menu), /cancel.
+    assert "refer" not in default and "members" not in default and "cancel" in default
     admin = {c["command"] for c in bot.api.commands[f"chat:{ADMIN_ID}:"]}
     assert {"members", "pending", "refer"} <= admin  # the admin's own menu
 
@@ -56,10 +57,9 @@ async def test_stranger_language_survives_restart(bot: BotHarness) -> None:
 
 async def test_start_for_an_admin_points_to_admin_work(bot: BotHarness) -> None:
     await bot.member(ADMIN_ID, "Sekretariat Sieci", admin=True, name="Ewa")
-    bot.api.send_text(ADMIN_ID, "/start")
-    welcome, admin = await bot.api.replies(ADMIN_ID, 2)
+    welcome = await bot.api.ask(ADMIN_ID, "/start")  # one message, with next-step buttons
     assert "Witaj, Ewa (Sekretariat Sieci)" in welcome.text
-    assert "/pending" in admin.text
+    assert "/pending" in welcome.text and welcome.buttons
 
 
 def test_persistence_encoding_round_trip() -> None:

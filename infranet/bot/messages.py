@@ -114,6 +114,23 @@ register({
               "newsletter /newsletter_preview.",
         "en": "As an admin: join requests /members, waiting postings /pending, "
               "newsletter /newsletter_preview."},
+    "bot.start.next": {
+        "pl": "Kalendarz sieci: {calendar}\nSubskrypcja w Google, Outlooku lub Thunderbirdzie: "
+              "{feed}\n\nCo dalej?",
+        "en": "The network's calendar: {calendar}\nSubscribe in Google, Outlook or Thunderbird: "
+              "{feed}\n\nWhat next?",
+    },
+    "bot.start.b.join": {"pl": "Dołącz do sieci", "en": "Join the network"},
+    "bot.start.b.event": {"pl": "Dodaj wydarzenie", "en": "Add an event"},
+    "bot.start.b.events": {"pl": "Najbliższe wydarzenia", "en": "Upcoming events"},
+    "bot.start.b.check": {"pl": "Sprawdź termin", "en": "Check a date"},
+    "bot.start.b.subscribe": {"pl": "Newsletter e-mailem", "en": "Newsletter by e-mail"},
+    "bot.start.subscribe": {
+        "pl": "Newsletter sieci przychodzi e-mailem. Zapisz się tutaj: /subscribe adres@example.org "
+              "albo na stronie {page}.",
+        "en": "The network's newsletter comes by e-mail. Subscribe here: /subscribe address@example.org "
+              "or on the page {page}.",
+    },
     "bot.start.deep_link": {"pl": "Wyślij /{command}, aby zacząć.",
                             "en": "Send /{command} to begin."},
     "bot.help.title": {"pl": "<b>Komendy dostępne dla Ciebie</b>", "en": "<b>Commands you can use</b>"},

@@ -20,19 +20,19 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
+from telegram import Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import BaseRateLimiter
 
+from infranet.bot import menus
 from infranet.bot.application import BotContext, InfranetApplication, build_application
 from infranet.bot.common import send_html, tr
-from infranet.bot.handlers import all_commands, all_handlers, setup_application
+from infranet.bot.handlers import all_handlers, setup_application
 from infranet.bot.ratelimit import GROUP as RATE_LIMIT_GROUP
 from infranet.bot.ratelimit import CommandLimiter
 from infranet.context import AppContext
-from infranet.i18n import LANGUAGES, normalise_language, t
+from infranet.i18n import normalise_language
 from infranet.security import sign
-from infranet.storage.members import admins
 
 log = logging.getLogger(__name__)
 
@@ -103,24 +103,10 @@ async def on_error(update: object, context: BotContext) -> None:
         log.warning("update %s: could not tell the user about the error", update_id)
 
 
-def menu_commands(lang: str, *, admin: bool = False) -> list[BotCommand]:
-    """Telegram's command menu: what anyone or a member may use; admins get a menu of
-    their own (in their private chat) with their commands too."""
-    return [BotCommand(c.name, t(lang, f"bot.cmd.{c.name}")[:256])
-            for c in all_commands() if c.menu and (admin or c.access != "admin")]
-
-
 async def set_admin_menu(bot: Any, telegram_id: int, lang: str, *, admin: bool) -> None:
-    """Give (or take back) an admin's own command menu; an admin who has not started
-    the bot yet cannot get one, which is not an error."""
-    scope = BotCommandScopeChat(telegram_id)
-    try:
-        if admin:
-            await bot.set_my_commands(menu_commands(lang, admin=True), scope=scope)
-        else:
-            await bot.delete_my_commands(scope=scope)
-    except TelegramError as exc:
-        log.info("no admin command menu for %s: %s", telegram_id, exc)
+    """Kept for callers that know only "admin or not": see `infranet.bot.menus`, which
+    gives every person the menu of their role (`menus.refresh_after_commit`)."""
+    await menus.set_chat_menu(bot, telegram_id, lang, "admin" if admin else "member")
 
 
 class BotRuntime:
@@ -214,18 +200,9 @@ class BotRuntime:
                  "webhook" if self.webhook else "polling")
 
     async def set_commands(self) -> None:
+        """The command menus: by role and language (`infranet.bot.menus`)."""
         assert self.application is not None
-        bot = self.application.bot
-        # Polish is the default menu; each other language gets its own.
-        await bot.set_my_commands(menu_commands("pl"), scope=BotCommandScopeDefault())
-        for lang in LANGUAGES:
-            if lang != "pl":
-                await bot.set_my_commands(menu_commands(lang), scope=BotCommandScopeDefault(),
-                                          language_code=lang)
-        async with self.ctx.db.read() as session:
-            people = [(a.telegram_id, a.language or "pl") for a in await admins(session)]
-        for telegram_id, lang in people:
-            await set_admin_menu(bot, telegram_id, lang, admin=True)
+        await menus.set_all(self.application.bot, self.ctx.db)
 
     async def stop(self) -> None:
         if self._retry is not None:

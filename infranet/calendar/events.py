@@ -232,18 +232,18 @@ class Occurrence:
 
 def resolve_district(ctx: AppContext, query: str) -> RegionDistrict:
     try:
-        return ctx.region.match(query)
+        return ctx.region.find(query)  # a slug from a form, or a name typed at the CLI
     except UnknownDistrict as exc:
-        hint = ("; did you mean: " + ", ".join(d.name for d in exc.suggestions) + "?"
-                if exc.suggestions else "")
+        if exc.suggestions:  # "did you mean", in the reader's language
+            raise ValidationFailed("error.district_hint", field="district", query=repr(query),
+                                   names=", ".join(d.name for d in exc.suggestions)) from None
         raise ValidationFailed("calendar.error.district", field="district", query=repr(query),
-                               hint=hint) from None
+                               hint="") from None
 
 
 def _as_local(value: datetime | date, tz: tzinfo, field_name: str) -> datetime:
     if not isinstance(value, datetime):
-        raise ValidationFailed(field=field_name, detail="needs a time of day (or mark the event "
-                               "as all-day)")
+        raise ValidationFailed("error.needs_time", field=field_name)
     if value.tzinfo is None:
         return localize(value, tz, field_name)
     return value.astimezone(tz)
@@ -318,12 +318,12 @@ def validate_event(ctx: AppContext, data: EventInput) -> NormalisedEvent:
     url = clean_url(data.url, "url")
     registration_url = clean_url(data.registration_url, "registration_url")
     if data.category not in CATEGORIES:
-        raise ValidationFailed(field="category", detail=f"{data.category!r} is not one of "
-                               f"{', '.join(CATEGORIES)}")
+        raise ValidationFailed("error.one_of", field="category", value=data.category,
+                               choices=", ".join(CATEGORIES))
     unknown = [a for a in data.audiences if a not in AUDIENCES]
     if unknown:
-        raise ValidationFailed(field="audiences", detail=f"unknown {', '.join(unknown)}; choose "
-                               f"from {', '.join(AUDIENCES)}")
+        raise ValidationFailed("error.choose_from", field="audiences", values=", ".join(unknown),
+                               choices=", ".join(AUDIENCES))
     district = resolve_district(ctx, data.district)
     starts_at, ends_at, local_start, latest = event_times(ctx, data)
 
@@ -441,7 +441,7 @@ async def _organisation(session: AsyncSession, org_id: int | None) -> Organisati
         return None
     org = await session.get(Organisation, org_id, options=[raiseload(Organisation.districts)])
     if org is None:
-        raise ValidationFailed(field="organisation", detail=f"there is no organisation #{org_id}")
+        raise ValidationFailed("error.not_found.organisation", field="organisation", id=org_id)
     return org
 
 
@@ -482,7 +482,7 @@ async def _uid_for(session: AsyncSession, ctx: AppContext, given: str | None) ->
     if len(uid) > 255:
         raise ValidationFailed("error.too_long", field="uid", length=len(uid), limit=255)
     if await session.scalar(select(Event.id).where(Event.uid == uid)):
-        raise ValidationFailed(field="uid", detail=f"an event with UID {uid!r} already exists")
+        raise ValidationFailed("error.uid_taken", field="uid", value=uid)
     return uid
 
 
@@ -495,7 +495,7 @@ def _with_org(data: EventInput, org_id: int | None) -> EventInput:
 async def get_event(session: AsyncSession, event_id: int) -> Event:
     row = await session.get(Event, event_id)
     if row is None:
-        raise NotFound(detail=f"event #{event_id}")
+        raise NotFound("error.not_found.event", id=event_id)
     return row
 
 
@@ -510,8 +510,7 @@ async def update_event(session: AsyncSession, ctx: AppContext, actor: Actor, eve
     """Replace an event's fields (its UID stays); SEQUENCE in feeds grows with `revision`."""
     row = await _for_change(session, actor, event_id)
     if row.status == EventStatus.CANCELLED:
-        raise ValidationFailed(field="status", detail=f"event #{event_id} is cancelled and cannot "
-                               "be changed; add a new one")
+        raise ValidationFailed("error.event_cancelled", field="status", id=event_id)
     if data.organisation_id is None:
         data = _with_org(data, row.organisation_id)
     if data.organisation_id != row.organisation_id:

@@ -247,7 +247,7 @@ def _session_pair(item: tuple[datetime | date, datetime | date] | Span, ctx: App
     start, end = item
     all_day = not isinstance(start, datetime)
     if all_day != (not isinstance(end, datetime)):
-        raise ValidationFailed(field="sessions", detail="a session needs two dates or two times")
+        raise ValidationFailed("error.session_shape", field="sessions")
     return start, end, all_day
 
 
@@ -290,7 +290,7 @@ async def add_training(session: AsyncSession, ctx: AppContext, actor: Actor,
         org_id = actor.require_approved().organisation_id
     actor.require_org(org_id)
     if org_id is None or await session.get(Organisation, org_id) is None:
-        raise ValidationFailed(field="organisation", detail="a training notice needs an organisation")
+        raise ValidationFailed("error.training_needs_org", field="organisation")
     title = clean_text(data.title, "title", TITLE_MAX, required=True)
     target = clean_text(data.target_group, "target_group", TARGET_MAX, required=True)
     description = clean_text(data.description, "description", DESCRIPTION_MAX, multiline=True)
@@ -345,7 +345,7 @@ async def add_training(session: AsyncSession, ctx: AppContext, actor: Actor,
 async def get_training(session: AsyncSession, training_id: int) -> TrainingView:
     row = await session.get(Training, training_id)
     if row is None:
-        raise NotFound(detail=f"training #{training_id}")
+        raise NotFound("error.not_found.training", id=training_id)
     return TrainingView(row, (await _sessions_of(session, [row.id])).get(row.id, []))
 
 

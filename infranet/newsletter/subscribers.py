@@ -80,7 +80,7 @@ def normalise_districts(ctx: AppContext, values: Iterable[str]) -> list[str]:
         if not value:
             continue
         try:
-            district = ctx.region.match(value)
+            district = ctx.region.find(value)
         except UnknownDistrict as exc:
             raise ValidationFailed(field="districts", detail=str(exc)) from None
         if district.kind == "region":

@@ -48,12 +48,12 @@ class Actor:
 
     def require_approved(self) -> Member:
         if self.member is None or not self.member.is_approved:
-            raise PermissionDenied(detail="only approved members may do this; use /join")
+            raise PermissionDenied("error.need_member")
         return self.member
 
     def require_admin(self) -> None:
         if not self.is_admin:
-            raise PermissionDenied(detail="only the network's admins may do this")
+            raise PermissionDenied("error.need_admin")
 
     def require_org(self, organisation_id: int | None) -> None:
         """Admins may act for any organisation; members only for their own."""
@@ -61,4 +61,4 @@ class Actor:
             return
         member = self.require_approved()
         if organisation_id is None or member.organisation_id != organisation_id:
-            raise PermissionDenied(detail="only members of the organisation may change its data")
+            raise PermissionDenied("error.need_org")

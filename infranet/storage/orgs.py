@@ -57,9 +57,8 @@ class OrgInput:
 def normalise_email(value: str, field_name: str = "contact_email") -> str:
     try:
         return validate_email(value.strip(), check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise ValidationFailed(field=field_name, detail=f"{value!r} is not a valid e-mail "
-                               f"address ({exc})") from None
+    except EmailNotValidError:
+        raise ValidationFailed("error.email", field=field_name, value=value) from None
 
 
 def _plain(data: OrgInput) -> OrgInput:
@@ -74,18 +73,18 @@ def _plain(data: OrgInput) -> OrgInput:
 
 def _validate(ctx: AppContext, data: OrgInput) -> None:
     if data.type not in ORG_TYPES:
-        raise ValidationFailed(field="type", detail=f"{data.type!r} is not one of "
-                               f"{', '.join(ORG_TYPES)}")
+        raise ValidationFailed("error.one_of", field="type", value=data.type,
+                               choices=", ".join(ORG_TYPES))
     unknown = [s for s in data.services if s not in SERVICES]
     if unknown:
-        raise ValidationFailed(field="services", detail=f"unknown {', '.join(unknown)}; choose "
-                               f"from {', '.join(SERVICES)}")
+        raise ValidationFailed("error.choose_from", field="services", values=", ".join(unknown),
+                               choices=", ".join(SERVICES))
     if data.phone and not _PHONE.match(data.phone.strip()):
-        raise ValidationFailed(field="phone", detail=f"{data.phone!r} is not a phone number")
+        raise ValidationFailed("error.phone", field="phone", value=data.phone)
     if data.website and not data.website.startswith(("http://", "https://")):
-        raise ValidationFailed(field="website", detail="must start with http:// or https://")
+        raise ValidationFailed("error.url", field="website", value=data.website)
     for query in data.districts:
-        ctx.region.match(query)  # raises UnknownDistrict with close matches
+        ctx.region.find(query)  # raises UnknownDistrict with close matches
 
 
 async def add_organisation(
@@ -97,11 +96,11 @@ async def add_organisation(
     name = data.name
     if await session.scalar(select(Organisation.id).where(
             func.lower(Organisation.name) == name.lower())):
-        raise ValidationFailed(field="name", detail=f"an organisation named {name!r} already exists")
+        raise ValidationFailed("error.name_taken", field="name", value=name)
     ids = await district_ids(session)
     from infranet.storage.models import District
 
-    slugs = [ctx.region.match(q).slug for q in data.districts]
+    slugs = [ctx.region.find(q).slug for q in data.districts]
     districts = [await session.get(District, ids[s]) for s in dict.fromkeys(slugs)]
     org = Organisation(
         name=name, name_folded=fold(name)[:200], short_name=data.short_name,
@@ -147,7 +146,7 @@ async def search_organisations(
 async def get_organisation(session: AsyncSession, org_id: int) -> Organisation:
     org = await session.get(Organisation, org_id)
     if org is None:
-        raise NotFound(detail=f"organisation #{org_id}")
+        raise NotFound("error.not_found.organisation", id=org_id)
     return org
 
 
@@ -159,5 +158,5 @@ async def find_organisation(session: AsyncSession, name_or_id: str) -> Organisat
     org = await session.scalar(select(Organisation).where(or_(
         Organisation.name_folded == key, func.lower(Organisation.short_name) == name_or_id.lower())))
     if org is None:
-        raise NotFound(detail=f"organisation {name_or_id!r}")
+        raise NotFound("error.not_found.organisation_named", name=name_or_id)
     return org

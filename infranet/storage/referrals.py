@@ -139,12 +139,13 @@ def _member_org(actor: Actor) -> int:
 
 async def _target(session: AsyncSession, from_org_id: int, data: ReferralInput) -> Organisation:
     if data.client_kind not in CLIENT_KINDS:
-        raise ValidationFailed(field="client_kind", detail=f"one of {', '.join(CLIENT_KINDS)}")
+        raise ValidationFailed("error.one_of", field="client_kind", value=data.client_kind,
+                               choices=", ".join(CLIENT_KINDS))
     if data.to_org_id == from_org_id:
         raise ValidationFailed("referrals.same_org")
     target = await session.get(Organisation, data.to_org_id)
     if target is None:
-        raise NotFound(detail=f"organisation #{data.to_org_id}")
+        raise NotFound("error.not_found.organisation", id=data.to_org_id)
     if target.status != OrgStatus.ACTIVE:
         raise ValidationFailed("referrals.target_inactive", org=target.name)
     return target
@@ -154,7 +155,8 @@ async def create_referral(session: AsyncSession, ctx: AppContext, actor: Actor,
                           data: ReferralInput) -> Referral:
     from_org_id = _member_org(actor)
     if data.client_kind not in CLIENT_KINDS:
-        raise ValidationFailed(field="client_kind", detail=f"one of {', '.join(CLIENT_KINDS)}")
+        raise ValidationFailed("error.one_of", field="client_kind", value=data.client_kind,
+                               choices=", ".join(CLIENT_KINDS))
     # Plain text like every stored field: a "<" in a client's need is kept as written.
     name = clean_text(data.client_name, "client_name", NAME_MAX, required=True)
     contact = clean_text(data.client_contact, "client_contact", CONTACT_MAX, required=True)
@@ -250,7 +252,7 @@ async def open_referral(session: AsyncSession, actor: Actor, referral_id: int) -
     row = await session.get(Referral, referral_id)
     involved = row is not None and member.organisation_id in (row.from_org_id, row.to_org_id)
     if row is None or not (involved or actor.is_admin):
-        raise NotFound(detail=f"referral #{referral_id}")
+        raise NotFound("error.not_found.referral", id=referral_id)
     names = {}
     ids = {i for i in (row.from_member_id, row.decided_by) if i is not None}
     if ids:
@@ -265,7 +267,7 @@ async def get_referral(session: AsyncSession, actor: Actor, referral_id: int) ->
     org_id = _member_org(actor)
     row = await session.get(Referral, referral_id)
     if row is None or org_id not in (row.from_org_id, row.to_org_id):
-        raise NotFound(detail=f"referral #{referral_id}")
+        raise NotFound("error.not_found.referral", id=referral_id)
     return row
 
 

@@ -7,14 +7,17 @@ from typing import Any
 
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from infranet.bot import messages  # noqa: F401  (registers the shared messages)
-from infranet.bot.common import Command, Html, Turn, cb, esc, handler
+from infranet.bot import (
+    menus,
+    messages,  # noqa: F401  (registers the shared messages)
+)
+from infranet.bot.common import Command, Html, Turn, cb, esc, handler, private_link
 from infranet.context import AppContext
 from infranet.i18n import LANGUAGES
 from infranet.storage.membership import set_language
 from infranet.storage.models import MemberStatus
 
-COMMANDS = [Command("start"), Command("help"), Command("lang"), Command("cancel", menu=False)]
+COMMANDS = [Command("start"), Command("help"), Command("lang"), Command("cancel")]
 
 LANGUAGE_NAMES = {"pl": "Polski", "en": "English"}
 
@@ -23,17 +26,64 @@ LANGUAGE_NAMES = {"pl": "Polski", "en": "English"}
 async def cmd_start(turn: Turn) -> None:
     member = turn.who.member
     payload = turn.args[0] if turn.args else ""
+    parts: list[str] = []
     if turn.who.is_member and member is not None:
         org = member.organisation.name if member.organisation else "—"
-        turn.say("bot.start.member", name=member.display_name or turn.who.display_name, org=org)
+        parts.append(turn.t("bot.start.member", name=member.display_name or turn.who.display_name,
+                            org=org))
         if turn.who.is_admin:
-            turn.say("bot.start.admin")
+            parts.append(turn.t("bot.start.admin"))
     elif member is not None and member.status == MemberStatus.PENDING:
-        turn.say("bot.start.pending")
+        parts.append(turn.t("bot.start.pending"))
     else:
-        turn.say("bot.start.anyone", region=turn.ctx.settings.region.name)
+        parts.append(turn.t("bot.start.anyone", region=turn.ctx.settings.region.name))
     if payload and payload.isidentifier() and payload != "start":
-        turn.say("bot.start.deep_link", command=payload)
+        parts.append(turn.t("bot.start.deep_link", command=payload))
+    # One message: what the bot is, where the calendar is, and buttons for the next step.
+    parts.append(turn.t("bot.start.next", **_links(turn)))
+    turn.reply(Html("\n\n".join(parts)), _next_steps(turn))
+    # The menu as this person's role and language now are (it may have missed a change).
+    menus.refresh_after_commit(turn, member, telegram_id=turn.who.telegram_id,
+                               lang=turn.user_data.get("lang"))
+
+
+def _links(turn: Turn) -> dict[str, str]:
+    base = turn.ctx.settings.http.public_base_url.rstrip("/")
+    return {"calendar": f"{base}/calendar", "feed": f"{base}/calendar.ics"}
+
+
+def _next_steps(turn: Turn) -> list[list[tuple[str, str]]]:
+    """The buttons under /start: the step a person is most likely to take next. Joining
+    and adding an event open their form (a private-chat link that starts it); the others
+    answer here."""
+    rows: list[list[tuple[str, str]]] = []
+    member = turn.who.member
+    if turn.who.is_member:
+        rows.append([(turn.t("bot.start.b.event"), private_link(turn.context, "event"))])
+    elif member is None or member.status not in (MemberStatus.PENDING, MemberStatus.BLOCKED):
+        rows.append([(turn.t("bot.start.b.join"), private_link(turn.context, "join"))])
+    rows.append([(turn.t("bot.start.b.events"), cb("st", "events")),
+                 (turn.t("bot.start.b.check"), cb("st", "check"))])
+    rows.append([(turn.t("bot.start.b.subscribe"), cb("st", "sub"))])
+    return rows
+
+
+@handler(writes=False)
+async def on_start_button(turn: Turn) -> None:
+    """`st:events|check|sub`, the buttons under /start: each does what it says."""
+    from infranet.bot.handlers import events
+
+    choice = turn.data[1] if len(turn.data) > 1 else ""
+    if choice == "events":
+        text, buttons = await events._events_page(turn, None, "week", 0)
+        turn.reply(text, buttons)
+    elif choice == "check":
+        turn.say("bot.events.check_usage")
+    elif choice == "sub":
+        base = turn.ctx.settings.http.public_base_url.rstrip("/")
+        turn.say("bot.start.subscribe", page=f"{base}/newsletter/subscribe")
+    else:
+        turn.toast(turn.t("bot.button_expired"))
 
 
 @handler(db=False)
@@ -74,6 +124,8 @@ async def _set(turn: Turn, code: str, *, edit: bool = False) -> None:
         await set_language(turn.session, turn.who.actor, code)
     turn.user_data["lang"] = code
     turn.who.lang = code
+    # The command menu follows: this person's own menu, in the language chosen.
+    menus.refresh_after_commit(turn, turn.who.member, telegram_id=turn.who.telegram_id, lang=code)
     text = turn.t("bot.lang.set")
     if edit:
         turn.edit(text)
@@ -105,7 +157,8 @@ async def on_stray_text(turn: Turn) -> None:
 
 def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
     return [CommandHandler("help", cmd_help), CommandHandler("lang", cmd_lang),
-            CallbackQueryHandler(on_lang_button, pattern=r"^lang:")]
+            CallbackQueryHandler(on_lang_button, pattern=r"^lang:"),
+            CallbackQueryHandler(on_start_button, pattern=r"^st:")]
 
 
 def last_handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:

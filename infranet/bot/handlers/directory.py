@@ -39,6 +39,25 @@ SERVICE_LABELS: dict[str, dict[str, str]] = {
     "social-economy": {"pl": "ekonomia społeczna", "en": "social economy"},
     "eu-funds": {"pl": "fundusze UE", "en": "EU funds"},
 }
+# Organisation type codes (storage.orgs.ORG_TYPES) as people call them. Acronyms that are
+# names in Polish (LGD, COP, OWES...) keep them and say what they stand for.
+TYPE_LABELS: dict[str, dict[str, str]] = {
+    "LGD": {"pl": "LGD (lokalna grupa działania)", "en": "LGD (local action group)"},
+    "LGR": {"pl": "LGR (lokalna grupa rybacka)", "en": "LGR (fisheries local action group)"},
+    "COP": {"pl": "COP (centrum organizacji pozarządowych)", "en": "COP (NGO centre)"},
+    "OWES": {"pl": "OWES (ośrodek wsparcia ekonomii społecznej)",
+             "en": "OWES (social economy support centre)"},
+    "ROEFS": {"pl": "ROEFS (regionalny ośrodek EFS)", "en": "ROEFS (regional ESF centre)"},
+    "local-fund": {"pl": "fundusz lokalny", "en": "local fund"},
+    "federation": {"pl": "federacja organizacji", "en": "federation of NGOs"},
+    "disability": {"pl": "organizacja osób z niepełnosprawnościami",
+                   "en": "disability organisation"},
+    "youth-network": {"pl": "sieć organizacji młodzieżowych", "en": "youth network"},
+    "volunteer-centre": {"pl": "centrum wolontariatu", "en": "volunteer centre"},
+    "development-network": {"pl": "sieć rozwoju lokalnego", "en": "local development network"},
+    "other": {"pl": "inna", "en": "other"},
+}
+
 # Other words that mean a service (folded stems).
 _SERVICE_WORDS = {"szkolen": "training", "prawn": "legal-advice", "ksiegow": "accounting",
                   "grant": "grants", "pozyczk": "loans", "wolontar": "volunteering",
@@ -65,6 +84,13 @@ def service_label(code: str, lang: str) -> str:
     return SERVICE_LABELS.get(code, {}).get(lang, code)
 
 
+def type_label(code: str, lang: str, *, short: bool = False) -> str:
+    """An organisation type as people call it ("fundusz lokalny", not `local-fund`);
+    `short` keeps an acronym alone (for buttons)."""
+    label = TYPE_LABELS.get(code, {}).get(lang, code)
+    return label.split(" (")[0] if short else label
+
+
 def expand_query(query: str) -> str:
     """Let people search by the Polish or English name of a service: those words are
     replaced by the service code that `search_organisations` matches."""
@@ -88,7 +114,7 @@ async def find_organisations(turn: Turn, query: str, limit: int = MAX_RESULTS) -
 async def describe(turn: Turn, org: Organisation, *, people: bool) -> str:
     lang = turn.lang
     title = f"<b>{esc(org.name)}</b>" + (f" ({esc(org.short_name)})" if org.short_name else "")
-    lines = [f"{title} · {esc(org.type)}"]
+    lines = [f"{title} · {esc(type_label(org.type, lang))}"]
     if org.services:
         lines.append(f"{turn.t('bot.orgs.services')}: "
                      + esc(", ".join(service_label(s, lang) for s in org.services)))
@@ -161,4 +187,4 @@ def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
     return [CommandHandler("orgs", cmd_orgs), CallbackQueryHandler(on_page, pattern=r"^org:")]
 
 
-__all__ = ["COMMANDS", "handlers", "service_label", "tr"]
+__all__ = ["COMMANDS", "handlers", "service_label", "tr", "type_label"]

@@ -78,8 +78,8 @@ PERIODS = {"week": 7, "month": 31, "tydzien": 7, "tydzień": 7, "miesiac": 31, "
 
 register({
     "bot.cmd.event": {"pl": "dodaj wydarzenie do kalendarza", "en": "add an event to the calendar"},
-    "bot.cmd.check": {"pl": "czy termin jest wolny: /check 5.12 [powiat]",
-                      "en": "is a date free: /check 5.12 [district]"},
+    "bot.cmd.check": {"pl": "czy termin jest wolny: /check 5.12 [10-14] [powiat]",
+                      "en": "is a date free: /check 5.12 [10-14] [district]"},
     "bot.cmd.events": {"pl": "najbliższe wydarzenia: /events [powiat] [week|month]",
                        "en": "upcoming events: /events [district] [week|month]"},
     "bot.cmd.my": {"pl": "wydarzenia mojej organizacji", "en": "my organisation's events"},
@@ -199,8 +199,10 @@ register({
         "en": "{when}{area}: events planned ({count}):\n\n{items}",
     },
     "bot.events.check_usage": {
-        "pl": "Napisz datę, np. /check 5.12.2026 albo /check piątek olsztyński.",
-        "en": "Give a date, e.g. /check 5.12.2026 or /check friday olsztyński.",
+        "pl": "Napisz datę, a jeśli chcesz, godziny i powiat, np. /check 5.12.2026, "
+              "/check piątek olsztyński albo /check 5.12 10-14 olsztyński.",
+        "en": "Give a date, and if you like hours and a district, e.g. /check 5.12.2026, "
+              "/check friday olsztyński or /check 5.12 10-14 olsztyński.",
     },
     "bot.events.list_title": {"pl": "<b>Wydarzenia{area}: {period}</b>",
                               "en": "<b>Events{area}: {period}</b>"},
