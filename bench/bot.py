@@ -19,6 +19,14 @@ AIORateLimiter with Telegram's throughput quotas off (overall/group rates 0) and
 on: the quotas would cap both at 30 messages/s and hide the handling cost being measured.
 PostgreSQL uses a scratch database on INFRANET_TEST_DATABASE_URL or
 postgresql+asyncpg://postgres@127.0.0.1:5432/test.
+
+Targets (printed as within/over): typed and button steps and `/check` within 1.5x the read
+floor's p99. Every /event step now writes the form's state before it answers (durable
+state, bot/application.py), so every step is also a saving step: within 1.5x the write
+floor's p99. On PostgreSQL, several instances: a burst of `--burst` updates (`/check`)
+from 50 users posted in webhook mode, round-robin with no sticky routing, to one instance
+and then to two (each in a process of its own, on one database): updates/s of two at
+least 1.6x one, and every update answered exactly once.
 """
 
 from __future__ import annotations
@@ -48,10 +56,13 @@ from typing import Any  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 from sqlalchemy import insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
 from telegram import Update  # noqa: E402
 from telegram.ext import AIORateLimiter, ApplicationBuilder, MessageHandler, filters  # noqa: E402
 
@@ -71,7 +82,10 @@ AUDIENCES = ["ngo", "residents", "youth", "seniors", "local-government"]
 MEMBER_ID = 777_000
 AREA = {"name": "powiat"}  # where the /event form puts its events (--area)
 ORGS = 40
-BOT_KINDS = ("infranet", "echo", "echo-read", "echo-write")
+BOT_KINDS = ("infranet", "infranet-webhook", "echo", "echo-read", "echo-write")
+WEBHOOK_SECRET = "bench-webhook-secret"  # noqa: S105  (a bench on loopback)
+TYPED_STEPS = ("/event", "title", "date and hours")
+CONFIRM_STEPS = ("confirm (conflict check)", "keep the date")
 
 
 def limiter() -> AIORateLimiter:
@@ -92,10 +106,13 @@ def summary(name: str, values: list[float]) -> str:
 # --- data ------------------------------------------------------------------------------------
 
 
-def make_context(url: str, data_dir: Path, base_url: str) -> AppContext:
+def make_context(url: str, data_dir: Path, base_url: str, webhook: bool = False) -> AppContext:
+    telegram: dict[str, Any] = {"token": SecretStr(TOKEN), "base_url": base_url,
+                                "commands_per_minute": 1_000_000}
+    if webhook:
+        telegram.update(mode="webhook", webhook_secret=SecretStr(WEBHOOK_SECRET))
     settings = Settings(database={"url": url}, service={"data_dir": data_dir}, http={"port": 0},
-                        telegram={"token": SecretStr(TOKEN), "base_url": base_url,
-                                  "commands_per_minute": 1_000_000})
+                        telegram=telegram)
     return AppContext.create(settings, secret_key=b"bench-secret-key")
 
 
@@ -267,11 +284,59 @@ async def bench_echo(api: BotApi, args: argparse.Namespace, bot: Callable[[str],
     return {"latencies": latencies, "rate": rate}
 
 
+async def webhook_burst(api: BotApi, urls: list[str], count: int, make: Callable[[int], str],
+                        first_user: int, users: int = 50) -> tuple[float, int]:
+    """Post `count` updates from `users` users to the instances at `urls`, round-robin (a
+    load balancer without sticky routing: a user's updates go to either). Returns updates
+    answered per second (once every update has its answer: one never answered fails the
+    bench) and how many answers came beyond one per update (an update handled twice)."""
+    per_user: dict[int, int] = {}
+    updates = []
+    for i in range(count):
+        user = first_user + i % users
+        update = api.message_update(user, make(i))
+        update["update_id"] = 10_000_000 + first_user + i
+        updates.append(update)
+        per_user[user] = per_user.get(user, 0) + 1
+    limit = asyncio.Semaphore(32)
+    async with httpx.AsyncClient(timeout=30) as client:
+        async def post(i: int, update: dict[str, Any]) -> None:
+            async with limit:
+                answer = await client.post(urls[i % len(urls)], json=update,
+                                           headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET})
+                answer.raise_for_status()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(post(i, u) for i, u in enumerate(updates)),
+                             *(api.replies(u, n, 60) for u, n in per_user.items()))
+        elapsed = time.perf_counter() - start
+    await asyncio.sleep(1.0)  # anything handled twice would answer again meanwhile
+    extra = sum(len(api.drain(u)) for u in per_user)
+    return count / elapsed, extra
+
+
+async def bench_instances(ctx: AppContext, api: BotApi, args: argparse.Namespace,
+                          bot: Callable[[str], Any]) -> dict[str, Any]:
+    """One webhook instance, then two on the same database, each in a process of its own."""
+    rng = random.Random(5)
+
+    def make(_i: int) -> str:
+        return check_text(rng, ctx)
+
+    out: dict[str, Any] = {}
+    for n, first_user in ((1, 400_000), (2, 500_000)):
+        async with contextlib.AsyncExitStack() as stack:
+            urls = [await stack.enter_async_context(bot("infranet-webhook")) for _ in range(n)]
+            await webhook_burst(api, urls, 50, make, first_user + 90_000)  # warm-up
+            out[n] = await webhook_burst(api, urls, args.burst, make, first_user)
+    return out
+
+
 # --- the bots, each in a process of its own ------------------------------------------------------
 
 
 @contextlib.asynccontextmanager
-async def bot_process(kind: str, *, url: str, data_dir: Path, api: BotApi) -> AsyncIterator[None]:
+async def bot_process(kind: str, *, url: str, data_dir: Path, api: BotApi) -> AsyncIterator[str]:
     """Run one bot (`serve_bot`) in a child process while the block runs. Telegram is
     another machine: in this process the emulator and the bench would take the CPU, and
     the interpreter's lock, from the bot being measured."""
@@ -281,9 +346,9 @@ async def bot_process(kind: str, *, url: str, data_dir: Path, api: BotApi) -> As
     assert child.stdin is not None and child.stdout is not None
     try:
         line = await asyncio.wait_for(child.stdout.readline(), 120)
-        if line.strip() != b"ready":
+        if not line.startswith(b"ready"):
             raise RuntimeError(f"the {kind} bot did not start (exit code {await child.wait()})")
-        yield
+        yield line.decode().removeprefix("ready").strip()  # a webhook instance's URL
     finally:
         child.stdin.close()  # the child stops its bot when its stdin closes
         try:
@@ -321,11 +386,29 @@ def echo_application(base_url: str, before: Callable[[], Awaitable[None]] | None
 
 async def serve_bot(kind: str, url: str, data_dir: Path, base_url: str) -> None:
     """In the child process: start the bot, say "ready", run until stdin closes."""
-    ctx = make_context(url, data_dir, base_url)
+    ctx = make_context(url, data_dir, base_url, webhook=kind == "infranet-webhook")
+    address = ""
     if kind == "infranet":
         runtime = BotRuntime(ctx, rate_limiter=limiter())
         await runtime.start()
         stop = runtime.stop
+    elif kind == "infranet-webhook":
+        runtime = BotRuntime(ctx, rate_limiter=limiter())
+        await runtime.start()
+        server = uvicorn.Server(uvicorn.Config(Starlette(routes=runtime.routes), host="127.0.0.1",
+                                               port=0, lifespan="off", log_config=None,
+                                               access_log=False))
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        serving = asyncio.create_task(server.serve())
+        while not server.started:  # noqa: ASYNC110  (uvicorn offers no event for this)
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        address = f" http://127.0.0.1:{port}{ctx.settings.telegram.webhook_path}"
+
+        async def stop() -> None:
+            server.should_exit = True
+            await serving
+            await runtime.stop()
     else:
         work = {"echo": None, "echo-read": read_one, "echo-write": write_one}[kind]
         application = echo_application(base_url, None if work is None else functools.partial(work, ctx))
@@ -341,7 +424,7 @@ async def serve_bot(kind: str, url: str, data_dir: Path, base_url: str) -> None:
             await application.shutdown()
 
     settle_heap()  # as `infranet run` does once everything has started
-    print("ready", flush=True)
+    print(f"ready{address}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await stop()
     await ctx.db.dispose()
@@ -389,6 +472,7 @@ async def run_engine(engine: str, args: argparse.Namespace) -> None:
                 after = await bench_echo(api, args, bot)
                 read = await bench_echo(api, args, bot, "echo-read")
                 write = await bench_echo(api, args, bot, "echo-write")
+                instances = await bench_instances(ctx, api, args, bot) if engine != "sqlite" else None
                 floor = {"latencies": before["latencies"] + after["latencies"],
                          "rate": (before["rate"] + after["rate"]) / 2}
         finally:
@@ -414,6 +498,27 @@ async def run_engine(engine: str, args: argparse.Namespace) -> None:
                          ("/check", ours["checks"]), ("/event step", every_step)):
         ratio = pct(values, 99) / echo_p99
         print(f"  p99 {name} / p99 echo = {ratio:.2f}  ({'within' if ratio <= 2 else 'over'} 2x)")
+    typed = [v for name, values in ours["steps"].items() if name in TYPED_STEPS for v in values]
+    buttons = [v for name, values in ours["steps"].items()
+               if name not in TYPED_STEPS and name not in CONFIRM_STEPS for v in values]
+    read_p99, write_p99 = pct(read["latencies"], 99), pct(write["latencies"], 99)
+    print(f"  against the database floors (p99 read {read_p99 * 1000:.1f} ms, "
+          f"write {write_p99 * 1000:.1f} ms):")
+    for name, values, floor_p99, floor_name in (
+            ("/check", ours["checks"], read_p99, "read"),
+            ("typed /event steps", typed, read_p99, "read"),
+            ("button /event steps", buttons, read_p99, "read"),
+            ("typed /event steps (saving)", typed, write_p99, "write"),
+            ("button /event steps (saving)", buttons, write_p99, "write")):
+        ratio = pct(values, 99) / floor_p99
+        print(f"    p99 {name:<30} {pct(values, 99) * 1000:7.1f} ms = {ratio:.2f}x the {floor_name} "
+              f"floor  ({'within' if ratio <= 1.5 else 'over'} 1.5x)")
+    if instances is not None:
+        one, two = instances[1], instances[2]
+        print(f"  webhook burst of {args.burst} /check from 50 users, round-robin: one instance "
+              f"{one[0]:.0f} updates/s, two instances {two[0]:.0f} updates/s = {two[0] / one[0]:.2f}x "
+              f"({'at least' if two[0] >= 1.6 * one[0] else 'under'} 1.6x); answered twice: "
+              f"{one[1]} and {two[1]} (none lost: the burst waits for every update's answer)")
 
 
 def main() -> None:
