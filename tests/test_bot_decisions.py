@@ -101,6 +101,23 @@ async def test_a_new_request_voids_the_copies_of_one_still_waiting(bot: BotHarne
     assert await _member(bot) == (MemberStatus.PENDING, "Stowarzyszenie Beta")
 
 
+async def test_a_copy_that_cannot_be_edited_is_skipped_quietly(
+        bot: BotHarness, caplog: pytest.LogCaptureFixture) -> None:
+    await _admins(bot)
+    await bot.org("Fundacja Alfa")
+    api = bot.api
+    await _join(bot, "Alfa", "Alfa")
+    copy_1, copy_2 = await api.next_reply(ADMIN_ID), await api.next_reply(ADMIN2)
+    del api.messages[ADMIN2][copy_2.message_id]  # the second admin deleted their copy
+    caplog.set_level(logging.INFO)
+    approved = await api.click(ADMIN_ID, copy_1, copy_1.button("Zatwierdź"))
+    assert "Zatwierdzono" in approved.text
+    assert "zatwierdzona" in (await api.next_reply(USER)).text
+    assert "not found" in await api.refusal("editMessageText", "not found")
+    await api.silence(ADMIN2, 0.3)  # no new message in its place
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 async def test_one_press_in_members_changes_only_its_row(bot: BotHarness) -> None:
     await _admins(bot)
     await bot.org("Fundacja Alfa")

@@ -16,6 +16,7 @@ and who decided (`bot/decisions.py`); an old copy pressed later says who decided
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
@@ -155,7 +156,8 @@ async def cmd_pending(turn: Turn) -> None:
     turn.after_commit(send)
 
 
-def _outcome(verdict: Verdict) -> object:
+def _outcome(verdict: Verdict) -> Callable[[str], Html]:
+    """The decided item as every admin's copy shows it, in the copy's language."""
     title, by, published = verdict.title, verdict.decided_by, verdict.moderation == Moderation.PUBLISHED
 
     def text(lang: str) -> Html:
@@ -186,7 +188,7 @@ async def on_decision(turn: Turn) -> None:
                   buttons(result.current, turn.lang))
         return
     text_for = _outcome(result)
-    turn.edit(text_for(turn.lang))  # type: ignore[operator]
+    turn.edit(text_for(turn.lang))
     if result.state == "already":
         outcome = "published" if result.moderation == Moderation.PUBLISHED else "rejected"
         turn.toast(turn.t("bot.mod.already", by=result.decided_by,
@@ -202,7 +204,7 @@ async def on_decision(turn: Turn) -> None:
     bot, db = turn.context.bot, turn.ctx.db
 
     async def edit() -> None:
-        await edit_copies(bot, db, kind, item_id, text_for, skip=pressed)  # type: ignore[arg-type]
+        await edit_copies(bot, db, kind, item_id, text_for, skip=pressed)
 
     turn.after_commit(edit)
 
