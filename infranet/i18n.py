@@ -100,6 +100,8 @@ register({
                             "en": "{field}: a session needs two dates or two times."},
     "error.training_needs_org": {"pl": "{field}: ogłoszenie o szkoleniu musi mieć organizację.",
                                  "en": "{field}: a training notice needs an organisation."},
+    "error.district_unknown": {"pl": "nieznany powiat/obszar {query} (poza regionem?)",
+                               "en": "unknown district {query} (outside the region?)"},
     "error.district_hint": {"pl": "nieznany powiat/obszar {query}; czy chodzi o: {names}?",
                             "en": "unknown district {query}; did you mean: {names}?"},
     # Field names in messages (`InfranetError.localized`); components add their own.

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from infranet.calendar import events as calendar
 from infranet.errors import NotFound, PermissionDenied, ValidationFailed
+from infranet.newsletter.subscribers import normalise_districts
 from infranet.storage.actors import Actor
 from infranet.storage.orgs import OrgInput, add_organisation
 from tests.bot_fixtures import ADMIN_ID, BotHarness
@@ -153,7 +154,12 @@ async def test_refusals_are_in_polish_and_english(bot: BotHarness) -> None:
         Actor.of(await bot.member(7105, "Fundacja Testowa")).require_org(org.id)
     except PermissionDenied as exc:
         refusals.append(exc)
-    assert len(refusals) == 8
+    for typed in ("olsztynsky", "Kraków"):  # the newsletter's districts (web form, CLI)
+        try:
+            normalise_districts(ctx, [typed])
+        except ValidationFailed as exc:
+            refusals.append(exc)
+    assert len(refusals) == 10
     polish = [exc.localized("pl") for exc in refusals]  # type: ignore[attr-defined]
     english = [exc.localized("en") for exc in refusals]  # type: ignore[attr-defined]
     for text in polish:
@@ -166,3 +172,5 @@ async def test_refusals_are_in_polish_and_english(bot: BotHarness) -> None:
     assert "Rodzaj organizacji" in polish[4] and "Telefon: abc" in polish[5]
     assert "/join" in polish[6] and "tylko jej członkowie" in polish[7]
     assert english[0].startswith("There is no event #424242") and "only members" in english[7]
+    assert "czy chodzi o: olsztyński" in polish[8] and "poza regionem" in polish[9]
+    assert "did you mean: olsztyński" in english[8]

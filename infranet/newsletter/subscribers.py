@@ -82,7 +82,11 @@ def normalise_districts(ctx: AppContext, values: Iterable[str]) -> list[str]:
         try:
             district = ctx.region.find(value)
         except UnknownDistrict as exc:
-            raise ValidationFailed(field="districts", detail=str(exc)) from None
+            if exc.suggestions:  # "did you mean", in the reader's language
+                raise ValidationFailed("error.district_hint", field="districts", query=repr(value),
+                                       names=", ".join(d.name for d in exc.suggestions)) from None
+            raise ValidationFailed("error.district_unknown", field="districts",
+                                   query=repr(value)) from None
         if district.kind == "region":
             return []
         if district.slug not in slugs:
