@@ -342,6 +342,56 @@ async def add_training(session: AsyncSession, ctx: AppContext, actor: Actor,
     return TrainingView(row, sessions)
 
 
+async def update_training(session: AsyncSession, ctx: AppContext, actor: Actor, training_id: int,
+                          data: TrainingInput) -> TrainingView:
+    """Change an open notice: its fields, and its sessions in the calendar (the n-th session
+    given replaces the n-th session scheduled; more are added, fewer cancel the rest). Only
+    the organisation's members and admins may; a closed or cancelled notice is not changed."""
+    view = await get_training(session, training_id)
+    row = view.training
+    actor.require_org(row.organisation_id)
+    if row.status != TrainingStatus.OPEN:
+        raise ValidationFailed("training.error.not_open")
+    title = clean_text(data.title, "title", TITLE_MAX, required=True) or ""
+    target = clean_text(data.target_group, "target_group", TARGET_MAX, required=True)
+    description = clean_text(data.description, "description", DESCRIPTION_MAX, multiline=True)
+    location = clean_text(data.location, "location", LOCATION_MAX)
+    contact = parse_apply(data.how_to_apply)
+    district = calendar.resolve_district(ctx, data.district)
+    if not data.sessions:
+        raise ValidationFailed("training.error.no_sessions")
+    if len(data.sessions) > MAX_SESSIONS:
+        raise ValidationFailed("training.error.too_many_sessions", count=len(data.sessions),
+                               limit=MAX_SESSIONS)
+    pairs = sorted((_session_pair(item, ctx) for item in data.sessions),
+                   key=lambda p: (_first_day(p[0], ctx), str(p[0])))
+    check_deadline(ctx, data.deadline, _first_day(pairs[0][0], ctx))
+    row.title, row.target_group, row.description = title, target, description
+    row.places, row.cost_pln, row.deadline = check_places(data.places), check_cost(data.cost), data.deadline
+    row.apply_url = contact.value if contact.kind == "url" else None
+    row.apply_email = contact.value if contact.kind == "email" else None
+    row.apply_phone = contact.value if contact.kind == "phone" else None
+    row.district_id = (await calendar.district_id_map(session, ctx))[district.slug]
+    live = [e for e in view.sessions if e.status == EventStatus.SCHEDULED]
+    sessions: list[Event] = []
+    for index, (start, end, all_day) in enumerate(pairs):
+        session_input = calendar.EventInput(
+            title=title, start=start, end=end, all_day=all_day, district=district.slug,
+            category="training", audiences=list(data.audiences), organisation_id=row.organisation_id,
+            description=description, location=location,
+            registration_url=contact.value if contact.kind == "url" else None, training_id=row.id)
+        if index < len(live):
+            sessions.append(await calendar.update_event(session, ctx, actor, live[index].id, session_input))
+        else:
+            sessions.append(await calendar.add_event(session, ctx, actor, session_input))
+    for extra in live[len(pairs):]:
+        await calendar.cancel_event(session, ctx, actor, extra.id)
+    await session.flush()
+    await session.refresh(row, ["organisation", "district"])
+    await audit.record(session, actor, "training.update", "training", row.id, sessions=len(sessions))
+    return TrainingView(row, sessions)
+
+
 async def get_training(session: AsyncSession, training_id: int) -> TrainingView:
     row = await session.get(Training, training_id)
     if row is None:

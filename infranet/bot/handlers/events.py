@@ -657,12 +657,14 @@ def _conflict_text(turn: Turn, report: conflict_api.ConflictReport, suggestions:
     return turn.t("bot.events.conflicts", items=Html("\n".join(items)))
 
 
-def _conflict_buttons(turn: Turn, suggestions: list[Any]) -> list[list[tuple[str, str]]]:
-    rows = [[(turn.t("bot.events.keep"), cb("ev", "keep"))]]
+def _conflict_buttons(turn: Turn, suggestions: list[Any], prefix: str = "ev") -> list[list[tuple[str, str]]]:
+    """Keep my date, the free dates found, Cancel; `prefix` is the form's (the /training
+    form shows this same screen with its own buttons)."""
+    rows = [[(turn.t("bot.events.keep"), cb(prefix, "keep"))]]
     for index, (start, end) in enumerate(suggestions):
         all_day = not isinstance(start, datetime)
-        rows.append([(when_text(turn.ctx, start, end, all_day, turn.lang)[:60], cb("ev", "sug", index))])
-    rows.append([(turn.t("bot.cancel"), cb("ev", "x"))])
+        rows.append([(when_text(turn.ctx, start, end, all_day, turn.lang)[:60], cb(prefix, "sug", index))])
+    rows.append([(turn.t("bot.cancel"), cb(prefix, "x"))])
     return rows
 
 
@@ -1167,11 +1169,14 @@ async def _my_events(turn: Turn) -> list[calendar.Occurrence]:
     found = await calendar.list_events(turn.session, turn.ctx, start=now, end=now + timedelta(days=732),
                                        organisation_id=member.organisation_id, include_pending=True,
                                        viewer=turn.actor)
-    seen: set[int] = set()
+    seen: set[tuple[str, int]] = set()
     events = []
     for o in found:
-        if o.event.id not in seen:
-            seen.add(o.event.id)
+        # A series once, and a training notice once (its buttons act on the notice).
+        training_id = o.event.training_id
+        key = ("t", training_id) if training_id is not None else ("e", o.event.id)
+        if key not in seen:
+            seen.add(key)
             events.append(o)
     return events
 
@@ -1272,6 +1277,10 @@ def _my_buttons(turn: Turn, o: calendar.Occurrence) -> list[list[tuple[str, str]
     """Edit and Cancel of one /my item; under a series they name the date shown, and ask
     whether the change is for that date or the whole series."""
     event_id = o.event.id
+    training_id = getattr(o.event, "training_id", None)
+    if training_id is not None:  # a session of a training notice: the notice is what changes
+        return [[(turn.t("bot.events.edit"), cb("tr", "e", training_id)),
+                 (turn.t("bot.events.cancel_event"), cb("tr", "c", training_id))]]
     if o.event.rrule:
         key = occurrence_key(o.start)
         return [[(turn.t("bot.events.edit"), cb("ev", "e", event_id, key)),

@@ -6,7 +6,12 @@ deadline rules, permissions, sessions as calendar events, claiming reminders onc
 and `infranet.calendar.dateparse` (session lists, dates).
 
 Callback data (prefix `tr`): tr:skip  tr:free  tr:d:<i>  tr:sr:<i>  tr:dback
-tr:ok  tr:x  tr:p:<page>:<area index or ->  tr:c:<training id>[:y].
+tr:ok  tr:edit  tr:x  tr:f:<field>  tr:keep  tr:sug:<i>  tr:p:<page>:<area index or ->
+tr:c:<training id>[:y]  tr:e:<training id> (edit a notice: its form, at the summary).
+
+The confirm runs every session through the calendar's conflict check, and a clash gets
+the /event form's conflict screen, free-date buttons and organiser notices (the same
+functions, from `handlers.events`), one session at a time.
 
 Jobs: `schedule_jobs(ctx, scheduler, runtime=None)` adds the daily deadline job
 (08:05 local time, outside the DST hour) to the service's scheduler; `deadline_job`
@@ -39,6 +44,9 @@ from infranet.bot.common import (
     tr,
 )
 from infranet.bot.handlers.events import (
+    _conflict_buttons,
+    _conflict_text,
+    _tell_organisers,
     district_at,
     district_buttons,
     edit_if_changed,
@@ -47,6 +55,8 @@ from infranet.bot.handlers.events import (
     today,
     when_text,
 )
+from infranet.calendar import conflicts as conflict_api
+from infranet.calendar import events as calendar
 from infranet.calendar import trainings as notices
 from infranet.calendar.dateparse import parse_date, parse_sessions
 from infranet.context import AppContext
@@ -61,7 +71,9 @@ log = logging.getLogger(__name__)
 COMMANDS = [Command("training", "member"), Command("trainings")]
 
 PAGE_SIZE = 6
-(TITLE, SESSIONS, DEADLINE, TARGET, PLACES, COST, APPLY, DISTRICT, DESCRIPTION, SUMMARY) = range(10)
+(TITLE, SESSIONS, DEADLINE, TARGET, PLACES, COST, APPLY, DISTRICT, DESCRIPTION, SUMMARY, CONFLICT,
+ EDIT_PICK) = range(12)
+FIELDS = ("title", "sessions", "deadline", "target", "places", "cost", "apply", "district", "description")
 
 register({
     "bot.cmd.training": {"pl": "ogłoś nabór na szkolenie", "en": "announce a training recruitment"},
@@ -128,6 +140,22 @@ register({
         "en": "The recruitment for “{title}” is closed (the deadline was {deadline}). The sessions stay "
               "in the calendar.",
     },
+    "bot.trainings.updated": {
+        "pl": "Zmieniono nabór „{title}”. Terminy w kalendarzu są zaktualizowane.",
+        "en": "Changed the notice “{title}”. Its sessions in the calendar are updated.",
+    },
+    "bot.trainings.conflict_session": {"pl": "Spotkanie {index} z {count}: {when}",
+                                       "en": "Session {index} of {count}: {when}"},
+    "bot.trainings.f.title": {"pl": "Tytuł", "en": "Title"},
+    "bot.trainings.f.sessions": {"pl": "Terminy", "en": "Sessions"},
+    "bot.trainings.f.deadline": {"pl": "Zgłoszenia do", "en": "Apply by"},
+    "bot.trainings.f.target": {"pl": "Dla kogo", "en": "For"},
+    "bot.trainings.f.places": {"pl": "Miejsca", "en": "Places"},
+    "bot.trainings.f.cost": {"pl": "Koszt", "en": "Cost"},
+    "bot.trainings.f.apply": {"pl": "Jak się zgłosić", "en": "How to apply"},
+    "bot.trainings.f.district": {"pl": "Miejsce", "en": "Where"},
+    "bot.trainings.f.description": {"pl": "Opis", "en": "Description"},
+    "bot.trainings.edit": {"pl": "Zmień nabór", "en": "Edit the notice"},
     "bot.trainings.cancel": {"pl": "Odwołaj nabór", "en": "Cancel the notice"},
     "bot.trainings.confirm_cancel": {"pl": "Odwołać nabór „{title}” i jego terminy?",
                                      "en": "Cancel the notice “{title}” and its sessions?"},
@@ -163,8 +191,7 @@ async def cmd_training(turn: Turn) -> int:
 async def on_title(turn: Turn) -> int:
     _f(turn)["title"] = notices.clean_text(check_length(turn.text, notices.TITLE_MAX), "title",
                                            notices.TITLE_MAX, required=True)
-    turn.say("bot.trainings.ask_sessions")
-    return SESSIONS
+    return _next(turn, SESSIONS)
 
 
 @handler(access="member", chat="private")
@@ -180,11 +207,8 @@ async def on_sessions(turn: Turn) -> int:
         else:
             sessions.append([span.start, span.end, False])
     notices.check_session_times(turn.ctx, [(s[0], s[1], s[2]) for s in sessions])
-    f["sessions"] = sessions
-    first_day = _first_day(turn, sessions)
-    turn.say("bot.trainings.ask_deadline", sessions=_sessions_label(turn, sessions),
-             first=format_date(first_day, turn.lang))
-    return DEADLINE
+    f["sessions"] = _in_order(turn, sessions)
+    return _next(turn, DEADLINE)
 
 
 def _first_day(turn: Turn, sessions: list[list[Any]]) -> date:
@@ -198,16 +222,14 @@ async def on_deadline(turn: Turn) -> int:
     deadline = parse_date(check_length(turn.text, 100), today(turn), lang=turn.lang)
     notices.check_deadline(turn.ctx, deadline, _first_day(turn, f["sessions"]))
     f["deadline"] = deadline
-    turn.say("bot.trainings.ask_target")
-    return TARGET
+    return _next(turn, TARGET)
 
 
 @handler(access="member", chat="private")
 async def on_target(turn: Turn) -> int:
     _f(turn)["target_group"] = notices.clean_text(check_length(turn.text, notices.TARGET_MAX),
                                                   "target_group", notices.TARGET_MAX, required=True)
-    turn.say("bot.trainings.ask_places", _skip(turn))
-    return PLACES
+    return _next(turn, PLACES)
 
 
 @handler(access="member", chat="private")
@@ -218,8 +240,7 @@ async def on_places(turn: Turn) -> int:
     else:
         places = notices.parse_places(check_length(turn.text, 20))
     _f(turn)["places"] = places
-    turn.say("bot.trainings.ask_cost", [[(turn.t("bot.trainings.free"), cb("tr", "free"))]])
-    return COST
+    return _next(turn, COST)
 
 
 @handler(access="member", chat="private")
@@ -230,16 +251,14 @@ async def on_cost(turn: Turn) -> int:
     else:
         cost = notices.parse_cost(check_length(turn.text, 40))
     _f(turn)["cost"] = cost
-    turn.say("bot.trainings.ask_apply")
-    return APPLY
+    return _next(turn, APPLY)
 
 
 @handler(access="member", chat="private")
 async def on_apply(turn: Turn) -> int:
     contact = notices.parse_apply(check_length(turn.text, 500))
     _f(turn)["how_to_apply"] = contact.value
-    turn.say("bot.trainings.ask_district", district_buttons(turn, "tr"))
-    return DISTRICT
+    return _next(turn, DISTRICT)
 
 
 @handler(access="member", chat="private")
@@ -261,8 +280,7 @@ async def on_district(turn: Turn) -> int | None:
     else:
         district = turn.ctx.region.match(check_length(turn.text, 120))
     _f(turn)["district"] = district.slug
-    turn.say("bot.trainings.ask_description", _skip(turn), limit=notices.DESCRIPTION_MAX)
-    return DESCRIPTION
+    return _next(turn, DESCRIPTION)
 
 
 @handler(access="member", chat="private")
@@ -275,9 +293,67 @@ async def on_description(turn: Turn) -> int:
                                    notices.DESCRIPTION_MAX, multiline=True)
     f = _f(turn)
     f["description"] = value
-    turn.reply(turn.t("bot.trainings.summary", body=_body(turn, f)), [
-        [(turn.t("bot.confirm"), cb("tr", "ok")), (turn.t("bot.cancel"), cb("tr", "x"))]])
-    return SUMMARY
+    return _next(turn, SUMMARY)
+
+
+def _next(turn: Turn, state: int) -> int:
+    """Ask the question of `state`; while one field of a filled form is being changed
+    (`editing`), go back to the summary instead (the deadline is asked again when new
+    sessions start before it)."""
+    f = _f(turn)
+    if f.get("editing") and "deadline" in f and (
+            state != DEADLINE or f["deadline"] <= _first_day(turn, f["sessions"])):
+        state = SUMMARY
+    if state == SUMMARY:
+        f["editing"] = False
+        turn.reply(turn.t("bot.trainings.summary", body=_body(turn, f)), [
+            [(turn.t("bot.confirm"), cb("tr", "ok")), (turn.t("bot.events.edit"), cb("tr", "edit")),
+             (turn.t("bot.cancel"), cb("tr", "x"))]])
+    elif state == TITLE:
+        turn.say("bot.trainings.ask_title", limit=notices.TITLE_MAX)
+    elif state == SESSIONS:
+        turn.say("bot.trainings.ask_sessions")
+    elif state == DEADLINE:
+        turn.say("bot.trainings.ask_deadline", sessions=_sessions_label(turn, f["sessions"]),
+                 first=format_date(_first_day(turn, f["sessions"]), turn.lang))
+    elif state == TARGET:
+        turn.say("bot.trainings.ask_target")
+    elif state == PLACES:
+        turn.say("bot.trainings.ask_places", _skip(turn))
+    elif state == COST:
+        turn.say("bot.trainings.ask_cost", [[(turn.t("bot.trainings.free"), cb("tr", "free"))]])
+    elif state == APPLY:
+        turn.say("bot.trainings.ask_apply")
+    elif state == DISTRICT:
+        turn.say("bot.trainings.ask_district", district_buttons(turn, "tr"))
+    elif state == DESCRIPTION:
+        turn.say("bot.trainings.ask_description", _skip(turn), limit=notices.DESCRIPTION_MAX)
+    return state
+
+
+def _in_order(turn: Turn, sessions: list[list[Any]]) -> list[list[Any]]:
+    """Sessions in the order the notice stores them (by first day, then start), so that the
+    n-th one here is the n-th session saved."""
+    return sorted(sessions, key=lambda s: (_first_day(turn, [s]), str(s[0])))
+
+
+def _session_inputs(turn: Turn, f: dict[str, Any]) -> list[calendar.EventInput]:
+    """The sessions as the calendar will get them (what the conflict check looks at)."""
+    member = turn.who.member
+    return [calendar.EventInput(
+        title=f["title"], start=s[0], end=s[1], all_day=bool(s[2]),
+        district=f.get("district") or turn.ctx.region.root.slug, category="training", audiences=["ngo"],
+        organisation_id=f.get("organisation_id") or (member.organisation_id if member else None),
+    ) for s in f["sessions"]]
+
+
+def _training_input(turn: Turn, f: dict[str, Any]) -> notices.TrainingInput:
+    return notices.TrainingInput(
+        title=f["title"], sessions=[(s[0], s[1]) for s in f["sessions"]], deadline=f["deadline"],
+        target_group=f["target_group"], how_to_apply=f["how_to_apply"],
+        district=f.get("district") or turn.ctx.region.root.slug, places=f.get("places"),
+        cost=f.get("cost"), description=f.get("description"), audiences=["ngo"],
+    )
 
 
 def _cost_text(turn: Turn, cost: Any) -> str:
@@ -309,7 +385,7 @@ def _body(turn: Turn, f: dict[str, Any]) -> Html:
     return Html("\n".join(rows))
 
 
-@handler(access="member", chat="private")
+@handler(access="member", chat="private", writes=False)
 async def on_summary(turn: Turn) -> int | None:
     f = _f(turn)
     choice = turn.data[1] if len(turn.data) > 1 else ""
@@ -320,17 +396,165 @@ async def on_summary(turn: Turn) -> int | None:
         turn.user_data.pop("training", None)
         turn.edit(turn.t("bot.cancelled"))
         return END
-    view = await notices.add_training(turn.session, turn.ctx, turn.actor, notices.TrainingInput(
-        title=f["title"], sessions=[(s[0], s[1]) for s in f["sessions"]], deadline=f["deadline"],
-        target_group=f["target_group"], how_to_apply=f["how_to_apply"],
-        district=f.get("district") or turn.ctx.region.root.slug, places=f.get("places"),
-        cost=f.get("cost"), description=f.get("description"), audiences=["ngo"],
-    ))
+    if choice == "edit":
+        turn.edit(turn.t("bot.events.edit_what"), [
+            [(turn.t("bot.trainings.f." + name), cb("tr", "f", name))] for name in FIELDS])
+        return EDIT_PICK
+    if choice != "ok":
+        turn.toast(turn.t("bot.button_expired"))
+        return None
+    f["kept"] = []
+    return await _check_and_save(turn, f)
+
+
+async def _check_and_save(turn: Turn, f: dict[str, Any]) -> int | None:
+    """Every session through the calendar's conflict check, in order; the first that clashes
+    (and was not kept) gets the /event form's conflict screen and free dates, and the
+    notice is saved once none is left."""
+    inputs = _session_inputs(turn, f)
+    own = set(f.get("session_ids") or [])
+    for index, data in enumerate(inputs):
+        if index in f.get("kept", []):
+            continue
+        ids = f.get("session_ids") or []
+        exclude = ids[index] if index < len(ids) else None
+        found = await conflict_api.find_conflicts(turn.session, turn.ctx, data, exclude_event_id=exclude)
+        # The notice's other sessions are not in the way of its own change.
+        report = conflict_api.ConflictReport([c for c in found.conflicts if c.event.id not in own],
+                                             [c for c in found.duplicates if c.event.id not in own],
+                                             found.warnings)
+        if report.clear:
+            continue
+        suggestions = await conflict_api.suggest_dates(turn.session, turn.ctx, data, n=3,
+                                                       exclude_event_id=exclude)
+        f["conflict_index"] = index
+        f["suggestions"] = [[start, end] for start, end in suggestions]
+        session = f["sessions"][index]
+        head = turn.t("bot.trainings.conflict_session", index=index + 1, count=len(inputs),
+                      when=when_text(turn.ctx, session[0], session[1], bool(session[2]), turn.lang))
+        turn.edit(Html(f"<b>{head}</b>\n\n" + _conflict_text(turn, report, suggestions)),
+                  _conflict_buttons(turn, suggestions, "tr"))
+        return CONFLICT
+    async with turn.writing():  # checked in the read transaction; only the save writes
+        view = await _save(turn, f)
+    kept = [inputs[i] for i in f.get("kept", []) if i < len(inputs)]
+    sessions = [e for e in view.sessions if e.status == EventStatus.SCHEDULED]
+    if kept:
+        # The organisers of what the poster kept the dates against hear about it, as after /event.
+        context, chat_id, lang, poster = turn.context, turn.chat_id, turn.lang, turn.who.telegram_id
+        for index in f.get("kept", []):
+            if index < len(sessions):
+                event_id, data = sessions[index].id, inputs[index]
+                turn.after_commit(lambda event_id=event_id, data=data: _tell_organisers(  # type: ignore[misc]
+                    context, chat_id, lang, poster, event_id, data))
+    return END
+
+
+async def _save(turn: Turn, f: dict[str, Any]) -> notices.TrainingView:
+    edit_id = f.get("edit_id")
+    if edit_id:
+        view = await notices.update_training(turn.session, turn.ctx, turn.actor, int(edit_id),
+                                             _training_input(turn, f))
+        key = "bot.trainings.updated"
+    else:
+        view = await notices.add_training(turn.session, turn.ctx, turn.actor, _training_input(turn, f))
+        key = "bot.trainings.saved"
     turn.user_data.pop("training", None)
-    turn.edit(turn.t("bot.trainings.saved", title=view.training.title))
+    turn.edit(turn.t(key, title=view.training.title))
     if view.training.moderation == Moderation.PENDING:
         turn.say("bot.trainings.pending")
-    return END
+    return view
+
+
+@handler(access="member", chat="private", writes=False)
+async def on_conflict(turn: Turn) -> int | None:
+    """The conflict screen of one session: keep its date, take a free date, or cancel."""
+    f = _f(turn)
+    choice = turn.data[1] if len(turn.data) > 1 else ""
+    index = f.get("conflict_index")
+    if "deadline" not in f or index is None:
+        turn.toast(turn.t("bot.button_expired"))
+        return END
+    if choice == "x":
+        turn.user_data.pop("training", None)
+        turn.edit(turn.t("bot.cancelled"))
+        return END
+    if choice == "keep":
+        f.setdefault("kept", []).append(index)
+        return await _check_and_save(turn, f)
+    if choice == "sug":
+        pick = int_part(turn.data, 2)
+        suggestions = f.get("suggestions") or []
+        if pick is None or not 0 <= pick < len(suggestions):
+            turn.toast(turn.t("bot.button_expired"))
+            return None
+        start, end = suggestions[pick]
+        f["sessions"][index] = [start, end, not isinstance(start, datetime)]
+        f["kept"] = []  # the order may change: every session is checked again
+        f["sessions"] = _in_order(turn, f["sessions"])
+        if f["deadline"] > _first_day(turn, f["sessions"]):
+            f["editing"] = True
+            turn.edit(turn.t("bot.trainings.f.sessions"))
+            return _next(turn, DEADLINE)
+        return await _check_and_save(turn, f)
+    turn.toast(turn.t("bot.button_expired"))
+    return None
+
+
+@handler(access="member", chat="private", db=False)
+async def on_edit_pick(turn: Turn) -> int | None:
+    f = _f(turn)
+    name = turn.data[2] if len(turn.data) > 2 else ""
+    if "deadline" not in f:
+        turn.toast(turn.t("bot.button_expired"))
+        return END
+    states = dict(zip(FIELDS, (TITLE, SESSIONS, DEADLINE, TARGET, PLACES, COST, APPLY, DISTRICT,
+                               DESCRIPTION), strict=True))
+    if name not in states:
+        turn.toast(turn.t("bot.button_expired"))
+        return None
+    turn.edit(turn.t("bot.trainings.f." + name))
+    f["editing"] = True
+    return _ask(turn, states[name])
+
+
+def _ask(turn: Turn, state: int) -> int:
+    """The question of `state` itself (even while editing)."""
+    f = _f(turn)
+    editing, f["editing"] = f.get("editing"), False
+    try:
+        return _next(turn, state)
+    finally:
+        f["editing"] = editing
+
+
+@handler(access="member", chat="private", writes=False)
+async def on_edit_entry(turn: Turn) -> int | None:
+    """Edit under a notice (/trainings, /my): its form, filled in, at the summary; saving
+    checks the sessions for conflicts again and updates them in the calendar."""
+    training_id = int_part(turn.data, 2)
+    if training_id is None:
+        turn.toast(turn.t("bot.button_expired"))
+        return END
+    view = await notices.get_training(turn.session, training_id)
+    row = view.training
+    turn.actor.require_org(row.organisation_id)
+    if row.status != TrainingStatus.OPEN:
+        turn.say("training.error.not_open")
+        return END
+    tz = turn.ctx.tz
+    live = [e for e in view.sessions if e.status == EventStatus.SCHEDULED]
+    sessions = [[e.starts_at.astimezone(tz).date(), (e.ends_at.astimezone(tz) - timedelta(hours=1)).date(),
+                 True] if e.all_day else [e.starts_at, e.ends_at, False] for e in live]
+    turn.user_data["training"] = {
+        "edit_id": row.id, "session_ids": [e.id for e in live], "title": row.title,
+        "sessions": sessions, "deadline": row.deadline, "target_group": row.target_group,
+        "places": row.places, "cost": row.cost_pln,
+        "how_to_apply": row.apply_url or row.apply_email or row.apply_phone or "",
+        "district": row.district.slug, "description": row.description,
+        "organisation_id": row.organisation_id,
+    }
+    return _next(turn, SUMMARY)
 
 
 # --- /trainings ------------------------------------------------------------------------------
@@ -396,7 +620,8 @@ async def cmd_trainings(turn: Turn) -> None:
                                                 include_pending=True)
         for view in own[:PAGE_SIZE]:
             turn.reply(Html(_notice_text(turn, view)),
-                       [[(turn.t("bot.trainings.cancel"), cb("tr", "c", view.training.id))]])
+                       [[(turn.t("bot.trainings.edit"), cb("tr", "e", view.training.id)),
+                         (turn.t("bot.trainings.cancel"), cb("tr", "c", view.training.id))]])
 
 
 @handler()
@@ -486,7 +711,8 @@ def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
     text = filters.TEXT & ~filters.COMMAND
     form_handler = conversation(
         ctx, "training",
-        entry_points=[CommandHandler("training", cmd_training)],
+        entry_points=[CommandHandler("training", cmd_training),
+                      CallbackQueryHandler(on_edit_entry, pattern=r"^tr:e:\d+$")],
         states={
             TITLE: [MessageHandler(text, on_title)],
             SESSIONS: [MessageHandler(text, on_sessions)],
@@ -499,7 +725,9 @@ def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
                        CallbackQueryHandler(on_district, pattern=r"^tr:(d|sr|dback)(:|$)")],
             DESCRIPTION: [MessageHandler(text, on_description),
                           CallbackQueryHandler(on_description, pattern=r"^tr:skip$")],
-            SUMMARY: [CallbackQueryHandler(on_summary, pattern=r"^tr:(ok|x)$")],
+            SUMMARY: [CallbackQueryHandler(on_summary, pattern=r"^tr:(ok|edit|x)$")],
+            EDIT_PICK: [CallbackQueryHandler(on_edit_pick, pattern=r"^tr:f:")],
+            CONFLICT: [CallbackQueryHandler(on_conflict, pattern=r"^tr:(keep|sug:\d+|x)$")],
         },
     )
     return [
