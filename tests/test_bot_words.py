@@ -208,3 +208,12 @@ async def test_the_repeated_autumn_hour_is_the_first_with_a_note(bot: BotHarness
     # The first 02:30 (summer time, UTC+2) to 03:30 winter time (UTC+1): one stretch of 2 hours.
     assert (row.starts_at, row.ends_at) == (datetime(2027, 10, 31, 0, 30, tzinfo=UTC),
                                             datetime(2027, 10, 31, 2, 30, tzinfo=UTC))
+
+
+async def test_trainings_listing_asks_which_district_with_buttons(bot: BotHarness) -> None:
+    await _setup(bot)
+    question = await bot.api.ask(ALICE, "/trainings Olsztyn")
+    assert "Które z nich" in question.text and len(question.buttons) == 2
+    listing = await bot.api.click(ALICE, question, question.button("powiat olsztyński"))
+    assert listing.kind == "edit" and listing.text == "Brak otwartych naborów — olsztyński."
+    assert bot.api.errors == []

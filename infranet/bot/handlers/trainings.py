@@ -49,6 +49,7 @@ from infranet.bot.handlers.events import (
     _tell_organisers,
     district_at,
     district_buttons,
+    district_question,
     edit_if_changed,
     shorten,
     subregion_buttons,
@@ -61,6 +62,7 @@ from infranet.calendar import trainings as notices
 from infranet.calendar.dateparse import parse_date, parse_sessions
 from infranet.context import AppContext
 from infranet.i18n import format_date, register
+from infranet.region import UnknownDistrict
 from infranet.storage.models import EventStatus, Moderation, TrainingStatus
 
 if TYPE_CHECKING:
@@ -278,7 +280,11 @@ async def on_district(turn: Turn) -> int | None:
             return None
         turn.edit(esc(district.name))
     else:
-        district = turn.ctx.region.match(check_length(turn.text, 120))
+        try:
+            district = turn.ctx.region.match(check_length(turn.text, 120))
+        except UnknownDistrict as exc:  # "Olsztyn": which one; a typo or a place elsewhere: buttons
+            turn.reply(*district_question(turn, exc, "tr"))
+            return None
     _f(turn)["district"] = district.slug
     return _next(turn, DESCRIPTION)
 
@@ -609,7 +615,13 @@ async def cmd_trainings(turn: Turn) -> None:
     text = " ".join(turn.args).strip()
     area_key = "-"
     if text:
-        district = turn.ctx.region.match(check_length(text, 120))
+        try:
+            district = turn.ctx.region.match(check_length(text, 120))
+        except UnknownDistrict as exc:  # buttons that list the district chosen
+            districts = turn.ctx.region.districts
+            turn.reply(*district_question(turn, exc, "tr",
+                                          pick=lambda d: cb("tr", "p", 0, districts.index(d))))
+            return
         area_key = str(turn.ctx.region.districts.index(district))
     body, buttons = await _page(turn, area_key, 0)
     turn.reply(body, buttons)
