@@ -17,7 +17,7 @@ from tests.bot_fixtures import BotHarness, skip_optional_steps
 from tests.botapi import Sent
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday, 10:00 in Warsaw
-ALICE, BOB = 1001, 2002
+ALICE, BOB, USER_NEW = 1001, 2002, 7201
 
 
 async def _setup(bot: BotHarness) -> None:
@@ -181,6 +181,10 @@ async def test_check_accepts_hours(bot: BotHarness) -> None:
     assert "wolne" in free.text and "13:00–14:30" in free.text
     assert "wolne" in (await bot.api.ask(ALICE, "/check 5.12 10:00-14:30 ełcki")).text
     assert "Forum" in (await bot.api.ask(ALICE, "/check 5.12 olsztyński")).text
+    # A range of days with hours: those hours on each day.
+    days = await bot.api.ask(ALICE, "/check 4-6.12 10-14 olsztyński")
+    assert "Forum" in days.text and "(1)" in days.text
+    assert "wolne" in (await bot.api.ask(ALICE, "/check 4-6.12 14-18 olsztyński")).text
     assert bot.api.errors == []
 
 
@@ -217,3 +221,20 @@ async def test_trainings_listing_asks_which_district_with_buttons(bot: BotHarnes
     listing = await bot.api.click(ALICE, question, question.button("powiat olsztyński"))
     assert listing.kind == "edit" and listing.text == "Brak otwartych naborów — olsztyński."
     assert bot.api.errors == []
+
+
+async def test_a_list_of_districts_says_which_name_is_ambiguous(bot: BotHarness) -> None:
+    """Where districts are typed as a list (a new organisation's area), "Olsztyn" is
+    answered with both meanings and how to write each, not "I don't know it"."""
+    api = bot.api
+    await api.ask(USER_NEW, "/join")
+    offer = await api.ask(USER_NEW, "Fundacja Zupełnie Nowa")
+    ask_name = await api.click(USER_NEW, offer, offer.button("Zgłoś nową"))
+    assert "nazwę" in ask_name.text
+    kinds = await api.ask(USER_NEW, "Fundacja Zupełnie Nowa")
+    ask_area = await api.click(USER_NEW, kinds, kinds.button("OWES"))
+    assert "m. Elbląg" in ask_area.text  # the example is not itself ambiguous
+    answer = await api.ask(USER_NEW, "Olsztyn, ełcki")
+    assert "więcej niż jeden powiat" in answer.text and "m. Olsztyn / olsztyński" in answer.text
+    assert "Nie znam" not in answer.text
+    assert "e-mail" in (await api.ask(USER_NEW, "m. Olsztyn, ełcki")).text

@@ -48,7 +48,7 @@ from infranet.bot.persistence import conv_key, record_receipt
 from infranet.context import AppContext
 from infranet.errors import InfranetError, PermissionDenied, ValidationFailed
 from infranet.i18n import normalise_language, register, t
-from infranet.region import UnknownDistrict
+from infranet.region import AmbiguousDistrict, UnknownDistrict
 from infranet.storage.actors import Actor
 from infranet.storage.database import Database
 from infranet.storage.models import Member, Organisation
@@ -614,6 +614,9 @@ async def _wrote(session: AsyncSession) -> bool:
 def _district_error(lang: str, exc: UnknownDistrict) -> str:
     if exc.outside:  # nothing like it in the region: say so rather than "did you mean —"
         return t(lang, "bot.district.outside_plain", query=exc.query)
+    if isinstance(exc, AmbiguousDistrict):  # known, but two districts bear the name
+        return t(lang, "bot.district.which_plain", query=exc.query,
+                 options=" / ".join(d.name for d in exc.suggestions))
     hint = ", ".join(d.name for d in exc.suggestions)
     return t(lang, "bot.unknown_district", query=exc.query, hint=hint or "—")
 

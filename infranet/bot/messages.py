@@ -32,6 +32,12 @@ register({
         "pl": "„{query}” to miasto na prawach powiatu albo powiat wokół niego. Które z nich?",
         "en": "“{query}” is the city (a powiat of its own) or the powiat around it. Which one?",
     },
+    "bot.district.which_plain": {
+        "pl": "„{query}” to więcej niż jeden powiat: {options}. Napisz, który, np. „m. …” dla miasta "
+              "albo „powiat …”.",
+        "en": "“{query}” names more than one district: {options}. Write which one, e.g. “m. …” for "
+              "the city or “powiat …”.",
+    },
     "bot.district.city": {"pl": "{name} — miasto (powiat grodzki)",
                           "en": "{name} — the city (a powiat of its own)"},
     "bot.district.powiat": {"pl": "powiat {name}", "en": "powiat {name} (district)"},

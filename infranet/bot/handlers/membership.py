@@ -102,10 +102,10 @@ register({
     "bot.join.ask_type": {"pl": "Jakiego typu jest to organizacja?",
                           "en": "What kind of organisation is it?"},
     "bot.join.ask_districts": {
-        "pl": "Na jakim obszarze działa? Wypisz powiaty po przecinku (np. olsztyński, Elbląg) "
+        "pl": "Na jakim obszarze działa? Wypisz powiaty po przecinku (np. olsztyński, m. Elbląg) "
               "albo wybierz całe województwo.",
         "en": "Where does it work? List the districts separated by commas (e.g. olsztyński, "
-              "Elbląg) or choose the whole region."},
+              "m. Elbląg) or choose the whole region."},
     "bot.join.region_button": {"pl": "Całe województwo", "en": "The whole region"},
     "bot.join.ask_email": {"pl": "Podaj kontaktowy adres e-mail organizacji.",
                            "en": "Give the organisation's contact e-mail address."},
