@@ -34,11 +34,13 @@ SECRET = "two-instances_1"
 @dataclass
 class Instance:
     bot: BotHarness
-    client: httpx.AsyncClient
 
     async def deliver(self, update: dict[str, object]) -> None:
-        answer = await self.client.post("/telegram/webhook", json=update,
-                                        headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+        app = Starlette(routes=self.bot.runtime.routes)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://instance") as client:
+            answer = await client.post("/telegram/webhook", json=update,
+                                       headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
         assert answer.status_code == 200, answer.text
 
 
@@ -52,14 +54,10 @@ async def two(ctx: AppContext, botapi: BotApi, tmp_path: Path) -> AsyncIterator[
         for context in (ctx, other):
             context.clock = lambda: NOW
             bot = await start_bot(context, botapi, mode="webhook", webhook_secret=SECRET)
-            client = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=Starlette(routes=bot.runtime.routes)),
-                base_url="http://instance")
-            instances.append(Instance(bot, client))
+            instances.append(Instance(bot))
         yield instances
     finally:
         for instance in instances:
-            await instance.client.aclose()
             await instance.bot.runtime.stop()
         await other.db.dispose()
 
@@ -112,3 +110,26 @@ async def test_one_form_alternates_between_two_instances(two: list[Instance], bo
     # The form is over on both instances.
     assert "Nie wiem, do czego" in (await say(b, "jeszcze coś")).text
     assert "Nie wiem, do czego" in (await say(a, "i jeszcze")).text
+
+
+async def test_a_timeout_set_on_one_instance_waits_for_a_step_taken_on_the_other(
+        two: list[Instance], botapi: BotApi) -> None:
+    for instance in two:
+        instance.bot.ctx.settings.telegram.conversation_timeout_s = 2  # below the minimum, for speed
+        await instance.bot.restart()
+    a, b = two
+    await a.bot.member(USER, "Fundacja Testowa")
+    await a.deliver(typed(botapi, "/event"))
+    assert "Jak się nazywa" in (await botapi.next_reply(USER)).text
+    await asyncio.sleep(1.2)
+    await b.deliver(typed(botapi, "Spotkanie na czas"))
+    asked = asyncio.get_running_loop().time()
+    assert "Kiedy" in (await botapi.next_reply(USER)).text
+    # a's timeout (2 s after /event) finds the form moved on elsewhere and stays silent;
+    # b's (2 s after the title) ends it and says so, once.
+    expired = await botapi.next_reply(USER, wait=5)
+    assert "wygasła" in expired.text
+    assert asyncio.get_running_loop().time() - asked > 1.5
+    await botapi.silence(USER, 1.0)
+    await a.deliver(typed(botapi, "5 grudnia"))
+    assert "Nie wiem, do czego" in (await botapi.next_reply(USER)).text

@@ -772,7 +772,7 @@ class Form(ConversationHandler[Any]):
         async def work(scope: Any) -> None:
             row = scope.rows.get(conv_key(self.name or "", key))
             moved = float(row.get("at") or 0) if isinstance(row, dict) else None
-            if moved is None or time.time() - moved < limit - 1:
+            if moved is None or time.time() - moved < limit - min(1.0, limit / 4):
                 async with self._timeout_jobs_lock:  # ended or moved on (maybe elsewhere)
                     if self.timeout_jobs.get(key) is job:
                         del self.timeout_jobs[key]
