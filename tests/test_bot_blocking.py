@@ -125,3 +125,22 @@ async def test_unblock_in_the_bot_and_the_cli(bot: BotHarness, capsys: pytest.Ca
     assert "not blocked" in capsys.readouterr().err
     assert await run(bot.ctx, "member", "unblock", "424242") == 1
     assert "424242" in capsys.readouterr().err
+
+
+async def test_blocking_a_requester_settles_their_request(bot: BotHarness) -> None:
+    api = bot.api
+    await bot.member(ADMIN_ID, None, admin=True, name="Anna Admin")
+    await bot.org("Fundacja Testowa")
+    await api.ask(MEMBER, "/join")
+    pick = await api.ask(MEMBER, "Testowa")
+    await api.click(MEMBER, pick, pick.button("Testowa"))
+    request = await api.next_reply(ADMIN_ID)
+    async with bot.ctx.db.transaction() as session:
+        member = await get_member(session, MEMBER)
+        assert member is not None
+    confirm = await api.ask(ADMIN_ID, f"/block #{member.id}")
+    await api.click(ADMIN_ID, confirm, confirm.button("Zablokuj"))
+    api.press(ADMIN_ID, request, request.button("Zatwierdź"))
+    answer = await api.next_answer()
+    assert "już rozpatrzona" in answer and "Anna Admin" in answer and "odrzucona" in answer
+    assert await _state(bot, MEMBER) == (MemberStatus.BLOCKED, Role.MEMBER)

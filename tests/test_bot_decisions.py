@@ -252,3 +252,21 @@ async def test_a_newsletter_send_is_confirmed_once(bot: BotHarness) -> None:
     assert "anulował" in await api.next_answer()
     async with bot.ctx.db.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(NewsletterIssue)) == 1
+
+
+async def test_an_event_cancelled_while_waiting_is_not_published(bot: BotHarness) -> None:
+    bot.ctx.settings.calendar.moderation = "all"
+    await _admins(bot)
+    await bot.member(POSTER, "Fundacja Plakat")
+    api = bot.api
+    event = await _pending_event(bot, "Forum odwołane")
+    copy = await api.next_reply(ADMIN_ID)
+    async with bot.ctx.db.transaction() as session:
+        member = await get_member(session, POSTER)
+        assert member is not None
+        await calendar.cancel_event(session, bot.ctx, Actor.of(member), event.id)
+    said = await api.click(ADMIN_ID, copy, copy.button("Opublikuj"))
+    assert "odwołał" in said.text and not said.buttons
+    async with bot.ctx.db.transaction() as session:
+        row = await session.get(Event, event.id)
+        assert row is not None and row.moderation == Moderation.PENDING

@@ -307,10 +307,13 @@ async def block_member(session: AsyncSession, ctx: AppContext, actor: Actor, mem
     only by an owner (or the CLI); owners not through the bot at all."""
     member = await get_member_by_id(session, member_id)
     check_may_block(ctx, actor, member)
+    # A request still waiting is refused with the block, by whoever blocked: its buttons then
+    # answer "already decided by NAME" instead of approving a blocked person.
     await session.execute(update(MembershipRequest).where(
         MembershipRequest.member_id == member.id,
         MembershipRequest.status == RequestStatus.PENDING).values(
-        status=RequestStatus.WITHDRAWN, decided_at=ctx.now()))
+        status=RequestStatus.REJECTED, decided_at=ctx.now(),
+        decided_by=actor.member.id if actor.member else None, decided_by_name=actor_label(actor)))
     member.status = MemberStatus.BLOCKED
     member.role = Role.MEMBER
     await session.flush()

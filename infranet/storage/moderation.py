@@ -60,7 +60,8 @@ def training_version(sessions: list[Event]) -> int:
 @dataclass
 class Verdict:
     """What pressing Publish / Reject did: `state` is "decided" (by this admin), "already"
-    (decided before, by `decided_by`) or "outdated" (changed since: `current` is what waits now)."""
+    (decided before, by `decided_by`), "outdated" (changed since: `current` is what waits
+    now) or "cancelled" (its organiser cancelled it while it waited: nothing to decide)."""
 
     state: str
     title: str
@@ -191,6 +192,8 @@ async def decide_event(session: AsyncSession, ctx: AppContext, actor: Actor, eve
     if row.moderation != Moderation.PENDING:
         return Verdict("already", row.title, row.moderation, row.member_id,
                        await decided_by(session, "event", row.id))
+    if row.status == EventStatus.CANCELLED:  # withdrawn by its organiser while it waited
+        return Verdict("cancelled", row.title, row.moderation, row.member_id)
     if version is not None and version != row.revision:
         return Verdict("outdated", row.title, row.moderation, row.member_id,
                        current=Waiting("ev", row.id, event=row))

@@ -63,6 +63,8 @@ register({
                                "en": "❌ Rejected: {title}. Decided by {by}."},
     "bot.mod.already": {"pl": "To zostało już rozpatrzone przez {by}: {outcome}.",
                         "en": "This has already been decided by {by}: {outcome}."},
+    "bot.mod.cancelled": {"pl": "Organizator odwołał „{title}”; nie ma czego rozpatrywać.",
+                          "en": "The organiser cancelled \"{title}\"; there is nothing to decide."},
     "bot.mod.outcome.published": {"pl": "opublikowano", "en": "published"},
     "bot.mod.outcome.rejected": {"pl": "odrzucono", "en": "rejected"},
     "bot.mod.outdated": {
@@ -186,6 +188,10 @@ async def on_decision(turn: Turn) -> None:
         turn.toast(turn.t("bot.mod.outdated"))
         turn.edit(Html(f"{turn.t('bot.mod.outdated')}\n\n{describe(turn.ctx, result.current, turn.lang)}"),
                   buttons(result.current, turn.lang))
+        return
+    if result.state == "cancelled":
+        turn.toast(turn.t("bot.mod.cancelled", title=result.title))
+        turn.edit(turn.t("bot.mod.cancelled", title=result.title))
         return
     text_for = _outcome(result)
     turn.edit(text_for(turn.lang))
