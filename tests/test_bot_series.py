@@ -106,6 +106,14 @@ async def test_one_date_of_a_series_moved_and_another_cancelled(bot: BotHarness)
     starts = [d.astimezone(UTC) for d in rule]
     assert len(starts) == 11 and FIRST + timedelta(days=7) not in starts
     assert any(hasattr(v, "recurrence_id") for v in ours)
+    # the whole series confirmed as it is: its own moved date is not in its way
+    await api.ask(ALICE, "/my")
+    moved, series_item = await api.replies(ALICE, 2)
+    which = await api.click(ALICE, series_item, series_item.button("Zmień"))
+    summary = await api.click(ALICE, which, which.button("Całą serię"))
+    assert "Zmieniasz całą serię: 11 terminów" in summary.text
+    saved = await api.click(ALICE, summary, summary.button("Potwierdź"))
+    assert "Zmienione" in saved.text, saved.text
     assert api.errors == []
 
 
@@ -184,3 +192,29 @@ def test_all_day_occurrences_use_dates_in_the_feed_format() -> None:
                   org_name=None, org_email=None, org_phone=None, org_website=None)
     event = icalendar.Event.from_ical(render_vevent(row, tz, "Europe/Warsaw", "https://x"))
     assert [d.dt for d in event["EXDATE"].dts] == [date(2026, 12, 8)]
+
+
+async def test_a_series_checked_as_a_whole_is_not_in_its_own_way(bot: BotHarness) -> None:
+    """Changing a whole series leaves its moved dates out of its conflict check, as it does
+    the series itself; anyone else's event on that day still counts."""
+    from infranet.calendar import conflicts
+
+    series = await _setup(bot)
+    actor_data = calendar.EventInput(
+        title="Klub seniora (przeniesiony)", start=FIRST + timedelta(days=7, hours=1),
+        end=FIRST + timedelta(days=7, hours=3), district="olsztyński", category="meeting",
+        audiences=["seniors"])
+    async with bot.ctx.db.transaction() as session:
+        member = (await session.scalars(select(Member).where(Member.telegram_id == ALICE))).one()
+        await calendar.move_occurrence(session, bot.ctx, Actor.of(member), series.id, FIRST, actor_data)
+    whole = calendar.EventInput(
+        title="Klub seniora", start=FIRST, end=FIRST + timedelta(hours=2), district="olsztyński",
+        category="meeting", audiences=["seniors"], rrule="FREQ=WEEKLY;COUNT=12")
+    async with bot.ctx.db.read() as session:
+        report = await conflicts.find_conflicts(session, bot.ctx, whole, exclude_event_id=series.id)
+        assert report.conflicts == [] and report.duplicates == []
+        other = await conflicts.find_conflicts(session, bot.ctx, calendar.EventInput(
+            title="Inne spotkanie", start=FIRST + timedelta(days=7, hours=2),
+            end=FIRST + timedelta(days=7, hours=3), district="olsztyński", category="meeting",
+            audiences=["seniors"]))
+        assert [c.event.title for c in other.conflicts] == ["Klub seniora (przeniesiony)"], other

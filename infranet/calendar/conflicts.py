@@ -41,7 +41,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 import holidays
-from sqlalchemy import CompoundSelect, Select, bindparam, literal_column, select, union_all
+from sqlalchemy import CompoundSelect, Select, bindparam, literal_column, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar import recurrence
@@ -206,6 +206,13 @@ def _merge(windows: Iterable[_Window]) -> list[_Window]:
     return merged
 
 
+def _not_excluded() -> list[Any]:
+    """Neither the event being changed nor, for a series, its moved dates (overrides): a
+    series changed as a whole is not in its own way."""
+    return [Event.id != bindparam("exclude"),
+            or_(Event.series_id.is_(None), Event.series_id != bindparam("exclude"))]
+
+
 @lru_cache(maxsize=256)
 def _pool_statement(windows: int, exclude: bool, summaries: bool) -> Select[Any]:
     """The pool query for `windows` time windows, built once and reused with new values
@@ -213,7 +220,7 @@ def _pool_statement(windows: int, exclude: bool, summaries: bool) -> Select[Any]
     common = [Event.district_id.in_(bindparam("districts", expanding=True)),
               Event.status == EventStatus.SCHEDULED, Event.moderation == Moderation.PUBLISHED]
     if exclude:
-        common.append(Event.id != bindparam("exclude"))
+        common.extend(_not_excluded())
     branches = []
     for i in range(windows):
         lo, hi, earliest = bindparam(f"lo{i}"), bindparam(f"hi{i}"), bindparam(f"earliest{i}")
@@ -571,7 +578,7 @@ def _probe_statement(count: int, exclude: bool) -> CompoundSelect:
                       Event.rrule.is_(None), Event.starts_at < bindparam(f"hi{i}"),
                       Event.starts_at > bindparam(f"earliest{i}"), Event.last_ends_at > bindparam(f"lo{i}")]
         if exclude:
-            conditions.append(Event.id != bindparam("exclude"))
+            conditions.extend(_not_excluded())
         first = select(literal_column(str(i)).label("n")).where(*conditions).limit(1).subquery()
         branches.append(select(first.c.n))
     return union_all(*branches)
