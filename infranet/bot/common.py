@@ -684,6 +684,29 @@ def _with_nav(lang: str, nav: dict[str, Any], buttons: list[list[list[str]]]) ->
     return rows
 
 
+def _undo(before: Any, after: Any) -> dict[str, Any]:
+    """What « Wstecz needs to put a step's answers back: only the answers the step changed
+    (a whole form per step would make every later write of the state grow)."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return {"whole": before}
+    return {"set": {k: v for k, v in before.items() if after.get(k, v) != v or k not in after},
+            "unset": [k for k in after if k not in before]}
+
+
+def _apply_undo(user_data: dict[Any, Any], name: str, undo: dict[str, Any]) -> None:
+    if "whole" in undo or "set" not in undo:
+        whole = undo.get("whole")
+        if whole is None:
+            user_data.pop(name, None)
+        else:
+            user_data[name] = whole
+        return
+    answers = user_data.setdefault(name, {})
+    for key in undo.get("unset", []):
+        answers.pop(key, None)
+    answers.update(undo["set"])
+
+
 def _on_screen(turn: Turn, item: _Outgoing) -> bool:
     """Whether the edit `item` would leave the pressed message as it is (Telegram refuses it)."""
     message = turn.update.callback_query.message if turn.update.callback_query else None
@@ -750,7 +773,8 @@ class Form(ConversationHandler[Any]):
         if entry or mine is None:
             mine = {"form": self.name, "id": form_id, "steps": [], "prompt": None}
         elif after != state:
-            mine["steps"].append({"state": state, "form": before, "prompt": mine.get("prompt")})
+            mine["steps"].append({"state": state, "undo": _undo(before, user_data.get(self.name)),
+                                  "prompt": mine.get("prompt")})
         user_data[NAV] = mine
         if scope is not None:
             self._decorate(scope.turns[turns_before:], mine)
@@ -943,10 +967,7 @@ async def on_form_nav(update: Update, context: BotContext) -> None:
         await outdated()
         return
     step = steps.pop()
-    if step.get("form") is None:
-        user_data.pop(current.name, None)
-    else:
-        user_data[current.name] = step["form"]
+    _apply_undo(user_data, current.name or "", step.get("undo") or {})
     current._update_state(step["state"], key)
     nav["prompt"] = step.get("prompt")
     prompt = nav["prompt"] or [tr(lang, "bot.form.continue"), []]
