@@ -6,6 +6,10 @@ EventInput and validated, and only when all are valid is anything written, in th
 caller's single transaction. An event whose UID is already stored is updated only if
 something differs, so importing the same file twice changes nothing.
 
+A changed date of a series (a second VEVENT with the series' UID and a RECURRENCE-ID, as
+our own feeds publish it) becomes an override of that series, and the dates a series
+lists in EXDATE are cancelled, so that importing an export loses nothing.
+
 Text is taken as the plain text it is (`<b>` in a SUMMARY is four characters, not
 markup) and cleaned by the same rule as every other input (`infranet.validation`):
 invisible control characters never get from someone else's calendar into ours.
@@ -15,21 +19,25 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from icalendar import Calendar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from infranet.calendar import recurrence
+from infranet.calendar.dates import localize
 from infranet.calendar.events import (
     AUDIENCES,
     CATEGORIES,
     EventInput,
     add_event,
     cancel_event,
+    cancel_occurrence,
     category_label,
+    move_occurrence,
     update_event,
     validate_event,
 )
@@ -175,7 +183,7 @@ def _same(ctx: AppContext, row: Event, data: EventInput) -> bool:
     return (row.title == norm.title and row.description == norm.description
             and row.location == norm.location and row.url == norm.url
             and row.starts_at == norm.starts_at and row.ends_at == norm.ends_at
-            and row.all_day == norm.all_day and (row.rrule or None) == norm.rrule
+            and row.all_day == norm.all_day and recurrence.rule_part(row.rrule) == norm.rrule
             and row.district.slug == norm.district.slug and row.category == norm.category
             and list(row.audiences) == list(norm.audiences)
             and (norm.organisation_id is None or row.organisation_id == norm.organisation_id))
@@ -196,7 +204,10 @@ async def import_ics(session: AsyncSession, ctx: AppContext, actor: Actor, text:
     orgs_by_name = {name: id_ for name, id_ in rows}
     defaults = {"organisation_id": organisation_id, "district": district, "category": category}
     prepared: list[tuple[int, EventInput, bool]] = []
+    overrides: list[tuple[int, EventInput, bool, datetime, str]] = []
+    exdates: dict[str, list[datetime]] = {}
     seen: dict[str, int] = {}
+    seen_overrides: dict[tuple[str, datetime], int] = {}
     for index, component in enumerate(components):
         line = lines[index] if index < len(lines) else 1
         try:
@@ -209,6 +220,16 @@ async def import_ics(session: AsyncSession, ctx: AppContext, actor: Actor, text:
         except (ValueError, TypeError) as exc:
             raise _broken(line, f"event {_text(component, 'SUMMARY')!r}: {exc}") from None
         assert data.uid is not None
+        if component.get("RECURRENCE-ID") is not None:
+            moment = _moments(ctx, component, "RECURRENCE-ID")[0]
+            if (data.uid, moment) in seen_overrides:
+                raise _broken(line, f"UID {data.uid!r} with this RECURRENCE-ID appears twice "
+                              f"(first at line {seen_overrides[(data.uid, moment)]})")
+            seen_overrides[(data.uid, moment)] = line
+            overrides.append((line, replace(data, rrule=None, uid=None), cancelled, moment, data.uid))
+            continue
+        if component.get("EXDATE") is not None:
+            exdates[data.uid] = _moments(ctx, component, "EXDATE")
         if data.uid in seen:
             raise _broken(line, f"UID {data.uid!r} appears twice (first at line {seen[data.uid]})")
         seen[data.uid] = line
@@ -234,7 +255,73 @@ async def import_ics(session: AsyncSession, ctx: AppContext, actor: Actor, text:
             else:
                 await update_event(session, ctx, actor, row.id, data)
                 result.updated += 1
+            for moment in exdates.get(data.uid or "", []):
+                if _in_series(ctx, row, moment):
+                    await cancel_occurrence(session, ctx, actor, row.id, moment)
         except InfranetError as exc:
             raise _broken(line, f"event {data.title!r}: {exc.localized('en')}") from None
         result.ids.append(row.id)
+    masters = {data.uid for _line, data, _cancelled in prepared}
+    for line, data, cancelled, moment, uid in overrides:
+        try:
+            await _import_override(session, ctx, actor, result, data, cancelled, moment, uid, masters)
+        except InfranetError as exc:
+            raise _broken(line, f"event {data.title!r}: {exc.localized('en')}") from None
     return result
+
+
+def _moments(ctx: AppContext, component: Any, name: str) -> list[datetime]:
+    """The UTC starts a RECURRENCE-ID or EXDATE names (a date: its local midnight)."""
+    raw = component.get(name)
+    values: list[Any] = []
+    for item in raw if isinstance(raw, list) else [raw]:
+        values += [d.dt for d in item.dts] if hasattr(item, "dts") else [item.dt]
+    moments = []
+    for value in values:
+        if not isinstance(value, datetime):
+            moments.append(recurrence.local_midnight(value, ctx.tz))
+        elif value.tzinfo is None:
+            moments.append(localize(value, ctx.tz).astimezone(UTC))
+        else:
+            moments.append(value.astimezone(UTC))
+    return moments
+
+
+def _in_series(ctx: AppContext, row: Event, moment: datetime) -> bool:
+    return row.status != EventStatus.CANCELLED and bool(row.rrule) and any(
+        span.start == moment for span in recurrence.expand(row.rrule, row.starts_at, row.ends_at,
+                                                           row.all_day, ctx.tz))
+
+
+async def _import_override(session: AsyncSession, ctx: AppContext, actor: Actor, result: ImportResult,
+                           data: EventInput, cancelled: bool, moment: datetime, uid: str,
+                           masters: set[str | None]) -> None:
+    """One changed date of a series: a new override, or the stored one brought up to date."""
+    series = await session.scalar(select(Event).where(Event.uid == uid))
+    if series is None or uid not in masters:
+        raise ValidationFailed(field="RECURRENCE-ID", detail=f"no series with UID {uid!r} in the file")
+    stored = await session.scalar(select(Event).where(Event.series_id == series.id,
+                                                      Event.recurrence_id == moment))
+    if stored is None:
+        if not _in_series(ctx, series, moment):
+            result.unchanged += 1
+            return
+        if cancelled:
+            await cancel_occurrence(session, ctx, actor, series.id, moment)
+            result.cancelled += 1
+            return
+        row = await move_occurrence(session, ctx, actor, series.id, moment, data)
+        result.added += 1
+    elif stored.status == EventStatus.CANCELLED:
+        result.unchanged += 1
+        return
+    elif cancelled:
+        row = await cancel_event(session, ctx, actor, stored.id)
+        result.cancelled += 1
+    elif _same(ctx, stored, data):
+        row = stored
+        result.unchanged += 1
+    else:
+        row = await update_event(session, ctx, actor, stored.id, data)
+        result.updated += 1
+    result.ids.append(row.id)
