@@ -6,14 +6,18 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import httpx
 import icalendar
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
 from infranet.calendar import events as calendar
 from infranet.calendar import recurrence
 from infranet.calendar.feed import FeedCache, FeedFilter
 from infranet.calendar.ics_import import import_ics
+from infranet.calendar.service import build
 from infranet.context import AppContext
+from infranet.http import create_app
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, EventStatus
 
@@ -92,3 +96,19 @@ async def test_an_all_day_series_has_its_dates_changed_and_cancelled(ctx: AppCon
         await calendar.cancel_event(session, ctx, Actor.cli(), series.id)
         moved_row = (await session.scalars(select(Event).where(Event.series_id == series.id))).one()
         assert moved_row.status == EventStatus.CANCELLED
+
+
+async def test_the_json_api_lists_a_changed_date_and_the_rule_alone(ctx: AppContext) -> None:
+    ctx.clock = lambda: NOW
+    series = await _series(ctx, start=FIRST, end=FIRST + timedelta(hours=2))
+    async with ctx.db.transaction() as session:
+        await calendar.move_occurrence(session, ctx, Actor.cli(), series.id, FIRST, calendar.EventInput(
+            title="Klub seniora", start=FIRST + timedelta(days=1), end=FIRST + timedelta(days=1, hours=2),
+            district="olsztyński", category="meeting", audiences=["seniors"]))
+    app = create_app(ctx, [build(ctx, AsyncIOScheduler())])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+        answer = await http.get("/api/events?start=2026-12-01&end=2026-12-10")
+    assert answer.status_code == 200, answer.text
+    items = answer.json()["events"]
+    assert [(i["start"][:16], i["rrule"]) for i in items] == [
+        ("2026-12-02T10:00", None), ("2026-12-08T10:00", "FREQ=WEEKLY;COUNT=6")]

@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from infranet.calendar import recurrence
 from infranet.calendar.conflicts import Conflict, find_conflicts, suggest_dates
 from infranet.calendar.dates import localize
 from infranet.calendar.events import (
@@ -129,7 +130,9 @@ def _occurrence_json(ctx: AppContext, occ: Occurrence) -> dict[str, Any]:
         "category": event.category, "audiences": list(event.audiences),
         "location": event.location, "description": event.description, "url": event.url,
         "registration_url": event.registration_url, "status": event.status,
-        "recurring": bool(event.rrule), "rrule": event.rrule, "revision": event.revision,
+        # The rule only: the dates taken out of a series are simply not among its occurrences.
+        "recurring": bool(event.rrule), "rrule": recurrence.rule_part(event.rrule),
+        "revision": event.revision,
         "organisation": ({"id": org.id, "name": org.name, "email": org.contact_email,
                           "phone": org.phone} if org else None),
     }
