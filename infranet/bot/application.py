@@ -61,6 +61,7 @@ class UpdateScope:
     form: tuple[str, str] | None = None
     touched: set[str] = field(default_factory=set)
     replay: Any = None  # an update the form layer re-runs (a form started after "abandon")
+    session: Any = None  # PostgreSQL: the transaction that holds the user's lock (see Held)
     open: bool = True
 
     @property
@@ -118,6 +119,7 @@ class InfranetApplication(Application):  # type: ignore[type-arg]
                 keys += [conv_key(f.name, k) for f, k in forms if k is not None]  # type: ignore[arg-type]
                 async with self.chat_store.held(user.id, keys) as held:
                     scope.rows = held.rows
+                    scope.session = held.session
                     self._fill(held.rows, user.id, chat_id, forms)
                     await work(scope)
                     held.after = self._collect(held.rows, user.id, chat_id, forms, scope.touched)

@@ -412,7 +412,7 @@ class Turn:
         Who speaks is read again in it: a read-only handler may have had them from the
         memory of `people.py`, which hears of a block or a role change made elsewhere (the
         CLI, another instance) only within 30 seconds; a save must not wait for that."""
-        async with self.ctx.db.transaction() as session:
+        async with write_transaction(self.ctx.db) as session:
             previous, self.session = self.session, session
             try:
                 self.who = await identify(session, self.update, self.context.user_data)
@@ -572,7 +572,7 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
                     turn = await turn_in(None, update, context)
                     result = await fn(turn) if admit(turn) else END
                 else:
-                    opened = infra.db.transaction() if writes else infra.db.read()
+                    opened = write_transaction(infra.db) if writes else infra.db.read()
                     async with opened as session:
                         turn = await turn_in(session, update, context)
                         result = await fn(turn) if admit(turn) else END
@@ -598,6 +598,23 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
         return run
 
     return wrap
+
+
+@contextlib.asynccontextmanager
+async def write_transaction(db: Database) -> AsyncIterator[AsyncSession]:
+    """A handler's write transaction. On PostgreSQL, inside an update, it is a savepoint in
+    the transaction that holds the user's lock and writes the form's state: what the
+    handler saves and the form's new state commit together, so that no crash can leave one
+    without the other. Elsewhere (SQLite, a job) a transaction of its own."""
+    scope = current_scope()
+    session = scope.session if scope is not None else None
+    if session is None:
+        async with db.transaction() as own:
+            yield own
+        return
+    session.sync_session.info["wrote"] = False
+    async with session.begin_nested():
+        yield session
 
 
 @event.listens_for(Session, "after_flush")

@@ -159,9 +159,12 @@ class Held:
     """One user's rows as read when the update arrived (`rows`) and as the update left
     them (`after`, set by the caller); only the difference is written."""
 
-    def __init__(self, rows: dict[str, Any]) -> None:
+    def __init__(self, rows: dict[str, Any], session: AsyncSession | None = None) -> None:
         self.rows = rows
         self.after: dict[str, dict[str, Any] | None] = {}
+        # PostgreSQL: the transaction holding the lock, where the state is written; the
+        # update's handler saves in it too (a savepoint), so both commit as one.
+        self.session = session
 
     def changes(self) -> dict[str, dict[str, Any] | None]:
         return {key: data for key, data in self.after.items() if self.rows.get(key) != data}
@@ -207,7 +210,7 @@ class ChatStore:
         async with self.db.sessionmaker() as session, session.begin():
             await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
                                   {"k": f"{LOCK_NAMESPACE}{user_id}"})
-            held = Held(await self._load(session, keys))
+            held = Held(await self._load(session, keys), session)
             yield held
             changes = held.changes()
             if changes:
