@@ -115,6 +115,7 @@ async def test_a_notice_is_edited_and_withdrawn_from_my_and_trainings(bot: BotHa
     await api.ask(ALICE, "/my")
     item = await api.next_reply(ALICE)
     assert "Fundraising 101" in item.text
+    assert [label for label, _ in item.buttons] == ["Zmień nabór", "Odwołaj nabór"]
     await api.silence(ALICE, 0.5)
     summary = await api.click(ALICE, item, item.button("Zmień"))
     assert "Sprawdź nabór" in summary.text and "Fundraising 101" in summary.text

@@ -1279,8 +1279,8 @@ def _my_buttons(turn: Turn, o: calendar.Occurrence) -> list[list[tuple[str, str]
     event_id = o.event.id
     training_id = getattr(o.event, "training_id", None)
     if training_id is not None:  # a session of a training notice: the notice is what changes
-        return [[(turn.t("bot.events.edit"), cb("tr", "e", training_id)),
-                 (turn.t("bot.events.cancel_event"), cb("tr", "c", training_id))]]
+        return [[(turn.t("bot.trainings.edit"), cb("tr", "e", training_id)),
+                 (turn.t("bot.trainings.cancel"), cb("tr", "c", training_id))]]
     if o.event.rrule:
         key = occurrence_key(o.start)
         return [[(turn.t("bot.events.edit"), cb("ev", "e", event_id, key)),
