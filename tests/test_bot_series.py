@@ -165,9 +165,11 @@ async def test_changing_the_whole_series_says_how_many_dates(bot: BotHarness) ->
         starts = {o.start for o in await calendar.list_events(
             session, bot.ctx, start=NOW, end=NOW + timedelta(days=120), organisation_id=row.organisation_id)}
         assert len(starts) == 11 and FIRST + timedelta(days=14) not in starts  # still cancelled
-    # cancelling the whole series says so, and takes every date
+    # cancelling the whole series says so, and takes every date; a Cancel button that names
+    # no date (sent before series were told apart) asks the same question
     item = await _my_item(bot)
-    which = await api.click(ALICE, item, item.button("Odwołaj"))
+    which = await api.click(ALICE, item, f"ev:del:{series.id}")
+    assert "Odwołać tylko termin" in which.text and "wtorek, 1 grudnia 2026" in which.text
     done = await api.click(ALICE, which, which.button("Całą serię"))
     assert "cała seria" in done.text and "11 terminów" in done.text
     async with bot.ctx.db.read() as session:

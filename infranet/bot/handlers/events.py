@@ -1259,6 +1259,8 @@ async def on_cancel_event(turn: Turn) -> None:
             turn.edit(turn.t("bot.events.cancelled", title=row.title))
         return
     start = occurrence_at(choice)
+    if start is None and row.rrule and not choice:  # a series' Cancel without its date: the next one
+        start = _next_occurrence(turn, row).start
     if start is not None:  # a series: this date or all of them
         span = series_occurrence(turn, row, start)
         count = dates(turn, await calendar.series_size(turn.session, turn.ctx, row))
