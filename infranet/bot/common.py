@@ -754,12 +754,9 @@ class Form(ConversationHandler[Any]):
 
     def __init__(self, ctx: AppContext, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._ctx_id = id(ctx)
 
     async def handle_update(self, update: Any, application: Any, check_result: Any,
                             context: Any) -> object | None:
-        from infranet.bot.application import current_scope
-
         state, key, matched, _check = check_result
         scope = current_scope()
         user_data = context.user_data if context.user_data is not None else {}
