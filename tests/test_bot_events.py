@@ -230,10 +230,16 @@ async def test_events_listing_paginates_without_empty_edits(bot: BotHarness) -> 
     forged = "ev:p:99:week:9999"
     api.press(STRANGER, second, forged)
     await api.silence(STRANGER, 0.5)
-    # a forged page far beyond the last shows the last one
+    # a page far beyond the last shows the last one; a number no page can have is refused
+    # quietly: the press is answered, nothing is edited
     area_key = first.button("Dalej").rsplit(":", 1)[1]
-    last = await api.click(STRANGER, second, f"ev:p:{'9' * 40}:week:{area_key}")
+    last = await api.click(STRANGER, second, f"ev:p:99999:week:{area_key}")
     assert "Strona 3 z 3" in last.text and "Spotkanie 17 & <3" in last.text
+    await api.silence(STRANGER, 0.3)  # the press of that page is answered too
+    answered = len(api.answered_callbacks)
+    api.press(STRANGER, last, f"ev:p:{'9' * 40}:week:{area_key}")
+    await api.silence(STRANGER, 0.5)
+    assert len(api.answered_callbacks) == answered + 1
     month = await api.ask(STRANGER, "/events month")
     assert "najbliższy miesiąc" in month.text and "Strona 1 z 3" in month.text
     group = await api.ask(STRANGER, "/events", chat_id=-100500, chat_type="group")
