@@ -253,3 +253,30 @@ async def test_an_admin_without_an_organisation_posts_for_the_secretariat(bot: B
     assert any(str(event.id) in data for _label, data in mine.buttons)  # edit / cancel buttons
     shown = await api.ask(ADMIN_ID, "/events")
     assert "Sekretariat sieci" in shown.text
+
+
+async def test_join_proposing_an_org_in_a_city_powiat(bot: BotHarness) -> None:
+    """A city with powiat rights ("m. Elbląg") is stored as its slug, which is also a word
+    people type for two districts: the confirm step must not read it back as typed text."""
+    api = bot.api
+    await api.ask(USER, "/join")
+    offer = await api.ask(USER, "Stowarzyszenie Elbląskie")
+    ask_name = await api.click(USER, offer, offer.button("Zgłoś nową"))
+    assert ask_name.text
+    kinds = await api.ask(USER, "Stowarzyszenie Elbląskie")
+    await api.click(USER, kinds, kinds.button("OWES"))
+    assert "e-mail" in (await api.ask(USER, "m. Elbląg, ełcki")).text
+    summary = await api.ask(USER, "biuro@elblag.example.org")
+    assert "Elbląg" in summary.text
+    done = await api.click(USER, summary, summary.button("Potwierdź"))
+    assert "administrator" in done.text.lower(), done.text
+    async with bot.ctx.db.transaction() as session:
+        org = await session.scalar(select(Organisation).where(
+            Organisation.name == "Stowarzyszenie Elbląskie"))
+        assert org is not None and org.status == OrgStatus.PENDING
+    request = await api.next_reply(ADMIN_ID)
+    approved = await api.click(ADMIN_ID, request, request.button("Zatwierdź"))
+    assert "Zatwierdzono" in approved.text, approved.text
+    assert await _status(bot, USER) == MemberStatus.APPROVED
+    orgs = await api.ask(USER, "/orgs")
+    assert "Stowarzyszenie Elbląskie" in orgs.text
