@@ -155,7 +155,6 @@ def int_part(parts: Sequence[str], index: int) -> int | None:
         return None
 
 
-
 Buttons = Sequence[Sequence[tuple[str, str]]] | InlineKeyboardMarkup | None
 
 
