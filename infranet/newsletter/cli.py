@@ -65,16 +65,35 @@ def register(subparsers: Any) -> None:
     export = add_command(nl, "export", cmd_export, "print everything stored about a subscriber (JSON)")
     export.add_argument("address", metavar="ADDR")
 
+    subs = add_command(nl, "subscribers", cmd_subscribers,
+                       "list, count or export (CSV) the subscribers")
+    subs.add_argument("view", choices=["list", "count", "export"])
+    subs.add_argument("--status", choices=["pending", "confirmed", "unsubscribed", "disabled"])
+    subs.add_argument("--district", metavar="NAME", help="readers of this district (name, slug "
+                      "or TERYT code; readers of the whole region are included)")
+
+    unsub = add_command(nl, "unsubscribe", cmd_unsubscribe,
+                        "unsubscribe an address at the person's request (recorded as the CLI's)")
+    unsub.add_argument("address", metavar="ADDR")
+
+
 
 async def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.newsletter.csvfiles import CsvFileError, read_subscriber_file
     from infranet.newsletter.outbound import send_confirmation
     from infranet.newsletter.subscribers import import_csv
 
     try:
-        text = args.file.read_text(encoding="utf-8-sig")
+        parsed = read_subscriber_file(args.file.read_bytes())
     except OSError as exc:
         print(f"infranet: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 1
+    except CsvFileError as exc:
+        print(f"infranet: {args.file}: {exc}", file=sys.stderr)
+        return 1
+    for note in parsed.notes:
+        print(f"note: {note}", file=sys.stderr)
+    text = parsed.text
     async with ctx.db.transaction() as session:
         report = await import_csv(session, ctx, Actor.cli(), text, consented=args.consented)
     for result in report.to_confirm:
@@ -201,4 +220,43 @@ async def cmd_export(ctx: AppContext, args: argparse.Namespace) -> int:
     async with ctx.db.transaction() as session:
         data = await export_subscriber(session, ctx, Actor.cli(), args.address)
     print(json.dumps(data, ensure_ascii=False, indent=2))
+    return 0
+
+
+async def cmd_subscribers(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.newsletter import roster
+    from infranet.validation import for_terminal
+
+    async with ctx.db.transaction() as session:
+        if args.view == "export":
+            sys.stdout.write(await roster.export_csv(session, ctx, Actor.cli(), status=args.status,
+                                                     district=args.district))
+            return 0
+        if args.view == "count":
+            counts = await roster.count_subscribers(session, ctx, Actor.cli(), status=args.status,
+                                                    district=args.district)
+            print(f"total: {counts.total}")
+            for title, values in (("status", counts.by_status), ("language", counts.by_language),
+                                  ("district", counts.by_district)):
+                for key, number in sorted(values.items()):
+                    name = "(whole region)" if key == roster.ALL_DISTRICTS else for_terminal(key)
+                    print(f"{title} {name}: {number}")
+            return 0
+        rows = await roster.select_subscribers(session, ctx, Actor.cli(), status=args.status,
+                                               district=args.district)
+    for r in rows:
+        districts = ",".join(r.districts) if r.districts else "(whole region)"
+        print(f"{for_terminal(r.email)}\t{r.status}\t{r.language}\t{for_terminal(districts)}")
+    print(f"{len(rows)} subscribers", file=sys.stderr)
+    return 0
+
+
+async def cmd_unsubscribe(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.newsletter.roster import unsubscribe_address
+    from infranet.validation import for_terminal
+
+    async with ctx.db.transaction() as session:
+        changed = await unsubscribe_address(session, ctx, Actor.cli(), args.address)
+    address = for_terminal(args.address)
+    print(f"{address}: unsubscribed" if changed else f"{address}: was unsubscribed already")
     return 0
