@@ -130,6 +130,9 @@ class NewsletterSettings(Section):
     list_id: str | None = None
     confirm_ttl_days: int = Field(default=7, ge=1)
     max_hard_bounces: int = Field(default=3, ge=1)
+    # A scheduled time missed while the service was down is caught up at start when it
+    # is at most this many hours old (0: never); logged either way.
+    catch_up_hours: float = Field(default=12, ge=0, le=24 * 31)
     unsubscribe_address: str | None = None
     # Abuse limits on subscription requests (infranet/newsletter/limits.py).
     confirm_cooldown_minutes: int = Field(default=10, ge=0)

@@ -87,7 +87,7 @@ async def test_note_preview_send_status_resend(db_url: str, tmp_path: Path, smtp
         assert await rows(ctx, Delivery) == []  # previews store nothing
 
         smtp.reject(lambda r: r == "bad@example.org", 451, times=1)
-        assert await run(ctx, "send", "--now") == 0
+        assert await run(ctx, "build") == 0 and await run(ctx, "send") == 0
         out, _ = capsys.readouterr()
         assert "2 recipients" in out and "sent 1, failed 1" in out
         assert await run(ctx, "status", "--json") == 0
@@ -129,7 +129,7 @@ async def test_export_and_forget(db_url: str, tmp_path: Path, smtp: SmtpServer,
     try:
         await seed_content(ctx)
         await add_subscribers(ctx, {"ala@example.org": {}, "ola@example.org": {}})
-        assert await run(ctx, "send", "--now") == 0
+        assert await run(ctx, "build") == 0 and await run(ctx, "send") == 0
         capsys.readouterr()
         assert await run(ctx, "export", "ALA@example.org") == 0
         data = json.loads(capsys.readouterr().out)

@@ -39,10 +39,15 @@ def register(subparsers: Any) -> None:
     fmt.add_argument("--text", action="store_true", help="print the plain-text part (default)")
     prev.add_argument("--send-test", metavar="ADDR", help="send one copy to ADDR")
 
+    build = add_command(nl, "build", cmd_build,
+                        "build the issue of the current period (once: a second one for the "
+                        "same period is refused without --force); 'send' sends it")
+    build.add_argument("--force", action="store_true",
+                       help="build another issue although this period has one (every reader "
+                            "gets the newsletter again)")
+
     send = add_command(nl, "send", cmd_send,
-                       "build this period's issue (if not built yet) and send what is pending")
-    send.add_argument("--now", action="store_true",
-                      help="build a new issue now instead of the scheduled period's")
+                       "send the pending deliveries of built issues (never builds one)")
     send.add_argument("--give-up-after", type=float, default=300.0, metavar="SECONDS",
                       help="stop waiting for an unreachable SMTP server after this long "
                            "(the issue stays in progress; default 300)")
@@ -77,7 +82,6 @@ def register(subparsers: Any) -> None:
     unsub.add_argument("address", metavar="ADDR")
 
 
-
 async def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
     from infranet.newsletter.csvfiles import CsvFileError, read_subscriber_file
     from infranet.newsletter.outbound import send_confirmation
@@ -100,9 +104,12 @@ async def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
         await send_confirmation(ctx, result.subscriber_id)
     for error in report.errors:
         print(error, file=sys.stderr)
+    for skipped in report.skipped:
+        print(skipped)
     held = f", {report.held} not sent one (one went out too recently)" if report.held else ""
     print(f"imported: {report.added} confirmed, {len(report.to_confirm)} sent a confirmation "
-          f"e-mail{held}, {report.unchanged} already subscribed, {len(report.errors)} rejected")
+          f"e-mail{held}, {report.unchanged} already subscribed, {len(report.skipped)} skipped "
+          f"(they left; only they can subscribe again), {len(report.errors)} rejected")
     return 1 if report.errors and not (report.added or report.to_confirm) else 0
 
 
@@ -142,27 +149,34 @@ async def cmd_preview(ctx: AppContext, args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_send(ctx: AppContext, args: argparse.Namespace) -> int:
-    from infranet.newsletter.issues import build_issue, manual_period_key, send_pending
-    from infranet.newsletter.schedule import current_period, parse_schedule, scheduled_period_key
+async def cmd_build(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.newsletter.issues import build_for_period
 
-    if args.now:
-        key = manual_period_key(ctx)
-    else:
-        trigger = parse_schedule(ctx.settings.newsletter.schedule, ctx.tz)
-        moment = current_period(trigger, ctx.now(), ctx.tz) or ctx.now()
-        key = scheduled_period_key(moment, ctx.tz)
     async with ctx.db.transaction() as session:
-        built = await build_issue(session, ctx, Actor.cli(), period_key=key, force=args.now)
-    issue = built.issue
+        outcome = await build_for_period(session, ctx, Actor.cli(), force=args.force)
+    key, built = outcome.period_key, outcome.built
+    if outcome.refused is not None:
+        issue = outcome.refused
+        print(f"issue #{issue.id} ({issue.period_key}, {issue.status}) was already built for this "
+              "period: nothing built. 'infranet newsletter send' sends what is pending; "
+              "--force builds another issue and every reader gets it again", file=sys.stderr)
+        return 1
+    assert built is not None
     for warning in built.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if built.skipped_empty:
         print(f"nothing to send for {key}: no events, trainings, new members or notes (skipped)")
-    elif built.created and issue is not None:
-        print(f"issue #{issue.id} built for {key}: {built.recipients} recipients")
-    elif issue is not None:
-        print(f"issue #{issue.id} for {key} exists already ({issue.status}); sending what is pending")
+    elif built.issue is not None and built.created:
+        print(f"issue #{built.issue.id} built for {key}: {built.recipients} recipients; "
+              "'infranet newsletter send' sends it (the running service does too)")
+    elif built.issue is not None:  # another process built it a moment ago
+        print(f"issue #{built.issue.id} for {key} exists already ({built.issue.status})")
+    return 0
+
+
+async def cmd_send(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.newsletter.issues import send_pending
+
     report = await send_pending(ctx, give_up_after=args.give_up_after)
     print(f"sent {report.sent}, failed {report.failed}, unknown {report.unknown}, "
           f"retried {report.retried}, subscribers disabled {report.disabled}")
@@ -184,7 +198,7 @@ async def cmd_status(ctx: AppContext, args: argparse.Namespace) -> int:
                          indent=2))
         return 0
     if not rows:
-        print("no issues yet: 'infranet newsletter send --now' builds one")
+        print("no issues yet: 'infranet newsletter build' builds one")
     for r in rows:
         c = r.counts
         print(f"#{r.id:<4} {r.period_key:<28} {r.status:<8} pending {c['pending']}, sending "

@@ -291,6 +291,52 @@ async def resend(session: AsyncSession, ctx: AppContext, actor: Actor, issue_id:
     return count
 
 
+@dataclass
+class PeriodBuild:
+    """What `build_for_period` did: `refused` names the issue already built for the period."""
+
+    period_key: str
+    built: BuildResult | None = None
+    refused: NewsletterIssue | None = None
+
+
+async def build_for_period(session: AsyncSession, ctx: AppContext, actor: Actor, *,
+                           force: bool = False, now: datetime | None = None) -> PeriodBuild:
+    """Build the issue of the current period (the latest `[newsletter] schedule` time), once.
+
+    The one rule the scheduler and `infranet newsletter build` share, because a second
+    issue in one period means every reader gets the newsletter twice (after a crash,
+    `send` once built a new issue 14 s after the first). An issue of the period exists
+    when one has the period's key or was built (by hand, with `force`) after the period
+    began; then nothing is built and `refused` says which. `force` builds a new one anyway.
+    """
+    from infranet.newsletter.schedule import current_period, parse_schedule, scheduled_period_key
+
+    now = now or ctx.now()
+    trigger = parse_schedule(ctx.settings.newsletter.schedule, ctx.tz)
+    moment = current_period(trigger, now, ctx.tz)
+    key = scheduled_period_key(moment or now, ctx.tz)
+    if force:
+        key = manual_period_key(ctx)
+        return PeriodBuild(key, await build_issue(session, ctx, actor, period_key=key, force=True))
+    existing = await issue_of_period(session, ctx, moment or now)
+    if existing is not None:
+        return PeriodBuild(key, refused=existing)
+    return PeriodBuild(key, await build_issue(session, ctx, actor, period_key=key))
+
+
+async def issue_of_period(session: AsyncSession, ctx: AppContext,
+                          moment: datetime) -> NewsletterIssue | None:
+    """The issue of the period that began at scheduled time `moment`: the one with its key,
+    or the latest built by hand since then."""
+    from infranet.newsletter.schedule import scheduled_period_key
+
+    key = scheduled_period_key(moment, ctx.tz)
+    query = select(NewsletterIssue).where(
+        (NewsletterIssue.period_key == key) | (NewsletterIssue.created_at >= moment))
+    return await session.scalar(query.order_by(NewsletterIssue.id.desc()).limit(1))
+
+
 def manual_period_key(ctx: AppContext) -> str:
     return "manual:" + ctx.now().astimezone(ctx.tz).strftime("%Y-%m-%dT%H:%M:%S")
 

@@ -26,8 +26,8 @@ from infranet.context import AppContext
 from infranet.errors import InfranetError
 from infranet.newsletter import alerts, outbound, web
 from infranet.newsletter.delivery import Sender, alert_unknown, recover_interrupted
-from infranet.newsletter.issues import build_issue
-from infranet.newsletter.schedule import current_period, parse_schedule, scheduled_period_key
+from infranet.newsletter.issues import build_for_period, issue_of_period
+from infranet.newsletter.schedule import current_period, parse_schedule
 from infranet.newsletter.subscribers import expire_pending
 from infranet.storage.actors import Actor
 
@@ -57,7 +57,33 @@ class NewsletterService:
                                id="newsletter-expire", replace_existing=True, coalesce=True,
                                misfire_grace_time=3600, max_instances=1)
         outbound.announce_outbox(self.ctx)
+        await self.catch_up()
         self.kick()
+
+    async def catch_up(self) -> None:
+        """Build the issue of a scheduled time missed while the service was down, when it is
+        at most `[newsletter] catch_up_hours` old; older ones are only logged (an issue a day
+        late is news, one a week late is noise). The period rule in `build_for_period` keeps
+        a caught-up issue from repeating one that was built."""
+        now = self.ctx.now()
+        moment = current_period(self.trigger, now, self.ctx.tz)
+        if moment is None:
+            return
+        async with self.ctx.db.transaction() as session:
+            existing = await issue_of_period(session, self.ctx, moment)
+        if existing is not None:
+            return
+        limit = self.ctx.settings.newsletter.catch_up_hours
+        late = (now - moment).total_seconds() / 3600
+        if late > limit:
+            log.warning("newsletter: the scheduled issue of %s was missed while the service was "
+                        "down (%.1f h ago, over catch_up_hours = %s): not caught up; "
+                        "'infranet newsletter build' builds it", moment.isoformat(), late, limit)
+            return
+        log.warning("newsletter: the scheduled issue of %s was missed while the service was down "
+                    "(%.1f h ago, within catch_up_hours = %s): building it now",
+                    moment.isoformat(), late, limit)
+        await self.scheduled_issue()
 
     async def stop(self) -> None:
         global _current
@@ -105,16 +131,17 @@ class NewsletterService:
 
     async def scheduled_issue(self) -> None:
         """The cron job: build this period's issue (once across instances) and send it."""
-        now = self.ctx.now()
-        moment = current_period(self.trigger, now, self.ctx.tz) or now
-        key = scheduled_period_key(moment, self.ctx.tz)
         try:
             async with self.ctx.db.transaction() as session:
-                built = await build_issue(session, self.ctx, Actor.system(), period_key=key)
+                outcome = await build_for_period(session, self.ctx, Actor.system())
         except InfranetError as exc:
             await alerts.notify(exc.localized("en"), exc.localized("pl"))
             return
-        if built.skipped_empty:
+        key, built = outcome.period_key, outcome.built
+        if built is None:  # this period's issue exists (built by the CLI or another instance)
+            log.info("newsletter: issue #%s already built for %s; sending what is pending",
+                     outcome.refused.id if outcome.refused else "?", key)
+        elif built.skipped_empty:
             log.info("newsletter: nothing to say for %s; issue skipped", key)
         elif built.created:
             log.info("newsletter: issue #%s built for %s with %d recipients", built.issue.id if

@@ -27,9 +27,10 @@ from infranet.errors import NotFound, ValidationFailed
 from infranet.i18n import LANGUAGES
 from infranet.newsletter import limits, texts, tokens
 from infranet.region import UnknownDistrict
+from infranet.security import sign
 from infranet.storage import audit
 from infranet.storage.actors import Actor
-from infranet.storage.models import Delivery, NewsletterIssue, Subscriber, SubscriberStatus
+from infranet.storage.models import AuditLog, Delivery, NewsletterIssue, Subscriber, SubscriberStatus
 from infranet.validation import plain_text
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,9 @@ async def subscribe(
     actor = actor or Actor("web" if source == "form" else source)
     row, created = await _row_for_subscribe(session, address, language=lang, districts=slugs,
                                             categories=cats)
+    if not created and source == "import" and _left_by_choice(row):
+        # Consent is the person's alone: only they come back, through double opt-in.
+        return SubscribeResult(row.id, row.email, row.language, False)
     if not created:
         if row.status == SubscriberStatus.CONFIRMED:
             # Nothing changes: a stranger must not be able to rewrite someone's preferences.
@@ -356,8 +360,44 @@ async def forget(session: AsyncSession, ctx: AppContext, actor: Actor, email: st
                           .values(email=None, subscriber_id=None))
     await session.delete(row)
     await session.flush()
-    await audit.record(session, actor, "newsletter.forget", "subscriber", row.id)
+    # The only trace of the address: a keyed hash, so that an import cannot bring back a
+    # person who asked to be erased (see `import_csv`), while the address itself is gone.
+    await audit.record(session, actor, "newsletter.forget", "subscriber", row.id,
+                       address_hash=forgotten_hash(ctx, row.email))
     return True
+
+
+def forgotten_hash(ctx: AppContext, address: str) -> str:
+    """HMAC of a normalised address under `[security] secret_key`: without the key it
+    cannot be reversed or checked against a list of guessed addresses."""
+    return sign(ctx.secret_key, "newsletter.forgotten", address)
+
+
+async def _forgotten(session: AsyncSession) -> dict[str, Any]:
+    """address hash -> when it was erased, from the audit log's forget records."""
+    rows = (await session.execute(select(AuditLog.details, AuditLog.at)
+                                  .where(AuditLog.action == "newsletter.forget"))).all()
+    return {d["address_hash"]: at for d, at in rows if isinstance(d, dict) and d.get("address_hash")}
+
+
+def _left_by_choice(row: Subscriber) -> bool:
+    """The person unsubscribed, or their mailbox bounced until they were disabled: an
+    import must not change that (RODO: consent is theirs to give again)."""
+    return row.status in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.DISABLED)
+
+
+def _why_skipped(row: Subscriber | None, erased_at: Any) -> str | None:
+    """The reason an import leaves an address alone, as reported to the secretariat."""
+    def day(value: Any) -> str:
+        return value.date().isoformat() if value is not None else "an unknown date"
+
+    if row is None:
+        return f"erased on {day(erased_at)} at the person's request, skipped" if erased_at else None
+    if row.status == SubscriberStatus.UNSUBSCRIBED:
+        return f"unsubscribed on {day(row.unsubscribed_at)}, skipped"
+    if row.status == SubscriberStatus.DISABLED:
+        return f"disabled by bounces on {day(getattr(row, 'updated_at', None))}, skipped"
+    return None
 
 
 @dataclass
@@ -367,6 +407,8 @@ class ImportReport:
     unchanged: int = 0
     held: int = 0  # a confirmation e-mail went to the address too recently (limits.py)
     errors: list[str] = field(default_factory=list)
+    # Addresses that left (unsubscribed, disabled by bounces, erased): never changed.
+    skipped: list[str] = field(default_factory=list)
 
 
 async def import_csv(session: AsyncSession, ctx: AppContext, actor: Actor, text: str, *,
@@ -382,11 +424,17 @@ async def import_csv(session: AsyncSession, ctx: AppContext, actor: Actor, text:
     if not reader.fieldnames or "email" not in [f.strip().lower() for f in reader.fieldnames]:
         raise ValidationFailed(field="CSV", detail="the first row must name the columns and "
                                "include 'email' (optional: language, districts, categories)")
+    forgotten = await _forgotten(session)
     for number, raw in enumerate(reader, start=2):
         data = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
         try:
             async with session.begin_nested():
-                existing = await find_by_email(session, normalise_address(data.get("email", "")))
+                address = normalise_address(data.get("email", ""))
+                existing = await find_by_email(session, address)
+                why = _why_skipped(existing, forgotten.get(forgotten_hash(ctx, address)))
+                if why is not None:
+                    report.skipped.append(f"line {number}: {address}: {why}")
+                    continue
                 was_confirmed = existing is not None and existing.status == SubscriberStatus.CONFIRMED
                 result = await subscribe(
                     session, ctx, data.get("email", ""), source="import",

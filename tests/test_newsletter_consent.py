@@ -1,0 +1,90 @@
+"""Consent is the subscriber's alone: an import never brings back an address that left.
+
+Run through the real `infranet newsletter` parser against real storage (both engines) and a
+real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from infranet.cli import build_parser
+from infranet.newsletter.subscribers import record_hard_bounce, unsubscribe
+from infranet.newsletter.tokens import make_token
+from infranet.storage.models import Subscriber
+from tests.newsletter_support import add_subscribers, newsletter_context, seed_content
+from tests.smtp_server import SmtpServer, smtp_fixture  # noqa: F401
+
+
+async def run(ctx: Any, *argv: str) -> int:
+    args = build_parser().parse_args(["newsletter", *argv])
+    return await args.handler(ctx, args) or 0
+
+
+async def statuses(ctx: Any) -> dict[str, str]:
+    async with ctx.db.transaction() as session:
+        return {s.email: s.status for s in (await session.scalars(select(Subscriber))).all()}
+
+
+@pytest.mark.parametrize("consent", ["--consented", "--not-consented"])
+async def test_import_never_brings_back_who_left(db_url: str, tmp_path: Path, smtp: SmtpServer,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 consent: str) -> None:
+    ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings(),
+                                   newsletter={"max_hard_bounces": 1})
+    try:
+        await seed_content(ctx)
+        await add_subscribers(ctx, {"left@example.org": {}, "bounced@example.org": {},
+                                    "erased@example.org": {}, "stays@example.org": {}})
+        async with ctx.db.transaction() as session:
+            rows = {s.email: s for s in (await session.scalars(select(Subscriber))).all()}
+            left = rows["left@example.org"]
+            await unsubscribe(session, ctx, left.id, make_token(ctx, "unsubscribe", left))
+            assert await record_hard_bounce(session, ctx, rows["bounced@example.org"].id)
+        assert await run(ctx, "forget", "erased@example.org") == 0
+        capsys.readouterr()
+
+        csv_file = tmp_path / "list.csv"
+        csv_file.write_text("email\nLeft@example.org\nbounced@example.org\nerased@example.org\n"
+                            "new@example.org\n", encoding="utf-8")
+        assert await run(ctx, "import", str(csv_file), consent) == 0
+        out, err = capsys.readouterr()
+        day = ctx.now().astimezone(ctx.tz).date().isoformat()
+        assert f"left@example.org: unsubscribed on {day}, skipped" in out + err
+        assert "bounced@example.org: disabled by bounces on" in out + err
+        assert "erased@example.org: erased on" in out + err
+        assert "3 skipped" in out
+        assert await statuses(ctx) == {
+            "left@example.org": "unsubscribed", "bounced@example.org": "disabled",
+            "stays@example.org": "confirmed",
+            "new@example.org": "confirmed" if consent == "--consented" else "pending"}
+        # no confirmation e-mail to those who left; the next issue reaches none of them
+        assert set(smtp.recipients()) <= {"new@example.org"}
+        assert await run(ctx, "build") == 0
+        assert await run(ctx, "send") == 0
+        issue_to = [p["To"] for p in smtp.parsed() if "List-Unsubscribe" in p]
+        expected = ["stays@example.org"] + (["new@example.org"] if consent == "--consented" else [])
+        assert sorted(issue_to) == sorted(expected)
+    finally:
+        await ctx.db.dispose()
+
+
+async def test_the_person_can_come_back_through_double_opt_in(
+        db_url: str, tmp_path: Path, smtp: SmtpServer) -> None:
+    from infranet.newsletter.subscribers import subscribe
+
+    ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings())
+    try:
+        await add_subscribers(ctx, {"left@example.org": {}})
+        async with ctx.db.transaction() as session:
+            row = (await session.scalars(select(Subscriber))).one()
+            await unsubscribe(session, ctx, row.id, make_token(ctx, "unsubscribe", row))
+        async with ctx.db.transaction() as session:
+            result = await subscribe(session, ctx, "left@example.org", source="form")
+        assert result.needs_confirmation
+        assert await statuses(ctx) == {"left@example.org": "pending"}
+    finally:
+        await ctx.db.dispose()
