@@ -143,6 +143,16 @@ def format_date(day: date, lang: str = DEFAULT_LANGUAGE, *, weekday: bool = True
     return f"{WEEKDAYS[lang][day.weekday()]}, {text}" if weekday else text
 
 
+def format_amount(value: float | str, lang: str = DEFAULT_LANGUAGE, *, decimals: int = 2) -> str:
+    """A number as the reader writes it: "1 250,50" in Polish (a no-break space groups
+    thousands, a comma before the decimals), "1,250.50" in English. The currency is the
+    message's business ("{cost} zł" / "PLN {cost}")."""
+    text = f"{float(value):,.{decimals}f}"  # "1,250.50"
+    if normalise_language(lang) == "pl":
+        text = text.replace(",", "\u00a0").replace(".", ",")
+    return text
+
+
 def format_time(moment: datetime) -> str:
     return moment.strftime("%H:%M")
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
-from infranet.i18n import format_date, format_span, t
+from infranet.i18n import format_amount, format_date, format_span, t
 from infranet.region import District, Region
 from infranet.storage.models import (
     Moderation,
@@ -166,8 +166,11 @@ def select_for(content: dict[str, Any], matcher: Matcher, districts: list[str] |
     cats = set(categories or ())
     events = tuple(i for i, e in enumerate(content["events"])
                    if matcher.matches(chosen, e["district"]) and (not cats or e["category"] in cats))
+    # Training notices are trainings: a reader who chose categories without "training"
+    # (fairs only, say) does not get them.
+    wants_trainings = not cats or "training" in cats
     trainings = tuple(i for i, tr in enumerate(content["trainings"])
-                      if matcher.matches(chosen, tr["district"]))
+                      if wants_trainings and matcher.matches(chosen, tr["district"]))
     orgs = tuple(i for i, o in enumerate(content["organisations"])
                  if not o["districts"] or any(matcher.matches(chosen, s) for s in o["districts"]))
     return Selection(events, trainings, orgs, bool(content.get("note")))
@@ -214,7 +217,9 @@ def prepare(content: dict[str, Any], ctx: AppContext, lang: str) -> dict[str, An
                            category_label=t(lang, f"calendar.category.{e['category']}"),
                            day=day, day_label=format_date(day, lang), area=area_of(e["district"])))
     trainings = [dict(tr, deadline_text=format_date(date.fromisoformat(tr["deadline"]), lang),
-                      district_name=district_name(tr["district"])) for tr in content["trainings"]]
+                      district_name=district_name(tr["district"]),
+                      cost_pln=None if tr["cost_pln"] is None else format_amount(tr["cost_pln"], lang))
+                 for tr in content["trainings"]]
     organisations = [dict(o, district_names=[district_name(s) for s in o["districts"]] or [region_wide])
                      for o in content["organisations"]]
     return {"events": events, "trainings": trainings, "organisations": organisations,

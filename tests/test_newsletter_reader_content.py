@@ -1,0 +1,71 @@
+"""What each reader's copy holds, read back from a real SMTP server: the categories they
+chose (training notices included), money in their language, the editorial note's lines."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from infranet.i18n import format_amount
+from infranet.newsletter.issues import add_note, build_issue, send_pending
+from infranet.storage.actors import Actor
+from infranet.storage.districts import district_ids
+from infranet.storage.models import Training
+from tests.newsletter_support import add_subscribers, newsletter_context, seed_content
+from tests.smtp_server import SmtpServer, smtp_fixture  # noqa: F401
+
+
+def parts(msg) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    payload = msg.get_payload()
+    return payload[0].get_content(), payload[1].get_content()
+
+
+async def test_training_notices_follow_the_readers_categories_and_locale(
+        db_url: str, tmp_path: Path, smtp: SmtpServer) -> None:
+    ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings())
+    try:
+        seeded = await seed_content(ctx)
+        async with ctx.db.transaction() as session:
+            ids = await district_ids(session)
+            session.add(Training(title="Kurs pisania wniosków", organisation_id=seeded["org"],
+                                 district_id=ids["elblag"], cost_pln=Decimal("1250.5"),
+                                 deadline=ctx.now().date() + timedelta(days=5),
+                                 target_group="zarządy NGO", places=10,
+                                 apply_url="https://example.org/kurs"))
+            await add_note(session, ctx, Actor.cli(),
+                           "Drodzy Państwo,\nzapraszamy na spotkanie.\n\nDo zobaczenia!")
+        # Everyone reads the city of Elbląg (TERYT 2861), where the trainings are.
+        await add_subscribers(ctx, {
+            "fairs@example.org": {"districts": ["2861"], "categories": ["fair"]},
+            "trainings@example.org": {"districts": ["2861"], "categories": ["training"]},
+            "all@example.org": {"districts": ["2861"]},
+            "en@example.org": {"districts": ["2861"], "language": "en"},
+        })
+        async with ctx.db.transaction() as session:
+            await build_issue(session, ctx, Actor.cli(), period_key="reader-content")
+        await send_pending(ctx)
+        mail = {m.recipients[0]: parts(m.parse()) for m in smtp.messages}
+
+        # Fairs only: the note still goes out, the training notices do not.
+        fairs_text, _ = mail["fairs@example.org"]
+        assert "Do zobaczenia!" in fairs_text
+        assert "Szkolenie z księgowości" not in fairs_text and "Kurs pisania" not in fairs_text
+        for reader in ("trainings@example.org", "all@example.org"):
+            assert "Szkolenie z księgowości" in mail[reader][0]
+
+        # Money as the reader writes it.
+        text, html = mail["all@example.org"]
+        assert "Koszt: 1\u00a0250,50 zł" in text and "1250.50" not in text
+        assert "Cost: PLN 1,250.50" in mail["en@example.org"][0]
+
+        # The note's single line break survives in the HTML part, escaped text around it.
+        assert "Drodzy Państwo,<br>" in html and "zapraszamy na spotkanie." in html
+    finally:
+        await ctx.db.dispose()
+
+
+def test_amounts_in_each_language() -> None:
+    assert format_amount("50", "pl") == "50,00"
+    assert format_amount(50, "en") == "50.00"
+    assert format_amount("1234567.891", "pl") == "1\u00a0234\u00a0567,89"
