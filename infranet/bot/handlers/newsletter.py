@@ -30,7 +30,8 @@ from infranet.validation import plain_text
 log = logging.getLogger(__name__)
 
 COMMANDS = [Command("subscribe"), Command("newsletter_note", "admin"),
-            Command("newsletter_preview", "admin"), Command("newsletter_send", "admin")]
+            Command("newsletter_preview", "admin"), Command("newsletter_send", "admin"),
+            Command("subscribers", "admin")]
 
 register({
     "bot.cmd.subscribe": {"pl": "newsletter e-mailem: /subscribe adres@e-mail",
@@ -40,6 +41,21 @@ register({
     "bot.cmd.newsletter_preview": {"pl": "podgląd następnego newslettera",
                                    "en": "preview the next newsletter"},
     "bot.cmd.newsletter_send": {"pl": "wyślij newsletter teraz", "en": "send the newsletter now"},
+    "bot.cmd.subscribers": {"pl": "ilu jest subskrybentów newslettera",
+                            "en": "how many newsletter subscribers there are"},
+    "bot.nl.subs_title": {"pl": "<b>Subskrybenci newslettera</b>: {total}",
+                          "en": "<b>Newsletter subscribers</b>: {total}"},
+    "bot.nl.subs_status": {"pl": "Według stanu", "en": "By status"},
+    "bot.nl.subs_language": {"pl": "Według języka", "en": "By language"},
+    "bot.nl.subs_district": {"pl": "Według powiatu (potwierdzeni)",
+                             "en": "By district (confirmed)"},
+    "bot.nl.subs_whole_region": {"pl": "cały region", "en": "whole region"},
+    "bot.nl.subs_hint": {"pl": "Adresy: infranet newsletter subscribers list|export (CLI).",
+                         "en": "Addresses: infranet newsletter subscribers list|export (CLI)."},
+    "bot.nl.st.pending": {"pl": "czekają na potwierdzenie", "en": "awaiting confirmation"},
+    "bot.nl.st.confirmed": {"pl": "potwierdzeni", "en": "confirmed"},
+    "bot.nl.st.unsubscribed": {"pl": "wypisani", "en": "unsubscribed"},
+    "bot.nl.st.disabled": {"pl": "wyłączeni (zwroty)", "en": "disabled (bounces)"},
     "bot.nl.subscribe_usage": {"pl": "Podaj adres: /subscribe adres@example.org",
                                "en": "Give the address: /subscribe address@example.org"},
     "bot.nl.check_inbox": {
@@ -112,6 +128,34 @@ async def cmd_preview(turn: Turn) -> None:
         blocks.append(turn.t("bot.nl.warnings", items="; ".join(shown.warnings)))
     blocks.append(esc(shown.text.strip()))
     turn.reply(Html("\n\n".join(blocks)))
+
+
+@handler(access="admin", chat="private")
+async def cmd_subscribers(turn: Turn) -> None:
+    """Counts only: addresses stay out of the chat (a chat is copied to phones and backups)."""
+    from infranet.newsletter import roster
+
+    every = await roster.count_subscribers(turn.session, turn.ctx, turn.actor)
+    confirmed = await roster.count_subscribers(turn.session, turn.ctx, turn.actor,
+                                               status="confirmed")
+    region = turn.ctx.region
+    lines = [turn.t("bot.nl.subs_title", total=every.total), "", turn.t("bot.nl.subs_status")]
+    lines += [f"• {turn.t(f'bot.nl.st.{s}')}: {every.by_status[s]}"
+              for s in roster.STATUSES if every.by_status.get(s)]
+    lines += ["", turn.t("bot.nl.subs_language")]
+    lines += [f"• {esc(lang)}: {n}" for lang, n in sorted(every.by_language.items())]
+    lines += ["", turn.t("bot.nl.subs_district")]
+
+    def name(slug: str) -> str:
+        if slug == roster.ALL_DISTRICTS:
+            return turn.t("bot.nl.subs_whole_region")
+        district = region.by_slug.get(slug)
+        return esc(district.name if district is not None else slug)
+
+    lines += [f"• {name(slug)}: {n}" for slug, n in
+              sorted(confirmed.by_district.items(), key=lambda item: (-item[1], name(item[0])))]
+    lines += ["", turn.t("bot.nl.subs_hint")]
+    turn.reply(Html("\n".join(lines)))
 
 
 @handler(access="admin", chat="private")
@@ -199,4 +243,5 @@ def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
             CommandHandler("newsletter_note", cmd_note),
             CommandHandler("newsletter_preview", cmd_preview),
             CommandHandler("newsletter_send", cmd_send),
+            CommandHandler("subscribers", cmd_subscribers),
             CallbackQueryHandler(on_send, pattern=r"^nl:")]
