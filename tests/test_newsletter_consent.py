@@ -88,3 +88,41 @@ async def test_the_person_can_come_back_through_double_opt_in(
         assert await statuses(ctx) == {"left@example.org": "pending"}
     finally:
         await ctx.db.dispose()
+
+
+async def test_a_test_copy_never_carries_a_subscribers_links(
+        db_url: str, tmp_path: Path, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    from tests.test_newsletter_web import client_for
+
+    ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings())
+    try:
+        await seed_content(ctx)
+        await add_subscribers(ctx, {"ala@example.org": {"districts": ["ełcki"]}})
+        assert await run(ctx, "preview", "--subscriber", "ala@example.org",
+                         "--send-test", "editor@example.org") == 0
+        [mail] = smtp.parsed()
+        assert mail["To"] == "editor@example.org"
+        assert mail["Subject"].startswith("[TEST] ")
+        text = mail.get_body(("plain",)).get_content()
+        assert "Spotkanie sieci w Ełku" in text  # still the copy Ala would get
+        links = re.findall(r"https://newsletter\.example\.org/newsletter/[^\s<>\"]*", text)
+        header = mail["List-Unsubscribe"]
+        assert links and "mailto:" not in header
+        [one_click] = re.findall(r"<(https://[^>]+)>", header)
+        async with await client_for(ctx) as client:
+            # what a mail provider does with List-Unsubscribe-Post, and a click on each link
+            posted = await client.post(one_click, data={"List-Unsubscribe": "One-Click"})
+            assert posted.status_code == 200 and "test" in posted.text.lower()
+            for link in links:
+                if "/archive" in link:
+                    continue
+                shown = await client.get(link.replace("&amp;", "&"))
+                assert shown.status_code == 200 and "kopia testowa" in shown.text.lower()
+                posted = await client.post(link.replace("&amp;", "&"),
+                                           data={"List-Unsubscribe": "One-Click"})
+                assert posted.status_code == 200
+        assert await statuses(ctx) == {"ala@example.org": "confirmed"}
+    finally:
+        await ctx.db.dispose()

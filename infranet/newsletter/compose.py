@@ -142,6 +142,14 @@ class Composer:
                       f"{quote(f'unsubscribe {subscriber.id} {unsubscribe}')}",
         }
 
+    def test_links(self) -> dict[str, str]:
+        """Links of a test copy (`preview --send-test`): a page saying it is a test copy.
+        A test copy shows a real reader's selection but must never carry that reader's
+        signed links: the tester's mail provider would act on them (a List-Unsubscribe
+        one-click POST unsubscribed the real subscriber)."""
+        page = f"{self.ctx.settings.http.public_base_url}/newsletter/test-copy"
+        return {"unsubscribe": page, "preferences": page, "mailto": ""}
+
     def render_for(self, issue_id: int | None, content: dict[str, Any], subscriber: SubscriberRef,
                    selection: content_mod.Selection | None = None,
                    links: dict[str, str] | None = None) -> tuple[str, str] | None:
@@ -159,16 +167,23 @@ class Composer:
     def build(self, issue_id: int | None, content: dict[str, Any], subscriber: SubscriberRef,
               *, delivery_id: int | None = None, recipient: str | None = None,
               selection: content_mod.Selection | None = None,
-              eightbit: bool = False) -> Envelope | None:
-        links = self.personal_links(subscriber)
+              eightbit: bool = False, test_copy: bool = False) -> Envelope | None:
+        """One ready message; `test_copy`: with inert links and a "[TEST]" subject."""
+        links = self.test_links() if test_copy else self.personal_links(subscriber)
         parts = self.render_for(issue_id, content, subscriber, selection, links)
         if parts is None:
             return None
         factory = self.factory(issue_id, content, subscriber.language)
+        if test_copy:
+            s = self.ctx.settings
+            factory = MessageFactory(
+                from_address=s.smtp.from_address, reply_to=s.smtp.reply_to,
+                subject="[TEST] " + subject_for(self.ctx, content, subscriber.language),
+                list_id=list_id(self.ctx), list_name=s.newsletter.title, dkim=self.dkim)
         hint = f"{issue_id}.{delivery_id}." if delivery_id else ""
         return factory.build(
             recipient=recipient or subscriber.email, text=parts[0], html=parts[1],
-            unsubscribe_https=links["unsubscribe"], unsubscribe_mailto=links["mailto"],
+            unsubscribe_https=links["unsubscribe"], unsubscribe_mailto=links["mailto"] or None,
             message_id=factory.new_message_id(hint), eightbit=eightbit)
 
     async def issue_message(self, issue_id: int, subscriber: dict[str, Any], delivery_id: int,

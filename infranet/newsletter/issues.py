@@ -200,8 +200,8 @@ async def preview(session: AsyncSession, ctx: AppContext, actor: Actor, *, email
     parts = composer.render_for(None, content, ref, selection)
     report = check_issue(ctx, content, composer)
     text, html = parts if parts is not None else ("", "")
-    test_copy = (composer.build(None, content, ref, recipient=test_to, selection=selection)
-                 if test_to else None)
+    test_copy = (composer.build(None, content, ref, recipient=test_to, selection=selection,
+                                test_copy=True) if test_to else None)
     return Preview(subject_for(ctx, content, ref.language), text, html, report.warnings,
                    report.errors, ref.email if email else None, test_copy)
 

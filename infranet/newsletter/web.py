@@ -50,6 +50,12 @@ log = logging.getLogger(__name__)
 MAX_TOKEN_CHARS = 200
 
 register({
+    "newsletter.test_copy_title": {"pl": "Kopia testowa", "en": "Test copy"},
+    "newsletter.test_copy": {
+        "pl": "To jest kopia testowa newslettera: jej linki niczego nie zmieniają. Żaden zapis "
+              "ani wypis nie został wykonany.",
+        "en": "This is a test copy of the newsletter: its links change nothing. "
+              "No subscription was changed."},
     "newsletter.confirm_question": {
         "pl": "Potwierdź zapis adresu {email} do newslettera „{title}”.",
         "en": "Confirm the subscription of {email} to “{title}”."},
@@ -297,6 +303,12 @@ def routes(ctx: AppContext) -> list[Route]:
         action = f"{base}/newsletter/unsubscribe?{_link_query(sid, token)}"
         return page("unsubscribe.html", lang, email=email, action=action)
 
+    async def test_copy_page(request: Request) -> Response:
+        """Where every link of a test copy leads (GET, and the one-click POST of its
+        List-Unsubscribe): it changes nothing and says why."""
+        lang = _lang(request, ctx)
+        return message(lang, t(lang, "newsletter.test_copy_title"), t(lang, "newsletter.test_copy"))
+
     async def archive_index(request: Request) -> Response:
         lang = _lang(request, ctx)
         async with ctx.db.transaction() as session:
@@ -346,6 +358,7 @@ def routes(ctx: AppContext) -> list[Route]:
         Route("/newsletter/confirm", confirm_page, methods=["GET", "POST"]),
         Route("/newsletter/preferences", preferences_page, methods=["GET", "POST"]),
         Route("/newsletter/unsubscribe", unsubscribe_page, methods=["GET", "POST"]),
+        Route("/newsletter/test-copy", test_copy_page, methods=["GET", "POST"]),
         Route("/newsletter/archive", archive_index, methods=["GET"]),
         # Plain path parameters, parsed by `web.params`: Starlette's `int` converter takes
         # any number of digits, and 20 of them overflow the database driver. The .txt
