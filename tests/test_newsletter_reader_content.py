@@ -69,3 +69,40 @@ def test_amounts_in_each_language() -> None:
     assert format_amount("50", "pl") == "50,00"
     assert format_amount(50, "en") == "50.00"
     assert format_amount("1234567.891", "pl") == "1\u00a0234\u00a0567,89"
+
+
+async def test_my_districts_link_opens_the_feed_of_exactly_those_districts(
+        db_url: str, tmp_path: Path, smtp: SmtpServer) -> None:
+    """The link the reader follows, fetched from a real uvicorn server: the ICS feed holds
+    the events of their districts (and region-wide ones), not the others'."""
+    import re
+
+    import httpx
+
+    from tests.http_app import assembled, served
+
+    ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings())
+    try:
+        await seed_content(ctx)
+        await add_subscribers(ctx, {"elk@example.org": {"districts": ["ełcki"]},
+                                    "all@example.org": {}})
+        async with ctx.db.transaction() as session:
+            await build_issue(session, ctx, Actor.cli(), period_key="feeds")
+        await send_pending(ctx)
+        mail = {m.recipients[0]: parts(m.parse()) for m in smtp.messages}
+        base = ctx.settings.http.public_base_url
+        link = re.search(re.escape(base) + r"/calendar\.ics\?\S+", mail["elk@example.org"][0])
+        assert link is not None, mail["elk@example.org"][0]
+        assert link.group() in mail["elk@example.org"][1].replace("&amp;", "&")
+        # A reader of everything is sent to the page where feeds are picked.
+        assert f"{base}/calendar\r\n" in mail["all@example.org"][0]
+        assert "/calendar.ics?" not in mail["all@example.org"][0]
+
+        async with assembled(ctx) as app, served(app.app) as url, httpx.AsyncClient() as client:
+            response = await client.get(link.group().replace(base, url))
+        assert response.status_code == 200
+        assert "Spotkanie sieci w Ełku" in response.text
+        assert "Konferencja regionalna" in response.text
+        assert "Warsztaty grantowe w Olsztynie" not in response.text
+    finally:
+        await ctx.db.dispose()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -153,6 +154,9 @@ class Selection:
     trainings: tuple[int, ...]
     organisations: tuple[int, ...]
     note: bool
+    # The calendar feed of exactly the reader's districts and categories, as the query of
+    # /calendar.ics ("" for a reader of everything: the link goes to the feed picker).
+    feed_query: str = ""
 
     @property
     def empty(self) -> bool:
@@ -173,7 +177,8 @@ def select_for(content: dict[str, Any], matcher: Matcher, districts: list[str] |
                       if wants_trainings and matcher.matches(chosen, tr["district"]))
     orgs = tuple(i for i, o in enumerate(content["organisations"])
                  if not o["districts"] or any(matcher.matches(chosen, s) for s in o["districts"]))
-    return Selection(events, trainings, orgs, bool(content.get("note")))
+    feed = [("area", slug) for slug in chosen] + [("category", c) for c in sorted(cats)]
+    return Selection(events, trainings, orgs, bool(content.get("note")), urlencode(feed))
 
 
 def everything(content: dict[str, Any]) -> Selection:

@@ -123,7 +123,7 @@ class IssueRenderer:
                       "archive": f"{base}/newsletter/archive",
                       "subscribe": f"{base}/newsletter/subscribe"}
         self._fragments: dict[tuple[str, Any], tuple[str, str]] = {}
-        self._layouts: dict[tuple[bool, ...], tuple[str, str]] = {}
+        self._layouts: dict[tuple[Any, ...], tuple[list[str], list[str]]] = {}
 
     def _fragment(self, kind: str, key: Any, value: Any) -> tuple[str, str]:
         found = self._fragments.get((kind, key))
@@ -135,15 +135,20 @@ class IssueRenderer:
         return found
 
     def _layout(self, note: bool, events: bool, trainings: bool,
-                orgs: bool) -> tuple[list[str], list[str]]:
-        """The layout as token lists: literal text and the markers to fill in."""
-        key = (note, events, trainings, orgs)
+                orgs: bool, feed_query: str = "") -> tuple[list[str], list[str]]:
+        """The layout as token lists: literal text and the markers to fill in. The "only
+        your districts" link is the feed of the reader's own choice (`feed_query`); there
+        are as many of those as distinct preference sets, a few dozen."""
+        key = (note, events, trainings, orgs, feed_query)
         found = self._layouts.get(key)
         if found is None:
             sections = {"events": SECTION_MARKERS["events"] if events else "",
                         "trainings": SECTION_MARKERS["trainings"] if trainings else "",
                         "organisations": SECTION_MARKERS["organisations"] if orgs else ""}
-            params = {"note": self.data["note"] if note else None, "feeds": self.data["feeds"],
+            base = self.renderer.ctx.settings.http.public_base_url
+            feeds = [dict(f, url=f"{base}/calendar.ics?{feed_query}")
+                     if f["kind"] == "picker" and feed_query else f for f in self.data["feeds"]]
+            params = {"note": self.data["note"] if note else None, "feeds": feeds,
                       "period": self.data["period"], "links": self.links, "web": self.web,
                       "sections": sections}
             found = (_MARKER.split(self.renderer.render("issue.txt", self.lang, **params)),
@@ -179,7 +184,7 @@ class IssueRenderer:
                      for i in selection.organisations]
         text_tokens, html_tokens = self._layout(selection.note and bool(self.data["note"]),
                                                 bool(event_parts), bool(training_parts),
-                                                bool(org_parts))
+                                                bool(org_parts), selection.feed_query)
         html_values = {SECTION_MARKERS["events"]: "".join(p[0] for p in event_parts),
                        SECTION_MARKERS["trainings"]: "".join(p[0] for p in training_parts),
                        SECTION_MARKERS["organisations"]: "".join(p[0] for p in org_parts)}
