@@ -126,3 +126,35 @@ async def test_a_test_copy_never_carries_a_subscribers_links(
         assert await statuses(ctx) == {"ala@example.org": "confirmed"}
     finally:
         await ctx.db.dispose()
+
+
+async def test_a_reader_who_signs_up_again_gets_their_preferences_link(
+        db_url: str, tmp_path: Path, smtp: SmtpServer) -> None:
+    import asyncio
+
+    from tests.test_newsletter_web import client_for, link_in
+
+    ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings())
+    form = {"email": "ala@example.org", "language": "pl", "consent": "yes"}
+    try:
+        await add_subscribers(ctx, {"ala@example.org": {"districts": ["ełcki"]}})
+        async with await client_for(ctx) as client:
+            answers = [await client.post("/newsletter/subscribe", data=form) for _ in range(3)]
+            stranger = await client.post("/newsletter/subscribe",
+                                         data={**form, "email": "nowy@example.org"})
+            for _ in range(50):
+                if len(smtp.messages) >= 2:
+                    break
+                await asyncio.sleep(0.05)
+            # the same answer whatever the address's state: no enumeration
+            assert {a.status_code for a in answers} == {stranger.status_code} == {200}
+            assert {a.text for a in answers} == {stranger.text}
+            mails = {m["To"]: m for m in smtp.parsed()}
+            assert sorted(smtp.recipients()) == ["ala@example.org", "nowy@example.org"]  # once
+            body = mails["ala@example.org"].get_body(("plain",)).get_content()
+            preferences = link_in(body, "/newsletter/preferences")
+            page = await client.get(preferences.removeprefix("https://newsletter.example.org"))
+            assert page.status_code == 200 and "ala@example.org" in page.text
+        assert (await statuses(ctx))["ala@example.org"] == "confirmed"
+    finally:
+        await ctx.db.dispose()

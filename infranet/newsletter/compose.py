@@ -10,7 +10,7 @@ from urllib.parse import quote, urlsplit
 from sqlalchemy import select
 
 from infranet.context import AppContext
-from infranet.i18n import t
+from infranet.i18n import register, t
 from infranet.newsletter import content as content_mod
 from infranet.newsletter import tokens
 from infranet.newsletter.mime import (
@@ -23,6 +23,22 @@ from infranet.newsletter.mime import (
 )
 from infranet.newsletter.render import Renderer
 from infranet.storage.models import NewsletterIssue
+
+register({
+    "newsletter.again_subject": {"pl": "Twoja subskrypcja: {title}",
+                                 "en": "Your subscription: {title}"},
+    "newsletter.again_body": {
+        "pl": "Ktoś (zapewne Ty) wpisał ten adres w formularzu zapisu na „{title}”. Ten adres "
+              "już otrzymuje newsletter, więc nic się nie zmieniło.\n\n"
+              "Zmień język, powiaty lub kategorie: {preferences}\n\n"
+              "Wypisz się: {unsubscribe}\n\n"
+              "Jeśli to nie Ty, zignoruj tę wiadomość.\n",
+        "en": "Someone (probably you) entered this address in the sign-up form of “{title}”. "
+              "This address already receives the newsletter, so nothing changed.\n\n"
+              "Change your language, districts or categories: {preferences}\n\n"
+              "Unsubscribe: {unsubscribe}\n\n"
+              "If this was not you, ignore this message.\n"},
+})
 
 # Prepared parts kept per (issue, language, selection): ~20 KB each, about a thousand for a
 # typical issue of 10,000 readers.
@@ -243,6 +259,19 @@ class Composer:
             html_values={name: html_lib.escape(value) for name, value in personal.items()},
             unsubscribe_https=links["unsubscribe"], unsubscribe_mailto=links["mailto"],
             message_id=factory.new_message_id(f"{issue_id}.{delivery_id}."))
+
+    def preferences_link(self, subscriber: SubscriberRef) -> Envelope:
+        """To a confirmed reader who filled the sign-up form again: their preferences
+        and unsubscribe links (transactional, like the confirmation)."""
+        s = self.ctx.settings
+        lang = subscriber.language
+        links = self.personal_links(subscriber)
+        text = t(lang, "newsletter.again_body", title=s.newsletter.title,
+                 preferences=links["preferences"], unsubscribe=links["unsubscribe"])
+        factory = MessageFactory(from_address=s.smtp.from_address,
+                                 subject=t(lang, "newsletter.again_subject", title=s.newsletter.title),
+                                 reply_to=s.smtp.reply_to, bulk=False, dkim=self.dkim)
+        return factory.build(recipient=subscriber.email, text=text, html=None)
 
     def confirmation(self, subscriber: SubscriberRef) -> Envelope:
         """The double opt-in e-mail: transactional, so no bulk or list headers."""

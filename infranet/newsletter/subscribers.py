@@ -121,6 +121,8 @@ class SubscribeResult:
     # Why a due confirmation e-mail was held back by the per-address limits (limits.COOLDOWN
     # or limits.DAILY_CAP); the row was left as it was. Never shown to the requester.
     held: str | None = None
+    # A confirmed reader signed up again: send the preferences link after the answer.
+    send_preferences: bool = False
 
 
 async def find_by_email(session: AsyncSession, email: str) -> Subscriber | None:
@@ -188,7 +190,16 @@ async def subscribe(
     if not created:
         if row.status == SubscriberStatus.CONFIRMED:
             # Nothing changes: a stranger must not be able to rewrite someone's preferences.
-            return SubscribeResult(row.id, row.email, row.language, False)
+            # A reader who fills the form again gets (rate-limited, like confirmations) an
+            # e-mail with their preferences link: the only way back to it besides an issue.
+            if source != "form":
+                return SubscribeResult(row.id, row.email, row.language, False)
+            held = limits.confirmation_hold(row, now, ctx.settings.newsletter)
+            if held is None:
+                limits.record_confirmation(row, now)
+                await session.flush()
+            return SubscribeResult(row.id, row.email, row.language, False, held=held,
+                                   send_preferences=held is None)
         held = None if consented else limits.confirmation_hold(row, now, ctx.settings.newsletter)
         if held is not None:
             log.info("newsletter: no confirmation e-mail to %s (subscriber %s, %s, via %s)",

@@ -106,6 +106,26 @@ def _confirmable(row: Subscriber, ctx: AppContext) -> bool:
     return True
 
 
+async def send_preferences_after_answer(ctx: AppContext, subscriber_id: int) -> None:
+    """The preferences link to a confirmed reader who signed up again, sent after the
+    answer (which is the same for every address) so that timing tells nothing either."""
+    from infranet.newsletter.compose import Composer, SubscriberRef
+    from infranet.newsletter.outbound import send_one
+    from infranet.storage.models import Subscriber, SubscriberStatus
+
+    try:
+        async with ctx.db.transaction() as session:
+            row = await session.get(Subscriber, subscriber_id)
+            if row is None or row.status != SubscriberStatus.CONFIRMED:
+                return
+            ref = SubscriberRef.of(row)
+        outcome = await send_one(ctx, Composer(ctx).preferences_link(ref))
+        if outcome.kind != "sent":
+            log.warning("newsletter: preferences-link e-mail refused: %s", outcome.detail)
+    except Exception:
+        log.exception("newsletter: could not send the preferences-link e-mail")
+
+
 def routes(ctx: AppContext) -> list[Route]:
     renderer = Renderer(ctx)
     base = ctx.settings.http.public_base_url
@@ -194,6 +214,9 @@ def routes(ctx: AppContext) -> list[Route]:
                                t(lang, "newsletter.subscribe_done"))
                 if result.needs_confirmation:
                     done.background = BackgroundTask(send_confirmation_after_answer, ctx,
+                                                     result.subscriber_id)
+                elif result.send_preferences:
+                    done.background = BackgroundTask(send_preferences_after_answer, ctx,
                                                      result.subscriber_id)
                 return done
         return page("subscribe.html", lang, 400, email=data["email"][:300], error=error,
