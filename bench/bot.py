@@ -41,6 +41,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import collections  # noqa: E402
 import contextlib  # noqa: E402
 import functools  # noqa: E402
 import logging  # noqa: E402
@@ -50,6 +51,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import AsyncIterator, Awaitable, Callable  # noqa: E402
+from contextvars import ContextVar  # noqa: E402
 from datetime import date, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -59,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
-from sqlalchemy import insert, select, text  # noqa: E402
+from sqlalchemy import event, insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
@@ -423,11 +425,63 @@ async def serve_bot(kind: str, url: str, data_dir: Path, base_url: str) -> None:
             await application.stop()
             await application.shutdown()
 
+    trips = count_trips(ctx, runtime.application) if kind.startswith("infranet") else None
     settle_heap()  # as `infranet run` does once everything has started
     print(f"ready{address}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await stop()
+    if trips is not None:
+        print_trips(kind, trips)
     await ctx.db.dispose()
+
+
+def count_trips(ctx: AppContext, application: Any) -> dict[str, list[collections.Counter[str]]]:
+    """Database calls per update, by kind of update: statements, BEGINs, COMMITs and
+    ROLLBACKs, savepoints (each a round trip to PostgreSQL; on SQLite a call into
+    aiosqlite's thread). What an update costs beyond the floors is mostly these."""
+    per_kind: dict[str, list[collections.Counter[str]]] = {}
+    current: ContextVar[collections.Counter[str] | None] = ContextVar("bench_trips", default=None)
+    engine = ctx.db.engine.sync_engine
+
+    def note(what: str) -> Callable[..., None]:
+        def listener(*_args: Any, **_kwargs: Any) -> None:
+            counter = current.get()
+            if counter is not None:
+                counter[what] += 1
+        return listener
+
+    for name, what in (("before_cursor_execute", "statements"), ("begin", "begin"),
+                       ("commit", "commit"), ("rollback", "rollback"),
+                       ("savepoint", "savepoint"), ("release_savepoint", "release")):
+        event.listen(engine, name, note(what))
+    process = application.process_update
+
+    async def counted(update: object) -> None:
+        kind = "?"
+        if isinstance(update, Update):
+            if update.callback_query is not None:
+                kind = "button"
+            elif update.effective_message is not None and update.effective_message.text:
+                word = update.effective_message.text.split()[0]
+                kind = word if word.startswith("/") else "typed text"
+        counter: collections.Counter[str] = collections.Counter()
+        token = current.set(counter)
+        try:
+            await process(update)
+        finally:
+            current.reset(token)
+            per_kind.setdefault(kind, []).append(counter)
+
+    application.process_update = counted
+    return per_kind
+
+
+def print_trips(kind: str, per_kind: dict[str, list[collections.Counter[str]]]) -> None:
+    print(f"  database calls per update ({kind}, median over updates):", file=sys.stderr)
+    for name, counters in sorted(per_kind.items()):
+        keys = ("statements", "begin", "commit", "rollback", "savepoint", "release")
+        figures = ", ".join(f"{key} {statistics.median(c[key] for c in counters):g}" for key in keys)
+        print(f"    {name:<12} ({len(counters)} updates): {figures}", file=sys.stderr, flush=True)
 
 
 async def scratch_pg() -> tuple[str, Callable[[], Awaitable[None]]]:

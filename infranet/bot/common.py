@@ -527,9 +527,9 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
       answered in the user's language; the conversation stays in its state.
     - The handler's return value is returned (conversation states).
     - `writes=False`: the handler only reads (listings, /check). It gets a read-only
-      transaction (`Database.read()`): on SQLite it neither waits in the write queue nor
-      holds the write lock, and on PostgreSQL a write slipped in by mistake fails
-      loudly. A handler that writes only on some paths uses `turn.writing()` there.
+      transaction (`read_transaction`): on SQLite it neither waits in the write queue nor
+      holds the write lock; on PostgreSQL it reads in the transaction that holds the
+      user's lock (no BEGIN and COMMIT of its own). A handler that writes only on some paths uses `turn.writing()` there.
       Who speaks may come from the short-lived memory of `people.py` (forgotten on any
       change of a member or organisation in this process).
     - `db=False`: the handler needs no session of ours and `turn.session` is None: the
@@ -571,7 +571,7 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
                     turn = await turn_in(None, update, context)
                     result = await fn(turn) if admit(turn) else END
                 else:
-                    opened = write_transaction(infra.db) if writes else infra.db.read()
+                    opened = write_transaction(infra.db) if writes else read_transaction(infra.db)
                     async with opened as session:
                         turn = await turn_in(session, update, context)
                         result = await fn(turn) if admit(turn) else END
@@ -614,6 +614,23 @@ async def write_transaction(db: Database) -> AsyncIterator[AsyncSession]:
     session.sync_session.info["wrote"] = False
     async with session.begin_nested():
         yield session
+
+
+@contextlib.asynccontextmanager
+async def read_transaction(db: Database) -> AsyncIterator[AsyncSession]:
+    """A read-only handler's session. On PostgreSQL, inside an update, the transaction that
+    holds the user's lock, already open: a read transaction of its own would cost a BEGIN
+    and a COMMIT, two round trips to the server, on every /check and listing (bench/bot.py
+    counts them). It is not READ ONLY, so a stray write would commit with the form's state
+    instead of failing; handlers that save use `turn.writing()` (a savepoint in it).
+    Elsewhere (SQLite, where reads take no lock and no BEGIN; a job) `Database.read()`."""
+    scope = current_scope()
+    session = scope.session if scope is not None else None
+    if session is None:
+        async with db.read() as own:
+            yield own
+        return
+    yield session
 
 
 @event.listens_for(Session, "after_flush")
