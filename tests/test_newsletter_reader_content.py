@@ -106,3 +106,47 @@ async def test_my_districts_link_opens_the_feed_of_exactly_those_districts(
         assert "Warsztaty grantowe w Olsztynie" not in response.text
     finally:
         await ctx.db.dispose()
+
+
+async def test_size_is_checked_per_copy_and_a_long_copy_links_to_the_rest(
+        db_url: str, tmp_path: Path, smtp: SmtpServer) -> None:
+    """400 events over the region: the whole issue is far over Gmail's clip size, but a
+    one-district reader's copy is small and complete; a whole-region reader's copy keeps
+    the first events of each district and links to the rest. Everyone gets mail."""
+    from infranet.calendar.events import EventInput, add_event
+    from infranet.newsletter.checks import HTML_LIMIT
+    from tests.newsletter_support import local
+
+    ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings())
+    districts = ["ełcki", "m. Olsztyn", "olsztyński", "giżycki", "elbląski", "iławski",
+                 "mrągowski", "piski"]
+    try:
+        async with ctx.db.transaction() as session:
+            for n in range(400):
+                await add_event(session, ctx, Actor.cli(), EventInput(
+                    title=f"Spotkanie nr {n:03d} o funduszach dla organizacji pozarządowych",
+                    start=local(ctx, 1 + n % 12, 9 + n % 8), end=local(ctx, 1 + n % 12, 17),
+                    district=districts[n % len(districts)], category="meeting",
+                    location=f"ul. Długa {n}, sala konferencyjna na pierwszym piętrze",
+                    url=f"https://example.org/wydarzenia/{n}"))
+        await add_subscribers(ctx, {"elk@example.org": {"districts": ["ełcki"]},
+                                    "all@example.org": {}})
+        async with ctx.db.transaction() as session:
+            await build_issue(session, ctx, Actor.cli(), period_key="big")
+        report = await send_pending(ctx)
+        assert report.sent == 2
+        mail = {m.recipients[0]: parts(m.parse()) for m in smtp.messages}
+
+        elk_text = mail["elk@example.org"][0]
+        assert elk_text.count("Spotkanie nr") == 50  # every Ełk event, nothing cut
+        assert "Więcej wydarzeń" not in elk_text
+
+        all_text, all_html = mail["all@example.org"]
+        assert len(all_html.encode()) <= HTML_LIMIT
+        assert "Więcej wydarzeń w kalendarzu" in all_text
+        assert "Spotkanie nr 000" in all_text  # the first events of each district stay
+        shown = all_text.count("Spotkanie nr")
+        assert 8 <= shown < 400
+        assert "jeszcze" in all_text and f"{ctx.settings.http.public_base_url}/calendar" in all_text
+    finally:
+        await ctx.db.dispose()

@@ -31,8 +31,22 @@ from jinja2 import (
 )
 
 from infranet.context import AppContext
-from infranet.i18n import t
+from infranet.i18n import register, t
 from infranet.newsletter import content as content_mod
+
+# Room kept for the layout around the items (header, note, feeds, footer, inlined CSS)
+# when deciding whether a reader's events fit under checks.HTML_LIMIT.
+LAYOUT_ALLOWANCE = 24 * 1024
+
+register({
+    "newsletter.more_events_heading": {
+        "pl": "Więcej wydarzeń w kalendarzu (ten e-mail byłby za długi):",
+        "en": "More events in the calendar (this e-mail would be too long):"},
+    "newsletter.more_events": {"pl": "{area}: jeszcze {count}", "en": "{area}: {count} more"},
+})
+
+PLACEHOLDERS = {"unsubscribe": "@@INFRANET_UNSUBSCRIBE@@", "preferences": "@@INFRANET_PREFERENCES@@",
+                "email": "@@INFRANET_EMAIL@@"}
 
 PLACEHOLDERS = {"unsubscribe": "@@INFRANET_UNSUBSCRIBE@@", "preferences": "@@INFRANET_PREFERENCES@@",
                 "email": "@@INFRANET_EMAIL@@"}
@@ -166,8 +180,9 @@ class IssueRenderer:
         values (see compose).
         """
         events = self.data["events"]
+        shown, more = self._fit_events(selection.events)
         days: dict[Any, dict[tuple[int, str], list[int]]] = {}
-        for i in selection.events:
+        for i in shown:
             e = events[i]
             days.setdefault(e["day"], {}).setdefault(e["area"], []).append(i)
         event_parts: list[tuple[str, str]] = []
@@ -178,6 +193,8 @@ class IssueRenderer:
             for area in sorted(areas):
                 event_parts.append(self._fragment("area", area, area[1]))
                 event_parts.extend(self._fragment("event", i, events[i]) for i in areas[area])
+        if more:
+            event_parts.append(self._more_events(more, selection.feed_query))
         training_parts = [self._fragment("training", i, self.data["trainings"][i])
                           for i in selection.trainings]
         org_parts = [self._fragment("organisation", i, self.data["organisations"][i])
@@ -192,6 +209,47 @@ class IssueRenderer:
                        SECTION_MARKERS["trainings"]: "".join(p[1] for p in training_parts).strip("\n"),
                        SECTION_MARKERS["organisations"]: "".join(p[1] for p in org_parts).strip("\n")}
         return _fill_sections(text_tokens, text_values), _fill_sections(html_tokens, html_values)
+
+    def _fit_events(self, chosen: tuple[int, ...]) -> tuple[list[int], dict[tuple[int, str], int]]:
+        """The events a copy shows, and per area how many it leaves to the calendar.
+
+        A copy is checked for size on its own (`checks.HTML_LIMIT`: Gmail clips longer
+        mail), so a one-district reader's copy is never cut for the region's sake. When a
+        reader's events would not fit, the copy keeps the first events of each area, as
+        many per area as fit, and links to the rest."""
+        from infranet.newsletter.checks import HTML_LIMIT
+
+        budget = HTML_LIMIT - LAYOUT_ALLOWANCE
+        events = self.data["events"]
+        size = {i: len(self._fragment("event", i, events[i])[0].encode()) for i in chosen}
+        if sum(size.values()) <= budget:
+            return list(chosen), {}
+        by_area: dict[tuple[int, str], list[int]] = {}
+        for i in chosen:
+            by_area.setdefault(events[i]["area"], []).append(i)
+        per_area = max(len(v) for v in by_area.values())
+        while per_area > 1:
+            per_area -= 1
+            if sum(size[i] for v in by_area.values() for i in v[:per_area]) <= budget:
+                break
+        kept = {i for v in by_area.values() for i in v[:per_area]}
+        more = {area: len(v) - per_area for area, v in by_area.items() if len(v) > per_area}
+        return [i for i in chosen if i in kept], more
+
+    def _more_events(self, more: dict[tuple[int, str], int], feed_query: str) -> tuple[str, str]:
+        """The closing lines of a shortened events section: per area, how many more events
+        the calendar has, with its link."""
+        base = self.renderer.ctx.settings.http.public_base_url
+        url = f"{base}/calendar.ics?{feed_query}" if feed_query else f"{base}/calendar"
+        lines = [t(self.lang, "newsletter.more_events", area=area[1], count=count)
+                 for area, count in sorted(more.items())]
+        heading = t(self.lang, "newsletter.more_events_heading")
+        html = (f'<p class="meta">{html_lib.escape(heading)}</p><ul>'
+                + "".join(f"<li>{html_lib.escape(line)}</li>" for line in lines)
+                + f'</ul><p class="meta"><a href="{html_lib.escape(url)}">'
+                f"{html_lib.escape(url)}</a></p>")
+        text = "\n" + heading + "\n" + "".join(f"- {line}\n" for line in lines) + url + "\n"
+        return self.renderer.inliner.inline_fragment(html, self.css), text
 
     def render(self, selection: content_mod.Selection,
                personal: dict[str, str] | None = None) -> tuple[str, str]:
