@@ -139,3 +139,43 @@ async def test_list_prints_stored_text_safely(db_url: str, tmp_path: Path,
         assert "\x1b" not in out and "\\x1b[2J" in out
     finally:
         await ctx.db.dispose()
+
+
+async def test_an_issue_kept_out_of_the_public_archive(db_url: str, tmp_path: Path,
+                                                       smtp: SmtpServer,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Hidden: not listed, its page and text 404 over real HTTP; its readers still get it."""
+    import httpx
+
+    from infranet.newsletter.issues import build_issue, send_pending
+    from infranet.storage.actors import Actor
+    from tests.http_app import assembled, served
+    from tests.newsletter_support import seed_content
+
+    ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings())
+    try:
+        await seed_content(ctx)
+        await add_subscribers(ctx, {"ala@example.org": {}})
+        async with ctx.db.transaction() as session:
+            built = await build_issue(session, ctx, Actor.cli(), period_key="members-only")
+        assert built.issue is not None
+        issue_id = built.issue.id
+        assert await run(ctx, "archive", str(issue_id), "--hide") == 0
+        assert "kept out" in capsys.readouterr()[0]
+        assert await run(ctx, "archive", "99999999999", "--hide") == 1
+        await send_pending(ctx)
+        assert smtp.recipients() == ["ala@example.org"]
+
+        async with assembled(ctx) as app, served(app.app) as url, httpx.AsyncClient() as client:
+            index = await client.get(f"{url}/newsletter/archive")
+            page = await client.get(f"{url}/newsletter/archive/{issue_id}")
+            text = await client.get(f"{url}/newsletter/archive/{issue_id}.txt")
+            assert index.status_code == 200 and f"/newsletter/archive/{issue_id}" not in index.text
+            assert page.status_code == 404 and text.status_code == 404
+
+            assert await run(ctx, "archive", str(issue_id), "--show") == 0
+            index = await client.get(f"{url}/newsletter/archive")
+            page = await client.get(f"{url}/newsletter/archive/{issue_id}")
+            assert f"/newsletter/archive/{issue_id}" in index.text and page.status_code == 200
+    finally:
+        await ctx.db.dispose()

@@ -81,6 +81,13 @@ def register(subparsers: Any) -> None:
                         "unsubscribe an address at the person's request (recorded as the CLI's)")
     unsub.add_argument("address", metavar="ADDR")
 
+    arch = add_command(nl, "archive", cmd_archive,
+                       "keep a built issue out of the public web archive, or put it back")
+    arch.add_argument("issue", type=int, metavar="ISSUE")
+    shown = arch.add_mutually_exclusive_group(required=True)
+    shown.add_argument("--hide", action="store_true", help="not in /newsletter/archive")
+    shown.add_argument("--show", action="store_true", help="listed in /newsletter/archive")
+
 
 async def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
     from infranet.newsletter.csvfiles import CsvFileError, read_subscriber_file
@@ -273,4 +280,17 @@ async def cmd_unsubscribe(ctx: AppContext, args: argparse.Namespace) -> int:
         changed = await unsubscribe_address(session, ctx, Actor.cli(), args.address)
     address = for_terminal(args.address)
     print(f"{address}: unsubscribed" if changed else f"{address}: was unsubscribed already")
+    return 0
+
+
+async def cmd_archive(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.newsletter.roster import set_archived
+
+    async with ctx.db.transaction() as session:
+        found = await set_archived(session, Actor.cli(), args.issue, archived=args.show)
+    if not found:
+        print(f"no issue #{args.issue}", file=sys.stderr)
+        return 1
+    print(f"issue #{args.issue} " + ("is in the public archive" if args.show
+                                     else "is kept out of the public archive"))
     return 0

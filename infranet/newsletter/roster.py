@@ -104,3 +104,22 @@ async def unsubscribe_address(session: AsyncSession, ctx: AppContext, actor: Act
     await audit.record(session, actor, "newsletter.unsubscribe", "subscriber", row.id,
                        via=actor.kind)
     return True
+
+
+async def set_archived(session: AsyncSession, actor: Actor, issue_id: int, *,
+                       archived: bool) -> bool:
+    """Show or hide an issue in the public web archive; False when there is no such issue.
+    Its readers' copies are not affected (they were or will be sent all the same)."""
+    from infranet.storage.models import NewsletterIssue
+
+    actor.require_admin()
+    if not 0 < issue_id <= 2**31 - 1:  # no issue can have it (PostgreSQL Integer range)
+        return False
+    issue = await session.get(NewsletterIssue, issue_id)
+    if issue is None:
+        return False
+    if issue.archived != archived:
+        issue.archived = archived
+        await audit.record(session, actor, "newsletter.archive", "newsletter_issue", issue.id,
+                           archived=archived)
+    return True

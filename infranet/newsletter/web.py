@@ -337,7 +337,7 @@ def routes(ctx: AppContext) -> list[Route]:
         async with ctx.db.transaction() as session:
             issues = (await session.scalars(
                 select(NewsletterIssue).where(NewsletterIssue.status.in_(
-                    [IssueStatus.SENDING, IssueStatus.DONE]))
+                    [IssueStatus.SENDING, IssueStatus.DONE]), NewsletterIssue.archived.is_(True))
                 .order_by(NewsletterIssue.period_start.desc()).limit(200))).all()
         items = [{"id": i.id, "label": f"{format_date(i.period_start.astimezone(ctx.tz).date(), lang)}"
                   f" – {subject_for(ctx, i.content, lang)}"} for i in issues]
@@ -352,8 +352,8 @@ def routes(ctx: AppContext) -> list[Route]:
             return None
         async with ctx.db.transaction() as session:
             issue = await session.get(NewsletterIssue, issue_id)
-        if issue is None or issue.status == IssueStatus.SKIPPED:
-            return None
+        if issue is None or issue.status == IssueStatus.SKIPPED or not issue.archived:
+            return None  # an issue kept out of the archive is not found, as if it never was
         return issue
 
     async def archive_issue(request: Request) -> Response:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -434,6 +435,9 @@ class NewsletterIssue(Base):
     status: Mapped[str] = mapped_column(String(16), default=IssueStatus.SENDING)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    # False: kept out of the public archive (`newsletter archive ISSUE --hide`), e.g. an
+    # issue with a note meant for members only; its readers still get it by e-mail.
+    archived: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class DeliveryStatus(StrEnum):
