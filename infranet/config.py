@@ -133,6 +133,15 @@ class NewsletterSettings(Section):
     # A scheduled time missed while the service was down is caught up at start when it
     # is at most this many hours old (0: never); logged either way.
     catch_up_hours: float = Field(default=12, ge=0, le=24 * 31)
+    # The privacy notice (RODO art. 13) of the sign-up form, the confirmation page,
+    # /newsletter/privacy and every e-mail's footer; unset = the shipped Polish and English
+    # defaults. Contact defaults to [smtp] reply_to, else from_address.
+    privacy_controller: str | None = None
+    privacy_contact: str | None = None
+    privacy_purpose: str | None = None
+    privacy_legal_basis: str | None = None
+    privacy_retention: str | None = None
+    privacy_rights: str | None = None
     unsubscribe_address: str | None = None
     # Abuse limits on subscription requests (infranet/newsletter/limits.py).
     confirm_cooldown_minutes: int = Field(default=10, ge=0)

@@ -116,7 +116,7 @@ async def test_a_test_copy_never_carries_a_subscribers_links(
             posted = await client.post(one_click, data={"List-Unsubscribe": "One-Click"})
             assert posted.status_code == 200 and "test" in posted.text.lower()
             for link in links:
-                if "/archive" in link:
+                if "/archive" in link or link.endswith("/newsletter/privacy"):  # not personal
                     continue
                 shown = await client.get(link.replace("&amp;", "&"))
                 assert shown.status_code == 200 and "kopia testowa" in shown.text.lower()
@@ -156,5 +156,46 @@ async def test_a_reader_who_signs_up_again_gets_their_preferences_link(
             page = await client.get(preferences.removeprefix("https://newsletter.example.org"))
             assert page.status_code == 200 and "ala@example.org" in page.text
         assert (await statuses(ctx))["ala@example.org"] == "confirmed"
+    finally:
+        await ctx.db.dispose()
+
+
+async def test_privacy_notice_on_the_form_the_confirmation_and_every_email(
+        db_url: str, tmp_path: Path, smtp: SmtpServer) -> None:
+    from tests.test_newsletter_web import client_for, link_in
+
+    ctx = await newsletter_context(
+        db_url, tmp_path, smtp.smtp_settings(),
+        newsletter={"privacy_controller": "Stowarzyszenie Sieć NGO, ul. Długa 1, Olsztyn",
+                    "privacy_contact": "iod@siec.example.org"})
+    privacy = "https://newsletter.example.org/newsletter/privacy"
+    parts_pl = ["Administrator", "Kontakt", "Cel", "Podstawa prawna", "Jak długo", "Twoje prawa"]
+    try:
+        await seed_content(ctx)
+        async with await client_for(ctx) as client:
+            for lang, words in (("pl", [*parts_pl, "art. 6 ust. 1 lit. a RODO", "UODO"]),
+                                ("en", ["Controller", "Legal basis", "Retention", "Your rights",
+                                        "consent"])):
+                for path in ("/newsletter/subscribe", "/newsletter/privacy"):
+                    page = await client.get(f"{path}?lang={lang}")
+                    assert page.status_code == 200
+                    for word in [*words, "Stowarzyszenie Sieć NGO", "iod@siec.example.org"]:
+                        assert word in page.text, (lang, path, word)
+            answer = await client.post("/newsletter/subscribe", data={
+                "email": "ala@example.org", "language": "pl", "consent": "yes"})
+            assert answer.status_code == 200
+            [confirmation] = smtp.parsed()
+            for kind in ("plain", "html"):
+                assert privacy in confirmation.get_body((kind,)).get_content()
+            confirm = link_in(confirmation.get_body(("plain",)).get_content(), "/newsletter/confirm")
+            page = await client.get(confirm.removeprefix("https://newsletter.example.org"))
+            assert page.status_code == 200
+            assert all(word in page.text for word in [*parts_pl, "Stowarzyszenie Sieć NGO"])
+            await client.post(confirm.removeprefix("https://newsletter.example.org"))
+        assert await run(ctx, "build") == 0 and await run(ctx, "send") == 0
+        issue = smtp.parsed()[-1]
+        assert "List-Unsubscribe" in issue
+        for kind in ("plain", "html"):
+            assert privacy in issue.get_body((kind,)).get_content()
     finally:
         await ctx.db.dispose()

@@ -32,11 +32,13 @@ register({
               "już otrzymuje newsletter, więc nic się nie zmieniło.\n\n"
               "Zmień język, powiaty lub kategorie: {preferences}\n\n"
               "Wypisz się: {unsubscribe}\n\n"
+              "Prywatność: {privacy}\n\n"
               "Jeśli to nie Ty, zignoruj tę wiadomość.\n",
         "en": "Someone (probably you) entered this address in the sign-up form of “{title}”. "
               "This address already receives the newsletter, so nothing changed.\n\n"
               "Change your language, districts or categories: {preferences}\n\n"
               "Unsubscribe: {unsubscribe}\n\n"
+              "Privacy: {privacy}\n\n"
               "If this was not you, ignore this message.\n"},
 })
 
@@ -267,7 +269,8 @@ class Composer:
         lang = subscriber.language
         links = self.personal_links(subscriber)
         text = t(lang, "newsletter.again_body", title=s.newsletter.title,
-                 preferences=links["preferences"], unsubscribe=links["unsubscribe"])
+                 preferences=links["preferences"], unsubscribe=links["unsubscribe"],
+                 privacy=f"{s.http.public_base_url}/newsletter/privacy")
         factory = MessageFactory(from_address=s.smtp.from_address,
                                  subject=t(lang, "newsletter.again_subject", title=s.newsletter.title),
                                  reply_to=s.smtp.reply_to, bulk=False, dkim=self.dkim)

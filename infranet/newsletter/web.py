@@ -326,6 +326,12 @@ def routes(ctx: AppContext) -> list[Route]:
         action = f"{base}/newsletter/unsubscribe?{_link_query(sid, token)}"
         return page("unsubscribe.html", lang, email=email, action=action)
 
+    async def privacy_page(request: Request) -> Response:
+        """The privacy notice (RODO art. 13), linked from every e-mail."""
+        lang = _lang(request, ctx)
+        return HTMLResponse(renderer.render("privacy.html", lang, lang_switch=True),
+                            headers={"Cache-Control": "public, max-age=3600"})
+
     async def test_copy_page(request: Request) -> Response:
         """Where every link of a test copy leads (GET, and the one-click POST of its
         List-Unsubscribe): it changes nothing and says why."""
@@ -382,6 +388,7 @@ def routes(ctx: AppContext) -> list[Route]:
         Route("/newsletter/preferences", preferences_page, methods=["GET", "POST"]),
         Route("/newsletter/unsubscribe", unsubscribe_page, methods=["GET", "POST"]),
         Route("/newsletter/test-copy", test_copy_page, methods=["GET", "POST"]),
+        Route("/newsletter/privacy", privacy_page, methods=["GET"]),
         Route("/newsletter/archive", archive_index, methods=["GET"]),
         # Plain path parameters, parsed by `web.params`: Starlette's `int` converter takes
         # any number of digits, and 20 of them overflow the database driver. The .txt
