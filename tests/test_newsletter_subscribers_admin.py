@@ -179,3 +179,25 @@ async def test_an_issue_kept_out_of_the_public_archive(db_url: str, tmp_path: Pa
             assert f"/newsletter/archive/{issue_id}" in index.text and page.status_code == 200
     finally:
         await ctx.db.dispose()
+
+
+async def test_build_no_archive_keeps_the_new_issue_out(db_url: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from infranet.storage.models import NewsletterIssue
+    from tests.newsletter_support import seed_content
+
+    ctx = await newsletter_context(db_url, tmp_path)
+    try:
+        await seed_content(ctx)
+        await add_subscribers(ctx, {"ala@example.org": {}})
+        assert await run(ctx, "build", "--no-archive") == 0
+        async with ctx.db.transaction() as session:
+            issue = (await session.scalars(select(NewsletterIssue))).one()
+        assert issue.archived is False
+        assert await run(ctx, "build", "--force") == 0  # without the flag: public
+        async with ctx.db.transaction() as session:
+            issues = (await session.scalars(select(NewsletterIssue)
+                                            .order_by(NewsletterIssue.id))).all()
+        assert [i.archived for i in issues] == [False, True]
+    finally:
+        await ctx.db.dispose()

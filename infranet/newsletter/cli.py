@@ -45,6 +45,8 @@ def register(subparsers: Any) -> None:
     build.add_argument("--force", action="store_true",
                        help="build another issue although this period has one (every reader "
                             "gets the newsletter again)")
+    build.add_argument("--no-archive", action="store_true",
+                       help="keep the issue out of the public web archive (readers still get it)")
 
     send = add_command(nl, "send", cmd_send,
                        "send the pending deliveries of built issues (never builds one)")
@@ -161,6 +163,12 @@ async def cmd_build(ctx: AppContext, args: argparse.Namespace) -> int:
 
     async with ctx.db.transaction() as session:
         outcome = await build_for_period(session, ctx, Actor.cli(), force=args.force)
+        built_now = outcome.built.issue if outcome.built is not None and outcome.built.created else None
+        if args.no_archive and built_now is not None:
+            # In the build's own transaction: the archive never shows it, not for a moment.
+            from infranet.newsletter.roster import set_archived
+
+            await set_archived(session, Actor.cli(), built_now.id, archived=False)
     key, built = outcome.period_key, outcome.built
     if outcome.refused is not None:
         issue = outcome.refused
