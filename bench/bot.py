@@ -271,7 +271,13 @@ async def bench_infranet(ctx: AppContext, api: BotApi, args: argparse.Namespace,
                                   first_user=300_000)
         checks = await sequential(api, args.checks, lambda i: check_text(rng, ctx))
         steps: dict[str, list[float]] = {}
+        mark = len(api.calls)
         whole = [await event_conversation(api, rng, steps) for _ in range(args.conversations)]
+        await asyncio.sleep(0.2)  # a callback's answer may follow its reply
+        methods = collections.Counter(method for method, _ in api.calls[mark:])
+        per_step = sum(len(v) for v in steps.values())
+        print("  Bot API calls per /event step: " + ", ".join(
+            f"{m} {n / per_step:.2f}" for m, n in methods.most_common() if m != "getUpdates"))
         rate = await burst(api, args.burst, lambda i: check_text(rng, ctx))
     return {"checks": checks, "helps": helps, "firsts": firsts, "steps": steps, "whole": whole,
             "rate": rate}
