@@ -150,3 +150,31 @@ async def test_size_is_checked_per_copy_and_a_long_copy_links_to_the_rest(
         assert "jeszcze" in all_text and f"{ctx.settings.http.public_base_url}/calendar" in all_text
     finally:
         await ctx.db.dispose()
+
+
+async def test_the_english_issue_has_an_english_title(db_url: str, tmp_path: Path,
+                                                      smtp: SmtpServer) -> None:
+    from email.header import decode_header, make_header
+
+    from infranet.config import NewsletterSettings
+
+    default = NewsletterSettings.model_fields["title"].default
+    ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings(),
+                                   newsletter={"title": default})
+    try:
+        await seed_content(ctx)
+        await add_subscribers(ctx, {"en@example.org": {"language": "en"},
+                                    "pl@example.org": {}})
+        async with ctx.db.transaction() as session:
+            await build_issue(session, ctx, Actor.cli(), period_key="titles")
+        await send_pending(ctx)
+        subjects = {m.recipients[0]: str(make_header(decode_header(m.parse()["Subject"])))
+                    for m in smtp.messages}
+        english = "Newsletter of the network of infrastructure organisations"
+        assert subjects["en@example.org"].startswith(english)
+        assert subjects["pl@example.org"].startswith(default)
+        en_text = next(parts(m.parse())[0] for m in smtp.messages
+                       if m.recipients[0] == "en@example.org")
+        assert english in en_text and default not in en_text
+    finally:
+        await ctx.db.dispose()

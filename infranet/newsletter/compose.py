@@ -90,7 +90,7 @@ def load_dkim(ctx: AppContext) -> DkimKey | None:
 
 def subject_for(ctx: AppContext, content: dict[str, Any], lang: str) -> str:
     """One clean line (no control characters, at most 150 characters)."""
-    return clean_header_text(t(lang, "newsletter.subject", title=ctx.settings.newsletter.title,
+    return clean_header_text(t(lang, "newsletter.subject", title=content_mod.newsletter_title(ctx, lang),
              period=content_mod.period_label(content, ctx, lang)))
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
-from infranet.i18n import format_amount, format_date, format_span, t
+from infranet.i18n import format_amount, format_date, format_span, register, t
 from infranet.region import District, Region
 from infranet.storage.models import (
     Moderation,
@@ -91,6 +91,23 @@ async def pending_notes(session: AsyncSession) -> list[NewsletterNote]:
     return list((await session.scalars(
         select(NewsletterNote).where(NewsletterNote.issue_id.is_(None))
         .order_by(NewsletterNote.created_at, NewsletterNote.id))).all())
+
+
+register({"newsletter.default_title": {
+    "pl": "Newsletter sieci organizacji infrastrukturalnych",
+    "en": "Newsletter of the network of infrastructure organisations"}})
+
+
+def newsletter_title(ctx: AppContext, lang: str) -> str:
+    """The newsletter's name in `lang`. `[newsletter] title` is a proper name the network
+    chose and is kept as typed; left at its default (a Polish description, not a name),
+    the English issue gets the English description instead."""
+    from infranet.config import NewsletterSettings
+
+    configured = ctx.settings.newsletter.title
+    if configured == NewsletterSettings.model_fields["title"].default:
+        return t(lang, "newsletter.default_title")
+    return configured
 
 
 def feed_links(ctx: AppContext) -> list[dict[str, str]]:

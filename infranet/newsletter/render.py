@@ -126,7 +126,8 @@ class Renderer:
 
     def _common(self, lang: str) -> dict[str, Any]:
         settings = self.ctx.settings
-        return {"_": partial(t, lang), "lang": lang, "title": settings.newsletter.title,
+        return {"_": partial(t, lang), "lang": lang,
+                "title": content_mod.newsletter_title(self.ctx, lang),
                 "region": self.ctx.region.name, "base_url": settings.http.public_base_url,
                 "privacy_url": f"{settings.http.public_base_url}/newsletter/privacy",
                 "privacy": privacy_notice(self.ctx, lang)}
