@@ -76,7 +76,6 @@ async def test_send_after_a_crash_never_builds_a_second_issue(
         if service.task is not None:
             await service.task
         assert await issue_count(ctx) == 2
-        assert "--now" not in " ".join(build_parser().format_help().split())
         with pytest.raises(SystemExit):
             build_parser().parse_args(["newsletter", "send", "--now"])
     finally:

@@ -183,7 +183,7 @@ async def cmd_build(ctx: AppContext, args: argparse.Namespace) -> int:
         print(f"nothing to send for {key}: no events, trainings, new members or notes (skipped)")
     elif built.issue is not None and built.created:
         print(f"issue #{built.issue.id} built for {key}: {built.recipients} recipients; "
-              "'infranet newsletter send' sends it (the running service does too)")
+              "'infranet newsletter send' sends it (so does the service when it starts)")
     elif built.issue is not None:  # another process built it a moment ago
         print(f"issue #{built.issue.id} for {key} exists already ({built.issue.status})")
     return 0
