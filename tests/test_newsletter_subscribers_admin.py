@@ -165,6 +165,11 @@ async def test_an_issue_kept_out_of_the_public_archive(db_url: str, tmp_path: Pa
         assert await run(ctx, "archive", "99999999999", "--hide") == 1
         await send_pending(ctx)
         assert smtp.recipients() == ["ala@example.org"]
+        # The copy does not offer a web version that is not there.
+        copy = smtp.messages[0].parse()
+        for part in copy.get_payload():
+            assert f"/newsletter/archive/{issue_id}" not in part.get_content()
+        assert "Wersja w przeglądarce" not in copy.get_payload()[0].get_content()
 
         async with assembled(ctx) as app, served(app.app) as url, httpx.AsyncClient() as client:
             index = await client.get(f"{url}/newsletter/archive")

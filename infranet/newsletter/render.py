@@ -190,7 +190,8 @@ class IssueRenderer:
         base = renderer.ctx.settings.http.public_base_url
         self.links = {"unsubscribe": PLACEHOLDERS["unsubscribe"],
                       "preferences": PLACEHOLDERS["preferences"], "email": PLACEHOLDERS["email"],
-                      "web": f"{base}/newsletter/archive/{issue_id}" if issue_id else None,
+                      "web": (f"{base}/newsletter/archive/{issue_id}"
+                              if issue_id and content.get("archived", True) else None),
                       "archive": f"{base}/newsletter/archive",
                       "subscribe": f"{base}/newsletter/subscribe"}
         self._fragments: dict[tuple[str, Any], tuple[str, str]] = {}

@@ -120,6 +120,9 @@ async def set_archived(session: AsyncSession, actor: Actor, issue_id: int, *,
         return False
     if issue.archived != archived:
         issue.archived = archived
+        # The snapshot says so too: copies rendered from it then carry no "web version"
+        # link, which would lead readers to a page that is not there.
+        issue.content = {**issue.content, "archived": archived}
         await audit.record(session, actor, "newsletter.archive", "newsletter_issue", issue.id,
                            archived=archived)
     return True
