@@ -40,6 +40,7 @@ from infranet.calendar.dateparse import Span, local_today
 from infranet.context import AppContext
 from infranet.errors import NotFound, ValidationFailed
 from infranet.i18n import register
+from infranet.region import District as RegionDistrict
 from infranet.storage import audit
 from infranet.storage.actors import Actor
 from infranet.storage.models import (
@@ -282,16 +283,44 @@ def check_deadline(ctx: AppContext, deadline: date, first_day: date | None = Non
 # --- operations ------------------------------------------------------------------------------
 
 
-async def add_training(session: AsyncSession, ctx: AppContext, actor: Actor,
-                       data: TrainingInput) -> TrainingView:
-    """Validate a notice, store it, and add its sessions to the calendar (category training)."""
-    org_id = data.organisation_id
-    if org_id is None and not actor.is_admin:
-        org_id = actor.require_approved().organisation_id
-    actor.require_org(org_id)
-    if org_id is None or await session.get(Organisation, org_id) is None:
-        raise ValidationFailed("error.training_needs_org", field="organisation")
-    title = clean_text(data.title, "title", TITLE_MAX, required=True)
+@dataclass(frozen=True)
+class _Checked:
+    """A notice's fields as validated once, for adding it and for changing it alike."""
+
+    title: str
+    target: str | None
+    description: str | None
+    location: str | None
+    places: int | None
+    cost: Decimal | None
+    contact: ApplyContact
+    district: RegionDistrict
+    sessions: list[tuple[datetime | date, datetime | date, bool]]
+
+    def apply_to(self, row: Training) -> None:
+        """Write the fields kept on the notice's own row (its sessions are events)."""
+        row.title, row.target_group, row.description = self.title, self.target, self.description
+        row.places, row.cost_pln = self.places, self.cost
+        row.apply_url = self.contact.value if self.contact.kind == "url" else None
+        row.apply_email = self.contact.value if self.contact.kind == "email" else None
+        row.apply_phone = self.contact.value if self.contact.kind == "phone" else None
+
+    def session(self, index: int, data: TrainingInput, organisation_id: int | None,
+                training_id: int) -> calendar.EventInput:
+        """The calendar event of the `index`-th session (category training)."""
+        start, end, all_day = self.sessions[index]
+        return calendar.EventInput(
+            title=self.title, start=start, end=end, all_day=all_day, district=self.district.slug,
+            category="training", audiences=list(data.audiences), organisation_id=organisation_id,
+            description=self.description, location=self.location,
+            registration_url=self.contact.value if self.contact.kind == "url" else None,
+            training_id=training_id)
+
+
+def _check(ctx: AppContext, data: TrainingInput, *, future: bool) -> _Checked:
+    """Every rule on a notice's fields and sessions, the deadline against the first session;
+    with `future`, no session may have begun (a change may keep one that has)."""
+    title = clean_text(data.title, "title", TITLE_MAX, required=True) or ""
     target = clean_text(data.target_group, "target_group", TARGET_MAX, required=True)
     description = clean_text(data.description, "description", DESCRIPTION_MAX, multiline=True)
     location = clean_text(data.location, "location", LOCATION_MAX)
@@ -306,33 +335,38 @@ async def add_training(session: AsyncSession, ctx: AppContext, actor: Actor,
                                limit=MAX_SESSIONS)
     pairs = sorted((_session_pair(item, ctx) for item in data.sessions),
                    key=lambda p: (_first_day(p[0], ctx), str(p[0])))
-    now, today = ctx.now(), local_today(ctx.now(), ctx.tz)
-    for start, _end, all_day in pairs:
-        if (all_day and start < today) or (not all_day and start < now):  # type: ignore[operator]
-            raise ValidationFailed("training.error.session_past", value=_fmt(_first_day(start, ctx)))
+    if future:
+        now, today = ctx.now(), local_today(ctx.now(), ctx.tz)
+        for start, _end, all_day in pairs:
+            if (all_day and start < today) or (not all_day and start < now):  # type: ignore[operator]
+                raise ValidationFailed("training.error.session_past",
+                                       value=_fmt(_first_day(start, ctx)))
     check_deadline(ctx, data.deadline, _first_day(pairs[0][0], ctx))
+    return _Checked(title, target, description, location, places, cost, contact, district, pairs)
+
+
+async def add_training(session: AsyncSession, ctx: AppContext, actor: Actor,
+                       data: TrainingInput) -> TrainingView:
+    """Validate a notice, store it, and add its sessions to the calendar (category training)."""
+    org_id = data.organisation_id
+    if org_id is None and not actor.is_admin:
+        org_id = actor.require_approved().organisation_id
+    actor.require_org(org_id)
+    if org_id is None or await session.get(Organisation, org_id) is None:
+        raise ValidationFailed("error.training_needs_org", field="organisation")
+    checked = _check(ctx, data, future=True)
 
     row = Training(
-        title=title, description=description, organisation_id=org_id,
-        member_id=actor.member.id if actor.member else None,
-        district_id=(await calendar.district_id_map(session, ctx))[district.slug],
-        deadline=data.deadline, target_group=target, places=places, cost_pln=cost,
-        apply_url=contact.value if contact.kind == "url" else None,
-        apply_email=contact.value if contact.kind == "email" else None,
-        apply_phone=contact.value if contact.kind == "phone" else None,
-        status=TrainingStatus.OPEN,
+        organisation_id=org_id, member_id=actor.member.id if actor.member else None,
+        district_id=(await calendar.district_id_map(session, ctx))[checked.district.slug],
+        deadline=data.deadline, status=TrainingStatus.OPEN,
     )
+    checked.apply_to(row)
     session.add(row)
     await session.flush()
-    sessions: list[Event] = []
-    for start, end, all_day in pairs:
-        sessions.append(await calendar.add_event(session, ctx, actor, calendar.EventInput(
-            title=title or "", start=start, end=end, all_day=all_day, district=district.slug,
-            category="training", audiences=list(data.audiences), organisation_id=org_id,
-            description=description, location=location,
-            registration_url=contact.value if contact.kind == "url" else None,
-            training_id=row.id,
-        )))
+    sessions = [await calendar.add_event(session, ctx, actor,
+                                         checked.session(index, data, org_id, row.id))
+                for index in range(len(checked.sessions))]
     row.moderation = (Moderation.PENDING if any(e.moderation == Moderation.PENDING for e in sessions)
                       else Moderation.PUBLISHED)
     await session.flush()
@@ -352,39 +386,19 @@ async def update_training(session: AsyncSession, ctx: AppContext, actor: Actor, 
     actor.require_org(row.organisation_id)
     if row.status != TrainingStatus.OPEN:
         raise ValidationFailed("training.error.not_open")
-    title = clean_text(data.title, "title", TITLE_MAX, required=True) or ""
-    target = clean_text(data.target_group, "target_group", TARGET_MAX, required=True)
-    description = clean_text(data.description, "description", DESCRIPTION_MAX, multiline=True)
-    location = clean_text(data.location, "location", LOCATION_MAX)
-    contact = parse_apply(data.how_to_apply)
-    district = calendar.resolve_district(ctx, data.district)
-    if not data.sessions:
-        raise ValidationFailed("training.error.no_sessions")
-    if len(data.sessions) > MAX_SESSIONS:
-        raise ValidationFailed("training.error.too_many_sessions", count=len(data.sessions),
-                               limit=MAX_SESSIONS)
-    pairs = sorted((_session_pair(item, ctx) for item in data.sessions),
-                   key=lambda p: (_first_day(p[0], ctx), str(p[0])))
-    check_deadline(ctx, data.deadline, _first_day(pairs[0][0], ctx))
-    row.title, row.target_group, row.description = title, target, description
-    row.places, row.cost_pln, row.deadline = check_places(data.places), check_cost(data.cost), data.deadline
-    row.apply_url = contact.value if contact.kind == "url" else None
-    row.apply_email = contact.value if contact.kind == "email" else None
-    row.apply_phone = contact.value if contact.kind == "phone" else None
-    row.district_id = (await calendar.district_id_map(session, ctx))[district.slug]
+    checked = _check(ctx, data, future=False)
+    checked.apply_to(row)
+    row.deadline = data.deadline
+    row.district_id = (await calendar.district_id_map(session, ctx))[checked.district.slug]
     live = [e for e in view.sessions if e.status == EventStatus.SCHEDULED]
     sessions: list[Event] = []
-    for index, (start, end, all_day) in enumerate(pairs):
-        session_input = calendar.EventInput(
-            title=title, start=start, end=end, all_day=all_day, district=district.slug,
-            category="training", audiences=list(data.audiences), organisation_id=row.organisation_id,
-            description=description, location=location,
-            registration_url=contact.value if contact.kind == "url" else None, training_id=row.id)
+    for index in range(len(checked.sessions)):
+        session_input = checked.session(index, data, row.organisation_id, row.id)
         if index < len(live):
             sessions.append(await calendar.update_event(session, ctx, actor, live[index].id, session_input))
         else:
             sessions.append(await calendar.add_event(session, ctx, actor, session_input))
-    for extra in live[len(pairs):]:
+    for extra in live[len(checked.sessions):]:
         await calendar.cancel_event(session, ctx, actor, extra.id)
     await session.flush()
     await session.refresh(row, ["organisation", "district"])
