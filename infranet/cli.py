@@ -200,7 +200,7 @@ async def cmd_org_list(ctx: AppContext, args: argparse.Namespace) -> int:
 
     async with ctx.db.transaction() as session:
         orgs = await list_organisations(session)
-    rows = [{"id": o.id, "name": o.name, "type": o.type, "email": o.contact_email,
+    rows: list[dict[str, Any]] = [{"id": o.id, "name": o.name, "type": o.type, "email": o.contact_email,
              "phone": o.phone, "districts": [d.name for d in o.districts]} for o in orgs]
     if args.json:
         print(json_for_terminal(rows))

@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from infranet.component import Component
 from infranet.context import AppContext
@@ -28,7 +28,7 @@ def create_app(ctx: AppContext, components: Sequence[Component]) -> Starlette:
         body = {"status": "ok" if database_ok else "unavailable", "parts": parts}
         return JSONResponse(body, status_code=200 if database_ok else 503)
 
-    routes = [Route("/healthz", healthz)]
+    routes: list[BaseRoute] = [Route("/healthz", healthz)]
     for component in components:
         routes.extend(component.routes)
     base_url = ctx.settings.http.public_base_url

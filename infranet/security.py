@@ -93,7 +93,7 @@ async def load_secret_key(settings: Settings, db: Database) -> bytes:
     except (binascii.Error, ValueError):
         key = b""
     check_key(key, "the database (table service_secrets, name 'secret_key')")
-    if inserted.rowcount == 1:
+    if getattr(inserted, "rowcount", 0) == 1:  # CursorResult of an INSERT
         if from_file is not None:
             log.info("adopted the secret key of %s into the database; instances on this database "
                      "share it and the file is no longer read", path)

@@ -24,7 +24,7 @@ import re
 import secrets
 import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -515,7 +515,7 @@ def private_link(context: BotContext, start: str) -> str:
 
 def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | None = None,
             db: bool = True, writes: bool = True,
-            ) -> Callable[[HandlerFn], Callable[[Update, BotContext], Awaitable[Any]]]:
+            ) -> Callable[[HandlerFn], Callable[[Update, BotContext], Coroutine[Any, Any, Any]]]:
     """Wrap a handler: transaction, identity, access rule, private-chat rule, outbox.
 
     - `access="member"`: approved members only; others get one line on /join.
@@ -540,7 +540,7 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
     - Default (`writes=True`): one write transaction, and the speaker is read in it.
     """
 
-    def wrap(fn: HandlerFn) -> Callable[[Update, BotContext], Awaitable[Any]]:
+    def wrap(fn: HandlerFn) -> Callable[[Update, BotContext], Coroutine[Any, Any, Any]]:
         name = fn.__name__
 
         def admit(turn: Turn) -> bool:
@@ -771,6 +771,9 @@ class Form(ConversationHandler[Any]):
 
     def __init__(self, ctx: AppContext, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if not self.name:
+            raise ValueError("a Form needs a name: its state and receipts are stored under it")
+        self.form_name: str = self.name
 
     async def handle_update(self, update: Any, application: Any, check_result: Any,
                             context: Any) -> object | None:
@@ -778,7 +781,7 @@ class Form(ConversationHandler[Any]):
         scope = current_scope()
         user_data = context.user_data if context.user_data is not None else {}
         nav = user_data.get(NAV) if isinstance(user_data.get(NAV), dict) else None
-        mine = nav if nav is not None and nav.get("form") == self.name else None
+        mine = nav if nav is not None and nav.get("form") == self.form_name else None
         entry = matched in self.entry_points
         receipts = scope.receipts if scope is not None else {}
         if mine is not None and mine.get("id") in receipts and not entry:
@@ -789,12 +792,12 @@ class Form(ConversationHandler[Any]):
             if other is not None:
                 await _ask_switch(update, context, other, self, user_data)
                 return None
-        before = copy.deepcopy(user_data.get(self.name))
+        before = copy.deepcopy(user_data.get(self.form_name))
         form_id = mine["id"] if mine is not None and not entry else secrets.token_hex(4)
         turns_before = len(scope.turns) if scope is not None else 0
         if scope is not None:
-            scope.form = (self.name, form_id)
-            scope.touched.add(self.name)
+            scope.form = (self.form_name, form_id)
+            scope.touched.add(self.form_name)
         result = await super().handle_update(update, application, check_result, context)
         after = self._conversations.get(key)
         if after is None:
@@ -802,9 +805,9 @@ class Form(ConversationHandler[Any]):
                 user_data.pop(NAV, None)
             return result
         if entry or mine is None:
-            mine = {"form": self.name, "id": form_id, "steps": [], "prompt": None}
+            mine = {"form": self.form_name, "id": form_id, "steps": [], "prompt": None}
         elif after != state:
-            mine["steps"].append({"state": state, "undo": _undo(before, user_data.get(self.name)),
+            mine["steps"].append({"state": state, "undo": _undo(before, user_data.get(self.form_name)),
                                   "prompt": mine.get("prompt")})
         user_data[NAV] = mine
         if scope is not None:
@@ -825,14 +828,14 @@ class Form(ConversationHandler[Any]):
         limit = float(self.conversation_timeout or 0)  # type: ignore[arg-type]
 
         async def work(scope: Any) -> None:
-            row = scope.rows.get(conv_key(self.name or "", key))
+            row = scope.rows.get(conv_key(self.form_name or "", key))
             moved = float(row.get("at") or 0) if isinstance(row, dict) else None
             if moved is None or time.time() - moved < limit - min(1.0, limit / 4):
                 async with self._timeout_jobs_lock:  # ended or moved on (maybe elsewhere)
                     if self.timeout_jobs.get(key) is job:
                         del self.timeout_jobs[key]
                 return
-            scope_touch(self.name)
+            scope_touch(self.form_name)
             await super(Form, self)._trigger_timeout(context)
 
         await application.process_locked(data.update, work)
@@ -858,7 +861,7 @@ class Form(ConversationHandler[Any]):
                              key: Any, user_data: dict[Any, Any]) -> None:
         """The form was saved, but its end was not written (a crash in between): end it now
         and say what was saved; save nothing again."""
-        user_data.pop(self.name, None)
+        user_data.pop(self.form_name, None)
         user_data.pop(NAV, None)
         self._update_state(END, key)
         who = await identify(None, update, user_data, db=context.infra.db)
@@ -1027,7 +1030,7 @@ def _end_saved_form(context: BotContext, update: Update, receipt: dict[str, Any]
         user_data.pop(NAV, None)
 
 
-def redelivery_guard() -> TypeHandler[Update, BotContext]:
+def redelivery_guard() -> TypeHandler[Update, BotContext, Any]:
     """Telegram redelivers an update whose handling it did not see finish (a crash right
     after a save): if that update saved a form, say it is already saved, do nothing else."""
     from telegram.ext import ApplicationHandlerStop

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
+from typing import Any
 
 from telegram import Update
 from telegram.ext import ApplicationHandlerStop, TypeHandler
@@ -53,7 +54,7 @@ class CommandLimiter:
         self._warned[user_id] = now
         return True
 
-    def handler(self) -> TypeHandler[Update, BotContext]:
+    def handler(self) -> TypeHandler[Update, BotContext, Any]:
         async def check(update: Update, context: BotContext) -> None:
             message = update.message
             user = update.effective_user

@@ -82,6 +82,8 @@ async def reach_of(session: AsyncSession, org_ids: Iterable[int], *,
                                   .order_by(Member.id))).all()
     members: dict[int, list[Recipient]] = {}
     for org_id, telegram_id, language in rows:
+        if org_id is None:
+            continue
         if telegram_id != but:
             members.setdefault(org_id, []).append(Recipient(telegram_id, language or "pl"))
     return {org.id: OrgReach(org.id, org.name, org.contact_email, org.phone,

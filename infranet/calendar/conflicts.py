@@ -41,7 +41,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 import holidays
-from sqlalchemy import CompoundSelect, Select, bindparam, literal_column, or_, select, union_all
+from sqlalchemy import BindParameter, CompoundSelect, bindparam, literal_column, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar import recurrence
@@ -60,6 +60,7 @@ from infranet.calendar.summary import (
     POOL_COLUMNS,
     EventSummary,
     PoolRow,
+    Rows,
     districts_by_id,
     pool_row,
     select_summaries,
@@ -214,7 +215,7 @@ def _not_excluded() -> list[Any]:
 
 
 @lru_cache(maxsize=256)
-def _pool_statement(windows: int, exclude: bool, summaries: bool) -> Select[Any]:
+def _pool_statement(windows: int, exclude: bool, summaries: bool) -> Rows:
     """The pool query for `windows` time windows, built once and reused with new values
     (statement construction costs more than running it)."""
     common = [Event.district_id.in_(bindparam("districts", expanding=True)),
@@ -223,7 +224,9 @@ def _pool_statement(windows: int, exclude: bool, summaries: bool) -> Select[Any]
         common.extend(_not_excluded())
     branches = []
     for i in range(windows):
-        lo, hi, earliest = bindparam(f"lo{i}"), bindparam(f"hi{i}"), bindparam(f"earliest{i}")
+        lo: BindParameter[datetime] = bindparam(f"lo{i}")
+        hi: BindParameter[datetime] = bindparam(f"hi{i}")
+        earliest: BindParameter[datetime] = bindparam(f"earliest{i}")
         # Single events go through ix_events_place_range, series through the partial index
         # ix_events_series: both (district, start, end), so only matching rows are read
         # (for a single event last_ends_at == ends_at).

@@ -40,7 +40,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy import (
@@ -65,6 +65,7 @@ from infranet.calendar.dates import localize
 from infranet.calendar.summary import (
     POOL_COLUMNS,
     EventSummary,
+    Rows,
     districts_by_id,
     pool_row,
     select_summaries,
@@ -207,11 +208,15 @@ class NormalisedEvent:
         return recurrence.expand(self.rrule, self.starts_at, self.ends_at, self.all_day, tz)
 
 
+# What an occurrence carries: the row itself (listings that edit) or a summary (pages, feeds).
+E = TypeVar("E", Event, EventSummary)
+
+
 @dataclass(frozen=True)
-class Occurrence:
+class Occurrence(Generic[E]):
     """One occurrence of an event (a series is expanded into many), in UTC."""
 
-    event: Event | EventSummary
+    event: E
     start: datetime
     end: datetime
 
@@ -705,7 +710,7 @@ async def list_events(
     category: str | Sequence[str] | None = None, audience: str | Sequence[str] | None = None,
     organisation_id: int | Sequence[int] | None = None, include_cancelled: bool = False,
     include_pending: bool = False, viewer: Actor | None = None,
-) -> list[Occurrence]:
+) -> list[Occurrence[Event]]:
     """Occurrences overlapping [start, end), sorted by start.
 
     `area`: a district (slug/TERYT/name) or several; events of the area, of its
@@ -718,7 +723,7 @@ async def list_events(
                                   include_cancelled, include_pending, viewer)
     rows = (await session.scalars(_list_statement(shape), params)).all()
     audiences = set(_codes(audience))
-    found: list[Occurrence] = []
+    found: list[Occurrence[Event]] = []
     for row in rows:
         if audiences and row.audiences and not audiences & set(row.audiences):
             continue
@@ -771,7 +776,7 @@ async def _filter(
 
 
 @lru_cache(maxsize=64)
-def _list_statement(shape: _Shape) -> Select[tuple[Event]]:
+def _list_statement(shape: _Shape) -> Select[Event]:
     return select(Event).where(*_shape_conditions(shape)).order_by(Event.starts_at, Event.id)
 
 
@@ -860,7 +865,7 @@ _SERIES_SUMMARIES = select_summaries().where(Event.id.in_(bindparam("ids", expan
 
 
 @lru_cache(maxsize=64)
-def _first_statements(shape: _Shape) -> tuple[Select[Any], Select[Any]]:
+def _first_statements(shape: _Shape) -> tuple[Rows, Rows]:
     """`first_events`' two queries for one filter shape, built once: they run on the SQLite
     driver directly (`fetch_rows`), which keeps each statement's compiled SQL."""
     conditions = _shape_conditions(shape)
@@ -997,7 +1002,7 @@ _PAGE_BATCH = 500
 
 
 @lru_cache(maxsize=64)
-def _page_statements(shape: _Shape) -> tuple[Select[Any], Select[Any], Select[Any]]:
+def _page_statements(shape: _Shape) -> tuple[Rows, Rows, Rows]:
     """`page_events`' queries for one filter shape, built once (see `_first_statements`):
     single events after a position in (start, id) order, their count by audiences, series."""
     conditions = _shape_conditions(shape)

@@ -67,6 +67,9 @@ class EventSummary(PoolRow):
     organisation: Organiser | None
 
 
+# A statement of many columns (SQLAlchemy 2.1 types a Select by its column types).
+Rows = Select[*tuple[Any, ...]]
+
 POOL_COLUMNS = (Event.id, Event.district_id, Event.organisation_id, Event.title, Event.title_folded,
                 Event.audiences, Event.category, Event.rrule, Event.starts_at, Event.ends_at,
                 Event.last_ends_at, Event.all_day)
@@ -77,7 +80,7 @@ SUMMARY_COLUMNS = (*POOL_COLUMNS, Event.uid, Event.location, Event.description, 
 _ORGANISER = slice(len(POOL_COLUMNS) + 7, len(POOL_COLUMNS) + 10)
 
 
-def select_summaries() -> Select[Any]:
+def select_summaries() -> Rows:
     """SUMMARY_COLUMNS from events and their organisers, to be filtered by the caller."""
     return select(*SUMMARY_COLUMNS).select_from(Event).outerjoin(
         Organisation, Organisation.id == Event.organisation_id)
@@ -103,8 +106,9 @@ def pool_row(values: Sequence[Any]) -> PoolRow:
 def summarise(values: Sequence[Any], districts: dict[int, RegionDistrict]) -> EventSummary:
     """An `EventSummary` from a row that starts with SUMMARY_COLUMNS (more columns may follow)."""
     organiser = Organiser(values[2], *values[_ORGANISER]) if values[2] is not None else None
-    return EventSummary(*_pool_values(values), *values[len(POOL_COLUMNS):_ORGANISER.start],
-                        district=districts[values[1]], organisation=organiser)
+    fields = (*_pool_values(values), *values[len(POOL_COLUMNS):_ORGANISER.start],
+              districts[values[1]], organiser)
+    return EventSummary(*fields)
 
 
 async def districts_by_id(session: AsyncSession, ctx: AppContext) -> dict[int, RegionDistrict]:

@@ -288,7 +288,7 @@ class _Checked:
     """A notice's fields as validated once, for adding it and for changing it alike."""
 
     title: str
-    target: str | None
+    target: str
     description: str | None
     location: str | None
     places: int | None
@@ -321,7 +321,7 @@ def _check(ctx: AppContext, data: TrainingInput, *, future: bool) -> _Checked:
     """Every rule on a notice's fields and sessions, the deadline against the first session;
     with `future`, no session may have begun (a change may keep one that has)."""
     title = clean_text(data.title, "title", TITLE_MAX, required=True) or ""
-    target = clean_text(data.target_group, "target_group", TARGET_MAX, required=True)
+    target = clean_text(data.target_group, "target_group", TARGET_MAX, required=True) or ""
     description = clean_text(data.description, "description", DESCRIPTION_MAX, multiline=True)
     location = clean_text(data.location, "location", LOCATION_MAX)
     places = check_places(data.places)

@@ -121,8 +121,8 @@ async def ask_to_join(session: AsyncSession, ctx: AppContext, request: JoinReque
     if member is not None and member.status == MemberStatus.BLOCKED:
         raise PermissionDenied("membership.blocked")
     if member is not None and member.status == MemberStatus.APPROVED:
-        org = member.organisation.name if member.organisation else "—"
-        raise ValidationFailed("membership.already_member", org=org)
+        raise ValidationFailed("membership.already_member",
+                               org=member.organisation.name if member.organisation else "—")
     if request.new_organisation is not None:
         org = await add_organisation(session, ctx, Actor("member", member), request.new_organisation,
                                      status=OrgStatus.PENDING)

@@ -100,10 +100,10 @@ def expand_query(query: str) -> str:
             folded = fold(label)
             if folded and folded in text:
                 text = text.replace(folded, code)
-    words = []
+    words: list[str] = []
     for word in text.split():
-        code = next((c for stem, c in _SERVICE_WORDS.items() if word.startswith(stem)), None)
-        words.append(code or word)
+        service = next((c for stem, c in _SERVICE_WORDS.items() if word.startswith(stem)), None)
+        words.append(service or word)
     return " ".join(words)
 
 
@@ -140,7 +140,7 @@ async def _show(turn: Turn, query: str, page: int, *, edit: bool) -> None:
     pages = (len(found) + PAGE - 1) // PAGE
     page = min(max(page, 0), pages - 1)
     chunk = found[page * PAGE:(page + 1) * PAGE]
-    blocks = [turn.t("bot.orgs.title", count=len(found), query=f"· {query}" if query else "")]
+    blocks: list[str] = [turn.t("bot.orgs.title", count=len(found), query=f"· {query}" if query else "")]
     people = turn.who.is_member and turn.is_private
     blocks += [await describe(turn, org, people=people) for org in chunk]
     if pages > 1:

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import Message
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from infranet.bot.application import BotContext
@@ -278,13 +279,14 @@ def occurrence_when(ctx: AppContext, start: datetime, end: datetime, all_day: bo
 def district_buttons(turn: Turn, prefix: str) -> list[list[tuple[str, str]]]:
     """First level: the whole region and each subregion."""
     region = turn.ctx.region
-    rows = [[(turn.t("bot.events.whole_region"), cb(prefix, "d", _index(turn.ctx, region.root)))]]
+    rows: list[list[tuple[str, str]]] = [
+        [(turn.t("bot.events.whole_region"), cb(prefix, "d", _index(turn.ctx, region.root)))]]
     rows += rows_of([(d.name, cb(prefix, "sr", _index(turn.ctx, d))) for d in region.subregions], 1)
     return rows
 
 
 def subregion_buttons(turn: Turn, prefix: str, subregion: District) -> list[list[tuple[str, str]]]:
-    rows = [[(turn.t("bot.events.whole_subregion", name=subregion.name),
+    rows: list[list[tuple[str, str]]] = [[(turn.t("bot.events.whole_subregion", name=subregion.name),
               cb(prefix, "d", _index(turn.ctx, subregion)))]]
     rows += rows_of([(d.name, cb(prefix, "d", _index(turn.ctx, d))) for d in subregion.children], 2)
     rows.append([(turn.t("bot.prev"), cb(prefix, "dback"))])
@@ -660,7 +662,7 @@ def _conflict_text(turn: Turn, report: conflict_api.ConflictReport, suggestions:
 def _conflict_buttons(turn: Turn, suggestions: list[Any], prefix: str = "ev") -> list[list[tuple[str, str]]]:
     """Keep my date, the free dates found, Cancel; `prefix` is the form's (the /training
     form shows this same screen with its own buttons)."""
-    rows = [[(turn.t("bot.events.keep"), cb(prefix, "keep"))]]
+    rows: list[list[tuple[str, str]]] = [[(turn.t("bot.events.keep"), cb(prefix, "keep"))]]
     for index, (start, end) in enumerate(suggestions):
         all_day = not isinstance(start, datetime)
         rows.append([(when_text(turn.ctx, start, end, all_day, turn.lang)[:60], cb(prefix, "sug", index))])
@@ -998,9 +1000,10 @@ async def on_check_pick(turn: Turn) -> None:
         last = datetime.strptime(turn.data[3], "%Y%m%d").date()
         hours = _hours_of(turn.data[4])
     except (IndexError, ValueError, ValidationFailed):
-        first = last = None  # type: ignore[assignment]
+        turn.toast(turn.t("bot.button_expired"))
+        return
     area = district_at(turn.ctx, turn.data[5] if len(turn.data) > 5 else None)
-    if first is None or area is None or not 0 <= (last - first).days <= 366:
+    if area is None or not 0 <= (last - first).days <= 366:
         turn.toast(turn.t("bot.button_expired"))
         return
     turn.edit(await _check_answer(turn, first, last, hours, area))
@@ -1015,7 +1018,7 @@ async def _check_answer(turn: Turn, first: date, last: date, hours: Hours | None
         windows = [(local_midnight(first, ctx.tz), local_midnight(last + timedelta(days=1), ctx.tz))]
     else:
         windows = [(span.start, span.end) for span in (make_span(d, d, hours, ctx.tz) for d in days)]
-    total, found, seen = 0, [], set()
+    total, found, seen = 0, list[Any](), set[tuple[int, datetime]]()
     for start, end in windows:
         page = await calendar.first_events(turn.session, ctx, start=start, end=end, area=area, limit=15)
         total += page.total
@@ -1086,12 +1089,12 @@ async def _events_page(turn: Turn, area: District | None, period: str, page: int
     pages = (head.total + PAGE_SIZE - 1) // PAGE_SIZE
     page = min(page, pages - 1)  # beyond the last page, `head` holds every event
     chunk = head.occurrences[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
-    lines = [turn.t("bot.events.list_title", area=area_text, period=period_text)]
+    lines: list[str] = [turn.t("bot.events.list_title", area=area_text, period=period_text)]
     lines += [_occurrence_line(turn, o) for o in chunk]
     if pages > 1:
         lines.append(turn.t("bot.events.page", page=page + 1, pages=pages))
     area_key = _index(ctx, area) if area else "-"
-    nav = []
+    nav: list[tuple[str, str]] = []
     if page > 0:
         nav.append((turn.t("bot.prev"), cb("ev", "p", page - 1, period, area_key)))
     if page < pages - 1:
@@ -1129,7 +1132,7 @@ async def on_events_page(turn: Turn) -> None:
 def would_not_change(turn: Turn, text: str, buttons: list[list[tuple[str, str]]]) -> bool:
     """Would this edit change nothing? (Telegram refuses such edits.)"""
     message = turn.update.callback_query.message if turn.update.callback_query else None
-    if message is None:
+    if not isinstance(message, Message):  # absent, or too old for Telegram to show
         return False
     visible = html.unescape(re.sub(r"<[^>]+>", "", text))
     old_buttons = [[(b.text, b.callback_data or b.url or "") for b in row]

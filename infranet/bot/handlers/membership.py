@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from sqlalchemy import func, select
+from telegram import Message
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from infranet.bot.common import (
@@ -489,7 +490,7 @@ def _edit_list_row(turn: Turn, request_id: int, line: str) -> None:
     under the list's text; the other rows keep theirs."""
     query = turn.update.callback_query
     message = query.message if query else None
-    if message is None or not hasattr(message, "reply_markup"):
+    if not isinstance(message, Message):  # absent, or too old for Telegram to show
         turn.edit(line)
         return
     prefix = f"jr:{request_id}:"

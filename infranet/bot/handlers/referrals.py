@@ -583,7 +583,7 @@ async def _list(turn: Turn, page: int, *, edit: bool) -> None:
     if sent or received:
         lines.append(turn.t("bot.refer.list_more", page=page + 1, pages=pages))
     keyboard = rows_of(buttons, 4)
-    nav = []
+    nav: list[tuple[str, str]] = []
     if page > 0:
         nav.append((turn.t("bot.prev"), cb("ref", "list", page - 1)))
     if page + 1 < pages:

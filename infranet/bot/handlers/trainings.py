@@ -598,11 +598,11 @@ async def _page(turn: Turn, area_key: str, page: int) -> tuple[Html, list[list[t
         return turn.t("bot.trainings.list_empty", area=area_text), []
     pages = (len(found) + PAGE_SIZE - 1) // PAGE_SIZE
     page = max(0, min(page, pages - 1))
-    lines = [turn.t("bot.trainings.list_title", area=area_text)]
+    lines: list[str] = [turn.t("bot.trainings.list_title", area=area_text)]
     lines += [_notice_text(turn, v) for v in found[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]]
     if pages > 1:
         lines.append(turn.t("bot.events.page", page=page + 1, pages=pages))
-    nav = []
+    nav: list[tuple[str, str]] = []
     if page > 0:
         nav.append((turn.t("bot.prev"), cb("tr", "p", page - 1, area_key)))
     if page < pages - 1:
@@ -707,8 +707,8 @@ async def deadline_job(ctx: AppContext, runtime: BotRuntime | None = None) -> tu
     settings = ctx.settings.telegram
     if settings.token is None or not settings.token.get_secret_value():
         return await run_deadline_jobs(ctx, None)
-    extra = {"base_url": settings.base_url} if settings.base_url else {}
-    async with Bot(settings.token.get_secret_value(), **extra) as bot:
+    base_url = settings.base_url or "https://api.telegram.org/bot"  # python-telegram-bot's default
+    async with Bot(settings.token.get_secret_value(), base_url=base_url) as bot:
         return await run_deadline_jobs(ctx, bot)
 
 
