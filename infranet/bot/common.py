@@ -602,28 +602,25 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
 
 @contextlib.asynccontextmanager
 async def write_transaction(db: Database) -> AsyncIterator[AsyncSession]:
-    """A handler's write transaction. On PostgreSQL, inside an update, it is a savepoint in
-    the transaction that holds the user's lock and writes the form's state: what the
-    handler saves and the form's new state commit together, so that no crash can leave one
-    without the other. Elsewhere (SQLite, a job) a transaction of its own."""
+    """A handler's write transaction. On PostgreSQL, inside an update, the update's own
+    (`UpdateScope.write`): it claims the user's state at the version read and writes the
+    form's new state too, so what the handler saves and the form's new state commit
+    together and no crash can leave one without the other. Elsewhere (SQLite, a job) a
+    transaction of its own."""
     scope = current_scope()
-    session = scope.session if scope is not None else None
-    if session is None:
-        async with db.transaction() as own:
-            yield own
-        return
-    session.sync_session.info["wrote"] = False
-    async with session.begin_nested():
+    opened = scope.write() if scope is not None and scope.write is not None else db.transaction()
+    async with opened as session:
+        session.sync_session.info["wrote"] = False
         yield session
 
 
 @contextlib.asynccontextmanager
 async def read_transaction(db: Database) -> AsyncIterator[AsyncSession]:
-    """A read-only handler's session. On PostgreSQL, inside an update, the transaction that
-    holds the user's lock, already open: a read transaction of its own would cost a BEGIN
+    """A read-only handler's session. On PostgreSQL, inside an update, the session the
+    user's state was read in (autocommit): a read transaction of its own would cost a BEGIN
     and a COMMIT, two round trips to the server, on every /check and listing (bench/bot.py
-    counts them). It is not READ ONLY, so a stray write would commit with the form's state
-    instead of failing; handlers that save use `turn.writing()` (a savepoint in it).
+    counts them). It is not READ ONLY, so a stray write would commit at once instead of
+    failing; handlers that save use `turn.writing()`.
     Elsewhere (SQLite, where reads take no lock and no BEGIN; a job) `Database.read()`."""
     scope = current_scope()
     session = scope.session if scope is not None else None
@@ -661,7 +658,7 @@ def _district_error(lang: str, exc: UnknownDistrict) -> str:
 def form(turn: Turn, name: str) -> dict[str, Any]:
     """The conversation's form in user_data (created on first use)."""
     data = turn.user_data
-    return data.setdefault(name, {})  # type: ignore[no-any-return]
+    return data.setdefault(name, {})
 
 
 register({

@@ -138,7 +138,7 @@ class BotRuntime:
         for h in all_handlers(self.ctx):
             application.add_handler(h)
         setup_application(application, self.ctx)
-        application.add_error_handler(on_error)  # type: ignore[arg-type]
+        application.add_error_handler(on_error)
         return application
 
     async def start(self) -> None:

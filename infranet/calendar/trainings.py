@@ -338,7 +338,7 @@ def _check(ctx: AppContext, data: TrainingInput, *, future: bool) -> _Checked:
     if future:
         now, today = ctx.now(), local_today(ctx.now(), ctx.tz)
         for start, _end, all_day in pairs:
-            if (all_day and start < today) or (not all_day and start < now):  # type: ignore[operator]
+            if (all_day and start < today) or (not all_day and start < now):
                 raise ValidationFailed("training.error.session_past",
                                        value=_fmt(_first_day(start, ctx)))
     check_deadline(ctx, data.deadline, _first_day(pairs[0][0], ctx))

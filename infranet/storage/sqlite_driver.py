@@ -96,7 +96,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
                 _note_transaction(driver, True)  # unknown after a failure: end it to be sure
                 raise
         _note_transaction(driver, finished.in_transaction)
-        self._cursor = finished  # type: ignore[assignment]
+        self._cursor = finished
         self._rows = collections.deque(rows or ())
 
 

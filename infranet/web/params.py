@@ -126,7 +126,7 @@ def preferred_language(asked: str | None, accept_language: str | None,
     `Accept-Language` we speak, else `default` (Polish). Header values are only compared
     against LANGUAGES, so any text in them is harmless."""
     if asked in LANGUAGES:
-        return asked  # type: ignore[return-value]
+        return asked
     for part in (accept_language or "")[:MAX_PARAM_CHARS].split(","):
         code = part.split(";")[0].strip().split("-")[0].lower()
         if code in LANGUAGES:
