@@ -38,7 +38,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from infranet.app import settle_heap  # noqa: E402
-from infranet.calendar import recurrence  # noqa: E402
+from infranet.calendar import recurrence, wallclock  # noqa: E402
 from infranet.calendar.conflicts import find_conflicts, place_relation  # noqa: E402
 from infranet.calendar.events import LONG_SPAN, EventInput, update_event  # noqa: E402
 from infranet.calendar.feed import FeedCache, FeedFilter  # noqa: E402
@@ -85,8 +85,8 @@ async def populate(ctx: AppContext, n: int, seed: int = 7) -> None:
         rule = None
         if all_day:
             day = start.date()
-            starts_at = recurrence.local_midnight(day, tz)
-            ends_at = recurrence.local_midnight(day + timedelta(days=rng.randint(1, 3)), tz)
+            starts_at = wallclock.local_midnight(day, tz)
+            ends_at = wallclock.local_midnight(day + timedelta(days=rng.randint(1, 3)), tz)
         else:
             start = start.replace(hour=rng.randint(8, 18), minute=rng.choice([0, 30]))
             starts_at = start.astimezone(UTC)

@@ -12,7 +12,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
 from infranet.calendar import events as calendar
-from infranet.calendar import recurrence
+from infranet.calendar import recurrence, wallclock
 from infranet.calendar.feed import FeedCache, FeedFilter
 from infranet.calendar.ics_import import import_ics
 from infranet.calendar.service import build
@@ -69,7 +69,7 @@ async def test_an_export_with_changed_dates_is_imported_back_whole(ctx: AppConte
 async def test_an_all_day_series_has_its_dates_changed_and_cancelled(ctx: AppContext) -> None:
     ctx.clock = lambda: NOW
     series = await _series(ctx, start=date(2026, 12, 1), end=date(2026, 12, 1), all_day=True)
-    first = recurrence.local_midnight(date(2026, 12, 1), ctx.tz)
+    first = wallclock.local_midnight(date(2026, 12, 1), ctx.tz)
     async with ctx.db.transaction() as session:
         await calendar.move_occurrence(session, ctx, Actor.cli(), series.id, first, calendar.EventInput(
             title="Klub seniora", start=date(2026, 12, 2), end=date(2026, 12, 3), all_day=True,

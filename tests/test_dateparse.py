@@ -11,7 +11,6 @@ from infranet.calendar.dateparse import (
     ALL_DAY,
     MAX_INPUT,
     Hours,
-    local_midnight,
     local_today,
     make_span,
     parse_date,
@@ -20,8 +19,8 @@ from infranet.calendar.dateparse import (
     parse_sessions,
     parse_when,
     repeated_note,
-    to_utc,
 )
+from infranet.calendar.wallclock import local_midnight, to_utc
 from infranet.errors import ValidationFailed
 
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -318,7 +317,7 @@ def test_winter_and_summer_offsets() -> None:
 def test_time_in_spring_gap_is_refused_with_a_suggestion() -> None:
     # 29 March 2026: 02:00 CET becomes 03:00 CEST
     error = refused(to_utc, date(2026, 3, 29), time(2, 30), WARSAW)
-    assert error.key == "dateparse.dst_gap"
+    assert error.key == "wallclock.dst_gap"
     pl, en = error.localized("pl"), error.localized("en")
     assert "02:30" in pl and "29.3.2026" in pl and "Europe/Warsaw" in pl and "03:30" in pl
     assert "does not exist" in en
@@ -466,10 +465,10 @@ def test_sessions_without_hours_are_all_day() -> None:
     ("5.12, 12.12 14-10", "dateparse.end_before_start"),
     ("1.1.2026, 12.12", "dateparse.past"),
     ("1.1.2027-31.3.2027 10-12", "dateparse.too_many_sessions"),
-    ("29.3.2026 2:00-2:30", "dateparse.dst_gap"),
+    ("29.3.2026 2:00-2:30", "wallclock.dst_gap"),
 ])
 def test_bad_session_lists(text: str, key: str) -> None:
-    error = refused(parse_sessions, text, date(2026, 3, 1), WARSAW) if key == "dateparse.dst_gap" \
+    error = refused(parse_sessions, text, date(2026, 3, 1), WARSAW) if key == "wallclock.dst_gap" \
         else refused(parse_sessions, text, TODAY, WARSAW)
     assert error.key == key
     assert error.localized("pl") != error.localized("en")

@@ -44,7 +44,7 @@ import holidays
 from sqlalchemy import BindParameter, CompoundSelect, bindparam, literal_column, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from infranet.calendar import recurrence
+from infranet.calendar import recurrence, wallclock
 from infranet.calendar.events import (
     LONG_SPAN,
     MAX_EVENT_SPAN,
@@ -193,8 +193,8 @@ def _windows(spans: Iterable[recurrence.Span], tz: tzinfo) -> list[_Window]:
 
 def _day_window(span: recurrence.Span, tz: tzinfo) -> _Window:
     days = recurrence.local_days(span.start, span.end, tz)
-    return (recurrence.local_midnight(days[0], tz),
-            recurrence.local_midnight(days[-1] + timedelta(days=1), tz))
+    return (wallclock.local_midnight(days[0], tz),
+            wallclock.local_midnight(days[-1] + timedelta(days=1), tz))
 
 
 def _merge(windows: Iterable[_Window]) -> list[_Window]:

@@ -32,9 +32,10 @@ import re
 import unicodedata
 from calendar import monthrange
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from itertools import pairwise
 
+from infranet.calendar.wallclock import local_midnight, repeated_times, to_utc
 from infranet.errors import ValidationFailed
 from infranet.i18n import register, t
 
@@ -100,12 +101,6 @@ register({
     "dateparse.range_reversed": {
         "pl": "Ostatni dzień ({end}) jest przed pierwszym ({start}). Napisz np. 5-7.12.2026.",
         "en": "The last day ({end}) comes before the first ({start}). Write e.g. 5-7.12.2026.",
-    },
-    "dateparse.dst_gap": {
-        "pl": "Godzina {time} nie istnieje {date} w strefie {zone}: tej nocy zegary przesuwa się "
-              "do przodu. Wybierz inną, np. {suggestion}.",
-        "en": "{time} does not exist on {date} in {zone}: the clocks go forward that night. "
-              "Choose another time, e.g. {suggestion}.",
     },
     "dateparse.repeated_hour": {
         "pl": "Uwaga: {date} zegary cofają się o godzinę, więc godzina {time} występuje tej nocy "
@@ -527,52 +522,6 @@ def parse_hours(text: str) -> Hours:
     if end_hour == 24:
         return Hours(time(start_hour, start_minute), time(0), ends_next_day=True)
     return Hours(time(start_hour, start_minute), time(end_hour, end_minute))
-
-
-# --- wall clock to UTC -----------------------------------------------------------------
-
-
-def to_utc(day: date, clock: time, tz: tzinfo) -> datetime:
-    """A local wall-clock time in `tz` as an aware UTC datetime.
-
-    A time skipped by the spring-forward change is refused with the nearest
-    valid time as the suggestion; a repeated autumn time is its first
-    occurrence (fold=0, still summer time).
-    """
-    naive = datetime.combine(day, clock)
-    aware = naive.replace(tzinfo=tz, fold=0)
-    as_utc = aware.astimezone(UTC)
-    if as_utc.astimezone(tz).replace(tzinfo=None) != naive:
-        suggestion = as_utc.astimezone(tz)
-        raise ValidationFailed("dateparse.dst_gap", time=clock.strftime("%H:%M"), date=_numeric(day),
-                               zone=str(tz), suggestion=suggestion.strftime("%H:%M"))
-    return as_utc
-
-
-def occurs_twice(moment: datetime, tz: tzinfo) -> bool:
-    """Whether the local wall-clock time of the aware `moment` happens twice in `tz` (the
-    hour the clocks go back in autumn: 31.10.2027 02:30 in Europe/Warsaw is first summer
-    time, then an hour later winter time)."""
-    local = moment.astimezone(tz).replace(tzinfo=None)
-    first = local.replace(tzinfo=tz, fold=0).utcoffset()
-    second = local.replace(tzinfo=tz, fold=1).utcoffset()
-    return first != second and first is not None and second is not None and first > second
-
-
-def repeated_times(start: datetime, end: datetime, tz: tzinfo) -> list[datetime]:
-    """The ends of a span (aware) whose local time happens twice, in local time: the bot
-    tells the user which occurrence it took (the first, `to_utc`) and how long that makes
-    the event, instead of silently storing a length they did not expect."""
-    return [moment.astimezone(tz) for moment in (start, end) if occurs_twice(moment, tz)]
-
-
-def local_midnight(day: date, tz: tzinfo) -> datetime:
-    """The first instant of `day` in `tz`, in UTC (where midnight is skipped, the first valid time)."""
-    naive = datetime.combine(day, time(0))
-    as_utc = naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
-    if as_utc.astimezone(tz).date() != day:  # midnight in a gap: start when the day does
-        as_utc = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
-    return as_utc
 
 
 def repeated_note(start: datetime, end: datetime, tz: tzinfo, lang: str) -> str | None:

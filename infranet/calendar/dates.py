@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, tzinfo
 
-from infranet.calendar.dateparse import parse_date, to_utc
+from infranet.calendar.dateparse import parse_date
+from infranet.calendar.wallclock import to_utc
 from infranet.errors import ValidationFailed
 from infranet.i18n import register
 

@@ -60,7 +60,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, raiseload
 
-from infranet.calendar import recurrence
+from infranet.calendar import recurrence, wallclock
 from infranet.calendar.dates import localize
 from infranet.calendar.summary import (
     POOL_COLUMNS,
@@ -266,8 +266,8 @@ def event_times(ctx: AppContext, data: EventInput, latest: datetime | None = Non
         if last < first:
             raise ValidationFailed("calendar.error.end_before_start", start=human_date(first),
                                    end=human_date(last))
-        starts_at = recurrence.local_midnight(first, tz)
-        ends_at = recurrence.local_midnight(last + timedelta(days=1), tz)
+        starts_at = wallclock.local_midnight(first, tz)
+        ends_at = wallclock.local_midnight(last + timedelta(days=1), tz)
         local_start = starts_at.astimezone(tz)
     else:
         local_start = _as_local(data.start, tz, "start")

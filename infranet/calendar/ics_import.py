@@ -27,7 +27,7 @@ from icalendar import Calendar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from infranet.calendar import recurrence
+from infranet.calendar import recurrence, wallclock
 from infranet.calendar.dates import localize
 from infranet.calendar.events import (
     AUDIENCES,
@@ -279,7 +279,7 @@ def _moments(ctx: AppContext, component: Any, name: str) -> list[datetime]:
     moments = []
     for value in values:
         if not isinstance(value, datetime):
-            moments.append(recurrence.local_midnight(value, ctx.tz))
+            moments.append(wallclock.local_midnight(value, ctx.tz))
         elif value.tzinfo is None:
             moments.append(localize(value, ctx.tz).astimezone(UTC))
         else:

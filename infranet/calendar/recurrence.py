@@ -30,6 +30,7 @@ from functools import lru_cache
 
 from dateutil.rrule import rrulestr
 
+from infranet.calendar.wallclock import local_midnight, occurrence_to_utc
 from infranet.errors import ValidationFailed
 
 FREQUENCIES = ("WEEKLY", "MONTHLY")
@@ -210,17 +211,8 @@ def _expand(rule: str | None, starts_at: datetime, ends_at: datetime, all_day: b
     spans = []
     for occ in _rule_object(rule, local_start):
         naive = occ.replace(tzinfo=None)
-        spans.append(Span(to_utc(naive, tz), to_utc(naive + wall, tz)))
+        spans.append(Span(occurrence_to_utc(naive, tz), occurrence_to_utc(naive + wall, tz)))
     return tuple(spans)
-
-
-def to_utc(naive_local: datetime, tz: tzinfo) -> datetime:
-    return naive_local.replace(tzinfo=tz).astimezone(UTC)
-
-
-def local_midnight(day: date, tz: tzinfo) -> datetime:
-    """The UTC instant at which `day` begins in the region's time zone."""
-    return datetime.combine(day, time(), tz).astimezone(UTC)
 
 
 def local_days(start: datetime, end: datetime, tz: tzinfo) -> list[date]:

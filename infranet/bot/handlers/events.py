@@ -49,13 +49,13 @@ from infranet.calendar import events as calendar
 from infranet.calendar import recurrence
 from infranet.calendar.dateparse import (
     Hours,
-    local_midnight,
     local_today,
     make_span,
     parse_hours,
     parse_when,
     repeated_note,
 )
+from infranet.calendar.wallclock import local_midnight
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
 from infranet.i18n import format_date, format_span, register, t
