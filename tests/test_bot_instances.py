@@ -10,6 +10,8 @@ test_private_files), so these run on PostgreSQL only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,9 +19,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from starlette.applications import Starlette
 
+from infranet.bot import application
 from infranet.context import AppContext
 from infranet.storage.models import Event
 from tests.bot_fixtures import BotHarness, start_bot
@@ -90,7 +93,7 @@ async def test_one_form_alternates_between_two_instances(two: list[Instance], bo
     assert hours.text != district.text
     category = await press(a, district, "Całe województwo")
     audience = await press(b, category, "szkolenie")
-    # Two ticks at once, one on each instance: the per-user lock keeps both.
+    # Two ticks at once, one on each instance: the version check keeps both.
     await asyncio.gather(a.deliver(pressed(api, audience, audience.button("organizacje"))),
                          b.deliver(pressed(api, audience, audience.button("mieszkańcy"))))
     edits = await api.replies(USER, 2)
@@ -133,3 +136,87 @@ async def test_a_timeout_set_on_one_instance_waits_for_a_step_taken_on_the_other
     await botapi.silence(USER, 1.0)
     await a.deliver(typed(botapi, "5 grudnia"))
     assert "Nie wiem, do czego" in (await botapi.next_reply(USER)).text
+
+
+@contextlib.asynccontextmanager
+async def writes_held(ctx: AppContext) -> AsyncIterator[None]:
+    """Hold every write to the bot's state (reads go on) while the block runs, so that two
+    instances both read the user's state before either writes: the race of two taps."""
+    async with ctx.db.transaction() as session:
+        await session.execute(text("LOCK TABLE bot_state IN EXCLUSIVE MODE"))
+        yield
+
+
+async def audience_step(instance: Instance, api: BotApi, title: str) -> Sent:
+    """A form filled on one instance up to the audience question."""
+    await instance.bot.member(USER, "Fundacja Testowa")
+
+    async def say(text_: str) -> Sent:
+        await instance.deliver(typed(api, text_))
+        return await api.next_reply(USER)
+
+    await say("/event")
+    await say(title)
+    await say("5 grudnia")
+    district = await say("10:00-14:00")
+    await instance.deliver(pressed(api, district, district.button("Całe województwo")))
+    category = await api.next_reply(USER)
+    await instance.deliver(pressed(api, category, category.button("szkolenie")))
+    return await api.next_reply(USER)
+
+
+async def test_two_taps_that_read_the_same_state_are_both_kept(
+        two: list[Instance], botapi: BotApi, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="infranet.bot.application")
+    a, b = two
+    audience = await audience_step(a, botapi, "Spotkanie dwóch kliknięć")
+    async with writes_held(a.bot.ctx):
+        await asyncio.gather(a.deliver(pressed(botapi, audience, audience.button("organizacje"))),
+                             b.deliver(pressed(botapi, audience, audience.button("mieszkańcy"))))
+        await asyncio.sleep(0.5)  # both have read the state; neither could write it
+    # The tap whose write found the state moved ran again on the other's: one edit each,
+    # nothing shown from the run that was dropped.
+    edits = await botapi.replies(USER, 2)
+    assert sum(label.startswith("✓") for label, _ in edits[-1].buttons) == 2, edits[-1].buttons
+    await botapi.silence(USER, 0.5)
+    assert "moved on another instance" in caplog.text  # the race did happen
+
+
+async def test_a_confirm_pressed_twice_on_two_instances_saves_once(
+        two: list[Instance], botapi: BotApi) -> None:
+    a, b = two
+    audience = await audience_step(a, botapi, "Forum potwierdzone dwa razy")
+    await a.deliver(pressed(botapi, audience, audience.button("organizacje")))
+    ticked = await botapi.next_reply(USER)
+    summary = ticked
+    for label in ("Dalej", "Pomiń", "Pomiń", "Pomiń"):
+        await b.deliver(pressed(botapi, summary, summary.button(label)))
+        summary = await botapi.next_reply(USER)
+    assert "Forum potwierdzone dwa razy" in summary.text
+    async with writes_held(a.bot.ctx):
+        await asyncio.gather(a.deliver(pressed(botapi, summary, summary.button("Potwierdź"))),
+                             b.deliver(pressed(botapi, summary, summary.button("Potwierdź"))))
+        await asyncio.sleep(0.5)
+    saved = await botapi.next_reply(USER)
+    assert "Zapisane" in saved.text
+    await botapi.silence(USER, 1.0)  # the second press saved nothing and said nothing more
+    async with a.bot.ctx.db.read() as session:
+        found = (await session.scalars(select(Event).where(
+            Event.title == "Forum potwierdzone dwa razy"))).all()
+    assert len(found) == 1
+
+
+async def test_a_tap_whose_form_keeps_moving_elsewhere_is_told_so(
+        two: list[Instance], botapi: BotApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(application, "ATTEMPTS", 1)  # no second run: the race is lost for good
+    a, b = two
+    audience = await audience_step(a, botapi, "Spotkanie bez powtórki")
+    async with writes_held(a.bot.ctx):
+        await asyncio.gather(a.deliver(pressed(botapi, audience, audience.button("organizacje"))),
+                             b.deliver(pressed(botapi, audience, audience.button("mieszkańcy"))))
+        await asyncio.sleep(0.5)
+    answers = await botapi.replies(USER, 2)
+    told = [sent for sent in answers if "w innym miejscu" in sent.text]
+    assert len(told) == 1, [sent.text for sent in answers]
+    [kept] = [sent for sent in answers if sent not in told]
+    assert sum(label.startswith("✓") for label, _ in kept.buttons) == 1

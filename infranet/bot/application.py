@@ -12,6 +12,8 @@ not hold, and any instance can take the user's next update.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 import warnings
 from collections.abc import Awaitable, Callable
@@ -19,7 +21,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from telegram import Update
+from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -37,6 +42,7 @@ from infranet.bot.persistence import (
     UPDATE_INTERVAL_S,
     ChatStore,
     DatabasePersistence,
+    StateMoved,
     chat_key,
     conv_key,
     decode,
@@ -45,6 +51,9 @@ from infranet.bot.persistence import (
     user_key,
 )
 from infranet.context import AppContext
+from infranet.i18n import normalise_language, register, t
+
+log = logging.getLogger(__name__)
 
 # Conversations mix text and button steps; per_message=False is what we want.
 warnings.filterwarnings("ignore", message=r".*per_message.*", category=PTBUserWarning)
@@ -61,7 +70,10 @@ class UpdateScope:
     form: tuple[str, str] | None = None
     touched: set[str] = field(default_factory=set)
     replay: Any = None  # an update the form layer re-runs (a form started after "abandon")
-    session: Any = None  # PostgreSQL: the transaction that holds the user's lock (see Held)
+    session: Any = None  # PostgreSQL: where handlers read, autocommit (see Held)
+    # PostgreSQL: a handler's write transaction (Held.transaction); None: one of its own.
+    write: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None
+    committed: bool = False  # a transaction other than the state's committed meanwhile
     open: bool = True
 
     @property
@@ -73,6 +85,25 @@ class UpdateScope:
 
 
 SCOPE: ContextVar[UpdateScope | None] = ContextVar("infranet_update_scope", default=None)
+ATTEMPTS = 3  # runs of an update whose user's state keeps moving on another instance
+
+register({
+    "bot.state_moved": {
+        "pl": "W międzyczasie ten formularz zmienił się w innym miejscu (np. podwójne kliknięcie)."
+              " Nic z tej wiadomości nie zapisałem — odpowiedz na ostatnie pytanie jeszcze raz.",
+        "en": "Meanwhile this form moved on elsewhere (a double tap, say). Nothing of this"
+              " message was saved — please answer the latest question again."},
+})
+
+
+@event.listens_for(Engine, "commit")
+def _committed(connection: Any) -> None:
+    """Note that an update's run committed something beside its state (it must not be run
+    again). Read-only transactions do not count."""
+    scope = SCOPE.get()
+    if scope is not None and scope.open and not connection.get_execution_options().get(
+            "postgresql_readonly"):
+        scope.committed = True
 
 
 def current_scope() -> UpdateScope | None:
@@ -103,31 +134,82 @@ class InfranetApplication(Application):  # type: ignore[type-arg]
     async def process_locked(self, update: object,
                              work: Callable[[UpdateScope], Awaitable[Any]]) -> None:
         """`work` (handling the update, or a conversation's timeout) with the user's state
-        read before and written after it, then the queued answers sent."""
-        scope = UpdateScope()
-        token = SCOPE.set(scope)
-        try:
-            user = update.effective_user if isinstance(update, Update) else None
-            if self.chat_store is None or user is None:
+        read before and written after it, then the queued answers sent.
+
+        PostgreSQL: if another instance moved the user's state while this one worked
+        (`StateMoved`; nothing of this run was written), it runs again on the new state,
+        its first answers dropped; at most ATTEMPTS times, and not if anything else was
+        committed in the run (it must not happen twice): then the user is told plainly."""
+        user = update.effective_user if isinstance(update, Update) else None
+        if self.chat_store is None or user is None:
+            scope = UpdateScope()
+            token = SCOPE.set(scope)
+            try:
                 await work(scope)
-            else:
-                assert isinstance(update, Update)
-                chat = update.effective_chat
-                chat_id = chat.id if chat is not None else user.id
-                forms = [(form, self._conversation_key(form, update)) for form in self.forms()]
-                keys = [user_key(user.id), chat_key(chat_id), receipts_key(user.id)]
-                keys += [conv_key(f.name, k) for f, k in forms if k is not None]  # type: ignore[arg-type]
+            finally:
+                scope.open = False
+                SCOPE.reset(token)
+            await self._send(scope)
+            return
+        assert isinstance(update, Update)
+        chat = update.effective_chat
+        chat_id = chat.id if chat is not None else user.id
+        forms = [(form, self._conversation_key(form, update)) for form in self.forms()]
+        keys = [user_key(user.id), chat_key(chat_id), receipts_key(user.id)]
+        keys += [conv_key(f.name, k) for f, k in forms if k is not None]  # type: ignore[arg-type]
+        for attempt in range(1, ATTEMPTS + 1):
+            scope = UpdateScope()
+            token = SCOPE.set(scope)
+            try:
                 async with self.chat_store.held(user.id, keys) as held:
                     scope.rows = held.rows
                     scope.session = held.session
+                    scope.write = None if self.infra.db.is_sqlite else held.transaction
                     self._fill(held.rows, user.id, chat_id, forms)
                     await work(scope)
                     held.after = self._collect(held.rows, user.id, chat_id, forms, scope.touched)
-        finally:
-            scope.open = False
-            SCOPE.reset(token)
+            except StateMoved:
+                log.info("update %s: user %s's state moved on another instance (run %d%s)",
+                         update.update_id, user.id, attempt,
+                         ", something committed: not run again" if scope.committed else "")
+                if attempt < ATTEMPTS and not scope.committed:
+                    continue
+                await self._moved_elsewhere(update, user.language_code)
+                return
+            finally:
+                scope.open = False
+                SCOPE.reset(token)
+            await self._send(scope)
+            return
+
+    @staticmethod
+    async def _send(scope: UpdateScope) -> None:
         for turn in scope.turns:
             await turn.flush()
+
+    async def _moved_elsewhere(self, update: Update, language_code: str | None) -> None:
+        """The user's state kept moving elsewhere while this update was handled: say so
+        plainly rather than answer from a state that is no longer there."""
+        chat = update.effective_chat
+        if chat is None:
+            return
+        lang = self._user_data.get(update.effective_user.id, {}).get("lang") if (
+            update.effective_user) else None
+        text = t(lang or normalise_language(language_code), "bot.state_moved")
+        try:
+            await self.bot.send_message(chat.id, text)
+            if update.callback_query is not None:
+                await update.callback_query.answer()
+        except TelegramError:
+            log.warning("update %s: could not tell the user their form moved on", update.update_id)
+
+    async def process_error(self, update: object | None, error: Exception,
+                            job: Any = None, coroutine: Any = None) -> bool:
+        """A save that found the user's state moved on elsewhere (`StateMoved`) is no
+        error to report: the update stops here and runs again (`process_locked`)."""
+        if isinstance(error, StateMoved):
+            return True
+        return await super().process_error(update, error, job, coroutine)
 
     @staticmethod
     def _conversation_key(form: ConversationHandler[Any], update: Update) -> tuple[Any, ...] | None:

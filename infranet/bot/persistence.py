@@ -4,14 +4,15 @@ Why: a form in progress (a half-filled /event) must survive a crash of the servi
 must be seen by whichever instance gets the user's next update (several instances in
 webhook mode behind a load balancer, without sticky routing). python-telegram-bot's own
 persistence loads everything once at start and writes every few seconds, so neither
-holds. `ChatStore` instead reads one user's rows when an update arrives, under a lock on
-that user (PostgreSQL: a transaction-scoped advisory lock, so the instances take turns;
-SQLite: one process is the only writer, so an in-process lock), and writes what changed
-before the bot answers (`InfranetApplication.process_update`).
+holds. `ChatStore` instead reads one user's rows when an update arrives and writes what
+changed before the bot answers (`InfranetApplication.process_update`). PostgreSQL: with a
+version check instead of a lock (an instance writes only if no other moved the user's
+state since it read it; else the update runs again on the new state); SQLite: one process
+is the only writer, so an in-process lock and its memory of the rows suffice.
 
-Keys: `user:<id>` (user_data), `chat:<id>` (chat_data), `conv:<name>:<json key>`
-(a conversation's state and when it last moved), `done:<user id>` (receipts of forms
-already saved: see `record_receipt`).
+Keys: `user:<id>` (user_data; its `version` is the user's), `chat:<id>` (chat_data),
+`conv:<name>:<json key>` (a conversation's state and when it last moved), `done:<user id>`
+(receipts of forms already saved: see `record_receipt`).
 
 Stored values are JSON. Handler modules keep JSON-friendly values in
 user_data/chat_data; dates, datetimes, times, Decimals, tuples, sets and dicts
@@ -22,12 +23,14 @@ is dropped with a warning rather than breaking the save of everything else.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
 import time as clock
 import weakref
 from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -35,7 +38,7 @@ from typing import Any
 from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import ConversationDict, ConversationKey
 
@@ -117,7 +120,8 @@ def encode_data(data: dict[Any, Any], where: str) -> dict[str, Any]:
     return out
 
 
-LOCK_NAMESPACE = "infranet:bot-user:"
+# SQLite: the rows an update wrote beside ChatStore (receipts), read again next time.
+WRITTEN: ContextVar[set[str] | None] = ContextVar("infranet_bot_rows_written", default=None)
 RECEIPTS_KEPT = 20
 RECEIPT_MAX_AGE_S = 7 * 24 * 3600.0
 
@@ -155,31 +159,127 @@ async def write_rows(session: AsyncSession, is_sqlite: bool,
             set_={"data": statement.excluded.data, "updated_at": statement.excluded.updated_at}))
 
 
+class StateMoved(Exception):
+    """Another instance moved this user's bot state after this update read it: nothing of
+    the update was written, and it is run again on the state as it now is."""
+
+
+# PostgreSQL: claim the user's state, i.e. bump the version of their `user:<id>` row (or
+# create it) only if it is still the version the update read; RETURNING the new one.
+_CLAIM = (
+    "INSERT INTO bot_state (key, data, updated_at, version) "
+    "VALUES (:head, CAST(CAST(:head_data AS text) AS json), now(), :version + 1) "
+    "ON CONFLICT (key) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at, "
+    "version = bot_state.version + 1 WHERE bot_state.version = :version "
+    "RETURNING bot_state.version")
+
+
+# The update's rows in one statement, all or nothing: the other rows are written only if
+# `claim` returned a row (a data-modifying WITH; its parts see only each other's RETURNING).
+_CLAIM_AND_WRITE = text(
+    "WITH claim AS (" + _CLAIM + "), "  # noqa: S608  (constants; values are parameters)
+    "put AS (INSERT INTO bot_state (key, data, updated_at, version) "
+    "SELECT t.key, CAST(t.data AS json), now(), 0 "
+    "FROM unnest(CAST(:put_keys AS text[]), CAST(:put_data AS text[])) AS t(key, data) "
+    "WHERE EXISTS (SELECT FROM claim) ON CONFLICT (key) DO UPDATE "
+    "SET data = excluded.data, updated_at = excluded.updated_at), "
+    "gone AS (DELETE FROM bot_state WHERE key = ANY(CAST(:gone AS text[])) "
+    "AND EXISTS (SELECT FROM claim)) "
+    "SELECT version FROM claim")
+
+
+def _claim_params(head: str, head_data: dict[str, Any], version: int,
+                  changes: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
+    """The parameters of `_CLAIM_AND_WRITE`: `changes` (beside the user's own row) upserted,
+    or deleted where None, only if the claim of `head` at `version` succeeds."""
+    put = {key: data for key, data in changes.items() if data is not None}
+    return {"head": head, "head_data": json.dumps(head_data), "version": version,
+            "put_keys": list(put), "put_data": [json.dumps(data) for data in put.values()],
+            "gone": [key for key, data in changes.items() if data is None]}
+
+
 class Held:
     """One user's rows as read when the update arrived (`rows`) and as the update left
-    them (`after`, set by the caller); only the difference is written."""
+    them (`after`, set by the caller); only the difference is written.
 
-    def __init__(self, rows: dict[str, Any], session: AsyncSession | None = None) -> None:
+    `session` is where the update's handlers read (PostgreSQL: the session the state was
+    read in, autocommit, so a read costs no BEGIN and COMMIT; SQLite: None, handlers open
+    their own). `transaction()` (PostgreSQL) is where a handler saves: see `ChatStore`.
+    """
+
+    def __init__(self, store: ChatStore, head: str, rows: dict[str, Any], version: int,
+                 session: AsyncSession | None = None) -> None:
+        self.store = store
+        self.head = head
         self.rows = rows
+        self.version = version
         self.after: dict[str, dict[str, Any] | None] = {}
-        # PostgreSQL: the transaction holding the lock, where the state is written; the
-        # update's handler saves in it too (a savepoint), so both commit as one.
         self.session = session
+        self.moved = False  # a handler's save found the state moved on elsewhere
+        self.writer: AsyncSession | None = None  # the save's transaction, until the state joins it
+        self.written: set[str] = set()  # rows written beside ChatStore (receipts)
 
     def changes(self) -> dict[str, dict[str, Any] | None]:
         return {key: data for key, data in self.after.items() if self.rows.get(key) != data}
 
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """PostgreSQL: a handler's write transaction. It first claims the user's state at
+        the version read (a row lock until it commits: a save of the same user on another
+        instance waits, then finds the version moved and is run again on the new state),
+        and stays open until the update's state is written in it: the save and the form's
+        new state commit together. An error in the block rolls it all back."""
+        if self.moved:
+            raise StateMoved(self.head)
+        if self.writer is not None:  # a second save in the same update: a savepoint
+            async with self.writer.begin_nested():
+                yield self.writer
+            return
+        session = self.store.db.sessionmaker()
+        try:
+            claimed = (await session.execute(text(_CLAIM), {
+                "head": self.head, "head_data": json.dumps(self.rows.get(self.head) or {}),
+                "version": self.version})).scalar_one_or_none()
+            if claimed is None:
+                self.moved = True
+                raise StateMoved(self.head)
+            self.writer = session
+            yield session
+        except BaseException:
+            self.writer = None
+            await session.rollback()
+            await session.close()
+            raise
+        self.version = claimed
+
 
 class ChatStore:
-    """Per-update reads and writes of one user's bot state, one update of a user at a time.
+    """Per-update reads and writes of one user's bot state.
 
-    The lock is on the user, not the chat: user_data (where forms keep their answers)
+    The state is the user's, not the chat's: user_data (where forms keep their answers)
     belongs to the user in every chat, and every conversation key holds the user.
+
+    PostgreSQL (several instances): no lock is held while the update is handled. The rows
+    are read in one statement with the version of the user's `user:<id>` row; what changed
+    is written in one statement that bumps that version only if it is still the one read,
+    and writes the other rows only then (`_claim_and_write`). An update that changed
+    nothing writes nothing. If another instance moved the user's state in between (two
+    taps of one user reaching two instances at once), nothing is written and the update
+    is run again on the new state (`StateMoved`, `InfranetApplication.process_locked`).
+
+    SQLite: the service is the database's only process (it holds a lock on the file), so
+    an in-process lock per user serialises the updates and this process's memory of the
+    rows is the truth; the database is written for durability only, and read once per row.
     """
+
+    CACHED_ROWS = 50_000
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._rows: collections.OrderedDict[str, dict[str, Any] | None] = collections.OrderedDict()
+        self._autocommit = (None if db.is_sqlite else async_sessionmaker(
+            db.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False))
 
     def _local_lock(self, user_id: int) -> asyncio.Lock:
         lock = self._locks.get(user_id)
@@ -187,34 +287,93 @@ class ChatStore:
             lock = self._locks[user_id] = asyncio.Lock()
         return lock
 
-    @staticmethod
-    async def _load(session: AsyncSession, keys: list[str]) -> dict[str, Any]:
-        rows = await session.execute(select(BotState.key, BotState.data).where(BotState.key.in_(keys)))
-        return {key: data for key, data in rows}
-
     @contextlib.asynccontextmanager
     async def held(self, user_id: int, keys: list[str]) -> AsyncIterator[Held]:
-        """The rows `keys` of `user_id`, read under the user's lock; on leaving the block
-        without an error, `held.after`'s changes are committed before the lock is let go.
-        An error (or a crash) writes nothing: the next update sees the state as it was."""
+        """The rows `keys` of `user_id` (the first is the user's own row); on leaving the
+        block without an error, `held.after`'s changes are in the database. An error (or a
+        crash) writes nothing: the next update sees the state as it was. PostgreSQL:
+        `StateMoved` on leaving if another instance moved the state meanwhile."""
         if self.db.is_sqlite:
             async with self._local_lock(user_id):
-                async with self.db.read() as session:
-                    held = Held(await self._load(session, keys))
-                yield held
+                held = Held(self, keys[0], await self._cached(keys), 0)
+                token = WRITTEN.set(held.written)
+                try:
+                    yield held
+                finally:
+                    WRITTEN.reset(token)
+                    for key in held.written:  # receipts: read again next time
+                        self._rows.pop(key, None)
                 changes = held.changes()
                 if changes:
                     async with self.db.transaction() as session:
                         await write_rows(session, True, changes)
+                    self._remember(changes)
             return
-        async with self.db.sessionmaker() as session, session.begin():
-            await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-                                  {"k": f"{LOCK_NAMESPACE}{user_id}"})
-            held = Held(await self._load(session, keys), session)
-            yield held
-            changes = held.changes()
-            if changes:
-                await write_rows(session, False, changes)
+        assert self._autocommit is not None
+        async with self._autocommit() as session:
+            found = await session.execute(select(BotState.key, BotState.data, BotState.version)
+                                          .where(BotState.key.in_(keys)))
+            rows, version = {}, 0
+            for key, data, row_version in found:
+                rows[key] = data
+                if key == keys[0]:
+                    version = row_version
+            held = Held(self, keys[0], rows, version, session)
+            try:
+                yield held
+            except BaseException:
+                if held.writer is not None:
+                    await held.writer.rollback()
+                    await held.writer.close()
+                raise
+            await self._write(session, held)
+
+    async def _write(self, session: AsyncSession, held: Held) -> None:
+        """PostgreSQL: the update's changes, in the save's transaction if a handler saved,
+        else in one statement conditional on the version read."""
+        changes = held.changes()
+        if held.head in changes and changes[held.head] is None:
+            changes[held.head] = {}  # the user's row stays: it carries the version
+            if held.rows.get(held.head) in (None, {}):
+                del changes[held.head]
+        if held.writer is not None:
+            try:
+                if changes:
+                    await write_rows(held.writer, False, changes)
+                await held.writer.commit()
+            finally:
+                await held.writer.close()
+            return
+        if held.moved:
+            raise StateMoved(held.head)
+        if not changes:
+            return
+        head_data = changes.pop(held.head, held.rows.get(held.head)) or {}
+        params = _claim_params(held.head, head_data, held.version, changes)
+        if (await session.execute(_CLAIM_AND_WRITE, params)).scalar_one_or_none() is None:
+            raise StateMoved(held.head)
+
+    async def _cached(self, keys: list[str]) -> dict[str, Any]:
+        """SQLite: the rows from memory, those not yet seen read from the database."""
+        missing = [key for key in keys if key not in self._rows]
+        if missing:
+            async with self.db.read() as session:
+                found = {key: data for key, data in await session.execute(
+                    select(BotState.key, BotState.data).where(BotState.key.in_(missing)))}
+            self._remember({key: found.get(key) for key in missing})
+        out = {}
+        for key in keys:
+            self._rows.move_to_end(key)
+            if self._rows[key] is not None:
+                out[key] = self._rows[key]
+        return out
+
+    def _remember(self, rows: dict[str, dict[str, Any] | None]) -> None:
+        self._rows.update(rows)
+        for key in rows:
+            self._rows.move_to_end(key)
+        while len(self._rows) > self.CACHED_ROWS:
+            self._rows.popitem(last=False)
 
 
 async def record_receipt(session: AsyncSession, is_sqlite: bool, user_id: int, form_id: str,
@@ -233,6 +392,9 @@ async def record_receipt(session: AsyncSession, is_sqlite: bool, user_id: int, f
                    if isinstance(v, dict) and now - float(v.get("at", 0)) < RECEIPT_MAX_AGE_S),
                   key=lambda kv: float(kv[1].get("at", 0)))[-RECEIPTS_KEPT:]
     await write_rows(session, is_sqlite, {key: dict(kept)})
+    written = WRITTEN.get()
+    if written is not None:
+        written.add(key)
 
 
 class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, Any]]):

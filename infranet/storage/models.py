@@ -499,6 +499,9 @@ class BotState(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Bumped on a user's `user:<id>` row whenever an update moves that user's state: an
+    # instance writes only if it is still the version it read (bot/persistence.py).
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class ServiceSecret(Base):
