@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from infranet.config import Settings
-from infranet.storage.database import Database
+from infranet.storage.database import Database, rows_changed
 from infranet.storage.models import ServiceSecret
 from infranet.storage.types import utcnow
 
@@ -93,7 +93,7 @@ async def load_secret_key(settings: Settings, db: Database) -> bytes:
     except (binascii.Error, ValueError):
         key = b""
     check_key(key, "the database (table service_secrets, name 'secret_key')")
-    if getattr(inserted, "rowcount", 0) == 1:  # CursorResult of an INSERT
+    if rows_changed(inserted) == 1:
         if from_file is not None:
             log.info("adopted the secret key of %s into the database; instances on this database "
                      "share it and the file is no longer read", path)

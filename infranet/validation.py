@@ -34,6 +34,8 @@ import re
 import unicodedata
 from urllib.parse import urlsplit
 
+from email_validator import EmailNotValidError, validate_email
+
 from infranet.errors import ValidationFailed
 from infranet.i18n import register
 
@@ -118,6 +120,43 @@ def clean_url(value: str | None, field: str, limit: int = URL_MAX) -> str | None
     parts = urlsplit(cleaned)
     if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in cleaned):
         raise ValidationFailed("error.url", field=field, value=repr(cleaned))
+    return cleaned
+
+
+def clean_email(value: str | None, field: str) -> str:
+    """One rule for every e-mail address the service keeps (subscribers, organisations'
+    contacts, how to apply for a training): they are all written to by the same mailer.
+
+    Invisible characters pasted along go first (`plain_text`). The address must be one
+    the mailer can send to without SMTPUTF8, which not every server accepts: a
+    non-ASCII local part is refused, an internationalised domain is kept as punycode.
+    The error names the field and the value, in the reader's language (the validator's
+    own English explanation is not shown to a Polish reader)."""
+    cleaned = plain_text(value or "").strip()
+    try:
+        checked = validate_email(cleaned, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError:
+        raise ValidationFailed("error.email", field=field, value=cleaned[:100] or "—") from None
+    return checked.ascii_email or checked.normalized
+
+
+# Digits with the separators people write (+48 89 123-45-67, (89) 123 45 67, 89/123 45 67);
+# Polish numbers have 9 digits, and E.164 allows at most 15 with the country code.
+_PHONE = re.compile(r"^\+?[0-9(][0-9 ()/.-]*[0-9]$")
+
+
+def is_phone(value: str) -> bool:
+    """Whether `value` reads as one phone number (see `clean_phone`)."""
+    return bool(_PHONE.match(value)) and 9 <= sum(ch.isdigit() for ch in value) <= 15
+
+
+def clean_phone(value: str | None, field: str) -> str | None:
+    """A phone number as typed (its separators kept, as people read them), None when empty."""
+    cleaned = plain_text(value or "").strip()
+    if not cleaned:
+        return None
+    if not is_phone(cleaned):
+        raise ValidationFailed("error.phone", field=field, value=cleaned[:40])
     return cleaned
 
 

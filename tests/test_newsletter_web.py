@@ -99,7 +99,7 @@ async def test_double_opt_in_end_to_end(db_url: str, tmp_path: Path, smtp: SmtpS
             assert (await subscribers(ctx))[0].districts == ["olsztynski", "podregion-elcki"]
 
             bad = await client.post("/newsletter/subscribe", data={"email": "nie-adres", "consent": "yes"})
-            assert bad.status_code == 400 and "nie jest poprawnym adresem" in bad.text
+            assert bad.status_code == 400 and "nie wygląda na adres e-mail" in bad.text
             no_consent = await client.post("/newsletter/subscribe", data={"email": "b@example.org"})
             assert no_consent.status_code == 400 and "zgodę" in no_consent.text
             unknown = await client.post("/newsletter/subscribe", data={

@@ -139,7 +139,7 @@ async def test_spans_from_parser_with_all_day_sessions(ctx: AppContext) -> None:
     ({"cost": Decimal("-5")}, "training.error.cost", "-5"),
     ({"cost": Decimal("10.555")}, "training.error.cost", "10.555"),
     ({"how_to_apply": "zadzwoń do nas"}, "training.error.apply", "zadzwoń"),
-    ({"how_to_apply": "jan@@example"}, "training.error.email", "jan@@example"),
+    ({"how_to_apply": "jan@@example"}, "error.email", "jan@@example"),
     ({"sessions": []}, "training.error.no_sessions", "5.12"),
     ({"sessions": [(datetime(2026, 11, 20, 9, tzinfo=UTC), datetime(2026, 11, 20, 12, tzinfo=UTC))]},
      "training.error.session_past", "20.11.2026"),

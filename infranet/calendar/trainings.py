@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,7 +51,7 @@ from infranet.storage.models import (
     Training,
     TrainingStatus,
 )
-from infranet.validation import URL_MAX, clean_text, plain_text
+from infranet.validation import URL_MAX, clean_email, clean_text, is_phone, plain_text
 
 TITLE_MAX = 200
 TARGET_MAX = 300
@@ -61,7 +60,6 @@ LOCATION_MAX = 300
 PLACES_MAX = 10_000
 COST_MAX = Decimal("100000")
 MAX_SESSIONS = 60
-_PHONE = re.compile(r"^\+?[0-9][0-9 ()/-]{5,22}$")
 
 register({
     "training.error.no_sessions": {
@@ -101,10 +99,6 @@ register({
               "telefonu.",
         "en": "How to apply: “{value}” is not a web address (https://…), an e-mail address or a phone "
               "number.",
-    },
-    "training.error.email": {
-        "pl": "Adres e-mail „{value}” jest niepoprawny: {detail}",
-        "en": "The e-mail address “{value}” is invalid: {detail}",
     },
     "training.error.not_open": {
         "pl": "Ten nabór jest już zamknięty lub odwołany.",
@@ -227,11 +221,8 @@ def parse_apply(text: str) -> ApplyContact:
             raise ValidationFailed("training.error.apply", value=raw)
         return ApplyContact("url", raw)
     if "@" in raw:
-        try:
-            return ApplyContact("email", validate_email(raw, check_deliverability=False).normalized)
-        except EmailNotValidError as exc:
-            raise ValidationFailed("training.error.email", value=raw, detail=str(exc)) from None
-    if _PHONE.match(raw) and sum(ch.isdigit() for ch in raw) >= 9:
+        return ApplyContact("email", clean_email(raw, "apply"))
+    if is_phone(raw):
         return ApplyContact("phone", raw)
     raise ValidationFailed("training.error.apply", value=raw)
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,8 +29,9 @@ from infranet.region import UnknownDistrict
 from infranet.security import sign
 from infranet.storage import audit
 from infranet.storage.actors import Actor
+from infranet.storage.database import rows_changed
 from infranet.storage.models import AuditLog, Delivery, NewsletterIssue, Subscriber, SubscriberStatus
-from infranet.validation import plain_text
+from infranet.validation import clean_email, plain_text
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +56,7 @@ def normalise_address(value: str) -> str:
     in theory. SMTPUTF8 local parts are refused because not every server accepts them.
     Invisible characters pasted along (a byte-order mark, a bidi mark) are removed first, by
     the plain-text rule every field follows (`infranet.validation`)."""
-    value = plain_text(value or "")
-    try:
-        checked = validate_email(value, check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError as exc:
-        raise ValidationFailed("newsletter.bad_email", value=value[:100], detail=str(exc)) from None
-    return (checked.ascii_email or checked.normalized).lower()
+    return clean_email(value, "email").lower()
 
 
 def _language(ctx: AppContext, value: str | None) -> str:
@@ -327,7 +322,7 @@ async def expire_pending(session: AsyncSession, ctx: AppContext) -> int:
     result = await session.execute(
         delete(Subscriber).where(Subscriber.status == SubscriberStatus.PENDING,
                                  Subscriber.confirm_expires_at < ctx.now()))
-    return result.rowcount or 0
+    return rows_changed(result)
 
 
 async def export_subscriber(session: AsyncSession, ctx: AppContext, actor: Actor,

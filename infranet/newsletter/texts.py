@@ -13,9 +13,6 @@ CONSENT_VERSION = "2026-11-1"
 
 register({
     # errors
-    "newsletter.bad_email": {
-        "pl": "„{value}” nie jest poprawnym adresem e-mail: {detail}",
-        "en": "“{value}” is not a valid e-mail address: {detail}"},
     "newsletter.bad_link": {
         "pl": "Ten link jest nieprawidłowy lub już nieważny. Zapisz się ponownie albo użyj "
               "linku z najnowszego wydania.",

@@ -6,11 +6,18 @@ import asyncio
 import contextlib
 import weakref
 from collections.abc import AsyncIterator
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import CursorResult, Result, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from infranet.storage.engine import READ_ONLY, create_engine, create_sessionmaker, is_sqlite
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an INSERT, UPDATE or DELETE changed. `AsyncSession.execute` is typed
+    as returning a `Result`, but for these statements it is a `CursorResult`, which counts."""
+    return result.rowcount if isinstance(result, CursorResult) else 0
 
 
 class Database:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +17,7 @@ from infranet.storage.actors import Actor
 from infranet.storage.districts import district_ids
 from infranet.storage.models import Organisation, OrgStatus
 from infranet.storage.types import utcnow
-from infranet.validation import clean_text
+from infranet.validation import clean_email, clean_phone, clean_text
 
 # Types named in the network's agreement; "other" keeps the list open.
 ORG_TYPES = ("LGD", "LGR", "COP", "OWES", "ROEFS", "local-fund", "federation", "disability",
@@ -32,7 +30,6 @@ NAME_MAX = 200
 SHORT_NAME_MAX = 60
 WEBSITE_MAX = 300
 DESCRIPTION_MAX = 4000
-_PHONE = re.compile(r"^\+?[0-9 ()-]{6,20}$")
 
 register({
     "field.name": {"pl": "Nazwa", "en": "Name"},
@@ -54,13 +51,6 @@ class OrgInput:
     description: str | None = None
 
 
-def normalise_email(value: str, field_name: str = "contact_email") -> str:
-    try:
-        return validate_email(value.strip(), check_deliverability=False).normalized
-    except EmailNotValidError:
-        raise ValidationFailed("error.email", field=field_name, value=value) from None
-
-
 def _plain(data: OrgInput) -> OrgInput:
     """The input's free text by the one plain-text rule (`infranet.validation`): names and the
     website on one line, the description with its lines; empty and over-long are refused."""
@@ -68,6 +58,8 @@ def _plain(data: OrgInput) -> OrgInput:
         data, name=clean_text(data.name, "name", NAME_MAX, required=True) or "",
         short_name=clean_text(data.short_name, "short_name", SHORT_NAME_MAX),
         website=clean_text(data.website, "website", WEBSITE_MAX),
+        contact_email=clean_email(data.contact_email, "contact_email") if data.contact_email else None,
+        phone=clean_phone(data.phone, "phone"),
         description=clean_text(data.description, "description", DESCRIPTION_MAX, multiline=True))
 
 
@@ -79,8 +71,6 @@ def _validate(ctx: AppContext, data: OrgInput) -> None:
     if unknown:
         raise ValidationFailed("error.choose_from", field="services", values=", ".join(unknown),
                                choices=", ".join(SERVICES))
-    if data.phone and not _PHONE.match(data.phone.strip()):
-        raise ValidationFailed("error.phone", field="phone", value=data.phone)
     if data.website and not data.website.startswith(("http://", "https://")):
         raise ValidationFailed("error.url", field="website", value=data.website)
     for query in data.districts:
@@ -105,8 +95,7 @@ async def add_organisation(
     org = Organisation(
         name=name, name_folded=fold(name)[:200], short_name=data.short_name,
         type=data.type, services=list(data.services),
-        contact_email=normalise_email(data.contact_email) if data.contact_email else None,
-        phone=data.phone.strip() if data.phone else None, website=data.website,
+        contact_email=data.contact_email, phone=data.phone, website=data.website,
         description=data.description, status=status,
         approved_at=utcnow() if status == OrgStatus.ACTIVE else None,
         districts=[d for d in districts if d is not None],

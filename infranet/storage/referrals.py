@@ -28,6 +28,7 @@ from infranet.i18n import register
 from infranet.region import fold
 from infranet.storage import audit
 from infranet.storage.actors import Actor
+from infranet.storage.database import rows_changed
 from infranet.storage.models import Member, Organisation, OrgStatus, Referral, ReferralStatus
 from infranet.validation import clean_text
 
@@ -289,7 +290,7 @@ async def decide_referral(session: AsyncSession, ctx: AppContext, actor: Actor, 
     done = await session.execute(update(Referral).where(
         Referral.id == row.id, Referral.status == ReferralStatus.PENDING).values(**values)
         .execution_options(synchronize_session=False))
-    if done.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_changed(done) != 1:
         await session.refresh(row)
         raise await _decided(session, row)
     await session.refresh(row)

@@ -61,8 +61,8 @@ from infranet.storage.models import (
     RequestStatus,
     Role,
 )
-from infranet.storage.orgs import NAME_MAX, ORG_TYPES, OrgInput, normalise_email, search_organisations
-from infranet.validation import clean_text, plain_text
+from infranet.storage.orgs import NAME_MAX, ORG_TYPES, OrgInput, search_organisations
+from infranet.validation import clean_email, clean_text, plain_text
 
 COMMANDS = [Command("join"), Command("members", "admin"), Command("approve", "admin"),
             Command("block", "admin"), Command("unblock", "admin"), Command("promote", "admin"),
@@ -307,7 +307,7 @@ async def on_new_email(turn: Turn) -> object:
 
     raw = check_length(turn.text, 254)
     try:
-        email = normalise_email(raw)
+        email = clean_email(raw, "contact_email")
     except ValidationFailed:
         turn.say("bot.join.bad_email", value=raw)
         return None
