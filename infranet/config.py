@@ -150,6 +150,33 @@ class NewsletterSettings(Section):
     form_per_minute: float = Field(default=2.0, ge=0)
 
 
+class BounceSettings(Section):
+    """The mailbox where bounces (RFC 3464), complaints (RFC 5965) and mailto: unsubscribe
+    requests arrive, read over IMAP (infranet/newsletter/bounces.py). No host: not read,
+    and the envelope sender of newsletter mail stays the From address (no VERP)."""
+
+    host: str | None = None
+    port: int = Field(default=993, ge=1, le=65535)
+    tls: Literal["none", "starttls", "ssl"] = "ssl"
+    user: str | None = None
+    password: SecretStr | None = None
+    validate_certs: bool = True
+    folder: str = Field(default="INBOX", min_length=1)
+    done_folder: str = Field(default="Processed", min_length=1)
+    # Messages that match no delivery and are no unsubscribe request; "" leaves them in
+    # `folder` (flagged, so they are not read again).
+    unmatched_folder: str = "Unmatched"
+    poll_interval_s: float = Field(default=300.0, ge=5, le=86400)
+    batch_size: int = Field(default=100, ge=1, le=1000)
+    # Local part of the VERP envelope sender: <verp_local_part>+<delivery>-<mac>@<domain>.
+    verp_local_part: str = Field(default="bounces", pattern=r"^[A-Za-z0-9._-]{1,40}$")
+    timeout_s: float = Field(default=60.0, gt=0)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+
 class SecuritySettings(Section):
     secret_key: SecretStr | None = None
 
@@ -203,6 +230,7 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     newsletter: NewsletterSettings = Field(default_factory=NewsletterSettings)
+    bounces: BounceSettings = Field(default_factory=BounceSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     referrals: ReferralSettings = Field(default_factory=ReferralSettings)

@@ -83,6 +83,13 @@ def register(subparsers: Any) -> None:
                         "unsubscribe an address at the person's request (recorded as the CLI's)")
     unsub.add_argument("address", metavar="ADDR")
 
+    bounces = add_command(nl, "bounces", cmd_bounces,
+                          "read the [bounces] mailbox: count bounces, act on complaints and "
+                          "mailto: unsubscribe requests, move what was handled")
+    bounces.add_argument("--once", action="store_true",
+                         help="read the mailbox once and exit (default: every poll_interval_s "
+                              "until interrupted)")
+
     arch = add_command(nl, "archive", cmd_archive,
                        "keep a built issue out of the public web archive, or put it back")
     arch.add_argument("issue", type=int, metavar="ISSUE")
@@ -302,3 +309,31 @@ async def cmd_archive(ctx: AppContext, args: argparse.Namespace) -> int:
     print(f"issue #{args.issue} " + ("is in the public archive" if args.show
                                      else "is kept out of the public archive"))
     return 0
+
+
+async def cmd_bounces(ctx: AppContext, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from infranet.newsletter.bounces import MailboxError, process_mailbox
+
+    settings = ctx.settings.bounces
+    if not settings.enabled:
+        print("infranet: no [bounces] host is configured (see config.example.toml)",
+              file=sys.stderr)
+        return 1
+
+    def progress(run: Any) -> None:
+        print(f"… {run.read} of {run.waiting} read", file=sys.stderr, flush=True)
+
+    while True:
+        try:
+            run = await process_mailbox(ctx, progress)
+        except MailboxError as exc:
+            print(f"infranet: {exc}", file=sys.stderr)
+            if args.once:
+                return 1
+        else:
+            print(run.summary() + (f"; {run.disabled} subscribers disabled" if run.disabled else ""))
+        if args.once:
+            return 0
+        await asyncio.sleep(settings.poll_interval_s)

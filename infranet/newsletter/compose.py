@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html as html_lib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -12,7 +12,7 @@ from sqlalchemy import select
 from infranet.context import AppContext
 from infranet.i18n import register, t
 from infranet.newsletter import content as content_mod
-from infranet.newsletter import tokens
+from infranet.newsletter import tokens, verp
 from infranet.newsletter.mime import (
     DkimKey,
     Envelope,
@@ -199,10 +199,17 @@ class Composer:
                 subject="[TEST] " + subject_for(self.ctx, content, subscriber.language),
                 list_id=list_id(self.ctx), list_name=s.newsletter.title, dkim=self.dkim)
         hint = f"{issue_id}.{delivery_id}." if delivery_id else ""
-        return factory.build(
+        return self._verp(factory.build(
             recipient=recipient or subscriber.email, text=parts[0], html=parts[1],
             unsubscribe_https=links["unsubscribe"], unsubscribe_mailto=links["mailto"] or None,
-            message_id=factory.new_message_id(hint), eightbit=eightbit)
+            message_id=factory.new_message_id(hint), eightbit=eightbit), delivery_id)
+
+    def _verp(self, envelope: Envelope | None, delivery_id: int | None) -> Envelope | None:
+        """With `[bounces]` configured, a delivery's envelope sender names it (see
+        `verp`), so that a bounce arriving later by mail is matched to it."""
+        if envelope is None or not delivery_id or not verp.enabled(self.ctx):
+            return envelope
+        return replace(envelope, sender=verp.sender_for(self.ctx, delivery_id))
 
     async def issue_message(self, issue_id: int, subscriber: dict[str, Any], delivery_id: int,
                             *, eightbit: bool = False) -> Envelope | None:
@@ -256,11 +263,11 @@ class Composer:
         personal = {"unsubscribe": links["unsubscribe"], "preferences": links["preferences"],
                     "email": ref.email}
         factory = self.factory(issue_id, content, ref.language)
-        return factory.build_filled(
+        return self._verp(factory.build_filled(
             recipient=ref.email, text=segment.text, html=segment.html, text_values=personal,
             html_values={name: html_lib.escape(value) for name, value in personal.items()},
             unsubscribe_https=links["unsubscribe"], unsubscribe_mailto=links["mailto"],
-            message_id=factory.new_message_id(f"{issue_id}.{delivery_id}."))
+            message_id=factory.new_message_id(f"{issue_id}.{delivery_id}.")), delivery_id)
 
     def preferences_link(self, subscriber: SubscriberRef) -> Envelope:
         """To a confirmed reader who filled the sign-up form again: their preferences

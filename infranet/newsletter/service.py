@@ -25,6 +25,7 @@ from infranet.component import Component
 from infranet.context import AppContext
 from infranet.errors import InfranetError
 from infranet.newsletter import alerts, outbound, web
+from infranet.newsletter.bounces import BouncePoller
 from infranet.newsletter.delivery import Sender, alert_unknown, recover_interrupted
 from infranet.newsletter.issues import build_for_period, issue_of_period
 from infranet.newsletter.schedule import current_period, parse_schedule
@@ -45,6 +46,7 @@ class NewsletterService:
         self._again = False
         self._stopping = False
         self.last_error: str | None = None
+        self.bounces = BouncePoller(ctx)
 
     async def start(self) -> None:
         global _current
@@ -57,6 +59,7 @@ class NewsletterService:
                                id="newsletter-expire", replace_existing=True, coalesce=True,
                                misfire_grace_time=3600, max_instances=1)
         outbound.announce_outbox(self.ctx)
+        self.bounces.start()  # reads the [bounces] mailbox every poll interval, when configured
         await self.catch_up()
         self.kick()
 
@@ -90,6 +93,7 @@ class NewsletterService:
         self._stopping = True
         if _current is self:
             _current = None
+        await self.bounces.stop()
         if self.sender is not None:
             self.sender.stop()
         if self.task is not None:

@@ -473,6 +473,23 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
 
 
+class BounceReport(Base):
+    """A report read from the bounce mailbox (infranet/newsletter/bounces.py) and acted
+    on: a bounce, a complaint or a mailto: unsubscribe request. Written in the transaction
+    that counts the bounce, so that a report handled but not yet moved out of the mailbox
+    (a crash between the two) is recognised and never counted twice. Pruned after
+    `KEEP_DAYS` (a report is moved out of the mailbox long before)."""
+
+    __tablename__ = "bounce_reports"
+
+    # sha256 (hex) of the report's Message-ID, or of its bytes when it has none.
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    handled_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # hard | soft | delayed | sender | complaint | unsubscribe | unmatched | other
+    outcome: Mapped[str] = mapped_column(String(16))
+    delivery_id: Mapped[int | None] = mapped_column(Integer, index=True)
+
+
 # --- service state -----------------------------------------------------------------
 
 

@@ -1,0 +1,217 @@
+"""Reading what arrives in the bounce mailbox: delivery status notifications (RFC 3464),
+complaint feedback (ARF, RFC 5965) and mailto: unsubscribe requests.
+
+Pure functions over the message bytes (the standard library's `email` package with the
+compat32 policy: the fastest, and lenient with the malformed mail bounces often are);
+`infranet.newsletter.bounces` matches the result to deliveries and acts on it.
+
+What counts as the recipient's hard bounce (`verdict`): a permanent failure (5.x.x) of
+the address or mailbox. Not counted:
+- 4.x.x, and `Action: delayed`: temporary (RFC 3463: the same message may still arrive);
+- 5.7.x (security or policy: SPF, DKIM, DMARC, a blocked sending IP, "spam"), and any
+  5.x.x whose diagnostic blames the message or its sender that way: the recipient's
+  mailbox is fine, our mail was refused;
+- 5.2.2 (mailbox full) and 5.3.4 / 5.6.x (message too big, content refused): the
+  mailbox exists, another message may arrive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from email.message import Message
+from email.parser import BytesParser, HeaderParser
+from email.policy import compat32
+
+HARD, SOFT, DELAYED, SENDER, NONE = "hard", "soft", "delayed", "sender", "none"
+
+_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+# Diagnostics of refusals that are about our mail or our servers, not the mailbox.
+_BLAMES_SENDER = re.compile(
+    r"(?i)\b(spam|dmarc|spf|dkim|blacklist|blocklist|block ?listed|blocked|reputation|"
+    r"policy|unauthenticated|authentication|rbl|spamhaus|banned|junk|bulk mail|"
+    r"content rejected|message rejected due to)")
+_UNSUBSCRIBE = re.compile(r"(?i)\bunsubscribe\s+(\d{1,18})\s+([A-Za-z0-9_-]{20,100})")
+# Our Message-IDs of newsletter deliveries: <issue.delivery.random@domain> (compose.py).
+_OUR_MESSAGE_ID = re.compile(r"<(\d{1,18})\.(\d{1,18})\.[0-9a-f]{8,64}@[^<>\s]+>")
+_COMPLAINTS = {"abuse", "fraud"}
+# Headers where the address a report was sent to (our VERP envelope sender) shows up.
+_ENVELOPE_HEADERS = ("To", "Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To",
+                     "X-Original-Recipient", "Return-Path")
+
+
+@dataclass(frozen=True)
+class RecipientStatus:
+    """One per-recipient block of a DSN."""
+
+    recipient: str
+    action: str  # failed | delayed | delivered | relayed | expanded
+    status: str  # "5.1.1"
+    diagnostic: str
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one message in the mailbox says."""
+
+    key: str  # sha256 of its Message-ID (or of its bytes without one): once-only handling
+    kind: str  # dsn | complaint | unsubscribe | other
+    envelope_text: str  # where VERP addresses may appear: envelope headers, original's headers
+    original_message_id: str | None
+    recipients: tuple[RecipientStatus, ...] = ()
+    feedback_type: str = ""
+    unsubscribe: tuple[int, str] | None = None  # (subscriber id, token)
+
+    @property
+    def verdict(self) -> str:
+        """The worst verdict over the recipients (a newsletter message has one)."""
+        found = {verdict(r) for r in self.recipients}
+        for kind in (HARD, SENDER, SOFT, DELAYED):
+            if kind in found:
+                return kind
+        return NONE
+
+    @property
+    def first_status(self) -> RecipientStatus | None:
+        return self.recipients[0] if self.recipients else None
+
+    def delivery_hint(self) -> int | None:
+        """The delivery id our Message-ID format names (checked against the stored
+        Message-ID before use)."""
+        if self.original_message_id:
+            found = _OUR_MESSAGE_ID.search(self.original_message_id)
+            if found:
+                return int(found.group(2))
+        return None
+
+
+def verdict(status: RecipientStatus) -> str:
+    """hard | soft | delayed | sender | none for one recipient (see the module doc)."""
+    action = status.action.lower()
+    if action in ("delivered", "relayed", "expanded"):
+        return NONE
+    code = _STATUS.search(status.status) or _STATUS.search(status.diagnostic)
+    if action == "delayed" or (code is not None and code.group(1) == "4"):
+        return DELAYED
+    if code is None or code.group(1) != "5":
+        return SOFT if action == "failed" else NONE
+    subject, detail = code.group(2), code.group(3)
+    if subject == "7" or _BLAMES_SENDER.search(status.diagnostic):
+        return SENDER
+    if (subject, detail) in (("2", "2"), ("3", "4")) or subject == "6":
+        return SOFT
+    return HARD
+
+
+def report_key(message: Message, data: bytes) -> str:
+    message_id = (message.get("Message-ID") or "").strip()
+    return hashlib.sha256(message_id.encode("utf-8", "replace") if message_id else data).hexdigest()
+
+
+def parse(data: bytes) -> Report:
+    """Read one message (possibly cut at the fetch limit: only the start is needed)."""
+    message = BytesParser(policy=compat32).parsebytes(data)
+    key = report_key(message, data)
+    status_part = feedback_part = original = None
+    for part in message.walk():
+        ctype = part.get_content_type()
+        if ctype == "message/delivery-status" and status_part is None:
+            status_part = part
+        elif ctype == "message/feedback-report" and feedback_part is None:
+            feedback_part = part
+        elif ctype in ("message/rfc822", "text/rfc822-headers") and original is None:
+            original = _original_headers(part)
+            break  # the returned message's own parts are not the report's
+    envelope = [_header_text(message, name) for name in _ENVELOPE_HEADERS]
+    original_id = None
+    if original is not None:
+        envelope += [_header_text(original, name) for name in ("Return-Path", "From", "Sender")]
+        original_id = (original.get("Message-ID") or "").strip() or None
+    if feedback_part is not None:
+        fields = _blocks(feedback_part)
+        first = fields[0] if fields else Message()
+        envelope.append(_header_text(first, "Original-Mail-From"))
+        feedback_type = (first.get("Feedback-Type") or "").strip().lower()
+        return Report(key, "complaint" if feedback_type in _COMPLAINTS else "other",
+                      "\n".join(envelope), original_id, feedback_type=feedback_type)
+    if status_part is not None:
+        blocks = _blocks(status_part)
+        recipients = tuple(_recipient(b) for b in blocks[1:] if b.get("Action") or b.get("Status"))
+        if original_id is None:  # some MTAs name the original only in the headers block
+            original_id = _original_id_from_text(message)
+        return Report(key, "dsn", "\n".join(envelope), original_id, recipients)
+    request = _unsubscribe_request(message)
+    if request is not None:
+        return Report(key, "unsubscribe", "\n".join(envelope), None, unsubscribe=request)
+    return Report(key, "other", "\n".join(envelope), original_id)
+
+
+def _blocks(part: Message) -> list[Message]:
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        return [p for p in payload if isinstance(p, Message)]
+    if isinstance(payload, str):  # not split by the parser (e.g. base64): parse the blocks
+        text = payload if part.get("Content-Transfer-Encoding", "").lower() != "base64" else (
+            (part.get_payload(decode=True) or b"").decode("ascii", "replace"))
+        return [HeaderParser(policy=compat32).parsestr(b.strip() + "\n")
+                for b in re.split(r"\r?\n\s*\r?\n", text) if b.strip()]
+    return []
+
+
+def _recipient(block: Message) -> RecipientStatus:
+    def field(name: str) -> str:
+        return " ".join(str(block.get(name) or "").split())
+
+    address = field("Final-Recipient") or field("Original-Recipient")
+    return RecipientStatus(address.partition(";")[2].strip() or address, field("Action"),
+                           field("Status"), field("Diagnostic-Code"))
+
+
+def _original_headers(part: Message) -> Message | None:
+    payload = part.get_payload()
+    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+        return payload[0]
+    if isinstance(payload, str):
+        text = payload
+        if part.get("Content-Transfer-Encoding", "").lower() in ("base64", "quoted-printable"):
+            text = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+        return HeaderParser(policy=compat32).parsestr(text, headersonly=True)
+    return None
+
+
+def _original_id_from_text(message: Message) -> str | None:
+    for part in message.walk():
+        if part.get_content_maintype() == "text":
+            body = part.get_payload(decode=True) or b""
+            found = _OUR_MESSAGE_ID.search(body[:65536].decode("utf-8", "replace"))
+            if found:
+                return found.group(0)
+    return None
+
+
+def _header_text(message: Message, name: str) -> str:
+    return " ".join(str(v) for v in message.get_all(name) or [])
+
+
+def _unsubscribe_request(message: Message) -> tuple[int, str] | None:
+    """`unsubscribe <id> <token>`, as the List-Unsubscribe mailto: link puts it in the
+    Subject (a client may prefix "Re:" or put it in the body instead)."""
+    found = _UNSUBSCRIBE.search(_decoded_subject(message))
+    if found is None:
+        for part in message.walk():
+            if part.get_content_type() == "text/plain":
+                body = (part.get_payload(decode=True) or b"")[:8192]
+                found = _UNSUBSCRIBE.search(body.decode("utf-8", "replace"))
+                break
+    return (int(found.group(1)), found.group(2)) if found else None
+
+
+def _decoded_subject(message: Message) -> str:
+    from email.header import decode_header, make_header
+
+    raw = message.get("Subject") or ""
+    try:
+        return str(make_header(decode_header(str(raw))))
+    except (ValueError, LookupError, UnicodeDecodeError):
+        return str(raw)
