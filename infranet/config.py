@@ -133,6 +133,15 @@ class NewsletterSettings(Section):
     # A scheduled time missed while the service was down is caught up at start when it
     # is at most this many hours old (0: never); logged either way.
     catch_up_hours: float = Field(default=12, ge=0, le=24 * 31)
+    # An issue pauses when more than this share of its first `pause_sample` deliveries are
+    # refused with a 5xx (policy, DMARC, unknown addresses...); 1 = never pause.
+    pause_failure_share: float = Field(default=0.2, gt=0, le=1)
+    pause_sample: int = Field(default=50, ge=1)
+    # How often the running service looks for pending deliveries it did not start (built
+    # by the CLI in another process, waiting for a retry), seconds.
+    poll_seconds: float = Field(default=30, ge=0.1, le=600)
+    # Admins are told of an SMTP outage once connections have failed this long (seconds).
+    outage_alert_after_s: float = Field(default=60, ge=0)
     # The privacy notice (RODO art. 13) of the sign-up form, the confirmation page,
     # /newsletter/privacy and every e-mail's footer; unset = the shipped Polish and English
     # defaults. Contact defaults to [smtp] reply_to, else from_address.

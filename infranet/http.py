@@ -25,7 +25,12 @@ def create_app(ctx: AppContext, components: Sequence[Component]) -> Starlette:
         parts = {"database": {"ok": database_ok, "engine": ctx.db.dialect}, "http": {"ok": True}}
         for component in components:
             parts[component.name] = component.status() if component.status else {"ok": True}
-        body = {"status": "ok" if database_ok else "unavailable", "parts": parts}
+        # A part not ok (the newsletter's SMTP server refusing connections, the bot unable to
+        # reach Telegram) makes the service "degraded", still 200: it serves and recovers by
+        # itself, so a health check must not restart it; only a lost database is 503.
+        degraded = any(isinstance(p, dict) and p.get("ok") is False for p in parts.values())
+        status = "unavailable" if not database_ok else "degraded" if degraded else "ok"
+        body = {"status": status, "parts": parts}
         return JSONResponse(body, status_code=200 if database_ok else 503)
 
     routes: list[BaseRoute] = [Route("/healthz", healthz)]

@@ -111,11 +111,12 @@ class Handler:
 class SmtpServer:
     """aiosmtpd in a thread of its own, listening on 127.0.0.1:<free port>."""
 
-    def __init__(self, **controller: Any) -> None:
-        """`controller`: extra aiosmtpd Controller arguments, e.g. tls_context=...,
+    def __init__(self, port: int | None = None, **controller: Any) -> None:
+        """`port`: listen there (a server coming back where a sender keeps knocking);
+        `controller`: extra aiosmtpd Controller arguments, e.g. tls_context=...,
         require_starttls=True, authenticator=..., auth_required=True, ssl_context=..."""
         self.handler = Handler()
-        self.port = free_port()
+        self.port = port or free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
                                      ready_timeout=10, **controller)
 

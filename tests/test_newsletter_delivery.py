@@ -126,7 +126,8 @@ async def test_temporary_and_permanent_answers(db_url: str, tmp_path: Path, smtp
     smtp.reject(lambda r: r.endswith("@slow.example"), 451, times=2)
     smtp.reject(lambda r: r == "gone@example.org", 550)
     smtp.reject(lambda r: r.endswith("@never.example"), 451)
-    smtp.reject(lambda r: r == "datafail@example.org", 554, "5.7.1 rejected", stage="data")
+    smtp.reject(lambda r: r == "datafail@example.org", 554, "5.2.1 mailbox disabled",
+                stage="data")
     emails = ["ok@example.org", "a@slow.example", "gone@example.org", "x@never.example",
               "datafail@example.org"]
     try:

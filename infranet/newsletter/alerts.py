@@ -2,43 +2,158 @@
 
 The newsletter knows nothing about Telegram. The bot registers an async
 callback here at start-up; the sender calls `notify()` when sending stalls
-(SMTP server down) or when a restart leaves deliveries in the `unknown`
-state, which an admin must decide to resend or not.
+(SMTP server down) and when it is back, when a restart leaves deliveries in the
+`unknown` state (an admin decides whether to resend them), and when an issue is
+paused because too many of its first deliveries were refused.
 
     from infranet.newsletter import alerts
 
     async def tell_admins(text_en: str, text_pl: str) -> None: ...
     alerts.register(tell_admins)
+
+A callback registered with `actions=True` is called as `callback(text_en, text_pl,
+action)`, where `action` (or None) names what the alert offers: resend the unknown
+deliveries of an issue, or resume a paused issue. Each offer is a row of its own
+(`open_action`), settled once by `claim_action`, so that a button pressed twice, on
+two instances, or after the matter was settled another way changes nothing.
+
+Outages are announced once across instances sharing the database: `outage_changed()`
+flips one row (`newsletter:smtp-outage`) and only the process whose UPDATE changed
+it sends the alert; the same goes for the end of the outage.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from infranet.context import AppContext
+from infranet.i18n import register as register_texts
+from infranet.storage.models import BotState
 
 log = logging.getLogger(__name__)
 
-AlertCallback = Callable[[str, str], Awaitable[None]]
-_callbacks: list[AlertCallback] = []
+AlertCallback = Callable[..., Awaitable[None]]
+_callbacks: list[tuple[AlertCallback, bool]] = []
+
+RESEND_UNKNOWN = "resend_unknown"
+RESUME = "resume"
+ACTION_PREFIX = "newsletter:action:"
+OUTAGE_KEY = "newsletter:smtp-outage"
+
+register_texts({
+    "newsletter.alert_smtp_back": {
+        "pl": "Newsletter: serwer SMTP znów przyjmuje połączenia; czekające wiadomości są "
+              "wysyłane.",
+        "en": "Newsletter: the SMTP server accepts connections again; the waiting messages are "
+              "being sent."},
+    "newsletter.alert_paused": {
+        "pl": "Newsletter: wysyłkę wydania #{issue} wstrzymano: serwer odrzucił {refused} z "
+              "pierwszych {sample} wiadomości (np. polityka, DMARC, spam). Sprawdź konfigurację "
+              "nadawcy, potem wznów: infranet newsletter resume {issue} albo przycisk poniżej.",
+        "en": "Newsletter: sending of issue #{issue} is paused: the server refused {refused} "
+              "of its first {sample} messages (e.g. policy, DMARC, spam). Check the sender's "
+              "setup, then resume: infranet newsletter resume {issue} or the button below."},
+})
 
 
-def register(callback: AlertCallback) -> None:
-    """Add `callback(text_en, text_pl)`; called for every alert until unregistered."""
-    if callback not in _callbacks:
-        _callbacks.append(callback)
+@dataclass(frozen=True)
+class Action:
+    """What an alert offers: `kind` (RESEND_UNKNOWN or RESUME) on `issue_id`, settled
+    through the action row `key`."""
+
+    kind: str
+    key: str
+    issue_id: int
+    count: int = 0  # how many deliveries the offer concerns (RESEND_UNKNOWN)
+
+
+def register(callback: AlertCallback, *, actions: bool = False) -> None:
+    """Add `callback(text_en, text_pl)` (with `actions`: `callback(text_en, text_pl,
+    action)`); called for every alert until unregistered."""
+    if all(cb is not callback for cb, _ in _callbacks):
+        _callbacks.append((callback, actions))
 
 
 def unregister(callback: AlertCallback) -> None:
-    if callback in _callbacks:
-        _callbacks.remove(callback)
+    _callbacks[:] = [(cb, a) for cb, a in _callbacks if cb is not callback]
 
 
-async def notify(text_en: str, text_pl: str) -> None:
+async def notify(text_en: str, text_pl: str, *, action: Action | None = None) -> None:
     """Log the alert and pass it to every registered callback; a failing callback
     is logged and never stops the sender."""
     log.warning("newsletter alert: %s", text_en)
-    for callback in list(_callbacks):
+    for callback, wants_action in list(_callbacks):
         try:
-            await callback(text_en, text_pl)
+            if wants_action:
+                await callback(text_en, text_pl, action)
+            else:
+                await callback(text_en, text_pl)
         except Exception:
             log.exception("newsletter alert callback %r failed", callback)
+
+
+# --- offers settled once ---------------------------------------------------------------------
+
+
+async def open_action(session: AsyncSession, kind: str, **data: Any) -> str:
+    """A new offer (its key goes into the alert's button)."""
+    key = secrets.token_hex(6)
+    session.add(BotState(key=ACTION_PREFIX + key, data={"kind": kind, "status": "open", **data}))
+    await session.flush()
+    return key
+
+
+async def claim_action(session: AsyncSession, key: str, decided_by: str
+                       ) -> tuple[bool, dict[str, Any] | None]:
+    """(True, data) when this call settles the offer; (False, data) when it was settled
+    before (data says by whom); (False, None) when there is no such offer. The row is
+    locked, so two presses at once on two instances settle it once."""
+    row = await session.scalar(select(BotState).where(BotState.key == ACTION_PREFIX + key)
+                               .with_for_update().execution_options(populate_existing=True))
+    if row is None:
+        return False, None
+    if row.data.get("status") != "open":
+        return False, dict(row.data)
+    row.data = {**row.data, "status": "done", "decided_by": decided_by}
+    await session.flush()
+    return True, dict(row.data)
+
+
+async def peek_action(session: AsyncSession, key: str) -> dict[str, Any] | None:
+    row = await session.get(BotState, ACTION_PREFIX + key)
+    return dict(row.data) if row is not None else None
+
+
+# --- one alert per outage, across instances ------------------------------------------------
+
+
+async def outage_changed(ctx: AppContext, down: bool) -> bool:
+    """Record that the SMTP server is down (or back); True when this call changed the
+    shared state, i.e. when this process is the one to tell the admins."""
+    async with ctx.db.transaction() as session:
+        stamp = ctx.now().isoformat()
+        if down:
+            try:
+                async with session.begin_nested():
+                    session.add(BotState(key=OUTAGE_KEY, data={"down": True, "since": stamp}))
+                    await session.flush()
+                return True
+            except IntegrityError:
+                pass
+        # A JSON document is compared as text on both engines only through a dedicated
+        # column, so the row is locked and compared in Python instead.
+        row = await session.scalar(select(BotState).where(BotState.key == OUTAGE_KEY)
+                                   .with_for_update().execution_options(populate_existing=True))
+        if row is None or bool(row.data.get("down")) == down:
+            return False
+        await session.execute(update(BotState).where(BotState.key == OUTAGE_KEY)
+                              .values(data={"down": down, "since": stamp}))
+        return True

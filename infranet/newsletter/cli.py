@@ -66,6 +66,10 @@ def register(subparsers: Any) -> None:
     which.add_argument("--unknown", action="store_true",
                        help="interrupted mid-send: the recipient may get a second copy")
 
+    resume = add_command(nl, "resume", cmd_resume,
+                         "resume an issue paused after too many refused deliveries")
+    resume.add_argument("issue", type=int, metavar="ISSUE")
+
     forget = add_command(nl, "forget", cmd_forget, "erase a subscriber's data")
     forget.add_argument("address", metavar="ADDR")
 
@@ -238,6 +242,22 @@ async def cmd_resend(ctx: AppContext, args: argparse.Namespace) -> int:
     if count:
         report = await send_pending(ctx, give_up_after=300.0, issue_ids=[args.issue])
         print(f"sent {report.sent}, failed {report.failed}, unknown {report.unknown}")
+    return 0
+
+
+async def cmd_resume(ctx: AppContext, args: argparse.Namespace) -> int:
+    """Resume a paused issue; a running service notices it within `poll_seconds`, and
+    this command sends what waits (like `send`) so that it also works without one."""
+    from infranet.newsletter.issues import resume, send_pending
+
+    async with ctx.db.transaction() as session:
+        resumed = await resume(session, ctx, Actor.cli(), args.issue)
+    if not resumed:
+        print(f"issue #{args.issue} is not paused; nothing to resume", file=sys.stderr)
+        return 1
+    print(f"issue #{args.issue} resumed")
+    report = await send_pending(ctx, give_up_after=300.0, issue_ids=[args.issue])
+    print(f"sent {report.sent}, failed {report.failed}, unknown {report.unknown}")
     return 0
 
 

@@ -19,12 +19,28 @@ sent, which keeps the commit off the critical path. On SQLite a whole batch
 runs in one call on a private sqlite3 connection (see sqlite_writer).
 
 A crash leaves at most two deliveries per connection in `sending` (the one being
-sent and, without a rate limit, the one claimed ahead). They are not
-resent blindly: `recover_interrupted()` turns them into `unknown`, admins are
-told, and `resend(..., "unknown")` sends them again on request. 4xx answers and
-lost connections go back to `pending` with exponential backoff, and slow down
-sending to that recipient domain only; 5xx answers mark the delivery `failed`
-and count a hard bounce (three disable the subscriber).
+sent and, without a rate limit, the one claimed ahead). Which one may have reached
+the server is durable: before a worker says MAIL for a delivery it waits for the
+commit of that row's `handed_at`, which rides in the same transaction as the claim
+of the next delivery (so it costs no transaction of its own, only a wait that
+overlaps composing the message). `recover_interrupted()` therefore puts rows
+without `handed_at` (certainly never offered) back to `pending`, and turns only the
+others into `unknown`: admins are told, with a button that resends exactly those
+(`resend(..., "unknown")`). 4xx answers and lost connections go back to `pending`
+with exponential backoff, and slow down sending to that recipient domain only.
+
+5xx answers mark the delivery `failed`. `replies.classify()` tells whose fault it
+is: the recipient's (unknown address: a hard bounce, three disable the subscriber)
+or the sender's (policy, DMARC, authentication, spam: nobody is disabled). When more
+than `[newsletter] pause_failure_share` x `pause_sample` of the first `pause_sample`
+outcomes of an issue are 5xx refusals, the issue is `paused` (durable, once per issue,
+the first instance to see it wins the UPDATE and alerts the admins); nothing more is
+claimed for it until an admin resumes it.
+
+While the server refuses connections, `SmtpHealth` (kept by the service across
+sender runs) says so for /healthz; admins are told once per outage and once when it
+ends, across instances: `alerts.outage_changed()` flips one row, and only the
+instance whose UPDATE flipped it sends the alert.
 """
 
 from __future__ import annotations
@@ -49,6 +65,7 @@ from infranet.context import AppContext
 from infranet.i18n import t
 from infranet.newsletter import alerts, outbound
 from infranet.newsletter.compose import Composer
+from infranet.newsletter.replies import ReplyKind, classify
 from infranet.newsletter.sqlite_writer import SqliteBatchWriter
 from infranet.newsletter.subscribers import record_hard_bounce
 from infranet.storage.models import (
@@ -66,7 +83,6 @@ HOST = socket.gethostname()
 _LIVE_WORKERS: set[str] = set()
 # A claim older than this, from another host, is taken as a crash leftover.
 LEASE = timedelta(minutes=15)
-STALL_ALERT_AFTER_S = 60.0
 # How long the writer waits for more status changes before committing a batch (unless
 # every worker already waits for a claim). With ten connections 2 ms gathers several
 # messages per transaction and cuts the hops to the database thread by half or more;
@@ -106,18 +122,31 @@ def _is_leftover(claimed_by: str | None, claimed_at: datetime | None, now: datet
 
 
 async def recover_interrupted(session: AsyncSession, ctx: AppContext) -> list[tuple[int, int]]:
-    """Turn deliveries left in `sending` by a dead sender into `unknown`.
+    """Settle deliveries left in `sending` by a dead sender.
 
-    Returns (issue id, count) pairs so the caller can tell the admins.
+    A row whose `handed_at` was never committed was claimed ahead and never offered to
+    the server: it goes back to `pending` and is sent again automatically. The others
+    may have reached the server: they become `unknown`, for an admin to decide.
+    Returns (issue id, number turned `unknown`) pairs so the caller can tell the admins.
     """
     now = ctx.now()
     rows = (await session.execute(
-        select(Delivery.id, Delivery.issue_id, Delivery.claimed_by, Delivery.claimed_at)
+        select(Delivery.id, Delivery.issue_id, Delivery.claimed_by, Delivery.claimed_at,
+               Delivery.handed_at)
         .where(Delivery.status == DeliveryStatus.SENDING))).all()
     leftovers = [r for r in rows if _is_leftover(r.claimed_by, r.claimed_at, now)]
     if not leftovers:
         return []
-    ids = [r.id for r in leftovers]
+    never = [r.id for r in leftovers if r.handed_at is None]
+    maybe = [r for r in leftovers if r.handed_at is not None]
+    for chunk in range(0, len(never), 500):
+        await session.execute(
+            update(Delivery).where(Delivery.id.in_(never[chunk:chunk + 500]),
+                                   Delivery.status == DeliveryStatus.SENDING)
+            .values(status=DeliveryStatus.PENDING, claimed_by=None, claimed_at=None,
+                    attempts=Delivery.attempts - 1)
+            .execution_options(synchronize_session=False))
+    ids = [r.id for r in maybe]
     for chunk in range(0, len(ids), 500):
         await session.execute(
             update(Delivery).where(Delivery.id.in_(ids[chunk:chunk + 500]),
@@ -125,17 +154,83 @@ async def recover_interrupted(session: AsyncSession, ctx: AppContext) -> list[tu
             .values(status=DeliveryStatus.UNKNOWN,
                     last_error="interrupted while sending: the server may or may not have it")
             .execution_options(synchronize_session=False))
+    if never:
+        log.warning("newsletter: %d delivery(ies) claimed by a stopped sender but never offered "
+                    "to the server go out again", len(never))
     counts: dict[int, int] = {}
-    for r in leftovers:
+    for r in maybe:
         counts[r.issue_id] = counts.get(r.issue_id, 0) + 1
     return sorted(counts.items())
 
 
+async def waiting_deliveries(ctx: AppContext) -> int:
+    """Deliveries of issues in progress that wait to be sent: pending (due or not), or
+    claimed by a sender gone for longer than the lease. One indexed count."""
+    stale = ctx.now() - LEASE
+    async with ctx.db.read() as session:
+        return int(await session.scalar(
+            select(func.count()).select_from(Delivery)
+            .join(NewsletterIssue, NewsletterIssue.id == Delivery.issue_id)
+            .where(NewsletterIssue.status == IssueStatus.SENDING,
+                   or_(Delivery.status == DeliveryStatus.PENDING,
+                       and_(Delivery.status == DeliveryStatus.SENDING,
+                            Delivery.claimed_at < stale)))) or 0)
+
+
 async def alert_unknown(ctx: AppContext, recovered: list[tuple[int, int]]) -> None:
-    for issue_id, count in recovered:
+    """Tell the admins about `unknown` deliveries of each issue, with a button that resends
+    exactly the ones unknown now (their ids are kept in the button's action row)."""
+    for issue_id, _count in recovered:
+        async with ctx.db.transaction() as session:
+            ids = list((await session.scalars(
+                select(Delivery.id).where(Delivery.issue_id == issue_id,
+                                          Delivery.status == DeliveryStatus.UNKNOWN)
+                .order_by(Delivery.id))).all())
+            if not ids:
+                continue
+            key = await alerts.open_action(session, alerts.RESEND_UNKNOWN, issue_id=issue_id,
+                                           delivery_ids=ids)
         await alerts.notify(
-            t("en", "newsletter.alert_unknown", count=count, issue=issue_id),
-            t("pl", "newsletter.alert_unknown", count=count, issue=issue_id))
+            t("en", "newsletter.alert_unknown", count=len(ids), issue=issue_id),
+            t("pl", "newsletter.alert_unknown", count=len(ids), issue=issue_id),
+            action=alerts.Action(alerts.RESEND_UNKNOWN, key, issue_id, len(ids)))
+
+
+async def alert_paused(ctx: AppContext, issue_id: int, refused: int, sample: int) -> None:
+    """Tell the admins that an issue was paused, with a button that resumes it."""
+    async with ctx.db.transaction() as session:
+        key = await alerts.open_action(session, alerts.RESUME, issue_id=issue_id)
+    values = {"issue": issue_id, "refused": refused, "sample": sample}
+    await alerts.notify(t("en", "newsletter.alert_paused", **values),
+                        t("pl", "newsletter.alert_paused", **values),
+                        action=alerts.Action(alerts.RESUME, key, issue_id))
+
+
+@dataclass
+class SmtpHealth:
+    """Whether the SMTP server takes connections, as the senders of one process saw it last.
+
+    Kept by the service across sender runs (so that one outage is one outage), read by
+    /healthz; `alerted` remembers that the admins were told of the current outage."""
+
+    failing_since: datetime | None = None
+    error: str | None = None
+    alerted: bool = False
+    _started: float | None = None
+
+    def failed(self, now: datetime, error: str) -> float:
+        """Record a failed connection; returns how long (s) connections have been failing."""
+        if self._started is None:
+            self._started, self.failing_since = time.monotonic(), now
+        self.error = error[:200]
+        return time.monotonic() - self._started
+
+    def recovered(self) -> None:
+        self._started = self.failing_since = self.error = None
+
+    @property
+    def down(self) -> bool:
+        return self._started is not None
 
 
 # --- rate and per-domain slow-down -------------------------------------------------------
@@ -210,7 +305,7 @@ class Job:
 
 @dataclass
 class _Op:
-    kind: str  # claim | finish | release
+    kind: str  # claim | finish | release | hand
     future: asyncio.Future[Any] | None = None
     job: Job | None = None
     outcome: outbound.Outcome | None = None
@@ -226,6 +321,8 @@ class SendReport:
     disabled: int = 0
     stalled: bool = False
     issues_done: list[int] = field(default_factory=list)
+    paused: list[int] = field(default_factory=list)
+    unknown_by_issue: dict[int, int] = field(default_factory=dict)
 
 
 class Sender:
@@ -240,7 +337,7 @@ class Sender:
     def __init__(self, ctx: AppContext, *, concurrency: int | None = None,
                  give_up_after: float | None = None,
                  transport_factory: Callable[[], Any] | None = None,
-                 issue_ids: list[int] | None = None) -> None:
+                 issue_ids: list[int] | None = None, health: SmtpHealth | None = None) -> None:
         self.ctx = ctx
         smtp = ctx.settings.smtp
         self.outbox = outbound.uses_outbox(ctx)
@@ -256,8 +353,10 @@ class Sender:
         self._ops: asyncio.Queue[_Op] = asyncio.Queue()
         self._stopping = asyncio.Event()
         self._last_success = time.monotonic()
-        self._failing_since: float | None = None
-        self._alerted = False
+        self.health = health or SmtpHealth()
+        self._outage_checked = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._pending_alerts: list[tuple[int, int, int]] = []
         self._connect_errors = 0
         self._writer_task: asyncio.Task[None] | None = None
         self._active_workers = 0
@@ -282,17 +381,21 @@ class Sender:
             # Group commit: unless every worker is already waiting for a claim, give the
             # others a moment to queue theirs, so that one transaction (and one hop to
             # the database thread) carries many status changes. One timer per batch.
-            if not exiting and GROUP_COMMIT_WINDOW_S and \
-                    sum(1 for o in batch if o.kind == "claim") < self._active_workers:
+            # A worker whose handoff mark is in the batch waits for it before DATA: no timer.
+            if not exiting and GROUP_COMMIT_WINDOW_S and not any(o.kind == "hand" for o in batch) \
+                    and sum(1 for o in batch if o.kind == "claim") < self._active_workers:
                 await asyncio.sleep(GROUP_COMMIT_WINDOW_S)
                 exiting = self._drain(batch)
             try:
                 await self._apply(batch)
             except Exception as exc:
+                self._pending_alerts.clear()  # rolled back: nothing was paused
                 log.exception("newsletter: database write failed")
                 for o in batch:
                     if o.future is not None and not o.future.done():
                         o.future.set_exception(exc)
+            while self._pending_alerts:  # committed: tell the admins, off the writer's path
+                self._spawn(alert_paused(self.ctx, *self._pending_alerts.pop(0)))
             if exiting:
                 return
 
@@ -313,11 +416,12 @@ class Sender:
         transaction is what makes group commit pay.
         """
         finishes = [o for o in batch if o.kind in ("finish", "release")]
+        hands = [o.job.delivery_id for o in batch if o.kind == "hand" and o.job is not None]
         claims = [o for o in batch if o.kind == "claim"]
         results: list[Job] = []
         next_due: float | None = None
         if self._fast is not None:
-            results = await self._apply_fast(finishes, len(claims))
+            results = await self._apply_fast(finishes, len(claims), hands)
             if len(results) < len(claims):
                 async with self.ctx.db.engine.begin() as conn:
                     next_due = await self._next_due(conn)
@@ -327,22 +431,30 @@ class Sender:
                     sent = [o for o in finishes if o.kind == "finish" and o.job is not None
                             and o.outcome is not None and o.outcome.kind == outbound.SENT]
                     await self._record_all(conn, [o for o in finishes if o not in sent])
-                    results = await self._claim_pg(conn, len(claims), sent)
+                    results = await self._claim_pg(conn, len(claims), sent, hands)
                 else:
                     await self._record_all(conn, finishes)
+                    await self._hand(conn, hands)
                     if claims:
                         results = await self._claim(conn, len(claims))
                 if claims and len(results) < len(claims):
                     next_due = await self._next_due(conn)
-        for op in finishes:
-            if op.future is not None and not op.future.done():
+        for op in batch:
+            if op.kind != "claim" and op.future is not None and not op.future.done():
                 op.future.set_result(None)
         for i, op in enumerate(claims):
             assert op.future is not None
             if not op.future.done():
                 op.future.set_result(results[i] if i < len(results) else next_due)
 
-    async def _apply_fast(self, finishes: list[_Op], claims: int) -> list[Job]:
+    async def _hand(self, conn: Any, ids: list[int]) -> None:
+        """Record that these claimed deliveries are about to be offered to the server."""
+        if ids:
+            await conn.execute(update(Delivery).where(
+                Delivery.id.in_(ids), Delivery.status == DeliveryStatus.SENDING)
+                .values(handed_at=self.ctx.now()))
+
+    async def _apply_fast(self, finishes: list[_Op], claims: int, hands: list[int]) -> list[Job]:
         """SQLite: 250s, releases and claims in one thread call (see sqlite_writer);
         other outcomes (rare) through SQLAlchemy first."""
         assert self._fast is not None
@@ -361,7 +473,7 @@ class Sender:
         rows = await asyncio.to_thread(
             self._fast.apply, now=self.ctx.now(), worker_id=self.worker_id, sent=sent,
             released=released, claim=claims, issue_ids=issue_ids,
-            blocked_domains=self.throttle.blocked())
+            blocked_domains=self.throttle.blocked(), handed=hands)
         self.report.sent += len(sent)
         missing = {r[2] for r in rows if r[2] is not None and r[2] not in self._subscriber_cache}
         if missing:
@@ -454,7 +566,7 @@ class Sender:
         return [Job(r.id, r.issue_id, self._subscriber_cache.get(r.subscriber_id), r.email,
                     r.attempts) for r in claimed]
 
-    async def _claim_pg(self, conn: Any, n: int, sent: list[_Op]) -> list[Job]:
+    async def _claim_pg(self, conn: Any, n: int, sent: list[_Op], hands: list[int]) -> list[Job]:
         """PostgreSQL: record this batch's 250s and claim up to n deliveries in one statement
         (data-modifying CTEs), so that a batch costs one round trip and the commit.
 
@@ -475,6 +587,13 @@ class Sender:
             done = ("done AS (UPDATE deliveries AS d SET status = 'sent', sent_at = :now, "  # noqa: S608
                     "message_id = v.mid, last_error = NULL FROM (VALUES " + ", ".join(rows) +
                     ") AS v(id, mid) WHERE d.id = v.id AND d.status = 'sending' RETURNING d.id), ")
+        if hands:
+            marks = []
+            for k, did in enumerate(hands):
+                params[f"h{k}"] = did
+                marks.append(f":h{k}")
+            done += ("handed AS (UPDATE deliveries SET handed_at = :now WHERE id IN ("  # noqa: S608
+                     + ", ".join(marks) + ") AND status = 'sending' RETURNING id), ")
         exclude = ""
         for k, domain in enumerate(self.throttle.blocked()):
             params[f"x{k}"] = "%@" + domain.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -498,9 +617,8 @@ class Sender:
             if rows:
                 await self._subscribers(conn, issue_id, {r.subscriber_id for r in rows if r.subscriber_id})
             claimed.extend(rows)
-        if done:  # no issue left to claim from: record the 250s alone
-            await conn.execute(text("WITH " + done.rstrip(", ") + " SELECT count(*) FROM done"),  # noqa: S608
-                               params)
+        if done:  # no issue left to claim from: record the 250s (and handoffs) alone
+            await conn.execute(text("WITH " + done.rstrip(", ") + " SELECT 1"), params)
         self.report.sent += len(sent)
         claimed.sort(key=lambda r: r.id)
         return [Job(r.id, r.issue_id, self._subscriber_cache.get(r.subscriber_id), r.email,
@@ -577,13 +695,21 @@ class Sender:
         now = self.ctx.now()
         where = and_(Delivery.id == job.delivery_id, Delivery.status == DeliveryStatus.SENDING)
         values: dict[str, Any]
+        refused = False
         if outcome.kind == outbound.AMBIGUOUS:
             values = {"status": DeliveryStatus.UNKNOWN, "last_error": outcome.detail}
             self.report.unknown += 1
+            self.report.unknown_by_issue[job.issue_id] = \
+                self.report.unknown_by_issue.get(job.issue_id, 0) + 1
         elif outcome.kind == outbound.PERMANENT:
             values = {"status": DeliveryStatus.FAILED, "last_error": outcome.detail}
             self.report.failed += 1
-            if job.subscriber is not None and outcome.code >= 500 and await record_hard_bounce(
+            refused = outcome.code >= 500
+            blamed = classify(outcome.code, None, outcome.message) if refused else None
+            if blamed == ReplyKind.SENDER:
+                # Our message or our server is refused (policy, DMARC, spam): not a bounce.
+                values["last_error"] = f"{outcome.detail} [refused for the sender]"[:500]
+            elif job.subscriber is not None and refused and await record_hard_bounce(
                     session, self.ctx, job.subscriber["id"]):
                 self.report.disabled += 1
         elif outcome.kind == "skipped":
@@ -598,12 +724,53 @@ class Sender:
             else:
                 base = self.ctx.settings.smtp.retry_base_s
                 delay = min(3600.0, base * 2 ** (job.attempts - 1)) * random.uniform(0.8, 1.2)
-                values = {"status": DeliveryStatus.PENDING, "claimed_by": None,
+                values = {"status": DeliveryStatus.PENDING, "claimed_by": None, "handed_at": None,
                           "next_attempt_at": now + timedelta(seconds=delay),
                           "last_error": outcome.detail}
                 self.report.retried += 1
         await session.execute(update(Delivery).where(where).values(**values)
                               .execution_options(synchronize_session=False))
+        if refused:
+            await self._maybe_pause(session, job.issue_id)
+
+    async def _maybe_pause(self, session: AsyncSession, issue_id: int) -> None:
+        """Pause the issue when more than `pause_failure_share` x `pause_sample` of its first
+        `pause_sample` outcomes are 5xx refusals (checked only on a refusal, so the hot path
+        pays nothing). The UPDATE settles it once across instances; an issue an admin
+        resumed is never paused again."""
+        settings = self.ctx.settings.newsletter
+        sample, limit = settings.pause_sample, settings.pause_failure_share * settings.pause_sample
+        if settings.pause_failure_share >= 1:
+            return
+        counts = dict((await session.execute(
+            select(Delivery.status, func.count()).where(
+                Delivery.issue_id == issue_id,
+                Delivery.status.in_([DeliveryStatus.SENT, DeliveryStatus.FAILED]))
+            .group_by(Delivery.status))).all())
+        refused = await session.scalar(select(func.count()).select_from(Delivery).where(
+            Delivery.issue_id == issue_id, Delivery.status == DeliveryStatus.FAILED,
+            Delivery.last_error.like("5%")))
+        done = counts.get(DeliveryStatus.SENT, 0) + counts.get(DeliveryStatus.FAILED, 0)
+        # Outcomes of deliveries already on their way when the limit was reached may land
+        # after it: allow one per connection beyond the sample.
+        if not refused or refused <= limit or done > sample + self.concurrency:
+            return
+        paused = await session.execute(
+            update(NewsletterIssue).where(NewsletterIssue.id == issue_id,
+                                          NewsletterIssue.status == IssueStatus.SENDING,
+                                          NewsletterIssue.resumed_at.is_(None))
+            .values(status=IssueStatus.PAUSED).execution_options(synchronize_session=False))
+        if paused.rowcount:
+            self._issues_cache = None
+            self.report.paused.append(issue_id)
+            log.warning("newsletter: issue #%s paused: %d of its first %d outcomes were refused",
+                        issue_id, refused, done)
+            self._pending_alerts.append((issue_id, refused, done))
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # --- workers ---
 
@@ -618,21 +785,14 @@ class Sender:
         while not self._stopping.is_set():
             try:
                 await transport.connect()
-                self._failing_since = None
-                return True
             except Exception as exc:  # any failure to connect is retried
-                now = time.monotonic()
-                if self._failing_since is None:
-                    self._failing_since = now
                 self._connect_errors += 1
                 log.warning("newsletter: cannot connect to the SMTP server: %s", exc)
-                down_for = now - self._failing_since
-                if down_for >= min(STALL_ALERT_AFTER_S, self.give_up_after or STALL_ALERT_AFTER_S) \
-                        and not self._alerted:
-                    self._alerted = True
-                    await alerts.notify(
-                        t("en", "newsletter.alert_smtp_down", error=str(exc)[:200]),
-                        t("pl", "newsletter.alert_smtp_down", error=str(exc)[:200]))
+                down_for = self.health.failed(self.ctx.now(), str(exc))
+                after = self.ctx.settings.newsletter.outage_alert_after_s
+                if down_for >= min(after, self.give_up_after or after) and not self.health.alerted:
+                    self.health.alerted = True
+                    await self._outage(True, str(exc)[:200])
                 if self.give_up_after is not None and down_for >= self.give_up_after:
                     self.report.stalled = True
                     self._stopping.set()
@@ -640,7 +800,33 @@ class Sender:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=delay)
                 delay = min(delay * 2, 30.0)
+                continue
+            was_alerted = self.health.alerted
+            self.health.recovered()
+            if was_alerted or not self._outage_checked:
+                # Also ends an outage another process (the CLI, another instance) announced.
+                self._outage_checked = True
+                self.health.alerted = False
+                await self._outage(False, None)
+            return True
         return False
+
+    async def _outage(self, down: bool, error: str | None) -> None:
+        """Tell the admins that an outage began or ended, once across processes: only the
+        process whose UPDATE flips the shared flag does. Never fails the sender."""
+        try:
+            flipped = await alerts.outage_changed(self.ctx, down)
+        except Exception:
+            log.exception("newsletter: cannot record the SMTP outage state")
+            flipped = True  # better twice than never
+        if not flipped:
+            return
+        if down:
+            await alerts.notify(t("en", "newsletter.alert_smtp_down", error=error),
+                                t("pl", "newsletter.alert_smtp_down", error=error))
+        else:
+            await alerts.notify(t("en", "newsletter.alert_smtp_back"),
+                                t("pl", "newsletter.alert_smtp_back"))
 
     def _request(self, op: _Op) -> asyncio.Future[Any]:
         op.future = asyncio.get_running_loop().create_future()
@@ -667,11 +853,6 @@ class Sender:
         ahead: asyncio.Future[Any] | None = None
         try:
             while not self._stopping.is_set():
-                if not transport.connected:
-                    await self._release(ahead)
-                    ahead = None
-                    if not await self._connect(transport):
-                        return
                 claim, ahead = ahead or self._request(_Op("claim")), None
                 result = await claim
                 if not isinstance(result, Job):
@@ -680,15 +861,26 @@ class Sender:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), timeout=result)
                     continue
+                if not transport.connected:
+                    # Connect only when there is something to send (a service with nothing
+                    # pending does not knock on a server that is down), and hold no claim
+                    # while knocking: give it back, connect, claim again.
+                    await self._call(_Op("release", job=result))
+                    if not await self._connect(transport):
+                        return
+                    continue
+                # The handoff mark is queued first, so that it rides in the transaction that
+                # claims the next delivery (no commit of its own).
+                handed = self._request(_Op("hand", job=result))
                 if self.prefetch and not self._stopping.is_set():
                     ahead = self._request(_Op("claim"))
-                await self._deliver(transport, result)
+                await self._deliver(transport, result, handed)
         finally:
             self._active_workers -= 1
             await self._release(ahead)
             await transport.close()
 
-    async def _deliver(self, transport: Any, job: Job) -> None:
+    async def _deliver(self, transport: Any, job: Job, handed: asyncio.Future[Any]) -> None:
         subscriber = job.subscriber
         if subscriber is None or subscriber["status"] != SubscriberStatus.CONFIRMED:
             await self._call(_Op("finish", job=job, outcome=outbound.Outcome(
@@ -703,10 +895,19 @@ class Sender:
         if self.rate.interval:
             await self.rate.wait()
         try:
-            outcome = await transport.send(envelope)
-        except Exception as exc:  # whatever happened, the server may have it
-            log.exception("newsletter: unexpected error while sending delivery %s", job.delivery_id)
-            outcome = outbound.Outcome(outbound.AMBIGUOUS, 0, f"unexpected error: {exc}")
+            # DATA waits for the commit of `handed_at` (queued when this delivery became
+            # current, committed while the message was composed and MAIL/RCPT went), so
+            # that a crash's recovery can tell an offered message from a claim never offered.
+            outcome = await transport.send(envelope, before_data=lambda: handed)
+        except Exception as exc:
+            if handed.done() and handed.exception() is not None:  # not recorded: not offered
+                log.error("newsletter: delivery %s not offered, its handoff was not recorded: "
+                          "%s", job.delivery_id, exc)
+                outcome = outbound.Outcome(outbound.TEMPORARY, 0, f"not recorded: {exc}", True)
+            else:  # whatever happened, the server may have it
+                log.exception("newsletter: unexpected error while sending delivery %s",
+                              job.delivery_id)
+                outcome = outbound.Outcome(outbound.AMBIGUOUS, 0, f"unexpected error: {exc}")
         domain = envelope.recipient.rpartition("@")[2].lower()
         if outcome.kind == outbound.TEMPORARY and (not outcome.connection_lost or outcome.code == 421):
             self.throttle.refused(domain)
@@ -739,6 +940,8 @@ class Sender:
             if self._fast is not None:
                 self._fast.close()
             _LIVE_WORKERS.discard(self.worker_id)
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
         if not self._stopping.is_set():
             async with self.ctx.db.engine.begin() as conn:
                 await self._finish_issues(conn)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -67,9 +67,19 @@ async def _since(session: AsyncSession, ctx: AppContext, now: datetime) -> datet
     return last if last is not None and last < now else now - timedelta(days=7)
 
 
+def period_end(ctx: AppContext, now: datetime) -> datetime:
+    """The end (exclusive) of the period an issue built at `now` covers: local midnight
+    after its last day, today counted as the first of `horizon_days`. The label's last day
+    ("3 – 16 grudnia") is then the last day whose events are all included; `now +
+    horizon` ended at the schedule's hour, so the label named a day half of which was left
+    out."""
+    last_day = now.astimezone(ctx.tz).date() + timedelta(days=ctx.settings.newsletter.horizon_days)
+    return datetime.combine(last_day, time(0), tzinfo=ctx.tz)
+
+
 async def gather_content(session: AsyncSession, ctx: AppContext, now: datetime,
                          notes: list[NewsletterNote] | None = None) -> dict[str, Any]:
-    end = now + timedelta(days=ctx.settings.newsletter.horizon_days)
+    end = period_end(ctx, now)
     if notes is None:
         notes = await content_mod.pending_notes(session)
     return await content_mod.gather(session, ctx, start=now, end=end,
@@ -117,7 +127,7 @@ async def build_issue(session: AsyncSession, ctx: AppContext, actor: Actor, *, p
     content = await gather_content(session, ctx, now, notes)
     lang = ctx.settings.newsletter.language
     issue = NewsletterIssue(period_key=period_key, period_start=now,
-                            period_end=now + timedelta(days=ctx.settings.newsletter.horizon_days),
+                            period_end=period_end(ctx, now),
                             subject=subject_for(ctx, content, lang), content=content, created_at=now)
     empty = not content_mod.has_news(content)
     if empty and ctx.settings.newsletter.skip_empty and not force:
@@ -265,10 +275,11 @@ async def unknown_deliveries(session: AsyncSession, ctx: AppContext, actor: Acto
 
 
 async def resend(session: AsyncSession, ctx: AppContext, actor: Actor, issue_id: int,
-                 which: str) -> int:
+                 which: str, only: Sequence[int] | None = None) -> int:
     """Put the `failed` or `unknown` deliveries of an issue back to pending (only for
-    subscribers still confirmed) and reopen the issue; returns how many. A running
-    sender (the service) picks them up; the CLI runs one itself."""
+    subscribers still confirmed) and reopen the issue (a paused one stays paused);
+    returns how many. `only`: just these deliveries (the ones an alert offered). A
+    running sender (the service) picks them up; the CLI runs one itself."""
     actor.require_admin()
     if which not in ("failed", "unknown"):
         raise ValidationFailed(field="which", detail="must be 'failed' or 'unknown'")
@@ -276,19 +287,39 @@ async def resend(session: AsyncSession, ctx: AppContext, actor: Actor, issue_id:
     if issue is None:
         raise NotFound("newsletter.no_issue", id=issue_id)
     confirmed = select(Subscriber.id).where(Subscriber.status == SubscriberStatus.CONFIRMED)
+    chosen = [Delivery.id.in_(list(only))] if only is not None else []
     result = await session.execute(
         update(Delivery).where(Delivery.issue_id == issue_id, Delivery.status == which,
-                               Delivery.subscriber_id.in_(confirmed.scalar_subquery()))
+                               Delivery.subscriber_id.in_(confirmed.scalar_subquery()), *chosen)
         .values(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=None, claimed_by=None,
-                claimed_at=None)
+                claimed_at=None, handed_at=None)
         .execution_options(synchronize_session=False))
     count = result.rowcount or 0
-    if count:
+    if count and issue.status != IssueStatus.PAUSED:
         issue.status = IssueStatus.SENDING
         issue.finished_at = None
     await audit.record(session, actor, "newsletter.resend", "newsletter_issue", issue_id,
                        which=which, count=count)
     return count
+
+
+async def resume(session: AsyncSession, ctx: AppContext, actor: Actor, issue_id: int) -> bool:
+    """Resume an issue paused because too many of its first deliveries were refused; it is
+    not paused automatically again. False when it was not paused (already resumed, done)."""
+    actor.require_admin()
+    issue = await session.get(NewsletterIssue, issue_id)
+    if issue is None:
+        raise NotFound("newsletter.no_issue", id=issue_id)
+    result = await session.execute(
+        update(NewsletterIssue).where(NewsletterIssue.id == issue_id,
+                                      NewsletterIssue.status == IssueStatus.PAUSED)
+        .values(status=IssueStatus.SENDING, resumed_at=ctx.now())
+        .execution_options(synchronize_session=False))
+    if not result.rowcount:
+        return False
+    await session.refresh(issue)
+    await audit.record(session, actor, "newsletter.resume", "newsletter_issue", issue_id)
+    return True
 
 
 @dataclass

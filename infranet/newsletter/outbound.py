@@ -22,6 +22,7 @@ import logging
 import mailbox
 import re
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from infranet.newsletter.mime import Envelope
 log = logging.getLogger(__name__)
 
 SENT, TEMPORARY, PERMANENT, AMBIGUOUS = "sent", "temporary", "permanent", "ambiguous"
+BeforeData = Callable[[], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,9 @@ class MaildirTransport:
     async def connect(self) -> None:
         return None
 
-    async def send(self, envelope: Envelope) -> Outcome:
+    async def send(self, envelope: Envelope, before_data: BeforeData | None = None) -> Outcome:
+        if before_data is not None:
+            await before_data()
         self.box.add(envelope.data)
         return Outcome(SENT, 250, "written to the outbox")
 
@@ -138,7 +142,10 @@ class SmtpTransport:
             if self.client.is_connected:
                 await self.client.rset()
 
-    async def send(self, envelope: Envelope) -> Outcome:
+    async def send(self, envelope: Envelope, before_data: BeforeData | None = None) -> Outcome:
+        """MAIL, RCPT, DATA. `before_data` is awaited once the server took the recipient and
+        before DATA (the sender commits its handoff mark there); if it raises, the connection
+        is dropped (nothing was handed over) and the exception propagates."""
         client = self.client
         try:
             # The addresses were validated when stored (no control characters), so the
@@ -160,6 +167,12 @@ class SmtpTransport:
             return Outcome(TEMPORARY, 0, f"connection lost before the message: {exc}", True)
         except aiosmtplib.SMTPResponseException as exc:
             return await self._refused(exc.code, exc.message)
+        if before_data is not None:
+            try:
+                await before_data()
+            except BaseException:
+                self.client.close()
+                raise
         try:
             start = await client.execute_command(b"DATA")
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:

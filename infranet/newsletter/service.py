@@ -9,6 +9,13 @@
 - On start, deliveries a crash left in `sending` become `unknown` (admins are
   told through `alerts`) and pending deliveries are resumed.
 - `kick_sender()` lets the bot start sending at once after `resend()`.
+- Every `[newsletter] poll_seconds` (30) a watcher looks for deliveries waiting that this
+  process did not start (an issue built by the CLI in another process, retries due after
+  an outage, leftovers of a dead instance) and starts the sender; while the SMTP server
+  refuses connections the sender retries with backoff (0.5 s doubling to 30 s), /healthz
+  shows the newsletter as degraded with the waiting count, and the admins are told once
+  per outage and once when it is over (`delivery.SmtpHealth`, `alerts.outage_changed`).
+  Two instances on one PostgreSQL database both send, never the same delivery (claims).
 """
 
 from __future__ import annotations
@@ -26,7 +33,13 @@ from infranet.context import AppContext
 from infranet.errors import InfranetError
 from infranet.newsletter import alerts, outbound, web
 from infranet.newsletter.bounces import BouncePoller
-from infranet.newsletter.delivery import Sender, alert_unknown, recover_interrupted
+from infranet.newsletter.delivery import (
+    Sender,
+    SmtpHealth,
+    alert_unknown,
+    recover_interrupted,
+    waiting_deliveries,
+)
 from infranet.newsletter.issues import build_for_period, issue_of_period
 from infranet.newsletter.schedule import current_period, parse_schedule
 from infranet.newsletter.subscribers import expire_pending
@@ -47,6 +60,9 @@ class NewsletterService:
         self._stopping = False
         self.last_error: str | None = None
         self.bounces = BouncePoller(ctx)
+        self.health = SmtpHealth()
+        self.waiting = 0
+        self.watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         global _current
@@ -62,6 +78,20 @@ class NewsletterService:
         self.bounces.start()  # reads the [bounces] mailbox every poll interval, when configured
         await self.catch_up()
         self.kick()
+        self.watcher = asyncio.create_task(self._watch(), name="newsletter-watch")
+
+    async def _watch(self) -> None:
+        """Start the sender whenever deliveries wait and none runs here (see the module doc)."""
+        while not self._stopping:
+            await asyncio.sleep(self.ctx.settings.newsletter.poll_seconds)
+            try:
+                self.waiting = await waiting_deliveries(self.ctx)
+            except Exception:
+                log.exception("newsletter: cannot count the waiting deliveries")
+                continue
+            if self.waiting and (self.task is None or self.task.done()):
+                log.info("newsletter: %d delivery(ies) waiting; sending", self.waiting)
+                self.kick()
 
     async def catch_up(self) -> None:
         """Build the issue of a scheduled time missed while the service was down, when it is
@@ -94,6 +124,10 @@ class NewsletterService:
         if _current is self:
             _current = None
         await self.bounces.stop()
+        if self.watcher is not None:
+            self.watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.watcher
         if self.sender is not None:
             self.sender.stop()
         if self.task is not None:
@@ -119,8 +153,9 @@ class NewsletterService:
                 async with self.ctx.db.transaction() as session:
                     recovered = await recover_interrupted(session, self.ctx)
                 await alert_unknown(self.ctx, recovered)
-                self.sender = Sender(self.ctx)
+                self.sender = Sender(self.ctx, health=self.health)
                 report = await self.sender.run()
+                await alert_unknown(self.ctx, sorted(report.unknown_by_issue.items()))
                 if report.sent or report.failed or report.unknown:
                     log.info("newsletter: sent %d, failed %d, unknown %d, retried %d", report.sent,
                              report.failed, report.unknown, report.retried)
@@ -163,6 +198,12 @@ class NewsletterService:
     def status(self) -> dict[str, Any]:
         job = self.scheduler.get_job("newsletter-issue") if self.scheduler.running else None
         next_run = getattr(job, "next_run_time", None) if job else None
+        if self.health.down:  # the SMTP server refuses connections and deliveries wait
+            since = self.health.failing_since
+            return {"ok": False, "state": "degraded", "smtp": "unreachable",
+                    "smtp_error": self.health.error, "waiting": self.waiting,
+                    "since": since.isoformat() if since else None,
+                    "outbox": False, "sending": True}
         return {"ok": self.last_error is None, "outbox": outbound.uses_outbox(self.ctx),
                 "sending": self.sender is not None, "schedule": self.ctx.settings.newsletter.schedule,
                 "next_issue": next_run.isoformat() if next_run else None,

@@ -46,10 +46,11 @@ class SqliteBatchWriter:
 
     def apply(self, *, now: datetime, worker_id: str, sent: list[tuple[int, str | None]],
               released: list[int], claim: int, issue_ids: list[int],
-              blocked_domains: list[str]) -> list[tuple[Any, ...]]:
-        """One transaction: mark `sent`, release unsent claims, claim up to `claim` pending
-        deliveries (oldest issue first). Returns (id, issue_id, subscriber_id, email,
-        attempts) of the claimed rows."""
+              blocked_domains: list[str], handed: list[int] | None = None) -> list[tuple[Any, ...]]:
+        """One transaction: mark `sent`, release unsent claims, stamp `handed_at` on the
+        claims about to be offered to the server, claim up to `claim` pending deliveries
+        (oldest issue first). Returns (id, issue_id, subscriber_id, email, attempts) of
+        the claimed rows."""
         stamp = sqlite_time(now)
         claimed: list[tuple[Any, ...]] = []
         with self.lock:
@@ -66,6 +67,10 @@ class SqliteBatchWriter:
                         "UPDATE deliveries SET status = 'pending', claimed_by = NULL, "
                         "attempts = attempts - 1 WHERE id = ? AND status = 'sending' "
                         "AND claimed_by = ?", [(did, worker_id) for did in released])
+                if handed:
+                    cur.executemany(
+                        "UPDATE deliveries SET handed_at = ? WHERE id = ? AND status = 'sending'",
+                        [(stamp, did) for did in handed])
                 exclude = "".join(" AND email NOT LIKE ? ESCAPE '\\'" for _ in blocked_domains)
                 patterns = ["%@" + d.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
                             for d in blocked_domains]

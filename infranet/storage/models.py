@@ -419,6 +419,9 @@ class IssueStatus(StrEnum):
     SENDING = "sending"
     DONE = "done"
     SKIPPED = "skipped"
+    # Too many of its first deliveries refused (infranet/newsletter/delivery.py): nothing
+    # more is claimed until an admin resumes it (`newsletter resume`, the alert's button).
+    PAUSED = "paused"
 
 
 class NewsletterIssue(Base):
@@ -438,6 +441,8 @@ class NewsletterIssue(Base):
     # False: kept out of the public archive (`newsletter archive ISSUE --hide`), e.g. an
     # issue with a note meant for members only; its readers still get it by e-mail.
     archived: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Set when an admin resumed a paused issue: it is never paused automatically again.
+    resumed_at: Mapped[datetime | None]
 
 
 class DeliveryStatus(StrEnum):
@@ -468,6 +473,9 @@ class Delivery(Base):
     next_attempt_at: Mapped[datetime | None]
     claimed_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(64))
+    # Committed before the sender says DATA for this claim: a `sending` row without it was
+    # certainly never handed to the server (a crash's claimed-ahead row), so it is resent.
+    handed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     message_id: Mapped[str | None] = mapped_column(String(255))
     last_error: Mapped[str | None] = mapped_column(String(500))

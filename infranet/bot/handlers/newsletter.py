@@ -3,7 +3,13 @@
 
 /newsletter_send asks for a confirmation whose buttons name that one request
 (`nl:send:<key>`, `storage/decisions.py`): pressed twice, or days later, it says who
-settled it and sends nothing again."""
+settled it and sends nothing again.
+
+Alerts that offer something carry a button naming that one offer (`alerts.open_action`):
+"resend unknown" (`nl:ru:<key>`, then a confirmation `nl:ruy:<key>` / `nl:run:<key>`)
+resends exactly the deliveries the alert counted, once; "resume" (`nl:rs:<key>`)
+resumes a paused issue. A button whose offer was settled says by whom and changes
+nothing. Every button is checked for an admin on the server (`handler(access="admin")`)."""
 
 from __future__ import annotations
 
@@ -18,7 +24,15 @@ from infranet.bot.common import Command, Html, Turn, cb, esc, handler, send_html
 from infranet.context import AppContext
 from infranet.i18n import register
 from infranet.newsletter import alerts
-from infranet.newsletter.issues import add_note, build_issue, manual_period_key, preview, send_pending
+from infranet.newsletter.issues import (
+    add_note,
+    build_issue,
+    manual_period_key,
+    preview,
+    resend,
+    resume,
+    send_pending,
+)
 from infranet.newsletter.outbound import send_confirmation_after_answer
 from infranet.newsletter.subscribers import normalise_address, subscribe
 from infranet.storage.decisions import claim_send_request, note_sent_issue, open_send_request
@@ -88,6 +102,27 @@ register({
                                  "en": "This send was already cancelled by {by}; nothing was sent."},
     "bot.nl.cancelled": {"pl": "Anulowano: newsletter nie został wysłany.",
                          "en": "Cancelled: the newsletter was not sent."},
+    "bot.nl.resend_unknown_button": {"pl": "🔁 Wyślij ponownie ({count})",
+                                     "en": "🔁 Resend them ({count})"},
+    "bot.nl.resume_button": {"pl": "▶️ Wznów wydanie #{issue}", "en": "▶️ Resume issue #{issue}"},
+    "bot.nl.confirm_resend_unknown": {
+        "pl": "Wysłać ponownie {count} wiadomości wydania #{issue}, o których nie wiadomo, czy "
+              "dotarły? Część odbiorców może dostać drugą kopię.",
+        "en": "Resend the {count} messages of issue #{issue} that may or may not have "
+              "arrived? Some readers may get a second copy."},
+    "bot.nl.confirm_button": {"pl": "Tak, wyślij", "en": "Yes, resend"},
+    "bot.nl.resent_unknown": {
+        "pl": "Wydanie #{issue}: {count} wiadomości ponownie w kolejce do wysyłki.",
+        "en": "Issue #{issue}: {count} messages queued to be sent again."},
+    "bot.nl.resend_cancelled": {"pl": "Nie wysłano ponownie: wiadomości zostają nieznane.",
+                                "en": "Not resent: the messages stay unknown."},
+    "bot.nl.resumed": {"pl": "Wydanie #{issue} wznowione: wysyłka trwa dalej.",
+                       "en": "Issue #{issue} resumed: sending goes on."},
+    "bot.nl.not_paused": {"pl": "Wydanie #{issue} nie jest wstrzymane; nic nie zmieniono.",
+                          "en": "Issue #{issue} is not paused; nothing was changed."},
+    "bot.nl.action_settled": {
+        "pl": "To już załatwił(a) {by}; nic nie zmieniono.",
+        "en": "This was already settled by {by}; nothing was changed."},
 })
 
 
@@ -173,6 +208,9 @@ async def on_send(turn: Turn) -> None:
     """`nl:send:<key>` / `nl:cancel:<key>`: settle that one request, once."""
     action = turn.data[1] if len(turn.data) > 1 else ""
     key = turn.data[2] if len(turn.data) > 2 else ""
+    if len(turn.data) == 3 and action in _ALERT_ACTIONS and _SEND_KEY.match(key):
+        await _ALERT_ACTIONS[action](turn, key)
+        return
     if len(turn.data) != 3 or action not in ("send", "cancel") or not _SEND_KEY.match(key):
         turn.toast(turn.t("bot.button_expired"))
         return
@@ -216,12 +254,98 @@ async def on_send(turn: Turn) -> None:
     turn.after_commit(send_after_commit)
 
 
+# --- what the newsletter's alerts offer -------------------------------------------------------
+
+
+def _settled(turn: Turn, data: dict[str, Any] | None) -> None:
+    """An offer already settled (or gone): say so, change nothing."""
+    text = (turn.t("bot.nl.action_settled", by=data.get("decided_by", "—")) if data is not None
+            else turn.t("bot.button_expired"))
+    turn.toast(text)
+    turn.edit(text)
+
+
+async def _ask_resend_unknown(turn: Turn, key: str) -> None:
+    """`nl:ru:<key>`: ask to confirm (resending may give some readers a second copy)."""
+    data = await alerts.peek_action(turn.session, key)
+    if data is None or data.get("status") != "open" or data.get("kind") != alerts.RESEND_UNKNOWN:
+        _settled(turn, data)
+        return
+    count, issue = len(data.get("delivery_ids") or []), data.get("issue_id")
+    turn.edit(turn.t("bot.nl.confirm_resend_unknown", count=count, issue=issue),
+              [[(turn.t("bot.nl.confirm_button"), cb("nl", "ruy", key)),
+                (turn.t("bot.cancel"), cb("nl", "run", key))]])
+
+
+async def _resend_unknown(turn: Turn, key: str, *, confirmed: bool = True) -> None:
+    """`nl:ruy:<key>` / `nl:run:<key>`: settle the offer once; resend exactly its deliveries."""
+    settled, data = await alerts.claim_action(turn.session, key, actor_label(turn.actor))
+    if not settled or data is None or data.get("kind") != alerts.RESEND_UNKNOWN:
+        _settled(turn, data)
+        return
+    if not confirmed:
+        turn.edit(turn.t("bot.nl.resend_cancelled"))
+        return
+    issue_id = int(data["issue_id"])
+    count = await resend(turn.session, turn.ctx, turn.actor, issue_id, "unknown",
+                         only=[int(i) for i in data.get("delivery_ids") or []])
+    turn.edit(turn.t("bot.nl.resent_unknown", issue=issue_id, count=count))
+    if count:
+        _send_after_commit(turn, issue_id)
+
+
+async def _cancel_resend_unknown(turn: Turn, key: str) -> None:
+    await _resend_unknown(turn, key, confirmed=False)
+
+
+async def _resume(turn: Turn, key: str) -> None:
+    """`nl:rs:<key>`: resume the paused issue of the alert, once."""
+    settled, data = await alerts.claim_action(turn.session, key, actor_label(turn.actor))
+    if not settled or data is None or data.get("kind") != alerts.RESUME:
+        _settled(turn, data)
+        return
+    issue_id = int(data["issue_id"])
+    if not await resume(turn.session, turn.ctx, turn.actor, issue_id):
+        turn.edit(turn.t("bot.nl.not_paused", issue=issue_id))
+        return
+    turn.edit(turn.t("bot.nl.resumed", issue=issue_id))
+    _send_after_commit(turn, issue_id)
+
+
+def _send_after_commit(turn: Turn, issue_id: int) -> None:
+    ctx = turn.ctx
+
+    async def send() -> None:
+        from infranet.newsletter.service import kick_sender
+
+        if not kick_sender():
+            await send_pending(ctx, issue_ids=[issue_id])
+
+    turn.after_commit(send)
+
+
+_ALERT_ACTIONS = {"ru": _ask_resend_unknown, "ruy": _resend_unknown, "run": _cancel_resend_unknown,
+                  "rs": _resume}
+
+
 # --- alerts from the newsletter ----------------------------------------------------------------
 
 _application: InfranetApplication | None = None
 
 
-async def _alert_admins(text_en: str, text_pl: str) -> None:
+def _alert_buttons(lang: str, action: alerts.Action | None) -> Any:
+    if action is None:
+        return None
+    if action.kind == alerts.RESEND_UNKNOWN:
+        label = tr(lang, "bot.nl.resend_unknown_button", count=action.count)
+        return [[(label, cb("nl", "ru", action.key))]]
+    if action.kind == alerts.RESUME:
+        return [[(tr(lang, "bot.nl.resume_button", issue=action.issue_id),
+                  cb("nl", "rs", action.key))]]
+    return None
+
+
+async def _alert_admins(text_en: str, text_pl: str, action: alerts.Action | None = None) -> None:
     application = _application
     if application is None or not application.running:
         return
@@ -229,13 +353,14 @@ async def _alert_admins(text_en: str, text_pl: str) -> None:
         people = [(a.telegram_id, a.language or "pl") for a in await admins(session)]
     for chat_id, lang in people:
         await send_html(application.bot, chat_id,
-                        tr(lang, "bot.nl.alert", text=text_pl if lang == "pl" else text_en))
+                        tr(lang, "bot.nl.alert", text=text_pl if lang == "pl" else text_en),
+                        _alert_buttons(lang, action))
 
 
 def setup(application: InfranetApplication, ctx: AppContext) -> None:
     global _application
     _application = application
-    alerts.register(_alert_admins)
+    alerts.register(_alert_admins, actions=True)
 
 
 def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
