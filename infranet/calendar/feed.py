@@ -58,7 +58,7 @@ from infranet.calendar.events import (
 )
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
-from infranet.i18n import register
+from infranet.i18n import DEFAULT_LANGUAGE, register, t
 from infranet.region import District as RegionDistrict
 from infranet.storage.models import Event, EventStatus, Moderation, Organisation
 from infranet.storage.types import parse_timestamp, raw_timestamp
@@ -80,7 +80,17 @@ register({
         "pl": "{field}: za dużo wartości ({count}); podaj najwyżej {limit}.",
         "en": "{field}: too many values ({count}); give at most {limit}.",
     },
+    # What a feed says in words: one feed serves every reader, in the service's language.
+    "calendar.feed.name": {"pl": "Kalendarz sieci – {region}", "en": "Network calendar – {region}"},
+    "calendar.feed.registration": {"pl": "Rejestracja / registration", "en": "Registration"},
+    "calendar.feed.organiser": {"pl": "Organizator", "en": "Organiser"},
 })
+
+
+@lru_cache(maxsize=64)
+def _words(key: str) -> str:
+    """A feed's fixed words (cached: they are written into every event of a feed)."""
+    return t(DEFAULT_LANGUAGE, key)
 
 
 @dataclass(frozen=True)
@@ -295,7 +305,7 @@ def render_vevent(row: FeedRow, tz: tzinfo, tzid: str, fallback_organizer: str) 
         occurrences.append(_occurrence_times("RECURRENCE-ID", [row.recurrence_id], row.all_day, tz, tzid))
     label = _LABELS.get(row.category)
     if label is None:
-        label = _LABELS[row.category] = escape_text(category_label(row.category, "pl"))
+        label = _LABELS[row.category] = escape_text(category_label(row.category, DEFAULT_LANGUAGE))
     head.append(f"CATEGORIES:{label}\r\n")
     head.append("STATUS:CANCELLED\r\n" if row.status == EventStatus.CANCELLED else "STATUS:CONFIRMED\r\n")
     head.append(f"TRANSP:TRANSPARENT\r\nX-INFRANET-CATEGORY:{plain(row.category)}\r\n")
@@ -305,10 +315,11 @@ def render_vevent(row: FeedRow, tz: tzinfo, tzid: str, fallback_organizer: str) 
              *occurrences]
     description = [row.description or ""]
     if row.registration_url:
-        description.append(f"Rejestracja / registration: {row.registration_url}")
+        description.append(f"{_words('calendar.feed.registration')}: {row.registration_url}")
     if row.org_name:
         contact = ", ".join(x for x in (row.org_email, row.org_phone) if x)
-        description.append(f"Organizator: {row.org_name}" + (f" ({contact})" if contact else ""))
+        description.append(f"{_words('calendar.feed.organiser')}: {row.org_name}"
+                           + (f" ({contact})" if contact else ""))
     text = "\n\n".join(part for part in description if part)
     if text:
         lines.append(f"DESCRIPTION:{escape_text(text)}")
@@ -500,7 +511,7 @@ async def _district_names(session: AsyncSession, ctx: AppContext) -> dict[int, t
 
 
 def feed_name(ctx: AppContext, flt: FeedFilter) -> str:
-    name = f"Kalendarz sieci – {ctx.region.name}"
+    name = t(DEFAULT_LANGUAGE, "calendar.feed.name", region=ctx.region.name)
     if flt.areas:
         name += " – " + ", ".join(ctx.region.by_slug[s].name for s in flt.areas
                                   if s in ctx.region.by_slug)

@@ -49,7 +49,7 @@ from infranet.calendar.events import (
 from infranet.calendar.feed import FeedCache, FeedFilter, filter_values, parse_filter, stream_body
 from infranet.context import AppContext
 from infranet.errors import InfranetError, ValidationFailed
-from infranet.i18n import normalise_language, register
+from infranet.i18n import normalise_language, register, t
 from infranet.web.params import (
     check_length,
     parse_date_or_time,
@@ -421,36 +421,69 @@ def _not_modified(request: Request, etag: str, last_modified: datetime) -> bool:
     return False
 
 
-_PAGE_TEXT = {
-    "pl": {
-        "title": "Kalendarz sieci — subskrypcja",
-        "intro": "Wybierz powiaty, kategorie i odbiorców (nic nie zaznaczone = wszystko) i subskrybuj "
-                 "kalendarz w swoim programie. Wydarzenia całego regionu i podregionu pojawiają się "
-                 "też w kalendarzach powiatów.",
-        "areas": "Obszar", "categories": "Kategorie", "audiences": "Odbiorcy",
-        "show": "Pokaż adres kalendarza", "feed": "Adres kalendarza (ICS)", "webcal": "Subskrybuj (webcal)",
-        "google": "Google Calendar: Inne kalendarze → + → Z adresu URL → wklej adres.",
-        "outlook": "Outlook: Dodaj kalendarz → Subskrybuj z sieci Web → wklej adres.",
-        "thunderbird": "Thunderbird: Nowy kalendarz → W sieci → wklej adres (format iCalendar).",
-        "other": "English",
+# The subscription page's words.
+register({
+    "calendar.page.title": {
+        "pl": 'Kalendarz sieci — subskrypcja',
+        "en": 'Network calendar — subscribe',
     },
-    "en": {
-        "title": "Network calendar — subscribe",
-        "intro": "Pick districts, categories and audiences (nothing ticked = everything) and subscribe "
-                 "in your calendar program. Region-wide and subregion events also appear in the "
-                 "districts' calendars.",
-        "areas": "Area", "categories": "Categories", "audiences": "Audiences",
-        "show": "Show the calendar address", "feed": "Calendar address (ICS)", "webcal": "Subscribe (webcal)",
-        "google": "Google Calendar: Other calendars → + → From URL → paste the address.",
-        "outlook": "Outlook: Add calendar → Subscribe from web → paste the address.",
-        "thunderbird": "Thunderbird: New calendar → On the network → paste the address (iCalendar).",
-        "other": "Polski",
+    "calendar.page.intro": {
+        "pl": "Wybierz powiaty, kategorie i odbiorców (nic nie zaznaczone = wszystko) i subskrybuj "
+              "kalendarz w swoim programie. Wydarzenia całego regionu i podregionu pojawiają się "
+              "też w kalendarzach powiatów.",
+        "en": "Pick districts, categories and audiences (nothing ticked = everything) and subscribe "
+              "in your calendar program. Region-wide and subregion events also appear in the "
+              "districts' calendars.",
     },
-}
+    "calendar.page.areas": {
+        "pl": 'Obszar',
+        "en": 'Area',
+    },
+    "calendar.page.categories": {
+        "pl": 'Kategorie',
+        "en": 'Categories',
+    },
+    "calendar.page.audiences": {
+        "pl": 'Odbiorcy',
+        "en": 'Audiences',
+    },
+    "calendar.page.show": {
+        "pl": 'Pokaż adres kalendarza',
+        "en": 'Show the calendar address',
+    },
+    "calendar.page.feed": {
+        "pl": 'Adres kalendarza (ICS)',
+        "en": 'Calendar address (ICS)',
+    },
+    "calendar.page.webcal": {
+        "pl": 'Subskrybuj (webcal)',
+        "en": 'Subscribe (webcal)',
+    },
+    "calendar.page.google": {
+        "pl": 'Google Calendar: Inne kalendarze → + → Z adresu URL → wklej adres.',
+        "en": 'Google Calendar: Other calendars → + → From URL → paste the address.',
+    },
+    "calendar.page.outlook": {
+        "pl": 'Outlook: Dodaj kalendarz → Subskrybuj z sieci Web → wklej adres.',
+        "en": 'Outlook: Add calendar → Subscribe from web → paste the address.',
+    },
+    "calendar.page.thunderbird": {
+        "pl": 'Thunderbird: Nowy kalendarz → W sieci → wklej adres (format iCalendar).',
+        "en": 'Thunderbird: New calendar → On the network → paste the address (iCalendar).',
+    },
+    "calendar.page.other": {
+        "pl": 'English',
+        "en": 'Polski',
+    },
+})
 
 
 def render_page(ctx: AppContext, flt: FeedFilter, lang: str, error: str = "") -> str:
-    text, esc = _PAGE_TEXT[lang], html.escape
+    esc = html.escape
+
+    def text(key: str) -> str:
+        return t(lang, f"calendar.page.{key}")
+
     base = ctx.settings.http.public_base_url
     query = flt.query_string()
     feed_url = f"{base}/calendar.ics" + (f"?{query}" if query else "")
@@ -471,21 +504,21 @@ def render_page(ctx: AppContext, flt: FeedFilter, lang: str, error: str = "") ->
     other = "en" if lang == "pl" else "pl"
     return f"""<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>{esc(text['title'])}</title>
+<title>{esc(text("title"))}</title>
 <style>body{{font-family:sans-serif;max-width:52rem;margin:1rem auto;padding:0 1rem}}
 label{{margin-right:.8rem;white-space:nowrap}} code{{word-break:break-all}} .err{{color:#a00}}</style>
 </head><body>
-<p style="float:right"><a href="/calendar?lang={other}">{esc(text['other'])}</a></p>
-<h1>{esc(text['title'])}</h1>
-<p>{esc(ctx.region.name)}. {esc(text['intro'])}</p>
+<p style="float:right"><a href="/calendar?lang={other}">{esc(text("other"))}</a></p>
+<h1>{esc(text("title"))}</h1>
+<p>{esc(ctx.region.name)}. {esc(text("intro"))}</p>
 {f'<p class="err">{esc(error)}</p>' if error else ''}
 <form method="get" action="/calendar"><input type="hidden" name="lang" value="{lang}">
-<h2>{esc(text['areas'])}</h2>{''.join(area_boxes)}
-<h2>{esc(text['categories'])}</h2><p>{cats}</p>
-<h2>{esc(text['audiences'])}</h2><p>{auds}</p>
-<p><button type="submit">{esc(text['show'])}</button></p></form>
-<h2>{esc(text['feed'])}</h2>
+<h2>{esc(text("areas"))}</h2>{''.join(area_boxes)}
+<h2>{esc(text("categories"))}</h2><p>{cats}</p>
+<h2>{esc(text("audiences"))}</h2><p>{auds}</p>
+<p><button type="submit">{esc(text("show"))}</button></p></form>
+<h2>{esc(text("feed"))}</h2>
 <p><code id="feed">{esc(feed_url)}</code></p>
-<p><a href="{esc(webcal)}">{esc(text['webcal'])}</a> · <a href="{esc(feed_url)}">ICS</a></p>
-<ul><li>{esc(text['google'])}</li><li>{esc(text['outlook'])}</li><li>{esc(text['thunderbird'])}</li></ul>
+<p><a href="{esc(webcal)}">{esc(text("webcal"))}</a> · <a href="{esc(feed_url)}">ICS</a></p>
+<ul><li>{esc(text("google"))}</li><li>{esc(text("outlook"))}</li><li>{esc(text("thunderbird"))}</li></ul>
 </body></html>"""

@@ -12,51 +12,49 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from infranet.bot.common import Command, Html, Turn, esc, handler, int_part, tr
 from infranet.context import AppContext
-from infranet.i18n import register
+from infranet.i18n import LANGUAGES, register, t
 from infranet.region import fold
 from infranet.storage.membership import organisation_members
 from infranet.storage.models import Organisation
-from infranet.storage.orgs import search_organisations
+from infranet.storage.orgs import ORG_TYPES, SERVICES, search_organisations
 
 COMMANDS = [Command("orgs")]
 PAGE = 8
 MAX_RESULTS = 200
 
-# Service codes (storage) and the words people use for them, for display and search.
-SERVICE_LABELS: dict[str, dict[str, str]] = {
-    "information": {"pl": "informacja", "en": "information"},
-    "legal-advice": {"pl": "doradztwo prawne", "en": "legal advice"},
-    "financial-advice": {"pl": "doradztwo finansowe", "en": "financial advice"},
-    "accounting": {"pl": "księgowość", "en": "accounting"},
-    "fundraising": {"pl": "fundraising", "en": "fundraising"},
-    "animation": {"pl": "animacja", "en": "community animation"},
-    "training": {"pl": "szkolenia", "en": "training"},
-    "technical": {"pl": "wsparcie techniczne", "en": "technical support"},
-    "grants": {"pl": "granty", "en": "grants"},
-    "loans": {"pl": "pożyczki", "en": "loans"},
-    "advocacy": {"pl": "rzecznictwo", "en": "advocacy"},
-    "volunteering": {"pl": "wolontariat", "en": "volunteering"},
-    "social-economy": {"pl": "ekonomia społeczna", "en": "social economy"},
-    "eu-funds": {"pl": "fundusze UE", "en": "EU funds"},
-}
-# Organisation type codes (storage.orgs.ORG_TYPES) as people call them. Acronyms that are
-# names in Polish (LGD, COP, OWES...) keep them and say what they stand for.
-TYPE_LABELS: dict[str, dict[str, str]] = {
-    "LGD": {"pl": "LGD (lokalna grupa działania)", "en": "LGD (local action group)"},
-    "LGR": {"pl": "LGR (lokalna grupa rybacka)", "en": "LGR (fisheries local action group)"},
-    "COP": {"pl": "COP (centrum organizacji pozarządowych)", "en": "COP (NGO centre)"},
-    "OWES": {"pl": "OWES (ośrodek wsparcia ekonomii społecznej)",
-             "en": "OWES (social economy support centre)"},
-    "ROEFS": {"pl": "ROEFS (regionalny ośrodek EFS)", "en": "ROEFS (regional ESF centre)"},
-    "local-fund": {"pl": "fundusz lokalny", "en": "local fund"},
-    "federation": {"pl": "federacja organizacji", "en": "federation of NGOs"},
-    "disability": {"pl": "organizacja osób z niepełnosprawnościami",
-                   "en": "disability organisation"},
-    "youth-network": {"pl": "sieć organizacji młodzieżowych", "en": "youth network"},
-    "volunteer-centre": {"pl": "centrum wolontariatu", "en": "volunteer centre"},
-    "development-network": {"pl": "sieć rozwoju lokalnego", "en": "local development network"},
-    "other": {"pl": "inna", "en": "other"},
-}
+# Service codes (storage.orgs.SERVICES) and organisation type codes (ORG_TYPES) as people
+# call them, for display and search. Acronyms that are names in Polish (LGD, COP, OWES...)
+# keep them and say what they stand for.
+register({
+    "org.service.information": {"pl": "informacja", "en": "information"},
+    "org.service.legal-advice": {"pl": "doradztwo prawne", "en": "legal advice"},
+    "org.service.financial-advice": {"pl": "doradztwo finansowe", "en": "financial advice"},
+    "org.service.accounting": {"pl": "księgowość", "en": "accounting"},
+    "org.service.fundraising": {"pl": "fundraising", "en": "fundraising"},
+    "org.service.animation": {"pl": "animacja", "en": "community animation"},
+    "org.service.training": {"pl": "szkolenia", "en": "training"},
+    "org.service.technical": {"pl": "wsparcie techniczne", "en": "technical support"},
+    "org.service.grants": {"pl": "granty", "en": "grants"},
+    "org.service.loans": {"pl": "pożyczki", "en": "loans"},
+    "org.service.advocacy": {"pl": "rzecznictwo", "en": "advocacy"},
+    "org.service.volunteering": {"pl": "wolontariat", "en": "volunteering"},
+    "org.service.social-economy": {"pl": "ekonomia społeczna", "en": "social economy"},
+    "org.service.eu-funds": {"pl": "fundusze UE", "en": "EU funds"},
+    "org.type.LGD": {"pl": "LGD (lokalna grupa działania)", "en": "LGD (local action group)"},
+    "org.type.LGR": {"pl": "LGR (lokalna grupa rybacka)", "en": "LGR (fisheries local action group)"},
+    "org.type.COP": {"pl": "COP (centrum organizacji pozarządowych)", "en": "COP (NGO centre)"},
+    "org.type.OWES": {"pl": "OWES (ośrodek wsparcia ekonomii społecznej)",
+                      "en": "OWES (social economy support centre)"},
+    "org.type.ROEFS": {"pl": "ROEFS (regionalny ośrodek EFS)", "en": "ROEFS (regional ESF centre)"},
+    "org.type.local-fund": {"pl": "fundusz lokalny", "en": "local fund"},
+    "org.type.federation": {"pl": "federacja organizacji", "en": "federation of NGOs"},
+    "org.type.disability": {"pl": "organizacja osób z niepełnosprawnościami",
+                            "en": "disability organisation"},
+    "org.type.youth-network": {"pl": "sieć organizacji młodzieżowych", "en": "youth network"},
+    "org.type.volunteer-centre": {"pl": "centrum wolontariatu", "en": "volunteer centre"},
+    "org.type.development-network": {"pl": "sieć rozwoju lokalnego", "en": "local development network"},
+    "org.type.other": {"pl": "inna", "en": "other"},
+})
 
 # Other words that mean a service (folded stems).
 _SERVICE_WORDS = {"szkolen": "training", "prawn": "legal-advice", "ksiegow": "accounting",
@@ -81,13 +79,13 @@ register({
 
 
 def service_label(code: str, lang: str) -> str:
-    return SERVICE_LABELS.get(code, {}).get(lang, code)
+    return t(lang, f"org.service.{code}") if code in SERVICES else code
 
 
 def type_label(code: str, lang: str, *, short: bool = False) -> str:
     """An organisation type as people call it ("fundusz lokalny", not `local-fund`);
     `short` keeps an acronym alone (for buttons)."""
-    label = TYPE_LABELS.get(code, {}).get(lang, code)
+    label = t(lang, f"org.type.{code}") if code in ORG_TYPES else code
     return label.split(" (")[0] if short else label
 
 
@@ -95,9 +93,9 @@ def expand_query(query: str) -> str:
     """Let people search by the Polish or English name of a service: those words are
     replaced by the service code that `search_organisations` matches."""
     text = fold(query)
-    for code, labels in SERVICE_LABELS.items():
-        for label in labels.values():
-            folded = fold(label)
+    for code in SERVICES:
+        for lang in LANGUAGES:
+            folded = fold(service_label(code, lang))
             if folded and folded in text:
                 text = text.replace(folded, code)
     words: list[str] = []
