@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE = 4096
 MAX_CALLBACK = 64
 END = ConversationHandler.END
+# What a form step returns: the name of the next step, or END (python-telegram-bot's -1).
+State = str | int
 
 Access = Literal["anyone", "member", "admin"]
 Chats = Literal["any", "private"]

@@ -31,6 +31,7 @@ from infranet.bot.common import (
     END,
     Command,
     Html,
+    State,
     Turn,
     cb,
     check_length,
@@ -74,8 +75,12 @@ PLACE_LIMIT = calendar.LOCATION_MAX
 DESCRIPTION_LIMIT = 1500
 PERIODS = {"week": 7, "month": 31, "tydzien": 7, "tydzień": 7, "miesiac": 31, "miesiąc": 31}
 
+# Named, not numbered: a form's state is stored between updates, so a step added later must
+# not shift the meaning of the states of forms people are filling in.
 (TITLE, DATE, HOURS, DISTRICT, CATEGORY, AUDIENCE, PLACE, LINK, DESCRIPTION, SUMMARY, CONFLICT,
- EDIT_PICK) = range(12)
+ EDIT_PICK) = ("event.title", "event.date", "event.hours", "event.district", "event.category",
+               "event.audience", "event.place", "event.link", "event.description", "event.summary",
+               "event.conflict", "event.edit_pick")
 
 register({
     "bot.cmd.event": {"pl": "dodaj wydarzenie do kalendarza", "en": "add an event to the calendar"},
@@ -365,14 +370,14 @@ def _f(turn: Turn) -> dict[str, Any]:
 
 
 @handler(access="member", chat="private", db=False)
-async def cmd_event(turn: Turn) -> int:
+async def cmd_event(turn: Turn) -> str:
     turn.user_data.pop("event", None)
     _f(turn)
     turn.say("bot.events.ask_title", limit=TITLE_LIMIT)
     return TITLE
 
 
-def _after(turn: Turn, state: int) -> int:
+def _after(turn: Turn, state: str) -> str:
     """Next question, or straight back to the summary when editing one field."""
     f = _f(turn)
     if f.get("editing"):
@@ -395,7 +400,7 @@ def _after(turn: Turn, state: int) -> int:
 
 
 @handler(access="member", chat="private", db=False)
-async def on_title(turn: Turn) -> int:
+async def on_title(turn: Turn) -> str:
     title = check_length(turn.text, TITLE_LIMIT)
     if not title:
         raise ValidationFailed("bot.text_expected")
@@ -405,7 +410,7 @@ async def on_title(turn: Turn) -> int:
 
 
 @handler(access="member", chat="private", db=False)
-async def on_date(turn: Turn) -> int:
+async def on_date(turn: Turn) -> str:
     f = _f(turn)
     when = parse_when(check_length(turn.text, 300), today(turn), lang=turn.lang)
     calendar.check_days(turn.ctx, when.first, when.last)  # the limits now, not at the confirm
@@ -439,7 +444,7 @@ def _set_span(turn: Turn, f: dict[str, Any], hours: Any, first: date, last: date
 
 
 @handler(access="member", chat="private", db=False)
-async def on_hours(turn: Turn) -> int:
+async def on_hours(turn: Turn) -> str:
     f = _f(turn)
     if "first" not in f:
         return _after(turn, DATE)
@@ -453,7 +458,7 @@ async def on_hours(turn: Turn) -> int:
 
 
 @handler(access="member", chat="private", db=False)
-async def on_district(turn: Turn) -> int | None:
+async def on_district(turn: Turn) -> State | None:
     f = _f(turn)
     if turn.update.callback_query:
         kind = turn.data[1] if len(turn.data) > 1 else ""
@@ -480,7 +485,7 @@ async def on_district(turn: Turn) -> int | None:
 
 
 @handler(access="member", chat="private", db=False)
-async def on_category(turn: Turn) -> int | None:
+async def on_category(turn: Turn) -> State | None:
     code = turn.data[2] if len(turn.data) > 2 else ""
     if code not in calendar.CATEGORIES:
         turn.toast(turn.t("bot.events.unknown_category"))
@@ -499,7 +504,7 @@ def _audience_prompt(turn: Turn) -> tuple[Html, list[list[tuple[str, str]]]]:
 
 
 @handler(access="member", chat="private", db=False)
-async def on_audience(turn: Turn) -> int | None:
+async def on_audience(turn: Turn) -> State | None:
     f = _f(turn)
     code = turn.data[2] if len(turn.data) > 2 else ""
     if code == "done":
@@ -529,14 +534,14 @@ def _optional(turn: Turn, limit: int) -> str | None:
 
 
 @handler(access="member", chat="private", db=False)
-async def on_place(turn: Turn) -> int:
+async def on_place(turn: Turn) -> str:
     value = _optional(turn, PLACE_LIMIT)
     _f(turn)["location"] = clean_text(value, "location", PLACE_LIMIT)
     return _after(turn, LINK)
 
 
 @handler(access="member", chat="private", db=False)
-async def on_link(turn: Turn) -> int:
+async def on_link(turn: Turn) -> str:
     value = _optional(turn, URL_MAX)
     if value:
         if value.lower().startswith("www."):
@@ -549,7 +554,7 @@ async def on_link(turn: Turn) -> int:
 
 
 @handler(access="member", chat="private", db=False)
-async def on_description(turn: Turn) -> int:
+async def on_description(turn: Turn) -> str:
     value = _optional(turn, DESCRIPTION_LIMIT)
     _f(turn)["description"] = clean_text(value, "description", DESCRIPTION_LIMIT, multiline=True)
     return _after(turn, SUMMARY)
@@ -598,7 +603,7 @@ def _show_summary(turn: Turn) -> None:
 
 
 @handler(access="member", chat="private", writes=False)
-async def on_summary(turn: Turn) -> int | None:
+async def on_summary(turn: Turn) -> State | None:
     f = _f(turn)
     choice = turn.data[1] if len(turn.data) > 1 else ""
     if "start" not in f or "title" not in f:
@@ -619,7 +624,7 @@ async def on_summary(turn: Turn) -> int | None:
     return await _check_and_save(turn, f)
 
 
-async def _check_and_save(turn: Turn, f: dict[str, Any]) -> int | None:
+async def _check_and_save(turn: Turn, f: dict[str, Any]) -> State | None:
     data = _event_input(turn, f)
     report = await conflict_api.find_conflicts(turn.session, turn.ctx, data,
                                                exclude_event_id=f.get("edit_id"))
@@ -671,7 +676,7 @@ def _conflict_buttons(turn: Turn, suggestions: list[Any], prefix: str = "ev") ->
 
 
 @handler(access="member", chat="private", writes=False)
-async def on_conflict_choice(turn: Turn) -> int | None:
+async def on_conflict_choice(turn: Turn) -> State | None:
     f = _f(turn)
     choice = turn.data[1] if len(turn.data) > 1 else ""
     if "start" not in f:
@@ -790,7 +795,7 @@ async def _tell_organisers(context: BotContext, chat_id: int, lang: str, poster:
 
 
 @handler(access="member", chat="private", db=False)
-async def on_edit_pick(turn: Turn) -> int | None:
+async def on_edit_pick(turn: Turn) -> State | None:
     f = _f(turn)
     name = turn.data[2] if len(turn.data) > 2 else ""
     if "start" not in f:
@@ -811,7 +816,7 @@ async def on_edit_pick(turn: Turn) -> int | None:
 
 
 @handler(access="member", chat="private", writes=False)
-async def on_edit_entry(turn: Turn) -> int | None:
+async def on_edit_entry(turn: Turn) -> State | None:
     """/my → Edit: the event's form, straight to the summary; saving re-runs the conflict check."""
     event_id = int_part(turn.data, 2)
     if event_id is None:
@@ -842,7 +847,7 @@ async def on_edit_entry(turn: Turn) -> int | None:
 
 
 @handler(access="member", chat="private", writes=False)
-async def on_occurrence_entry(turn: Turn) -> int | None:
+async def on_occurrence_entry(turn: Turn) -> State | None:
     """"Only this date" of a series: the form of that one date, straight to the summary;
     saving stores it as an override of the series (`calendar.move_occurrence`)."""
     event_id = int_part(turn.data, 2)

@@ -32,6 +32,7 @@ from infranet.bot.common import (
     END,
     Command,
     Html,
+    State,
     Turn,
     cb,
     check_length,
@@ -73,8 +74,11 @@ log = logging.getLogger(__name__)
 COMMANDS = [Command("training", "member"), Command("trainings")]
 
 PAGE_SIZE = 6
+# Named, not numbered (see the event form).
 (TITLE, SESSIONS, DEADLINE, TARGET, PLACES, COST, APPLY, DISTRICT, DESCRIPTION, SUMMARY, CONFLICT,
- EDIT_PICK) = range(12)
+ EDIT_PICK) = ("training.title", "training.sessions", "training.deadline", "training.target",
+               "training.places", "training.cost", "training.apply", "training.district",
+               "training.description", "training.summary", "training.conflict", "training.edit_pick")
 FIELDS = ("title", "sessions", "deadline", "target", "places", "cost", "apply", "district", "description")
 
 register({
@@ -182,7 +186,7 @@ def _sessions_label(turn: Turn, sessions: list[list[Any]]) -> str:
 
 
 @handler(access="member", chat="private")
-async def cmd_training(turn: Turn) -> int:
+async def cmd_training(turn: Turn) -> str:
     turn.user_data.pop("training", None)
     _f(turn)
     turn.say("bot.trainings.ask_title", limit=notices.TITLE_MAX)
@@ -190,14 +194,14 @@ async def cmd_training(turn: Turn) -> int:
 
 
 @handler(access="member", chat="private")
-async def on_title(turn: Turn) -> int:
+async def on_title(turn: Turn) -> str:
     _f(turn)["title"] = notices.clean_text(check_length(turn.text, notices.TITLE_MAX), "title",
                                            notices.TITLE_MAX, required=True)
     return _next(turn, SESSIONS)
 
 
 @handler(access="member", chat="private")
-async def on_sessions(turn: Turn) -> int:
+async def on_sessions(turn: Turn) -> str:
     f = _f(turn)
     spans = parse_sessions(check_length(turn.text, 900), today(turn), turn.ctx.tz, lang=turn.lang)
     sessions: list[list[Any]] = []
@@ -219,7 +223,7 @@ def _first_day(turn: Turn, sessions: list[list[Any]]) -> date:
 
 
 @handler(access="member", chat="private")
-async def on_deadline(turn: Turn) -> int:
+async def on_deadline(turn: Turn) -> str:
     f = _f(turn)
     deadline = parse_date(check_length(turn.text, 100), today(turn), lang=turn.lang)
     notices.check_deadline(turn.ctx, deadline, _first_day(turn, f["sessions"]))
@@ -228,14 +232,14 @@ async def on_deadline(turn: Turn) -> int:
 
 
 @handler(access="member", chat="private")
-async def on_target(turn: Turn) -> int:
+async def on_target(turn: Turn) -> str:
     _f(turn)["target_group"] = notices.clean_text(check_length(turn.text, notices.TARGET_MAX),
                                                   "target_group", notices.TARGET_MAX, required=True)
     return _next(turn, PLACES)
 
 
 @handler(access="member", chat="private")
-async def on_places(turn: Turn) -> int:
+async def on_places(turn: Turn) -> str:
     if turn.update.callback_query:
         turn.edit(turn.t("bot.skip"))
         places = None
@@ -246,7 +250,7 @@ async def on_places(turn: Turn) -> int:
 
 
 @handler(access="member", chat="private")
-async def on_cost(turn: Turn) -> int:
+async def on_cost(turn: Turn) -> str:
     if turn.update.callback_query:
         turn.edit(turn.t("bot.trainings.free"))
         cost = None
@@ -257,14 +261,14 @@ async def on_cost(turn: Turn) -> int:
 
 
 @handler(access="member", chat="private")
-async def on_apply(turn: Turn) -> int:
+async def on_apply(turn: Turn) -> str:
     contact = notices.parse_apply(check_length(turn.text, 500))
     _f(turn)["how_to_apply"] = contact.value
     return _next(turn, DISTRICT)
 
 
 @handler(access="member", chat="private")
-async def on_district(turn: Turn) -> int | None:
+async def on_district(turn: Turn) -> State | None:
     if turn.update.callback_query:
         kind = turn.data[1] if len(turn.data) > 1 else ""
         if kind == "dback":
@@ -290,7 +294,7 @@ async def on_district(turn: Turn) -> int | None:
 
 
 @handler(access="member", chat="private")
-async def on_description(turn: Turn) -> int:
+async def on_description(turn: Turn) -> str:
     if turn.update.callback_query:
         turn.edit(turn.t("bot.skip"))
         value = None
@@ -302,7 +306,7 @@ async def on_description(turn: Turn) -> int:
     return _next(turn, SUMMARY)
 
 
-def _next(turn: Turn, state: int) -> int:
+def _next(turn: Turn, state: str) -> str:
     """Ask the question of `state`; while one field of a filled form is being changed
     (`editing`), go back to the summary instead (the deadline is asked again when new
     sessions start before it)."""
@@ -392,7 +396,7 @@ def _body(turn: Turn, f: dict[str, Any]) -> Html:
 
 
 @handler(access="member", chat="private", writes=False)
-async def on_summary(turn: Turn) -> int | None:
+async def on_summary(turn: Turn) -> State | None:
     f = _f(turn)
     choice = turn.data[1] if len(turn.data) > 1 else ""
     if "deadline" not in f or "how_to_apply" not in f:
@@ -413,7 +417,7 @@ async def on_summary(turn: Turn) -> int | None:
     return await _check_and_save(turn, f)
 
 
-async def _check_and_save(turn: Turn, f: dict[str, Any]) -> int | None:
+async def _check_and_save(turn: Turn, f: dict[str, Any]) -> State | None:
     """Every session through the calendar's conflict check, in order; the first that clashes
     (and was not kept) gets the /event form's conflict screen and free dates, and the
     notice is saved once none is left."""
@@ -473,7 +477,7 @@ async def _save(turn: Turn, f: dict[str, Any]) -> notices.TrainingView:
 
 
 @handler(access="member", chat="private", writes=False)
-async def on_conflict(turn: Turn) -> int | None:
+async def on_conflict(turn: Turn) -> State | None:
     """The conflict screen of one session: keep its date, take a free date, or cancel."""
     f = _f(turn)
     choice = turn.data[1] if len(turn.data) > 1 else ""
@@ -508,7 +512,7 @@ async def on_conflict(turn: Turn) -> int | None:
 
 
 @handler(access="member", chat="private", db=False)
-async def on_edit_pick(turn: Turn) -> int | None:
+async def on_edit_pick(turn: Turn) -> State | None:
     f = _f(turn)
     name = turn.data[2] if len(turn.data) > 2 else ""
     if "deadline" not in f:
@@ -524,7 +528,7 @@ async def on_edit_pick(turn: Turn) -> int | None:
     return _ask(turn, states[name])
 
 
-def _ask(turn: Turn, state: int) -> int:
+def _ask(turn: Turn, state: str) -> str:
     """The question of `state` itself (even while editing)."""
     f = _f(turn)
     editing, f["editing"] = f.get("editing"), False
@@ -535,7 +539,7 @@ def _ask(turn: Turn, state: int) -> int:
 
 
 @handler(access="member", chat="private", writes=False)
-async def on_edit_entry(turn: Turn) -> int | None:
+async def on_edit_entry(turn: Turn) -> State | None:
     """Edit under a notice (/trainings, /my): its form, filled in, at the summary; saving
     checks the sessions for conflicts again and updates them in the calendar."""
     training_id = int_part(turn.data, 2)
