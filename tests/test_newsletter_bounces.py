@@ -381,3 +381,39 @@ async def test_the_service_poller_reads_the_mailbox_until_stopped(
     finally:
         await poller.stop()
         await ctx.db.dispose()
+
+
+@pytest.mark.parametrize(("name", "kind", "verdict", "status"), [
+    ("postfix_user_unknown.eml", "dsn", "hard", "5.1.1"),
+    ("exchange_ndr.eml", "dsn", "hard", "5.1.10"),
+    ("gmail_no_such_user.eml", "dsn", "hard", "5.1.1"),
+    ("postfix_delayed.eml", "dsn", "delayed", "4.4.1"),
+    ("policy_5_7_1.eml", "dsn", "sender", "5.7.1"),
+    ("arf_complaint.eml", "complaint", "none", None),
+    ("unmatched_out_of_office.eml", "other", "none", None),
+])
+def test_reports_are_read_as_their_senders_meant_them(name: str, kind: str, verdict: str,
+                                                      status: str | None) -> None:
+    from infranet.newsletter import dsn
+
+    message_id = "<3.41.00112233aabbccdd@example.org>"
+    report = dsn.parse(mail(name, VERP="bounces+41-0123456789@example.org", RCPT="ala@x.example",
+                            MSGID=message_id, RCPT_LOCAL="ala"))
+    assert (report.kind, report.verdict) == (kind, verdict)
+    if status is not None:
+        assert report.first_status is not None and report.first_status.status == status
+        assert report.first_status.recipient == "ala@x.example"
+    if kind != "other":
+        assert report.original_message_id == message_id and report.delivery_hint() == 41
+
+
+def test_the_mailbox_password_comes_from_the_environment_and_is_never_shown(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from infranet.config import load_settings, masked_dump
+
+    monkeypatch.setenv("INFRANET_BOUNCES__HOST", "imap.example.org")
+    monkeypatch.setenv("INFRANET_BOUNCES__PASSWORD", "hunter2-imap")
+    settings = load_settings().settings
+    assert settings.bounces.enabled and settings.bounces.password is not None
+    assert settings.bounces.password.get_secret_value() == "hunter2-imap"
+    assert "hunter2-imap" not in repr(masked_dump(settings)) and "hunter2" not in repr(settings)
