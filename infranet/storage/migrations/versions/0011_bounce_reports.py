@@ -1,11 +1,8 @@
 """reports read from the bounce mailbox are remembered, so that none is counted twice
 
 Revision ID: 0011
-Revises: 0013
+Revises: 0010
 Create Date: 2026-12-03 13:40:00
-
-Numbered 0011 but applied after 0013, which was committed first on top of 0010: the
-chain stays linear (0010, 0013, 0011).
 
 `bounce_reports` holds one row per bounce, complaint or mailto: unsubscribe request
 acted on (infranet/newsletter/bounces.py), keyed by a hash of the report's Message-ID.
@@ -21,7 +18,7 @@ from alembic import op
 import infranet.storage.types
 
 revision: str = "0011"
-down_revision: str | None = "0013"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
