@@ -872,6 +872,9 @@ class Sender:
                 # The handoff mark is queued first, so that it rides in the transaction that
                 # claims the next delivery (no commit of its own).
                 handed = self._request(_Op("hand", job=result))
+                # A skipped delivery never awaits it: keep a failed write from being
+                # reported as an exception nobody retrieved (the writer logged it).
+                handed.add_done_callback(lambda f: f.cancelled() or f.exception())
                 if self.prefetch and not self._stopping.is_set():
                     ahead = self._request(_Op("claim"))
                 await self._deliver(transport, result, handed)
