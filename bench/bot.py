@@ -21,12 +21,17 @@ PostgreSQL uses a scratch database on INFRANET_TEST_DATABASE_URL or
 postgresql+asyncpg://postgres@127.0.0.1:5432/test.
 
 Targets (printed as within/over): typed and button steps and `/check` within 1.5x the read
-floor's p99. Every /event step now writes the form's state before it answers (durable
-state, bot/application.py), so every step is also a saving step: within 1.5x the write
-floor's p99. On PostgreSQL, several instances: a burst of `--burst` updates (`/check`)
-from 50 users posted in webhook mode, round-robin with no sticky routing, to one instance
-and then to two (each in a process of its own, on one database): updates/s of two at
-least 1.6x one, and every update answered exactly once.
+floor's p99. Every /event step writes the form's state before it answers (durable state,
+bot/application.py), so every step is also a saving step: within 1.5x the write floor's
+p99. The confirm step: within 1.5x the read floor's p99 plus the p99 of the work it must do
+before it answers (the conflict check and, when it finds conflicts, the free-date search),
+measured alone in the same run in a process of its own. On PostgreSQL, several instances:
+a burst of `--burst` updates (`/check`) from 50 users posted in webhook mode, round-robin
+with no sticky routing, to one instance and then to two (each in a process of its own, on
+one database): updates/s of two at least 1.6x one, and every update answered exactly once;
+beside it, where the CPU went during each burst (each bot process, the bench with the
+emulator, the whole machine), which says whether a second instance had a core to use.
+Each bot prints its database calls per kind of update and the time spent in statements.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import asyncio  # noqa: E402
 import collections  # noqa: E402
 import contextlib  # noqa: E402
 import functools  # noqa: E402
+import json  # noqa: E402
 import logging  # noqa: E402
 import random  # noqa: E402
 import statistics  # noqa: E402
@@ -52,7 +58,7 @@ import time  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import AsyncIterator, Awaitable, Callable  # noqa: E402
 from contextvars import ContextVar  # noqa: E402
-from datetime import date, timedelta  # noqa: E402
+from datetime import date, datetime, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -70,7 +76,8 @@ from telegram.ext import AIORateLimiter, ApplicationBuilder, MessageHandler, fil
 
 from infranet.app import settle_heap  # noqa: E402
 from infranet.bot.runtime import BotRuntime  # noqa: E402
-from infranet.calendar.events import LONG_SPAN  # noqa: E402
+from infranet.calendar.conflicts import find_conflicts, suggest_dates  # noqa: E402
+from infranet.calendar.events import LONG_SPAN, EventInput  # noqa: E402
 from infranet.config import Settings  # noqa: E402
 from infranet.context import AppContext  # noqa: E402
 from infranet.region import fold  # noqa: E402
@@ -86,6 +93,7 @@ AREA = {"name": "powiat"}  # where the /event form puts its events (--area)
 ORGS = 40
 BOT_KINDS = ("infranet", "infranet-webhook", "echo", "echo-read", "echo-write")
 WEBHOOK_SECRET = "bench-webhook-secret"  # noqa: S105  (a bench on loopback)
+CHILDREN: dict[str, int] = {}  # a running webhook instance's URL: its process id
 TYPED_STEPS = ("/event", "title", "date and hours")
 CONFIRM_STEPS = ("confirm (conflict check)", "keep the date")
 
@@ -336,8 +344,35 @@ async def bench_instances(ctx: AppContext, api: BotApi, args: argparse.Namespace
         async with contextlib.AsyncExitStack() as stack:
             urls = [await stack.enter_async_context(bot("infranet-webhook")) for _ in range(n)]
             await webhook_burst(api, urls, 50, make, first_user + 90_000)  # warm-up
+            before = cpu_now([CHILDREN[url] for url in urls])
             out[n] = await webhook_burst(api, urls, args.burst, make, first_user)
+            out[n] = (*out[n], cpu_since(before))
     return out
+
+
+def cpu_now(pids: list[int]) -> dict[str, Any]:
+    """CPU seconds so far: each bot process, this one (the bench and the emulator), and
+    the machine's (every process, every core), with the wall clock."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def of(pid: int) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+
+    cpu = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = cpu[3] + cpu[4]
+    return {"bots": [of(pid) for pid in pids], "bench": time.process_time(),
+            "busy": (sum(cpu) - idle) / tick, "wall": time.perf_counter(), "pids": pids}
+
+
+def cpu_since(before: dict[str, Any]) -> str:
+    """Where the CPU went since `before`, in cores (1.00 = one core busy all along)."""
+    now = cpu_now(before["pids"])
+    wall = now["wall"] - before["wall"]
+    bots = [(b - a) / wall for a, b in zip(before["bots"], now["bots"], strict=True)]
+    return (f"bot processes {' + '.join(f'{c:.2f}' for c in bots)} cores, bench and emulator "
+            f"{(now['bench'] - before['bench']) / wall:.2f}, whole machine "
+            f"{(now['busy'] - before['busy']) / wall:.2f} of {os.cpu_count()}")
 
 
 # --- the bots, each in a process of its own ------------------------------------------------------
@@ -356,7 +391,9 @@ async def bot_process(kind: str, *, url: str, data_dir: Path, api: BotApi) -> As
         line = await asyncio.wait_for(child.stdout.readline(), 120)
         if not line.startswith(b"ready"):
             raise RuntimeError(f"the {kind} bot did not start (exit code {await child.wait()})")
-        yield line.decode().removeprefix("ready").strip()  # a webhook instance's URL
+        address = line.decode().removeprefix("ready").strip()  # a webhook instance's URL
+        CHILDREN[address] = child.pid
+        yield address
     finally:
         child.stdin.close()  # the child stops its bot when its stdin closes
         try:
@@ -370,6 +407,57 @@ async def read_one(ctx: AppContext) -> None:
     can do (one statement, one row)."""
     async with ctx.db.read() as session:
         await session.scalar(select(Event.title).where(Event.id == random.randint(1, 1000)))
+
+
+def form_candidates(ctx: AppContext, count: int, seed: int = 13) -> list[EventInput]:
+    """Events like those the bench's /event forms propose: the same days, hours, district
+    (`--area`), category, organisation and no audience ticked."""
+    rng = random.Random(seed)
+    if AREA["name"] == "region":
+        district = ctx.region.root.slug
+    else:
+        district = next(d.slug for d in ctx.region.powiaty if d.name.endswith("olsztyński"))
+    out = []
+    for _ in range(count):
+        day = date.today() + timedelta(days=rng.randint(10, 400))
+        hour = rng.randint(8, 15)
+        start = datetime(day.year, day.month, day.day, hour, tzinfo=ctx.tz)
+        out.append(EventInput("Spotkanie robocze", start, start + timedelta(hours=2),
+                              district=district, category="meeting", audiences=[],
+                              organisation_id=ORGS + 1))
+    return out
+
+
+async def confirm_work(ctx: AppContext, count: int) -> list[float]:
+    """The work the confirm step must do before it answers, alone: the conflict check and,
+    when it finds conflicts, the free-date search, in one read session (as the handler)."""
+    out = []
+    for i, candidate in enumerate(form_candidates(ctx, count + 20)):
+        started = time.perf_counter()
+        async with ctx.db.read() as session:
+            report = await find_conflicts(session, ctx, candidate)
+            if not report.clear:
+                await suggest_dates(session, ctx, candidate, n=3)
+        if i >= 20:  # warm-up: the statements compiled, as the bot's warm-up forms do
+            out.append(time.perf_counter() - started)
+    return out
+
+
+async def measure_confirm_work(url: str, data_dir: Path, base_url: str, count: int) -> None:
+    """In the child process: print the latencies of `confirm_work` as one JSON line."""
+    ctx = make_context(url, data_dir, base_url)
+    settle_heap()
+    print(json.dumps(await confirm_work(ctx, count)), flush=True)
+    await ctx.db.dispose()
+
+
+async def confirm_work_process(url: str, data_dir: Path, base_url: str, count: int) -> list[float]:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--confirm-work", str(count), "--url", url, "--data-dir",
+        str(data_dir), "--base-url", base_url, "--area", AREA["name"],
+        stdout=asyncio.subprocess.PIPE)
+    output, _ = await asyncio.wait_for(child.communicate(), 300)
+    return list(json.loads(output.decode().strip().splitlines()[-1]))
 
 
 async def write_one(ctx: AppContext) -> None:
@@ -431,7 +519,7 @@ async def serve_bot(kind: str, url: str, data_dir: Path, base_url: str) -> None:
             await application.stop()
             await application.shutdown()
 
-    trips = count_trips(ctx, runtime.application) if kind.startswith("infranet") else None
+    trips = count_trips(ctx, runtime.application if kind.startswith("infranet") else application)
     settle_heap()  # as `infranet run` does once everything has started
     print(f"ready{address}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
@@ -460,6 +548,18 @@ def count_trips(ctx: AppContext, application: Any) -> dict[str, list[collections
                        ("commit", "commit"), ("rollback", "rollback"),
                        ("savepoint", "savepoint"), ("release_savepoint", "release")):
         event.listen(engine, name, note(what))
+    started: ContextVar[float] = ContextVar("bench_statement_started", default=0.0)
+
+    def before(*_args: Any, **_kwargs: Any) -> None:
+        started.set(time.perf_counter())
+
+    def after(*_args: Any, **_kwargs: Any) -> None:
+        counter = current.get()
+        if counter is not None:  # microseconds waiting for statements (the driver's trips)
+            counter["db_us"] += round((time.perf_counter() - started.get()) * 1e6)
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
     process = application.process_update
 
     async def counted(update: object) -> None:
@@ -487,6 +587,7 @@ def print_trips(kind: str, per_kind: dict[str, list[collections.Counter[str]]]) 
     for name, counters in sorted(per_kind.items()):
         keys = ("statements", "begin", "commit", "rollback", "savepoint", "release")
         figures = ", ".join(f"{key} {statistics.median(c[key] for c in counters):g}" for key in keys)
+        figures += f"; in statements {statistics.median(c['db_us'] for c in counters) / 1000:.2f} ms"
         print(f"    {name:<12} ({len(counters)} updates): {figures}", file=sys.stderr, flush=True)
 
 
@@ -532,6 +633,8 @@ async def run_engine(engine: str, args: argparse.Namespace) -> None:
                 after = await bench_echo(api, args, bot)
                 read = await bench_echo(api, args, bot, "echo-read")
                 write = await bench_echo(api, args, bot, "echo-write")
+                work = await confirm_work_process(url, Path(tmp) / "data", api.base_url,
+                                                  args.checks)
                 instances = await bench_instances(ctx, api, args, bot) if engine != "sqlite" else None
                 floor = {"latencies": before["latencies"] + after["latencies"],
                          "rate": (before["rate"] + after["rate"]) / 2}
@@ -573,12 +676,24 @@ async def run_engine(engine: str, args: argparse.Namespace) -> None:
         ratio = pct(values, 99) / floor_p99
         print(f"    p99 {name:<30} {pct(values, 99) * 1000:7.1f} ms = {ratio:.2f}x the {floor_name} "
               f"floor  ({'within' if ratio <= 1.5 else 'over'} 1.5x)")
+    confirms = ours["steps"].get("confirm (conflict check)", [])
+    if confirms:
+        work_p99 = pct(work, 99)
+        reference = read_p99 + work_p99
+        ratio = pct(confirms, 99) / reference
+        print(f"    conflict check + free-date search alone: p50 {pct(work, 50) * 1000:.1f} ms, "
+              f"p99 {work_p99 * 1000:.1f} ms (n={len(work)})")
+        print(f"    p99 {'confirm (conflict check)':<30} {pct(confirms, 99) * 1000:7.1f} ms = "
+              f"{ratio:.2f}x the read floor + that work ({reference * 1000:.1f} ms)  "
+              f"({'within' if ratio <= 1.5 else 'over'} 1.5x)")
     if instances is not None:
         one, two = instances[1], instances[2]
         print(f"  webhook burst of {args.burst} /check from 50 users, round-robin: one instance "
               f"{one[0]:.0f} updates/s, two instances {two[0]:.0f} updates/s = {two[0] / one[0]:.2f}x "
               f"({'at least' if two[0] >= 1.6 * one[0] else 'under'} 1.6x); answered twice: "
               f"{one[1]} and {two[1]} (none lost: the burst waits for every update's answer)")
+        print(f"    CPU during the burst, one instance: {one[2]}")
+        print(f"    CPU during the burst, two instances: {two[2]}")
 
 
 def main() -> None:
@@ -592,6 +707,7 @@ def main() -> None:
                         help="events of the /event form: in powiat olsztyński, or region-wide "
                              "(overlapping every stored event: the worst case)")
     parser.add_argument("--serve", choices=BOT_KINDS, help=argparse.SUPPRESS)
+    parser.add_argument("--confirm-work", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
@@ -600,6 +716,9 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     if args.serve:
         asyncio.run(serve_bot(args.serve, args.url, args.data_dir, args.base_url))
+        return
+    if args.confirm_work:
+        asyncio.run(measure_confirm_work(args.url, args.data_dir, args.base_url, args.confirm_work))
         return
     for engine in args.engines.split(","):
         asyncio.run(run_engine(engine.strip(), args))
