@@ -417,3 +417,21 @@ def test_the_mailbox_password_comes_from_the_environment_and_is_never_shown(
     assert settings.bounces.enabled and settings.bounces.password is not None
     assert settings.bounces.password.get_secret_value() == "hunter2-imap"
     assert "hunter2-imap" not in repr(masked_dump(settings)) and "hunter2" not in repr(settings)
+
+
+@pytest.mark.parametrize(("action", "status", "diagnostic", "expected"), [
+    ("failed", "5.1.1", "smtp; 550 5.1.1 <ala@x.example>: Recipient address rejected", "hard"),
+    ("failed", "5.0.0", "smtp; 550 No such user here", "hard"),
+    ("failed", "5.7.26", "smtp; 550-5.7.26 Unauthenticated email from example.org is not "
+                         "accepted due to domain's DMARC policy", "sender"),
+    ("failed", "5.0.0", "smtp; 554 Message rejected as spam", "sender"),
+    ("failed", "4.4.7", "X-Postfix; delivery temporarily suspended: connect to "
+                        "203.0.113.5[203.0.113.5]:25: Connection timed out", "soft"),
+    ("delayed", "4.2.2", "smtp; 452 4.2.2 Mailbox full", "delayed"),
+    ("relayed", "2.0.0", "", "none"),
+])
+def test_a_dsn_counts_as_the_same_reply_would_during_sending(
+        action: str, status: str, diagnostic: str, expected: str) -> None:
+    from infranet.newsletter.dsn import RecipientStatus, verdict
+
+    assert verdict(RecipientStatus("ala@x.example", action, status, diagnostic)) == expected

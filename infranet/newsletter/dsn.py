@@ -5,14 +5,14 @@ Pure functions over the message bytes (the standard library's `email` package wi
 compat32 policy: the fastest, and lenient with the malformed mail bounces often are);
 `infranet.newsletter.bounces` matches the result to deliveries and acts on it.
 
-What counts as the recipient's hard bounce (`verdict`): a permanent failure (5.x.x) of
-the address or mailbox. Not counted:
-- 4.x.x, and `Action: delayed`: temporary (RFC 3463: the same message may still arrive);
-- 5.7.x (security or policy: SPF, DKIM, DMARC, a blocked sending IP, "spam"), and any
-  5.x.x whose diagnostic blames the message or its sender that way: the recipient's
-  mailbox is fine, our mail was refused;
-- 5.2.2 (mailbox full) and 5.3.4 / 5.6.x (message too big, content refused): the
-  mailbox exists, another message may arrive.
+What counts as the recipient's hard bounce (`verdict`) is what counts during the SMTP
+dialogue (`infranet.newsletter.replies.classify`, RFC 3463 codes first, the text second):
+a permanent failure of the address or mailbox (5.1.x, 5.2.x). Not counted:
+- `Action: delayed` and 4.x.x: temporary (the same message may still arrive), and a
+  failure reported with a 4.x.x status (given up after retries) is soft;
+- 5.7.x (security or policy: SPF, DKIM, DMARC, a blocked sending IP), 5.3.x and 5.6.x
+  (our system, our content), and a 5.x.x whose text blames the sender ("spam",
+  "blocklist", "reputation"...): the recipient's mailbox is fine, our mail was refused.
 """
 
 from __future__ import annotations
@@ -24,14 +24,12 @@ from email.message import Message
 from email.parser import BytesParser, HeaderParser
 from email.policy import compat32
 
+from infranet.newsletter.replies import ReplyKind, classify
+
 HARD, SOFT, DELAYED, SENDER, NONE = "hard", "soft", "delayed", "sender", "none"
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-# Diagnostics of refusals that are about our mail or our servers, not the mailbox.
-_BLAMES_SENDER = re.compile(
-    r"(?i)\b(spam|dmarc|spf|dkim|blacklist|blocklist|block ?listed|blocked|reputation|"
-    r"policy|unauthenticated|authentication|rbl|spamhaus|banned|junk|bulk mail|"
-    r"content rejected|message rejected due to)")
+_SMTP_DIAGNOSTIC = re.compile(r"(?i)\s*smtp\s*;\s*([245]\d\d)\b")
 _UNSUBSCRIBE = re.compile(r"(?i)\bunsubscribe\s+(\d{1,18})\s+([A-Za-z0-9_-]{20,100})")
 # Our Message-IDs of newsletter deliveries: <issue.delivery.random@domain> (compose.py).
 _OUR_MESSAGE_ID = re.compile(r"<(\d{1,18})\.(\d{1,18})\.[0-9a-f]{8,64}@[^<>\s]+>")
@@ -87,21 +85,21 @@ class Report:
 
 
 def verdict(status: RecipientStatus) -> str:
-    """hard | soft | delayed | sender | none for one recipient (see the module doc)."""
+    """hard | soft | delayed | sender | none for one recipient, by the rule the sender
+    applies to SMTP replies (`replies.classify`), so that a refusal counts alike whether
+    it came during the SMTP dialogue or later in a DSN."""
     action = status.action.lower()
     if action in ("delivered", "relayed", "expanded"):
         return NONE
-    code = _STATUS.search(status.status) or _STATUS.search(status.diagnostic)
-    if action == "delayed" or (code is not None and code.group(1) == "4"):
+    if action == "delayed":
         return DELAYED
-    if code is None or code.group(1) != "5":
+    code = _STATUS.search(status.status) or _STATUS.search(status.diagnostic)
+    if code is None:
         return SOFT if action == "failed" else NONE
-    subject, detail = code.group(2), code.group(3)
-    if subject == "7" or _BLAMES_SENDER.search(status.diagnostic):
-        return SENDER
-    if (subject, detail) in (("2", "2"), ("3", "4")) or subject == "6":
-        return SOFT
-    return HARD
+    smtp = _SMTP_DIAGNOSTIC.match(status.diagnostic)  # "smtp; 550 5.1.1 ..." (RFC 3464)
+    kind = classify(int(smtp.group(1)) if smtp else 0, code.group(0), status.diagnostic)
+    return {ReplyKind.RECIPIENT: HARD, ReplyKind.SENDER: SENDER, ReplyKind.ACCEPTED: NONE}.get(
+        kind, SOFT)
 
 
 def report_key(message: Message, data: bytes) -> str:
