@@ -1,7 +1,7 @@
 """bot_state rows carry a version: a user's form state moves by compare-and-set
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-03 14:00:00
 
 `bot_state.version` (0 for every row so far) is bumped on a user's `user:<id>` row each
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0010"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
