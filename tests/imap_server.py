@@ -44,7 +44,7 @@ def require_dovecot() -> None:
         pytest.skip(f"{DOVECOT} is missing: install Debian's dovecot-imapd (.ci/run does)")
 
 
-def _config(root: Path, port: int, uid: int, gid: int) -> str:
+def _config(root: Path, port: int, uid: int, gid: int, tls_port: int = 0) -> str:
     # Running as root (CI) needs the internal/login users named and the chroots off; as
     # any other user Dovecot runs everything as that user.
     as_root = os.geteuid() == 0
@@ -52,6 +52,8 @@ def _config(root: Path, port: int, uid: int, gid: int) -> str:
              "default_internal_group = dovecot\n") if as_root else (
         f"default_login_user = {pwd.getpwuid(os.geteuid()).pw_name}\n"
         f"default_internal_user = {pwd.getpwuid(os.geteuid()).pw_name}\n")
+    ssl = (f"ssl = yes\nssl_cert = <{root}/cert.pem\nssl_key = <{root}/key.pem" if tls_port
+           else "ssl = no")
     return f"""\
 base_dir = {root}/run
 state_dir = {root}/state
@@ -59,7 +61,7 @@ log_path = {root}/dovecot.log
 info_log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 {users}first_valid_uid = 1
@@ -83,7 +85,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 service anvil {{
@@ -108,7 +111,9 @@ class ImapServer:
     """A private Dovecot; `start()` waits until it answers, `stop()` kills it."""
 
     def __init__(self, root: Path | None = None, user: str = "bounces",
-                 password: str = "s3cret-pass") -> None:
+                 password: str = "s3cret-pass", *, tls: bool = False) -> None:
+        """`tls`: also IMAPS on `tls_port` and STARTTLS on `port`, with a self-signed
+        certificate for "localhost" (made with the openssl command)."""
         # Dovecot's own users (as root) must reach every directory up to the passwd file
         # and the Maildir; pytest's tmp_path sits under 0700 directories, so the server
         # gets a directory of its own in the system's temporary directory by default.
@@ -120,6 +125,7 @@ class ImapServer:
         self.user = user
         self.password = password
         self.port = free_port()
+        self.tls_port = free_port() if tls else 0
         self.home = root / "home"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -138,7 +144,10 @@ class ImapServer:
             uid, gid = os.geteuid(), os.getegid()
         (self.root / "passwd").write_text(
             f"{self.user}:{{PLAIN}}{self.password}:{uid}:{gid}::{self.home}\n", encoding="utf-8")
-        (self.root / "dovecot.conf").write_text(_config(self.root, self.port, uid, gid))
+        if self.tls_port:
+            self._certificate()
+        (self.root / "dovecot.conf").write_text(
+            _config(self.root, self.port, uid, gid, self.tls_port))
         # In the foreground (-F), as a child of this process: it is reaped when stopped.
         self.log_file = (self.root / "start.log").open("wb")
         self.process = subprocess.Popen([DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")],
@@ -155,6 +164,14 @@ class ImapServer:
                     raise RuntimeError(f"dovecot did not start: {start_log}{self.log()}") from None
                 time.sleep(0.05)
         return self
+
+    def _certificate(self) -> None:
+        if shutil.which("openssl") is None:
+            pytest.skip("the openssl command is missing (Debian package openssl)")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                        "-keyout", str(self.root / "key.pem"), "-out", str(self.root / "cert.pem")],
+                       check=True, capture_output=True, timeout=60)
 
     def log(self) -> str:
         path = self.root / "dovecot.log"

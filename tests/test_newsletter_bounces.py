@@ -435,3 +435,28 @@ def test_a_dsn_counts_as_the_same_reply_would_during_sending(
     from infranet.newsletter.dsn import RecipientStatus, verdict
 
     assert verdict(RecipientStatus("ala@x.example", action, status, diagnostic)) == expected
+
+
+async def test_tls_and_starttls_with_the_certificate_checked_as_configured(
+        db_url: str, tmp_path: Path) -> None:
+    from tests.imap_server import require_dovecot
+
+    require_dovecot()
+    with ImapServer(tls=True) as server:
+        server.append(mail("unmatched_out_of_office.eml"))
+        plain = server.settings(validate_certs=False)
+        for tls, port in (("ssl", server.tls_port), ("starttls", server.port)):
+            ctx = await newsletter_context(db_url, tmp_path,
+                                           bounces={**plain, "tls": tls, "port": port})
+            try:
+                assert (await process_mailbox(ctx)).read == (1 if tls == "ssl" else 0)
+            finally:
+                await ctx.db.dispose()
+        # a self-signed certificate is refused while certificates are checked (the default)
+        checked = {**plain, "tls": "ssl", "port": server.tls_port, "validate_certs": True}
+        ctx = await newsletter_context(db_url, tmp_path, bounces=checked)
+        try:
+            with pytest.raises(MailboxError, match=r"cannot connect to the IMAP .*certificate"):
+                await process_mailbox(ctx)
+        finally:
+            await ctx.db.dispose()
