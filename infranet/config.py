@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "INFRANET_"
@@ -184,6 +192,14 @@ class BounceSettings(Section):
     @property
     def enabled(self) -> bool:
         return bool(self.host)
+
+    @model_validator(mode="after")
+    def _folders_differ(self) -> BounceSettings:
+        # Moving mail into the folder it is read from would read it again forever.
+        for name in ("done_folder", "unmatched_folder"):
+            if getattr(self, name) == self.folder:
+                raise ValueError(f"{name} must differ from folder ({self.folder!r})")
+        return self
 
 
 class SecuritySettings(Section):

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
 from infranet.cli import build_parser
@@ -23,6 +24,7 @@ from infranet.context import AppContext
 from infranet.newsletter import verp
 from infranet.newsletter.bounces import BouncePoller, MailboxError, process_mailbox
 from infranet.newsletter.issues import add_note, build_issue, send_pending
+from infranet.newsletter.service import NewsletterService
 from infranet.storage.actors import Actor
 from infranet.storage.models import AuditLog, BounceReport, Delivery, Subscriber
 from tests.imap_server import ImapServer, imap_fixture  # noqa: F401
@@ -73,7 +75,7 @@ async def sent_issue(db_url: str, tmp_path: Path, smtp: SmtpServer, imap: ImapSe
     """Readers subscribed, an issue built and sent through the real SMTP server with
     `[bounces]` pointing at the real IMAP server (one hard bounce disables)."""
     ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings(),
-                                   newsletter={"max_hard_bounces": 1},
+                                   newsletter={"max_hard_bounces": 1, "catch_up_hours": 0},
                                    bounces=imap.settings(**bounces))
     await add_subscribers(ctx, {email: {} for email in READERS})
     async with ctx.db.transaction() as session:
@@ -358,13 +360,13 @@ async def test_a_refused_login_is_one_clear_line_without_the_password(
         await ctx.db.dispose()
 
 
-async def test_the_service_poller_reads_the_mailbox_until_stopped(
+async def test_the_running_service_reads_the_mailbox_every_poll_interval(
         db_url: str, tmp_path: Path, smtp: SmtpServer, imap: ImapServer) -> None:
     ctx, sent = await sent_issue(db_url, tmp_path, smtp, imap, poll_interval_s=5)
-    poller = BouncePoller(ctx)
+    service = NewsletterService(ctx, AsyncIOScheduler())
     try:
         imap.append(sent[READERS[0]].bounce("postfix_user_unknown.eml"))
-        poller.start()
+        await service.start()  # the first reading at once
         for _ in range(100):
             if imap.count("Processed") == 1:
                 break
@@ -376,7 +378,22 @@ async def test_the_service_poller_reads_the_mailbox_until_stopped(
                 break
             await asyncio.sleep(0.1)
         assert (await subscribers(ctx))[READERS[5]].status == "unsubscribed"
-        await poller.stop()
+        await service.stop()
+        assert service.bounces.task is None
+        imap.append(sent[READERS[6]].bounce("postfix_user_unknown.eml"))
+        await asyncio.sleep(6)  # stopped: nothing reads the mailbox any more
+        assert imap.count("INBOX") == 1
+    finally:
+        await service.stop()
+        await ctx.db.dispose()
+
+
+async def test_without_a_bounces_host_the_service_reads_no_mailbox(
+        db_url: str, tmp_path: Path) -> None:
+    ctx = await newsletter_context(db_url, tmp_path)
+    poller = BouncePoller(ctx)
+    try:
+        poller.start()
         assert poller.task is None
     finally:
         await poller.stop()
@@ -460,3 +477,13 @@ async def test_tls_and_starttls_with_the_certificate_checked_as_configured(
                 await process_mailbox(ctx)
         finally:
             await ctx.db.dispose()
+
+
+def test_a_done_folder_that_is_the_read_folder_is_a_configuration_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from infranet.config import ConfigError, load_settings
+
+    monkeypatch.setenv("INFRANET_BOUNCES__HOST", "imap.example.org")
+    monkeypatch.setenv("INFRANET_BOUNCES__DONE_FOLDER", "INBOX")
+    with pytest.raises(ConfigError, match="done_folder must differ from folder"):
+        load_settings()
