@@ -7,7 +7,8 @@
    one delivery (with its Message-ID) per message.
 2. `--messages` DSNs shaped like the test fixtures (tests/data/mail/: Postfix and Gmail
    hard bounces, Postfix delays, 5.7.1 policy refusals, ARF complaints), each with the
-   VERP address of its own delivery, written straight into the Maildir (as a delivery
+   VERP address of its own delivery, those that return the original with a 25 KB copy
+   (--original-kb), written straight into the Maildir (as a delivery
    agent would) and indexed by Dovecot before anything is timed.
 3. Floors, in the same run: a bare imaplib loop fetching the same messages the same way
    (UID FETCH of BODY.PEEK[] up to 256 KB, batches of `[bounces] batch_size`), without
@@ -101,15 +102,24 @@ async def seed(db_url: str, imap: dict[str, Any], count: int) -> list[tuple[int,
         await ctx.db.dispose()
 
 
-def mail(name: str, **values: str) -> bytes:
-    """A fixture of tests/data/mail with its %%PLACEHOLDERS%% filled, CRLF line ends."""
+BODY_LINE = "Dzień dobry, oto wydarzenia w Twoim powiecie.\n"
+
+
+def mail(name: str, original_kb: int = 0, **values: str) -> bytes:
+    """A fixture of tests/data/mail with its %%PLACEHOLDERS%% filled, CRLF line ends; a
+    returned original message (message/rfc822) grown to about `original_kb` KB, as a
+    bounce that returns the whole newsletter copy is."""
     text = (ROOT / "tests" / "data" / "mail" / name).read_text(encoding="utf-8")
+    if original_kb:
+        line = "Warsztaty grantowe, ul. Kopernika 1, Olsztyn, 10:00-14:00, zapisy na stronie.\n"
+        text = text.replace(BODY_LINE, BODY_LINE + line * (original_kb * 1024 // len(line)))
     for key, value in values.items():
         text = text.replace(f"%%{key}%%", value)
     return text.replace("\n", "\r\n").encode("utf-8")
 
 
-def write_maildir(server: Any, deliveries: list[tuple[int, str, str, str]]) -> dict[str, int]:
+def write_maildir(server: Any, deliveries: list[tuple[int, str, str, str]],
+                  original_kb: int) -> dict[str, int]:
     """One DSN per delivery, straight into INBOX's Maildir new/ (as a delivery agent)."""
     new = server.maildir("INBOX") / "new"
     for sub in ("new", "cur", "tmp"):
@@ -123,7 +133,7 @@ def write_maildir(server: Any, deliveries: list[tuple[int, str, str, str]]) -> d
     for k, (did, email, sender, message_id) in enumerate(deliveries):
         position = (k + 0.5) / len(deliveries)
         name, outcome = next((n, o) for limit, n, o in bounds if position <= limit)
-        data = mail(name, VERP=sender, RCPT=email, MSGID=message_id,
+        data = mail(name, original_kb, VERP=sender, RCPT=email, MSGID=message_id,
                     RCPT_LOCAL=email.partition("@")[0], REPORT=f".{did}")
         (new / f"{stamp}.M{k}P{os.getpid()}.bench,S={len(data)}").write_bytes(data)
         expected[outcome] = expected.get(outcome, 0) + 1
@@ -222,6 +232,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10000)
     parser.add_argument("--database-url", help="default: SQLite under bench/.work/bounces")
     parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--original-kb", type=int, default=25,
+                        help="size of the returned newsletter copy in bounces that return it "
+                             "(default 25, a one-district reader's copy)")
     args = parser.parse_args()
 
     from tests.imap_server import ImapServer
@@ -233,7 +246,7 @@ def main() -> None:
         imap = server.settings(batch_size=args.batch_size)
         t0 = time.perf_counter()
         deliveries = asyncio.run(seed(db_url, imap, args.messages))
-        expected = write_maildir(server, deliveries)
+        expected = write_maildir(server, deliveries, args.original_kb)
         size = sum(p.stat().st_size for p in (server.maildir("INBOX") / "new").iterdir())
         print(f"setup: {args.messages} subscribers and sent deliveries, {args.messages} DSNs "
               f"({size / 1e6:.1f} MB) written to the Maildir in {time.perf_counter() - t0:.1f} s; "
