@@ -252,8 +252,9 @@ async def _hard_bounced(session: AsyncSession, delivery_ids: list[int]) -> set[i
     """Deliveries whose hard bounce was counted already."""
     if not delivery_ids:
         return set()
-    return set((await session.scalars(select(BounceReport.delivery_id).where(
-        BounceReport.delivery_id.in_(set(delivery_ids)), BounceReport.outcome == dsn.HARD))).all())
+    found = await session.scalars(select(BounceReport.delivery_id).where(
+        BounceReport.delivery_id.in_(set(delivery_ids)), BounceReport.outcome == dsn.HARD))
+    return {delivery_id for delivery_id in found.all() if delivery_id is not None}
 
 
 async def _subscribers_of(session: AsyncSession, delivery_ids: list[int]) -> dict[int, int]:
@@ -261,7 +262,8 @@ async def _subscribers_of(session: AsyncSession, delivery_ids: list[int]) -> dic
         return {}
     rows = await session.execute(select(Delivery.id, Delivery.subscriber_id).where(
         Delivery.id.in_(set(delivery_ids)), Delivery.subscriber_id.is_not(None)))
-    return {delivery_id: subscriber_id for delivery_id, subscriber_id in rows.all()}
+    return {delivery_id: subscriber_id for delivery_id, subscriber_id in rows.all()
+            if subscriber_id is not None}
 
 
 async def _act(session: AsyncSession, ctx: AppContext, item: _Item, subscriber_id: int | None,

@@ -151,7 +151,7 @@ def _blocks(part: Message) -> list[Message]:
         return [p for p in payload if isinstance(p, Message)]
     if isinstance(payload, str):  # not split by the parser (e.g. base64): parse the blocks
         text = payload if part.get("Content-Transfer-Encoding", "").lower() != "base64" else (
-            (part.get_payload(decode=True) or b"").decode("ascii", "replace"))
+            _decoded(part).decode("ascii", "replace"))
         return [HeaderParser(policy=compat32).parsestr(b.strip() + "\n")
                 for b in re.split(r"\r?\n\s*\r?\n", text) if b.strip()]
     return []
@@ -173,7 +173,7 @@ def _original_headers(part: Message) -> Message | None:
     if isinstance(payload, str):
         text = payload
         if part.get("Content-Transfer-Encoding", "").lower() in ("base64", "quoted-printable"):
-            text = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+            text = _decoded(part).decode("utf-8", "replace")
         return HeaderParser(policy=compat32).parsestr(text, headersonly=True)
     return None
 
@@ -181,11 +181,17 @@ def _original_headers(part: Message) -> Message | None:
 def _original_id_from_text(message: Message) -> str | None:
     for part in message.walk():
         if part.get_content_maintype() == "text":
-            body = part.get_payload(decode=True) or b""
+            body = _decoded(part)
             found = _OUR_MESSAGE_ID.search(body[:65536].decode("utf-8", "replace"))
             if found:
                 return found.group(0)
     return None
+
+
+def _decoded(part: Message) -> bytes:
+    """A non-multipart part's body with its transfer encoding undone (b"" for others)."""
+    body = part.get_payload(decode=True)
+    return body if isinstance(body, bytes) else b""
 
 
 def _header_text(message: Message, name: str) -> str:
@@ -199,7 +205,7 @@ def _unsubscribe_request(message: Message) -> tuple[int, str] | None:
     if found is None:
         for part in message.walk():
             if part.get_content_type() == "text/plain":
-                body = (part.get_payload(decode=True) or b"")[:8192]
+                body = _decoded(part)[:8192]
                 found = _UNSUBSCRIBE.search(body.decode("utf-8", "replace"))
                 break
     return (int(found.group(1)), found.group(2)) if found else None
