@@ -1114,20 +1114,6 @@ class Command:
     menu: bool = True
 
 
-async def notify_admins(turn: Turn, key: str,
-                        buttons: Buttons | Callable[[str], Buttons] = None, **params: object) -> int:
-    """Tell every admin (each in their language); `buttons` may be a function of the
-    language. Returns how many admins there are."""
-    from infranet.storage.members import admins
-
-    found = await admins(turn.session)
-    for admin in found:
-        lang = admin.language or "pl"
-        turn.notify(admin.telegram_id, tr(lang, key, **params),
-                    buttons(lang) if callable(buttons) else buttons)
-    return len(found)
-
-
 def check_length(text: str, limit: int) -> str:
     """The stripped text, or ValidationFailed with the length and the limit."""
     from infranet.errors import ValidationFailed

@@ -103,12 +103,6 @@ async def on_error(update: object, context: BotContext) -> None:
         log.warning("update %s: could not tell the user about the error", update_id)
 
 
-async def set_admin_menu(bot: Any, telegram_id: int, lang: str, *, admin: bool) -> None:
-    """Kept for callers that know only "admin or not": see `infranet.bot.menus`, which
-    gives every person the menu of their role (`menus.refresh_after_commit`)."""
-    await menus.set_chat_menu(bot, telegram_id, lang, "admin" if admin else "member")
-
-
 class BotRuntime:
     """The Application's life inside the service; `routes` holds the webhook route."""
 

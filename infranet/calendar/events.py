@@ -691,13 +691,6 @@ async def moderate_event(session: AsyncSession, ctx: AppContext, actor: Actor, e
     return row
 
 
-async def pending_events(session: AsyncSession) -> list[Event]:
-    """Events waiting for an admin, oldest first."""
-    query = select(Event).where(Event.moderation == Moderation.PENDING,
-                                Event.status == EventStatus.SCHEDULED).order_by(Event.id)
-    return list((await session.scalars(query)).all())
-
-
 def _codes(value: str | Sequence[str] | None) -> list[str]:
     if value is None:
         return []

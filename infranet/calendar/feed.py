@@ -230,10 +230,6 @@ def fold_line(line: str) -> bytes:
     return bytes(out)
 
 
-def _utc(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
 @dataclass(slots=True)
 class FeedRow:
     """What one VEVENT needs (a plain row, so serialisation can run in a thread)."""
@@ -696,9 +692,6 @@ class FeedCache:
 
     async def _offload(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.cpu, work)
-
-    def invalidate(self) -> None:
-        self._checked_at = float("-inf")
 
     async def version(self) -> tuple[Any, ...]:
         local = local_change_count(self.ctx)

@@ -142,11 +142,6 @@ class TrainingView:
     training: Training
     sessions: list[Event]
 
-    @property
-    def first_start(self) -> datetime | None:
-        return self.sessions[0].starts_at if self.sessions else None
-
-
 @dataclass(frozen=True)
 class Due:
     """A notice whose poster should hear from the bot (reminder or closing)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from infranet.region import District as RegionDistrict
 from infranet.region import Region
 from infranet.storage.models import District
 
@@ -34,9 +33,3 @@ async def district_ids(session: AsyncSession) -> dict[str, int]:
     return {slug: id_ for slug, id_ in rows}
 
 
-async def district_row(session: AsyncSession, district: RegionDistrict) -> District:
-    row = await session.scalar(select(District).where(District.slug == district.slug))
-    if row is None:
-        raise LookupError(f"district {district.slug} is not in the database; run the service "
-                          "or 'infranet migrate' once to load the region")
-    return row

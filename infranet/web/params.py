@@ -10,7 +10,7 @@ never a 500.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 
 from infranet.errors import ValidationFailed
 from infranet.i18n import DEFAULT_LANGUAGE, LANGUAGES, register
@@ -113,11 +113,6 @@ def parse_date_or_time(text: str, field: str) -> date | datetime:
 def day_start(day: date, tz: tzinfo) -> datetime:
     """The instant (UTC) a local day begins."""
     return datetime.combine(day, time(), tz).astimezone(UTC)
-
-
-def day_after(day: date, tz: tzinfo) -> datetime:
-    """The instant (UTC) a local day ends; safe because years are bounded by `parse_date`."""
-    return day_start(day + timedelta(days=1), tz)
 
 
 def preferred_language(asked: str | None, accept_language: str | None,

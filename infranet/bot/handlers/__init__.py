@@ -28,7 +28,6 @@ Writing a handler: one line gets the speaker, the session and the rules
         turn.notify_member(other, "bot.x.y", buttons, **params)   # in *their* language
         turn.toast("…")                        # the pop-up answer to a button press
     Also: `check_length(text, limit)` (ValidationFailed with length and limit),
-    `await notify_admins(turn, key, buttons_or_fn_of_lang, **params)`,
     `turn.after_commit(async_fn)` for long work started once committed, and
     `@handler(db=False)` when the handler needs no session of ours: a form step that
     keeps its answers in user_data, or calls that open their own transactions (on

@@ -21,8 +21,6 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Message
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
@@ -61,7 +59,7 @@ from infranet.context import AppContext
 from infranet.errors import ValidationFailed
 from infranet.i18n import format_date, format_span, register, t
 from infranet.region import AmbiguousDistrict, District, UnknownDistrict
-from infranet.storage.models import Event, EventStatus, Member, MemberStatus, Moderation
+from infranet.storage.models import Event, EventStatus, Moderation
 from infranet.validation import URL_MAX, clean_text, clean_url
 
 log = logging.getLogger(__name__)
@@ -347,15 +345,6 @@ def district_at(ctx: AppContext, value: str | None) -> District | None:
 
 def contact_of(org_email: str | None, phone: str | None) -> str:
     return ", ".join(x for x in (org_email, phone) if x) or "—"
-
-
-async def approved_members_of(session: AsyncSession, org_ids: set[int], but: int) -> list[Member]:
-    """Approved members of these organisations, except the Telegram user `but`."""
-    if not org_ids:
-        return []
-    rows = await session.scalars(select(Member).where(
-        Member.organisation_id.in_(org_ids), Member.status == MemberStatus.APPROVED))
-    return [m for m in rows.all() if m.telegram_id != but]
 
 
 def _skip_button(turn: Turn) -> list[list[tuple[str, str]]]:
