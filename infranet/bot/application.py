@@ -4,10 +4,12 @@ The Application carries the AppContext (`context.infra` in every callback), so
 handlers reach settings, region, database and clock without globals.
 
 Each update is handled inside `UpdateScope`: the user's bot state (user_data, chat_data,
-every conversation's state) is read from the database under the user's lock before the
-handlers are chosen, written back once they are done, and only then are the answers the
-handlers queued sent (`common.Turn`). So the screen never shows a step the database does
-not hold, and any instance can take the user's next update.
+every conversation's state) is read from the database before the handlers are chosen,
+written back once they are done, and only then are the answers the handlers queued sent
+(`common.Turn`). So the screen never shows a step the database does not hold, and any
+instance can take the user's next update. Two updates of one user handled at once on two
+instances: the write of the second finds the state moved (a version check, see
+`persistence.ChatStore`) and that update runs again on the state the first left.
 """
 
 from __future__ import annotations
