@@ -68,6 +68,7 @@ from infranet.newsletter.compose import Composer
 from infranet.newsletter.replies import ReplyKind, classify
 from infranet.newsletter.sqlite_writer import SqliteBatchWriter
 from infranet.newsletter.subscribers import record_hard_bounce
+from infranet.storage.database import rows_changed
 from infranet.storage.models import (
     Delivery,
     DeliveryStatus,
@@ -760,7 +761,7 @@ class Sender:
                                           NewsletterIssue.status == IssueStatus.SENDING,
                                           NewsletterIssue.resumed_at.is_(None))
             .values(status=IssueStatus.PAUSED).execution_options(synchronize_session=False))
-        if paused.rowcount:
+        if rows_changed(paused):
             self._issues_cache = None
             self.report.paused.append(issue_id)
             log.warning("newsletter: issue #%s paused: %d of its first %d outcomes were refused",

@@ -32,6 +32,7 @@ from infranet.newsletter.compose import Composer, SubscriberRef, subject_for
 from infranet.newsletter.subscribers import find_by_email, normalise_address
 from infranet.storage import audit
 from infranet.storage.actors import Actor
+from infranet.storage.database import rows_changed
 from infranet.storage.models import (
     Delivery,
     DeliveryStatus,
@@ -294,7 +295,7 @@ async def resend(session: AsyncSession, ctx: AppContext, actor: Actor, issue_id:
         .values(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=None, claimed_by=None,
                 claimed_at=None, handed_at=None)
         .execution_options(synchronize_session=False))
-    count = result.rowcount or 0
+    count = rows_changed(result)
     if count and issue.status != IssueStatus.PAUSED:
         issue.status = IssueStatus.SENDING
         issue.finished_at = None
@@ -315,7 +316,7 @@ async def resume(session: AsyncSession, ctx: AppContext, actor: Actor, issue_id:
                                       NewsletterIssue.status == IssueStatus.PAUSED)
         .values(status=IssueStatus.SENDING, resumed_at=ctx.now())
         .execution_options(synchronize_session=False))
-    if not result.rowcount:
+    if not rows_changed(result):
         return False
     await session.refresh(issue)
     await audit.record(session, actor, "newsletter.resume", "newsletter_issue", issue_id)

@@ -6,8 +6,9 @@
   (unique period key, so a second instance on the same PostgreSQL database
   finds it built) and sends it; misfire grace and coalescing come from the
   scheduler's job defaults and are repeated on the job.
-- On start, deliveries a crash left in `sending` become `unknown` (admins are
-  told through `alerts`) and pending deliveries are resumed.
+- On start, deliveries a crash left in `sending` are settled: those never offered to the
+  server (no `handed_at`) go out again, the others become `unknown` (admins are told
+  through `alerts`, with a button to resend them), and pending deliveries are resumed.
 - `kick_sender()` lets the bot start sending at once after `resend()`.
 - Every `[newsletter] poll_seconds` (30) a watcher looks for deliveries waiting that this
   process did not start (an issue built by the CLI in another process, retries due after
@@ -198,16 +199,17 @@ class NewsletterService:
     def status(self) -> dict[str, Any]:
         job = self.scheduler.get_job("newsletter-issue") if self.scheduler.running else None
         next_run = getattr(job, "next_run_time", None) if job else None
+        status: dict[str, Any] = {
+            "ok": self.last_error is None, "outbox": outbound.uses_outbox(self.ctx),
+            "sending": self.sender is not None, "schedule": self.ctx.settings.newsletter.schedule,
+            "next_issue": next_run.isoformat() if next_run else None,
+            **({"error": self.last_error} if self.last_error else {})}
         if self.health.down:  # the SMTP server refuses connections and deliveries wait
             since = self.health.failing_since
-            return {"ok": False, "state": "degraded", "smtp": "unreachable",
-                    "smtp_error": self.health.error, "waiting": self.waiting,
-                    "since": since.isoformat() if since else None,
-                    "outbox": False, "sending": True}
-        return {"ok": self.last_error is None, "outbox": outbound.uses_outbox(self.ctx),
-                "sending": self.sender is not None, "schedule": self.ctx.settings.newsletter.schedule,
-                "next_issue": next_run.isoformat() if next_run else None,
-                **({"error": self.last_error} if self.last_error else {})}
+            status.update(ok=False, state="degraded", smtp="unreachable",
+                          smtp_error=self.health.error, waiting=self.waiting,
+                          since=since.isoformat() if since else None)
+        return status
 
 
 def kick_sender() -> bool:
