@@ -9,9 +9,9 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from infranet.commands import add_command
 from infranet.config import ConfigError, LoadedConfig, load_settings, masked_dump
 from infranet.context import AppContext
 from infranet.errors import InfranetError
@@ -19,16 +19,6 @@ from infranet.logs import setup_logging
 from infranet.validation import for_terminal, json_for_terminal
 
 log = logging.getLogger("infranet")
-Handler = Callable[[AppContext, argparse.Namespace], Awaitable[int | None]]
-
-
-def add_command(
-    subparsers: Any, name: str, handler: Handler, help: str, *, prepare_db: bool = True,
-) -> argparse.ArgumentParser:
-    """Add a sub-command whose handler runs with a ready AppContext."""
-    parser = subparsers.add_parser(name, help=help, description=help)
-    parser.set_defaults(handler=handler, prepare_db=prepare_db)
-    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from infranet.cli import add_command
+from infranet.commands import add_command
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
 from infranet.validation import for_terminal as safe

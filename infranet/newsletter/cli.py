@@ -13,7 +13,7 @@ from infranet.storage.actors import Actor
 
 
 def register(subparsers: Any) -> None:
-    from infranet.cli import add_command
+    from infranet.commands import add_command
 
     nl = subparsers.add_parser("newsletter", help="the e-mail newsletter").add_subparsers(
         dest="newsletter_command", metavar="ACTION", required=True)
