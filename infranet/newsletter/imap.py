@@ -16,6 +16,7 @@ import contextlib
 import imaplib
 import re
 import ssl
+import threading
 from collections.abc import Iterable
 
 from infranet.config import BounceSettings
@@ -46,6 +47,9 @@ class Mailbox:
         self.settings = settings
         self.conn: imaplib.IMAP4 | None = None
         self.can_move = False
+        # One command at a time, whichever thread asks: a reader cancelled mid-fetch must
+        # not log out under the fetch its abandoned worker thread is still running.
+        self.lock = threading.Lock()
 
     def open(self) -> None:
         s = self.settings
@@ -126,6 +130,10 @@ class Mailbox:
                        f"({UNMATCHED_KEYWORD})")
 
     def _call(self, command: str, *args: str, what: str | None = None) -> list:
+        with self.lock:
+            return self._call_locked(command, *args, what=what)
+
+    def _call_locked(self, command: str, *args: str, what: str | None) -> list:
         try:
             call = self._c.uid if command == "UID" else getattr(self._c, command.lower())
             answer = call(*args)
@@ -137,6 +145,10 @@ class Mailbox:
         return self._ok(answer, what or f"IMAP {' '.join(args[:1]) or command} failed")
 
     def close(self) -> None:
+        with self.lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
         conn, self.conn = self.conn, None
         if conn is None:
             return
