@@ -204,7 +204,8 @@ class NewsletterService:
             "sending": self.sender is not None, "schedule": self.ctx.settings.newsletter.schedule,
             "next_issue": next_run.isoformat() if next_run else None,
             **({"error": self.last_error} if self.last_error else {})}
-        if self.health.down:  # the SMTP server refuses connections and deliveries wait
+        if self.health.down and self.waiting:  # the SMTP server refuses us and mail waits
+            # (`waiting` as the watcher counted it last: another instance may have sent it all)
             since = self.health.failing_since
             status.update(ok=False, state="degraded", smtp="unreachable",
                           smtp_error=self.health.error, waiting=self.waiting,
