@@ -206,6 +206,10 @@ async def cmd_send(ctx: AppContext, args: argparse.Namespace) -> int:
     report = await send_pending(ctx, give_up_after=args.give_up_after)
     print(f"sent {report.sent}, failed {report.failed}, unknown {report.unknown}, "
           f"retried {report.retried}, subscribers disabled {report.disabled}")
+    for issue_id in report.paused:
+        print(f"issue #{issue_id} paused: too many of its first deliveries were refused (see "
+              f"'newsletter status {issue_id}'); after fixing the cause: 'infranet newsletter "
+              f"resume {issue_id}'", file=sys.stderr)
     if report.stalled:
         print("the SMTP server could not be reached; the issue stays in progress and is sent "
               "when the service (or this command) runs again", file=sys.stderr)
