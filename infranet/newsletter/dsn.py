@@ -109,7 +109,7 @@ def report_key(message: Message, data: bytes) -> str:
 
 def parse(data: bytes) -> Report:
     """Read one message (possibly cut at the fetch limit: only the start is needed)."""
-    message = BytesParser(policy=compat32).parsebytes(data)
+    message = BytesParser(policy=compat32).parsebytes(_without_original_body(data))
     key = report_key(message, data)
     status_part = feedback_part = original = None
     for part in message.walk():
@@ -143,6 +143,23 @@ def parse(data: bytes) -> Report:
     if request is not None:
         return Report(key, "unsubscribe", "\n".join(envelope), None, unsubscribe=request)
     return Report(key, "other", "\n".join(envelope), original_id)
+
+
+_RETURNED = re.compile(rb"(?im)^content-type:\s*(?:message/rfc822|text/rfc822-headers)\b")
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+
+
+def _without_original_body(data: bytes) -> bytes:
+    """The message up to the end of the returned original's headers. The report's own
+    parts come first (RFC 3464 and RFC 5965 put the original last), and of the original
+    only its headers are read: not parsing the returned newsletter copy (often 25 KB or
+    more) makes reading a DSN several times faster."""
+    found = _RETURNED.search(data)
+    if found is None:
+        return data
+    part_head = _BLANK_LINE.search(data, found.end())
+    original_head = _BLANK_LINE.search(data, part_head.end()) if part_head else None
+    return data if original_head is None else data[:original_head.end()]
 
 
 def _blocks(part: Message) -> list[Message]:
