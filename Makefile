@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/newsletter.py
 	$(BIN)/python bench/feed_memory.py
 	$(BIN)/python bench/api_stall.py
+	$(BIN)/python bench/bounces.py
 
 # After changing dependencies in pyproject.toml: install them, then write the new lock file.
 lock: $(BIN)/python
