@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html as html_lib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -68,7 +69,7 @@ class SubscriberRef:
 
     @classmethod
     def of(cls, row: Any) -> SubscriberRef:
-        get = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
+        get: Callable[[str], Any] = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
         return cls(get("id"), get("email"), get("token_version"), get("language") or "pl",
                    tuple(get("districts") or ()), tuple(get("categories") or ()))
 

@@ -8,11 +8,23 @@ address or another purpose, and stops working once `token_version` is bumped
 
 from __future__ import annotations
 
+from typing import Protocol
 from urllib.parse import quote, urlencode
 
 from infranet.context import AppContext
 from infranet.security import sign, verify
-from infranet.storage.models import Subscriber
+
+
+class Subscriber(Protocol):
+    """What a link is made from: a subscriber row, or the few fields of one that the
+    newsletter's sender keeps per copy (`compose.SubscriberRef`)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def token_version(self) -> int: ...
 
 PURPOSES = ("confirm", "preferences", "unsubscribe")
 
