@@ -205,6 +205,11 @@ class InfranetApplication(Application):  # type: ignore[type-arg]
         except TelegramError:
             log.warning("update %s: could not tell the user their form moved on", update.update_id)
 
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        if self.chat_store is not None:
+            await self.chat_store.dispose()
+
     async def process_error(self, update: object | None, error: Exception,
                             job: Any = None, coroutine: Any = None) -> bool:
         """A save that found the user's state moved on elsewhere (`StateMoved`) is no
