@@ -544,10 +544,12 @@ async def serve_bot(kind: str, url: str, data_dir: Path, base_url: str) -> None:
 def count_trips(ctx: AppContext, application: Any) -> dict[str, list[collections.Counter[str]]]:
     """Database calls per update, by kind of update: statements, BEGINs, COMMITs and
     ROLLBACKs, savepoints (each a round trip to PostgreSQL; on SQLite a call into
-    aiosqlite's thread). What an update costs beyond the floors is mostly these."""
+    aiosqlite's thread). What an update costs beyond the floors is mostly these. Not counted,
+    for the bot and the floors alike: the pool's check of the connection it lends
+    (pool_pre_ping), one round trip on an autocommit connection and three (BEGIN, ping,
+    ROLLBACK) on any other."""
     per_kind: dict[str, list[collections.Counter[str]]] = {}
     current: ContextVar[collections.Counter[str] | None] = ContextVar("bench_trips", default=None)
-    engine = ctx.db.engine.sync_engine
 
     def note(what: str) -> Callable[..., None]:
         def listener(*_args: Any, **_kwargs: Any) -> None:
@@ -556,10 +558,6 @@ def count_trips(ctx: AppContext, application: Any) -> dict[str, list[collections
                 counter[what] += 1
         return listener
 
-    for name, what in (("before_cursor_execute", "statements"), ("begin", "begin"),
-                       ("commit", "commit"), ("rollback", "rollback"),
-                       ("savepoint", "savepoint"), ("release_savepoint", "release")):
-        event.listen(engine, name, note(what))
     started: ContextVar[float] = ContextVar("bench_statement_started", default=0.0)
 
     def before(*_args: Any, **_kwargs: Any) -> None:
@@ -570,8 +568,20 @@ def count_trips(ctx: AppContext, application: Any) -> dict[str, list[collections
         if counter is not None:  # microseconds waiting for statements (the driver's trips)
             counter["db_us"] += round((time.perf_counter() - started.get()) * 1e6)
 
-    event.listen(engine, "before_cursor_execute", before)
-    event.listen(engine, "after_cursor_execute", after)
+    # The service's engine, and on PostgreSQL the bot state's own autocommit pool
+    # (persistence.ChatStore), where BEGIN and COMMIT are no round trips: only its
+    # statements count.
+    store = getattr(getattr(application, "chat_store", None), "_engine", None)
+    engines = [(ctx.db.engine.sync_engine, True)]
+    engines += [(store.sync_engine, False)] if store is not None else []
+    for engine, transactional in engines:
+        kinds = (("before_cursor_execute", "statements"), ("begin", "begin"),
+                 ("commit", "commit"), ("rollback", "rollback"),
+                 ("savepoint", "savepoint"), ("release_savepoint", "release"))
+        for name, what in kinds if transactional else kinds[:1]:
+            event.listen(engine, name, note(what))
+        event.listen(engine, "before_cursor_execute", before)
+        event.listen(engine, "after_cursor_execute", after)
     process = application.process_update
 
     async def counted(update: object) -> None:
