@@ -150,11 +150,11 @@ async def prepare(db_url: str, subscribers: int, seed: int = 5) -> None:
 
     from infranet.calendar.events import EventInput, add_event
     from infranet.context import AppContext
+    from infranet.network.orgs import OrgInput, add_organisation
     from infranet.newsletter.issues import add_note
     from infranet.storage.actors import Actor
     from infranet.storage.districts import district_ids, sync_region
     from infranet.storage.models import Base, Subscriber, Training
-    from infranet.storage.orgs import OrgInput, add_organisation
 
     if db_url.startswith("sqlite"):
         for suffix in ("", "-wal", "-shm"):

@@ -25,10 +25,10 @@ from infranet.config import Settings
 from infranet.context import AppContext
 from infranet.http import create_app
 from infranet.http_protocol import server_config
+from infranet.network.members import ensure_config_admins, ensure_secretariat
 from infranet.security import SecretKeyError
 from infranet.storage.districts import sync_region
 from infranet.storage.engine import private_dir
-from infranet.storage.members import ensure_config_admins, ensure_secretariat
 from infranet.storage.migrate import PG_MIGRATION_LOCK, migrate, pending
 
 log = logging.getLogger(__name__)

@@ -173,8 +173,8 @@ async def cmd_migrate(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 async def cmd_org_add(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.network.orgs import OrgInput, add_organisation
     from infranet.storage.actors import Actor
-    from infranet.storage.orgs import OrgInput, add_organisation
 
     data = OrgInput(name=args.name, type=args.type, short_name=args.short_name,
                     districts=args.district, services=args.service, contact_email=args.email,
@@ -186,7 +186,7 @@ async def cmd_org_add(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 async def cmd_org_list(ctx: AppContext, args: argparse.Namespace) -> int:
-    from infranet.storage.orgs import list_organisations
+    from infranet.network.orgs import list_organisations
 
     async with ctx.db.transaction() as session:
         orgs = await list_organisations(session)
@@ -204,8 +204,8 @@ async def cmd_org_list(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 async def cmd_add_admin(ctx: AppContext, args: argparse.Namespace) -> int:
+    from infranet.network.members import add_admin
     from infranet.storage.actors import Actor
-    from infranet.storage.members import add_admin
 
     async with ctx.db.transaction() as session:
         member = await add_admin(session, Actor.cli(), args.telegram_id)
@@ -216,9 +216,9 @@ async def cmd_add_admin(ctx: AppContext, args: argparse.Namespace) -> int:
 async def cmd_unblock(ctx: AppContext, args: argparse.Namespace) -> int:
     """The way back from a block made by mistake, also when no admin can use the bot."""
     from infranet.errors import InfranetError
+    from infranet.network.members import get_member
+    from infranet.network.membership import unblock_member
     from infranet.storage.actors import Actor
-    from infranet.storage.members import get_member
-    from infranet.storage.membership import unblock_member
 
     try:
         async with ctx.db.transaction() as session:

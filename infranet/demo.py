@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
+from infranet.network.orgs import OrgInput, add_organisation, list_organisations
 from infranet.storage.actors import Actor
-from infranet.storage.orgs import OrgInput, add_organisation, list_organisations
 
 DEMO_ORGS = [
     OrgInput(name="Centrum Organizacji Pozarządowych w Olsztynie (demo)", short_name="COP Olsztyn",

@@ -22,10 +22,10 @@ from pydantic import SecretStr
 
 from infranet.bot.runtime import BotRuntime
 from infranet.context import AppContext
+from infranet.network.members import ensure_config_admins, get_member
+from infranet.network.orgs import OrgInput, add_organisation, find_organisation
 from infranet.storage.actors import Actor
-from infranet.storage.members import ensure_config_admins, get_member
 from infranet.storage.models import Member, MemberStatus, Organisation
-from infranet.storage.orgs import OrgInput, add_organisation, find_organisation
 from infranet.storage.types import utcnow
 from tests.botapi import TOKEN, BotApi, Sent
 

@@ -8,11 +8,11 @@ from typing import Any
 
 from infranet.calendar.events import EventInput, add_event
 from infranet.context import AppContext
+from infranet.network.orgs import OrgInput, add_organisation
 from infranet.newsletter.subscribers import subscribe
 from infranet.storage.actors import Actor
 from infranet.storage.districts import district_ids
 from infranet.storage.models import Training
-from infranet.storage.orgs import OrgInput, add_organisation
 from tests.conftest import make_context
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from infranet.cli import build_parser
 from infranet.context import AppContext
-from infranet.storage.members import get_member
+from infranet.network.members import get_member
 from infranet.storage.models import MemberStatus, Role
 from tests.bot_fixtures import ADMIN_ID, BotHarness
 from tests.botapi import User

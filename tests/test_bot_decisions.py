@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from infranet.calendar import events as calendar
+from infranet.network.members import get_member
 from infranet.storage.actors import Actor
-from infranet.storage.members import get_member
 from infranet.storage.models import Event, MembershipRequest, MemberStatus, Moderation, RequestStatus
 from tests.bot_fixtures import ADMIN_ID, BotHarness
 

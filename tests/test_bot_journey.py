@@ -13,8 +13,8 @@ from sqlalchemy import select
 from infranet.calendar import events as calendar
 from infranet.calendar import service as calendar_service
 from infranet.http import create_app
+from infranet.network.members import get_member
 from infranet.storage.actors import Actor
-from infranet.storage.members import get_member
 from infranet.storage.models import Event
 from tests.bot_fixtures import ADMIN_ID, BotHarness, skip_optional_steps
 

@@ -6,7 +6,7 @@ import asyncio
 
 from sqlalchemy import select
 
-from infranet.storage.members import get_member
+from infranet.network.members import get_member
 from infranet.storage.models import AuditLog, MemberStatus, Organisation, OrgStatus
 from tests.bot_fixtures import ADMIN_ID, BotHarness
 from tests.botapi import User
@@ -230,8 +230,8 @@ async def test_an_admin_without_an_organisation_posts_for_the_secretariat(bot: B
     from datetime import UTC, datetime, timedelta
 
     from infranet.calendar import events as calendar
+    from infranet.network.members import ensure_secretariat
     from infranet.storage.actors import Actor
-    from infranet.storage.members import ensure_secretariat
 
     async with bot.ctx.db.transaction() as session:  # what prepare_database does at set-up
         await ensure_secretariat(session, bot.ctx.settings.network.secretariat_name)

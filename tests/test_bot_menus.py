@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 from infranet.calendar import events as calendar
 from infranet.errors import NotFound, PermissionDenied, ValidationFailed
+from infranet.network.orgs import OrgInput, add_organisation
 from infranet.newsletter.subscribers import normalise_districts
 from infranet.storage.actors import Actor
-from infranet.storage.orgs import OrgInput, add_organisation
 from tests.bot_fixtures import ADMIN_ID, BotHarness
 from tests.botapi import BotApi, User
 
@@ -80,7 +80,7 @@ async def test_member_commands_appear_on_approval_and_go_on_block(bot: BotHarnes
     assert {"event", "my", "refer", "cancel"} <= menu and "members" not in menu
     # Blocked: the member's commands leave the menu.
     async with bot.ctx.db.read() as session:
-        from infranet.storage.members import get_member
+        from infranet.network.members import get_member
 
         member = await get_member(session, USER)
         assert member is not None

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from infranet.bot.runtime import BotRuntime
 from infranet.calendar import events as calendar
 from infranet.calendar import trainings as notices
+from infranet.network.members import get_member
 from infranet.storage.actors import Actor
-from infranet.storage.members import get_member
 from infranet.storage.models import Event, Moderation, Training
 from tests.bot_fixtures import ADMIN_ID, BotHarness, telegram_settings
 from tests.conftest import make_context

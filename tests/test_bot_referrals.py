@@ -7,8 +7,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from infranet.bot.jobs import PURGE_JOB_ID, purge_referrals, schedule_jobs
+from infranet.network.referrals import normalise_nip, parse_identifier
 from infranet.storage.models import AuditLog, Referral, ReferralStatus
-from infranet.storage.referrals import normalise_nip, parse_identifier
 from tests.bot_fixtures import ADMIN_ID, BotHarness
 from tests.botapi import Sent
 

@@ -197,7 +197,7 @@ async def test_members_leaving_after_the_summary_are_caught_before_storing(bot: 
     summary = await _summary(bot, A, "Elbląg", "Elbląg", "Grupa Sąsiedzka")
     assert "e-mailem" not in summary.text
     async with bot.ctx.db.transaction() as session:
-        from infranet.storage.members import get_member
+        from infranet.network.members import get_member
 
         member = await get_member(session, B)
         assert member is not None
@@ -209,10 +209,10 @@ async def test_members_leaving_after_the_summary_are_caught_before_storing(bot: 
 
 async def _stored_referrals(bot: BotHarness, count: int) -> None:
     """`count` referrals from A's organisation to B's, made directly in storage."""
+    from infranet.network.members import get_member
+    from infranet.network.orgs import find_organisation
+    from infranet.network.referrals import ReferralInput, create_referral
     from infranet.storage.actors import Actor
-    from infranet.storage.members import get_member
-    from infranet.storage.orgs import find_organisation
-    from infranet.storage.referrals import ReferralInput, create_referral
 
     async with bot.ctx.db.transaction() as session:
         member = await get_member(session, A)
@@ -249,9 +249,9 @@ async def test_two_members_deciding_at_once_one_decision_counts(bot: BotHarness)
     import asyncio
 
     from infranet.errors import ValidationFailed
+    from infranet.network.members import get_member
+    from infranet.network.referrals import decide_referral
     from infranet.storage.actors import Actor
-    from infranet.storage.members import get_member
-    from infranet.storage.referrals import decide_referral
 
     await _setup(bot)
     await bot.member(B + 1, "Ośrodek Wsparcia Ekonomii Społecznej Elbląg", name="Beata")

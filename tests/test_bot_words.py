@@ -10,9 +10,9 @@ from sqlalchemy import select
 from infranet.calendar import conflicts as conflict_api
 from infranet.calendar import events as calendar
 from infranet.context import AppContext
+from infranet.network.orgs import OrgInput, add_organisation
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, Member
-from infranet.storage.orgs import OrgInput, add_organisation
 from tests.bot_fixtures import BotHarness, skip_optional_steps
 from tests.botapi import Sent
 

@@ -21,9 +21,9 @@ from infranet.calendar.conflicts import find_conflicts, suggest_dates
 from infranet.calendar.events import EventInput, add_event, cancel_event, update_event, validate_event
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
+from infranet.network.orgs import OrgInput, add_organisation
 from infranet.storage.actors import Actor
 from infranet.storage.models import Base, Event
-from infranet.storage.orgs import OrgInput, add_organisation
 from tests.conftest import make_context
 
 W = ZoneInfo("Europe/Warsaw")

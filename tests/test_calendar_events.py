@@ -23,9 +23,9 @@ from infranet.calendar.events import (
 )
 from infranet.context import AppContext
 from infranet.errors import NotFound, PermissionDenied, ValidationFailed
+from infranet.network.orgs import OrgInput, add_organisation
 from infranet.storage.actors import Actor
 from infranet.storage.models import AuditLog, Member, MemberStatus, Organisation, Role
-from infranet.storage.orgs import OrgInput, add_organisation
 from tests.conftest import make_context
 
 W = ZoneInfo("Europe/Warsaw")

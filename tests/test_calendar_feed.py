@@ -20,9 +20,9 @@ from infranet.calendar.feed import FeedCache, FeedFilter
 from infranet.calendar.service import build
 from infranet.context import AppContext
 from infranet.http import create_app
+from infranet.network.orgs import OrgInput, add_organisation
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, Member, MemberStatus, Moderation
-from infranet.storage.orgs import OrgInput, add_organisation
 
 W = ZoneInfo("Europe/Warsaw")
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

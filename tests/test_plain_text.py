@@ -24,12 +24,12 @@ from infranet.calendar.trainings import TrainingInput, add_training
 from infranet.cli import build_parser
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
+from infranet.network.orgs import OrgInput, add_organisation
+from infranet.network.referrals import ReferralInput, create_referral
 from infranet.newsletter.issues import build_issue, send_pending
 from infranet.newsletter.subscribers import subscribe
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, Member, MemberStatus, Organisation, Referral, Subscriber
-from infranet.storage.orgs import OrgInput, add_organisation
-from infranet.storage.referrals import ReferralInput, create_referral
 from infranet.validation import clean_text, for_terminal, json_for_terminal, plain_text
 from tests.newsletter_support import add_subscribers, local, newsletter_context
 from tests.smtp_server import SmtpServer, smtp_fixture  # noqa: F401
@@ -330,9 +330,9 @@ async def test_web_subscription_form_cleans_and_escapes(db_url: str, tmp_path: P
 async def test_names_and_notes_from_the_cli_and_admin_functions_are_plain_text(ctx: AppContext) -> None:
     """The CLI's `newsletter note` and `member add-admin`, and a join request, store no control
     characters: a note is shown in every newsletter and a name on every admin's screen."""
+    from infranet.network.members import add_admin
+    from infranet.network.membership import JoinRequest, request_join
     from infranet.newsletter.issues import add_note
-    from infranet.storage.members import add_admin
-    from infranet.storage.membership import JoinRequest, request_join
 
     system = Actor.system()
     async with ctx.db.transaction() as session:

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from infranet.app import prepare_database
 from infranet.context import AppContext
+from infranet.network.members import add_admin, get_member
 from infranet.storage.actors import Actor
-from infranet.storage.members import add_admin, get_member
 from infranet.storage.models import Organisation, OrgStatus
 from tests.conftest import TEST_SECRET, make_settings
 

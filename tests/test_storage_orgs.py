@@ -7,11 +7,11 @@ from sqlalchemy import func, select
 
 from infranet.context import AppContext
 from infranet.errors import PermissionDenied, ValidationFailed
+from infranet.network.members import add_admin, admins, ensure_config_admins, get_member
+from infranet.network.orgs import OrgInput, add_organisation, find_organisation, search_organisations
 from infranet.region import UnknownDistrict
 from infranet.storage.actors import Actor
-from infranet.storage.members import add_admin, admins, ensure_config_admins, get_member
 from infranet.storage.models import AuditLog, Member, MemberStatus, Organisation
-from infranet.storage.orgs import OrgInput, add_organisation, find_organisation, search_organisations
 
 
 async def test_add_and_search_organisations(ctx: AppContext) -> None:

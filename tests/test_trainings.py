@@ -25,6 +25,7 @@ from infranet.calendar.trainings import (
 )
 from infranet.context import AppContext
 from infranet.errors import PermissionDenied, ValidationFailed
+from infranet.network.orgs import OrgInput, add_organisation
 from infranet.storage.actors import Actor
 from infranet.storage.models import (
     AuditLog,
@@ -36,7 +37,6 @@ from infranet.storage.models import (
     Training,
     TrainingStatus,
 )
-from infranet.storage.orgs import OrgInput, add_organisation
 from tests.conftest import make_context
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday 10:00 in Warsaw

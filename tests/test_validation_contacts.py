@@ -8,9 +8,9 @@ import pytest
 from infranet.calendar.trainings import parse_apply
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
+from infranet.network.orgs import OrgInput, add_organisation
 from infranet.newsletter.subscribers import normalise_address
 from infranet.storage.actors import Actor
-from infranet.storage.orgs import OrgInput, add_organisation
 
 ENGLISH_FROM_THE_VALIDATOR = ("The email address", "must have", "is not valid", "@-sign")
 

@@ -8,7 +8,7 @@ import logging
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from infranet.context import AppContext
-from infranet.storage.referrals import close_stale, purge_expired
+from infranet.network.referrals import close_stale, purge_expired
 
 log = logging.getLogger(__name__)
 

@@ -79,7 +79,7 @@ def register(subparsers: Any) -> None:
 async def _org_id(ctx: AppContext, value: str | None) -> int | None:
     if not value:
         return None
-    from infranet.storage.orgs import find_organisation
+    from infranet.network.orgs import find_organisation
 
     async with ctx.db.read() as session:
         return (await find_organisation(session, value)).id

@@ -14,7 +14,7 @@ from infranet.bot import (
 from infranet.bot.common import Command, Html, Turn, cb, esc, handler, private_link
 from infranet.context import AppContext
 from infranet.i18n import LANGUAGES
-from infranet.storage.membership import set_language
+from infranet.network.membership import set_language
 from infranet.storage.models import MemberStatus
 
 COMMANDS = [Command("start"), Command("help"), Command("lang"), Command("cancel")]

@@ -13,10 +13,10 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 from infranet.bot.common import Command, Html, Turn, esc, handler, int_part, tr
 from infranet.context import AppContext
 from infranet.i18n import LANGUAGES, register, t
+from infranet.network.membership import organisation_members
+from infranet.network.orgs import ORG_TYPES, SERVICES, search_organisations
 from infranet.region import fold
-from infranet.storage.membership import organisation_members
 from infranet.storage.models import Organisation
-from infranet.storage.orgs import ORG_TYPES, SERVICES, search_organisations
 
 COMMANDS = [Command("orgs")]
 PAGE = 8

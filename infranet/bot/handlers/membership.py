@@ -36,7 +36,7 @@ from infranet.bot.common import (
 from infranet.bot.decisions import edit_copies, send_copies
 from infranet.context import AppContext
 from infranet.i18n import register
-from infranet.storage.membership import (
+from infranet.network.membership import (
     Decision,
     JoinRequest,
     ask_to_join,
@@ -53,6 +53,7 @@ from infranet.storage.membership import (
     unblock_member,
     withdrawn_requests,
 )
+from infranet.network.orgs import NAME_MAX, ORG_TYPES, OrgInput, search_organisations
 from infranet.storage.models import (
     Member,
     MembershipRequest,
@@ -61,7 +62,6 @@ from infranet.storage.models import (
     RequestStatus,
     Role,
 )
-from infranet.storage.orgs import NAME_MAX, ORG_TYPES, OrgInput, search_organisations
 from infranet.validation import clean_email, clean_text, plain_text
 
 COMMANDS = [Command("join"), Command("members", "admin"), Command("approve", "admin"),
@@ -412,7 +412,7 @@ async def _announce(turn: Turn, request: MembershipRequest, new_org: dict[str, A
     turn.user_data.pop(NAME, None)
     org = request.organisation.name if request.organisation else "—"
     turn.edit(turn.t("bot.join.sent", org=org))
-    from infranet.storage.members import admins
+    from infranet.network.members import admins
 
     messages = []
     for admin in await admins(turn.session):

@@ -24,11 +24,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 from infranet.bot.application import BotContext, InfranetApplication
 from infranet.bot.common import Buttons, Command, Html, Turn, cb, handler, int_part, tr
 from infranet.bot.decisions import edit_copies, send_copies
-from infranet.context import AppContext
-from infranet.i18n import format_date, format_span, register
-from infranet.storage.members import admins
-from infranet.storage.models import Member, Moderation
-from infranet.storage.moderation import (
+from infranet.calendar.moderation import (
     Verdict,
     Waiting,
     all_waiting,
@@ -37,6 +33,10 @@ from infranet.storage.moderation import (
     decide_training,
     has_unannounced,
 )
+from infranet.context import AppContext
+from infranet.i18n import format_date, format_span, register
+from infranet.network.members import admins
+from infranet.storage.models import Member, Moderation
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,8 @@ from infranet.bot.application import InfranetApplication
 from infranet.bot.common import Command, Html, Turn, cb, esc, handler, send_html, tr
 from infranet.context import AppContext
 from infranet.i18n import register
+from infranet.network.members import admins
+from infranet.network.membership import actor_label
 from infranet.newsletter import alerts
 from infranet.newsletter.issues import (
     add_note,
@@ -36,8 +38,6 @@ from infranet.newsletter.issues import (
 from infranet.newsletter.outbound import send_confirmation_after_answer
 from infranet.newsletter.subscribers import normalise_address, subscribe
 from infranet.storage.decisions import claim_send_request, note_sent_issue, open_send_request
-from infranet.storage.members import admins
-from infranet.storage.membership import actor_label
 from infranet.storage.models import IssueStatus
 from infranet.validation import plain_text
 

@@ -31,9 +31,8 @@ from infranet.bot.reach import EMAIL, NONE, Notice, OrgReach, deliver, reach_of
 from infranet.context import AppContext
 from infranet.errors import NotFound
 from infranet.i18n import format_date, register, t
-from infranet.storage.membership import organisation_members
-from infranet.storage.models import Member, Referral, ReferralStatus
-from infranet.storage.referrals import (
+from infranet.network.membership import organisation_members
+from infranet.network.referrals import (
     CONTACT_MAX,
     NAME_MAX,
     NEED_MAX,
@@ -49,6 +48,7 @@ from infranet.storage.referrals import (
     parse_identifier,
     preview_referral,
 )
+from infranet.storage.models import Member, Referral, ReferralStatus
 from infranet.validation import clean_text
 
 log = logging.getLogger(__name__)

@@ -230,6 +230,6 @@ async def decide_training(session: AsyncSession, ctx: AppContext, actor: Actor, 
 
 
 def _label(actor: Actor) -> str:
-    from infranet.storage.membership import actor_label
+    from infranet.network.membership import actor_label
 
     return actor_label(actor)

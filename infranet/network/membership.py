@@ -25,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from infranet.context import AppContext
 from infranet.errors import NotFound, PermissionDenied, ValidationFailed
 from infranet.i18n import LANGUAGES, register
+from infranet.network.members import get_member
+from infranet.network.orgs import OrgInput, add_organisation, get_organisation
 from infranet.storage import audit
 from infranet.storage.actors import Actor
-from infranet.storage.members import get_member
 from infranet.storage.models import (
     Member,
     MembershipRequest,
@@ -37,7 +38,6 @@ from infranet.storage.models import (
     RequestStatus,
     Role,
 )
-from infranet.storage.orgs import OrgInput, add_organisation, get_organisation
 from infranet.validation import plain_text
 
 register({
