@@ -1,27 +1,99 @@
 """Messages in Polish (default) and English, and dates the way people write them.
 
-Each component registers its own messages with `register()` at import time,
-so the catalog stays next to the code that uses it.
+Every text a person reads comes from the gettext catalogs under `infranet/locale/`:
+`infranet.pot` lists the messages, `pl/LC_MESSAGES/infranet.po` and
+`en/LC_MESSAGES/infranet.po` hold their translations, which a translator can edit with
+any PO editor (Poedit, Lokalize, Weblate). Code names a message by its id ("error.empty",
+"bot.events.saved") and passes its parameters by name; the text belongs to the catalog.
+
+- A message that counts something has plural forms (Polish has three: "1 znak", "2 znaki",
+  "5 znaków"); the catalog marks which parameter chooses the form with a translator
+  comment `plural: NAME`.
+- The catalogs are compiled in memory when the process first needs a message (about
+  a tenth of a second), so an edited .po takes effect at the next start.
+- `tests/test_catalogs.py` fails on a message used in code but missing from a catalog, on a
+  message no code uses, and on a translation whose parameters differ from the template's.
+  Under the tests (`strict(True)`), a message rendered without one of its parameters raises
+  instead of showing an empty gap; in service it logs once and shows the gap.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, tzinfo
+import io
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+from functools import lru_cache
+from gettext import GNUTranslations
+from importlib import resources
 from string import Formatter
 from typing import Any
 
+from babel.dates import format_date as babel_format_date
+from babel.dates import get_day_names
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
+log = logging.getLogger(__name__)
+
 LANGUAGES = ("pl", "en")
 DEFAULT_LANGUAGE = "pl"
+DOMAIN = "infranet"
+PLURAL_NOTE = "plural: "
 
-_CATALOG: dict[str, dict[str, str]] = {}
+
+@dataclass(frozen=True)
+class Catalog:
+    """One language's messages: gettext's lookup (with the language's plural rule) and,
+    per plural message, the parameter that chooses its form."""
+
+    translations: GNUTranslations
+    plural_param: dict[str, str]
+    ids: frozenset[str]
 
 
-def register(messages: dict[str, dict[str, str]]) -> None:
-    for key, texts in messages.items():
-        missing = set(LANGUAGES) - set(texts)
-        if missing:
-            raise ValueError(f"message {key!r} lacks {sorted(missing)}")
-        _CATALOG[key] = texts
+_catalogs: dict[str, Catalog] = {}
+_loading = threading.Lock()
+_strict = False
+_warned: set[tuple[str, str]] = set()
+
+
+def strict(on: bool) -> None:
+    """Raise on a message rendered without one of its parameters (the tests turn this on)."""
+    global _strict
+    _strict = on
+
+
+def po_path(lang: str) -> Any:
+    return resources.files("infranet") / "locale" / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+def _load(lang: str) -> Catalog:
+    with po_path(lang).open("rb") as po:
+        catalog = read_po(po, locale=lang, domain=DOMAIN)
+    plural_param = {}
+    for message in catalog:
+        if isinstance(message.id, tuple):
+            note = next((c for c in message.auto_comments if c.startswith(PLURAL_NOTE)), None)
+            if note is None:
+                raise ValueError(f"{lang}: plural message {message.id[0]!r} names no parameter "
+                                 f"(a translator comment '#. {PLURAL_NOTE}NAME')")
+            plural_param[message.id[0]] = note.removeprefix(PLURAL_NOTE).strip()
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    ids = frozenset(str(m.id[0] if isinstance(m.id, (tuple, list)) else m.id) for m in catalog if m.id)
+    return Catalog(GNUTranslations(buffer), plural_param, ids)
+
+
+def catalog(lang: str) -> Catalog:
+    found = _catalogs.get(lang)
+    if found is None:
+        with _loading:
+            found = _catalogs.get(lang) or _load(lang)
+            _catalogs[lang] = found
+    return found
 
 
 def normalise_language(code: str | None) -> str:
@@ -33,114 +105,62 @@ def normalise_language(code: str | None) -> str:
 
 
 def known(key: str) -> bool:
-    return key in _CATALOG
+    return key in catalog(DEFAULT_LANGUAGE).ids
 
 
 def t(lang: str | None, key: str, **params: Any) -> str:
-    texts = _CATALOG.get(key)
-    if texts is None:
+    """The message `key` in `lang` with its parameters filled in."""
+    code = normalise_language(lang) if lang else DEFAULT_LANGUAGE
+    messages = catalog(code)
+    if key not in messages.ids:
+        if _strict:
+            raise KeyError(f"no message {key!r} in the catalogs")
         return key if not params else f"{key} {params}"
-    template = texts.get(normalise_language(lang) if lang else DEFAULT_LANGUAGE) or texts["en"]
-    fields = {name for _, name, _, _ in Formatter().parse(template) if name}
+    plural = messages.plural_param.get(key)
+    if plural is None:
+        template = messages.translations.gettext(key)
+    else:
+        template = messages.translations.ngettext(key, key, _count(params.get(plural)))
+    return _fill(code, key, template, params)
+
+
+def _count(value: Any) -> int:
+    try:
+        return abs(int(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+@lru_cache(maxsize=2048)
+def _fields(template: str) -> frozenset[str]:
+    return frozenset(name for _, name, _, _ in Formatter().parse(template) if name)
+
+
+def _fill(lang: str, key: str, template: str, params: dict[str, Any]) -> str:
+    fields = _fields(template)
+    missing = fields - params.keys()
+    if missing:
+        if _strict:
+            raise KeyError(f"message {key!r} ({lang}) needs {sorted(missing)}")
+        if (key, lang) not in _warned:
+            _warned.add((key, lang))
+            log.warning("message %s (%s) rendered without %s", key, lang, ", ".join(sorted(missing)))
     return template.format(**{k: params.get(k, "") for k in fields})
 
 
-register({
-    "error.generic": {"pl": "Coś poszło nie tak: {detail}", "en": "Something went wrong: {detail}"},
-    "error.invalid": {"pl": "{field}: {detail}", "en": "{field}: {detail}"},
-    "error.forbidden": {"pl": "Brak uprawnień: {detail}", "en": "Not allowed: {detail}"},
-    "error.not_found": {"pl": "Nie znaleziono: {detail}", "en": "Not found: {detail}"},
-    # Refusals of the business rules, worded for whoever reads them (bot, web, CLI).
-    "error.need_member": {
-        "pl": "Brak uprawnień: mogą to zrobić tylko zatwierdzeni członkowie sieci. Dołącz przez /join.",
-        "en": "Not allowed: only approved members of the network may do this. Join with /join."},
-    "error.need_admin": {"pl": "Brak uprawnień: mogą to zrobić tylko administratorzy sieci.",
-                         "en": "Not allowed: only the network's admins may do this."},
-    "error.need_org": {"pl": "Brak uprawnień: dane organizacji mogą zmieniać tylko jej członkowie.",
-                       "en": "Not allowed: only members of the organisation may change its data."},
-    "error.not_found.event": {"pl": "Nie znaleziono wydarzenia nr {id} (mogło zostać usunięte).",
-                              "en": "There is no event #{id} (it may have been removed)."},
-    "error.not_found.training": {"pl": "Nie znaleziono ogłoszenia o szkoleniu nr {id}.",
-                                 "en": "There is no training notice #{id}."},
-    "error.not_found.organisation": {"pl": "Nie znaleziono organizacji nr {id}.",
-                                     "en": "There is no organisation #{id}."},
-    "error.not_found.organisation_named": {
-        "pl": "Nie znaleziono organizacji „{name}”. Sprawdź nazwę albo podaj jej numer.",
-        "en": "I found no organisation “{name}”. Check the name or give its number."},
-    "error.not_found.member": {"pl": "Nie znaleziono członka nr {id}.", "en": "There is no member #{id}."},
-    "error.not_found.member_ref": {
-        "pl": "Nie znaleziono członka „{ref}”. Podaj numer z listy /members (np. #12) albo @nazwę.",
-        "en": "I found no member “{ref}”. Give the number from /members (e.g. #12) or the @name."},
-    "error.not_found.referral": {"pl": "Nie znaleziono skierowania nr {id}.",
-                                 "en": "There is no referral #{id}."},
-    "error.not_found.join_request": {"pl": "Nie znaleziono prośby o dołączenie nr {id}.",
-                                     "en": "There is no request to join #{id}."},
-    "error.telegram_id": {"pl": "{field}: to musi być dodatni identyfikator użytkownika Telegrama.",
-                          "en": "{field}: must be a positive Telegram user id."},
-    "error.one_of": {"pl": "{field}: „{value}” nie jest na liście; wybierz jedno z: {choices}.",
-                     "en": "{field}: '{value}' is not one of {choices}."},
-    "error.choose_from": {"pl": "{field}: nieznane {values}; wybierz spośród: {choices}.",
-                          "en": "{field}: unknown {values}; choose from {choices}."},
-    "error.email": {"pl": "{field}: {value} nie wygląda na adres e-mail, np. biuro@example.org.",
-                    "en": "{field}: {value} does not look like an e-mail address, e.g. office@example.org."},
-    "error.phone": {"pl": "{field}: {value} nie wygląda na numer telefonu, np. +48 89 123 45 67.",
-                    "en": "{field}: {value} does not look like a phone number, e.g. +48 89 123 45 67."},
-    "error.name_taken": {"pl": "{field}: organizacja „{value}” już jest w sieci.",
-                         "en": "{field}: an organisation named '{value}' already exists."},
-    "error.choose_org": {"pl": "{field}: wybierz organizację albo zaproponuj nową.",
-                         "en": "{field}: choose an organisation or propose a new one."},
-    "error.needs_time": {"pl": "{field}: podaj godzinę (albo zaznacz wydarzenie jako całodniowe).",
-                         "en": "{field}: needs a time of day (or mark the event as all-day)."},
-    "error.uid_taken": {"pl": "{field}: wydarzenie o UID {value} już istnieje.",
-                        "en": "{field}: an event with UID '{value}' already exists."},
-    "error.event_cancelled": {
-        "pl": "Wydarzenie nr {id} jest odwołane i nie można go zmienić; dodaj nowe.",
-        "en": "Event #{id} is cancelled and cannot be changed; add a new one."},
-    "error.session_shape": {"pl": "{field}: termin potrzebuje dwóch dat albo dwóch godzin.",
-                            "en": "{field}: a session needs two dates or two times."},
-    "error.training_needs_org": {"pl": "{field}: ogłoszenie o szkoleniu musi mieć organizację.",
-                                 "en": "{field}: a training notice needs an organisation."},
-    "error.district_unknown": {"pl": "nieznany powiat/obszar {query} (poza regionem?)",
-                               "en": "unknown district {query} (outside the region?)"},
-    "error.district_hint": {"pl": "nieznany powiat/obszar {query}; czy chodzi o: {names}?",
-                            "en": "unknown district {query}; did you mean: {names}?"},
-    # Field names in messages (`InfranetError.localized`); components add their own.
-    "field.category": {"pl": "Rodzaj", "en": "Kind"},
-    "field.audiences": {"pl": "Dla kogo", "en": "Audience"},
-    "field.organisation": {"pl": "Organizacja", "en": "Organisation"},
-    "field.status": {"pl": "Stan", "en": "Status"},
-    "field.sessions": {"pl": "Terminy", "en": "Sessions"},
-    "field.language": {"pl": "Język", "en": "Language"},
-    "field.type": {"pl": "Rodzaj organizacji", "en": "Type of organisation"},
-    "field.services": {"pl": "Usługi", "en": "Services"},
-    "field.phone": {"pl": "Telefon", "en": "Phone"},
-    "field.contact_email": {"pl": "E-mail kontaktowy", "en": "Contact e-mail"},
-    "field.email": {"pl": "E-mail", "en": "E-mail"},
-    "field.client_kind": {"pl": "Rodzaj klienta", "en": "Kind of client"},
-    "field.telegram_id": {"pl": "Identyfikator Telegrama", "en": "Telegram id"},
-    "field.district": {"pl": "Powiat", "en": "District"},
-    "field.start": {"pl": "Początek", "en": "Start"},
-    "field.end": {"pl": "Koniec", "en": "End"},
-})
 
-WEEKDAYS = {
-    "pl": ["poniedziałek", "wtorek", "środa", "czwartek", "piątek", "sobota", "niedziela"],
-    "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
-}
-# Polish dates use the genitive: "5 grudnia".
-MONTHS_GENITIVE = {
-    "pl": ["stycznia", "lutego", "marca", "kwietnia", "maja", "czerwca", "lipca", "sierpnia",
-           "września", "października", "listopada", "grudnia"],
-    "en": ["January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"],
-}
-
-
+@lru_cache(maxsize=4096)
 def format_date(day: date, lang: str = DEFAULT_LANGUAGE, *, weekday: bool = True) -> str:
-    """"piątek, 5 grudnia 2026" / "Friday, 5 December 2026"."""
-    lang = normalise_language(lang)
-    text = f"{day.day} {MONTHS_GENITIVE[lang][day.month - 1]} {day.year}"
-    return f"{WEEKDAYS[lang][day.weekday()]}, {text}" if weekday else text
+    """"piątek, 5 grudnia 2026" / "Friday, 5 December 2026": names from the Unicode CLDR
+    through Babel (Polish months in the genitive, as a date needs). Cached: listings and
+    every copy of a newsletter show the same few days again and again."""
+    return babel_format_date(day, "EEEE, d MMMM y" if weekday else "d MMMM y",
+                             locale=normalise_language(lang))
+
+
+def weekday_name(weekday: int, lang: str = DEFAULT_LANGUAGE) -> str:
+    """Monday is 0, as `date.weekday()` counts."""
+    return str(get_day_names("wide", locale=normalise_language(lang))[weekday])
 
 
 def format_amount(value: float | str, lang: str = DEFAULT_LANGUAGE, *, decimals: int = 2) -> str:
@@ -165,7 +185,6 @@ def format_span(
 
     For all-day events `end` is the exclusive end (midnight after the last day).
     """
-    from datetime import timedelta
 
     local_start, local_end = start.astimezone(tz), end.astimezone(tz)
     if all_day:

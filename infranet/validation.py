@@ -37,7 +37,6 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 
 from infranet.errors import ValidationFailed
-from infranet.i18n import register
 
 URL_MAX = 500
 
@@ -53,23 +52,6 @@ _BREAK_WITH_SPACES = re.compile(r"[ \t]*\n[ \t\n]*")
 _UNSAFE_FOR_TERMINAL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029"
                                   "\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
 
-register({
-    "error.empty": {"pl": "{field}: to pole jest wymagane.", "en": "{field}: this is required."},
-    "error.too_long": {
-        "pl": "{field}: {length} znaków, najwyżej {limit}. Skróć tekst.",
-        "en": "{field}: {length} characters, at most {limit}. Please shorten it.",
-    },
-    "error.url": {
-        "pl": "{field}: {value} to nie jest adres strony; musi zaczynać się od http:// lub https://.",
-        "en": "{field}: {value} is not a web address; it must start with http:// or https://.",
-    },
-    "field.title": {"pl": "Tytuł", "en": "Title"},
-    "field.description": {"pl": "Opis", "en": "Description"},
-    "field.location": {"pl": "Miejsce", "en": "Place"},
-    "field.url": {"pl": "Link", "en": "Link"},
-    "field.registration_url": {"pl": "Link do zapisów", "en": "Registration link"},
-    "field.uid": {"pl": "UID", "en": "UID"},
-})
 
 
 def plain_text(value: str, *, multiline: bool = False) -> str:

@@ -20,11 +20,15 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from infranet import i18n
 from infranet.config import Settings
 from infranet.context import AppContext
 from infranet.storage.districts import sync_region
 from infranet.storage.models import Base
 from tests.bot_fixtures import bot, bot_settings, botapi  # noqa: F401  (bot e2e fixtures)
+
+# A message rendered without one of its parameters fails the test that rendered it.
+i18n.strict(True)
 
 PG_ENV = "INFRANET_TEST_DATABASE_URL"
 ENGINES = ["sqlite", "postgresql"]

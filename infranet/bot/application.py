@@ -53,7 +53,7 @@ from infranet.bot.persistence import (
     user_key,
 )
 from infranet.context import AppContext
-from infranet.i18n import normalise_language, register, t
+from infranet.i18n import normalise_language, t
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +89,6 @@ class UpdateScope:
 SCOPE: ContextVar[UpdateScope | None] = ContextVar("infranet_update_scope", default=None)
 ATTEMPTS = 3  # runs of an update whose user's state keeps moving on another instance
 
-register({
-    "bot.state_moved": {
-        "pl": "W międzyczasie ten formularz zmienił się w innym miejscu (np. podwójne kliknięcie)."
-              " Nic z tej wiadomości nie zapisałem — odpowiedz na ostatnie pytanie jeszcze raz.",
-        "en": "Meanwhile this form moved on elsewhere (a double tap, say). Nothing of this"
-              " message was saved — please answer the latest question again."},
-})
 
 
 @event.listens_for(Engine, "commit")

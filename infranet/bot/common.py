@@ -47,7 +47,7 @@ from infranet.bot.people import people
 from infranet.bot.persistence import conv_key, record_receipt
 from infranet.context import AppContext
 from infranet.errors import InfranetError, PermissionDenied, ValidationFailed
-from infranet.i18n import normalise_language, register, t
+from infranet.i18n import normalise_language, t
 from infranet.region import AmbiguousDistrict, UnknownDistrict
 from infranet.storage.actors import Actor
 from infranet.storage.database import Database
@@ -663,28 +663,6 @@ def form(turn: Turn, name: str) -> dict[str, Any]:
     return data.setdefault(name, {})
 
 
-register({
-    "bot.form.already_saved": {
-        "pl": "Ten formularz jest już zapisany — nie zapisałem go drugi raz.\n\n{what}",
-        "en": "This form is already saved — I did not save it a second time.\n\n{what}"},
-    "bot.form.saved_not_cancelled": {
-        "pl": "Nic nie anulowałem: ten formularz był już zapisany.\n\n{what}",
-        "en": "Nothing was cancelled: this form had already been saved.\n\n{what}"},
-    "bot.form.saved": {"pl": "Zapisane.", "en": "Saved."},
-    "bot.form.switch_ask": {
-        "pl": "Masz niedokończony formularz {old}. Wrócić do niego czy porzucić go i zacząć {new}?",
-        "en": "You have an unfinished form, {old}. Go back to it, or abandon it and start {new}?"},
-    "bot.form.switch_keep": {"pl": "Wróć do {old}", "en": "Back to {old}"},
-    "bot.form.switch_new": {"pl": "Porzuć {old}, zacznij {new}", "en": "Abandon {old}, start {new}"},
-    "bot.form.abandoned": {"pl": "Porzucono {old}; nic z niego nie zostało zapisane.",
-                           "en": "{old} abandoned; nothing of it was saved."},
-    "bot.form.continue": {"pl": "Odpowiedz na ostatnie pytanie formularza.",
-                          "en": "Answer the form's last question."},
-    "bot.form.name.event": {"pl": "/event (wydarzenie)", "en": "/event (an event)"},
-    "bot.form.name.training": {"pl": "/training (szkolenie)", "en": "/training (a training)"},
-    "bot.form.name.refer": {"pl": "/refer (skierowanie)", "en": "/refer (a referral)"},
-    "bot.form.name.join": {"pl": "/join (zgłoszenie do sieci)", "en": "/join (joining the network)"},
-})
 
 NAV = "_nav"        # user_data: the open form's id, history of steps and current question
 SWITCH = "_switch"  # user_data: a second form asked for while one is open

@@ -67,19 +67,11 @@ from infranet.calendar.summary import (
     summarise,
 )
 from infranet.context import AppContext
-from infranet.i18n import register
 from infranet.region import District as RegionDistrict
 from infranet.region import fold
 from infranet.storage.hotpath import fetch_rows
 from infranet.storage.models import Event, EventStatus, Moderation
 from infranet.storage.types import unindexed
-
-register({
-    "calendar.warning.holiday": {"pl": "{day} to dzień wolny od pracy: {name}",
-                                 "en": "{day} is a public holiday: {name}"},
-    "calendar.warning.bridge": {"pl": "{day} to dzień pomostowy (długi weekend: {name})",
-                                "en": "{day} is a bridge day (long weekend: {name})"},
-})
 
 SCOPE_RANK = {"powiat": 0, "subregion": 1, "region": 2}
 TITLE_SIMILARITY = 0.85

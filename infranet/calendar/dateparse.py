@@ -37,91 +37,12 @@ from itertools import pairwise
 
 from infranet.calendar.wallclock import local_midnight, repeated_times, to_utc
 from infranet.errors import ValidationFailed
-from infranet.i18n import register, t
+from infranet.i18n import t, weekday_name
 
 MAX_INPUT = 300
 MAX_SESSIONS = 60
 RECENT_PAST_DAYS = 31
 
-register({
-    "dateparse.empty": {
-        "pl": "Nie podano daty. Napisz np. 5.12.2026, 5 grudnia, jutro albo piątek.",
-        "en": "No date given. Write e.g. 5.12.2026, 5 Dec, tomorrow or Friday.",
-    },
-    "dateparse.too_long": {
-        "pl": "Za długi tekst ({length} znaków, najwyżej {limit}). Napisz np. 5.12.2026 10:00-14:00.",
-        "en": "Text too long ({length} characters, at most {limit}). Write e.g. 5.12.2026 10:00-14:00.",
-    },
-    "dateparse.unreadable_date": {
-        "pl": "Nie rozumiem daty „{value}”. Napisz np. 5.12.2026, 2026-12-05, 5 grudnia, jutro "
-              "albo piątek.",
-        "en": "I can't read the date “{value}”. Write e.g. 5.12.2026, 2026-12-05, 5 Dec, tomorrow "
-              "or Friday.",
-    },
-    "dateparse.no_such_day": {
-        "pl": "Nie ma takiego dnia: {value} — ten miesiąc ma {days} dni. Napisz np. {example}.",
-        "en": "There is no such day: {value} — that month has {days} days. Write e.g. {example}.",
-    },
-    "dateparse.bad_month": {
-        "pl": "Nie ma miesiąca {month} w „{value}” (miesiące to 1–12). Napisz np. 5.12.2026.",
-        "en": "There is no month {month} in “{value}” (months are 1–12). Write e.g. 5.12.2026.",
-    },
-    "dateparse.past": {
-        "pl": "Data {value} już minęła (dziś jest {today}). Podaj dzisiejszą lub późniejszą, "
-              "np. {example}.",
-        "en": "The date {value} has passed (today is {today}). Give today or a later day, "
-              "e.g. {example}.",
-    },
-    "dateparse.ambiguous": {
-        "pl": "„{value}” może znaczyć {options}. Napisz datę jednoznacznie, np. {example}.",
-        "en": "“{value}” could mean {options}. Write the date unambiguously, e.g. {example}.",
-    },
-    "dateparse.weekday_mismatch": {
-        "pl": "{value}: ten dzień to {actual}, nie {given}. Sprawdź datę.",
-        "en": "{value}: that day is a {actual}, not a {given}. Check the date.",
-    },
-    "dateparse.unreadable_time": {
-        "pl": "Nie rozumiem godzin „{value}”. Napisz np. 10:00-14:00, 10-14, od 10 do 14 "
-              "albo „cały dzień”.",
-        "en": "I can't read the hours “{value}”. Write e.g. 10:00-14:00, 10-14, from 10 to 14 "
-              "or “all day”.",
-    },
-    "dateparse.no_end_time": {
-        "pl": "Podaj też godzinę zakończenia, np. {start}-{end} (albo „cały dzień”).",
-        "en": "Give the end time too, e.g. {start}-{end} (or “all day”).",
-    },
-    "dateparse.bad_time": {
-        "pl": "Nie ma godziny {value} (godziny 0–23, minuty 0–59). Napisz np. 10:00-14:00.",
-        "en": "There is no time {value} (hours 0–23, minutes 0–59). Write e.g. 10:00-14:00.",
-    },
-    "dateparse.end_before_start": {
-        "pl": "Koniec ({end}) musi być po początku ({start}). Napisz np. 10:00-14:00.",
-        "en": "The end ({end}) must come after the start ({start}). Write e.g. 10:00-14:00.",
-    },
-    "dateparse.range_reversed": {
-        "pl": "Ostatni dzień ({end}) jest przed pierwszym ({start}). Napisz np. 5-7.12.2026.",
-        "en": "The last day ({end}) comes before the first ({start}). Write e.g. 5-7.12.2026.",
-    },
-    "dateparse.repeated_hour": {
-        "pl": "Uwaga: {date} zegary cofają się o godzinę, więc godzina {time} występuje tej nocy "
-              "dwa razy. Przyjąłem pierwszą z nich (jeszcze czas letni, UTC{offset}). "
-              "Wydarzenie trwa więc {duration}.",
-        "en": "Note: on {date} the clocks go back an hour, so {time} happens twice that night. "
-              "I took the first one (still summer time, UTC{offset}), so the event lasts {duration}.",
-    },
-    "dateparse.no_sessions": {
-        "pl": "Nie podano terminów. Napisz np. 5.12, 12.12, 19.12 10:00-14:00 albo 5-7.12.2026.",
-        "en": "No sessions given. Write e.g. 5.12, 12.12, 19.12 10:00-14:00 or 5-7.12.2026.",
-    },
-    "dateparse.too_many_sessions": {
-        "pl": "Za dużo terminów ({count}, najwyżej {limit}).",
-        "en": "Too many sessions ({count}, at most {limit}).",
-    },
-    "dateparse.sessions_overlap": {
-        "pl": "Terminy {first} i {second} nakładają się. Podaj każdy termin raz.",
-        "en": "The sessions {first} and {second} overlap. Give each session once.",
-    },
-})
 
 
 # --- vocabulary (folded: lower case, no diacritics) -----------------------------------
@@ -166,11 +87,6 @@ _NEXT_WORDS = ("przyszly", "przyszla", "przyszla", "przyszle", "nastepny", "nast
 _THIS_WORDS = ("ten", "ta", "to", "this", "najblizszy", "najblizsza", "najblizsze", "on", "w", "we")
 _ALL_DAY = {"caly dzien", "calodniowe", "calodniowy", "all day", "allday", "whole day",
             "full day", "calodzienne"}
-
-_WEEKDAY_NAMES = {
-    "pl": ["poniedziałek", "wtorek", "środa", "czwartek", "piątek", "sobota", "niedziela"],
-    "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
-}
 
 _EN_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
               "September", "October", "November", "December"]
@@ -363,10 +279,9 @@ def _parse_one(text: str, today: date, raw: str, lang: str, allow_past: bool) ->
         part = _Partial(int(found.group(1)), int(found.group(2)), _year(found.group(3)))
     day = _resolve(part, today, raw, allow_past=allow_past)
     if weekday is not None and day.weekday() != weekday:
-        lang_key = "en" if lang == "en" else "pl"
         raise ValidationFailed("dateparse.weekday_mismatch", value=_numeric(day),
-                               actual=_WEEKDAY_NAMES[lang_key][day.weekday()],
-                               given=_WEEKDAY_NAMES[lang_key][weekday])
+                               actual=weekday_name(day.weekday(), lang),
+                               given=weekday_name(weekday, lang))
     return day
 
 

@@ -15,14 +15,6 @@ from datetime import date, datetime, time, tzinfo
 from infranet.calendar.dateparse import parse_date
 from infranet.calendar.wallclock import to_utc
 from infranet.errors import ValidationFailed
-from infranet.i18n import register
-
-register({
-    "calendar.error.date": {
-        "pl": "{field}: nie rozumiem daty {value} — napisz np. 5.12.2026 albo 2026-12-05{hint}",
-        "en": "{field}: cannot read the date {value} — write e.g. 5.12.2026 or 2026-12-05{hint}",
-    },
-})
 
 _TIME = re.compile(r"^(\d{1,2})[:.](\d{2})$")
 

@@ -73,7 +73,7 @@ from infranet.calendar.summary import (
 )
 from infranet.context import AppContext
 from infranet.errors import NotFound, ValidationFailed
-from infranet.i18n import register, t
+from infranet.i18n import t
 from infranet.region import District as RegionDistrict
 from infranet.region import UnknownDistrict, fold
 from infranet.storage import audit
@@ -86,63 +86,6 @@ from infranet.validation import clean_text, clean_url, plain_text
 CATEGORIES = ("training", "conference", "meeting", "consultation", "fair", "other")
 AUDIENCES = ("ngo", "residents", "youth", "seniors", "local-government", "other")
 
-_CATEGORY_LABELS = {
-    "training": ("szkolenie", "training"),
-    "conference": ("konferencja", "conference"),
-    "meeting": ("spotkanie", "meeting"),
-    "consultation": ("konsultacje", "consultation"),
-    "fair": ("targi / festyn", "fair / festival"),
-    "other": ("inne", "other"),
-}
-_AUDIENCE_LABELS = {
-    "ngo": ("organizacje pozarządowe", "NGOs"),
-    "residents": ("mieszkańcy", "residents"),
-    "youth": ("młodzież", "youth"),
-    "seniors": ("seniorzy", "seniors"),
-    "local-government": ("samorząd", "local government"),
-    "other": ("inni", "others"),
-}
-register({f"calendar.category.{code}": {"pl": pl, "en": en}
-          for code, (pl, en) in _CATEGORY_LABELS.items()})
-register({f"calendar.audience.{code}": {"pl": pl, "en": en}
-          for code, (pl, en) in _AUDIENCE_LABELS.items()})
-register({
-    "calendar.error.rrule": {"pl": "powtarzanie (RRULE): {detail}", "en": "repetition (RRULE): {detail}"},
-    "calendar.error.district": {
-        "pl": "nieznany powiat/obszar {query}{hint}",
-        "en": "unknown district {query}{hint}",
-    },
-    "calendar.error.end_before_start": {
-        "pl": "koniec ({end}) jest przed początkiem ({start}) albo równy mu",
-        "en": "the end ({end}) is not after the start ({start})",
-    },
-    "calendar.error.too_far": {
-        "pl": "wydarzenie jest za daleko w przyszłości: kalendarz przyjmuje terminy do {limit}",
-        "en": "the event is too far ahead: the calendar accepts dates until {limit}",
-    },
-    "calendar.error.not_series": {
-        "pl": "to wydarzenie nie jest serią powtarzanych terminów",
-        "en": "this event is not a repeating series",
-    },
-    "calendar.error.occurrence_gone": {
-        "pl": "termin {when} nie należy już do tej serii (został zmieniony lub odwołany)",
-        "en": "the date {when} is no longer part of this series (it was changed or cancelled)",
-    },
-    "calendar.error.series_full": {
-        "pl": "w tej serii zmieniono już zbyt wiele pojedynczych terminów; zmień całą serię "
-              "albo dodaj nowe wydarzenie",
-        "en": "too many single dates of this series have been changed already; change the whole "
-              "series or add a new event",
-    },
-    "calendar.error.cancelled_event": {
-        "pl": "to wydarzenie jest odwołane i nie można go zmienić; dodaj nowe",
-        "en": "this event is cancelled and cannot be changed; add a new one",
-    },
-    "calendar.error.too_long_event": {
-        "pl": "wydarzenie trwa dłużej niż {days} dni; dodaj cykl jako wydarzenie powtarzane (RRULE)",
-        "en": "the event lasts more than {days} days; add a cycle as a repeating event (RRULE)",
-    },
-})
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 4000

@@ -58,7 +58,7 @@ from infranet.calendar.events import (
 )
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
-from infranet.i18n import DEFAULT_LANGUAGE, register, t
+from infranet.i18n import DEFAULT_LANGUAGE, t
 from infranet.region import District as RegionDistrict
 from infranet.storage.models import Event, EventStatus, Moderation, Organisation
 from infranet.storage.types import parse_timestamp, raw_timestamp
@@ -75,16 +75,6 @@ CRLF = b"\r\n"
 # has a few dozen districts); refused before any of them is looked up.
 MAX_FILTER_VALUES = 100
 
-register({
-    "calendar.error.too_many_values": {
-        "pl": "{field}: za dużo wartości ({count}); podaj najwyżej {limit}.",
-        "en": "{field}: too many values ({count}); give at most {limit}.",
-    },
-    # What a feed says in words: one feed serves every reader, in the service's language.
-    "calendar.feed.name": {"pl": "Kalendarz sieci – {region}", "en": "Network calendar – {region}"},
-    "calendar.feed.registration": {"pl": "Rejestracja / registration", "en": "Registration"},
-    "calendar.feed.organiser": {"pl": "Organizator", "en": "Organiser"},
-})
 
 
 @lru_cache(maxsize=64)

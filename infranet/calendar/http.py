@@ -49,7 +49,7 @@ from infranet.calendar.events import (
 from infranet.calendar.feed import FeedCache, FeedFilter, filter_values, parse_filter, stream_body
 from infranet.context import AppContext
 from infranet.errors import InfranetError, ValidationFailed
-from infranet.i18n import normalise_language, register, t
+from infranet.i18n import normalise_language, t
 from infranet.web.params import (
     check_length,
     parse_date_or_time,
@@ -65,34 +65,6 @@ MAX_API_ITEMS = 2000
 # Occurrences encoded per json.dumps call (well under a millisecond each).
 JSON_BATCH = 100
 
-register({
-    "calendar.error.cursor": {
-        "pl": "cursor: nieprawidłowy albo z innego zapytania; zacznij od pierwszej strony (bez cursor).",
-        "en": "cursor: invalid, or made for another query; start again from the first page "
-              "(without cursor).",
-    },
-    "calendar.error.limit": {
-        "pl": "limit: podaj liczbę od 1 do {limit}.",
-        "en": "limit: give a number from 1 to {limit}.",
-    },
-    "calendar.error.period_end": {
-        "pl": "end: musi być po start.",
-        "en": "end: must be after start.",
-    },
-    "calendar.error.period_long": {
-        "pl": "end: okres może mieć najwyżej {days} dni.",
-        "en": "end: the period is limited to {days} days.",
-    },
-    "calendar.error.start_end": {
-        "pl": "start/end: podaj oba, np. start=2026-12-05T10:00&end=2026-12-05T14:00 (albo dwie daty).",
-        "en": "start/end: both are required, e.g. start=2026-12-05T10:00&end=2026-12-05T14:00 "
-              "(or two dates).",
-    },
-    "calendar.error.date_kinds": {
-        "pl": "start/end: podaj dwie daty albo dwie daty z godziną.",
-        "en": "start/end: give two dates or two date-times.",
-    },
-})
 
 
 def _lang(request: Request, default: str) -> str:
@@ -422,60 +394,6 @@ def _not_modified(request: Request, etag: str, last_modified: datetime) -> bool:
 
 
 # The subscription page's words.
-register({
-    "calendar.page.title": {
-        "pl": 'Kalendarz sieci — subskrypcja',
-        "en": 'Network calendar — subscribe',
-    },
-    "calendar.page.intro": {
-        "pl": "Wybierz powiaty, kategorie i odbiorców (nic nie zaznaczone = wszystko) i subskrybuj "
-              "kalendarz w swoim programie. Wydarzenia całego regionu i podregionu pojawiają się "
-              "też w kalendarzach powiatów.",
-        "en": "Pick districts, categories and audiences (nothing ticked = everything) and subscribe "
-              "in your calendar program. Region-wide and subregion events also appear in the "
-              "districts' calendars.",
-    },
-    "calendar.page.areas": {
-        "pl": 'Obszar',
-        "en": 'Area',
-    },
-    "calendar.page.categories": {
-        "pl": 'Kategorie',
-        "en": 'Categories',
-    },
-    "calendar.page.audiences": {
-        "pl": 'Odbiorcy',
-        "en": 'Audiences',
-    },
-    "calendar.page.show": {
-        "pl": 'Pokaż adres kalendarza',
-        "en": 'Show the calendar address',
-    },
-    "calendar.page.feed": {
-        "pl": 'Adres kalendarza (ICS)',
-        "en": 'Calendar address (ICS)',
-    },
-    "calendar.page.webcal": {
-        "pl": 'Subskrybuj (webcal)',
-        "en": 'Subscribe (webcal)',
-    },
-    "calendar.page.google": {
-        "pl": 'Google Calendar: Inne kalendarze → + → Z adresu URL → wklej adres.',
-        "en": 'Google Calendar: Other calendars → + → From URL → paste the address.',
-    },
-    "calendar.page.outlook": {
-        "pl": 'Outlook: Dodaj kalendarz → Subskrybuj z sieci Web → wklej adres.',
-        "en": 'Outlook: Add calendar → Subscribe from web → paste the address.',
-    },
-    "calendar.page.thunderbird": {
-        "pl": 'Thunderbird: Nowy kalendarz → W sieci → wklej adres (format iCalendar).',
-        "en": 'Thunderbird: New calendar → On the network → paste the address (iCalendar).',
-    },
-    "calendar.page.other": {
-        "pl": 'English',
-        "en": 'Polski',
-    },
-})
 
 
 def render_page(ctx: AppContext, flt: FeedFilter, lang: str, error: str = "") -> str:

@@ -22,14 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from infranet.calendar.events import moderate_event
 from infranet.context import AppContext
 from infranet.errors import NotFound
-from infranet.i18n import register
 from infranet.storage import audit
 from infranet.storage.actors import Actor
 from infranet.storage.models import AuditLog, BotState, Event, EventStatus, Member, Moderation, Training
-
-register({
-    "moderation.already": {"pl": "To zostało już rozpatrzone.", "en": "This has already been decided."},
-})
 
 
 @dataclass

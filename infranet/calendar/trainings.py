@@ -38,7 +38,6 @@ from infranet.calendar import events as calendar
 from infranet.calendar.dateparse import Span, local_today
 from infranet.context import AppContext
 from infranet.errors import NotFound, ValidationFailed
-from infranet.i18n import register
 from infranet.region import District as RegionDistrict
 from infranet.storage import audit
 from infranet.storage.actors import Actor
@@ -61,52 +60,6 @@ PLACES_MAX = 10_000
 COST_MAX = Decimal("100000")
 MAX_SESSIONS = 60
 
-register({
-    "training.error.no_sessions": {
-        "pl": "Podaj co najmniej jeden termin szkolenia, np. 5.12, 12.12 10:00-14:00.",
-        "en": "Give at least one session date, e.g. 5.12, 12.12 10:00-14:00.",
-    },
-    "training.error.too_many_sessions": {
-        "pl": "Za dużo terminów ({count}, najwyżej {limit}).",
-        "en": "Too many sessions ({count}, at most {limit}).",
-    },
-    "training.error.session_past": {
-        "pl": "Termin {value} już minął. Podaj przyszłe terminy.",
-        "en": "The session on {value} is in the past. Give future dates.",
-    },
-    "training.error.deadline_past": {
-        "pl": "Termin zgłoszeń {value} już minął (dziś jest {today}). Podaj dzisiejszą lub późniejszą "
-              "datę.",
-        "en": "The application deadline {value} has passed (today is {today}). Give today or a later "
-              "day.",
-    },
-    "training.error.deadline_after_start": {
-        "pl": "Termin zgłoszeń ({value}) jest po pierwszym spotkaniu ({first}). Nabór musi się "
-              "skończyć najpóźniej w dniu rozpoczęcia.",
-        "en": "The application deadline ({value}) is after the first session ({first}). Recruitment "
-              "must end on the first day at the latest.",
-    },
-    "training.error.places": {
-        "pl": "Liczba miejsc: podaj liczbę od 1 do {limit} (albo pomiń).",
-        "en": "Places: give a number from 1 to {limit} (or skip).",
-    },
-    "training.error.cost": {
-        "pl": "Koszt „{value}”: podaj kwotę w zł, np. 150 albo 99,50, albo „bezpłatne”.",
-        "en": "Cost “{value}”: give an amount in PLN, e.g. 150 or 99.50, or “free”.",
-    },
-    "training.error.apply": {
-        "pl": "Jak się zgłosić: „{value}” nie jest adresem strony (https://…), e-mailem ani numerem "
-              "telefonu.",
-        "en": "How to apply: “{value}” is not a web address (https://…), an e-mail address or a phone "
-              "number.",
-    },
-    "training.error.not_open": {
-        "pl": "Ten nabór jest już zamknięty lub odwołany.",
-        "en": "This recruitment is already closed or cancelled.",
-    },
-    "field.target_group": {"pl": "Dla kogo", "en": "Target group"},
-    "field.apply": {"pl": "Jak się zgłosić", "en": "How to apply"},
-})
 
 
 @dataclass

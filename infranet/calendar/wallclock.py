@@ -22,16 +22,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, tzinfo
 
 from infranet.errors import ValidationFailed
-from infranet.i18n import register
-
-register({
-    "wallclock.dst_gap": {
-        "pl": "Godzina {time} nie istnieje {date} w strefie {zone}: tej nocy zegary przesuwa się "
-              "do przodu. Wybierz inną, np. {suggestion}.",
-        "en": "{time} does not exist on {date} in {zone}: the clocks go forward that night. "
-              "Choose another time, e.g. {suggestion}.",
-    },
-})
 
 
 def to_utc(day: date, clock: time, tz: tzinfo) -> datetime:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
 from infranet.errors import NotFound, PermissionDenied, ValidationFailed
-from infranet.i18n import LANGUAGES, register
+from infranet.i18n import LANGUAGES
 from infranet.network.members import get_member
 from infranet.network.orgs import OrgInput, add_organisation, get_organisation
 from infranet.storage import audit
@@ -39,44 +39,6 @@ from infranet.storage.models import (
     Role,
 )
 from infranet.validation import plain_text
-
-register({
-    "membership.already_member": {
-        "pl": "Już jesteś członkiem sieci ({org}).", "en": "You are already a member ({org})."},
-    "membership.blocked": {
-        "pl": "Twoje konto jest zablokowane; skontaktuj się z sekretariatem sieci.",
-        "en": "Your account is blocked; please contact the network's secretariat."},
-    "membership.org_not_active": {
-        "pl": "Organizacja „{org}” nie jest (jeszcze) członkiem sieci.",
-        "en": "The organisation \"{org}\" is not (yet) a member of the network."},
-    "membership.not_pending": {
-        "pl": "Ta prośba została już rozpatrzona.",
-        "en": "This request has already been decided."},
-    "membership.bad_reference": {
-        "pl": "„{value}”: podaj numer członka (#12), @nazwę lub tg:<id Telegrama>.",
-        "en": "\"{value}\": give a member number (#12), @username or tg:<Telegram id>."},
-    "membership.self": {"pl": "Nie możesz tego zrobić z własnym kontem.",
-                        "en": "You cannot do this to your own account."},
-    "membership.not_approved": {"pl": "{name} nie jest zatwierdzonym członkiem.",
-                                "en": "{name} is not an approved member."},
-    "membership.no_request": {"pl": "{name} nie ma prośby czekającej na decyzję.",
-                              "en": "{name} has no request waiting for a decision."},
-    "membership.admin_protected": {
-        "pl": "{name} jest administratorem sieci. Zablokować lub odebrać prawa administratora "
-              "może tylko właściciel (osoba z listy [telegram] admin_ids w konfiguracji).",
-        "en": "{name} is one of the network's admins. Only an owner (someone listed in "
-              "[telegram] admin_ids in the configuration) can block or demote an admin."},
-    "membership.owner_protected": {
-        "pl": "{name} jest właścicielem sieci (lista [telegram] admin_ids w konfiguracji); "
-              "aby to zmienić, usuń ten numer z konfiguracji.",
-        "en": "{name} is an owner of the network ([telegram] admin_ids in the configuration); "
-              "to change that, remove the id from the configuration."},
-    "membership.not_blocked": {"pl": "{name} nie jest zablokowany.",
-                               "en": "{name} is not blocked."},
-    "membership.not_admin": {"pl": "{name} nie jest administratorem.",
-                             "en": "{name} is not an admin."},
-    "membership.cli_name": {"pl": "operator (wiersz poleceń)", "en": "the operator (command line)"},
-})
 
 
 @dataclass

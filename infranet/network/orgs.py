@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
 from infranet.errors import NotFound, ValidationFailed
-from infranet.i18n import register
 from infranet.region import fold
 from infranet.storage import audit
 from infranet.storage.actors import Actor
@@ -31,11 +30,6 @@ SHORT_NAME_MAX = 60
 WEBSITE_MAX = 300
 DESCRIPTION_MAX = 4000
 
-register({
-    "field.name": {"pl": "Nazwa", "en": "Name"},
-    "field.short_name": {"pl": "Skrót nazwy", "en": "Short name"},
-    "field.website": {"pl": "Strona internetowa", "en": "Website"},
-})
 
 
 @dataclass

@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
 from infranet.errors import NotFound, PermissionDenied, ValidationFailed
-from infranet.i18n import register
 from infranet.region import fold
 from infranet.storage import audit
 from infranet.storage.actors import Actor
@@ -38,37 +37,6 @@ CLIENT_KINDS = ("ngo", "group", "person")
 NAME_MAX, CONTACT_MAX, NEED_MAX = 200, 300, 2000
 NIP_WEIGHTS = (6, 5, 7, 2, 3, 4, 5, 6, 7)
 
-register({
-    "referrals.bad_krs": {
-        "pl": "KRS „{value}” jest niepoprawny: numer KRS ma dokładnie 10 cyfr (np. 0000123456).",
-        "en": "KRS \"{value}\" is invalid: a KRS number has exactly 10 digits (e.g. 0000123456)."},
-    "referrals.nip_digits": {"pl": "NIP „{value}” jest niepoprawny: NIP ma 10 cyfr.",
-                             "en": "NIP \"{value}\" is invalid: a NIP has 10 digits."},
-    "referrals.nip_checksum": {
-        "pl": "NIP „{value}” jest niepoprawny: cyfra kontrolna się nie zgadza (literówka?).",
-        "en": "NIP \"{value}\" is invalid: the check digit does not match (a typo?)."},
-    "referrals.no_consent": {
-        "pl": "Bez zgody klienta na przekazanie danych nie można go skierować.",
-        "en": "A client cannot be referred without their consent to share these details."},
-    "referrals.same_org": {"pl": "Nie można skierować klienta do własnej organizacji.",
-                           "en": "You cannot refer a client to your own organisation."},
-    "referrals.target_inactive": {"pl": "Organizacja „{org}” nie jest aktywnym członkiem sieci.",
-                                  "en": "\"{org}\" is not an active member organisation."},
-    "referrals.no_org": {"pl": "Twoje konto nie jest przypisane do organizacji.",
-                         "en": "Your account is not linked to an organisation."},
-    "referrals.not_yours": {
-        "pl": "To skierowanie może rozpatrzyć tylko organizacja, do której je wysłano.",
-        "en": "Only the organisation it was sent to can decide on this referral."},
-    "referrals.not_pending": {"pl": "To skierowanie zostało już rozpatrzone.",
-                              "en": "This referral has already been decided."},
-    "referrals.decided_by": {"pl": "To skierowanie zostało już rozpatrzone przez: {name}.",
-                             "en": "This referral has already been decided by {name}."},
-    "referrals.not_open": {"pl": "To skierowanie nie jest już w toku.",
-                           "en": "This referral is no longer in progress."},
-    "field.client_name": {"pl": "Nazwa klienta", "en": "Client's name"},
-    "field.client_contact": {"pl": "Kontakt do klienta", "en": "Client's contact"},
-    "field.need": {"pl": "Potrzeba", "en": "Need"},
-})
 
 
 def normalise_krs(value: str) -> str:

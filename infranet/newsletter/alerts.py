@@ -35,7 +35,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
-from infranet.i18n import register as register_texts
 from infranet.storage.models import BotState
 
 log = logging.getLogger(__name__)
@@ -47,21 +46,9 @@ RESEND_UNKNOWN = "resend_unknown"
 RESUME = "resume"
 ACTION_PREFIX = "newsletter:action:"
 OUTAGE_KEY = "newsletter:smtp-outage"
+# The same for the bounce mailbox (`bounces.BouncePoller`).
+MAILBOX_OUTAGE_KEY = "newsletter:mailbox-outage"
 
-register_texts({
-    "newsletter.alert_smtp_back": {
-        "pl": "Newsletter: serwer SMTP znów przyjmuje połączenia; czekające wiadomości są "
-              "wysyłane.",
-        "en": "Newsletter: the SMTP server accepts connections again; the waiting messages are "
-              "being sent."},
-    "newsletter.alert_paused": {
-        "pl": "Newsletter: wysyłkę wydania #{issue} wstrzymano: serwer odrzucił {refused} z "
-              "pierwszych {sample} wiadomości (np. polityka, DMARC, spam). Sprawdź konfigurację "
-              "nadawcy, potem wznów: infranet newsletter resume {issue} albo przycisk poniżej.",
-        "en": "Newsletter: sending of issue #{issue} is paused: the server refused {refused} "
-              "of its first {sample} messages (e.g. policy, DMARC, spam). Check the sender's "
-              "setup, then resume: infranet newsletter resume {issue} or the button below."},
-})
 
 
 @dataclass(frozen=True)
@@ -135,25 +122,26 @@ async def peek_action(session: AsyncSession, key: str) -> dict[str, Any] | None:
 # --- one alert per outage, across instances ------------------------------------------------
 
 
-async def outage_changed(ctx: AppContext, down: bool) -> bool:
-    """Record that the SMTP server is down (or back); True when this call changed the
-    shared state, i.e. when this process is the one to tell the admins."""
+async def outage_changed(ctx: AppContext, down: bool, *, key: str = OUTAGE_KEY) -> bool:
+    """Record that the SMTP server (or, by `key`, the bounce mailbox) is down or back; True
+    when this call changed the shared state, i.e. when this process is the one to tell the
+    admins."""
     async with ctx.db.transaction() as session:
         stamp = ctx.now().isoformat()
         if down:
             try:
                 async with session.begin_nested():
-                    session.add(BotState(key=OUTAGE_KEY, data={"down": True, "since": stamp}))
+                    session.add(BotState(key=key, data={"down": True, "since": stamp}))
                     await session.flush()
                 return True
             except IntegrityError:
                 pass
         # A JSON document is compared as text on both engines only through a dedicated
         # column, so the row is locked and compared in Python instead.
-        row = await session.scalar(select(BotState).where(BotState.key == OUTAGE_KEY)
+        row = await session.scalar(select(BotState).where(BotState.key == key)
                                    .with_for_update().execution_options(populate_existing=True))
         if row is None or bool(row.data.get("down")) == down:
             return False
-        await session.execute(update(BotState).where(BotState.key == OUTAGE_KEY)
+        await session.execute(update(BotState).where(BotState.key == key)
                               .values(data={"down": down, "since": stamp}))
         return True

@@ -11,7 +11,7 @@ from urllib.parse import quote, urlsplit
 from sqlalchemy import select
 
 from infranet.context import AppContext
-from infranet.i18n import register, t
+from infranet.i18n import t
 from infranet.newsletter import content as content_mod
 from infranet.newsletter import tokens, verp
 from infranet.newsletter.mime import (
@@ -24,24 +24,6 @@ from infranet.newsletter.mime import (
 )
 from infranet.newsletter.render import Renderer
 from infranet.storage.models import NewsletterIssue
-
-register({
-    "newsletter.again_subject": {"pl": "Twoja subskrypcja: {title}",
-                                 "en": "Your subscription: {title}"},
-    "newsletter.again_body": {
-        "pl": "Ktoś (zapewne Ty) wpisał ten adres w formularzu zapisu na „{title}”. Ten adres "
-              "już otrzymuje newsletter, więc nic się nie zmieniło.\n\n"
-              "Zmień język, powiaty lub kategorie: {preferences}\n\n"
-              "Wypisz się: {unsubscribe}\n\n"
-              "Prywatność: {privacy}\n\n"
-              "Jeśli to nie Ty, zignoruj tę wiadomość.\n",
-        "en": "Someone (probably you) entered this address in the sign-up form of “{title}”. "
-              "This address already receives the newsletter, so nothing changed.\n\n"
-              "Change your language, districts or categories: {preferences}\n\n"
-              "Unsubscribe: {unsubscribe}\n\n"
-              "Privacy: {privacy}\n\n"
-              "If this was not you, ignore this message.\n"},
-})
 
 # Prepared parts kept per (issue, language, selection): ~20 KB each, about a thousand for a
 # typical issue of 10,000 readers.

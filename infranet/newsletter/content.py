@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
-from infranet.i18n import format_amount, format_date, format_span, register, t
+from infranet.i18n import format_amount, format_date, format_span, t
 from infranet.region import District, Region
 from infranet.storage.models import (
     Moderation,
@@ -93,9 +93,6 @@ async def pending_notes(session: AsyncSession) -> list[NewsletterNote]:
         .order_by(NewsletterNote.created_at, NewsletterNote.id))).all())
 
 
-register({"newsletter.default_title": {
-    "pl": "Newsletter sieci organizacji infrastrukturalnych",
-    "en": "Newsletter of the network of infrastructure organisations"}})
 
 
 def newsletter_title(ctx: AppContext, lang: str) -> str:

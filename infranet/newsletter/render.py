@@ -31,19 +31,13 @@ from jinja2 import (
 )
 
 from infranet.context import AppContext
-from infranet.i18n import register, t
+from infranet.i18n import t
 from infranet.newsletter import content as content_mod
 
 # Room kept for the layout around the items (header, note, feeds, footer, inlined CSS)
 # when deciding whether a reader's events fit under checks.HTML_LIMIT.
 LAYOUT_ALLOWANCE = 24 * 1024
 
-register({
-    "newsletter.more_events_heading": {
-        "pl": "Więcej wydarzeń w kalendarzu (ten e-mail byłby za długi):",
-        "en": "More events in the calendar (this e-mail would be too long):"},
-    "newsletter.more_events": {"pl": "{area}: jeszcze {count}", "en": "{area}: {count} more"},
-})
 
 PLACEHOLDERS = {"unsubscribe": "@@INFRANET_UNSUBSCRIBE@@", "preferences": "@@INFRANET_PREFERENCES@@",
                 "email": "@@INFRANET_EMAIL@@"}
@@ -51,44 +45,6 @@ PLACEHOLDERS = {"unsubscribe": "@@INFRANET_UNSUBSCRIBE@@", "preferences": "@@INF
 
 PRIVACY_PARTS = ("controller", "contact", "purpose", "legal_basis", "retention", "rights")
 
-register({
-    "newsletter.privacy_title": {"pl": "Informacja o przetwarzaniu danych",
-                                 "en": "How we process your data"},
-    "newsletter.privacy_link": {"pl": "Prywatność", "en": "Privacy"},
-    "newsletter.privacy.controller_label": {"pl": "Administrator", "en": "Controller"},
-    "newsletter.privacy.contact_label": {"pl": "Kontakt", "en": "Contact"},
-    "newsletter.privacy.purpose_label": {"pl": "Cel", "en": "Purpose"},
-    "newsletter.privacy.legal_basis_label": {"pl": "Podstawa prawna", "en": "Legal basis"},
-    "newsletter.privacy.retention_label": {"pl": "Jak długo", "en": "Retention"},
-    "newsletter.privacy.rights_label": {"pl": "Twoje prawa", "en": "Your rights"},
-    "newsletter.privacy.controller": {
-        "pl": "wydawca newslettera „{title}” (sekretariat sieci, {region})",
-        "en": "the publisher of “{title}” (the network's secretariat, {region})"},
-    "newsletter.privacy.contact": {"pl": "{contact}", "en": "{contact}"},
-    "newsletter.privacy.purpose": {
-        "pl": "wysyłanie newslettera z wybranymi przez Ciebie wydarzeniami, szkoleniami i "
-              "wiadomościami sieci; przetwarzamy tylko adres e-mail, język, powiaty i kategorie",
-        "en": "sending you the newsletter with the events, trainings and network news you "
-              "chose; we process only your e-mail address, language, districts and categories"},
-    "newsletter.privacy.legal_basis": {
-        "pl": "Twoja zgoda (art. 6 ust. 1 lit. a RODO), którą możesz cofnąć w każdej chwili "
-              "linkiem „Wypisz się” w każdej wiadomości",
-        "en": "your consent (GDPR art. 6(1)(a)), which you may withdraw at any time with the "
-              "“Unsubscribe” link in every message"},
-    "newsletter.privacy.retention": {
-        "pl": "do wypisania się; niepotwierdzony zapis usuwamy po {days} dniach; po wypisaniu "
-              "zostaje data wypisu, po usunięciu danych tylko skrót adresu, który nie pozwala "
-              "zapisać Cię ponownie bez Twojej zgody",
-        "en": "until you unsubscribe; an unconfirmed sign-up is deleted after {days} days; after "
-              "unsubscribing the date remains, after erasure only a hash of the address, which "
-              "keeps anyone from subscribing you again without your consent"},
-    "newsletter.privacy.rights": {
-        "pl": "dostęp do danych, ich sprostowanie, usunięcie, ograniczenie przetwarzania, "
-              "przeniesienie, cofnięcie zgody w każdej chwili oraz skarga do Prezesa UODO",
-        "en": "access, rectification, erasure, restriction of processing, portability, "
-              "withdrawing consent at any time, and a complaint to the President of UODO "
-              "(the Polish data protection authority)"},
-})
 
 
 def privacy_notice(ctx: AppContext, lang: str) -> list[tuple[str, str]]:

@@ -34,7 +34,7 @@ from starlette.routing import Route
 
 from infranet.context import AppContext
 from infranet.errors import InfranetError, ValidationFailed
-from infranet.i18n import LANGUAGES, format_date, register, t
+from infranet.i18n import LANGUAGES, format_date, t
 from infranet.newsletter import content as content_mod
 from infranet.newsletter import limits
 from infranet.newsletter import subscribers as subs
@@ -49,17 +49,6 @@ log = logging.getLogger(__name__)
 # A token is about 43 characters; anything much longer is not one.
 MAX_TOKEN_CHARS = 200
 
-register({
-    "newsletter.test_copy_title": {"pl": "Kopia testowa", "en": "Test copy"},
-    "newsletter.test_copy": {
-        "pl": "To jest kopia testowa newslettera: jej linki niczego nie zmieniają. Żaden zapis "
-              "ani wypis nie został wykonany.",
-        "en": "This is a test copy of the newsletter: its links change nothing. "
-              "No subscription was changed."},
-    "newsletter.confirm_question": {
-        "pl": "Potwierdź zapis adresu {email} do newslettera „{title}”.",
-        "en": "Confirm the subscription of {email} to “{title}”."},
-})
 
 
 def _lang(request: Request, ctx: AppContext, fallback: str | None = None) -> str:

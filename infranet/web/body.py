@@ -29,7 +29,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from infranet.i18n import register, t
+from infranet.i18n import t
 from infranet.web.params import preferred_language
 
 # Web forms are a few hundred bytes; 64 KiB leaves room for any honest one.
@@ -41,12 +41,6 @@ WEBHOOK_MAX_BYTES = 1024 * 1024
 DRAIN_BYTES = 1024 * 1024
 DRAIN_SECONDS = 2.0
 
-register({
-    "web.error.body_too_large": {
-        "pl": "Przesłane dane są za duże (najwyżej {limit}). Skróć je i spróbuj ponownie.",
-        "en": "The data sent is too large (at most {limit}). Shorten it and try again.",
-    },
-})
 
 
 class BodyTooLarge(Exception):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, tzinfo
 
 from infranet.errors import ValidationFailed
-from infranet.i18n import DEFAULT_LANGUAGE, LANGUAGES, register
+from infranet.i18n import DEFAULT_LANGUAGE, LANGUAGES
 
 # The largest id a primary-key column holds on both engines: the models' ids are plain
 # `Integer`, which is signed 32-bit on PostgreSQL (asyncpg refuses a larger parameter, a
@@ -25,24 +25,6 @@ MAX_YEAR = 2200
 # A parameter longer than this is not a value of any kind we accept.
 MAX_PARAM_CHARS = 200
 
-register({
-    "web.error.id": {
-        "pl": "{field}: {value} to nie jest numer; podaj liczbę całkowitą, np. 3.",
-        "en": "{field}: {value} is not a number; give a whole number, e.g. 3.",
-    },
-    "web.error.date": {
-        "pl": "{field}: {value} to nie jest data; napisz 2026-12-05 albo 2026-12-05T10:00.",
-        "en": "{field}: {value} is not a date; write 2026-12-05 or 2026-12-05T10:00.",
-    },
-    "web.error.year": {
-        "pl": "{field}: rok {year} jest poza zakresem {low}–{high}.",
-        "en": "{field}: the year {year} is outside {low}–{high}.",
-    },
-    "web.error.too_long": {
-        "pl": "{field}: wartość jest za długa (najwyżej {limit} znaków).",
-        "en": "{field}: the value is too long (at most {limit} characters).",
-    },
-})
 
 
 def _shown(text: str) -> str:

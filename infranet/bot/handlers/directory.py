@@ -12,7 +12,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from infranet.bot.common import Command, Html, Turn, esc, handler, int_part, tr
 from infranet.context import AppContext
-from infranet.i18n import LANGUAGES, register, t
+from infranet.i18n import LANGUAGES, t
 from infranet.network.membership import organisation_members
 from infranet.network.orgs import ORG_TYPES, SERVICES, search_organisations
 from infranet.region import fold
@@ -25,36 +25,6 @@ MAX_RESULTS = 200
 # Service codes (storage.orgs.SERVICES) and organisation type codes (ORG_TYPES) as people
 # call them, for display and search. Acronyms that are names in Polish (LGD, COP, OWES...)
 # keep them and say what they stand for.
-register({
-    "org.service.information": {"pl": "informacja", "en": "information"},
-    "org.service.legal-advice": {"pl": "doradztwo prawne", "en": "legal advice"},
-    "org.service.financial-advice": {"pl": "doradztwo finansowe", "en": "financial advice"},
-    "org.service.accounting": {"pl": "księgowość", "en": "accounting"},
-    "org.service.fundraising": {"pl": "fundraising", "en": "fundraising"},
-    "org.service.animation": {"pl": "animacja", "en": "community animation"},
-    "org.service.training": {"pl": "szkolenia", "en": "training"},
-    "org.service.technical": {"pl": "wsparcie techniczne", "en": "technical support"},
-    "org.service.grants": {"pl": "granty", "en": "grants"},
-    "org.service.loans": {"pl": "pożyczki", "en": "loans"},
-    "org.service.advocacy": {"pl": "rzecznictwo", "en": "advocacy"},
-    "org.service.volunteering": {"pl": "wolontariat", "en": "volunteering"},
-    "org.service.social-economy": {"pl": "ekonomia społeczna", "en": "social economy"},
-    "org.service.eu-funds": {"pl": "fundusze UE", "en": "EU funds"},
-    "org.type.LGD": {"pl": "LGD (lokalna grupa działania)", "en": "LGD (local action group)"},
-    "org.type.LGR": {"pl": "LGR (lokalna grupa rybacka)", "en": "LGR (fisheries local action group)"},
-    "org.type.COP": {"pl": "COP (centrum organizacji pozarządowych)", "en": "COP (NGO centre)"},
-    "org.type.OWES": {"pl": "OWES (ośrodek wsparcia ekonomii społecznej)",
-                      "en": "OWES (social economy support centre)"},
-    "org.type.ROEFS": {"pl": "ROEFS (regionalny ośrodek EFS)", "en": "ROEFS (regional ESF centre)"},
-    "org.type.local-fund": {"pl": "fundusz lokalny", "en": "local fund"},
-    "org.type.federation": {"pl": "federacja organizacji", "en": "federation of NGOs"},
-    "org.type.disability": {"pl": "organizacja osób z niepełnosprawnościami",
-                            "en": "disability organisation"},
-    "org.type.youth-network": {"pl": "sieć organizacji młodzieżowych", "en": "youth network"},
-    "org.type.volunteer-centre": {"pl": "centrum wolontariatu", "en": "volunteer centre"},
-    "org.type.development-network": {"pl": "sieć rozwoju lokalnego", "en": "local development network"},
-    "org.type.other": {"pl": "inna", "en": "other"},
-})
 
 # Other words that mean a service (folded stems).
 _SERVICE_WORDS = {"szkolen": "training", "prawn": "legal-advice", "ksiegow": "accounting",
@@ -62,20 +32,6 @@ _SERVICE_WORDS = {"szkolen": "training", "prawn": "legal-advice", "ksiegow": "ac
                   "unijn": "eu-funds", "ekonomi": "social-economy", "animac": "animation",
                   "rzecznict": "advocacy", "informac": "information", "finans": "financial-advice"}
 
-register({
-    "bot.cmd.orgs": {"pl": "katalog organizacji: /orgs [nazwa, usługa lub powiat]",
-                     "en": "directory: /orgs [name, service or district]"},
-    "bot.orgs.title": {"pl": "<b>Organizacje sieci</b> ({count}) {query}",
-                       "en": "<b>Network organisations</b> ({count}) {query}"},
-    "bot.orgs.none": {"pl": "Nie znalazłem organizacji dla „{query}”. Spróbuj nazwy, usługi "
-                            "(np. szkolenia) albo powiatu.",
-                      "en": "No organisation found for \"{query}\". Try a name, a service "
-                            "(e.g. training) or a district."},
-    "bot.orgs.services": {"pl": "Usługi", "en": "Services"},
-    "bot.orgs.area": {"pl": "Obszar", "en": "Area"},
-    "bot.orgs.people": {"pl": "Osoby kontaktowe", "en": "Contact persons"},
-    "bot.orgs.page": {"pl": "Strona {page} z {pages}", "en": "Page {page} of {pages}"},
-})
 
 
 def service_label(code: str, lang: str) -> str:

@@ -57,7 +57,7 @@ from infranet.calendar.dateparse import (
 from infranet.calendar.wallclock import local_midnight
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
-from infranet.i18n import format_date, format_span, register, t
+from infranet.i18n import format_date, format_span, t
 from infranet.region import AmbiguousDistrict, District, UnknownDistrict
 from infranet.storage.models import Event, EventStatus, Moderation
 from infranet.validation import URL_MAX, clean_text, clean_url
@@ -80,180 +80,6 @@ PERIODS = {"week": 7, "month": 31, "tydzien": 7, "tydzień": 7, "miesiac": 31, "
                "event.audience", "event.place", "event.link", "event.description", "event.summary",
                "event.conflict", "event.edit_pick")
 
-register({
-    "bot.cmd.event": {"pl": "dodaj wydarzenie do kalendarza", "en": "add an event to the calendar"},
-    "bot.cmd.check": {"pl": "czy termin jest wolny: /check 5.12 [10-14] [powiat]",
-                      "en": "is a date free: /check 5.12 [10-14] [district]"},
-    "bot.cmd.events": {"pl": "najbliższe wydarzenia: /events [powiat] [week|month]",
-                       "en": "upcoming events: /events [district] [week|month]"},
-    "bot.cmd.my": {"pl": "wydarzenia mojej organizacji", "en": "my organisation's events"},
-    "bot.events.ask_title": {
-        "pl": "Nowe wydarzenie. Jak się nazywa? (najwyżej {limit} znaków, /cancel przerywa)",
-        "en": "New event. What is it called? (at most {limit} characters, /cancel stops)",
-    },
-    "bot.events.ask_date": {
-        "pl": "Kiedy? Napisz datę, np. <i>5.12.2026</i>, <i>5 grudnia</i>, <i>jutro</i>, <i>piątek</i>, "
-              "zakres dni <i>5-7.12</i>, albo od razu z godzinami: <i>5.12 10:00-14:00</i>.",
-        "en": "When? Write a date, e.g. <i>5.12.2026</i>, <i>5 Dec</i>, <i>tomorrow</i>, <i>Friday</i>, "
-              "a range <i>5-7.12</i>, or with hours: <i>5.12 10:00-14:00</i>.",
-    },
-    "bot.events.ask_hours": {
-        "pl": "{when}. W jakich godzinach? Np. <i>10:00-14:00</i>, <i>10-14</i>, <i>od 10 do 14</i> "
-              "albo przycisk „Cały dzień”.",
-        "en": "{when}. What time? E.g. <i>10:00-14:00</i>, <i>10-14</i>, <i>from 10 to 14</i> "
-              "or the “All day” button.",
-    },
-    "bot.events.all_day": {"pl": "Cały dzień", "en": "All day"},
-    "bot.events.ask_district": {
-        "pl": "Gdzie? Wybierz podregion, potem powiat (albo napisz nazwę powiatu).",
-        "en": "Where? Choose a subregion, then a district (or type the district's name).",
-    },
-    "bot.events.ask_powiat": {"pl": "{subregion}: wybierz powiat.", "en": "{subregion}: choose a district."},
-    "bot.events.whole_region": {"pl": "Całe województwo", "en": "Whole region"},
-    "bot.events.whole_subregion": {"pl": "Cały {name}", "en": "Whole {name}"},
-    "bot.events.ask_category": {"pl": "Rodzaj wydarzenia?", "en": "What kind of event?"},
-    "bot.events.ask_audience": {
-        "pl": "Dla kogo? Zaznacz jedną lub więcej grup i naciśnij „Dalej”. Bez zaznaczenia: dla wszystkich.",
-        "en": "For whom? Tick one or more groups and press “Next”. None ticked: for everyone.",
-    },
-    "bot.events.ask_place": {"pl": "Miejsce (adres, sala)? Możesz pominąć.",
-                             "en": "Place (address, room)? You may skip."},
-    "bot.events.ask_link": {"pl": "Link do strony lub zapisów (https://…)? Możesz pominąć.",
-                            "en": "Link to a page or registration (https://…)? You may skip."},
-    "bot.events.ask_description": {"pl": "Krótki opis (do {limit} znaków)? Możesz pominąć.",
-                                   "en": "A short description (up to {limit} characters)? You may skip."},
-    "bot.events.bad_link": {"pl": "Link musi zaczynać się od https:// lub http://, np. https://example.org.",
-                            "en": "The link must start with https:// or http://, e.g. https://example.org."},
-    "bot.events.summary": {
-        "pl": "<b>Sprawdź wydarzenie</b>\n\n{body}\n\nZapisać?",
-        "en": "<b>Check the event</b>\n\n{body}\n\nSave it?",
-    },
-    "bot.events.edit": {"pl": "Zmień", "en": "Edit"},
-    "bot.events.edit_what": {"pl": "Co zmienić?", "en": "What should change?"},
-    "bot.events.f.title": {"pl": "Tytuł", "en": "Title"},
-    "bot.events.f.date": {"pl": "Termin", "en": "Date"},
-    "bot.events.f.district": {"pl": "Powiat", "en": "District"},
-    "bot.events.f.category": {"pl": "Rodzaj", "en": "Kind"},
-    "bot.events.f.audience": {"pl": "Dla kogo", "en": "Audience"},
-    "bot.events.f.place": {"pl": "Miejsce", "en": "Place"},
-    "bot.events.f.link": {"pl": "Link", "en": "Link"},
-    "bot.events.f.description": {"pl": "Opis", "en": "Description"},
-    "bot.events.everyone": {"pl": "wszyscy", "en": "everyone"},
-    "bot.events.conflicts": {
-        "pl": "<b>Uwaga: w tym terminie dzieje się coś jeszcze</b>\n\n{items}\n\n"
-              "Możesz zostawić swój termin (organizatorzy dostaną informację), wybrać wolny termin "
-              "albo anulować.",
-        "en": "<b>Heads up: something else happens at that time</b>\n\n{items}\n\n"
-              "You can keep your date (the organisers will be told), pick a free date or cancel.",
-    },
-    "bot.events.conflict_item": {
-        "pl": "{mark} <b>{title}</b> — {org}\n  {when}, {district}{place}\n  kontakt: {contact}",
-        "en": "{mark} <b>{title}</b> — {org}\n  {when}, {district}{place}\n  contact: {contact}",
-    },
-    "bot.events.duplicate_item": {
-        "pl": "• Możliwy duplikat: <b>{title}</b> — {org}, {when}",
-        "en": "• Possible duplicate: <b>{title}</b> — {org}, {when}",
-    },
-    "bot.events.high_note": {
-        "pl": "‼️ — ten sam powiat i ta sama grupa odbiorców lub rodzaj wydarzenia.",
-        "en": "‼️ — the same district and the same audience or kind of event.",
-    },
-    "bot.events.more": {"pl": "…i jeszcze {count}.", "en": "…and {count} more."},
-    "bot.events.no_suggestions": {"pl": "Nie znalazłem wolnego terminu w pobliżu.",
-                                  "en": "I found no free date nearby."},
-    "bot.events.keep": {"pl": "Zostaw mój termin", "en": "Keep my date"},
-    "bot.events.saved": {
-        "pl": "Zapisane w kalendarzu: <b>{title}</b>, {when}.",
-        "en": "Saved in the calendar: <b>{title}</b>, {when}.",
-    },
-    "bot.events.updated": {"pl": "Zmienione: <b>{title}</b>, {when}.",
-                           "en": "Updated: <b>{title}</b>, {when}."},
-    "bot.events.pending": {
-        "pl": "Wydarzenie czeka na zatwierdzenie przez administratora sieci. Dam znać.",
-        "en": "The event is waiting for a network admin's approval. I will let you know.",
-    },
-    "bot.events.told_organisers": {"pl": "Powiadomiłem organizatorów: {orgs}.",
-                                   "en": "I told the organisers: {orgs}."},
-    "bot.events.told_by_email": {"pl": "{org} (e-mailem na {email})", "en": "{org} (by e-mail to {email})"},
-    "bot.events.not_told": {
-        "pl": "Nie udało się powiadomić: {org} (nikt z nich nie korzysta z bota, a e-mail nie "
-              "dotarł lub go nie mamy). Skontaktuj się z nimi: {contact}.",
-        "en": "Could not tell {org} (nobody from it uses the bot, and an e-mail did not go through "
-              "or we have no address). Contact them: {contact}."},
-    "bot.events.conflict_subject": {"pl": "Ten sam termin: {title}", "en": "Same date: {title}"},
-    "bot.events.conflict_email": {
-        "pl": "Dzień dobry,\n\n{org} planuje „{title}” — {when}, {district}. To koliduje z Waszym "
-              "„{theirs}”.\n\nKontakt do {org}: {contact}.\n\nTę wiadomość wysłał bot sieci, bo "
-              "nikt z Waszej organizacji nie korzysta z niego.",
-        "en": "Hello,\n\n{org} plans “{title}” — {when}, {district}. It clashes with your "
-              "“{theirs}”.\n\nContact {org}: {contact}.\n\nThe network's bot sent this "
-              "message because nobody from your organisation uses it."},
-    "bot.events.conflict_notice": {
-        "pl": "<b>Ten sam termin</b>: {org} planuje „{title}” — {when}, {district}. "
-              "To koliduje z Waszym „{theirs}”. Kontakt: {contact}.",
-        "en": "<b>Same date</b>: {org} plans “{title}” — {when}, {district}. "
-              "It clashes with your “{theirs}”. Contact: {contact}.",
-    },
-    "bot.events.check_free": {
-        "pl": "{when}{area}: wolne — nic nie zaplanowano.",
-        "en": "{when}{area}: free — nothing is planned.",
-    },
-    "bot.events.check_busy": {
-        "pl": "{when}{area}: zaplanowane wydarzenia ({count}):\n\n{items}",
-        "en": "{when}{area}: events planned ({count}):\n\n{items}",
-    },
-    "bot.events.check_usage": {
-        "pl": "Napisz datę, a jeśli chcesz, godziny i powiat, np. /check 5.12.2026, "
-              "/check piątek olsztyński albo /check 5.12 10-14 olsztyński.",
-        "en": "Give a date, and if you like hours and a district, e.g. /check 5.12.2026, "
-              "/check friday olsztyński or /check 5.12 10-14 olsztyński.",
-    },
-    "bot.events.list_title": {"pl": "<b>Wydarzenia{area}: {period}</b>",
-                              "en": "<b>Events{area}: {period}</b>"},
-    "bot.events.list_empty": {"pl": "Brak wydarzeń{area}: {period}.", "en": "No events{area}: {period}."},
-    "bot.events.page": {"pl": "Strona {page} z {pages}", "en": "Page {page} of {pages}"},
-    "bot.events.period.week": {"pl": "najbliższy tydzień", "en": "the next week"},
-    "bot.events.period.month": {"pl": "najbliższy miesiąc", "en": "the next month"},
-    "bot.events.in_area": {"pl": " — {name}", "en": " — {name}"},
-    "bot.events.my_title": {"pl": "<b>Wydarzenia: {org}</b>", "en": "<b>Events: {org}</b>"},
-    "bot.events.my_empty": {"pl": "Twoja organizacja nie ma zaplanowanych wydarzeń. Dodaj: /event.",
-                            "en": "Your organisation has no upcoming events. Add one: /event."},
-    "bot.events.my_page": {"pl": "Strona {page} z {pages} ({count})",
-                           "en": "Page {page} of {pages} ({count})"},
-    "bot.events.series_size": {"pl": "Seria: {count}.", "en": "Series: {count}."},
-    "bot.events.override_note": {"pl": "(zmieniony termin serii)", "en": "(a changed date of a series)"},
-    "bot.events.series_edit_which": {
-        "pl": "„{title}” to seria ({count}). Zmienić tylko termin {when} czy całą serię?",
-        "en": "“{title}” is a series ({count}). Change only the date {when} or the whole series?",
-    },
-    "bot.events.series_cancel_which": {
-        "pl": "„{title}” to seria ({count}). Odwołać tylko termin {when} czy całą serię?",
-        "en": "“{title}” is a series ({count}). Cancel only the date {when} or the whole series?",
-    },
-    "bot.events.only_this": {"pl": "Tylko ten termin", "en": "Only this date"},
-    "bot.events.whole_series": {"pl": "Całą serię ({count})", "en": "The whole series ({count})"},
-    "bot.events.whole_series_note": {"pl": "Zmieniasz całą serię: {count}.",
-                                     "en": "You are changing the whole series: {count}."},
-    "bot.events.one_date_note": {
-        "pl": "Zmieniasz tylko termin {when}; pozostałe terminy serii zostają bez zmian.",
-        "en": "You are changing only the date {when}; the series' other dates stay as they are.",
-    },
-    "bot.events.occurrence_cancelled": {
-        "pl": "Odwołany termin {when} z serii „{title}”. Pozostałe terminy bez zmian.",
-        "en": "Cancelled the date {when} of the series “{title}”. The other dates stay.",
-    },
-    "bot.events.series_cancelled": {"pl": "Odwołane: cała seria „{title}” ({count}).",
-                                    "en": "Cancelled: the whole series “{title}” ({count})."},
-    "bot.events.my_pending": {"pl": " (czeka na zatwierdzenie)", "en": " (awaiting approval)"},
-    "bot.events.no_org": {"pl": "Nie należysz do żadnej organizacji.",
-                          "en": "You belong to no organisation."},
-    "bot.events.confirm_cancel": {"pl": "Odwołać „{title}” ({when})?", "en": "Cancel “{title}” ({when})?"},
-    "bot.events.cancelled": {"pl": "Odwołane: „{title}”.", "en": "Cancelled: “{title}”."},
-    "bot.events.cancel_event": {"pl": "Odwołaj", "en": "Cancel it"},
-    "bot.events.keep_event": {"pl": "Nie odwołuj", "en": "Keep it"},
-    "bot.events.unknown_category": {"pl": "Wybierz rodzaj przyciskiem.",
-                                    "en": "Choose a kind with a button."},
-})
 
 
 # --- shared helpers (also used by the trainings handler) -------------------------------------
@@ -893,7 +719,8 @@ def series_occurrence(turn: Turn, row: Event, start: datetime) -> recurrence.Spa
 
 
 def dates(turn: Turn, count: int) -> str:
-    return polish_count(count, turn.lang, "termin", "terminy", "terminów", "date")
+    """"1 termin", "3 terminy", "12 terminów" (the catalog's plural forms)."""
+    return turn.t("bot.count.dates", count=count)
 
 
 @handler(access="member", chat="private", writes=False)
@@ -1144,19 +971,6 @@ def edit_if_changed(turn: Turn, text: str, buttons: list[list[tuple[str, str]]])
         turn.edit(text, buttons)
 
 
-def polish_count(count: int, lang: str, one: str, few: str, many: str, english: str) -> str:
-    """"1 termin", "3 terminy", "12 terminów" (English: "1 date", "12 dates")."""
-    if lang != "pl":
-        return f"{count} {english}" + ("" if count == 1 else "s")
-    if count == 1:
-        word = one
-    elif count % 10 in (2, 3, 4) and count % 100 not in (12, 13, 14):
-        word = few
-    else:
-        word = many
-    return f"{count} {word}"
-
-
 async def _my_events(turn: Turn) -> list[calendar.Occurrence]:
     """The organisation's events from now on, each once (a series at its next occurrence),
     read afresh: a page shows what is true when it is asked for."""
@@ -1194,7 +1008,7 @@ async def _show_my_page(turn: Turn, page: int, *, always_bar: bool) -> None:
             nav.append(("‹", cb("ev", "my", page - 1)))
         if page < pages - 1:
             nav.append(("›", cb("ev", "my", page + 1)))
-        count = polish_count(len(events), turn.lang, "wydarzenie", "wydarzenia", "wydarzeń", "event")
+        count = turn.t("bot.count.events", count=len(events))
         turn.say("bot.events.my_page", [nav] if nav else None, page=page + 1, pages=pages, count=count)
 
 

@@ -34,7 +34,7 @@ from infranet.calendar.moderation import (
     has_unannounced,
 )
 from infranet.context import AppContext
-from infranet.i18n import format_date, format_span, register
+from infranet.i18n import format_date, format_span
 from infranet.network.members import admins
 from infranet.storage.models import Member, Moderation
 
@@ -44,42 +44,6 @@ COMMANDS = [Command("pending", "admin")]
 ANNOUNCE_INTERVAL_S = 3.0
 STATE_KEY = "moderation_last_event_id"  # where versions before the shared position kept it
 
-register({
-    "bot.cmd.pending": {"pl": "wydarzenia i nabory czekające na zatwierdzenie",
-                        "en": "events and trainings waiting for approval"},
-    "bot.mod.event": {
-        "pl": "<b>Do zatwierdzenia: wydarzenie</b> #{id}\n{title}\n{when}\n{org} · {district}{place}",
-        "en": "<b>Waiting for approval: event</b> #{id}\n{title}\n{when}\n{org} · {district}{place}"},
-    "bot.mod.training": {
-        "pl": "<b>Do zatwierdzenia: nabór</b> #{id}\n{title}\n{org} · {district}\n"
-              "Zgłoszenia do: {deadline} · zajęć: {sessions}",
-        "en": "<b>Waiting for approval: training</b> #{id}\n{title}\n{org} · {district}\n"
-              "Apply by: {deadline} · sessions: {sessions}"},
-    "bot.mod.publish": {"pl": "✅ Opublikuj", "en": "✅ Publish"},
-    "bot.mod.reject": {"pl": "❌ Odrzuć", "en": "❌ Reject"},
-    "bot.mod.published_admin": {"pl": "✅ Opublikowano: {title}. Decyzja: {by}.",
-                                "en": "✅ Published: {title}. Decided by {by}."},
-    "bot.mod.rejected_admin": {"pl": "❌ Odrzucono: {title}. Decyzja: {by}.",
-                               "en": "❌ Rejected: {title}. Decided by {by}."},
-    "bot.mod.already": {"pl": "To zostało już rozpatrzone przez {by}: {outcome}.",
-                        "en": "This has already been decided by {by}: {outcome}."},
-    "bot.mod.cancelled": {"pl": "Organizator odwołał „{title}”; nie ma czego rozpatrywać.",
-                          "en": "The organiser cancelled \"{title}\"; there is nothing to decide."},
-    "bot.mod.outcome.published": {"pl": "opublikowano", "en": "published"},
-    "bot.mod.outcome.rejected": {"pl": "odrzucono", "en": "rejected"},
-    "bot.mod.outdated": {
-        "pl": "Zmieniono to od czasu, gdy ta wiadomość została wysłana: oto obecna wersja.",
-        "en": "This was changed after this message was sent: here is the current version."},
-    "bot.mod.published_poster": {
-        "pl": "Twoje ogłoszenie „{title}” zostało zatwierdzone i jest już w kalendarzu sieci.",
-        "en": "Your posting \"{title}\" was approved and is now in the network's calendar."},
-    "bot.mod.rejected_poster": {
-        "pl": "Administrator sieci nie zatwierdził ogłoszenia „{title}”. W razie pytań "
-              "skontaktuj się z sekretariatem.",
-        "en": "A network admin did not approve your posting \"{title}\". Please contact the "
-              "secretariat with any questions."},
-    "bot.mod.none": {"pl": "Nic nie czeka na zatwierdzenie.", "en": "Nothing is waiting for approval."},
-})
 
 
 def describe(ctx: AppContext, item: Waiting, lang: str) -> str:

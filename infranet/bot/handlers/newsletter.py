@@ -22,7 +22,6 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 from infranet.bot.application import InfranetApplication
 from infranet.bot.common import Command, Html, Turn, cb, esc, handler, send_html, tr
 from infranet.context import AppContext
-from infranet.i18n import register
 from infranet.network.members import admins
 from infranet.network.membership import actor_label
 from infranet.newsletter import alerts
@@ -47,83 +46,6 @@ COMMANDS = [Command("subscribe"), Command("newsletter_note", "admin"),
             Command("newsletter_preview", "admin"), Command("newsletter_send", "admin"),
             Command("subscribers", "admin")]
 
-register({
-    "bot.cmd.subscribe": {"pl": "newsletter e-mailem: /subscribe adres@e-mail",
-                          "en": "newsletter by e-mail: /subscribe address@e-mail"},
-    "bot.cmd.newsletter_note": {"pl": "notka do następnego newslettera",
-                                "en": "a note for the next newsletter"},
-    "bot.cmd.newsletter_preview": {"pl": "podgląd następnego newslettera",
-                                   "en": "preview the next newsletter"},
-    "bot.cmd.newsletter_send": {"pl": "wyślij newsletter teraz", "en": "send the newsletter now"},
-    "bot.cmd.subscribers": {"pl": "ilu jest subskrybentów newslettera",
-                            "en": "how many newsletter subscribers there are"},
-    "bot.nl.subs_title": {"pl": "<b>Subskrybenci newslettera</b>: {total}",
-                          "en": "<b>Newsletter subscribers</b>: {total}"},
-    "bot.nl.subs_status": {"pl": "Według stanu", "en": "By status"},
-    "bot.nl.subs_language": {"pl": "Według języka", "en": "By language"},
-    "bot.nl.subs_district": {"pl": "Według powiatu (potwierdzeni)",
-                             "en": "By district (confirmed)"},
-    "bot.nl.subs_whole_region": {"pl": "cały region", "en": "whole region"},
-    "bot.nl.subs_hint": {"pl": "Adresy: infranet newsletter subscribers list|export (CLI).",
-                         "en": "Addresses: infranet newsletter subscribers list|export (CLI)."},
-    "bot.nl.st.pending": {"pl": "czekają na potwierdzenie", "en": "awaiting confirmation"},
-    "bot.nl.st.confirmed": {"pl": "potwierdzeni", "en": "confirmed"},
-    "bot.nl.st.unsubscribed": {"pl": "wypisani", "en": "unsubscribed"},
-    "bot.nl.st.disabled": {"pl": "wyłączeni (zwroty)", "en": "disabled (bounces)"},
-    "bot.nl.subscribe_usage": {"pl": "Podaj adres: /subscribe adres@example.org",
-                               "en": "Give the address: /subscribe address@example.org"},
-    "bot.nl.check_inbox": {
-        "pl": "Dziękuję! Jeśli adres {email} nie był jeszcze zapisany, wysłałem na niego link "
-              "potwierdzający. Sprawdź skrzynkę (także spam).",
-        "en": "Thank you! If {email} was not subscribed yet, I sent it a confirmation link. "
-              "Check the inbox (and the spam folder)."},
-    "bot.nl.note_usage": {"pl": "Napisz treść: /newsletter_note tekst notki",
-                          "en": "Write the text: /newsletter_note the note's text"},
-    "bot.nl.note_saved": {"pl": "Notka #{id} trafi do następnego wydania.",
-                          "en": "Note #{id} will go into the next issue."},
-    "bot.nl.preview": {"pl": "<b>Podgląd</b>: {subject}", "en": "<b>Preview</b>: {subject}"},
-    "bot.nl.warnings": {"pl": "⚠️ Uwagi: {items}", "en": "⚠️ Warnings: {items}"},
-    "bot.nl.errors": {"pl": "⛔ Błędy (wydanie nie zostanie wysłane): {items}",
-                      "en": "⛔ Errors (the issue would not be sent): {items}"},
-    "bot.nl.confirm_send": {"pl": "Zbudować wydanie teraz i wysłać je wszystkim subskrybentom?",
-                            "en": "Build an issue now and send it to every subscriber?"},
-    "bot.nl.send_button": {"pl": "📨 Wyślij teraz", "en": "📨 Send now"},
-    "bot.nl.sending": {"pl": "Wydanie #{id} „{subject}”: wysyłka rozpoczęta, liczba odbiorców: {count}.",
-                       "en": "Issue #{id} \"{subject}\": sending has started, recipients: {count}."},
-    "bot.nl.nobody": {"pl": "Wydanie #{id} zbudowane, ale nie ma do kogo go wysłać.",
-                      "en": "Issue #{id} was built, but there is nobody to send it to."},
-    "bot.nl.skipped": {"pl": "Nie ma nowości: wydanie pominięte.",
-                       "en": "There is no news: the issue was skipped."},
-    "bot.nl.alert": {"pl": "⚠️ Newsletter: {text}", "en": "⚠️ Newsletter: {text}"},
-    "bot.nl.already_sent": {
-        "pl": "Tę wysyłkę już zatwierdził(a) {by} (wydanie #{id}); nic nie wysłano ponownie.",
-        "en": "This send was already confirmed by {by} (issue #{id}); nothing was sent again."},
-    "bot.nl.already_cancelled": {"pl": "Tę wysyłkę już anulował(a) {by}; nic nie wysłano.",
-                                 "en": "This send was already cancelled by {by}; nothing was sent."},
-    "bot.nl.cancelled": {"pl": "Anulowano: newsletter nie został wysłany.",
-                         "en": "Cancelled: the newsletter was not sent."},
-    "bot.nl.resend_unknown_button": {"pl": "🔁 Wyślij ponownie ({count})",
-                                     "en": "🔁 Resend them ({count})"},
-    "bot.nl.resume_button": {"pl": "▶️ Wznów wydanie #{issue}", "en": "▶️ Resume issue #{issue}"},
-    "bot.nl.confirm_resend_unknown": {
-        "pl": "Wysłać ponownie {count} wiadomości wydania #{issue}, o których nie wiadomo, czy "
-              "dotarły? Część odbiorców może dostać drugą kopię.",
-        "en": "Resend the {count} messages of issue #{issue} that may or may not have "
-              "arrived? Some readers may get a second copy."},
-    "bot.nl.confirm_button": {"pl": "Tak, wyślij", "en": "Yes, resend"},
-    "bot.nl.resent_unknown": {
-        "pl": "Wydanie #{issue}: {count} wiadomości ponownie w kolejce do wysyłki.",
-        "en": "Issue #{issue}: {count} messages queued to be sent again."},
-    "bot.nl.resend_cancelled": {"pl": "Nie wysłano ponownie: wiadomości zostają nieznane.",
-                                "en": "Not resent: the messages stay unknown."},
-    "bot.nl.resumed": {"pl": "Wydanie #{issue} wznowione: wysyłka trwa dalej.",
-                       "en": "Issue #{issue} resumed: sending goes on."},
-    "bot.nl.not_paused": {"pl": "Wydanie #{issue} nie jest wstrzymane; nic nie zmieniono.",
-                          "en": "Issue #{issue} is not paused; nothing was changed."},
-    "bot.nl.action_settled": {
-        "pl": "To już załatwił(a) {by}; nic nie zmieniono.",
-        "en": "This was already settled by {by}; nothing was changed."},
-})
 
 
 @handler(chat="private")

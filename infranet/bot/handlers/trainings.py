@@ -62,7 +62,7 @@ from infranet.calendar import events as calendar
 from infranet.calendar import trainings as notices
 from infranet.calendar.dateparse import parse_date, parse_sessions
 from infranet.context import AppContext
-from infranet.i18n import format_date, register
+from infranet.i18n import format_date
 from infranet.region import UnknownDistrict
 from infranet.storage.models import EventStatus, Moderation, TrainingStatus
 
@@ -81,92 +81,6 @@ PAGE_SIZE = 6
                "training.description", "training.summary", "training.conflict", "training.edit_pick")
 FIELDS = ("title", "sessions", "deadline", "target", "places", "cost", "apply", "district", "description")
 
-register({
-    "bot.cmd.training": {"pl": "ogłoś nabór na szkolenie", "en": "announce a training recruitment"},
-    "bot.cmd.trainings": {"pl": "otwarte nabory na szkolenia", "en": "open training recruitments"},
-    "bot.trainings.ask_title": {
-        "pl": "Nowy nabór na szkolenie. Tytuł szkolenia? (najwyżej {limit} znaków, /cancel przerywa)",
-        "en": "New training recruitment. Title of the training? (at most {limit} characters, "
-              "/cancel stops)",
-    },
-    "bot.trainings.ask_sessions": {
-        "pl": "Terminy spotkań? Np. <i>5.12, 12.12, 19.12 10:00-14:00</i>, <i>5-7.12.2026 9-15</i> "
-              "albo <i>5.12 9-13; 6.12 10-14</i>.",
-        "en": "Session dates? E.g. <i>5.12, 12.12, 19.12 10:00-14:00</i>, <i>5-7.12.2026 9-15</i> "
-              "or <i>5.12 9-13; 6.12 10-14</i>.",
-    },
-    "bot.trainings.ask_deadline": {
-        "pl": "Terminy: {sessions}.\n\nDo kiedy przyjmujecie zgłoszenia? (najpóźniej {first})",
-        "en": "Sessions: {sessions}.\n\nApplications until when? (at the latest {first})",
-    },
-    "bot.trainings.ask_target": {"pl": "Dla kogo jest szkolenie?", "en": "Who is the training for?"},
-    "bot.trainings.ask_places": {"pl": "Ile miejsc? (liczba; możesz pominąć)",
-                                 "en": "How many places? (a number; you may skip)"},
-    "bot.trainings.ask_cost": {"pl": "Koszt dla uczestnika? Np. 150 zł, albo „Bezpłatne”.",
-                               "en": "Cost per participant? E.g. 150 PLN, or “Free”."},
-    "bot.trainings.free": {"pl": "Bezpłatne", "en": "Free"},
-    "bot.trainings.ask_apply": {
-        "pl": "Jak się zgłosić? Podaj link (https://…), e-mail albo telefon.",
-        "en": "How to apply? Give a link (https://…), an e-mail address or a phone number.",
-    },
-    "bot.trainings.ask_district": {"pl": "Gdzie odbywa się szkolenie?", "en": "Where is the training?"},
-    "bot.trainings.ask_description": {"pl": "Krótki opis (do {limit} znaków)? Możesz pominąć.",
-                                      "en": "A short description (up to {limit} characters)? You may skip."},
-    "bot.trainings.summary": {"pl": "<b>Sprawdź nabór</b>\n\n{body}\n\nOpublikować?",
-                              "en": "<b>Check the notice</b>\n\n{body}\n\nPublish it?"},
-    "bot.trainings.saved": {
-        "pl": "Opublikowano nabór „{title}”. Terminy są w kalendarzu; przypomnę dzień przed końcem naboru.",
-        "en": "Published the recruitment “{title}”. The sessions are in the calendar; I will remind you "
-              "the day before the deadline.",
-    },
-    "bot.trainings.pending": {
-        "pl": "Nabór czeka na zatwierdzenie przez administratora sieci.",
-        "en": "The notice is waiting for a network admin's approval.",
-    },
-    "bot.trainings.l.organiser": {"pl": "Organizator", "en": "Organiser"},
-    "bot.trainings.l.sessions": {"pl": "Terminy", "en": "Sessions"},
-    "bot.trainings.l.deadline": {"pl": "Zgłoszenia do", "en": "Apply by"},
-    "bot.trainings.l.target": {"pl": "Dla kogo", "en": "For"},
-    "bot.trainings.l.places": {"pl": "Miejsca", "en": "Places"},
-    "bot.trainings.l.cost": {"pl": "Koszt", "en": "Cost"},
-    "bot.trainings.l.apply": {"pl": "Zgłoszenia", "en": "How to apply"},
-    "bot.trainings.l.district": {"pl": "Miejsce", "en": "Where"},
-    "bot.trainings.l.unlimited": {"pl": "bez limitu", "en": "no limit"},
-    "bot.trainings.cost_pln": {"pl": "{amount} zł", "en": "PLN {amount}"},
-    "bot.trainings.more_sessions": {"pl": "{first} (+{count} kolejne)", "en": "{first} (+{count} more)"},
-    "bot.trainings.list_title": {"pl": "<b>Otwarte nabory{area}</b>", "en": "<b>Open recruitments{area}</b>"},
-    "bot.trainings.list_empty": {"pl": "Brak otwartych naborów{area}.", "en": "No open recruitments{area}."},
-    "bot.trainings.reminder": {
-        "pl": "Przypomnienie: jutro ({deadline}) kończy się nabór na „{title}”.",
-        "en": "Reminder: the recruitment for “{title}” ends tomorrow ({deadline}).",
-    },
-    "bot.trainings.closed": {
-        "pl": "Nabór na „{title}” zamknięty (termin zgłoszeń minął {deadline}). "
-              "Terminy zostają w kalendarzu.",
-        "en": "The recruitment for “{title}” is closed (the deadline was {deadline}). The sessions stay "
-              "in the calendar.",
-    },
-    "bot.trainings.updated": {
-        "pl": "Zmieniono nabór „{title}”. Terminy w kalendarzu są zaktualizowane.",
-        "en": "Changed the notice “{title}”. Its sessions in the calendar are updated.",
-    },
-    "bot.trainings.conflict_session": {"pl": "Spotkanie {index} z {count}: {when}",
-                                       "en": "Session {index} of {count}: {when}"},
-    "bot.trainings.f.title": {"pl": "Tytuł", "en": "Title"},
-    "bot.trainings.f.sessions": {"pl": "Terminy", "en": "Sessions"},
-    "bot.trainings.f.deadline": {"pl": "Zgłoszenia do", "en": "Apply by"},
-    "bot.trainings.f.target": {"pl": "Dla kogo", "en": "For"},
-    "bot.trainings.f.places": {"pl": "Miejsca", "en": "Places"},
-    "bot.trainings.f.cost": {"pl": "Koszt", "en": "Cost"},
-    "bot.trainings.f.apply": {"pl": "Jak się zgłosić", "en": "How to apply"},
-    "bot.trainings.f.district": {"pl": "Miejsce", "en": "Where"},
-    "bot.trainings.f.description": {"pl": "Opis", "en": "Description"},
-    "bot.trainings.edit": {"pl": "Zmień nabór", "en": "Edit the notice"},
-    "bot.trainings.cancel": {"pl": "Odwołaj nabór", "en": "Cancel the notice"},
-    "bot.trainings.confirm_cancel": {"pl": "Odwołać nabór „{title}” i jego terminy?",
-                                     "en": "Cancel the notice “{title}” and its sessions?"},
-    "bot.trainings.cancelled": {"pl": "Odwołano nabór „{title}”.", "en": "Cancelled the notice “{title}”."},
-})
 
 
 def _f(turn: Turn) -> dict[str, Any]:
