@@ -37,7 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
-from infranet.newsletter import dsn, verp
+from infranet.i18n import t
+from infranet.newsletter import alerts, dsn, verp
 from infranet.newsletter.imap import Mailbox, MailboxError
 from infranet.newsletter.subscribers import record_hard_bounce, unsubscribe
 from infranet.storage import audit
@@ -335,6 +336,8 @@ class BouncePoller:
         self.task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self.last_error: str | None = None
+        self.failures = 0  # polls failed in a row
+        self.told_down = False
 
     def start(self) -> None:
         if self.ctx.settings.bounces.enabled and self.task is None:
@@ -352,18 +355,36 @@ class BouncePoller:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+    async def _tell_admins(self) -> None:
+        """Admins hear once when the mailbox has failed twice in a row (one failure may be a
+        passing network error) and once when it is read again, by one instance only: bounces
+        that nobody reads disable nobody, and the sender's reputation suffers unseen."""
+        down = self.failures >= 2
+        if down == self.told_down or (not down and self.failures):
+            return
+        self.told_down = down
+        try:
+            if await alerts.outage_changed(self.ctx, down, key=alerts.MAILBOX_OUTAGE_KEY):
+                key = "newsletter.alert_mailbox_down" if down else "newsletter.alert_mailbox_back"
+                error = (self.last_error or "")[:200].rstrip(". ")
+                await alerts.notify(t("en", key, error=error), t("pl", key, error=error))
+        except Exception:
+            log.exception("bounces: could not record or tell that the mailbox is %s",
+                          "failing" if down else "back")
+
     async def _loop(self) -> None:
         interval = self.ctx.settings.bounces.poll_interval_s
         while not self._stop.is_set():
             try:
                 await process_mailbox(self.ctx)
-                self.last_error = None
+                self.last_error, self.failures = None, 0
             except MailboxError as exc:
-                self.last_error = str(exc)
+                self.last_error, self.failures = str(exc), self.failures + 1
                 log.warning("bounces: %s; trying again in %.0f s", exc, interval)
             except Exception as exc:
-                self.last_error = str(exc)[:200]
+                self.last_error, self.failures = str(exc)[:200], self.failures + 1
                 log.exception("bounces: reading the mailbox failed; trying again in %.0f s",
                               interval)
+            await self._tell_admins()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=interval)

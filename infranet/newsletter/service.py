@@ -210,6 +210,10 @@ class NewsletterService:
             status.update(ok=False, state="degraded", smtp="unreachable",
                           smtp_error=self.health.error, waiting=self.waiting,
                           since=since.isoformat() if since else None)
+        if self.ctx.settings.bounces.enabled:  # the bounce mailbox: shown, not degrading
+            status["bounces"] = ({"ok": False, "error": self.bounces.last_error,
+                                  "failed_polls": self.bounces.failures}
+                                 if self.bounces.last_error else {"ok": True})
         return status
 
 
