@@ -107,7 +107,7 @@ def current_scope() -> UpdateScope | None:
     return scope if scope is not None and scope.open else None
 
 
-class InfranetApplication(Application):  # type: ignore[type-arg]
+class InfranetApplication(Application):
     """An Application that knows the service's AppContext and reads and writes each
     user's bot state around each update (see the module docstring)."""
 
@@ -261,7 +261,7 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
 
     @property
     def infra(self) -> AppContext:
-        return self.application.infra  # type: ignore[attr-defined,no-any-return]
+        return self.application.infra  # type: ignore[attr-defined]
 
 
 def build_application(
