@@ -530,8 +530,8 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
     - The handler's return value is returned (conversation states).
     - `writes=False`: the handler only reads (listings, /check). It gets a read-only
       transaction (`read_transaction`): on SQLite it neither waits in the write queue nor
-      holds the write lock; on PostgreSQL it reads in the transaction that holds the
-      user's lock (no BEGIN and COMMIT of its own). A handler that writes only on some
+      holds the write lock; on PostgreSQL it reads in the autocommit session the user's
+      state was read in (no BEGIN and COMMIT of its own). A handler that writes only on some
       paths uses `turn.writing()` there.
       Who speaks may come from the short-lived memory of `people.py` (forgotten on any
       change of a member or organisation in this process).
