@@ -6,8 +6,6 @@ it says it manages its own transactions):
 
 - `add_note(session, ctx, actor, text)` – /newsletter_note (admins)
 - `preview(session, ctx, actor, email=None, language=None)` – /newsletter_preview
-- `send_issue_now(ctx, actor)` – /newsletter_send: builds and sends (own transactions)
-- `unknown_deliveries(session, ctx, actor)` – what "resend unknown" would resend
 - `resend(session, ctx, actor, issue_id, which)` – then run a `Sender` (or
   `send_pending(ctx)`) to send them
 - `issue_status(session, ctx, issue_id=None)` – counts per issue
@@ -266,15 +264,6 @@ async def issue_status(session: AsyncSession, ctx: AppContext,
             for i in issues]
 
 
-async def unknown_deliveries(session: AsyncSession, ctx: AppContext, actor: Actor) -> dict[int, int]:
-    """Issue id -> number of deliveries in `unknown` (interrupted mid-send), for admins."""
-    actor.require_admin()
-    rows = (await session.execute(
-        select(Delivery.issue_id, func.count()).where(Delivery.status == DeliveryStatus.UNKNOWN)
-        .group_by(Delivery.issue_id))).all()
-    return {iid: n for iid, n in rows}
-
-
 async def resend(session: AsyncSession, ctx: AppContext, actor: Actor, issue_id: int,
                  which: str, only: Sequence[int] | None = None) -> int:
     """Put the `failed` or `unknown` deliveries of an issue back to pending (only for
@@ -371,23 +360,6 @@ async def issue_of_period(session: AsyncSession, ctx: AppContext,
 
 def manual_period_key(ctx: AppContext) -> str:
     return "manual:" + ctx.now().astimezone(ctx.tz).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-async def send_issue_now(ctx: AppContext, actor: Actor, *, period_key: str | None = None,
-                         force: bool = True, give_up_after: float | None = 300.0) -> tuple[BuildResult, Any]:
-    """Build an issue now and send it (manages its own transactions; /newsletter_send).
-
-    Returns (BuildResult, SendReport or None when nothing was built to send).
-    """
-    from infranet.newsletter.delivery import Sender
-
-    async with ctx.db.transaction() as session:
-        built = await build_issue(session, ctx, actor, period_key=period_key or manual_period_key(ctx),
-                                  force=force)
-    if built.issue is None or built.issue.status != IssueStatus.SENDING:
-        return built, None
-    report = await Sender(ctx, give_up_after=give_up_after).run()
-    return built, report
 
 
 async def send_pending(ctx: AppContext, *, give_up_after: float | None = None,

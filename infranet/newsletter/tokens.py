@@ -9,7 +9,7 @@ address or another purpose, and stops working once `token_version` is bumped
 from __future__ import annotations
 
 from typing import Protocol
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from infranet.context import AppContext
 from infranet.security import sign, verify
@@ -57,7 +57,3 @@ def link(ctx: AppContext, purpose: str, subscriber: Subscriber) -> str:
     return f"{base_url(ctx)}/newsletter/{purpose}?{query}"
 
 
-def mailto_unsubscribe(ctx: AppContext, subscriber: Subscriber, address: str) -> str:
-    """mailto: link for List-Unsubscribe; the subject carries id and token."""
-    token = make_token(ctx, "unsubscribe", subscriber)
-    return f"mailto:{address}?subject={quote(f'unsubscribe {subscriber.id} {token}')}"
