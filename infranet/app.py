@@ -56,10 +56,21 @@ def create_scheduler(ctx: AppContext) -> AsyncIOScheduler:
 def build_components(ctx: AppContext, scheduler: AsyncIOScheduler) -> list[Component]:
     from infranet.bot.service import build as build_bot
     from infranet.calendar.service import build as build_calendar
+    from infranet.network.service import build as build_network
     from infranet.newsletter.service import build as build_newsletter
 
-    return [build_calendar(ctx, scheduler), build_newsletter(ctx, scheduler),
+    return [build_network(ctx), build_calendar(ctx), build_newsletter(ctx, scheduler),
             build_bot(ctx, scheduler)]
+
+
+def schedule_jobs(scheduler: AsyncIOScheduler, components: list[Component]) -> None:
+    """Every periodic job of the process, as its component declares it, on the one scheduler
+    (which runs a missed job once when the service is back, never twice at a time):
+    network: the referral purge (04:15); newsletter: the issue on `[newsletter] schedule` and
+    the expiry of unconfirmed sign-ups (04:15); bot: training deadline reminders (08:05)."""
+    for component in components:
+        for job in component.jobs:
+            scheduler.add_job(job.run, job.trigger, id=job.id, name=job.name, replace_existing=True)
 
 
 async def prepare_database(ctx: AppContext) -> None:
@@ -172,6 +183,7 @@ class Service:
         self.ctx = ctx
         self.scheduler = create_scheduler(ctx)
         self.components = build_components(ctx, self.scheduler)
+        schedule_jobs(self.scheduler, self.components)
         self.app = create_app(ctx, self.components)
         self.server = _Server(server_config(self.app, ctx.settings))
         self.stopping = asyncio.Event()

@@ -6,8 +6,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from infranet.bot.jobs import PURGE_JOB_ID, purge_referrals, schedule_jobs
 from infranet.network.referrals import normalise_nip, parse_identifier
+from infranet.network.service import PURGE_JOB_ID, purge_referrals
+from infranet.network.service import build as build_network
 from infranet.storage.models import AuditLog, Referral, ReferralStatus
 from tests.bot_fixtures import ADMIN_ID, BotHarness
 from tests.botapi import Sent
@@ -153,12 +154,8 @@ async def test_contact_details_purged_after_retention(bot: BotHarness) -> None:
         assert logged is not None and logged.details["count"] == 1
     assert "(dane usunięte)" not in (await bot.api.ask(A, "/referrals")).text  # an NGO keeps its name
 
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
-    scheduler = AsyncIOScheduler()
-    schedule_jobs(bot.ctx, scheduler)
-    job = scheduler.get_job(PURGE_JOB_ID)
-    assert job is not None and "hour='4'" in str(job.trigger)
+    job = next(j for j in build_network(bot.ctx).jobs if j.id == PURGE_JOB_ID)
+    assert "hour='4'" in str(job.trigger)
 
 
 async def test_directory_search_and_contacts(bot: BotHarness) -> None:

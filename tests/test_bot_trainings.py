@@ -149,9 +149,8 @@ async def test_training_listing_paginates(bot: BotHarness) -> None:
 async def test_scheduled_deadline_job_without_the_runtime(bot: BotHarness) -> None:
     """The job registered on the scheduler reminds through a Bot of its own when it is
     given no running Application (e.g. another process's scheduler)."""
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    from infranet.bot.handlers.trainings import deadline_job, schedule_jobs
+    from infranet.bot.handlers.trainings import deadline_job, jobs
 
     await _setup(bot)
     async with bot.ctx.db.transaction() as session:
@@ -159,10 +158,8 @@ async def test_scheduled_deadline_job_without_the_runtime(bot: BotHarness) -> No
         await add_training(session, bot.ctx, Actor.of(alice), TrainingInput(
             title="Kurs RODO", sessions=[(date(2026, 12, 10), date(2026, 12, 10))],
             deadline=date(2026, 11, 24), target_group="NGO", how_to_apply="https://alfa.example.org"))
-    scheduler = AsyncIOScheduler()
-    schedule_jobs(bot.ctx, scheduler)
-    job = scheduler.get_job("bot.training_deadlines")
-    assert job is not None and str(job.trigger.fields[5]) == "8" and str(job.trigger.fields[6]) == "5"
+    job = next(j for j in jobs(bot.ctx) if j.id == "bot.training_deadlines")
+    assert str(job.trigger.fields[5]) == "8" and str(job.trigger.fields[6]) == "5"
     assert await deadline_job(bot.ctx) == (1, 0)
     assert "Kurs RODO" in (await bot.api.next_reply(ALICE)).text
     assert await deadline_job(bot.ctx, bot.runtime) == (0, 0)

@@ -12,9 +12,11 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import func, select
 
+from infranet.app import schedule_jobs
+from infranet.component import Component
 from infranet.newsletter.issues import add_note
 from infranet.newsletter.schedule import current_period, parse_schedule, scheduled_period_key
-from infranet.newsletter.service import NewsletterService
+from infranet.newsletter.service import NewsletterService, jobs
 from infranet.storage.actors import Actor
 from infranet.storage.models import Delivery, NewsletterIssue
 from tests.newsletter_support import add_subscribers, newsletter_context, seed_content
@@ -115,6 +117,7 @@ async def test_service_registers_the_job_and_resumes_on_start(db_url: str, tmp_p
     scheduler = AsyncIOScheduler(timezone=ctx.tz)
     scheduler.start()
     service = NewsletterService(ctx, scheduler)
+    schedule_jobs(scheduler, [Component("newsletter", jobs=jobs(service))])  # as app.py does
     try:
         await add_subscribers(ctx, {"a@example.org": {}, "b@example.org": {}})
         async with ctx.db.transaction() as session:

@@ -18,24 +18,18 @@ NO_TOKEN_HINT = (
 
 
 def build(ctx: AppContext, scheduler: AsyncIOScheduler) -> Component:
-    from infranet.bot.handlers import schedule_module_jobs
-    from infranet.bot.jobs import schedule_jobs
+    from infranet.bot.handlers import module_jobs
 
-    # The referral purge is a retention duty: it runs even while the bot is off,
-    # and so do the modules' jobs (closing expired training notices, say).
-    schedule_jobs(ctx, scheduler)
     token = ctx.settings.telegram.token
     if token is None or not token.get_secret_value():
-        schedule_module_jobs(ctx, scheduler, None)
-
         async def announce() -> None:
             log.warning(NO_TOKEN_HINT)
 
-        return Component("bot", start=announce,
+        # The modules' jobs run while the bot is off too (closing expired training notices).
+        return Component("bot", start=announce, jobs=module_jobs(ctx, None),
                          status=lambda: {"ok": True, "enabled": False, "hint": NO_TOKEN_HINT})
     from infranet.bot.runtime import BotRuntime
 
     runtime = BotRuntime(ctx, scheduler)
-    schedule_module_jobs(ctx, scheduler, runtime)
     return Component("bot", routes=runtime.routes, start=runtime.start, stop=runtime.stop,
-                     status=runtime.status)
+                     status=runtime.status, jobs=module_jobs(ctx, runtime))

@@ -5,15 +5,13 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
 from infranet.calendar.feed import FeedCache
 from infranet.calendar.http import CalendarHttp
 from infranet.component import Component
 from infranet.context import AppContext
 
 
-def build(ctx: AppContext, scheduler: AsyncIOScheduler) -> Component:
+def build(ctx: AppContext) -> Component:
     # One worker thread for the CPU-bound part of feeds and API answers: with one thread
     # beside it, the event loop waits at most one GIL switch interval (5 ms) to run again.
     cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="calendar-cpu")

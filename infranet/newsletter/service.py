@@ -29,7 +29,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from infranet.component import Component
+from infranet.component import Component, Job
 from infranet.context import AppContext
 from infranet.errors import InfranetError
 from infranet.newsletter import alerts, outbound, web
@@ -48,6 +48,7 @@ from infranet.storage.actors import Actor
 
 log = logging.getLogger(__name__)
 _current: NewsletterService | None = None
+ISSUE_JOB_ID = "newsletter-issue"
 
 
 class NewsletterService:
@@ -68,13 +69,6 @@ class NewsletterService:
     async def start(self) -> None:
         global _current
         _current = self
-        self.scheduler.add_job(self.scheduled_issue, self.trigger, id="newsletter-issue",
-                               replace_existing=True, misfire_grace_time=3600, coalesce=True,
-                               max_instances=1)
-        # 04:15 local: outside the DST hour, once a day.
-        self.scheduler.add_job(self.expire, CronTrigger(hour=4, minute=15, timezone=self.ctx.tz),
-                               id="newsletter-expire", replace_existing=True, coalesce=True,
-                               misfire_grace_time=3600, max_instances=1)
         outbound.announce_outbox(self.ctx)
         self.bounces.start()  # reads the [bounces] mailbox every poll interval, when configured
         await self.catch_up()
@@ -197,7 +191,7 @@ class NewsletterService:
             log.info("newsletter: removed %d unconfirmed subscriptions", removed)
 
     def status(self) -> dict[str, Any]:
-        job = self.scheduler.get_job("newsletter-issue") if self.scheduler.running else None
+        job = self.scheduler.get_job(ISSUE_JOB_ID) if self.scheduler.running else None
         next_run = getattr(job, "next_run_time", None) if job else None
         status: dict[str, Any] = {
             "ok": self.last_error is None, "outbox": outbound.uses_outbox(self.ctx),
@@ -226,9 +220,18 @@ def kick_sender() -> bool:
     return True
 
 
+def jobs(service: NewsletterService) -> list[Job]:
+    """The issue on `[newsletter] schedule`, and the daily expiry of unconfirmed sign-ups
+    (04:15 local, outside the DST hour)."""
+    return [Job(ISSUE_JOB_ID, "build and send this period's newsletter issue", service.trigger,
+                service.scheduled_issue),
+            Job("newsletter-expire", "delete unconfirmed sign-ups",
+                CronTrigger(hour=4, minute=15, timezone=service.ctx.tz), service.expire)]
+
+
 def build(ctx: AppContext, scheduler: AsyncIOScheduler) -> Component:
     service = NewsletterService(ctx, scheduler)
     return Component("newsletter", routes=web.routes(ctx), start=service.start, stop=service.stop,
-                     status=service.status)
+                     status=service.status, jobs=jobs(service))
 
 

@@ -5,12 +5,12 @@ Registration
         COMMANDS: list[Command]                       # for /help and the command menu
         def handlers(ctx: AppContext) -> list[BaseHandler]
     and may expose
-        def schedule_jobs(ctx, scheduler, runtime: BotRuntime | None) -> None
-            # daily work on the service's APScheduler (runtime None: the bot is off)
+        def jobs(ctx, runtime: BotRuntime | None) -> list[infranet.component.Job]
+            # periodic work, which app.py schedules (runtime None: the bot is off)
         def setup(application: InfranetApplication, ctx) -> None
             # e.g. application.job_queue.run_repeating(...) while the bot runs
-    and registers its own messages with `infranet.i18n.register({...})` at import time
-    (keys `bot.<module>.*`; a command's description is `bot.cmd.<name>`). A module that
+    and names its messages by id in the catalogs under `infranet/locale/` (ids
+    `bot.<module>.*`; a command's description is `bot.cmd.<name>`). A module that
     does not exist yet is skipped. Handlers run in group 0 in module order; the
     generic `/cancel` and the unknown-command answer are added after all modules, so a
     conversation always sees its own `/cancel` first.
@@ -115,6 +115,7 @@ from typing import Any
 from telegram.ext import BaseHandler
 
 from infranet.bot.common import Command
+from infranet.component import Job
 from infranet.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -145,11 +146,14 @@ def all_commands() -> list[Command]:
     return list(seen.values())
 
 
-def schedule_module_jobs(ctx: AppContext, scheduler: Any, runtime: Any | None) -> None:
+def module_jobs(ctx: AppContext, runtime: Any | None) -> list[Job]:
+    """The periodic jobs handler modules declare (`jobs(ctx, runtime)`); app.py schedules them."""
+    found: list[Job] = []
     for module in load_modules():
-        hook = getattr(module, "schedule_jobs", None)
+        hook = getattr(module, "jobs", None)
         if hook is not None:
-            hook(ctx, scheduler, runtime)
+            found.extend(hook(ctx, runtime))
+    return found
 
 
 def setup_application(application: Any, ctx: AppContext) -> None:

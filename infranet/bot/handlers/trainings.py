@@ -13,18 +13,19 @@ The confirm runs every session through the calendar's conflict check, and a clas
 the /event form's conflict screen, free-date buttons and organiser notices (the same
 functions, from `handlers.events`), one session at a time.
 
-Jobs: `schedule_jobs(ctx, scheduler, runtime=None)` adds the daily deadline job
-(08:05 local time, outside the DST hour) to the service's scheduler; `deadline_job`
-is that job, `run_deadline_jobs(ctx, bot)` its work.
+Jobs: `jobs(ctx, runtime=None)` declares the daily deadline job (08:05 local time,
+outside the DST hour), which app.py schedules; `deadline_job` is that job,
+`run_deadline_jobs(ctx, bot)` its work.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from telegram import Bot
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
@@ -61,6 +62,7 @@ from infranet.calendar import conflicts as conflict_api
 from infranet.calendar import events as calendar
 from infranet.calendar import trainings as notices
 from infranet.calendar.dateparse import parse_date, parse_sessions
+from infranet.component import Job
 from infranet.context import AppContext
 from infranet.i18n import format_date
 from infranet.region import UnknownDistrict
@@ -630,11 +632,11 @@ async def deadline_job(ctx: AppContext, runtime: BotRuntime | None = None) -> tu
         return await run_deadline_jobs(ctx, bot)
 
 
-def schedule_jobs(ctx: AppContext, scheduler: AsyncIOScheduler, runtime: BotRuntime | None = None) -> None:
+def jobs(ctx: AppContext, runtime: BotRuntime | None = None) -> list[Job]:
     """Daily at 08:05 local time (outside the 02:00–03:00 DST hour)."""
-    scheduler.add_job(deadline_job, "cron", args=[ctx, runtime], hour=8, minute=5, timezone=ctx.tz,
-                      id="bot.training_deadlines", name="training deadlines: remind and close",
-                      replace_existing=True, coalesce=True, max_instances=1, misfire_grace_time=3600)
+    return [Job("bot.training_deadlines", "training deadlines: remind and close",
+                CronTrigger(hour=8, minute=5, timezone=ctx.tz),
+                functools.partial(deadline_job, ctx, runtime))]
 
 
 def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
