@@ -242,7 +242,7 @@ def serve(url: str, port: int, data_dir: str) -> None:
 
     ctx = context(url, Path(data_dir))
     ctx.clock = lambda: NOW
-    app = create_app(ctx, [build(ctx, None)])  # type: ignore[arg-type]
+    app = create_app(ctx, [build(ctx)])
     logging.disable(logging.INFO)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -99,7 +98,7 @@ async def test_journey_conflict_then_suggested_date_lands_in_the_feed(bot: BotHa
         assert mine.starts_at == datetime(2026, 12, 12, 9, tzinfo=UTC)
         assert mine.location == "Sala <3>" and mine.audiences == ["ngo"] and mine.category == "training"
 
-    app = create_app(bot.ctx, [calendar_service.build(bot.ctx, AsyncIOScheduler())])
+    app = create_app(bot.ctx, [calendar_service.build(bot.ctx)])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         feed = await client.get("/calendar.ics")
     assert feed.status_code == 200

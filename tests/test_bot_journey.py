@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import httpx
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
 from infranet.calendar import events as calendar
@@ -72,7 +71,7 @@ async def test_new_member_journey_to_the_feed(bot: BotHarness) -> None:
     # The admins get it with Publish / Reject; the poster is told; the feed has it.
     waiting = await api.next_reply(ADMIN_ID)
     assert "Warsztaty dla NGO" in waiting.text and "Fundacja Nowa Fala" in waiting.text
-    app = create_app(bot.ctx, [calendar_service.build(bot.ctx, AsyncIOScheduler())])
+    app = create_app(bot.ctx, [calendar_service.build(bot.ctx)])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         assert "Warsztaty dla NGO" not in (await client.get("/calendar.ics")).text
         await api.click(ADMIN_ID, waiting, waiting.button("Opublikuj"))

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from infranet.calendar.events import EventInput, add_event, cancel_event, list_events
 from infranet.calendar.service import build
@@ -30,7 +29,7 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 @pytest.fixture
 async def client(ctx: AppContext) -> AsyncIterator[httpx.AsyncClient]:
     ctx.clock = lambda: NOW
-    app = create_app(ctx, [build(ctx, AsyncIOScheduler())])
+    app = create_app(ctx, [build(ctx)])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
         yield http
 

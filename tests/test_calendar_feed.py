@@ -12,7 +12,6 @@ import httpx
 import icalendar
 import pytest
 import vobject
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import update
 
 from infranet.calendar.events import EventInput, add_event, cancel_event, update_event
@@ -31,7 +30,7 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 @pytest.fixture
 async def client(ctx: AppContext) -> AsyncIterator[httpx.AsyncClient]:
     ctx.clock = lambda: NOW
-    app = create_app(ctx, [build(ctx, AsyncIOScheduler())])
+    app = create_app(ctx, [build(ctx)])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://test") as http:
         yield http

@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 import httpx
 import icalendar
 import pytest
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import insert, update
 
 from infranet.calendar.events import EventInput, add_event, cancel_event, district_id_map, update_event
@@ -43,7 +42,7 @@ DESCRIPTION = "Opis wydarzenia, z przecinkami; średnikami i polskimi znakami: z
 
 def client_for(ctx: AppContext) -> httpx.AsyncClient:
     ctx.clock = lambda: NOW
-    app = create_app(ctx, [build(ctx, AsyncIOScheduler())])
+    app = create_app(ctx, [build(ctx)])
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
 

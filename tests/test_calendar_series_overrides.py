@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import icalendar
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
 from infranet.calendar import events as calendar
@@ -105,7 +104,7 @@ async def test_the_json_api_lists_a_changed_date_and_the_rule_alone(ctx: AppCont
         await calendar.move_occurrence(session, ctx, Actor.cli(), series.id, FIRST, calendar.EventInput(
             title="Klub seniora", start=FIRST + timedelta(days=1), end=FIRST + timedelta(days=1, hours=2),
             district="olsztyński", category="meeting", audiences=["seniors"]))
-    app = create_app(ctx, [build(ctx, AsyncIOScheduler())])
+    app = create_app(ctx, [build(ctx)])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
         answer = await http.get("/api/events?start=2026-12-01&end=2026-12-10")
     assert answer.status_code == 200, answer.text

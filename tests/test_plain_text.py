@@ -120,13 +120,12 @@ async def test_events_store_text_as_typed_without_invisible_characters(ctx: AppC
         assert stored.uid == "import-1@example.org"
 
     # the feed carries the text as text, and a strict parser reads every line of it
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from icalendar import Calendar
 
     from infranet.calendar.service import build
     from infranet.http import create_app
 
-    app = create_app(ctx, [build(ctx, AsyncIOScheduler())])
+    app = create_app(ctx, [build(ctx)])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         feed = await client.get("/calendar.ics")
     assert feed.status_code == 200 and visible_only(feed.text.replace("\r\n", "").replace("\t", ""))

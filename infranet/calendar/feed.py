@@ -156,13 +156,13 @@ def parse_filter(ctx: AppContext, params: Mapping[str, Sequence[str]] | Any) -> 
     categories = tuple(dict.fromkeys(filter_values(params, "category")))
     bad = [c for c in categories if c not in CATEGORIES]
     if bad:
-        raise ValidationFailed(field="category", detail=f"unknown {', '.join(bad)}; choose from "
-                               f"{', '.join(CATEGORIES)}")
+        raise ValidationFailed("error.choose_from", field="category", values=", ".join(bad),
+                               choices=", ".join(CATEGORIES))
     audiences = tuple(dict.fromkeys(filter_values(params, "audience")))
     bad = [a for a in audiences if a not in AUDIENCES]
     if bad:
-        raise ValidationFailed(field="audience", detail=f"unknown {', '.join(bad)}; choose from "
-                               f"{', '.join(AUDIENCES)}")
+        raise ValidationFailed("error.choose_from", field="audience", values=", ".join(bad),
+                               choices=", ".join(AUDIENCES))
     orgs = parse_ids(filter_values(params, "org"), "org")
     return FeedFilter(areas=areas, categories=tuple(sorted(categories)),
                       audiences=tuple(sorted(audiences)), organisations=orgs)

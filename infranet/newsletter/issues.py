@@ -272,7 +272,7 @@ async def resend(session: AsyncSession, ctx: AppContext, actor: Actor, issue_id:
     running sender (the service) picks them up; the CLI runs one itself."""
     actor.require_admin()
     if which not in ("failed", "unknown"):
-        raise ValidationFailed(field="which", detail="must be 'failed' or 'unknown'")
+        raise ValidationFailed("error.one_of", field="which", value=which, choices="failed, unknown")
     issue = await session.get(NewsletterIssue, issue_id)
     if issue is None:
         raise NotFound("newsletter.no_issue", id=issue_id)

@@ -428,8 +428,7 @@ async def import_csv(session: AsyncSession, ctx: AppContext, actor: Actor, text:
     report = ImportReport()
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or "email" not in [f.strip().lower() for f in reader.fieldnames]:
-        raise ValidationFailed(field="CSV", detail="the first row must name the columns and "
-                               "include 'email' (optional: language, districts, categories)")
+        raise ValidationFailed("newsletter.error.csv_header")
     forgotten = await _forgotten(session)
     for number, raw in enumerate(reader, start=2):
         data = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}

@@ -104,7 +104,7 @@ async def on_target_query(turn: Turn) -> object:
 async def _reach(turn: Turn, org_id: int) -> OrgReach:
     found = await reach_of(turn.session, [org_id], but=turn.who.telegram_id)
     if org_id not in found:
-        raise NotFound(detail=f"organisation #{org_id}")
+        raise NotFound("error.not_found.organisation", id=org_id)
     return found[org_id]
 
 
