@@ -241,7 +241,7 @@ async def test_close_expired_once(ctx: AppContext) -> None:
     async with ctx.db.transaction() as session:
         closed = await close_expired(session, ctx)
         assert [c.training.id for c in closed] == [view.training.id]
-        assert closed[0].telegram_id == 101 and closed[0].language == "pl"
+        assert closed[0].poster_id == alice.id
         assert closed[0].training.status == TrainingStatus.CLOSED
         assert closed[0].training.closed_at is not None
     async with ctx.db.transaction() as session:
@@ -262,7 +262,7 @@ async def test_reminder_the_day_before_the_deadline_once(ctx: AppContext) -> Non
     async with ctx.db.transaction() as session:
         due = await due_reminders(session, ctx)
         assert [d.training.id for d in due] == [view.training.id]
-        assert due[0].telegram_id == 101 and due[0].training.reminded_at is not None
+        assert due[0].poster_id == alice.id and due[0].training.reminded_at is not None
     async with ctx.db.transaction() as session:
         assert await due_reminders(session, ctx) == []
 

@@ -44,7 +44,6 @@ from infranet.storage.actors import Actor
 from infranet.storage.models import (
     Event,
     EventStatus,
-    Member,
     Moderation,
     Organisation,
     Training,
@@ -97,11 +96,11 @@ class TrainingView:
 
 @dataclass(frozen=True)
 class Due:
-    """A notice whose poster should hear from the bot (reminder or closing)."""
+    """A notice whose poster should hear of it (reminder or closing). The calendar names
+    the poster by their member id; how to reach them (Telegram) is the bot's business."""
 
     training: Training
-    telegram_id: int | None
-    language: str | None
+    poster_id: int | None
 
 
 # --- validation helpers (also used by the bot to check answers step by step) -----------------
@@ -408,11 +407,9 @@ async def list_open_trainings(
 async def _due(session: AsyncSession, ids: Sequence[int]) -> list[Due]:
     if not ids:
         return []
-    rows = (await session.execute(
-        select(Training, Member.telegram_id, Member.language)
-        .outerjoin(Member, Member.id == Training.member_id)
-        .where(Training.id.in_(list(ids))).order_by(Training.deadline, Training.id))).all()
-    return [Due(training, telegram_id, language) for training, telegram_id, language in rows]
+    rows = (await session.scalars(select(Training).where(Training.id.in_(list(ids)))
+                                  .order_by(Training.deadline, Training.id))).all()
+    return [Due(training, training.member_id) for training in rows]
 
 
 async def close_expired(session: AsyncSession, ctx: AppContext) -> list[Due]:

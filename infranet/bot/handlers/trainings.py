@@ -26,6 +26,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import select
 from telegram import Bot
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
@@ -66,7 +67,7 @@ from infranet.component import Job
 from infranet.context import AppContext
 from infranet.i18n import format_date
 from infranet.region import UnknownDistrict
-from infranet.storage.models import EventStatus, Moderation, TrainingStatus
+from infranet.storage.models import EventStatus, Member, Moderation, TrainingStatus
 
 if TYPE_CHECKING:
     from infranet.bot.runtime import BotRuntime
@@ -605,14 +606,18 @@ async def run_deadline_jobs(ctx: AppContext, bot: Bot | None) -> tuple[int, int]
     async with ctx.db.transaction() as session:
         closed = await notices.close_expired(session, ctx)
         reminders = await notices.due_reminders(session, ctx) if bot is not None else []
+        ids = {due.poster_id for due in (*closed, *reminders) if due.poster_id is not None}
+        posters = {m.id: m for m in (await session.scalars(select(Member).where(Member.id.in_(ids))))}
     if bot is not None:
         for items, key in ((reminders, "bot.trainings.reminder"), (closed, "bot.trainings.closed")):
             for due in items:
-                if due.telegram_id is None:
+                poster = posters.get(due.poster_id) if due.poster_id is not None else None
+                if poster is None:
                     continue
-                lang = due.language or "pl"
-                await send_html(bot, due.telegram_id, tr(lang, key, title=due.training.title,
-                                                         deadline=format_date(due.training.deadline, lang)))
+                lang = poster.language or "pl"
+                deadline = format_date(due.training.deadline, lang)
+                await send_html(bot, poster.telegram_id,
+                                tr(lang, key, title=due.training.title, deadline=deadline))
     log.info("training deadlines: %d reminded, %d closed", len(reminders), len(closed))
     return len(reminders), len(closed)
 
