@@ -57,10 +57,13 @@ def build_components(ctx: AppContext, scheduler: AsyncIOScheduler) -> list[Compo
     from infranet.bot.service import build as build_bot
     from infranet.calendar.service import build as build_calendar
     from infranet.network.service import build as build_network
-    from infranet.newsletter.service import build as build_newsletter
+    from infranet.newsletter.service import NewsletterService
+    from infranet.newsletter.service import component as newsletter_component
 
-    return [build_network(ctx), build_calendar(ctx), build_newsletter(ctx, scheduler),
-            build_bot(ctx, scheduler)]
+    newsletter = NewsletterService(ctx, scheduler)
+    return [build_network(ctx), build_calendar(ctx), newsletter_component(newsletter),
+            # The bot starts the newsletter's sender after /newsletter_send and its buttons.
+            build_bot(ctx, scheduler, start_sending=newsletter.kick)]
 
 
 def schedule_jobs(scheduler: AsyncIOScheduler, components: list[Component]) -> None:

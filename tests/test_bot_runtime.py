@@ -178,6 +178,10 @@ async def test_bot_runs_inside_the_service(fresh_db_url: str, tmp_path: Any, bot
         assert health["parts"]["bot"] == {"ok": True, "enabled": True, "mode": "polling",
                                           "username": "infranet_test_bot"}
         assert service.scheduler.get_job("referrals-purge") is not None
+        # app.py hands the bot this process's newsletter sender (no module global between them)
+        parts = {c.name: c for c in service.components}
+        runtime, newsletter = parts["bot"].start.__self__, parts["newsletter"].start.__self__  # type: ignore[union-attr]
+        assert runtime.application.start_sending == newsletter.kick
     finally:
         service.stopping.set()
         await asyncio.wait_for(task, 15)

@@ -111,11 +111,15 @@ class InfranetApplication(Application):
     """An Application that knows the service's AppContext and reads and writes each
     user's bot state around each update (see the module docstring)."""
 
-    __slots__ = ("chat_store", "infra")
+    __slots__ = ("chat_store", "infra", "start_sending")
 
-    def __init__(self, *, infra: AppContext, **kwargs: Any) -> None:
+    def __init__(self, *, infra: AppContext, start_sending: Callable[[], None] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.infra = infra
+        # The newsletter service's "send what is pending now", when one runs in this process
+        # (app.py passes it in); without one the bot's handlers send by themselves.
+        self.start_sending = start_sending
         self.chat_store: ChatStore | None = None
 
     def forms(self) -> list[ConversationHandler[Any]]:
@@ -263,10 +267,15 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
     def infra(self) -> AppContext:
         return self.application.infra  # type: ignore[attr-defined]
 
+    @property
+    def start_sending(self) -> Callable[[], None] | None:
+        """See `InfranetApplication.start_sending`."""
+        return self.application.start_sending  # type: ignore[attr-defined]
+
 
 def build_application(
     ctx: AppContext, *, webhook: bool | None = None, rate_limiter: BaseRateLimiter[Any] | None = None,
-    persistence: bool = True,
+    persistence: bool = True, start_sending: Callable[[], None] | None = None,
 ) -> InfranetApplication:
     """The Application, not yet initialised and without handlers.
 
@@ -281,7 +290,7 @@ def build_application(
         webhook = settings.mode == "webhook"
     builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
         ApplicationBuilder()
-        .application_class(InfranetApplication, kwargs={"infra": ctx})
+        .application_class(InfranetApplication, kwargs={"infra": ctx, "start_sending": start_sending})
         .token(settings.token.get_secret_value())
         .context_types(ContextTypes(context=BotContext))
         .rate_limiter(rate_limiter or AIORateLimiter(max_retries=settings.max_retries))

@@ -14,6 +14,7 @@ import contextlib
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -107,9 +108,11 @@ class BotRuntime:
     """The Application's life inside the service; `routes` holds the webhook route."""
 
     def __init__(self, ctx: AppContext, scheduler: AsyncIOScheduler | None = None, *,
-                 rate_limiter: BaseRateLimiter[Any] | None = None) -> None:
+                 rate_limiter: BaseRateLimiter[Any] | None = None,
+                 start_sending: Callable[[], None] | None = None) -> None:
         self.ctx = ctx
         self.scheduler = scheduler
+        self.start_sending = start_sending
         self.rate_limiter = rate_limiter
         self.webhook = ctx.settings.telegram.mode == "webhook"
         self.application: InfranetApplication | None = None
@@ -125,7 +128,8 @@ class BotRuntime:
 
     def build(self) -> InfranetApplication:
         application = build_application(self.ctx, webhook=self.webhook,
-                                         rate_limiter=self.rate_limiter)
+                                         rate_limiter=self.rate_limiter,
+                                         start_sending=self.start_sending)
         application.add_handler(
             CommandLimiter(self.ctx.settings.telegram.commands_per_minute).handler(),
             group=RATE_LIMIT_GROUP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -17,7 +18,10 @@ NO_TOKEN_HINT = (
 )
 
 
-def build(ctx: AppContext, scheduler: AsyncIOScheduler) -> Component:
+def build(ctx: AppContext, scheduler: AsyncIOScheduler, *,
+          start_sending: Callable[[], None] | None = None) -> Component:
+    """`start_sending`: the newsletter's "send what is pending now", for /newsletter_send
+    and the alerts' buttons."""
     from infranet.bot.handlers import module_jobs
 
     token = ctx.settings.telegram.token
@@ -30,6 +34,6 @@ def build(ctx: AppContext, scheduler: AsyncIOScheduler) -> Component:
                          status=lambda: {"ok": True, "enabled": False, "hint": NO_TOKEN_HINT})
     from infranet.bot.runtime import BotRuntime
 
-    runtime = BotRuntime(ctx, scheduler)
+    runtime = BotRuntime(ctx, scheduler, start_sending=start_sending)
     return Component("bot", routes=runtime.routes, start=runtime.start, stop=runtime.stop,
                      status=runtime.status, jobs=module_jobs(ctx, runtime))

@@ -9,7 +9,8 @@
 - On start, deliveries a crash left in `sending` are settled: those never offered to the
   server (no `handed_at`) go out again, the others become `unknown` (admins are told
   through `alerts`, with a button to resend them), and pending deliveries are resumed.
-- `kick_sender()` lets the bot start sending at once after `resend()`.
+- `NewsletterService.kick` starts sending at once; app.py hands it to the bot (for
+  /newsletter_send and the alerts' resend and resume buttons).
 - Every `[newsletter] poll_seconds` (30) a watcher looks for deliveries waiting that this
   process did not start (an issue built by the CLI in another process, retries due after
   an outage, leftovers of a dead instance) and starts the sender; while the SMTP server
@@ -47,7 +48,6 @@ from infranet.newsletter.subscribers import expire_pending
 from infranet.storage.actors import Actor
 
 log = logging.getLogger(__name__)
-_current: NewsletterService | None = None
 ISSUE_JOB_ID = "newsletter-issue"
 
 
@@ -67,8 +67,6 @@ class NewsletterService:
         self.watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        global _current
-        _current = self
         outbound.announce_outbox(self.ctx)
         self.bounces.start()  # reads the [bounces] mailbox every poll interval, when configured
         await self.catch_up()
@@ -114,10 +112,7 @@ class NewsletterService:
         await self.scheduled_issue()
 
     async def stop(self) -> None:
-        global _current
         self._stopping = True
-        if _current is self:
-            _current = None
         await self.bounces.stop()
         if self.watcher is not None:
             self.watcher.cancel()
@@ -211,15 +206,6 @@ class NewsletterService:
         return status
 
 
-def kick_sender() -> bool:
-    """Start sending pending deliveries now in this process's service (after `resend()`);
-    False when no service runs here (the CLI sends by itself)."""
-    if _current is None:
-        return False
-    _current.kick()
-    return True
-
-
 def jobs(service: NewsletterService) -> list[Job]:
     """The issue on `[newsletter] schedule`, and the daily expiry of unconfirmed sign-ups
     (04:15 local, outside the DST hour)."""
@@ -230,7 +216,11 @@ def jobs(service: NewsletterService) -> list[Job]:
 
 
 def build(ctx: AppContext, scheduler: AsyncIOScheduler) -> Component:
-    service = NewsletterService(ctx, scheduler)
+    return component(NewsletterService(ctx, scheduler))
+
+
+def component(service: NewsletterService) -> Component:
+    ctx = service.ctx
     return Component("newsletter", routes=web.routes(ctx), start=service.start, stop=service.stop,
                      status=service.status, jobs=jobs(service))
 

@@ -162,18 +162,7 @@ async def on_send(turn: Turn) -> None:
         turn.edit(turn.t("bot.nl.nobody", id=issue.id))
         return
     turn.edit(turn.t("bot.nl.sending", id=issue.id, subject=issue.subject, count=built.recipients))
-    issue_id = issue.id
-    ctx = turn.ctx
-
-    async def send_after_commit() -> None:
-        # The service's sender picks the deliveries up; without one (tests, a bot run
-        # on its own) this task sends them. Delivery rows make either way send once.
-        from infranet.newsletter.service import kick_sender
-
-        if not kick_sender():
-            await send_pending(ctx, issue_ids=[issue_id])
-
-    turn.after_commit(send_after_commit)
+    _send_after_commit(turn, issue.id)
 
 
 # --- what the newsletter's alerts offer -------------------------------------------------------
@@ -235,12 +224,15 @@ async def _resume(turn: Turn, key: str) -> None:
 
 
 def _send_after_commit(turn: Turn, issue_id: int) -> None:
-    ctx = turn.ctx
+    """Once committed, the newsletter service of this process picks the deliveries up; without
+    one (a bot run on its own, the tests) this task sends them. Delivery rows make either
+    way send each message once."""
+    ctx, start_sending = turn.ctx, turn.context.start_sending
 
     async def send() -> None:
-        from infranet.newsletter.service import kick_sender
-
-        if not kick_sender():
+        if start_sending is not None:
+            start_sending()
+        else:
             await send_pending(ctx, issue_ids=[issue_id])
 
     turn.after_commit(send)
