@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
 
+from infranet.admin_alerts import AdminAlerts
 from infranet.config import Settings
 from infranet.region import Region, load_region
 from infranet.storage.database import Database
@@ -22,6 +23,8 @@ class AppContext:
     # Set by `load_secret_key()` once the schema is migrated (the generated key lives in the
     # database), or given to `create()` by tests and tools; kept out of repr() and logs.
     key: bytes | None = field(default=None, repr=False)
+    # Alerts for the admins: components notify, the bot (when it runs here) listens.
+    alerts: AdminAlerts = field(default_factory=AdminAlerts, repr=False)
 
     @property
     def secret_key(self) -> bytes:

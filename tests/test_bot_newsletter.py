@@ -9,7 +9,6 @@ import mailbox
 import pytest
 from sqlalchemy import select
 
-from infranet.newsletter import alerts
 from infranet.newsletter.outbound import outbox_dir
 from infranet.newsletter.subscribers import subscribe
 from infranet.storage.models import NewsletterNote, Subscriber, SubscriberStatus
@@ -80,7 +79,7 @@ async def test_admin_note_preview_and_send(bot: BotHarness) -> None:
 
 async def test_newsletter_alerts_reach_admins(bot: BotHarness) -> None:
     await bot.member(ADMIN_ID + 1, None, admin=True, language="en")
-    await alerts.notify("the SMTP server refuses connections", "serwer SMTP odrzuca połączenia")
+    await bot.ctx.alerts.notify("the SMTP server refuses connections", "serwer SMTP odrzuca połączenia")
     assert "serwer SMTP odrzuca" in (await bot.api.next_reply(ADMIN_ID)).text
     assert "SMTP server refuses" in (await bot.api.next_reply(ADMIN_ID + 1)).text
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import SecretStr
 
-from infranet.newsletter import alerts
 from infranet.newsletter.service import NewsletterService
 from tests.imap_server import ImapServer, imap_fixture  # noqa: F401
 from tests.newsletter_support import newsletter_context
@@ -35,7 +34,7 @@ async def test_admins_hear_once_when_the_mailbox_fails_and_once_when_it_is_back(
                                    bounces=imap.settings(password="wrong-pw", poll_interval_s=5))
     # Two instances on one database, both failing to log in.
     first, second = NewsletterService(ctx, AsyncIOScheduler()), NewsletterService(ctx, AsyncIOScheduler())
-    alerts.register(tell_admins)
+    ctx.alerts.register(tell_admins)  # one context, as both instances here share it
     try:
         await first.start()
         await second.start()
@@ -56,7 +55,7 @@ async def test_admins_hear_once_when_the_mailbox_fails_and_once_when_it_is_back(
         await asyncio.sleep(1)
         assert len(told) == 2
     finally:
-        alerts.unregister(tell_admins)
+        ctx.alerts.unregister(tell_admins)
         await first.stop()
         await second.stop()
         await ctx.db.dispose()

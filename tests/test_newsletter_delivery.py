@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from infranet.newsletter import alerts
 from infranet.newsletter.delivery import Sender
 from infranet.newsletter.issues import add_note, build_issue, issue_status, resend, send_pending
 from infranet.storage.actors import Actor
@@ -190,7 +189,7 @@ async def test_smtp_down_keeps_issue_in_progress_and_tells_admins(db_url: str, t
     async def tell(en: str, pl: str) -> None:
         told.append((en, pl))
 
-    alerts.register(tell)
+    ctx.alerts.register(tell)
     try:
         issue_id = await issue_with(ctx, ["a@example.org", "b@example.org"])
         started = time.monotonic()
@@ -213,7 +212,7 @@ async def test_smtp_down_keeps_issue_in_progress_and_tells_admins(db_url: str, t
             report = await send_pending(ctx)
         assert report.sent == 2 and sorted(server.recipients()) == ["a@example.org", "b@example.org"]
     finally:
-        alerts.unregister(tell)
+        ctx.alerts.unregister(tell)
         await ctx.db.dispose()
 
 

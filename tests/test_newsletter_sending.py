@@ -114,7 +114,7 @@ async def test_refusals_that_blame_the_sender_disable_nobody_and_pause_the_issue
     async def tell(en: str, pl: str, action: alerts.Action | None) -> None:
         told.append((en, pl, action))
 
-    alerts.register(tell, actions=True)
+    ctx.alerts.register(tell, actions=True)
     try:
         issue_id = await issue_with(ctx, ["first@example.org", *strict, *fine])
         assert await run_cli(ctx, "send") == 0
@@ -146,7 +146,7 @@ async def test_refusals_that_blame_the_sender_disable_nobody_and_pause_the_issue
         assert status.status == "done"
         assert await run_cli(ctx, "resume", str(issue_id)) == 1  # not paused: nothing to do
     finally:
-        alerts.unregister(tell)
+        ctx.alerts.unregister(tell)
         await ctx.db.dispose()
 
 
@@ -232,7 +232,8 @@ async def test_the_service_sends_what_the_cli_built_and_tells_of_an_outage_once(
     async def tell(en: str, pl: str) -> None:
         told.append(en)
 
-    alerts.register(tell)
+    for instance in (one, two):  # each instance has its own hub; one of them tells
+        instance.alerts.register(tell)
     services = [NewsletterService(one, AsyncIOScheduler()), NewsletterService(two, AsyncIOScheduler())]
     app = create_app(one, [Component("newsletter", status=services[0].status)])
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
@@ -270,7 +271,8 @@ async def test_the_service_sends_what_the_cli_built_and_tells_of_an_outage_once(
 
         await eventually(healthy, 5)
     finally:
-        alerts.unregister(tell)
+        for instance in (one, two):
+            instance.alerts.unregister(tell)
         await http.aclose()
         for service in services:
             await service.stop()

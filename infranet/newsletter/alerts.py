@@ -1,19 +1,15 @@
-"""Admin alerts from the newsletter, delivered by whoever registered for them.
+"""What the newsletter's alerts for the admins offer, and outages told once.
 
-The newsletter knows nothing about Telegram. The bot registers an async
-callback here at start-up; the sender calls `notify()` when sending stalls
-(SMTP server down) and when it is back, when a restart leaves deliveries in the
-`unknown` state (an admin decides whether to resend them), and when an issue is
-paused because too many of its first deliveries were refused.
-
-    from infranet.newsletter import alerts
-
-    async def tell_admins(text_en: str, text_pl: str) -> None: ...
-    alerts.register(tell_admins)
+The newsletter knows nothing about Telegram: it calls `ctx.alerts.notify()` (the hub of
+`infranet.admin_alerts`, on which the bot registers when it runs in the same process)
+when sending stalls (SMTP server down) and when it is back, when a restart leaves
+deliveries in the `unknown` state (an admin decides whether to resend them), when an
+issue is paused because too many of its first deliveries were refused, and when the
+bounce mailbox cannot be read.
 
 A callback registered with `actions=True` is called as `callback(text_en, text_pl,
-action)`, where `action` (or None) names what the alert offers: resend the unknown
-deliveries of an issue, or resume a paused issue. Each offer is a row of its own
+action)`, where `action` (an `Action` here, or None) names what the alert offers: resend
+the unknown deliveries of an issue, or resume a paused issue. Each offer is a row of its own
 (`open_action`), settled once by `claim_action`, so that a button pressed twice, on
 two instances, or after the matter was settled another way changes nothing.
 
@@ -26,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,9 +33,6 @@ from infranet.context import AppContext
 from infranet.storage.models import BotState
 
 log = logging.getLogger(__name__)
-
-AlertCallback = Callable[..., Awaitable[None]]
-_callbacks: list[tuple[AlertCallback, bool]] = []
 
 RESEND_UNKNOWN = "resend_unknown"
 RESUME = "resume"
@@ -60,31 +52,6 @@ class Action:
     key: str
     issue_id: int
     count: int = 0  # how many deliveries the offer concerns (RESEND_UNKNOWN)
-
-
-def register(callback: AlertCallback, *, actions: bool = False) -> None:
-    """Add `callback(text_en, text_pl)` (with `actions`: `callback(text_en, text_pl,
-    action)`); called for every alert until unregistered."""
-    if all(cb is not callback for cb, _ in _callbacks):
-        _callbacks.append((callback, actions))
-
-
-def unregister(callback: AlertCallback) -> None:
-    _callbacks[:] = [(cb, a) for cb, a in _callbacks if cb is not callback]
-
-
-async def notify(text_en: str, text_pl: str, *, action: Action | None = None) -> None:
-    """Log the alert and pass it to every registered callback; a failing callback
-    is logged and never stops the sender."""
-    log.warning("newsletter alert: %s", text_en)
-    for callback, wants_action in list(_callbacks):
-        try:
-            if wants_action:
-                await callback(text_en, text_pl, action)
-            else:
-                await callback(text_en, text_pl)
-        except Exception:
-            log.exception("newsletter alert callback %r failed", callback)
 
 
 # --- offers settled once ---------------------------------------------------------------------

@@ -367,7 +367,7 @@ class BouncePoller:
             if await alerts.outage_changed(self.ctx, down, key=alerts.MAILBOX_OUTAGE_KEY):
                 key = "newsletter.alert_mailbox_down" if down else "newsletter.alert_mailbox_back"
                 error = (self.last_error or "")[:200].rstrip(". ")
-                await alerts.notify(t("en", key, error=error), t("pl", key, error=error))
+                await self.ctx.alerts.notify(t("en", key, error=error), t("pl", key, error=error))
         except Exception:
             log.exception("bounces: could not record or tell that the mailbox is %s",
                           "failing" if down else "back")

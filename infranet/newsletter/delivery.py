@@ -191,7 +191,7 @@ async def alert_unknown(ctx: AppContext, recovered: list[tuple[int, int]]) -> No
                 continue
             key = await alerts.open_action(session, alerts.RESEND_UNKNOWN, issue_id=issue_id,
                                            delivery_ids=ids)
-        await alerts.notify(
+        await ctx.alerts.notify(
             t("en", "newsletter.alert_unknown", count=len(ids), issue=issue_id),
             t("pl", "newsletter.alert_unknown", count=len(ids), issue=issue_id),
             action=alerts.Action(alerts.RESEND_UNKNOWN, key, issue_id, len(ids)))
@@ -202,8 +202,8 @@ async def alert_paused(ctx: AppContext, issue_id: int, refused: int, sample: int
     async with ctx.db.transaction() as session:
         key = await alerts.open_action(session, alerts.RESUME, issue_id=issue_id)
     values = {"issue": issue_id, "refused": refused, "sample": sample}
-    await alerts.notify(t("en", "newsletter.alert_paused", **values),
-                        t("pl", "newsletter.alert_paused", **values),
+    await ctx.alerts.notify(t("en", "newsletter.alert_paused", **values),
+                            t("pl", "newsletter.alert_paused", **values),
                         action=alerts.Action(alerts.RESUME, key, issue_id))
 
 
@@ -824,11 +824,11 @@ class Sender:
         if not flipped:
             return
         if down:
-            await alerts.notify(t("en", "newsletter.alert_smtp_down", error=error),
-                                t("pl", "newsletter.alert_smtp_down", error=error))
+            await self.ctx.alerts.notify(t("en", "newsletter.alert_smtp_down", error=error),
+                                         t("pl", "newsletter.alert_smtp_down", error=error))
         else:
-            await alerts.notify(t("en", "newsletter.alert_smtp_back"),
-                                t("pl", "newsletter.alert_smtp_back"))
+            await self.ctx.alerts.notify(t("en", "newsletter.alert_smtp_back"),
+                                         t("pl", "newsletter.alert_smtp_back"))
 
     def _request(self, op: _Op) -> asyncio.Future[Any]:
         op.future = asyncio.get_running_loop().create_future()

@@ -33,7 +33,7 @@ from apscheduler.triggers.cron import CronTrigger
 from infranet.component import Component, Job
 from infranet.context import AppContext
 from infranet.errors import InfranetError
-from infranet.newsletter import alerts, outbound, web
+from infranet.newsletter import outbound, web
 from infranet.newsletter.bounces import BouncePoller
 from infranet.newsletter.delivery import (
     Sender,
@@ -164,7 +164,7 @@ class NewsletterService:
             async with self.ctx.db.transaction() as session:
                 outcome = await build_for_period(session, self.ctx, Actor.system())
         except InfranetError as exc:
-            await alerts.notify(exc.localized("en"), exc.localized("pl"))
+            await self.ctx.alerts.notify(exc.localized("en"), exc.localized("pl"))
             return
         key, built = outcome.period_key, outcome.built
         if built is None:  # this period's issue exists (built by the CLI or another instance)

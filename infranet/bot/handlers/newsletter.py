@@ -244,8 +244,6 @@ _ALERT_ACTIONS = {"ru": _ask_resend_unknown, "ruy": _resend_unknown, "run": _can
 
 # --- alerts from the newsletter ----------------------------------------------------------------
 
-_application: InfranetApplication | None = None
-
 
 def _alert_buttons(lang: str, action: alerts.Action | None) -> Any:
     if action is None:
@@ -259,9 +257,10 @@ def _alert_buttons(lang: str, action: alerts.Action | None) -> Any:
     return None
 
 
-async def _alert_admins(text_en: str, text_pl: str, action: alerts.Action | None = None) -> None:
-    application = _application
-    if application is None or not application.running:
+async def _alert_admins(application: InfranetApplication, text_en: str, text_pl: str,
+                        action: alerts.Action | None = None) -> None:
+    """Every admin, in their language, with the alert's offer as a button."""
+    if not application.running:
         return
     async with application.infra.db.transaction() as session:
         people = [(a.telegram_id, a.language or "pl") for a in await admins(session)]
@@ -272,9 +271,12 @@ async def _alert_admins(text_en: str, text_pl: str, action: alerts.Action | None
 
 
 def setup(application: InfranetApplication, ctx: AppContext) -> None:
-    global _application
-    _application = application
-    alerts.register(_alert_admins, actions=True)
+    """Listen to the alerts of this process's context (`ctx.alerts`) while the bot runs."""
+
+    async def tell_admins(text_en: str, text_pl: str, action: alerts.Action | None = None) -> None:
+        await _alert_admins(application, text_en, text_pl, action)
+
+    ctx.alerts.register(tell_admins, actions=True)
 
 
 def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
