@@ -66,3 +66,26 @@ async def add_subscribers(ctx: AppContext, people: dict[str, dict[str, Any]]) ->
 
 def today(ctx: AppContext) -> date:
     return ctx.now().astimezone(ctx.tz).date()
+
+
+# A sender in a process of its own, to be killed in the middle of sending (crash tests):
+# `python -c SEND_CHILD '{"db_url": ..., "data_dir": ..., "sections": {...}}'` prints the report.
+SEND_CHILD = """
+import asyncio, json, sys
+from infranet.context import AppContext
+from infranet.newsletter.issues import send_pending
+from tests.conftest import TEST_SECRET, make_settings
+
+args = json.loads(sys.argv[1])
+settings = make_settings(args["db_url"], args["data_dir"], **args["sections"])
+
+async def main():
+    ctx = AppContext.create(settings, secret_key=TEST_SECRET)
+    try:
+        report = await send_pending(ctx)
+        print(json.dumps({"sent": report.sent, "unknown": report.unknown}))
+    finally:
+        await ctx.db.dispose()
+
+asyncio.run(main())
+"""

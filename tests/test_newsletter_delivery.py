@@ -22,30 +22,10 @@ from infranet.newsletter.delivery import Sender
 from infranet.newsletter.issues import add_note, build_issue, issue_status, resend, send_pending
 from infranet.storage.actors import Actor
 from infranet.storage.models import Delivery, Subscriber
-from tests.newsletter_support import add_subscribers, newsletter_context
+from tests.newsletter_support import SEND_CHILD, add_subscribers, newsletter_context
 from tests.smtp_server import SmtpServer, free_port, smtp_fixture  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
-
-CHILD = """
-import asyncio, json, sys
-from infranet.context import AppContext
-from infranet.newsletter.issues import send_pending
-from tests.conftest import TEST_SECRET, make_settings
-
-args = json.loads(sys.argv[1])
-settings = make_settings(args["db_url"], args["data_dir"], **args["sections"])
-
-async def main():
-    ctx = AppContext.create(settings, secret_key=TEST_SECRET)
-    try:
-        report = await send_pending(ctx)
-        print(json.dumps({"sent": report.sent, "unknown": report.unknown}))
-    finally:
-        await ctx.db.dispose()
-
-asyncio.run(main())
-"""
 
 
 async def issue_with(ctx: Any, emails: list[str], key: str = "k") -> int:
@@ -75,7 +55,7 @@ async def test_killed_sender_resumes_exactly_once(db_url: str, tmp_path: Path, s
         payload = json.dumps({"db_url": db_url, "data_dir": str(tmp_path / "data"),
                               "sections": sections})
         kill_after = 12
-        child = subprocess.Popen([sys.executable, "-c", CHILD, payload], cwd=ROOT,  # noqa: ASYNC220
+        child = subprocess.Popen([sys.executable, "-c", SEND_CHILD, payload], cwd=ROOT,  # noqa: ASYNC220
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
         def kill(count: int) -> None:
@@ -90,7 +70,7 @@ async def test_killed_sender_resumes_exactly_once(db_url: str, tmp_path: Path, s
         assert kill_after <= sum(before.values()) < len(emails)
 
         # restart: leftovers become unknown, the pending rest is sent once
-        child = subprocess.Popen([sys.executable, "-c", CHILD, payload], cwd=ROOT,  # noqa: ASYNC220
+        child = subprocess.Popen([sys.executable, "-c", SEND_CHILD, payload], cwd=ROOT,  # noqa: ASYNC220
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out, err = await asyncio.to_thread(child.communicate, None, 60)
         assert child.returncode == 0, err.decode()

@@ -38,7 +38,7 @@ from infranet.newsletter.replies import ReplyKind, classify
 from infranet.newsletter.service import NewsletterService
 from infranet.storage.actors import Actor
 from infranet.storage.models import Delivery, Subscriber
-from tests.newsletter_support import add_subscribers, local, newsletter_context, today
+from tests.newsletter_support import SEND_CHILD, add_subscribers, local, newsletter_context, today
 from tests.smtp_server import SmtpServer, free_port, smtp_fixture  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,26 +152,6 @@ async def test_refusals_that_blame_the_sender_disable_nobody_and_pause_the_issue
 
 # --- a crash between the claim of the next delivery and the handoff of the current one --------
 
-CHILD = """
-import asyncio, json, sys
-from infranet.context import AppContext
-from infranet.newsletter.issues import send_pending
-from tests.conftest import TEST_SECRET, make_settings
-
-args = json.loads(sys.argv[1])
-settings = make_settings(args["db_url"], args["data_dir"], **args["sections"])
-
-async def main():
-    ctx = AppContext.create(settings, secret_key=TEST_SECRET)
-    try:
-        report = await send_pending(ctx)
-        print(json.dumps({"sent": report.sent, "unknown": report.unknown}))
-    finally:
-        await ctx.db.dispose()
-
-asyncio.run(main())
-"""
-
 
 async def test_a_crash_resends_the_claimed_ahead_delivery_and_asks_only_about_the_other(
         db_url: str, tmp_path: Path, smtp: SmtpServer) -> None:
@@ -184,7 +164,7 @@ async def test_a_crash_resends_the_claimed_ahead_delivery_and_asks_only_about_th
         payload = json.dumps({"db_url": db_url, "data_dir": str(tmp_path / "data"),
                               "sections": sections})
         kill_at = 5
-        child = subprocess.Popen([sys.executable, "-c", CHILD, payload], cwd=ROOT,  # noqa: ASYNC220
+        child = subprocess.Popen([sys.executable, "-c", SEND_CHILD, payload], cwd=ROOT,  # noqa: ASYNC220
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
         def kill(count: int) -> None:
@@ -199,7 +179,7 @@ async def test_a_crash_resends_the_claimed_ahead_delivery_and_asks_only_about_th
         # left in `sending`: the message being sent, and the next one, claimed ahead
         assert {e for e, d in rows.items() if d.status == "sending"} == {emails[4], emails[5]}
 
-        child = subprocess.Popen([sys.executable, "-c", CHILD, payload], cwd=ROOT,  # noqa: ASYNC220
+        child = subprocess.Popen([sys.executable, "-c", SEND_CHILD, payload], cwd=ROOT,  # noqa: ASYNC220
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out, err = await asyncio.to_thread(child.communicate, None, 60)
         assert child.returncode == 0, err.decode()
