@@ -6,7 +6,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from infranet.calendar import recurrence
-from infranet.calendar.wallclock import local_midnight, occurrence_to_utc, repeated_times, to_utc
+from infranet.calendar.wallclock import (
+    all_day_span,
+    local_midnight,
+    occurrence_to_utc,
+    repeated_times,
+    to_utc,
+)
 from infranet.errors import ValidationFailed
 
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -40,3 +46,10 @@ def test_the_repeated_autumn_hour_is_its_first_occurrence_in_both_rules() -> Non
 def test_a_local_day_begins_at_local_midnight_in_utc() -> None:
     assert local_midnight(date(2027, 7, 1), WARSAW) == datetime(2027, 6, 30, 22, 0, tzinfo=UTC)
     assert local_midnight(date(2027, 1, 1), WARSAW) == datetime(2026, 12, 31, 23, 0, tzinfo=UTC)
+
+
+def test_an_all_day_span_ends_at_the_midnight_after_its_last_day() -> None:
+    start, end = all_day_span(date(2027, 10, 30), date(2027, 10, 31), WARSAW)
+    assert start == datetime(2027, 10, 29, 22, 0, tzinfo=UTC)  # summer time
+    assert end == datetime(2027, 10, 31, 23, 0, tzinfo=UTC)  # winter time: 49 hours in all
+    assert (end - start).total_seconds() == 49 * 3600

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -179,12 +179,12 @@ async def cmd_conflicts(ctx: AppContext, args: argparse.Namespace) -> int:
 async def cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
     from infranet.calendar.dates import parse_day
     from infranet.calendar.events import list_events
+    from infranet.calendar.wallclock import all_day_span
 
     today = ctx.now().astimezone(ctx.tz).date()
     first = parse_day(args.start, "from") if args.start else today
     last = parse_day(args.end, "to") if args.end else first + timedelta(days=30)
-    start = datetime.combine(first, time(), ctx.tz).astimezone(UTC)
-    end = datetime.combine(last + timedelta(days=1), time(), ctx.tz).astimezone(UTC)
+    start, end = all_day_span(first, last, ctx.tz)
     async with ctx.db.read() as session:
         occs = await list_events(session, ctx, start=start, end=end, area=args.area or None,
                                  category=args.category or None, audience=args.audience or None,

@@ -185,8 +185,7 @@ def _windows(spans: Iterable[recurrence.Span], tz: tzinfo) -> list[_Window]:
 
 def _day_window(span: recurrence.Span, tz: tzinfo) -> _Window:
     days = recurrence.local_days(span.start, span.end, tz)
-    return (wallclock.local_midnight(days[0], tz),
-            wallclock.local_midnight(days[-1] + timedelta(days=1), tz))
+    return wallclock.all_day_span(days[0], days[-1], tz)
 
 
 def _merge(windows: Iterable[_Window]) -> list[_Window]:

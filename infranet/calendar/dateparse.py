@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from itertools import pairwise
 
-from infranet.calendar.wallclock import local_midnight, repeated_times, to_utc
+from infranet.calendar.wallclock import all_day_span, repeated_times, to_utc
 from infranet.errors import ValidationFailed
 from infranet.i18n import t, weekday_name
 
@@ -472,7 +472,7 @@ def make_span(first: date, last: date, hours: Hours, tz: tzinfo) -> Span:
     if last < first:
         raise ValidationFailed("dateparse.range_reversed", start=_numeric(first), end=_numeric(last))
     if hours.all_day:
-        return Span(local_midnight(first, tz), local_midnight(last + timedelta(days=1), tz), True)
+        return Span(*all_day_span(first, last, tz), True)
     assert hours.start is not None and hours.end is not None
     end_day = last + timedelta(days=1) if hours.ends_next_day else last
     return Span(to_utc(first, hours.start, tz), to_utc(end_day, hours.end, tz))

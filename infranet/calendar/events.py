@@ -209,8 +209,7 @@ def event_times(ctx: AppContext, data: EventInput, latest: datetime | None = Non
         if last < first:
             raise ValidationFailed("calendar.error.end_before_start", start=human_date(first),
                                    end=human_date(last))
-        starts_at = wallclock.local_midnight(first, tz)
-        ends_at = wallclock.local_midnight(last + timedelta(days=1), tz)
+        starts_at, ends_at = wallclock.all_day_span(first, last, tz)
         local_start = starts_at.astimezone(tz)
     else:
         local_start = _as_local(data.start, tz, "start")

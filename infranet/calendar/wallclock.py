@@ -19,7 +19,7 @@ are stored as local midnights, their end exclusive).
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from infranet.errors import ValidationFailed
 
@@ -66,6 +66,13 @@ def local_midnight(day: date, tz: tzinfo) -> datetime:
     if as_utc.astimezone(tz).date() != day:  # midnight in a gap: start when the day does
         as_utc = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
     return as_utc
+
+
+def all_day_span(first: date, last: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    """The days `first` to `last` (inclusive, as people say them) as UTC instants: from the
+    first local midnight to the midnight after the last day, the exclusive end every all-day
+    event, feed and query uses."""
+    return local_midnight(first, tz), local_midnight(last + timedelta(days=1), tz)
 
 
 def occurrence_to_utc(naive_local: datetime, tz: tzinfo) -> datetime:

@@ -54,7 +54,7 @@ from infranet.calendar.dateparse import (
     parse_when,
     repeated_note,
 )
-from infranet.calendar.wallclock import local_midnight
+from infranet.calendar.wallclock import all_day_span
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
 from infranet.i18n import format_date, format_span, t
@@ -95,8 +95,7 @@ def when_text(ctx: AppContext, start: datetime | date, end: datetime | date, all
     if all_day:
         first = start if not isinstance(start, datetime) else start.astimezone(ctx.tz).date()
         last = end if not isinstance(end, datetime) else end.astimezone(ctx.tz).date()
-        return format_span(local_midnight(first, ctx.tz), local_midnight(last + timedelta(days=1), ctx.tz),
-                           ctx.tz, lang, all_day=True)
+        return format_span(*all_day_span(first, last, ctx.tz), ctx.tz, lang, all_day=True)
     assert isinstance(start, datetime) and isinstance(end, datetime)
     return format_span(start, end, ctx.tz, lang)
 
@@ -836,7 +835,7 @@ async def _check_answer(turn: Turn, first: date, last: date, hours: Hours | None
     ctx, lang = turn.ctx, turn.lang
     days = _days(first, last)
     if hours is None:
-        windows = [(local_midnight(first, ctx.tz), local_midnight(last + timedelta(days=1), ctx.tz))]
+        windows = [all_day_span(first, last, ctx.tz)]
     else:
         windows = [(span.start, span.end) for span in (make_span(d, d, hours, ctx.tz) for d in days)]
     total, found, seen = 0, list[Any](), set[tuple[int, datetime]]()
