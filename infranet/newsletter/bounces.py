@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,7 +40,7 @@ from infranet.errors import ValidationFailed
 from infranet.i18n import t
 from infranet.newsletter import alerts, dsn, verp
 from infranet.newsletter.imap import Mailbox, MailboxError
-from infranet.newsletter.subscribers import record_hard_bounce, unsubscribe
+from infranet.newsletter.subscribers import mark_unsubscribed, record_hard_bounce, unsubscribe
 from infranet.storage import audit
 from infranet.storage.actors import Actor
 from infranet.storage.models import BounceReport, Delivery, Subscriber, SubscriberStatus
@@ -316,13 +316,7 @@ async def _unsubscribe_for_complaint(session: AsyncSession, ctx: AppContext, sub
     row = await session.get(Subscriber, subscriber_id)
     if row is None or row.status == SubscriberStatus.UNSUBSCRIBED:
         return
-    row.status = SubscriberStatus.UNSUBSCRIBED
-    row.unsubscribed_at = ctx.now()
-    row.token_version += 1
-    await session.execute(
-        update(Delivery).where(Delivery.subscriber_id == row.id, Delivery.status == "pending")
-        .values(status="failed", last_error="unsubscribed by a complaint before sending"))
-    await session.flush()
+    await mark_unsubscribed(session, ctx, row, "unsubscribed by a complaint before sending")
     await audit.record(session, Actor.system(), "newsletter.unsubscribe", "subscriber", row.id,
                        via="complaint", delivery=delivery_id, feedback_type=feedback_type)
 

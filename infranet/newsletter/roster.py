@@ -11,14 +11,14 @@ import io
 from collections import Counter
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
 from infranet.errors import NotFound
 from infranet.storage import audit
 from infranet.storage.actors import Actor
-from infranet.storage.models import Delivery, Subscriber, SubscriberStatus
+from infranet.storage.models import Subscriber, SubscriberStatus
 
 STATUSES = tuple(s.value for s in SubscriberStatus)
 ALL_DISTRICTS = "*"  # the count key of readers who chose no district (they get the whole region)
@@ -86,7 +86,7 @@ async def unsubscribe_address(session: AsyncSession, ctx: AppContext, actor: Act
                               email: str) -> bool:
     """Unsubscribe on the person's request made to the secretariat (phone, letter): the
     audit log records who did it. Returns False when it was unsubscribed already."""
-    from infranet.newsletter.subscribers import find_by_email, normalise_address
+    from infranet.newsletter.subscribers import find_by_email, mark_unsubscribed, normalise_address
 
     actor.require_admin()
     row = await find_by_email(session, normalise_address(email))
@@ -94,13 +94,7 @@ async def unsubscribe_address(session: AsyncSession, ctx: AppContext, actor: Act
         raise NotFound("newsletter.no_subscriber", email=email)
     if row.status == SubscriberStatus.UNSUBSCRIBED:
         return False
-    row.status = SubscriberStatus.UNSUBSCRIBED
-    row.unsubscribed_at = ctx.now()
-    row.token_version += 1  # its old links stop working, as after a link unsubscribe
-    await session.execute(
-        update(Delivery).where(Delivery.subscriber_id == row.id, Delivery.status == "pending")
-        .values(status="failed", last_error="unsubscribed before sending"))
-    await session.flush()
+    await mark_unsubscribed(session, ctx, row, "unsubscribed before sending")
     await audit.record(session, actor, "newsletter.unsubscribe", "subscriber", row.id,
                        via=actor.kind)
     return True

@@ -283,6 +283,21 @@ async def update_preferences(
     return row
 
 
+async def mark_unsubscribed(session: AsyncSession, ctx: AppContext, row: Subscriber,
+                            reason: str) -> None:
+    """The one way an address leaves the list, however the person asked (a link, a mailto:
+    request, a complaint, the secretariat): no more mail from now, their old links stop
+    working (token version), and deliveries not yet handed to the server are dropped with
+    `reason`. The caller records who asked, and how, in the audit log."""
+    row.status = SubscriberStatus.UNSUBSCRIBED
+    row.unsubscribed_at = ctx.now()
+    row.token_version += 1
+    await session.execute(
+        update(Delivery).where(Delivery.subscriber_id == row.id, Delivery.status == "pending")
+        .values(status="failed", last_error=reason))
+    await session.flush()
+
+
 async def unsubscribe(session: AsyncSession, ctx: AppContext, subscriber_id: Any, token: str, *,
                       via: str = "link") -> Subscriber:
     """Unsubscribe at once (link, RFC 8058 one-click POST or mailto). Repeating it
@@ -290,14 +305,7 @@ async def unsubscribe(session: AsyncSession, ctx: AppContext, subscriber_id: Any
     row = await _by_token(session, ctx, subscriber_id, token, "unsubscribe", allow_previous=True)
     if row.status == SubscriberStatus.UNSUBSCRIBED:
         return row
-    row.status = SubscriberStatus.UNSUBSCRIBED
-    row.unsubscribed_at = ctx.now()
-    row.token_version += 1
-    # Deliveries not yet handed to the server are dropped.
-    await session.execute(
-        update(Delivery).where(Delivery.subscriber_id == row.id, Delivery.status == "pending")
-        .values(status="failed", last_error="unsubscribed before sending"))
-    await session.flush()
+    await mark_unsubscribed(session, ctx, row, "unsubscribed before sending")
     await audit.record(session, Actor("web"), "newsletter.unsubscribe", "subscriber", row.id, via=via)
     return row
 
