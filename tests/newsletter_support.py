@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from infranet.calendar.events import EventInput, add_event
 from infranet.context import AppContext
 from infranet.network.orgs import OrgInput, add_organisation
+from infranet.newsletter.issues import add_note, build_issue
 from infranet.newsletter.subscribers import subscribe
 from infranet.storage.actors import Actor
 from infranet.storage.districts import district_ids
-from infranet.storage.models import Training
+from infranet.storage.models import Delivery, Training
 from tests.conftest import make_context
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 async def newsletter_context(db_url: str, tmp_path: Path, smtp: dict[str, Any] | None = None,
@@ -68,8 +76,8 @@ def today(ctx: AppContext) -> date:
     return ctx.now().astimezone(ctx.tz).date()
 
 
-# A sender in a process of its own, to be killed in the middle of sending (crash tests):
-# `python -c SEND_CHILD '{"db_url": ..., "data_dir": ..., "sections": {...}}'` prints the report.
+# A sender in a process of its own, to be killed in the middle of sending (crash tests);
+# it prints its report as JSON.
 SEND_CHILD = """
 import asyncio, json, sys
 from infranet.context import AppContext
@@ -89,3 +97,29 @@ async def main():
 
 asyncio.run(main())
 """
+
+
+def spawn_sender(db_url: str, data_dir: Path, sections: dict[str, Any]) -> subprocess.Popen[bytes]:
+    """Start `send_pending` in a process of its own (SEND_CHILD), to be killed by a test."""
+    payload = json.dumps({"db_url": db_url, "data_dir": str(data_dir), "sections": sections})
+    return subprocess.Popen([sys.executable, "-c", SEND_CHILD, payload], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+async def issue_with(ctx: AppContext, emails: list[str], key: str = "k") -> int:
+    """Readers subscribed and an issue built for them (a note is its content); its id."""
+    await add_subscribers(ctx, {e: {} for e in emails})
+    async with ctx.db.transaction() as session:
+        await add_note(session, ctx, Actor.cli(), f"Notka {key}")
+        built = await build_issue(session, ctx, Actor.cli(), period_key=key)
+    assert built.recipients == len(emails) and built.issue is not None
+    return built.issue.id
+
+
+async def deliveries(ctx: AppContext, issue_id: int | None = None) -> dict[str, Delivery]:
+    """The delivery rows by address (of one issue, or of all)."""
+    async with ctx.db.transaction() as session:
+        query = select(Delivery)
+        if issue_id is not None:
+            query = query.where(Delivery.issue_id == issue_id)
+        return {d.email: d for d in (await session.scalars(query)).all()}

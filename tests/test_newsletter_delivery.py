@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,28 +20,14 @@ from sqlalchemy import select
 from infranet.newsletter.delivery import Sender
 from infranet.newsletter.issues import add_note, build_issue, issue_status, resend, send_pending
 from infranet.storage.actors import Actor
-from infranet.storage.models import Delivery, Subscriber
-from tests.newsletter_support import SEND_CHILD, add_subscribers, newsletter_context
+from infranet.storage.models import Subscriber
+from tests.newsletter_support import (
+    deliveries,
+    issue_with,
+    newsletter_context,
+    spawn_sender,
+)
 from tests.smtp_server import SmtpServer, free_port, smtp_fixture  # noqa: F401
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-async def issue_with(ctx: Any, emails: list[str], key: str = "k") -> int:
-    await add_subscribers(ctx, {e: {} for e in emails})
-    async with ctx.db.transaction() as session:
-        await add_note(session, ctx, Actor.cli(), f"Notka {key}")
-        built = await build_issue(session, ctx, Actor.cli(), period_key=key)
-    assert built.recipients == len(emails)
-    return built.issue.id
-
-
-async def deliveries(ctx: Any, issue_id: int | None = None) -> dict[str, Delivery]:
-    async with ctx.db.transaction() as session:
-        query = select(Delivery)
-        if issue_id is not None:
-            query = query.where(Delivery.issue_id == issue_id)
-        return {d.email: d for d in (await session.scalars(query)).all()}
 
 
 async def test_killed_sender_resumes_exactly_once(db_url: str, tmp_path: Path, smtp: SmtpServer) -> None:
@@ -52,11 +37,8 @@ async def test_killed_sender_resumes_exactly_once(db_url: str, tmp_path: Path, s
     emails = [f"user{i:03d}@example.org" for i in range(40)]
     try:
         issue_id = await issue_with(ctx, emails)
-        payload = json.dumps({"db_url": db_url, "data_dir": str(tmp_path / "data"),
-                              "sections": sections})
         kill_after = 12
-        child = subprocess.Popen([sys.executable, "-c", SEND_CHILD, payload], cwd=ROOT,  # noqa: ASYNC220
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        child = spawn_sender(db_url, tmp_path / "data", sections)
 
         def kill(count: int) -> None:
             if count == kill_after:
@@ -70,8 +52,7 @@ async def test_killed_sender_resumes_exactly_once(db_url: str, tmp_path: Path, s
         assert kill_after <= sum(before.values()) < len(emails)
 
         # restart: leftovers become unknown, the pending rest is sent once
-        child = subprocess.Popen([sys.executable, "-c", SEND_CHILD, payload], cwd=ROOT,  # noqa: ASYNC220
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        child = spawn_sender(db_url, tmp_path / "data", sections)
         out, err = await asyncio.to_thread(child.communicate, None, 60)
         assert child.returncode == 0, err.decode()
         received = Counter(smtp.recipients())

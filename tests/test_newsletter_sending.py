@@ -12,8 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -33,31 +31,23 @@ from infranet.http import create_app
 from infranet.i18n import format_date
 from infranet.newsletter import alerts
 from infranet.newsletter.content import period_label
-from infranet.newsletter.issues import add_note, build_issue, issue_status
+from infranet.newsletter.issues import build_issue, issue_status
 from infranet.newsletter.replies import ReplyKind, classify
 from infranet.newsletter.service import NewsletterService
 from infranet.storage.actors import Actor
-from infranet.storage.models import Delivery, Subscriber
-from tests.newsletter_support import SEND_CHILD, add_subscribers, local, newsletter_context, today
+from infranet.storage.models import Subscriber
+from tests.newsletter_support import (
+    add_subscribers,
+    deliveries,
+    issue_with,
+    local,
+    newsletter_context,
+    spawn_sender,
+    today,
+)
 from tests.smtp_server import SmtpServer, free_port, smtp_fixture  # noqa: F401
 
-ROOT = Path(__file__).resolve().parents[1]
 DMARC = "5.7.26 Unauthenticated email from example.org is not accepted due to domain's DMARC policy"
-
-
-async def issue_with(ctx: Any, emails: list[str], key: str = "k") -> int:
-    await add_subscribers(ctx, {e: {} for e in emails})
-    async with ctx.db.transaction() as session:
-        await add_note(session, ctx, Actor.cli(), f"Notka {key}")
-        built = await build_issue(session, ctx, Actor.cli(), period_key=key)
-    assert built.recipients == len(emails)
-    return built.issue.id
-
-
-async def rows_of(ctx: Any, issue_id: int) -> dict[str, Delivery]:
-    async with ctx.db.transaction() as session:
-        found = await session.scalars(select(Delivery).where(Delivery.issue_id == issue_id))
-        return {d.email: d for d in found.all()}
 
 
 async def run_cli(ctx: Any, *argv: str) -> int:
@@ -135,7 +125,7 @@ async def test_refusals_that_blame_the_sender_disable_nobody_and_pause_the_issue
 
         # `infranet newsletter resume ISSUE`: the rest goes out, and no second pause
         assert await run_cli(ctx, "resume", str(issue_id)) == 0
-        rows = await rows_of(ctx, issue_id)
+        rows = await deliveries(ctx, issue_id)
         assert {e for e, d in rows.items() if d.status == "sent"} == {"first@example.org", *fine}
         assert {e for e, d in rows.items() if d.status == "failed"} == set(strict)
         assert all("refused for the sender" in rows[e].last_error for e in strict)
@@ -161,11 +151,8 @@ async def test_a_crash_resends_the_claimed_ahead_delivery_and_asks_only_about_th
     emails = [f"reader{i:02d}@example.org" for i in range(12)]
     try:
         issue_id = await issue_with(ctx, emails)
-        payload = json.dumps({"db_url": db_url, "data_dir": str(tmp_path / "data"),
-                              "sections": sections})
         kill_at = 5
-        child = subprocess.Popen([sys.executable, "-c", SEND_CHILD, payload], cwd=ROOT,  # noqa: ASYNC220
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        child = spawn_sender(db_url, tmp_path / "data", sections)
 
         def kill(count: int) -> None:
             if count == kill_at:  # the server has the 5th message; the sender never hears 250
@@ -175,15 +162,14 @@ async def test_a_crash_resends_the_claimed_ahead_delivery_and_asks_only_about_th
         assert await asyncio.to_thread(child.wait, 60) == -signal.SIGKILL
         smtp.handler.on_message = None
         assert smtp.recipients() == emails[:kill_at]
-        rows = await rows_of(ctx, issue_id)
+        rows = await deliveries(ctx, issue_id)
         # left in `sending`: the message being sent, and the next one, claimed ahead
         assert {e for e, d in rows.items() if d.status == "sending"} == {emails[4], emails[5]}
 
-        child = subprocess.Popen([sys.executable, "-c", SEND_CHILD, payload], cwd=ROOT,  # noqa: ASYNC220
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        child = spawn_sender(db_url, tmp_path / "data", sections)
         out, err = await asyncio.to_thread(child.communicate, None, 60)
         assert child.returncode == 0, err.decode()
-        rows = await rows_of(ctx, issue_id)
+        rows = await deliveries(ctx, issue_id)
         # only the one the server may have is left for an admin; the claimed-ahead one and
         # the rest went out by themselves, each once
         assert {e for e, d in rows.items() if d.status == "unknown"} == {emails[4]}
@@ -261,7 +247,7 @@ async def test_the_service_sends_what_the_cli_built_and_tells_of_an_outage_once(
 
 
 async def rows_done(ctx: Any, issue_id: int) -> bool:
-    return {d.status for d in (await rows_of(ctx, issue_id)).values()} == {"sent"}
+    return {d.status for d in (await deliveries(ctx, issue_id)).values()} == {"sent"}
 
 
 # --- the period's label ends where its events do -----------------------------------------------
