@@ -158,6 +158,11 @@ def format_date(day: date, lang: str = DEFAULT_LANGUAGE, *, weekday: bool = True
                              locale=normalise_language(lang))
 
 
+def numeric_date(day: date) -> str:
+    """A date as people write it in messages, in either language: 5.12.2099 (never ISO)."""
+    return f"{day.day}.{day.month}.{day.year}"
+
+
 def weekday_name(weekday: int, lang: str = DEFAULT_LANGUAGE) -> str:
     """Monday is 0, as `date.weekday()` counts."""
     return str(get_day_names("wide", locale=normalise_language(lang))[weekday])

@@ -37,7 +37,7 @@ from itertools import pairwise
 
 from infranet.calendar.wallclock import all_day_span, repeated_times, to_utc
 from infranet.errors import ValidationFailed
-from infranet.i18n import t, weekday_name
+from infranet.i18n import numeric_date, t, weekday_name
 
 MAX_INPUT = 300
 MAX_SESSIONS = 60
@@ -140,10 +140,6 @@ def _check_length(text: str) -> None:
         raise ValidationFailed("dateparse.too_long", length=len(text), limit=MAX_INPUT)
 
 
-def _numeric(day: date) -> str:
-    return f"{day.day}.{day.month}.{day.year}"
-
-
 def local_today(now: datetime, tz: tzinfo) -> date:
     """The calendar day in the region at the aware instant `now`."""
     return now.astimezone(tz).date()
@@ -175,7 +171,7 @@ def _make_date(year: int, month: int, day: int, raw: str) -> date:
     if not 1 <= day <= days:
         example = date(year, month, min(max(day, 1), days))
         raise ValidationFailed("dateparse.no_such_day", value=f"{day}.{month}.{year}", days=days,
-                               example=_numeric(example))
+                               example=numeric_date(example))
     return date(year, month, day)
 
 
@@ -243,8 +239,8 @@ def _relative(text: str, today: date, raw: str) -> date | None:
     ):
         later = nearest + timedelta(days=7)
         raise ValidationFailed("dateparse.ambiguous", value=raw,
-                               options=f"{_numeric(nearest)} / {_numeric(later)}",
-                               example=_numeric(later))
+                               options=f"{numeric_date(nearest)} / {numeric_date(later)}",
+                               example=numeric_date(later))
     return None
 
 
@@ -260,8 +256,8 @@ def _strip_weekday(text: str) -> tuple[str, int | None]:
 
 def _check_past(day: date, today: date, raw: str, allow_past: bool) -> date:
     if not allow_past and day < today:
-        raise ValidationFailed("dateparse.past", value=_numeric(day), today=_numeric(today),
-                               example=_numeric(today + timedelta(days=1)))
+        raise ValidationFailed("dateparse.past", value=numeric_date(day), today=numeric_date(today),
+                               example=numeric_date(today + timedelta(days=1)))
     return day
 
 
@@ -279,7 +275,7 @@ def _parse_one(text: str, today: date, raw: str, lang: str, allow_past: bool) ->
         part = _Partial(int(found.group(1)), int(found.group(2)), _year(found.group(3)))
     day = _resolve(part, today, raw, allow_past=allow_past)
     if weekday is not None and day.weekday() != weekday:
-        raise ValidationFailed("dateparse.weekday_mismatch", value=_numeric(day),
+        raise ValidationFailed("dateparse.weekday_mismatch", value=numeric_date(day),
                                actual=weekday_name(day.weekday(), lang),
                                given=weekday_name(weekday, lang))
     return day
@@ -332,7 +328,7 @@ def parse_days(
         if last < first and right.split()[-1] in _WEEKDAY_WORDS:
             last += timedelta(days=7)  # "pt-pon": the Monday after that Friday
     if last < first:
-        raise ValidationFailed("dateparse.range_reversed", start=_numeric(first), end=_numeric(last))
+        raise ValidationFailed("dateparse.range_reversed", start=numeric_date(first), end=numeric_date(last))
     _check_past(first, today, raw, allow_past)
     return first, last
 
@@ -448,7 +444,7 @@ def repeated_note(start: datetime, end: datetime, tz: tzinfo, lang: str) -> str 
     offset = first.utcoffset() or timedelta(0)
     minutes = int((end - start).total_seconds() // 60)
     hours_part = f"{minutes // 60} h {minutes % 60:02d} min"
-    return t(lang, "dateparse.repeated_hour", date=_numeric(first.date()),
+    return t(lang, "dateparse.repeated_hour", date=numeric_date(first.date()),
              time=" / ".join(dict.fromkeys(m.strftime("%H:%M") for m in repeated)),
              offset=f"+{int(offset.total_seconds() // 3600)}", duration=hours_part)
 
@@ -470,7 +466,7 @@ def make_span(first: date, last: date, hours: Hours, tz: tzinfo) -> Span:
     """Days and hours as one span: all-day from the first local midnight to the midnight after
     the last day; with hours, from the start on the first day to the end on the last."""
     if last < first:
-        raise ValidationFailed("dateparse.range_reversed", start=_numeric(first), end=_numeric(last))
+        raise ValidationFailed("dateparse.range_reversed", start=numeric_date(first), end=numeric_date(last))
     if hours.all_day:
         return Span(*all_day_span(first, last, tz), True)
     assert hours.start is not None and hours.end is not None
@@ -579,7 +575,7 @@ def parse_sessions(
         if after.start < before.end:
             raise ValidationFailed(
                 "dateparse.sessions_overlap",
-                first=_numeric(local_today(before.start, tz)),
-                second=_numeric(local_today(after.start, tz)),
+                first=numeric_date(local_today(before.start, tz)),
+                second=numeric_date(local_today(after.start, tz)),
             )
     return spans

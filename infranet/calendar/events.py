@@ -73,7 +73,7 @@ from infranet.calendar.summary import (
 )
 from infranet.context import AppContext
 from infranet.errors import NotFound, ValidationFailed
-from infranet.i18n import t
+from infranet.i18n import numeric_date, t
 from infranet.region import District as RegionDistrict
 from infranet.region import UnknownDistrict, fold
 from infranet.storage import audit
@@ -207,8 +207,8 @@ def event_times(ctx: AppContext, data: EventInput, latest: datetime | None = Non
         first = data.start.astimezone(tz).date() if isinstance(data.start, datetime) else data.start
         last = data.end.astimezone(tz).date() if isinstance(data.end, datetime) else data.end
         if last < first:
-            raise ValidationFailed("calendar.error.end_before_start", start=human_date(first),
-                                   end=human_date(last))
+            raise ValidationFailed("calendar.error.end_before_start", start=numeric_date(first),
+                                   end=numeric_date(last))
         starts_at, ends_at = wallclock.all_day_span(first, last, tz)
         local_start = starts_at.astimezone(tz)
     else:
@@ -226,14 +226,9 @@ def event_times(ctx: AppContext, data: EventInput, latest: datetime | None = Non
     return starts_at, ends_at, local_start, latest
 
 
-def human_date(day: date) -> str:
-    """A date as people write it in messages: 5.12.2099 (never ISO 2099-12-05)."""
-    return f"{day.day}.{day.month}.{day.year}"
-
-
 def human_moment(local: datetime) -> str:
     """A local date and time as people write it: 5.12.2099 10:00."""
-    return f"{human_date(local.date())} {local:%H:%M}"
+    return f"{numeric_date(local.date())} {local:%H:%M}"
 
 
 def check_days(ctx: AppContext, first: date, last: date) -> None:

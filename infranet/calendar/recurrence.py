@@ -32,6 +32,7 @@ from dateutil.rrule import rrulestr
 
 from infranet.calendar.wallclock import local_midnight, occurrence_to_utc
 from infranet.errors import ValidationFailed
+from infranet.i18n import numeric_date
 
 FREQUENCIES = ("WEEKLY", "MONTHLY")
 ALLOWED_PARTS = ("FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTHDAY", "BYSETPOS", "WKST")
@@ -106,8 +107,7 @@ def canonical_rule(rule: str, *, all_day: bool, first_start_local: datetime, tz:
             raise _fail("UNTIL is before the first meeting")
         if local_until > latest:
             last = latest.date()
-            raise _fail(f"UNTIL is too far ahead; the calendar plans until "
-                        f"{last.day}.{last.month}.{last.year}")
+            raise _fail(f"UNTIL is too far ahead; the calendar plans until {numeric_date(last)}")
         parts["UNTIL"] = (f"{local_until.date():%Y%m%d}" if all_day
                           else f"{local_until.astimezone(UTC):%Y%m%dT%H%M%SZ}")
     order = [name for name in ALLOWED_PARTS if name in parts]

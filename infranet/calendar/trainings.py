@@ -38,6 +38,7 @@ from infranet.calendar import events as calendar
 from infranet.calendar.dateparse import Span, local_today
 from infranet.context import AppContext
 from infranet.errors import NotFound, ValidationFailed
+from infranet.i18n import numeric_date
 from infranet.region import District as RegionDistrict
 from infranet.storage import audit
 from infranet.storage.actors import Actor
@@ -194,10 +195,6 @@ def _first_day(start: datetime | date, ctx: AppContext) -> date:
     return start.astimezone(ctx.tz).date() if isinstance(start, datetime) else start
 
 
-def _fmt(day: date) -> str:
-    return f"{day.day}.{day.month}.{day.year}"
-
-
 def check_session_times(ctx: AppContext, sessions: Sequence[tuple[datetime | date, datetime | date, bool]],
                         ) -> None:
     """Every session meets the calendar's rules on a date (end after start, length, the
@@ -211,10 +208,11 @@ def check_session_times(ctx: AppContext, sessions: Sequence[tuple[datetime | dat
 def check_deadline(ctx: AppContext, deadline: date, first_day: date | None = None) -> date:
     today = local_today(ctx.now(), ctx.tz)
     if deadline < today:
-        raise ValidationFailed("training.error.deadline_past", value=_fmt(deadline), today=_fmt(today))
+        raise ValidationFailed("training.error.deadline_past", value=numeric_date(deadline),
+                               today=numeric_date(today))
     if first_day is not None and deadline > first_day:
-        raise ValidationFailed("training.error.deadline_after_start", value=_fmt(deadline),
-                               first=_fmt(first_day))
+        raise ValidationFailed("training.error.deadline_after_start", value=numeric_date(deadline),
+                               first=numeric_date(first_day))
     return deadline
 
 
@@ -278,7 +276,7 @@ def _check(ctx: AppContext, data: TrainingInput, *, future: bool) -> _Checked:
         for start, _end, all_day in pairs:
             if (all_day and start < today) or (not all_day and start < now):
                 raise ValidationFailed("training.error.session_past",
-                                       value=_fmt(_first_day(start, ctx)))
+                                       value=numeric_date(_first_day(start, ctx)))
     check_deadline(ctx, data.deadline, _first_day(pairs[0][0], ctx))
     return _Checked(title, target, description, location, places, cost, contact, district, pairs)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from infranet.errors import ValidationFailed
+from infranet.i18n import numeric_date
 
 
 def to_utc(day: date, clock: time, tz: tzinfo) -> datetime:
@@ -37,7 +38,7 @@ def to_utc(day: date, clock: time, tz: tzinfo) -> datetime:
     if as_utc.astimezone(tz).replace(tzinfo=None) != naive:
         suggestion = as_utc.astimezone(tz)
         raise ValidationFailed("wallclock.dst_gap", time=clock.strftime("%H:%M"),
-                               date=f"{day.day}.{day.month}.{day.year}",
+                               date=numeric_date(day),
                                zone=str(tz), suggestion=suggestion.strftime("%H:%M"))
     return as_utc
 
