@@ -71,11 +71,11 @@ def _next_steps(turn: Turn) -> list[list[tuple[str, str]]]:
 @handler(writes=False)
 async def on_start_button(turn: Turn) -> None:
     """`st:events|check|sub`, the buttons under /start: each does what it says."""
-    from infranet.bot.handlers import events
+    from infranet.bot.handlers.event_listings import events_page
 
     choice = turn.data[1] if len(turn.data) > 1 else ""
     if choice == "events":
-        text, buttons = await events._events_page(turn, None, "week", 0)
+        text, buttons = await events_page(turn, None, "week", 0)
         turn.reply(text, buttons)
     elif choice == "check":
         turn.say("bot.events.check_usage")

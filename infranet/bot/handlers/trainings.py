@@ -11,7 +11,7 @@ tr:c:<training id>[:y]  tr:e:<training id> (edit a notice: its form, at the summ
 
 The confirm runs every session through the calendar's conflict check, and a clash gets
 the /event form's conflict screen, free-date buttons and organiser notices (the same
-functions, from `handlers.events`), one session at a time.
+functions, from `event_conflicts`), one session at a time.
 
 Jobs: `jobs(ctx, runtime=None)` declares the daily deadline job (08:05 local time,
 outside the DST hour), which app.py schedules; `deadline_job` is that job,
@@ -46,10 +46,8 @@ from infranet.bot.common import (
     send_html,
     tr,
 )
-from infranet.bot.handlers.events import (
-    _conflict_buttons,
-    _conflict_text,
-    _tell_organisers,
+from infranet.bot.handlers.event_conflicts import conflict_buttons, conflict_text, tell_organisers
+from infranet.bot.handlers.event_ui import (
     district_at,
     district_buttons,
     district_question,
@@ -359,8 +357,8 @@ async def _check_and_save(turn: Turn, f: dict[str, Any]) -> State | None:
         session = f["sessions"][index]
         head = turn.t("bot.trainings.conflict_session", index=index + 1, count=len(inputs),
                       when=when_text(turn.ctx, session[0], session[1], bool(session[2]), turn.lang))
-        turn.edit(Html(f"<b>{head}</b>\n\n" + _conflict_text(turn, report, suggestions)),
-                  _conflict_buttons(turn, suggestions, "tr"))
+        turn.edit(Html(f"<b>{head}</b>\n\n" + conflict_text(turn, report, suggestions)),
+                  conflict_buttons(turn, suggestions, "tr"))
         return CONFLICT
     async with turn.writing():  # checked in the read transaction; only the save writes
         view = await _save(turn, f)
@@ -372,7 +370,7 @@ async def _check_and_save(turn: Turn, f: dict[str, Any]) -> State | None:
         for index in f.get("kept", []):
             if index < len(sessions):
                 event_id, data = sessions[index].id, inputs[index]
-                turn.after_commit(lambda event_id=event_id, data=data: _tell_organisers(  # type: ignore[misc]
+                turn.after_commit(lambda event_id=event_id, data=data: tell_organisers(  # type: ignore[misc]
                     context, chat_id, lang, poster, event_id, data))
     return END
 
