@@ -70,7 +70,8 @@ def schedule_jobs(scheduler: AsyncIOScheduler, components: list[Component]) -> N
     """Every periodic job of the process, as its component declares it, on the one scheduler
     (which runs a missed job once when the service is back, never twice at a time):
     network: the referral purge (04:15); newsletter: the issue on `[newsletter] schedule` and
-    the expiry of unconfirmed sign-ups (04:15); bot: training deadline reminders (08:05)."""
+    the expiry of unconfirmed sign-ups (04:15); bot: training deadline reminders (08:05) and,
+    while the bot runs here, waiting items announced to the admins (every 3 s)."""
     for component in components:
         for job in component.jobs:
             scheduler.add_job(job.run, job.trigger, id=job.id, name=job.name, replace_existing=True)

@@ -8,6 +8,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 
 from infranet.admin_alerts import AdminAlerts
+from infranet.changes import Changes
 from infranet.config import Settings
 from infranet.region import Region, load_region
 from infranet.storage.database import Database
@@ -25,6 +26,8 @@ class AppContext:
     key: bytes | None = field(default=None, repr=False)
     # Alerts for the admins: components notify, the bot (when it runs here) listens.
     alerts: AdminAlerts = field(default_factory=AdminAlerts, repr=False)
+    # Change signals: components say what changed, this process's caches forget it.
+    changes: Changes = field(default_factory=Changes, repr=False)
 
     @property
     def secret_key(self) -> bytes:

@@ -14,13 +14,17 @@ call `await bot.restart()` after changing `bot.ctx.settings`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import SecretStr
 
+from infranet.app import create_scheduler, schedule_jobs
+from infranet.bot.handlers import module_jobs
 from infranet.bot.runtime import BotRuntime
+from infranet.component import Component
 from infranet.context import AppContext
 from infranet.network.members import ensure_config_admins, get_member
 from infranet.network.orgs import OrgInput, add_organisation, find_organisation
@@ -37,12 +41,28 @@ class BotHarness:
     ctx: AppContext
     api: BotApi
     runtime: BotRuntime
+    # The bot's declared periodic jobs, as app.py schedules them in the service.
+    scheduler: AsyncIOScheduler = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scheduler = create_scheduler(self.ctx)
+        self.scheduler.start()
+        self.schedule()
+
+    def schedule(self) -> None:
+        """Put the jobs of the current runtime on the scheduler (replacing earlier ones)."""
+        schedule_jobs(self.scheduler, [Component("bot", jobs=module_jobs(self.ctx, self.runtime))])
 
     async def restart(self) -> None:
         """Stop the Application (persistence is written) and start a new one."""
         await self.runtime.stop()
         self.runtime = BotRuntime(self.ctx)
+        self.schedule()
         await self.runtime.start()
+
+    async def stop(self) -> None:
+        self.scheduler.shutdown(wait=False)
+        await self.runtime.stop()
 
     async def org(self, name: str, **fields: Any) -> Organisation:
         async with self.ctx.db.transaction() as session:
@@ -58,6 +78,7 @@ class BotHarness:
         """An approved member (of `org`, created when missing), set up directly in storage."""
         organisation = await self.org(org) if org else None
         async with self.ctx.db.transaction() as session:
+            self.ctx.changes.people.changing(session)
             member = await get_member(session, telegram_id)
             if member is None:
                 member = Member(telegram_id=telegram_id, display_name=name)
@@ -116,4 +137,4 @@ async def bot(ctx: AppContext, botapi: BotApi, bot_settings: dict[str, Any]) -> 
     try:
         yield harness
     finally:
-        await harness.runtime.stop()
+        await harness.stop()

@@ -42,6 +42,7 @@ async def crash(bot: BotHarness) -> None:
 async def restart_after_crash(bot: BotHarness) -> None:
     await crash(bot)
     bot.runtime = BotRuntime(bot.ctx)
+    bot.schedule()
     await bot.runtime.start()
 
 
@@ -120,6 +121,7 @@ async def test_a_confirm_whose_end_was_lost_is_not_saved_twice(bot: BotHarness) 
     await crash(bot)
     await lose_state_write(bot, before)
     bot.runtime = BotRuntime(bot.ctx)
+    bot.schedule()
     await bot.runtime.start()
     bot.api.redeliver(confirm)
     again = await bot.api.next_reply(USER)
@@ -136,6 +138,7 @@ async def test_cancel_after_a_save_says_what_was_saved(bot: BotHarness) -> None:
     await crash(bot)
     await lose_state_write(bot, before)
     bot.runtime = BotRuntime(bot.ctx)
+    bot.schedule()
     await bot.runtime.start()
     answer = await bot.api.click(USER, summary, summary.button("Anuluj"))
     assert "Nic nie anulowałem" in answer.text and "Forum nie anulowane" in answer.text

@@ -116,4 +116,4 @@ async def test_rate_limit_never_swallows_cancel(ctx: AppContext, botapi: BotApi)
         assert "Anulowano" in (await api.ask(USER, "/cancel")).text
         assert "nic do anulowania" in (await api.ask(USER, "/cancel@infranet_test_bot")).text
     finally:
-        await bot.runtime.stop()
+        await bot.stop()

@@ -61,7 +61,7 @@ async def two(ctx: AppContext, botapi: BotApi, tmp_path: Path) -> AsyncIterator[
         yield instances
     finally:
         for instance in instances:
-            await instance.bot.runtime.stop()
+            await instance.bot.stop()
         await other.db.dispose()
 
 

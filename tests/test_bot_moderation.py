@@ -101,8 +101,8 @@ async def test_two_instances_announce_each_item_once(bot: BotHarness, tmp_path: 
     await bot.member(POSTER, "Fundacja Plakat")
     second = await make_context(bot.ctx.db.url, tmp_path / "second", calendar={"moderation": "all"},
                                 telegram={**telegram_settings(bot.api), "mode": "webhook"})
-    other = BotRuntime(second)
-    await other.start()
+    other = BotHarness(second, bot.api, BotRuntime(second))  # its own scheduler, as a service
+    await other.runtime.start()
     try:
         await asyncio.sleep(ANNOUNCE_WAIT)  # both have polled once and share a position
         first = await _pending_event(bot, "Forum pierwsze")

@@ -42,7 +42,7 @@ async def test_webhook_mode_checks_the_secret(ctx: AppContext, botapi: BotApi) -
             assert right.status_code == 200
         assert "Cześć" in (await botapi.next_reply(USER)).text
     finally:
-        await harness.runtime.stop()
+        await harness.stop()
 
 
 async def test_flood_control_is_retried_not_lost(bot: BotHarness) -> None:
@@ -65,7 +65,7 @@ async def test_commands_per_minute_limit_is_polite(ctx: AppContext, botapi: BotA
         # Someone else is not affected.
         assert "Cześć" in (await bot.api.ask(USER + 1, "/start")).text
     finally:
-        await bot.runtime.stop()
+        await bot.stop()
 
 
 async def test_unexpected_error_is_logged_with_update_id_and_no_traceback(
@@ -197,7 +197,7 @@ async def test_refused_token_or_unreachable_api_leaves_the_service_up(
     refused = await start_bot(ctx, botapi, token=SecretStr("999:not-the-token"))
     status = refused.runtime.status()
     assert status["ok"] is False and "refused the token" in status["error"]
-    await refused.runtime.stop()
+    await refused.stop()
 
     with socket_closed() as port:
         ctx.settings.telegram.base_url = f"http://127.0.0.1:{port}/bot"

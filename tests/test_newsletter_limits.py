@@ -210,7 +210,7 @@ async def test_bot_subscribe_obeys_the_address_limit(db_url: str, tmp_path: Path
         assert (await botapi.ask(9202, "/subscribe ktos@example.org")).text == first.text
         assert await delivered(smtp, 2) == ["ktos@example.org", "ktos@example.org"]
     finally:
-        await bot.runtime.stop()
+        await bot.stop()
         await ctx.db.dispose()
 
 

@@ -40,6 +40,7 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
+from infranet.bot.people import People
 from infranet.bot.persistence import (
     UPDATE_INTERVAL_S,
     ChatStore,
@@ -111,12 +112,14 @@ class InfranetApplication(Application):
     """An Application that knows the service's AppContext and reads and writes each
     user's bot state around each update (see the module docstring)."""
 
-    __slots__ = ("chat_store", "infra", "start_sending")
+    __slots__ = ("chat_store", "infra", "people", "start_sending")
 
     def __init__(self, *, infra: AppContext, start_sending: Callable[[], None] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.infra = infra
+        # Who speaks, remembered between updates (see people.py); forgets on `infra.changes.people`.
+        self.people = People(infra.db, infra.changes.people)
         # The newsletter service's "send what is pending now", when one runs in this process
         # (app.py passes it in); without one the bot's handlers send by themselves.
         self.start_sending = start_sending
@@ -266,6 +269,11 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
     @property
     def infra(self) -> AppContext:
         return self.application.infra  # type: ignore[attr-defined]
+
+    @property
+    def people(self) -> People:
+        """See `InfranetApplication.people`."""
+        return self.application.people  # type: ignore[attr-defined]
 
     @property
     def start_sending(self) -> Callable[[], None] | None:

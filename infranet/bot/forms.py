@@ -214,7 +214,7 @@ class Form(ConversationHandler[Any]):
         user_data.pop(self.form_name, None)
         user_data.pop(NAV, None)
         self._update_state(END, key)
-        who = await identify(None, update, user_data, db=context.infra.db)
+        who = await identify(None, update, user_data, memory=context.people)
         query = update.callback_query
         message = update.effective_message
         parts = parse_cb(query.data) if query is not None else []
@@ -227,7 +227,7 @@ class Form(ConversationHandler[Any]):
 
 async def _form_turn(update: Update, context: BotContext) -> Turn:
     """A Turn for the form layer's own answers (no session: it only moves the form)."""
-    who = await identify(None, update, context.user_data, db=context.infra.db)
+    who = await identify(None, update, context.user_data, memory=context.people)
     return Turn(update, context, None, who)  # type: ignore[arg-type]
 
 
@@ -263,7 +263,7 @@ async def _ask_switch(update: Update, context: BotContext, other: tuple[Form, An
     first, _key = other
     nonce = secrets.token_hex(4)
     user_data[SWITCH] = {"id": nonce, "to": new.name, "update": update.to_dict()}
-    who = await identify(None, update, user_data, db=context.infra.db)
+    who = await identify(None, update, user_data, memory=context.people)
     lang = who.lang
     old_label, new_label = _form_label(lang, first.name or ""), _form_label(lang, new.name or "")
     text = tr(lang, "bot.form.switch_ask", old=old_label, new=new_label)
@@ -284,7 +284,7 @@ async def on_form_nav(update: Update, context: BotContext) -> None:
     parts = parse_cb(query.data)
     action = parts[1] if len(parts) > 1 else ""
     user_data = context.user_data if context.user_data is not None else {}
-    who = await identify(None, update, user_data, db=context.infra.db)
+    who = await identify(None, update, user_data, memory=context.people)
     lang = who.lang
     application = context.application
     opened = open_form(application, update, but=None)
@@ -383,7 +383,7 @@ def redelivery_guard() -> TypeHandler[Update, BotContext, Any]:
         for receipt in scope.receipts.values():
             if isinstance(receipt, dict) and receipt.get("update") == update.update_id:
                 _end_saved_form(context, update, receipt)
-                who = await identify(None, update, context.user_data, db=context.infra.db)
+                who = await identify(None, update, context.user_data, memory=context.people)
                 await _answer_plainly(update, context, tr(who.lang, "bot.form.already_saved",
                                                           what=_receipt_text(receipt)))
                 raise ApplicationHandlerStop

@@ -12,10 +12,9 @@ from sqlalchemy.orm import joinedload
 from telegram import Update
 
 from infranet.bot.common_base import Access
-from infranet.bot.people import people
+from infranet.bot.people import People
 from infranet.i18n import normalise_language
 from infranet.storage.actors import Actor
-from infranet.storage.database import Database
 from infranet.storage.models import Member, Organisation
 
 log = logging.getLogger(__name__)
@@ -62,33 +61,33 @@ async def load_member(session: AsyncSession, telegram_id: int) -> Member | None:
 
 
 async def identify(session: AsyncSession | None, update: Update,
-                   user_data: dict[Any, Any] | None = None, *, db: Database | None = None) -> Who:
+                   user_data: dict[Any, Any] | None = None, *, memory: People | None = None) -> Who:
     """Member (or None) and language: the member's choice, else /lang of a non-member
     (kept in user_data), else Telegram's language_code.
 
-    With `db` (read-only handlers) the member may come from the short-lived memory of
+    With `memory` (read-only handlers) the member may come from the short-lived memory of
     `people.py`; otherwise (and on a miss) it is read in `session`, or in a read
     transaction of its own when `session` is None."""
     user = update.effective_user
     if user is None:
         return Who(0, None, normalise_language(None))
-    member = await _member(session, user.id, db)
+    member = await _member(session, user.id, memory)
     chosen = member.language if member and member.language else (user_data or {}).get("lang")
     lang = chosen or normalise_language(user.language_code)
     return Who(user.id, member, lang, user.full_name, user.username)
 
 
-async def _member(session: AsyncSession | None, telegram_id: int, db: Database | None) -> Member | None:
-    if db is None:
+async def _member(session: AsyncSession | None, telegram_id: int,
+                  memory: People | None) -> Member | None:
+    if memory is None:
         assert session is not None
         return await load_member(session, telegram_id)
-    memory = people(db)
     found, member = memory.get(telegram_id)
     if found:
         return member
     token = memory.token()  # before reading: a change committed meanwhile voids what we read
     if session is None:
-        async with db.read() as own:
+        async with memory.db.read() as own:
             member = _detached(own, await load_member(own, telegram_id))
     else:
         member = _detached(session, await load_member(session, telegram_id))

@@ -283,8 +283,8 @@ def handler(*, access: Access = "anyone", chat: Chats = "any", deep_link: str | 
             return True
 
         async def turn_in(session: AsyncSession | None, update: Update, context: BotContext) -> Turn:
-            known = None if writes and db else context.infra.db  # writers read afresh
-            who = await identify(session, update, context.user_data, db=known)
+            known = None if writes and db else context.people  # writers read afresh
+            who = await identify(session, update, context.user_data, memory=known)
             return Turn(update, context, session, who, access)  # type: ignore[arg-type]
 
         @functools.wraps(fn)

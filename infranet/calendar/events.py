@@ -50,7 +50,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
-    event,
     func,
     or_,
     select,
@@ -58,7 +57,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, raiseload
+from sqlalchemy.orm import raiseload
 
 from infranet.calendar import recurrence, wallclock
 from infranet.calendar.dates import localize
@@ -316,29 +315,11 @@ async def area_district_ids(session: AsyncSession, ctx: AppContext,
 
 # --- change notification --------------------------------------------------------------
 
-_CHANGED = "infranet.calendar.changed"
-_local_changes: dict[str, int] = {}
-
 
 def mark_changed(session: AsyncSession, ctx: AppContext) -> None:
-    """Tell this process's feed cache, once the transaction commits, that events changed."""
-    session.info[_CHANGED] = ctx.db.url
-
-
-@event.listens_for(Session, "after_commit")
-def _after_commit(session: Session) -> None:
-    url = session.info.pop(_CHANGED, None)
-    if url is not None:
-        _local_changes[url] = _local_changes.get(url, 0) + 1
-
-
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_CHANGED, None)
-
-
-def local_change_count(ctx: AppContext) -> int:
-    return _local_changes.get(ctx.db.url, 0)
+    """Tell this process's caches (the feeds') that events change in `session`'s
+    transaction; see `infranet.changes`."""
+    ctx.changes.events.changing(session)
 
 
 # --- operations ------------------------------------------------------------------------

@@ -53,7 +53,6 @@ from infranet.calendar.events import (
     category_label,
     district_id_map,
     events_version,
-    local_change_count,
     resolve_district,
 )
 from infranet.context import AppContext
@@ -684,7 +683,7 @@ class FeedCache:
         return await asyncio.get_running_loop().run_in_executor(self.cpu, work)
 
     async def version(self) -> tuple[Any, ...]:
-        local = local_change_count(self.ctx)
+        local = self.ctx.changes.events.generation
         if (self._version is not None and local == self._checked_local
                 and time.monotonic() - self._checked_at < self.check_interval
                 and self._version[4] == self.ctx.now().date()):  # a new day moves the windows

@@ -5,6 +5,11 @@ admin who speaks for no organisation belongs to it, so what they post has an own
 (shown by its name, never as a blank) and they can edit it like any member edits their
 organisation's posts. Its id is kept in `bot_state` under `network:secretariat`, so that
 renaming it in the configuration renames the row instead of making a second one.
+
+These functions run at start-up and from the CLI, before any cache of the process holds
+people or in a process of its own, so they raise no change signal (`infranet.changes`);
+the bot's memory of speakers sees a CLI's change within its TTL. Changes made while the
+service runs go through `membership.py` and `orgs.py`, which do.
 """
 
 from __future__ import annotations

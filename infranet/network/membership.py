@@ -53,13 +53,14 @@ class JoinRequest:
     new_organisation: OrgInput | None = None  # a proposed one (becomes pending)
 
 
-async def set_language(session: AsyncSession, actor: Actor, language: str) -> None:
+async def set_language(session: AsyncSession, ctx: AppContext, actor: Actor, language: str) -> None:
     """A member's language for everything the bot sends them."""
     if language not in LANGUAGES:
         raise ValidationFailed("error.one_of", field="language", value=language,
                                choices=", ".join(LANGUAGES))
     if actor.member is None:
         return
+    ctx.changes.people.changing(session)
     actor.member.language = language
     await session.flush()
     await audit.record(session, actor, "member.language", "member", actor.member.id,
@@ -93,6 +94,7 @@ async def ask_to_join(session: AsyncSession, ctx: AppContext, request: JoinReque
         org = await get_organisation(session, request.organisation_id)
         if org.status != OrgStatus.ACTIVE:
             raise ValidationFailed("membership.org_not_active", org=org.name)
+    ctx.changes.people.changing(session)
     if member is None:
         member = Member(telegram_id=request.telegram_id)
         session.add(member)
@@ -206,6 +208,7 @@ async def decide_request(session: AsyncSession, ctx: AppContext, actor: Actor, r
     member = await get_member_by_id(session, row.member_id)
     if claimed.scalar() is None:
         return Decision(row, member, changed=False)
+    ctx.changes.people.changing(session)
     org = await session.get(Organisation, row.organisation_id) if row.organisation_id else None
     member.organisation_id = row.organisation_id
     if approve:
@@ -269,6 +272,7 @@ async def block_member(session: AsyncSession, ctx: AppContext, actor: Actor, mem
     only by an owner (or the CLI); owners not through the bot at all."""
     member = await get_member_by_id(session, member_id)
     check_may_block(ctx, actor, member)
+    ctx.changes.people.changing(session)
     # A request still waiting is refused with the block, by whoever blocked: its buttons then
     # answer "already decided by NAME" instead of approving a blocked person.
     await session.execute(update(MembershipRequest).where(
@@ -291,6 +295,7 @@ async def unblock_member(session: AsyncSession, ctx: AppContext, actor: Actor,
     member = await get_member_by_id(session, member_id)
     if member.status != MemberStatus.BLOCKED:
         raise ValidationFailed("membership.not_blocked", name=member.display_name or f"#{member.id}")
+    ctx.changes.people.changing(session)
     member.status = MemberStatus.APPROVED if member.approved_at else MemberStatus.REJECTED
     await session.flush()
     await audit.record(session, actor, "member.unblock", "member", member.id)
@@ -311,6 +316,7 @@ async def demote_member(session: AsyncSession, ctx: AppContext, actor: Actor,
         raise PermissionDenied("membership.owner_protected", name=name)
     if not _may_act_on_admins(ctx, actor):
         raise PermissionDenied("membership.admin_protected", name=name)
+    ctx.changes.people.changing(session)
     member.role = Role.MEMBER
     await session.flush()
     await audit.record(session, actor, "member.demote", "member", member.id)
@@ -324,6 +330,7 @@ async def promote_member(session: AsyncSession, ctx: AppContext, actor: Actor,
     member = await get_member_by_id(session, member_id)
     if member.status != MemberStatus.APPROVED:
         raise ValidationFailed("membership.not_approved", name=member.display_name or f"#{member.id}")
+    ctx.changes.people.changing(session)
     member.role = Role.ADMIN
     await session.flush()
     await audit.record(session, actor, "member.promote", "member", member.id)

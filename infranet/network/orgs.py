@@ -94,6 +94,7 @@ async def add_organisation(
         approved_at=utcnow() if status == OrgStatus.ACTIVE else None,
         districts=[d for d in districts if d is not None],
     )
+    ctx.changes.people.changing(session)  # a member's organisation may be this one
     session.add(org)
     await session.flush()
     await audit.record(session, actor, "org.add", "organisation", org.id, name=name)

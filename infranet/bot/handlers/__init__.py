@@ -8,7 +8,7 @@ Registration
         def jobs(ctx, runtime: BotRuntime | None) -> list[infranet.component.Job]
             # periodic work, which app.py schedules (runtime None: the bot is off)
         def setup(application: InfranetApplication, ctx) -> None
-            # e.g. application.job_queue.run_repeating(...) while the bot runs
+            # wiring on the Application (alerts it listens to), never scheduling
     and names its messages by id in the catalogs under `infranet/locale/` (ids
     `bot.<module>.*`; a command's description is `bot.cmd.<name>`). A module that
     does not exist yet is skipped. Handlers run in group 0 in module order; the

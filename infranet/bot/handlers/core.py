@@ -121,7 +121,7 @@ async def on_lang_button(turn: Turn) -> None:
 
 async def _set(turn: Turn, code: str, *, edit: bool = False) -> None:
     if turn.who.member is not None:
-        await set_language(turn.session, turn.who.actor, code)
+        await set_language(turn.session, turn.ctx, turn.who.actor, code)
     turn.user_data["lang"] = code
     turn.who.lang = code
     # The command menu follows: this person's own menu, in the language chosen.

@@ -1,9 +1,10 @@
 """Moderation: waiting events and training notices reach the admins with
 Publish / Reject buttons; the poster is told the outcome.
 
-New waiting items are found by a repeating job of the Application (every
-ANNOUNCE_INTERVAL_S seconds, an indexed range query over events newer than the
-last one announced, a position shared by all instances), so any way an item
+New waiting items are found by a periodic job this module declares (`jobs`; app.py puts
+it on the service's scheduler): every ANNOUNCE_INTERVAL_S seconds while the bot runs in
+this process, an indexed range query over events newer than the last one announced, a
+position shared by all instances. So any way an item
 comes to wait (the /event and /training forms, an edit, an import) reaches the
 admins without the form knowing about moderation. `/pending` lists everything still waiting.
 
@@ -15,13 +16,15 @@ and who decided (`bot/decisions.py`); an old copy pressed later says who decided
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from apscheduler.triggers.interval import IntervalTrigger
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
-from infranet.bot.application import BotContext, InfranetApplication
+from infranet.bot.application import InfranetApplication
 from infranet.bot.common import Buttons, Command, Html, Turn, cb, handler, int_part, tr
 from infranet.bot.decisions import edit_copies, send_copies
 from infranet.calendar.moderation import (
@@ -33,10 +36,14 @@ from infranet.calendar.moderation import (
     decide_training,
     has_unannounced,
 )
+from infranet.component import Job
 from infranet.context import AppContext
 from infranet.i18n import format_date, format_span
 from infranet.network.members import admins
 from infranet.storage.models import Member, Moderation
+
+if TYPE_CHECKING:
+    from infranet.bot.runtime import BotRuntime
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +97,24 @@ async def announce_new(application: InfranetApplication) -> int:
     return len(items)
 
 
-async def _announce_job(context: BotContext) -> None:
+async def announce_job(runtime: BotRuntime) -> None:
+    """The periodic job: announce while this process's bot runs (not before its start,
+    not after its stop, not while it waits for the Bot API to answer)."""
+    application = runtime.application
+    if application is None or not application.running:
+        return
     try:
-        await announce_new(context.application)  # type: ignore[arg-type]
+        await announce_new(application)
     except Exception:
         log.exception("announcing waiting items to the admins failed")
 
 
-def setup(application: InfranetApplication, ctx: AppContext) -> None:
-    assert application.job_queue is not None
-    application.job_queue.run_repeating(_announce_job, interval=ANNOUNCE_INTERVAL_S, first=0.5,
-                                        name="moderation-announce")
+def jobs(ctx: AppContext, runtime: BotRuntime | None) -> list[Job]:
+    """Every ANNOUNCE_INTERVAL_S seconds, when the bot runs in this process."""
+    if runtime is None:
+        return []
+    return [Job("bot.moderation", "announce waiting events and notices to the admins",
+                IntervalTrigger(seconds=ANNOUNCE_INTERVAL_S), functools.partial(announce_job, runtime))]
 
 
 @handler(access="admin", chat="private", writes=False)
