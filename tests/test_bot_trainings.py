@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from infranet.bot.handlers.trainings import run_deadline_jobs
+from infranet.bot.handlers.training_deadlines import run_deadline_jobs
 from infranet.calendar import events as calendar
 from infranet.calendar.trainings import TrainingInput, add_training
 from infranet.storage.actors import Actor
@@ -150,7 +150,8 @@ async def test_scheduled_deadline_job_without_the_runtime(bot: BotHarness) -> No
     """The job registered on the scheduler reminds through a Bot of its own when it is
     given no running Application (e.g. another process's scheduler)."""
 
-    from infranet.bot.handlers.trainings import deadline_job, jobs
+    from infranet.bot.handlers.training_deadlines import deadline_job
+    from infranet.bot.handlers.trainings import jobs
 
     await _setup(bot)
     async with bot.ctx.db.transaction() as session:

@@ -326,7 +326,7 @@ def test_parse_places_and_apply() -> None:
 
 
 async def test_deadline_job_without_a_bot_closes_but_keeps_reminders(ctx: AppContext) -> None:
-    from infranet.bot.handlers.trainings import deadline_job
+    from infranet.bot.handlers.training_deadlines import deadline_job
 
     alice, _, _ = await _setup(ctx)
     await _add(ctx, alice, deadline=date(2026, 11, 30))
