@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
 from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -92,7 +91,6 @@ ATTEMPTS = 3  # runs of an update whose user's state keeps moving on another ins
 
 
 
-@event.listens_for(Engine, "commit")
 def _committed(connection: Any) -> None:
     """Note that an update's run committed something beside its state (it must not be run
     again). Read-only transactions do not count."""
@@ -120,6 +118,9 @@ class InfranetApplication(Application):
         self.infra = infra
         # Who speaks, remembered between updates (see people.py); forgets on `infra.changes.people`.
         self.people = People(infra.db, infra.changes.people)
+        # Commits on this application's database during an update's run (see UpdateScope).
+        if not event.contains(infra.db.engine.sync_engine, "commit", _committed):
+            event.listen(infra.db.engine.sync_engine, "commit", _committed)
         # The newsletter service's "send what is pending now", when one runs in this process
         # (app.py passes it in); without one the bot's handlers send by themselves.
         self.start_sending = start_sending

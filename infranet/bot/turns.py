@@ -335,7 +335,10 @@ async def write_transaction(db: Database) -> AsyncIterator[AsyncSession]:
     scope = current_scope()
     opened = scope.write() if scope is not None and scope.write is not None else db.transaction()
     async with opened as session:
-        session.sync_session.info["wrote"] = False
+        sync = session.sync_session
+        sync.info["wrote"] = False
+        if not event.contains(sync, "after_flush", _flushed):
+            event.listen(sync, "after_flush", _flushed)
         yield session
 
 
@@ -356,7 +359,6 @@ async def read_transaction(db: Database) -> AsyncIterator[AsyncSession]:
     yield session
 
 
-@event.listens_for(Session, "after_flush")
 def _flushed(session: Session, _context: Any) -> None:
     session.info["wrote"] = True
 
