@@ -330,7 +330,7 @@ async def test_names_and_notes_from_the_cli_and_admin_functions_are_plain_text(c
     """The CLI's `newsletter note` and `member add-admin`, and a join request, store no control
     characters: a note is shown in every newsletter and a name on every admin's screen."""
     from infranet.network.members import add_admin
-    from infranet.network.membership import JoinRequest, request_join
+    from infranet.network.membership import JoinRequest, ask_to_join
     from infranet.newsletter.issues import add_note
 
     system = Actor.system()
@@ -339,9 +339,9 @@ async def test_names_and_notes_from_the_cli_and_admin_functions_are_plain_text(c
         note = await add_note(session, ctx, Actor.of(admin),
                               "Spotkanie\x07 sieci\r\nw piątek\x00 a < b")
         org = await add_organisation(session, ctx, system, OrgInput(name="COP Ełk", type="COP"))
-        member = await request_join(session, ctx, JoinRequest(
+        member = (await ask_to_join(session, ctx, JoinRequest(
             telegram_id=502, display_name="Jan\x9b Kowalski\u2066", username=None, language="pl",
-            organisation_id=org.id))
+            organisation_id=org.id))).member
     assert admin.display_name == "Ewa[2J Admin"
     assert note.text == "Spotkanie sieci\nw piątek a < b"
     assert member.display_name == "Jan Kowalski"

@@ -67,11 +67,6 @@ async def set_language(session: AsyncSession, ctx: AppContext, actor: Actor, lan
                        language=language)
 
 
-async def request_join(session: AsyncSession, ctx: AppContext, request: JoinRequest) -> Member:
-    """`ask_to_join`, for callers that need only the member."""
-    return (await ask_to_join(session, ctx, request)).member
-
-
 async def ask_to_join(session: AsyncSession, ctx: AppContext, request: JoinRequest
                       ) -> MembershipRequest:
     """Record a new request to join (the member row is created or renewed as pending); a
