@@ -8,7 +8,7 @@ import pytest
 from infranet.calendar.feed import parse_filter
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
-from infranet.newsletter.subscribers import import_csv
+from infranet.newsletter.subscriber_data import import_csv
 from infranet.storage.actors import Actor
 
 ENGLISH = ("choose from", "unknown", "must", "the first row")

@@ -148,7 +148,7 @@ async def test_export_and_forget(db_url: str, tmp_path: Path, smtp: SmtpServer,
 
 async def test_admin_rules(db_url: str, tmp_path: Path) -> None:
     from infranet.newsletter.issues import preview, resend
-    from infranet.newsletter.subscribers import forget
+    from infranet.newsletter.subscriber_data import forget
 
     ctx = await newsletter_context(db_url, tmp_path)
     try:

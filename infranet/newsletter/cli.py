@@ -105,7 +105,7 @@ def register(subparsers: Any) -> None:
 async def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
     from infranet.newsletter.csvfiles import CsvFileError, read_subscriber_file
     from infranet.newsletter.outbound import send_confirmation
-    from infranet.newsletter.subscribers import import_csv
+    from infranet.newsletter.subscriber_data import import_csv
 
     try:
         parsed = read_subscriber_file(args.file.read_bytes())
@@ -266,7 +266,7 @@ async def cmd_resume(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 async def cmd_forget(ctx: AppContext, args: argparse.Namespace) -> int:
-    from infranet.newsletter.subscribers import forget
+    from infranet.newsletter.subscriber_data import forget
 
     async with ctx.db.transaction() as session:
         found = await forget(session, ctx, Actor.cli(), args.address)
@@ -275,7 +275,7 @@ async def cmd_forget(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 async def cmd_export(ctx: AppContext, args: argparse.Namespace) -> int:
-    from infranet.newsletter.subscribers import export_subscriber
+    from infranet.newsletter.subscriber_data import export_subscriber
 
     async with ctx.db.transaction() as session:
         data = await export_subscriber(session, ctx, Actor.cli(), args.address)
