@@ -4,6 +4,10 @@ pydantic-settings is used because it gives us, for free, typed sections with
 `extra="forbid"` (a typo in a key is an error, not a silently ignored value),
 `SecretStr` (secrets are masked whenever the settings are printed or logged)
 and `INFRANET_<SECTION>__<KEY>` environment overrides with deep merging.
+
+One module over 400 lines on purpose: it is the one reference of every setting an
+operator may write, section after section in the order of `config.example.toml`;
+split by section it would no longer read as that reference.
 """
 
 from __future__ import annotations

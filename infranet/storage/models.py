@@ -3,6 +3,10 @@
 Enumerated values are stored as short strings and listed in the StrEnums
 below, so that both engines and Alembic treat them alike. Every timestamp
 is an aware UTC datetime (`UTCDateTime`); local time exists only on screen.
+
+One module over 400 lines on purpose: it is the schema, read as a whole next to the
+migrations that Alembic compares it with; the rules that use the tables live in the
+components, not here.
 """
 
 from __future__ import annotations
@@ -419,7 +423,7 @@ class IssueStatus(StrEnum):
     SENDING = "sending"
     DONE = "done"
     SKIPPED = "skipped"
-    # Too many of its first deliveries refused (infranet/newsletter/delivery.py): nothing
+    # Too many of its first deliveries refused (infranet/newsletter/queue.py): nothing
     # more is claimed until an admin resumes it (`newsletter resume`, the alert's button).
     PAUSED = "paused"
 

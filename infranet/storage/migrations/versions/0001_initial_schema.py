@@ -3,6 +3,9 @@
 Revision ID: 0001
 Revises:
 Create Date: 2026-11-23 19:49:16.672141
+
+Over 400 lines because it creates the whole first schema; a migration is history and is
+never split or edited after it has run anywhere.
 """
 
 from __future__ import annotations
