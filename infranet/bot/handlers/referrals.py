@@ -1,317 +1,44 @@
-"""/refer (a guided referral of a client to another organisation), the target's
-Accept / Decline buttons, /referrals, and the duplicate-support warning."""
+"""Referrals in the chat, registered in one place: /refer (a guided referral of a
+client to another organisation), the target's Accept / Decline buttons, /referrals,
+and the duplicate-support warning.
+
+The handlers live in modules of one job each: `referral_form` (the /refer conversation
+and telling the organisation) and `referral_views` (details, decisions, /referrals).
+Callback data (prefix `ref`): `ref:to:<org>`, `ref:kind:<kind>`, `ref:skip`,
+`ref:ok|send|cancel` inside the form; `ref:<referral id>:acc|dec|close|view` and
+`ref:list:<page>` outside it.
+"""
 
 from __future__ import annotations
 
-import logging
-from datetime import datetime
 from typing import Any
 
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from infranet.bot.application import BotContext
-from infranet.bot.common import (
-    END,
-    Command,
-    Html,
-    Turn,
-    cb,
-    check_length,
-    conversation,
-    esc,
-    form,
-    handler,
-    int_part,
-    rows_of,
-    send_html,
-    tr,
+from infranet.bot.common import Command, conversation
+from infranet.bot.handlers.referral_form import (
+    CLIENT,
+    CONSENT,
+    CONTACT,
+    IDS,
+    KIND,
+    NAME,
+    NEED,
+    TARGET,
+    cmd_refer,
+    on_client,
+    on_consent,
+    on_contact,
+    on_ids,
+    on_kind,
+    on_need,
+    on_target,
+    on_target_query,
 )
-from infranet.bot.handlers.directory import find_organisations
-from infranet.bot.reach import EMAIL, NONE, Notice, OrgReach, deliver, reach_of
+from infranet.bot.handlers.referral_views import cmd_referrals, on_referral_button
 from infranet.context import AppContext
-from infranet.errors import NotFound
-from infranet.i18n import format_date, t
-from infranet.network.membership import organisation_members
-from infranet.network.referrals import (
-    CONTACT_MAX,
-    NAME_MAX,
-    NEED_MAX,
-    Duplicate,
-    ReferralInput,
-    ReferralView,
-    close_referral,
-    create_referral,
-    decide_referral,
-    duplicates,
-    list_referrals,
-    open_referral,
-    parse_identifier,
-    preview_referral,
-)
-from infranet.storage.models import Member, Referral, ReferralStatus
-from infranet.validation import clean_text
-
-log = logging.getLogger(__name__)
 
 COMMANDS = [Command("refer", "member"), Command("referrals", "member")]
-NAME = "refer"
-TARGET, KIND, CLIENT, IDS, NEED, CONTACT, CONSENT = (
-    "ref.target", "ref.kind", "ref.client", "ref.ids", "ref.need", "ref.contact", "ref.consent")
-
-
-
-def _ids(referral: Referral) -> str:
-    if referral.krs:
-        return f", KRS {referral.krs}"
-    if referral.nip:
-        return f", NIP {referral.nip}"
-    return ""
-
-
-def _when(ctx: AppContext, at: datetime, lang: str) -> str:
-    """"3 grudnia 2026, 14:05": when a referral was sent or decided, in local time."""
-    local = at.astimezone(ctx.tz)
-    return f"{format_date(local.date(), lang, weekday=False)}, {local:%H:%M}"
-
-
-def _others(ctx: AppContext, found: list[Duplicate], lang: str) -> str:
-    return ", ".join(f"{d.organisation} ({format_date(d.at.astimezone(ctx.tz).date(), lang, weekday=False)})"
-                     for d in found)
-
-
-# --- the conversation ---------------------------------------------------------------------
-
-
-@handler(access="member", chat="private")
-async def cmd_refer(turn: Turn) -> object:
-    turn.user_data[NAME] = {}
-    turn.say("bot.refer.ask_target")
-    return TARGET
-
-
-@handler(access="member", chat="private")
-async def on_target_query(turn: Turn) -> object:
-    query = check_length(turn.text, 200)
-    own = turn.who.member.organisation_id if turn.who.member else None
-    found = [o for o in await find_organisations(turn, query, limit=9) if o.id != own][:8]
-    if not found:
-        turn.say("bot.refer.none", query=query)
-        return None
-    turn.say("bot.refer.pick", [[(o.name[:60], cb("ref", "to", o.id))] for o in found])
-    return None
-
-
-async def _reach(turn: Turn, org_id: int) -> OrgReach:
-    found = await reach_of(turn.session, [org_id], but=turn.who.telegram_id)
-    if org_id not in found:
-        raise NotFound("error.not_found.organisation", id=org_id)
-    return found[org_id]
-
-
-def _unreachable(turn: Turn, target: OrgReach) -> None:
-    turn.say("bot.refer.unreachable", org=target.name, contact=target.contact)
-
-
-@handler(access="member", chat="private")
-async def on_target(turn: Turn) -> object:
-    org_id = int_part(turn.data, 2)
-    if org_id is None or not 0 < org_id < 2**31:
-        turn.toast(turn.t("bot.button_expired"))
-        return None
-    target = await _reach(turn, org_id)
-    if target.way == NONE:
-        # Said before a word about the client is asked; the list stays for another pick.
-        _unreachable(turn, target)
-        return None
-    data = form(turn, NAME)
-    data.update(to_org_id=target.org_id, to_org=target.name)
-    text = turn.t("bot.refer.ask_kind", org=target.name)
-    if target.way == EMAIL:
-        text = Html(f"{turn.t('bot.refer.via_email', org=target.name, email=target.email)}\n\n{text}")
-    turn.edit(text, [[(turn.t(f"bot.refer.kind.{k}"), cb("ref", "kind", k))]
-                     for k in ("ngo", "group", "person")])
-    return KIND
-
-
-@handler(access="member", chat="private")
-async def on_kind(turn: Turn) -> object:
-    kind = turn.data[2] if len(turn.data) > 2 else ""
-    if kind not in ("ngo", "group", "person") or "to_org_id" not in form(turn, NAME):
-        turn.toast(turn.t("bot.button_expired"))
-        return None
-    form(turn, NAME)["kind"] = kind
-    turn.edit(turn.t("bot.refer.ask_name"))
-    return CLIENT
-
-
-@handler(access="member", chat="private")
-async def on_client(turn: Turn) -> object:
-    data = form(turn, NAME)
-    # Each answer cleaned as `create_referral` stores it, so the summary shows what is saved.
-    data["client"] = clean_text(check_length(turn.text, NAME_MAX), "client_name", NAME_MAX,
-                                required=True)
-    if data.get("kind") == "ngo":
-        turn.say("bot.refer.ask_ids", [[(turn.t("bot.skip"), cb("ref", "skip"))]])
-        return IDS
-    turn.say("bot.refer.ask_need", limit=NEED_MAX)
-    return NEED
-
-
-@handler(access="member", chat="private")
-async def on_ids(turn: Turn) -> object:
-    data = form(turn, NAME)
-    if turn.update.callback_query:
-        data["krs"] = data["nip"] = None
-        turn.edit(turn.t("bot.refer.ask_need", limit=NEED_MAX))
-        return NEED
-    krs, nip = parse_identifier(check_length(turn.text, 40))  # ValidationFailed: asked again
-    data.update(krs=krs, nip=nip)
-    turn.say("bot.refer.ask_need", limit=NEED_MAX)
-    return NEED
-
-
-@handler(access="member", chat="private")
-async def on_need(turn: Turn) -> object:
-    form(turn, NAME)["need"] = clean_text(check_length(turn.text, NEED_MAX), "need", NEED_MAX,
-                                          required=True, multiline=True)
-    turn.say("bot.refer.ask_contact")
-    return CONTACT
-
-
-def _summary(turn: Turn, data: dict[str, Any], target: OrgReach) -> tuple[Html, Any]:
-    """The confirmation screen: the answers, how the organisation will be reached (before
-    anything is stored), and the consent question."""
-    ids = f", KRS {data['krs']}" if data.get("krs") else f", NIP {data['nip']}" if data.get("nip") else ""
-    text = turn.t("bot.refer.summary", org=target.name, client=data.get("client"), ids=ids,
-                  need=data.get("need"), contact=data.get("contact"))
-    if target.way == EMAIL:
-        text = Html(f"{text}\n\n{turn.t('bot.refer.via_email', org=target.name, email=target.email)}")
-    return text, [[(turn.t("bot.refer.consent_button"), cb("ref", "ok"))],
-                  [(turn.t("bot.cancel"), cb("ref", "cancel"))]]
-
-
-@handler(access="member", chat="private")
-async def on_contact(turn: Turn) -> object:
-    data = form(turn, NAME)
-    data["contact"] = clean_text(check_length(turn.text, CONTACT_MAX), "client_contact", CONTACT_MAX,
-                                 required=True)
-    if "to_org_id" not in data:
-        turn.say("bot.button_expired")
-        return END
-    target = await _reach(turn, data["to_org_id"])
-    if target.way == NONE:  # nobody left since the pick: said before anything is stored
-        turn.user_data.pop(NAME, None)
-        _unreachable(turn, target)
-        return END
-    data["way"] = target.way
-    turn.reply(*_summary(turn, data, target))
-    return CONSENT
-
-
-def _input(data: dict[str, Any]) -> ReferralInput:
-    return ReferralInput(to_org_id=data["to_org_id"], client_kind=data["kind"],
-                         client_name=data["client"], client_contact=data["contact"],
-                         need=data["need"], consent=True, krs=data.get("krs"), nip=data.get("nip"))
-
-
-@handler(access="member", chat="private")
-async def on_consent(turn: Turn) -> object:
-    """The consent button, then (when the same client was supported elsewhere) "send
-    anyway": nothing about the client is stored before the member has chosen."""
-    data = form(turn, NAME)
-    choice = turn.data[1] if len(turn.data) > 1 else ""
-    if choice == "cancel":
-        turn.user_data.pop(NAME, None)
-        turn.edit(turn.t("bot.cancelled"))
-        return END
-    if not all(k in data for k in ("to_org_id", "kind", "client", "need", "contact")):
-        turn.toast(turn.t("bot.button_expired"))
-        return END
-    target = await _reach(turn, data["to_org_id"])
-    if target.way == NONE:
-        turn.user_data.pop(NAME, None)
-        turn.edit(turn.t("bot.refer.unreachable", org=target.name, contact=target.contact))
-        return END
-    if target.way != data.get("way"):  # the summary no longer tells the truth: show it again
-        data["way"] = target.way
-        text, buttons = _summary(turn, data, target)
-        turn.edit(Html(f"{turn.t('bot.refer.reach_changed')}\n\n{text}"), buttons)
-        return CONSENT
-    if choice == "ok":
-        found = await preview_referral(turn.session, turn.ctx, turn.actor, _input(data))
-        if found:
-            warning = turn.t("bot.refer.duplicate", client=data["client"],
-                             others=_others(turn.ctx, found, turn.lang))
-            turn.edit(Html(f"{warning}\n\n{turn.t('bot.refer.duplicate_ask')}"),
-                      [[(turn.t("bot.refer.send_anyway"), cb("ref", "send"))],
-                       [(turn.t("bot.cancel"), cb("ref", "cancel"))]])
-            return CONSENT
-    elif choice != "send":
-        turn.toast(turn.t("bot.button_expired"))
-        return None
-    return await _send(turn, data, target)
-
-
-async def _send(turn: Turn, data: dict[str, Any], target: OrgReach) -> object:
-    referral = await create_referral(turn.session, turn.ctx, turn.actor, _input(data))
-    found = await duplicates(turn.session, turn.ctx, referral)
-    turn.user_data.pop(NAME, None)
-    if target.way == EMAIL:
-        turn.edit(turn.t("bot.refer.sent_email", id=referral.id, org=target.name, email=target.email))
-    else:
-        turn.edit(turn.t("bot.refer.sent", id=referral.id, org=target.name))
-    context, chat_id, lang, referral_id = turn.context, turn.chat_id, turn.lang, referral.id
-    turn.after_commit(lambda: _deliver(context, chat_id, lang, referral_id, target, found))
-    return END
-
-
-async def _deliver(context: BotContext, chat_id: int, lang: str, referral_id: int,
-                   target: OrgReach, found: list[Duplicate]) -> None:
-    """Once the referral is committed: its organisation is told in the bot (or, with
-    nobody reached there, by e-mail), and the referrer hears when it went by e-mail or
-    did not arrive at all."""
-    ctx = context.infra
-    mail_lang = ctx.settings.newsletter.language
-    async with ctx.db.read() as session:
-        referral = await session.get(Referral, referral_id)
-        if referral is None:
-            return
-        referrer = (await session.get(Member, referral.from_member_id)
-                    if referral.from_member_id else None)
-        member = referrer.display_name if referrer else "—"
-        from_org = referral.from_org
-        params = {"id": referral.id, "org": from_org.name, "client": referral.client_name,
-                  "ids": _ids(referral), "need": referral.need, "contact": referral.client_contact}
-        from_contact = ", ".join(x for x in (from_org.contact_email, from_org.phone) if x) or "—"
-    client = referral.client_name
-
-    def telegram(member_lang: str) -> tuple[str, Any]:
-        text = tr(member_lang, "bot.refer.incoming", **params)
-        if found:
-            warning = tr(member_lang, "bot.refer.duplicate", client=client,
-                         others=_others(ctx, found, member_lang))
-            text = Html(f"{text}\n\n{warning}")
-        return text, [[(tr(member_lang, "bot.refer.accept"), cb("ref", referral_id, "acc")),
-                       (tr(member_lang, "bot.refer.decline"), cb("ref", referral_id, "dec"))]]
-
-    duplicate = ("\n\n" + t(mail_lang, "bot.refer.duplicate", client=client,
-                            others=_others(ctx, found, mail_lang))) if found else ""
-    notice = Notice(
-        telegram, subject=t(mail_lang, "bot.refer.email_subject", id=referral_id, org=from_org.name),
-        body=t(mail_lang, "bot.refer.email_body", member=member, from_contact=from_contact,
-               link=f"https://t.me/{context.bot.username}", duplicate=duplicate, **params),
-        reply_to=from_org.contact_email)
-    try:
-        how = await deliver(ctx, context.bot, target, notice)
-    except Exception:
-        log.exception("referral %s: could not reach organisation %s", referral_id, target.org_id)
-        how = NONE
-    if how == EMAIL:
-        await send_html(context.bot, chat_id, tr(lang, "bot.refer.emailed", id=referral_id,
-                                                 org=target.name, email=target.email))
-    elif how == NONE:
-        await send_html(context.bot, chat_id, tr(lang, "bot.refer.not_delivered", id=referral_id,
-                                                 org=target.name, contact=target.contact))
 
 
 def _conversation(ctx: AppContext) -> BaseHandler[Any, Any, Any]:
@@ -328,142 +55,10 @@ def _conversation(ctx: AppContext) -> BaseHandler[Any, Any, Any]:
     })
 
 
-# --- decisions, details, listing ----------------------------------------------------------------
-
-
-def _status(turn: Turn, view: ReferralView) -> str:
-    row = view.referral
-    if row.status == ReferralStatus.PENDING:
-        return turn.t("bot.refer.status_sent")
-    status = turn.t(f"bot.refer.status.{row.status}")
-    if row.status == ReferralStatus.CLOSED:
-        return f"{status}, {_when(turn.ctx, row.closed_at or row.updated_at, turn.lang)}"
-    return turn.t("bot.refer.status_by", status=status, who=view.status_by,
-                  when=_when(turn.ctx, row.decided_at or row.updated_at, turn.lang))
-
-
-def _detail(turn: Turn, view: ReferralView) -> tuple[Html, list[list[tuple[str, str]]]]:
-    """A referral's detail view and the buttons its viewer may use."""
-    row = view.referral
-    text = turn.t("bot.refer.detail", id=row.id, from_org=row.from_org.name,
-                  referrer=f" ({view.referrer})" if view.referrer else "", to_org=row.to_org.name,
-                  sent=_when(turn.ctx, row.created_at, turn.lang), status=_status(turn, view))
-    purged = turn.t("bot.refer.purged")
-    if view.full:
-        client = turn.t("bot.refer.detail_client", client=row.client_name or purged, ids=_ids(row),
-                        need=row.need or purged, contact=row.client_contact or purged)
-    else:
-        client = turn.t("bot.refer.detail_hidden")
-    buttons: list[list[tuple[str, str]]] = []
-    org_id = turn.who.member.organisation_id if turn.who.member else None
-    if row.status == ReferralStatus.PENDING and org_id == row.to_org_id:
-        buttons.append([(turn.t("bot.refer.accept"), cb("ref", row.id, "acc")),
-                        (turn.t("bot.refer.decline"), cb("ref", row.id, "dec"))])
-    if row.status == ReferralStatus.ACCEPTED and view.full:
-        buttons.append([(turn.t("bot.refer.close_button", id=row.id), cb("ref", row.id, "close"))])
-    return Html(f"{text}\n{client}"), buttons
-
-
-@handler(access="member")
-async def on_referral_button(turn: Turn) -> None:
-    if turn.data[1:2] == ["list"]:
-        page = int_part(turn.data, 2)
-        if page is None or not 0 <= page < 10_000:
-            turn.toast(turn.t("bot.button_expired"))
-            return
-        await _list(turn, page, edit=True)
-        return
-    referral_id = int_part(turn.data, 1)
-    action = turn.data[2] if len(turn.data) > 2 else ""
-    if referral_id is None or not 0 < referral_id < 2**31 or action not in ("acc", "dec", "close", "view"):
-        turn.toast(turn.t("bot.button_expired"))
-        return
-    if not turn.is_private:  # a client's details never go to a group
-        turn.toast(turn.t("bot.private_only"))
-        return
-    if action == "view":
-        turn.reply(*_detail(turn, await open_referral(turn.session, turn.actor, referral_id)))
-        return
-    if action == "close":
-        referral = await close_referral(turn.session, turn.ctx, turn.actor, referral_id)
-        turn.reply(turn.t("bot.refer.closed", id=referral.id))
-        return
-    view = await open_referral(turn.session, turn.actor, referral_id)
-    if view.full and view.referral.status != ReferralStatus.PENDING:
-        # An old Accept/Decline: the message is brought up to date, nothing changes.
-        turn.edit(*_detail(turn, view))
-        turn.toast(t(turn.lang, "referrals.decided_by", name=view.status_by))
-        return
-    accept = action == "acc"
-    referral = await decide_referral(turn.session, turn.ctx, turn.actor, referral_id, accept)
-    view = await open_referral(turn.session, turn.actor, referral_id)
-    text, buttons = _detail(turn, view)
-    done = turn.t("bot.refer.accepted_here" if accept else "bot.refer.declined_here", id=referral.id)
-    # The decision keeps the client's details on screen: who, what they need, how to reach them.
-    turn.edit(Html(f"{done}\n\n{text}"), buttons)
-    key = "bot.refer.accepted_referrer" if accept else "bot.refer.declined_referrer"
-    referrer = await turn.session.get(Member, referral.from_member_id) if referral.from_member_id else None
-    told = [referrer] if referrer is not None and referrer.is_approved else \
-        await organisation_members(turn.session, referral.from_org_id)
-    for member in told:
-        lang = member.language or "pl"
-        turn.notify(member.telegram_id, tr(
-            lang, key, org=referral.to_org.name, id=referral.id, client=referral.client_name,
-            who=view.status_by, when=_when(turn.ctx, referral.decided_at or turn.ctx.now(), lang)),
-            [[(tr(lang, "bot.refer.details"), cb("ref", referral.id, "view"))]])
-
-
-PAGE = 8
-
-
-@handler(access="member", chat="private")
-async def cmd_referrals(turn: Turn) -> None:
-    await _list(turn, 0, edit=False)
-
-
-async def _list(turn: Turn, page: int, *, edit: bool) -> None:
-    """Sent and received referrals, a page of each, with a button per referral that opens
-    its details (and from there accept, decline or close)."""
-    sent, received, total_sent, total_received = await list_referrals(
-        turn.session, turn.actor, limit=PAGE, offset=page * PAGE)
-    pages = max(1, -(-max(total_sent, total_received) // PAGE))
-    lines: list[str] = []
-    buttons: list[tuple[str, str]] = []
-    for title, rows, other in (("bot.refer.list_sent", sent, "to_org"),
-                               ("bot.refer.list_received", received, "from_org")):
-        lines.append(turn.t(title))
-        if not rows:
-            lines.append(turn.t("bot.refer.list_empty"))
-        for row in rows:
-            client = row.client_name or turn.t("bot.refer.purged")
-            lines.append(turn.t("bot.refer.line", id=row.id,
-                                date=format_date(row.created_at.astimezone(turn.ctx.tz).date(),
-                                                 turn.lang, weekday=False),
-                                org=getattr(row, other).name, client=client,
-                                status=turn.t(f"bot.refer.status.{row.status}")))
-            buttons.append((f"#{row.id}", cb("ref", row.id, "view")))
-        lines.append("")
-    if sent or received:
-        lines.append(turn.t("bot.refer.list_more", page=page + 1, pages=pages))
-    keyboard = rows_of(buttons, 4)
-    nav: list[tuple[str, str]] = []
-    if page > 0:
-        nav.append((turn.t("bot.prev"), cb("ref", "list", page - 1)))
-    if page + 1 < pages:
-        nav.append((turn.t("bot.next"), cb("ref", "list", page + 1)))
-    if nav:
-        keyboard.append(nav)
-    text = Html("\n".join(lines).strip())
-    if edit:
-        turn.edit(text, keyboard or None)
-    else:
-        turn.reply(text, keyboard or None)
-
-
 def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
     return [_conversation(ctx),
             CallbackQueryHandler(on_referral_button, pattern=r"^ref:"),
             CommandHandler("referrals", cmd_referrals)]
 
 
-__all__ = ["COMMANDS", "esc", "handlers"]
+__all__ = ["COMMANDS", "handlers"]
