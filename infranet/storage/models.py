@@ -289,6 +289,11 @@ class Event(TimestampMixin, Base):
         ForeignKey("events.id", ondelete="CASCADE"), index=True
     )
     recurrence_id: Mapped[datetime | None]
+    # The followed calendar (CalendarSource) this event came from: a source's import
+    # touches only its own events.
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("calendar_sources.id", ondelete="SET NULL"), index=True
+    )
 
     organisation: Mapped[Organisation | None] = relationship(lazy="selectin")
     district: Mapped[District] = relationship(lazy="selectin")
@@ -546,3 +551,48 @@ class ServiceSecret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- calendars followed by URL -----------------------------------------------
+
+
+class SourceStatus(StrEnum):
+    ACTIVE = "active"
+    REMOVED = "removed"
+
+
+class CalendarSource(Base):
+    """A member organisation's own calendar, followed by URL (or, `url` None, a file source
+    known by name). The fetch state lives here: the validators the server gave
+    (`etag`, `last_modified` as the header's text), the hash of the last body imported,
+    and the backoff (`failures`, `next_fetch_at`; `failure_notified` once the members were
+    told it keeps failing, cleared when it works again). Removed sources are kept
+    (`status`), so that re-adding the same URL continues the same source and its events."""
+
+    __tablename__ = "calendar_sources"
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "url"),
+        # The refresh job's question: the active sources due now.
+        Index("ix_calendar_sources_due", "status", "next_fetch_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    url: Mapped[str | None] = mapped_column(String(2000))
+    name: Mapped[str] = mapped_column(String(200))
+    district: Mapped[str | None] = mapped_column(String(64))  # a district's slug
+    category: Mapped[str | None] = mapped_column(String(20))
+    added_by: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default=SourceStatus.ACTIVE)
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    last_fetched_at: Mapped[datetime | None]
+    last_ok_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    next_fetch_at: Mapped[datetime | None]
+    failure_notified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    organisation: Mapped[Organisation] = relationship(lazy="selectin")
