@@ -66,7 +66,7 @@ def test_persistence_encoding_round_trip() -> None:
     from datetime import UTC, date, datetime, time
     from decimal import Decimal
 
-    from infranet.bot.persistence import decode, encode, encode_data
+    from infranet.bot.state_codec import decode, encode, encode_data
 
     value = {"first": date(2026, 12, 5), "at": datetime(2026, 12, 5, 9, tzinfo=UTC),
              "hours": (time(10), time(14)), "cost": Decimal("12.50"), "tags": {"a"},
