@@ -40,7 +40,8 @@ from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 from infranet.app import settle_heap  # noqa: E402
 from infranet.calendar import recurrence, wallclock  # noqa: E402
 from infranet.calendar.conflicts import find_conflicts, place_relation  # noqa: E402
-from infranet.calendar.events import LONG_SPAN, EventInput, update_event  # noqa: E402
+from infranet.calendar.event_input import LONG_SPAN, EventInput  # noqa: E402
+from infranet.calendar.events import update_event  # noqa: E402
 from infranet.calendar.feed import FeedCache, FeedFilter  # noqa: E402
 from infranet.config import Settings  # noqa: E402
 from infranet.context import AppContext  # noqa: E402
@@ -214,7 +215,7 @@ async def bench_feed(ctx: AppContext) -> dict[str, float]:
         feed = rebuilt
     t0 = time.perf_counter()
     async with ctx.db.read() as s:
-        from infranet.calendar.events import events_version
+        from infranet.calendar.event_queries import events_version
 
         for _ in range(20):
             await events_version(s)

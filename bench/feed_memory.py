@@ -45,7 +45,7 @@ from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
-from infranet.calendar.events import AUDIENCES, CATEGORIES  # noqa: E402
+from infranet.calendar.event_input import AUDIENCES, CATEGORIES  # noqa: E402
 from infranet.region import Region  # noqa: E402
 
 CALENDAR_BENCH = Path(__file__).resolve().parent / "calendar.py"

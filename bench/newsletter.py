@@ -148,7 +148,8 @@ async def prepare(db_url: str, subscribers: int, seed: int = 5) -> None:
     `subscribers` confirmed subscribers with varied preferences."""
     from sqlalchemy import insert
 
-    from infranet.calendar.events import EventInput, add_event
+    from infranet.calendar.event_input import EventInput
+    from infranet.calendar.events import add_event
     from infranet.context import AppContext
     from infranet.network.orgs import OrgInput, add_organisation
     from infranet.newsletter.issues import add_note

@@ -49,7 +49,8 @@ async def seed(ctx: AppContext) -> dict[str, int]:
 async def seed_events(session: AsyncSession, ctx: AppContext, actor: Actor) -> int:
     """About ten events over the coming weeks, by UID so a second run adds nothing:
     a conflicting pair, a multi-day all-day fair and a monthly network meeting."""
-    from infranet.calendar.events import EventInput, add_event
+    from infranet.calendar.event_input import EventInput
+    from infranet.calendar.events import add_event
     from infranet.storage.models import Event
 
     orgs = {o.short_name: o.id for o in await list_organisations(session, include_pending=True)}

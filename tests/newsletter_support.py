@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from infranet.calendar.events import EventInput, add_event
+from infranet.calendar.event_input import EventInput
+from infranet.calendar.events import add_event
 from infranet.context import AppContext
 from infranet.network.orgs import OrgInput, add_organisation
 from infranet.newsletter.issues import add_note, build_issue

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from infranet.calendar import events as calendar
+from infranet.calendar.event_input import EventInput, validate_event
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
 from tests.bot_fixtures import BotHarness
@@ -53,16 +53,16 @@ async def test_training_sessions_beyond_two_years_are_refused_at_their_step(bot:
 async def test_validation_messages_write_dates_as_people_do(ctx: AppContext) -> None:
     ctx.clock = lambda: NOW
     cases = [
-        calendar.EventInput(title="x", start=datetime(2099, 12, 5, 10), end=datetime(2099, 12, 5, 12)),
-        calendar.EventInput(title="x", start=datetime(2026, 12, 5, 12), end=datetime(2026, 12, 5, 10)),
-        calendar.EventInput(title="x", start=datetime(2026, 12, 7).date(), end=datetime(2026, 12, 5).date(),
+        EventInput(title="x", start=datetime(2099, 12, 5, 10), end=datetime(2099, 12, 5, 12)),
+        EventInput(title="x", start=datetime(2026, 12, 5, 12), end=datetime(2026, 12, 5, 10)),
+        EventInput(title="x", start=datetime(2026, 12, 7).date(), end=datetime(2026, 12, 5).date(),
                             all_day=True),
-        calendar.EventInput(title="x", start=datetime(2026, 12, 5, 10), end=datetime(2026, 12, 5, 12),
+        EventInput(title="x", start=datetime(2026, 12, 5, 10), end=datetime(2026, 12, 5, 12),
                             rrule="FREQ=WEEKLY;UNTIL=20991231"),
     ]
     for data in cases:
         try:
-            calendar.validate_event(ctx, data)
+            validate_event(ctx, data)
         except ValidationFailed as exc:
             text = exc.localized("pl")
             assert not ISO.search(text), text

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from infranet.calendar import events as calendar
+from infranet.calendar.event_input import EventInput
 from infranet.network.members import get_member
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, MembershipRequest, MemberStatus, Moderation, RequestStatus
@@ -146,7 +147,7 @@ async def _pending_event(bot: BotHarness, title: str) -> Event:
         member = await get_member(session, POSTER)
         assert member is not None
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=20)
-        return await calendar.add_event(session, bot.ctx, Actor.of(member), calendar.EventInput(
+        return await calendar.add_event(session, bot.ctx, Actor.of(member), EventInput(
             title=title, start=start, end=start + timedelta(hours=2), district="olsztyński"))
 
 
@@ -165,7 +166,7 @@ async def test_moderation_copies_follow_the_decision_and_an_edit_voids_old_butto
         member = await get_member(session, POSTER)
         assert member is not None
         start = event.starts_at + timedelta(days=1)
-        await calendar.update_event(session, bot.ctx, Actor.of(member), event.id, calendar.EventInput(
+        await calendar.update_event(session, bot.ctx, Actor.of(member), event.id, EventInput(
             title="Forum przeniesione", start=start, end=start + timedelta(hours=2),
             district="olsztyński"))
     current = await api.click(ADMIN_ID, copy_1, copy_1.button("Opublikuj"))

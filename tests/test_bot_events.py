@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from infranet.calendar import events as calendar
 from infranet.calendar import service as calendar_service
+from infranet.calendar.event_input import EventInput
 from infranet.http import create_app
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, EventStatus, Member, MemberStatus
@@ -29,7 +30,7 @@ async def _add_event(bot: BotHarness, telegram_id: int, title: str, start: datet
                      district: str = "olsztyński", **fields: object) -> Event:
     async with bot.ctx.db.transaction() as session:
         member = (await session.scalars(select(Member).where(Member.telegram_id == telegram_id))).one()
-        return await calendar.add_event(session, bot.ctx, Actor.of(member), calendar.EventInput(
+        return await calendar.add_event(session, bot.ctx, Actor.of(member), EventInput(
             title=title, start=start, end=end, district=district, **fields))  # type: ignore[arg-type]
 
 

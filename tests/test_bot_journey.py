@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from infranet.calendar import events as calendar
 from infranet.calendar import service as calendar_service
+from infranet.calendar.event_input import EventInput
 from infranet.http import create_app
 from infranet.network.members import get_member
 from infranet.storage.actors import Actor
@@ -33,7 +34,7 @@ async def test_new_member_journey_to_the_feed(bot: BotHarness) -> None:
     async with bot.ctx.db.transaction() as session:
         bob = await get_member(session, BOB)
         assert bob is not None
-        await calendar.add_event(session, bot.ctx, Actor.of(bob), calendar.EventInput(
+        await calendar.add_event(session, bot.ctx, Actor.of(bob), EventInput(
             title="Forum NGO", start=datetime(2026, 12, 5, 9, tzinfo=UTC),
             end=datetime(2026, 12, 5, 12, tzinfo=UTC), district="olsztyński", category="meeting",
             audiences=["ngo"]))

@@ -230,6 +230,7 @@ async def test_an_admin_without_an_organisation_posts_for_the_secretariat(bot: B
     from datetime import UTC, datetime, timedelta
 
     from infranet.calendar import events as calendar
+    from infranet.calendar.event_input import EventInput
     from infranet.network.members import ensure_secretariat
     from infranet.storage.actors import Actor
 
@@ -242,7 +243,7 @@ async def test_an_admin_without_an_organisation_posts_for_the_secretariat(bot: B
         admin = await get_member(session, ADMIN_ID)
         assert admin is not None
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
-        event = await calendar.add_event(session, bot.ctx, Actor.of(admin), calendar.EventInput(
+        event = await calendar.add_event(session, bot.ctx, Actor.of(admin), EventInput(
             title="Spotkanie sekretariatu", start=start, end=start + timedelta(hours=1),
             district="olsztyński"))
         assert event.organisation is not None and event.organisation.name == "Sekretariat sieci"

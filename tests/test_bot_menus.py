@@ -7,6 +7,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from infranet.calendar import events as calendar
+from infranet.calendar.event_input import EventInput
 from infranet.errors import NotFound, PermissionDenied, ValidationFailed
 from infranet.network.orgs import OrgInput, add_organisation
 from infranet.newsletter.subscribers import normalise_districts
@@ -131,10 +132,10 @@ async def test_refusals_are_in_polish_and_english(bot: BotHarness) -> None:
     refusals: list[Exception] = []
     for call in (
         lambda s: calendar.get_event(s, 424242),
-        lambda s: calendar.add_event(s, ctx, Actor.cli(), calendar.EventInput(
+        lambda s: calendar.add_event(s, ctx, Actor.cli(), EventInput(
             title="X", start=datetime(2027, 1, 5, 9, tzinfo=UTC), end=datetime(2027, 1, 5, 10, tzinfo=UTC),
             district="olsztyński", category="party")),
-        lambda s: calendar.add_event(s, ctx, Actor.cli(), calendar.EventInput(
+        lambda s: calendar.add_event(s, ctx, Actor.cli(), EventInput(
             title="X", start=datetime(2027, 1, 5, 9, tzinfo=UTC), end=datetime(2027, 1, 5, 10, tzinfo=UTC),
             district="olsztyński", organisation_id=999999)),
         lambda s: add_organisation(s, ctx, Actor.cli(), OrgInput(name="Fundacja Alfa")),

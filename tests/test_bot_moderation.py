@@ -12,6 +12,7 @@ from sqlalchemy import select
 from infranet.bot.runtime import BotRuntime
 from infranet.calendar import events as calendar
 from infranet.calendar import trainings as notices
+from infranet.calendar.event_input import EventInput
 from infranet.network.members import get_member
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, Moderation, Training
@@ -27,7 +28,7 @@ async def _pending_event(bot: BotHarness, title: str) -> Event:
         member = await get_member(session, POSTER)
         assert member is not None
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=20)
-        return await calendar.add_event(session, bot.ctx, Actor.of(member), calendar.EventInput(
+        return await calendar.add_event(session, bot.ctx, Actor.of(member), EventInput(
             title=title, start=start, end=start + timedelta(hours=2), district="olsztyński",
             location="Sala A & B <3"))
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from infranet.calendar import events as calendar
+from infranet.calendar.event_input import EventInput
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, EventStatus, Member
 from tests.bot_fixtures import BotHarness
@@ -20,7 +21,7 @@ ALICE, BOB = 1001, 2002
 async def _add(bot: BotHarness, telegram_id: int, title: str, start: datetime) -> Event:
     async with bot.ctx.db.transaction() as session:
         member = (await session.scalars(select(Member).where(Member.telegram_id == telegram_id))).one()
-        return await calendar.add_event(session, bot.ctx, Actor.of(member), calendar.EventInput(
+        return await calendar.add_event(session, bot.ctx, Actor.of(member), EventInput(
             title=title, start=start, end=start + timedelta(hours=2), district="olsztyński"))
 
 

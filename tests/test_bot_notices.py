@@ -8,6 +8,7 @@ import mailbox
 from datetime import UTC, datetime
 
 from infranet.calendar import events as calendar
+from infranet.calendar.event_input import EventInput
 from infranet.config import SmtpSettings
 from infranet.storage.actors import Actor
 from tests.bot_fixtures import BotHarness, skip_optional_steps
@@ -23,7 +24,7 @@ async def _event_of(bot: BotHarness, org: str, title: str, **contact: str) -> No
     need not have anybody in the bot."""
     organisation = await bot.org(org, **contact)
     async with bot.ctx.db.transaction() as session:
-        await calendar.add_event(session, bot.ctx, Actor.cli(), calendar.EventInput(
+        await calendar.add_event(session, bot.ctx, Actor.cli(), EventInput(
             title=title, start=START, end=END, district="olsztyński",
             organisation_id=organisation.id))
 

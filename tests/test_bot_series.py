@@ -12,6 +12,8 @@ import vobject
 from sqlalchemy import select
 
 from infranet.calendar import events as calendar
+from infranet.calendar.event_input import EventInput
+from infranet.calendar.event_queries import list_events
 from infranet.calendar.feed import FeedCache, FeedFilter
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, EventStatus, Member
@@ -31,7 +33,7 @@ async def _setup(bot: BotHarness) -> Event:
     await bot.member(BOB, "Stowarzyszenie Beta", name="Bob")
     async with bot.ctx.db.transaction() as session:
         member = (await session.scalars(select(Member).where(Member.telegram_id == ALICE))).one()
-        return await calendar.add_event(session, bot.ctx, Actor.of(member), calendar.EventInput(
+        return await calendar.add_event(session, bot.ctx, Actor.of(member), EventInput(
             title="Klub seniora", start=FIRST, end=FIRST + timedelta(hours=2), district="olsztyński",
             category="meeting", audiences=["seniors"], rrule="FREQ=WEEKLY;COUNT=12"))
 
@@ -122,7 +124,7 @@ async def test_a_moved_date_takes_part_in_conflict_checks(bot: BotHarness) -> No
     async with bot.ctx.db.transaction() as session:
         member = (await session.scalars(select(Member).where(Member.telegram_id == ALICE))).one()
         await calendar.move_occurrence(
-            session, bot.ctx, Actor.of(member), series.id, FIRST, calendar.EventInput(
+            session, bot.ctx, Actor.of(member), series.id, FIRST, EventInput(
                 title="Klub seniora (wyjazd)", start=FIRST + timedelta(days=2),
             end=FIRST + timedelta(days=2, hours=2), district="olsztyński", category="meeting",
             audiences=["seniors"]))
@@ -162,7 +164,7 @@ async def test_changing_the_whole_series_says_how_many_dates(bot: BotHarness) ->
     async with bot.ctx.db.read() as session:
         row = await session.get(Event, series.id)
         assert row is not None and row.title == "Klub seniora i seniorki"
-        starts = {o.start for o in await calendar.list_events(
+        starts = {o.start for o in await list_events(
             session, bot.ctx, start=NOW, end=NOW + timedelta(days=120), organisation_id=row.organisation_id)}
         assert len(starts) == 11 and FIRST + timedelta(days=14) not in starts  # still cancelled
     # cancelling the whole series says so, and takes every date; a Cancel button that names
@@ -202,20 +204,20 @@ async def test_a_series_checked_as_a_whole_is_not_in_its_own_way(bot: BotHarness
     from infranet.calendar import conflicts
 
     series = await _setup(bot)
-    actor_data = calendar.EventInput(
+    actor_data = EventInput(
         title="Klub seniora (przeniesiony)", start=FIRST + timedelta(days=7, hours=1),
         end=FIRST + timedelta(days=7, hours=3), district="olsztyński", category="meeting",
         audiences=["seniors"])
     async with bot.ctx.db.transaction() as session:
         member = (await session.scalars(select(Member).where(Member.telegram_id == ALICE))).one()
         await calendar.move_occurrence(session, bot.ctx, Actor.of(member), series.id, FIRST, actor_data)
-    whole = calendar.EventInput(
+    whole = EventInput(
         title="Klub seniora", start=FIRST, end=FIRST + timedelta(hours=2), district="olsztyński",
         category="meeting", audiences=["seniors"], rrule="FREQ=WEEKLY;COUNT=12")
     async with bot.ctx.db.read() as session:
         report = await conflicts.find_conflicts(session, bot.ctx, whole, exclude_event_id=series.id)
         assert report.conflicts == [] and report.duplicates == []
-        other = await conflicts.find_conflicts(session, bot.ctx, calendar.EventInput(
+        other = await conflicts.find_conflicts(session, bot.ctx, EventInput(
             title="Inne spotkanie", start=FIRST + timedelta(days=7, hours=2),
             end=FIRST + timedelta(days=7, hours=3), district="olsztyński", category="meeting",
             audiences=["seniors"]))

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 
 from infranet.calendar import events as calendar
+from infranet.calendar.event_input import EventInput
 from infranet.calendar.trainings import TrainingInput, add_training
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, EventStatus, Member, Training, TrainingStatus
@@ -35,7 +36,7 @@ async def _setup(bot: BotHarness) -> None:
     start = datetime(2026, 12, 5, 9, tzinfo=UTC)  # Saturday 10:00–14:00 in Warsaw, the whole region
     async with bot.ctx.db.transaction() as session:
         member = (await session.scalars(select(Member).where(Member.telegram_id == BOB))).one()
-        await calendar.add_event(session, bot.ctx, Actor.of(member), calendar.EventInput(
+        await calendar.add_event(session, bot.ctx, Actor.of(member), EventInput(
             title="Forum NGO regionu", start=start, end=start + timedelta(hours=4), district="region",
             category="training", audiences=["ngo"]))
 

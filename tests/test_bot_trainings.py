@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from infranet.bot.handlers.training_deadlines import run_deadline_jobs
-from infranet.calendar import events as calendar
+from infranet.calendar.event_queries import list_events
 from infranet.calendar.trainings import TrainingInput, add_training
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, Member, Training, TrainingStatus
@@ -92,7 +92,7 @@ async def test_training_notice_journey_and_deadline_messages(bot: BotHarness) ->
     assert "Brak otwartych naborów" in (await api.ask(STRANGER, "/trainings")).text
     async with bot.ctx.db.transaction() as session:
         assert (await session.scalars(select(Training))).one().status == TrainingStatus.CLOSED
-        found = await calendar.list_events(session, bot.ctx, start=bot.ctx.now(),
+        found = await list_events(session, bot.ctx, start=bot.ctx.now(),
                                            end=datetime(2027, 1, 1, tzinfo=UTC), category="training")
         assert len(found) == 3
     assert api.errors == []

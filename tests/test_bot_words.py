@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from infranet.calendar import conflicts as conflict_api
 from infranet.calendar import events as calendar
+from infranet.calendar.event_input import EventInput
 from infranet.context import AppContext
 from infranet.network.orgs import OrgInput, add_organisation
 from infranet.storage.actors import Actor
@@ -32,7 +33,7 @@ async def _add(bot: BotHarness, telegram_id: int, title: str, start: datetime, e
                district: str = "olsztyński") -> Event:
     async with bot.ctx.db.transaction() as session:
         member = (await session.scalars(select(Member).where(Member.telegram_id == telegram_id))).one()
-        return await calendar.add_event(session, bot.ctx, Actor.of(member), calendar.EventInput(
+        return await calendar.add_event(session, bot.ctx, Actor.of(member), EventInput(
             title=title, start=start, end=end, district=district))
 
 
@@ -58,11 +59,11 @@ async def test_titles_in_other_scripts_are_compared_by_their_letters(ctx: AppCon
         other = await add_organisation(session, ctx, Actor.cli(), OrgInput(name="Fundacja Gamma"))
         start, end = datetime(2026, 12, 5, 9, tzinfo=UTC), datetime(2026, 12, 5, 10, tzinfo=UTC)
         for title in ("Тренінг для громад", "ورشة عمل للمنظمات", "🎉🎉🎉"):
-            await calendar.add_event(session, ctx, Actor.cli(), calendar.EventInput(
+            await calendar.add_event(session, ctx, Actor.cli(), EventInput(
                 title=title, start=start, end=end, district="olsztyński", organisation_id=org.id))
 
     async def duplicates(title: str) -> list[str]:
-        candidate = calendar.EventInput(
+        candidate = EventInput(
             title=title, start=datetime(2026, 12, 5, 15, tzinfo=UTC),
             end=datetime(2026, 12, 5, 16, tzinfo=UTC), district="olsztyński", organisation_id=other.id)
         async with ctx.db.read() as session:

@@ -16,7 +16,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from infranet.calendar.events import EventInput, add_event, cancel_event, list_events
+from infranet.calendar.event_input import EventInput
+from infranet.calendar.event_queries import list_events
+from infranet.calendar.events import add_event, cancel_event
 from infranet.calendar.service import build
 from infranet.context import AppContext
 from infranet.http import create_app

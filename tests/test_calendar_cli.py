@@ -159,7 +159,7 @@ async def test_demo_seed_adds_events_once(ctx: AppContext) -> None:
     assert first["events"] == 10 and await count_events(ctx) == 10
     assert (await seed(ctx))["events"] == 0 and await count_events(ctx) == 10
     from infranet.calendar.conflicts import find_conflicts
-    from infranet.calendar.events import EventInput
+    from infranet.calendar.event_input import EventInput
 
     rows = {e.uid: e for e in await all_events(ctx)}
     grants = rows["demo-granty@infranet.demo"]

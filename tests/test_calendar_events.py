@@ -10,17 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from infranet.calendar.events import (
-    EventInput,
-    add_event,
-    cancel_event,
-    first_events,
-    get_event,
-    list_events,
-    moderate_event,
-    update_event,
-    validate_event,
-)
+from infranet.calendar.event_input import EventInput, validate_event
+from infranet.calendar.event_queries import first_events, list_events
+from infranet.calendar.events import add_event, cancel_event, get_event, moderate_event, update_event
 from infranet.context import AppContext
 from infranet.errors import NotFound, PermissionDenied, ValidationFailed
 from infranet.network.orgs import OrgInput, add_organisation

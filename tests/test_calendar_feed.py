@@ -14,7 +14,8 @@ import pytest
 import vobject
 from sqlalchemy import update
 
-from infranet.calendar.events import EventInput, add_event, cancel_event, update_event
+from infranet.calendar.event_input import EventInput
+from infranet.calendar.events import add_event, cancel_event, update_event
 from infranet.calendar.feed import FeedCache, FeedFilter
 from infranet.calendar.service import build
 from infranet.context import AppContext

@@ -25,7 +25,9 @@ import icalendar
 import pytest
 from sqlalchemy import insert, update
 
-from infranet.calendar.events import EventInput, add_event, cancel_event, district_id_map, update_event
+from infranet.calendar.district_ids import district_id_map
+from infranet.calendar.event_input import EventInput
+from infranet.calendar.events import add_event, cancel_event, update_event
 from infranet.calendar.feed import FeedFilter, feed_name, load_rows, render_calendar
 from infranet.calendar.service import build
 from infranet.context import AppContext

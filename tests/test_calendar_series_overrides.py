@@ -12,6 +12,8 @@ from sqlalchemy import select
 
 from infranet.calendar import events as calendar
 from infranet.calendar import recurrence, wallclock
+from infranet.calendar.event_input import EventInput
+from infranet.calendar.event_queries import list_events
 from infranet.calendar.feed import FeedCache, FeedFilter
 from infranet.calendar.ics_import import import_ics
 from infranet.calendar.service import build
@@ -26,7 +28,7 @@ FIRST = datetime(2026, 12, 1, 9, tzinfo=UTC)  # Tuesday 10:00 in Warsaw
 
 async def _series(ctx: AppContext, **fields: object) -> Event:
     async with ctx.db.transaction() as session:
-        series = await calendar.add_event(session, ctx, Actor.cli(), calendar.EventInput(
+        series = await calendar.add_event(session, ctx, Actor.cli(), EventInput(
             title="Klub seniora", district="olsztyński", category="meeting", audiences=["seniors"],
             rrule="FREQ=WEEKLY;COUNT=6", **fields))  # type: ignore[arg-type]
         return series
@@ -36,7 +38,7 @@ async def test_an_export_with_changed_dates_is_imported_back_whole(ctx: AppConte
     ctx.clock = lambda: NOW
     series = await _series(ctx, start=FIRST, end=FIRST + timedelta(hours=2))
     async with ctx.db.transaction() as session:
-        await calendar.move_occurrence(session, ctx, Actor.cli(), series.id, FIRST, calendar.EventInput(
+        await calendar.move_occurrence(session, ctx, Actor.cli(), series.id, FIRST, EventInput(
             title="Klub seniora (wyjazd)", start=FIRST + timedelta(days=1),
             end=FIRST + timedelta(days=1, hours=3), district="elbląski", category="meeting",
             audiences=["seniors"]))
@@ -70,11 +72,11 @@ async def test_an_all_day_series_has_its_dates_changed_and_cancelled(ctx: AppCon
     series = await _series(ctx, start=date(2026, 12, 1), end=date(2026, 12, 1), all_day=True)
     first = wallclock.local_midnight(date(2026, 12, 1), ctx.tz)
     async with ctx.db.transaction() as session:
-        await calendar.move_occurrence(session, ctx, Actor.cli(), series.id, first, calendar.EventInput(
+        await calendar.move_occurrence(session, ctx, Actor.cli(), series.id, first, EventInput(
             title="Klub seniora", start=date(2026, 12, 2), end=date(2026, 12, 3), all_day=True,
             district="olsztyński", category="meeting"))
         await calendar.cancel_occurrence(session, ctx, Actor.cli(), series.id, first + timedelta(days=7))
-        found = await calendar.list_events(session, ctx, start=NOW, end=NOW + timedelta(days=60))
+        found = await list_events(session, ctx, start=NOW, end=NOW + timedelta(days=60))
         assert [o.first_day(ctx.tz) for o in found][:3] == [date(2026, 12, 2), date(2026, 12, 15),
                                                             date(2026, 12, 22)]
         assert await calendar.series_size(session, ctx, await calendar.get_event(session, series.id)) == 5
@@ -101,7 +103,7 @@ async def test_the_json_api_lists_a_changed_date_and_the_rule_alone(ctx: AppCont
     ctx.clock = lambda: NOW
     series = await _series(ctx, start=FIRST, end=FIRST + timedelta(hours=2))
     async with ctx.db.transaction() as session:
-        await calendar.move_occurrence(session, ctx, Actor.cli(), series.id, FIRST, calendar.EventInput(
+        await calendar.move_occurrence(session, ctx, Actor.cli(), series.id, FIRST, EventInput(
             title="Klub seniora", start=FIRST + timedelta(days=1), end=FIRST + timedelta(days=1, hours=2),
             district="olsztyński", category="meeting", audiences=["seniors"]))
     app = create_app(ctx, [build(ctx)])

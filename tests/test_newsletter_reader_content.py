@@ -113,7 +113,8 @@ async def test_size_is_checked_per_copy_and_a_long_copy_links_to_the_rest(
     """400 events over the region: the whole issue is far over Gmail's clip size, but a
     one-district reader's copy is small and complete; a whole-region reader's copy keeps
     the first events of each district and links to the rest. Everyone gets mail."""
-    from infranet.calendar.events import EventInput, add_event
+    from infranet.calendar.event_input import EventInput
+    from infranet.calendar.events import add_event
     from infranet.newsletter.checks import HTML_LIMIT
     from tests.newsletter_support import local
 

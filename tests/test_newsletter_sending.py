@@ -24,7 +24,8 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
-from infranet.calendar.events import EventInput, add_event
+from infranet.calendar.event_input import EventInput
+from infranet.calendar.events import add_event
 from infranet.cli import build_parser
 from infranet.component import Component
 from infranet.http import create_app

@@ -18,7 +18,8 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from infranet.calendar.events import EventInput, add_event, update_event
+from infranet.calendar.event_input import EventInput
+from infranet.calendar.events import add_event, update_event
 from infranet.calendar.ics_import import import_ics
 from infranet.calendar.trainings import TrainingInput, add_training
 from infranet.cli import build_parser

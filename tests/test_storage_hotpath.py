@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import bindparam, select
 
-from infranet.calendar.events import EventInput, add_event
+from infranet.calendar.event_input import EventInput
+from infranet.calendar.events import add_event
 from infranet.calendar.summary import POOL_COLUMNS, pool_row
 from infranet.context import AppContext
 from infranet.storage.actors import Actor

@@ -18,7 +18,8 @@ import pytest
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from infranet.calendar.events import EventInput, add_event
+from infranet.calendar.event_input import EventInput
+from infranet.calendar.events import add_event
 from infranet.context import AppContext
 from infranet.storage.actors import Actor
 from infranet.storage.models import Organisation

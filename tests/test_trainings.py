@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from infranet.calendar import events as calendar
 from infranet.calendar.dateparse import parse_sessions
+from infranet.calendar.event_queries import list_events
 from infranet.calendar.trainings import (
     TrainingInput,
     add_training,
@@ -92,7 +92,7 @@ async def test_notice_creates_training_sessions_in_calendar(ctx: AppContext) -> 
     assert view.training.apply_email is None and view.training.cost_pln is None
     assert len(view.sessions) == 3
     async with ctx.db.transaction() as session:
-        found = await calendar.list_events(session, ctx, start=NOW, end=NOW + timedelta(days=60),
+        found = await list_events(session, ctx, start=NOW, end=NOW + timedelta(days=60),
                                            category="training")
         assert [o.start for o in found] == [datetime(2026, 12, d, 9, tzinfo=UTC) for d in (5, 12, 19)]
         assert {o.event.training_id for o in found} == {view.training.id}
@@ -199,7 +199,7 @@ async def test_cancel_by_organisation_members_only(ctx: AppContext) -> None:
         again = await get_training(session, view.training.id)
         assert {e.status for e in again.sessions} == {EventStatus.CANCELLED}
         assert await list_open_trainings(session, ctx) == []
-        found = await calendar.list_events(session, ctx, start=NOW, end=NOW + timedelta(days=60))
+        found = await list_events(session, ctx, start=NOW, end=NOW + timedelta(days=60))
         assert found == []
 
 
@@ -248,7 +248,7 @@ async def test_close_expired_once(ctx: AppContext) -> None:
         assert await close_expired(session, ctx) == []
         assert await list_open_trainings(session, ctx) == []
         # the sessions stay in the calendar: the training still happens
-        found = await calendar.list_events(session, ctx, start=ctx.now(), end=ctx.now() + timedelta(40))
+        found = await list_events(session, ctx, start=ctx.now(), end=ctx.now() + timedelta(40))
         assert len(found) == 3
 
 

@@ -102,7 +102,7 @@ def _end_moment(text: str | None, start: datetime, ctx: AppContext) -> datetime:
 
 async def _event_input(ctx: AppContext, args: argparse.Namespace) -> Any:
     from infranet.calendar.dates import parse_day, parse_moment
-    from infranet.calendar.events import EventInput
+    from infranet.calendar.event_input import EventInput
 
     start: date | datetime
     end: date | datetime
@@ -178,7 +178,7 @@ async def cmd_conflicts(ctx: AppContext, args: argparse.Namespace) -> int:
 
 async def cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
     from infranet.calendar.dates import parse_day
-    from infranet.calendar.events import list_events
+    from infranet.calendar.event_queries import list_events
     from infranet.calendar.wallclock import all_day_span
 
     today = ctx.now().astimezone(ctx.tz).date()

@@ -45,13 +45,12 @@ from sqlalchemy import BindParameter, CompoundSelect, bindparam, literal_column,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar import recurrence, wallclock
-from infranet.calendar.events import (
+from infranet.calendar.district_ids import area_district_ids, district_id_map
+from infranet.calendar.event_input import (
     LONG_SPAN,
     MAX_EVENT_SPAN,
     EventInput,
     NormalisedEvent,
-    area_district_ids,
-    district_id_map,
     event_times,
     horizon,
     validate_event,

@@ -46,15 +46,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from infranet.calendar import recurrence
-from infranet.calendar.events import (
-    AUDIENCES,
-    CATEGORIES,
-    area_district_ids,
-    category_label,
-    district_id_map,
-    events_version,
-    resolve_district,
-)
+from infranet.calendar.district_ids import area_district_ids, district_id_map
+from infranet.calendar.event_input import AUDIENCES, CATEGORIES, category_label, resolve_district
+from infranet.calendar.event_queries import events_version
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
 from infranet.i18n import DEFAULT_LANGUAGE, t

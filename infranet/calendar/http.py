@@ -35,17 +35,15 @@ from starlette.routing import BaseRoute, Route
 from infranet.calendar import recurrence
 from infranet.calendar.conflicts import Conflict, find_conflicts, suggest_dates
 from infranet.calendar.dates import localize
-from infranet.calendar.events import (
+from infranet.calendar.event_input import (
     AUDIENCES,
     CATEGORIES,
     TITLE_MAX,
     EventInput,
-    EventPage,
-    Occurrence,
     audience_label,
     category_label,
-    page_events,
 )
+from infranet.calendar.event_queries import EventPage, Occurrence, page_events
 from infranet.calendar.feed import FeedCache, FeedFilter, filter_values, parse_filter, stream_body
 from infranet.context import AppContext
 from infranet.errors import InfranetError, ValidationFailed

@@ -29,18 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar import recurrence, wallclock
 from infranet.calendar.dates import localize
-from infranet.calendar.events import (
-    AUDIENCES,
-    CATEGORIES,
-    EventInput,
-    add_event,
-    cancel_event,
-    cancel_occurrence,
-    category_label,
-    move_occurrence,
-    update_event,
-    validate_event,
-)
+from infranet.calendar.event_input import AUDIENCES, CATEGORIES, EventInput, category_label, validate_event
+from infranet.calendar.events import add_event, cancel_event, cancel_occurrence, move_occurrence, update_event
 from infranet.context import AppContext
 from infranet.errors import InfranetError, ValidationFailed
 from infranet.region import fold

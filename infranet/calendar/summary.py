@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from infranet.calendar.district_ids import district_id_map
 from infranet.context import AppContext
 from infranet.region import District as RegionDistrict
 from infranet.storage.models import Event, Organisation
@@ -114,8 +115,6 @@ def summarise(values: Sequence[Any], districts: dict[int, RegionDistrict]) -> Ev
 async def districts_by_id(session: AsyncSession, ctx: AppContext) -> dict[int, RegionDistrict]:
     """districts.id -> the region's district. A district the region file no longer has (its
     events outlive it) gets a stand-in outside the region's tree, which overlaps nothing."""
-    from infranet.calendar.events import district_id_map
-
     ids = await district_id_map(session, ctx)
     region = ctx.region.by_slug
     return {i: region.get(slug) or RegionDistrict(slug, slug, "powiat", "") for slug, i in ids.items()}

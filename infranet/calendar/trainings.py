@@ -34,7 +34,7 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from infranet.calendar import events as calendar
+from infranet.calendar import district_ids, event_input, events
 from infranet.calendar.dateparse import Span, local_today
 from infranet.context import AppContext
 from infranet.errors import NotFound, ValidationFailed
@@ -199,9 +199,9 @@ def check_session_times(ctx: AppContext, sessions: Sequence[tuple[datetime | dat
                         ) -> None:
     """Every session meets the calendar's rules on a date (end after start, length, the
     planning horizon): the form's sessions step refuses at once what the save would."""
-    latest = calendar.horizon(ctx)
+    latest = event_input.horizon(ctx)
     for start, end, all_day in sessions:
-        calendar.event_times(ctx, calendar.EventInput(title="", start=start, end=end, all_day=all_day),
+        event_input.event_times(ctx, event_input.EventInput(title="", start=start, end=end, all_day=all_day),
                              latest)
 
 
@@ -242,10 +242,10 @@ class _Checked:
         row.apply_phone = self.contact.value if self.contact.kind == "phone" else None
 
     def session(self, index: int, data: TrainingInput, organisation_id: int | None,
-                training_id: int) -> calendar.EventInput:
+                training_id: int) -> event_input.EventInput:
         """The calendar event of the `index`-th session (category training)."""
         start, end, all_day = self.sessions[index]
-        return calendar.EventInput(
+        return event_input.EventInput(
             title=self.title, start=start, end=end, all_day=all_day, district=self.district.slug,
             category="training", audiences=list(data.audiences), organisation_id=organisation_id,
             description=self.description, location=self.location,
@@ -263,7 +263,7 @@ def _check(ctx: AppContext, data: TrainingInput, *, future: bool) -> _Checked:
     places = check_places(data.places)
     cost = check_cost(data.cost)
     contact = parse_apply(data.how_to_apply)
-    district = calendar.resolve_district(ctx, data.district)
+    district = event_input.resolve_district(ctx, data.district)
     if not data.sessions:
         raise ValidationFailed("training.error.no_sessions")
     if len(data.sessions) > MAX_SESSIONS:
@@ -294,13 +294,13 @@ async def add_training(session: AsyncSession, ctx: AppContext, actor: Actor,
 
     row = Training(
         organisation_id=org_id, member_id=actor.member.id if actor.member else None,
-        district_id=(await calendar.district_id_map(session, ctx))[checked.district.slug],
+        district_id=(await district_ids.district_id_map(session, ctx))[checked.district.slug],
         deadline=data.deadline, status=TrainingStatus.OPEN,
     )
     checked.apply_to(row)
     session.add(row)
     await session.flush()
-    sessions = [await calendar.add_event(session, ctx, actor,
+    sessions = [await events.add_event(session, ctx, actor,
                                          checked.session(index, data, org_id, row.id))
                 for index in range(len(checked.sessions))]
     row.moderation = (Moderation.PENDING if any(e.moderation == Moderation.PENDING for e in sessions)
@@ -325,17 +325,17 @@ async def update_training(session: AsyncSession, ctx: AppContext, actor: Actor, 
     checked = _check(ctx, data, future=False)
     checked.apply_to(row)
     row.deadline = data.deadline
-    row.district_id = (await calendar.district_id_map(session, ctx))[checked.district.slug]
+    row.district_id = (await district_ids.district_id_map(session, ctx))[checked.district.slug]
     live = [e for e in view.sessions if e.status == EventStatus.SCHEDULED]
     sessions: list[Event] = []
     for index in range(len(checked.sessions)):
         session_input = checked.session(index, data, row.organisation_id, row.id)
         if index < len(live):
-            sessions.append(await calendar.update_event(session, ctx, actor, live[index].id, session_input))
+            sessions.append(await events.update_event(session, ctx, actor, live[index].id, session_input))
         else:
-            sessions.append(await calendar.add_event(session, ctx, actor, session_input))
+            sessions.append(await events.add_event(session, ctx, actor, session_input))
     for extra in live[len(checked.sessions):]:
-        await calendar.cancel_event(session, ctx, actor, extra.id)
+        await events.cancel_event(session, ctx, actor, extra.id)
     await session.flush()
     await session.refresh(row, ["organisation", "district"])
     await audit.record(session, actor, "training.update", "training", row.id, sessions=len(sessions))
@@ -373,7 +373,7 @@ async def cancel_training(session: AsyncSession, ctx: AppContext, actor: Actor,
     row.closed_at = ctx.now()
     for event_row in view.sessions:
         if event_row.status != EventStatus.CANCELLED:
-            await calendar.cancel_event(session, ctx, actor, event_row.id)
+            await events.cancel_event(session, ctx, actor, event_row.id)
     await session.flush()
     await audit.record(session, actor, "training.cancel", "training", row.id)
     return view
@@ -389,9 +389,9 @@ async def list_open_trainings(
     if not include_pending:
         conditions.append(Training.moderation == Moderation.PUBLISHED)
     if area is not None:
-        district = calendar.resolve_district(ctx, area)
+        district = event_input.resolve_district(ctx, area)
         conditions.append(Training.district_id.in_(
-            await calendar.area_district_ids(session, ctx, [district])))
+            await district_ids.area_district_ids(session, ctx, [district])))
     if organisation_id is not None:
         conditions.append(Training.organisation_id == organisation_id)
     query = select(Training).where(*conditions).order_by(Training.deadline, Training.id)

@@ -39,7 +39,7 @@ def _iso(value: datetime | date | None) -> str | None:
 async def upcoming_events(session: AsyncSession, ctx: AppContext, start: datetime,
                           end: datetime) -> list[dict[str, Any]]:
     """Published, not cancelled occurrences in [start, end) from the calendar."""
-    from infranet.calendar.events import list_events
+    from infranet.calendar.event_queries import list_events
 
     occurrences = await list_events(session, ctx, start=start, end=end)
     items = []

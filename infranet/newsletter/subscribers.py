@@ -40,7 +40,7 @@ DEFAULT_CATEGORIES = ("training", "conference", "meeting", "consultation", "fair
 def known_categories() -> tuple[str, ...]:
     """Event categories a subscriber may choose: the calendar's list when it has one."""
     try:
-        from infranet.calendar import events as calendar_events
+        from infranet.calendar import event_input as calendar_events
     except ImportError:
         return DEFAULT_CATEGORIES
     found = getattr(calendar_events, "CATEGORIES", None)

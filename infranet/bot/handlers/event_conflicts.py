@@ -17,6 +17,7 @@ from infranet.bot.common import Html, Turn, cb, esc, send_html, tr
 from infranet.bot.handlers.event_ui import contact_of, occurrence_when, when_text
 from infranet.bot.reach import EMAIL, NONE, Notice, OrgReach, deliver, reach_of
 from infranet.calendar import conflicts as conflict_api
+from infranet.calendar import event_input
 from infranet.calendar import events as calendar
 from infranet.i18n import t
 
@@ -62,7 +63,7 @@ def conflict_buttons(turn: Turn, suggestions: list[Any], prefix: str = "ev") -> 
 
 
 async def tell_organisers(context: BotContext, chat_id: int, lang: str, poster: int, event_id: int,
-                           data: calendar.EventInput) -> None:
+                           data: event_input.EventInput) -> None:
     """The organisers of the events the poster kept the date against hear about it, and
     the poster hears whom we told. Runs once the save is committed and the poster has
     their answer (`turn.after_commit`), so the search for the conflicts and their

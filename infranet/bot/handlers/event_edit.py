@@ -15,8 +15,8 @@ from infranet.bot.common import END, Html, State, Turn, cb, handler, int_part
 from infranet.bot.handlers.event_form import SUMMARY, show_summary
 from infranet.bot.handlers.event_listings import my_buttons, occurrence_line, series_note
 from infranet.bot.handlers.event_ui import dates, occurrence_at, occurrence_key, occurrence_when
+from infranet.calendar import event_queries, recurrence
 from infranet.calendar import events as calendar
-from infranet.calendar import recurrence
 from infranet.errors import ValidationFailed
 from infranet.storage.models import Event, EventStatus
 
@@ -172,12 +172,12 @@ async def on_cancel_event(turn: Turn) -> None:
         (turn.t("bot.events.keep_event"), cb("ev", "del", event_id, "n"))]])
 
 
-def _next_occurrence(turn: Turn, row: Event) -> calendar.Occurrence:
+def _next_occurrence(turn: Turn, row: Event) -> event_queries.Occurrence:
     """The event as /my shows it: a series at its next date still in the series."""
     now = turn.ctx.now()
     spans = recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, turn.ctx.tz)
     span = next((s for s in spans if s.end > now), spans[-1] if spans else None)
     if span is None:
-        return calendar.Occurrence(row, row.starts_at, row.ends_at)
-    return calendar.Occurrence(row, span.start, span.end)
+        return event_queries.Occurrence(row, row.starts_at, row.ends_at)
+    return event_queries.Occurrence(row, span.start, span.end)
 

@@ -4,7 +4,7 @@ at the confirm, and the save. One conversation whose steps read top-down, a litt
 
 Thin by design: dates are read by `infranet.calendar.dateparse`, every rule
 (validation, permissions, conflicts, suggestions, moderation) lives in
-`infranet.calendar.events` / `conflicts`. The form keeps only JSON-friendly
+`infranet.calendar.event_input` / `events` / `conflicts`. The form keeps only JSON-friendly
 values (str, int, bool, date, datetime), so it survives a restart. Editing an event
 (`event_edit`) fills this same form and opens it at the summary; the conversation is
 registered in `events.py`.
@@ -42,6 +42,7 @@ from infranet.bot.handlers.event_ui import (
     when_text,
 )
 from infranet.calendar import conflicts as conflict_api
+from infranet.calendar import event_input
 from infranet.calendar import events as calendar
 from infranet.calendar.dateparse import make_span, parse_hours, parse_when, repeated_note
 from infranet.errors import ValidationFailed
@@ -50,8 +51,8 @@ from infranet.region import UnknownDistrict
 from infranet.storage.models import Event, Moderation
 from infranet.validation import URL_MAX, clean_text, clean_url
 
-TITLE_LIMIT = calendar.TITLE_MAX
-PLACE_LIMIT = calendar.LOCATION_MAX
+TITLE_LIMIT = event_input.TITLE_MAX
+PLACE_LIMIT = event_input.LOCATION_MAX
 DESCRIPTION_LIMIT = 1500
 
 
@@ -89,7 +90,8 @@ def _after(turn: Turn, state: str) -> str:
         DATE: lambda: turn.say("bot.events.ask_date"),
         DISTRICT: lambda: turn.say("bot.events.ask_district", district_buttons(turn, "ev")),
         CATEGORY: lambda: turn.say("bot.events.ask_category", rows_of(
-            [(calendar.category_label(c, turn.lang), cb("ev", "c", c)) for c in calendar.CATEGORIES], 2)),
+            [(event_input.category_label(c, turn.lang), cb("ev", "c", c))
+             for c in event_input.CATEGORIES], 2)),
         AUDIENCE: lambda: turn.reply(*_audience_prompt(turn)),
         PLACE: lambda: turn.say("bot.events.ask_place", _skip_button(turn)),
         LINK: lambda: turn.say("bot.events.ask_link", _skip_button(turn)),
@@ -115,7 +117,7 @@ async def on_title(turn: Turn) -> str:
 async def on_date(turn: Turn) -> str:
     f = _f(turn)
     when = parse_when(check_length(turn.text, 300), today(turn), lang=turn.lang)
-    calendar.check_days(turn.ctx, when.first, when.last)  # the limits now, not at the confirm
+    event_input.check_days(turn.ctx, when.first, when.last)  # the limits now, not at the confirm
     if when.hours is not None:
         _set_span(turn, f, when.hours, when.first, when.last)
         f["first"], f["last"] = when.first, when.last
@@ -136,8 +138,8 @@ def _set_span(turn: Turn, f: dict[str, Any], hours: Any, first: date, last: date
         start, end = first, last
     else:
         start, end = span.start, span.end
-    calendar.event_times(turn.ctx, calendar.EventInput(title="", start=start, end=end,
-                                                       all_day=span.all_day))
+    event_input.event_times(turn.ctx, event_input.EventInput(title="", start=start, end=end,
+                                                             all_day=span.all_day))
     f.update(all_day=span.all_day, start=start, end=end)
     if not span.all_day:
         note = repeated_note(span.start, span.end, turn.ctx.tz, turn.lang)  # the autumn hour
@@ -189,18 +191,18 @@ async def on_district(turn: Turn) -> State | None:
 @handler(access="member", chat="private", db=False)
 async def on_category(turn: Turn) -> State | None:
     code = turn.data[2] if len(turn.data) > 2 else ""
-    if code not in calendar.CATEGORIES:
+    if code not in event_input.CATEGORIES:
         turn.toast(turn.t("bot.events.unknown_category"))
         return None
     _f(turn)["category"] = code
-    turn.edit(esc(calendar.category_label(code, turn.lang)))
+    turn.edit(esc(event_input.category_label(code, turn.lang)))
     return _after(turn, AUDIENCE)
 
 
 def _audience_prompt(turn: Turn) -> tuple[Html, list[list[tuple[str, str]]]]:
     chosen = set(_f(turn).get("audiences", []))
-    buttons = rows_of([(("✓ " if code in chosen else "") + calendar.audience_label(code, turn.lang),
-                        cb("ev", "a", code)) for code in calendar.AUDIENCES], 2)
+    buttons = rows_of([(("✓ " if code in chosen else "") + event_input.audience_label(code, turn.lang),
+                        cb("ev", "a", code)) for code in event_input.AUDIENCES], 2)
     buttons.append([(turn.t("bot.next"), cb("ev", "a", "done"))])
     return turn.t("bot.events.ask_audience"), buttons
 
@@ -211,11 +213,11 @@ async def on_audience(turn: Turn) -> State | None:
     code = turn.data[2] if len(turn.data) > 2 else ""
     if code == "done":
         chosen = f.setdefault("audiences", [])
-        labels = ", ".join(calendar.audience_label(c, turn.lang) for c in chosen) or \
+        labels = ", ".join(event_input.audience_label(c, turn.lang) for c in chosen) or \
             turn.t("bot.events.everyone")
         turn.edit(esc(labels))
         return _after(turn, PLACE)
-    if code not in calendar.AUDIENCES:
+    if code not in event_input.AUDIENCES:
         turn.toast(turn.t("bot.button_expired"))
         return None
     chosen = list(f.get("audiences", []))
@@ -262,8 +264,8 @@ async def on_description(turn: Turn) -> str:
     return _after(turn, SUMMARY)
 
 
-def _event_input(turn: Turn, f: dict[str, Any]) -> calendar.EventInput:
-    return calendar.EventInput(
+def _event_input(turn: Turn, f: dict[str, Any]) -> event_input.EventInput:
+    return event_input.EventInput(
         title=f["title"], start=f["start"], end=f["end"], all_day=bool(f.get("all_day")),
         district=f.get("district", "region") or turn.ctx.region.root.slug,
         category=f.get("category", "other"), audiences=list(f.get("audiences", [])),
@@ -276,7 +278,7 @@ def _event_input(turn: Turn, f: dict[str, Any]) -> calendar.EventInput:
 def _body(turn: Turn, f: dict[str, Any]) -> Html:
     ctx, lang = turn.ctx, turn.lang
     district = ctx.region.by_slug.get(f.get("district", ""), ctx.region.root)
-    audiences = ", ".join(calendar.audience_label(a, lang) for a in f.get("audiences", [])) or \
+    audiences = ", ".join(event_input.audience_label(a, lang) for a in f.get("audiences", [])) or \
         turn.t("bot.events.everyone")
     lines = [f"<b>{esc(f.get('title', ''))}</b>",
              esc(when_text(ctx, f["start"], f["end"], bool(f.get("all_day")), lang)),
@@ -284,7 +286,7 @@ def _body(turn: Turn, f: dict[str, Any]) -> Html:
                [esc(n) for n in [repeated_note(f["start"], f["end"], ctx.tz, lang)] if n]),
              f"{turn.t('bot.events.f.district')}: {esc(district.name)}",
              f"{turn.t('bot.events.f.category')}: "
-             f"{esc(calendar.category_label(f.get('category', 'other'), lang))}",
+             f"{esc(event_input.category_label(f.get('category', 'other'), lang))}",
              f"{turn.t('bot.events.f.audience')}: {esc(audiences)}"]
     for key, label in (("location", "place"), ("url", "link"), ("description", "description")):
         if f.get(key):
@@ -374,7 +376,7 @@ async def on_conflict_choice(turn: Turn) -> State | None:
     return None
 
 
-async def _save(turn: Turn, f: dict[str, Any], data: calendar.EventInput) -> Event:
+async def _save(turn: Turn, f: dict[str, Any], data: event_input.EventInput) -> Event:
     edit_id = f.get("edit_id")
     occurrence = occurrence_at(f.get("occurrence"))
     if edit_id and occurrence is not None:

@@ -27,6 +27,7 @@ from infranet.bot.handlers.event_ui import (
     today,
 )
 from infranet.calendar import conflicts as conflict_api
+from infranet.calendar import event_queries
 from infranet.calendar import events as calendar
 from infranet.calendar.dateparse import Hours, make_span, parse_hours, parse_when
 from infranet.calendar.wallclock import all_day_span
@@ -119,7 +120,7 @@ async def _check_answer(turn: Turn, first: date, last: date, hours: Hours | None
         windows = [(span.start, span.end) for span in (make_span(d, d, hours, ctx.tz) for d in days)]
     total, found, seen = 0, list[Any](), set[tuple[int, datetime]]()
     for start, end in windows:
-        page = await calendar.first_events(turn.session, ctx, start=start, end=end, area=area, limit=15)
+        page = await event_queries.first_events(turn.session, ctx, start=start, end=end, area=area, limit=15)
         total += page.total
         for o in page.occurrences:
             if (o.event.id, o.start) not in seen and len(found) < 15:
@@ -144,7 +145,7 @@ def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range(min((last - first).days + 1, 31))]
 
 
-def occurrence_line(turn: Turn, o: calendar.Occurrence) -> str:
+def occurrence_line(turn: Turn, o: event_queries.Occurrence) -> str:
     ev = o.event
     org = shorten(ev.organisation.name, 80) if ev.organisation else "—"
     place = f", {esc(shorten(ev.location, 80))}" if ev.location else ""
@@ -174,7 +175,7 @@ async def events_page(turn: Turn, area: District | None, period: str, page: int
     page = max(0, page)
     # A forged page number must not overflow the database's LIMIT; no period holds more.
     limit = min((page + 1) * PAGE_SIZE, 2**31 - 1)
-    head = await calendar.first_events(turn.session, ctx, start=now, end=now + timedelta(days=days),
+    head = await event_queries.first_events(turn.session, ctx, start=now, end=now + timedelta(days=days),
                                        area=area, limit=limit)
     area_text = turn.t("bot.events.in_area", name=area.name) if area else ""
     period_text = turn.t(f"bot.events.period.{period}")
@@ -223,13 +224,13 @@ async def on_events_page(turn: Turn) -> None:
     edit_if_changed(turn, text, buttons)
 
 
-async def _my_events(turn: Turn) -> list[calendar.Occurrence]:
+async def _my_events(turn: Turn) -> list[event_queries.Occurrence]:
     """The organisation's events from now on, each once (a series at its next occurrence),
     read afresh: a page shows what is true when it is asked for."""
     member = turn.who.member
     assert member is not None and member.organisation_id is not None
     now = turn.ctx.now()
-    found = await calendar.list_events(turn.session, turn.ctx, start=now, end=now + timedelta(days=732),
+    found = await event_queries.list_events(turn.session, turn.ctx, start=now, end=now + timedelta(days=732),
                                        organisation_id=member.organisation_id, include_pending=True,
                                        viewer=turn.actor)
     seen: set[tuple[str, int]] = set()
@@ -295,7 +296,7 @@ async def on_my_page(turn: Turn) -> None:
     await _show_my_page(turn, page, always_bar=True)
 
 
-def my_buttons(turn: Turn, o: calendar.Occurrence) -> list[list[tuple[str, str]]]:
+def my_buttons(turn: Turn, o: event_queries.Occurrence) -> list[list[tuple[str, str]]]:
     """Edit and Cancel of one /my item; under a series they name the date shown, and ask
     whether the change is for that date or the whole series."""
     event_id = o.event.id
@@ -311,7 +312,7 @@ def my_buttons(turn: Turn, o: calendar.Occurrence) -> list[list[tuple[str, str]]
              (turn.t("bot.events.cancel_event"), cb("ev", "del", event_id))]]
 
 
-async def series_note(turn: Turn, o: calendar.Occurrence) -> str:
+async def series_note(turn: Turn, o: event_queries.Occurrence) -> str:
     """Under a /my item: how many dates a series has, or that the item is a changed date."""
     event = o.event
     if isinstance(event, Event) and event.series_id is not None:

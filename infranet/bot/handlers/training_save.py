@@ -25,7 +25,7 @@ from infranet.bot.handlers.training_form import (
     next_step,
 )
 from infranet.calendar import conflicts as conflict_api
-from infranet.calendar import events as calendar
+from infranet.calendar import event_input
 from infranet.calendar import trainings as notices
 from infranet.storage.models import EventStatus, Moderation
 
@@ -95,10 +95,10 @@ async def _check_and_save(turn: Turn, f: dict[str, Any]) -> State | None:
     return END
 
 
-def _session_inputs(turn: Turn, f: dict[str, Any]) -> list[calendar.EventInput]:
+def _session_inputs(turn: Turn, f: dict[str, Any]) -> list[event_input.EventInput]:
     """The sessions as the calendar will get them (what the conflict check looks at)."""
     member = turn.who.member
-    return [calendar.EventInput(
+    return [event_input.EventInput(
         title=f["title"], start=s[0], end=s[1], all_day=bool(s[2]),
         district=f.get("district") or turn.ctx.region.root.slug, category="training", audiences=["ngo"],
         organisation_id=f.get("organisation_id") or (member.organisation_id if member else None),
