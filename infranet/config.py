@@ -227,6 +227,18 @@ class CalendarSettings(Section):
     conflicts: ConflictSettings = Field(default_factory=ConflictSettings)
 
 
+class SourcesSettings(Section):
+    """Members' own calendars followed by URL (infranet.calendar.sources)."""
+
+    # Each source is fetched this often when it works; errors back off (doubling, up to a day).
+    interval_minutes: int = Field(default=60, ge=5, le=7 * 24 * 60)
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024)
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    # Fetch from loopback and private addresses too (tests, a closed network); metadata
+    # addresses such as 169.254.169.254 stay refused.
+    allow_private: bool = False
+
+
 class ReferralSettings(Section):
     retention_days: int = Field(default=180, ge=1)
     duplicate_window_days: int = Field(default=183, ge=1)
@@ -262,6 +274,7 @@ class Settings(BaseSettings):
     bounces: BounceSettings = Field(default_factory=BounceSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
+    sources: SourcesSettings = Field(default_factory=SourcesSettings)
     referrals: ReferralSettings = Field(default_factory=ReferralSettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
