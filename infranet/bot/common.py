@@ -1,7 +1,7 @@
 """The bot's small framework, as the handler modules import it (conventions in
 `handlers/__init__.py`). It lives in modules of one job each, re-exported here:
-`turns` (the @handler decorator, a Turn, transactions), `forms` (persistent
-conversations with « Wstecz and Anuluj), `buttons` (callback data, keyboards),
+`turns` (the @handler decorator, a Turn, transactions), `forms` and `form_history`
+(persistent conversations with « Wstecz and Anuluj), `buttons` (callback data, keyboards),
 `html_text` (escaping and splitting Telegram HTML), `sending`, `speakers` (who is
 speaking), `commands` (/help and the menus) and `common_base` (shared constants).
 
@@ -22,10 +22,8 @@ from __future__ import annotations
 from infranet.bot.buttons import Buttons, cb, int_part, keyboard, parse_cb, rows_of  # noqa: F401
 from infranet.bot.commands import Command, check_length  # noqa: F401
 from infranet.bot.common_base import END, MAX_CALLBACK, MAX_MESSAGE, Access, Chats, State  # noqa: F401
+from infranet.bot.form_history import NAV, NAV_PREFIX, SWITCH  # noqa: F401
 from infranet.bot.forms import (  # noqa: F401
-    NAV,
-    NAV_PREFIX,
-    SWITCH,
     Form,
     conversation,
     form,

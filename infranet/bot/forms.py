@@ -1,9 +1,13 @@
-"""Forms: persistent conversations every step of which can be left (« Wstecz, Anuluj)."""
+"""Forms: persistent conversations every step of which can be left (« Wstecz, Anuluj).
+
+`Form` (the ConversationHandler), the form layer's own buttons (`on_form_nav`), the
+answer to a form already saved (`redelivery_guard`) and `conversation()`, which builds
+a form; the step history they keep (what « Wstecz puts back) is in `form_history`.
+"""
 
 from __future__ import annotations
 
 import copy
-import html
 import logging
 import secrets
 import time
@@ -11,19 +15,26 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from telegram import (
-    InlineKeyboardMarkup,
-    Update,
-)
+from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, ConversationHandler, TypeHandler, filters
 
 from infranet.bot.application import BotContext, current_scope
 from infranet.bot.buttons import Buttons, cb, int_part, parse_cb
 from infranet.bot.common_base import END
-from infranet.bot.html_text import TAGS, Html, tr
+from infranet.bot.form_history import (
+    NAV,
+    NAV_PREFIX,
+    SWITCH,
+    apply_undo,
+    on_screen,
+    step_rows,
+    undo_of,
+    with_nav,
+)
+from infranet.bot.html_text import Html, tr
 from infranet.bot.persistence import conv_key
 from infranet.bot.speakers import identify
-from infranet.bot.turns import Outgoing, Turn, handler, queue_answer
+from infranet.bot.turns import Turn, handler, queue_answer
 from infranet.context import AppContext
 from infranet.i18n import t
 
@@ -34,74 +45,6 @@ def form(turn: Turn, name: str) -> dict[str, Any]:
     """The conversation's form in user_data (created on first use)."""
     data = turn.user_data
     return data.setdefault(name, {})
-
-
-
-NAV = "_nav"        # user_data: the open form's id, history of steps and current question
-SWITCH = "_switch"  # user_data: a second form asked for while one is open
-NAV_PREFIX = "fm"
-
-
-def _rows(buttons: Buttons) -> list[list[list[str]]]:
-    """Buttons as JSON-friendly rows of [label, data or URL] (kept in a form's history)."""
-    if buttons is None:
-        return []
-    if isinstance(buttons, InlineKeyboardMarkup):
-        return [[[b.text, str(b.callback_data or b.url or "")] for b in row]
-                for row in buttons.inline_keyboard]
-    return [[[label, value] for label, value in row] for row in buttons if row]
-
-
-def _with_nav(lang: str, nav: dict[str, Any], buttons: list[list[list[str]]]) -> Buttons:
-    """The step's buttons with « Wstecz (not on the first question) next to Anuluj: the
-    step's own Anuluj where it has one, else the form layer's."""
-    rows: list[list[tuple[str, str]]] = [[(label, value) for label, value in r] for r in buttons]
-    depth = len(nav.get("steps", []))
-    back = [(t(lang, "bot.prev"), cb(NAV_PREFIX, "b", nav["id"], depth))] if depth else []
-    cancel = t(lang, "bot.cancel")
-    for row in rows:
-        if any(label == cancel for label, _value in row):
-            at = next(i for i, (label, _value) in enumerate(row) if label == cancel)
-            row[at:at] = back
-            return rows
-    rows.append([*back, (cancel, cb(NAV_PREFIX, "x", nav["id"], depth))])
-    return rows
-
-
-def _undo(before: Any, after: Any) -> dict[str, Any]:
-    """What « Wstecz needs to put a step's answers back: only the answers the step changed
-    (a whole form per step would make every later write of the state grow)."""
-    if not isinstance(before, dict) or not isinstance(after, dict):
-        return {"whole": before}
-    return {"set": {k: v for k, v in before.items() if after.get(k, v) != v or k not in after},
-            "unset": [k for k in after if k not in before]}
-
-
-def _apply_undo(user_data: dict[Any, Any], name: str, undo: dict[str, Any]) -> None:
-    if "whole" in undo or "set" not in undo:
-        whole = undo.get("whole")
-        if whole is None:
-            user_data.pop(name, None)
-        else:
-            user_data[name] = whole
-        return
-    answers = user_data.setdefault(name, {})
-    for key in undo.get("unset", []):
-        answers.pop(key, None)
-    answers.update(undo["set"])
-
-
-def _on_screen(turn: Turn, item: Outgoing) -> bool:
-    """Whether the edit `item` would leave the pressed message as it is (Telegram refuses it)."""
-    message = turn.update.callback_query.message if turn.update.callback_query else None
-    if message is None:
-        return False
-    markup = getattr(message, "reply_markup", None)
-    old = [[(b.text, str(b.callback_data or b.url or "")) for b in row]
-           for row in (markup.inline_keyboard if markup else [])]
-    new = [[(label, value) for label, value in row] for row in _rows(item.buttons)]
-    visible = html.unescape(TAGS.sub("", str(item.text)))
-    return getattr(message, "text", None) == visible and old == new
 
 
 def _receipt_text(receipt: dict[str, Any]) -> Html:
@@ -157,7 +100,7 @@ class Form(ConversationHandler[Any]):
         if entry or mine is None:
             mine = {"form": self.form_name, "id": form_id, "steps": [], "prompt": None}
         elif after != state:
-            mine["steps"].append({"state": state, "undo": _undo(before, user_data.get(self.form_name)),
+            mine["steps"].append({"state": state, "undo": undo_of(before, user_data.get(self.form_name)),
                                   "prompt": mine.get("prompt")})
         user_data[NAV] = mine
         if scope is not None:
@@ -198,11 +141,11 @@ class Form(ConversationHandler[Any]):
             if not own:
                 continue
             item = own[-1]
-            rows = _rows(item.buttons)
+            rows = step_rows(item.buttons)
             if not turn.refused:
                 nav["prompt"] = [str(item.text), rows]
-            item.buttons = _with_nav(turn.lang, nav, rows)
-            if item.chat_id is None and _on_screen(turn, item):  # a second press: no empty edit
+            item.buttons = with_nav(turn.lang, nav, rows)
+            if item.chat_id is None and on_screen(turn, item):  # a second press: no empty edit
                 turn.outbox.remove(item)
                 turn.toast_text = turn.toast_text or turn.t("bot.button_expired")
             return
@@ -307,7 +250,7 @@ async def on_form_nav(update: Update, context: BotContext) -> None:
                 return
             prompt = (nav or {}).get("prompt") or [tr(lang, "bot.form.continue"), []]
             await _answer_plainly(update, context, Html(prompt[0]),
-                                  _with_nav(lang, nav or {"steps": [], "id": "-"}, prompt[1]))
+                                  with_nav(lang, nav or {"steps": [], "id": "-"}, prompt[1]))
             return
         first, key = opened
         first._update_state(END, key)
@@ -342,12 +285,12 @@ async def on_form_nav(update: Update, context: BotContext) -> None:
         await outdated()
         return
     step = steps.pop()
-    _apply_undo(user_data, current.name or "", step.get("undo") or {})
+    apply_undo(user_data, current.name or "", step.get("undo") or {})
     current._update_state(step["state"], key)
     nav["prompt"] = step.get("prompt")
     prompt = nav["prompt"] or [tr(lang, "bot.form.continue"), []]
     scope_touch(current.name)
-    await _answer_plainly(update, context, Html(prompt[0]), _with_nav(lang, nav, prompt[1]))
+    await _answer_plainly(update, context, Html(prompt[0]), with_nav(lang, nav, prompt[1]))
 
 
 def scope_touch(name: str | None) -> None:
