@@ -42,7 +42,8 @@ from infranet.calendar import recurrence, wallclock  # noqa: E402
 from infranet.calendar.conflicts import find_conflicts, place_relation  # noqa: E402
 from infranet.calendar.event_input import LONG_SPAN, EventInput  # noqa: E402
 from infranet.calendar.events import update_event  # noqa: E402
-from infranet.calendar.feed import FeedCache, FeedFilter  # noqa: E402
+from infranet.calendar.feed import FeedCache  # noqa: E402
+from infranet.calendar.feed_filter import FeedFilter  # noqa: E402
 from infranet.config import Settings  # noqa: E402
 from infranet.context import AppContext  # noqa: E402
 from infranet.region import fold  # noqa: E402

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from infranet.calendar import events as calendar
 from infranet.calendar.event_input import EventInput
 from infranet.calendar.event_queries import list_events
-from infranet.calendar.feed import FeedCache, FeedFilter
+from infranet.calendar.feed import FeedCache
+from infranet.calendar.feed_filter import FeedFilter
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, EventStatus, Member
 from tests.bot_fixtures import BotHarness, skip_optional_steps
@@ -184,7 +185,7 @@ def test_all_day_occurrences_use_dates_in_the_feed_format() -> None:
     from zoneinfo import ZoneInfo
 
     from infranet.calendar import recurrence
-    from infranet.calendar.feed import FeedRow, render_vevent
+    from infranet.calendar.ics_writer import FeedRow, render_vevent
 
     tz = ZoneInfo("Europe/Warsaw")
     start = datetime(2026, 11, 30, 23, tzinfo=UTC)  # 1.12 local midnight

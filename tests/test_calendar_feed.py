@@ -16,7 +16,8 @@ from sqlalchemy import update
 
 from infranet.calendar.event_input import EventInput
 from infranet.calendar.events import add_event, cancel_event, update_event
-from infranet.calendar.feed import FeedCache, FeedFilter
+from infranet.calendar.feed import FeedCache
+from infranet.calendar.feed_filter import FeedFilter
 from infranet.calendar.service import build
 from infranet.context import AppContext
 from infranet.http import create_app

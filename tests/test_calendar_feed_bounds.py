@@ -28,7 +28,9 @@ from sqlalchemy import insert, update
 from infranet.calendar.district_ids import district_id_map
 from infranet.calendar.event_input import EventInput
 from infranet.calendar.events import add_event, cancel_event, update_event
-from infranet.calendar.feed import FeedFilter, feed_name, load_rows, render_calendar
+from infranet.calendar.feed_filter import FeedFilter, feed_name
+from infranet.calendar.feed_load import load_rows
+from infranet.calendar.ics_writer import render_calendar
 from infranet.calendar.service import build
 from infranet.context import AppContext
 from infranet.http import create_app

@@ -14,7 +14,8 @@ from infranet.calendar import events as calendar
 from infranet.calendar import recurrence, wallclock
 from infranet.calendar.event_input import EventInput
 from infranet.calendar.event_queries import list_events
-from infranet.calendar.feed import FeedCache, FeedFilter
+from infranet.calendar.feed import FeedCache
+from infranet.calendar.feed_filter import FeedFilter
 from infranet.calendar.ics_import import import_ics
 from infranet.calendar.service import build
 from infranet.context import AppContext

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from infranet.calendar.feed import parse_filter
+from infranet.calendar.feed_filter import parse_filter
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
 from infranet.newsletter.subscriber_data import import_csv

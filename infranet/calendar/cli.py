@@ -243,7 +243,9 @@ async def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 async def cmd_export(ctx: AppContext, args: argparse.Namespace) -> int:
-    from infranet.calendar.feed import feed_name, load_rows, parse_filter, render_calendar
+    from infranet.calendar.feed_filter import feed_name, parse_filter
+    from infranet.calendar.feed_load import load_rows
+    from infranet.calendar.ics_writer import render_calendar
 
     flt = parse_filter(ctx, {"area": args.area, "category": args.category,
                              "audience": args.audience, "org": args.org})

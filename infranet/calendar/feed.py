@@ -1,11 +1,9 @@
-"""ICS feeds (RFC 5545) that Google Calendar, Outlook and Thunderbird accept, built fast.
+"""The feed cache: rendered VEVENTs and whole ICS feeds, kept fresh within a byte budget.
 
-Why hand-written serialisation: building and serialising a VEVENT with icalendar
-costs about 0.2 ms, so a 10,000-event feed would take 2 s to build cold. Here each
-VEVENT is rendered once per (event id, revision, updated_at) by a small writer that
-does RFC 5545 escaping and 75-octet folding itself (tests parse the result back with
-icalendar and vobject), kept as bytes, and a feed is assembled by concatenation.
-Only the VTIMEZONE comes from icalendar, once per process.
+Each VEVENT is rendered once per (event id, revision, updated_at) (`infranet.calendar.
+ics_writer`), kept as bytes, and a feed is assembled by concatenation. The filters
+(`feed_filter`), the rows (`feed_load`) and the served feed (`feed_response`) are
+their own modules; this one holds `FeedCache` alone (one class, about 400 lines).
 
 Freshness: a feed is rebuilt when the calendar's version changes — (number of events,
 max(events.updated_at), max(organisations.updated_at)), two indexed aggregates that are
@@ -18,7 +16,6 @@ Memory: everything the cache keeps is counted in bytes against `[calendar] feed_
 
 Validators: the identity and gzip bodies have different ETags; Last-Modified is a
 calendar-wide bound that also covers events leaving a feed (see `FeedCache._last_modified`).
-The writer drops control characters and bidi overrides whatever a stored row holds (`plain`).
 """
 
 from __future__ import annotations
@@ -27,545 +24,37 @@ import asyncio
 import bisect
 import gzip
 import hashlib
-import re
 import time
-import zlib
 from array import array
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, tzinfo
-from functools import lru_cache, partial
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from operator import attrgetter
 from typing import Any, TypeVar
 
-from icalendar import Timezone
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
-from infranet.calendar import recurrence
-from infranet.calendar.district_ids import area_district_ids, district_id_map
-from infranet.calendar.event_input import AUDIENCES, CATEGORIES, category_label, resolve_district
 from infranet.calendar.event_queries import events_version
+from infranet.calendar.feed_filter import FeedFilter, feed_name
+from infranet.calendar.feed_load import (
+    FULL_COLUMNS,
+    audience_filter,
+    district_names,
+    feed_conditions,
+    feed_rows,
+    load_rows,
+)
+from infranet.calendar.feed_response import Feed
+from infranet.calendar.ics_writer import CALENDAR_FOOTER, FeedRow, calendar_header, render_vevent
 from infranet.context import AppContext
-from infranet.errors import ValidationFailed
-from infranet.i18n import DEFAULT_LANGUAGE, t
-from infranet.region import District as RegionDistrict
-from infranet.storage.models import Event, EventStatus, Moderation, Organisation
+from infranet.storage.models import Event, EventStatus, Organisation
 from infranet.storage.types import parse_timestamp, raw_timestamp
-from infranet.web.params import MAX_PARAM_CHARS, check_length, parse_ids
 
 T = TypeVar("T")
-PRODID = "-//infranet//shared calendar//PL"
-CRLF = b"\r\n"
-
-
-# --- filters -------------------------------------------------------------------------
-
-# More values than this in one parameter is not a filter anyone picks by hand (the region
-# has a few dozen districts); refused before any of them is looked up.
-MAX_FILTER_VALUES = 100
-
-
-
-@lru_cache(maxsize=64)
-def _words(key: str) -> str:
-    """A feed's fixed words (cached: they are written into every event of a feed)."""
-    return t(DEFAULT_LANGUAGE, key)
-
-
-@dataclass(frozen=True)
-class FeedFilter:
-    """What a feed shows. Built by `parse_filter`, which makes equal feeds equal filters
-    (sorted, without repeats, areas reduced to the fewest that cover the same districts),
-    so that they share one cache entry."""
-
-    areas: tuple[str, ...] = ()  # district slugs
-    categories: tuple[str, ...] = ()
-    audiences: tuple[str, ...] = ()
-    organisations: tuple[int, ...] = ()
-
-    def query_string(self) -> str:
-        from urllib.parse import urlencode
-
-        pairs: list[tuple[str, str]] = []
-        pairs += [("area", a) for a in self.areas]
-        pairs += [("category", c) for c in self.categories]
-        pairs += [("audience", a) for a in self.audiences]
-        pairs += [("org", str(o)) for o in self.organisations]
-        return urlencode(pairs)
-
-
-def filter_values(params: Mapping[str, Sequence[str]] | Any, name: str) -> list[str]:
-    """A parameter's values, repeated or comma-separated, each bounded in length and count."""
-    raw = params.getlist(name) if hasattr(params, "getlist") else params.get(name, [])
-    if isinstance(raw, str):
-        raw = [raw]
-    limit = MAX_FILTER_VALUES
-    if len(raw) > limit:
-        raise ValidationFailed("calendar.error.too_many_values", field=name, count=len(raw), limit=limit)
-    for value in raw:
-        check_length(value, name, limit * (MAX_PARAM_CHARS + 1))
-    parts = [part.strip() for value in raw for part in value.split(",") if part.strip()]
-    if len(parts) > limit:
-        raise ValidationFailed("calendar.error.too_many_values", field=name, count=len(parts), limit=limit)
-    for part in parts:
-        check_length(part, name)
-    return parts
-
-
-def canonical_areas(districts: Iterable[RegionDistrict]) -> tuple[str, ...]:
-    """The fewest areas whose feed is the same as that of `districts`, as sorted slugs.
-
-    An area's feed holds the events of the area, of its parents and of everything inside
-    it. So an area inside another listed area adds nothing (`area=<powiat>&area=<its
-    subregion>` is the subregion's feed; anything beside the region is the region's), and
-    all the children of a district together are that district."""
-    chosen = {d.slug: d for d in districts}
-    changed = True
-    while changed:
-        changed = False
-        for slug, district in list(chosen.items()):
-            if any(parent.slug in chosen for parent in district.ancestors):
-                del chosen[slug]
-                changed = True
-        for district in list(chosen.values()):
-            parent = district.parent
-            if (parent is not None and parent.slug not in chosen
-                    and all(child.slug in chosen for child in parent.children)):
-                for child in parent.children:
-                    del chosen[child.slug]
-                chosen[parent.slug] = parent
-                changed = True
-                break
-    return tuple(sorted(chosen))
-
-
-def parse_filter(ctx: AppContext, params: Mapping[str, Sequence[str]] | Any) -> FeedFilter:
-    """From query parameters (repeated or comma-separated); raises ValidationFailed."""
-    areas = canonical_areas(resolve_district(ctx, a) for a in filter_values(params, "area"))
-    categories = tuple(dict.fromkeys(filter_values(params, "category")))
-    bad = [c for c in categories if c not in CATEGORIES]
-    if bad:
-        raise ValidationFailed("error.choose_from", field="category", values=", ".join(bad),
-                               choices=", ".join(CATEGORIES))
-    audiences = tuple(dict.fromkeys(filter_values(params, "audience")))
-    bad = [a for a in audiences if a not in AUDIENCES]
-    if bad:
-        raise ValidationFailed("error.choose_from", field="audience", values=", ".join(bad),
-                               choices=", ".join(AUDIENCES))
-    orgs = parse_ids(filter_values(params, "org"), "org")
-    return FeedFilter(areas=areas, categories=tuple(sorted(categories)),
-                      audiences=tuple(sorted(audiences)), organisations=orgs)
-
-
-# --- RFC 5545 writing --------------------------------------------------------------------
-
-
-# C0 and C1 control characters (a newline excepted: TEXT escapes it as \\n), DEL, and the
-# bidirectional embeddings, overrides and isolates. RFC 5545 forbids control characters in
-# content lines, and one of them in a title made a strict parser reject the whole feed; input
-# validation removes them, and the writer drops them again so that no stored row can break a feed.
-_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def plain(value: str) -> str:
-    """`value` without the characters of `_UNSAFE` (a tab becomes a space)."""
-    return _UNSAFE.sub("", value.replace("\t", " ")) if _UNSAFE.search(value) else value
-
-
-def escape_text(value: str) -> str:
-    """TEXT escaping (RFC 5545 3.3.11); a CR of CRLF is dropped, a lone newline kept as \\n,
-    other control characters dropped (`plain`).
-
-    Chained `str.replace` rather than `str.translate`: translate looks every character up
-    in a Python dict, which made escaping a third of a cold feed's build time. The
-    backslash goes first, so the backslashes added after it are not doubled."""
-    return (plain(value.replace("\r", "")).replace("\\", "\\\\").replace(";", "\\;")
-            .replace(",", "\\,").replace("\n", "\\n"))
-
-
-def _param(value: str) -> str:
-    """A parameter value: quoted when needed; DQUOTE and control characters cannot appear."""
-    cleaned = "".join(ch for ch in plain(value) if ch >= " " and ch != '"')
-    return f'"{cleaned}"' if any(ch in cleaned for ch in ',;:') else cleaned
-
-
-def fold_line(line: str) -> bytes:
-    """One content line, folded at 75 octets without splitting a UTF-8 character."""
-    data = line.encode("utf-8")
-    if len(data) <= 75:
-        return data + CRLF
-    out = bytearray()
-    limit = 75
-    while data:
-        if len(data) <= limit:
-            out += data + CRLF
-            break
-        cut = limit
-        while cut > 0 and (data[cut] & 0xC0) == 0x80:  # continuation byte: back up
-            cut -= 1
-        out += data[:cut] + CRLF + b" "
-        data = data[cut:]
-        limit = 74
-    return bytes(out)
-
-
-@dataclass(slots=True)
-class FeedRow:
-    """What one VEVENT needs (a plain row, so serialisation can run in a thread)."""
-
-    id: int
-    uid: str
-    title: str
-    description: str | None
-    location: str | None
-    url: str | None
-    registration_url: str | None
-    starts_at: datetime
-    ends_at: datetime
-    all_day: bool
-    rrule: str | None
-    category: str
-    audiences: tuple[str, ...]
-    status: str
-    revision: int
-    created_at: datetime
-    updated_at: datetime
-    district_name: str
-    district_slug: str
-    org_name: str | None
-    org_email: str | None
-    org_phone: str | None
-    org_website: str | None
-    # An override (one occurrence of a series, moved): the series' UID and the occurrence's
-    # original start, published as RECURRENCE-ID.
-    series_uid: str | None = None
-    recurrence_id: datetime | None = None
-
-
-def _stamp(value: datetime) -> str:
-    """20261205T090000Z, without strftime (this runs for every event of a cold feed)."""
-    v = value.astimezone(UTC)
-    return f"{v.year:04d}{v.month:02d}{v.day:02d}T{v.hour:02d}{v.minute:02d}{v.second:02d}Z"
-
-
-def _local(value: datetime, tz: tzinfo) -> str:
-    v = value.astimezone(tz)
-    return f"{v.year:04d}{v.month:02d}{v.day:02d}T{v.hour:02d}{v.minute:02d}{v.second:02d}"
-
-
-_LABELS: dict[str, str] = {}
-
-
-def render_vevent(row: FeedRow, tz: tzinfo, tzid: str, fallback_organizer: str) -> bytes:
-    """One VEVENT as bytes. Short fixed lines are written directly; only lines whose
-    length depends on user text go through escaping and folding."""
-    stamp = _stamp(row.updated_at)
-    head = [f"BEGIN:VEVENT\r\nDTSTAMP:{stamp}\r\nCREATED:{_stamp(row.created_at)}\r\n"
-            f"LAST-MODIFIED:{stamp}\r\nSEQUENCE:{row.revision}\r\n"]
-    if row.all_day:
-        days = recurrence.local_days(row.starts_at, row.ends_at, tz)
-        end = days[-1] + timedelta(days=1)
-        head.append(f"DTSTART;VALUE=DATE:{days[0].year:04d}{days[0].month:02d}{days[0].day:02d}\r\n"
-                    f"DTEND;VALUE=DATE:{end.year:04d}{end.month:02d}{end.day:02d}\r\n")
-    else:
-        head.append(f"DTSTART;TZID={tzid}:{_local(row.starts_at, tz)}\r\n"
-                    f"DTEND;TZID={tzid}:{_local(row.ends_at, tz)}\r\n")
-    occurrences: list[str] = []
-    if row.rrule:
-        head.append(f"RRULE:{plain(recurrence.rule_part(row.rrule) or '')}\r\n")
-        cancelled = sorted(recurrence.exclusions(row.rrule)[recurrence.CANCELLED])
-        if cancelled:  # a long list is folded with the other lines
-            occurrences.append(_occurrence_times("EXDATE", cancelled, row.all_day, tz, tzid))
-    if row.recurrence_id is not None:
-        occurrences.append(_occurrence_times("RECURRENCE-ID", [row.recurrence_id], row.all_day, tz, tzid))
-    label = _LABELS.get(row.category)
-    if label is None:
-        label = _LABELS[row.category] = escape_text(category_label(row.category, DEFAULT_LANGUAGE))
-    head.append(f"CATEGORIES:{label}\r\n")
-    head.append("STATUS:CANCELLED\r\n" if row.status == EventStatus.CANCELLED else "STATUS:CONFIRMED\r\n")
-    head.append(f"TRANSP:TRANSPARENT\r\nX-INFRANET-CATEGORY:{plain(row.category)}\r\n")
-    if row.audiences:
-        head.append("X-INFRANET-AUDIENCES:" + plain(",".join(row.audiences)) + "\r\n")
-    lines = [f"UID:{escape_text(row.series_uid or row.uid)}", f"SUMMARY:{escape_text(row.title)}",
-             *occurrences]
-    description = [row.description or ""]
-    if row.registration_url:
-        description.append(f"{_words('calendar.feed.registration')}: {row.registration_url}")
-    if row.org_name:
-        contact = ", ".join(x for x in (row.org_email, row.org_phone) if x)
-        description.append(f"{_words('calendar.feed.organiser')}: {row.org_name}"
-                           + (f" ({contact})" if contact else ""))
-    text = "\n\n".join(part for part in description if part)
-    if text:
-        lines.append(f"DESCRIPTION:{escape_text(text)}")
-    location = ", ".join(x for x in (row.location, row.district_name) if x)
-    lines.append(f"LOCATION:{escape_text(location)}")
-    if row.url or row.registration_url:
-        lines.append(f"URL:{plain(row.url or row.registration_url or '')}")
-    if row.org_name:
-        address = (f"mailto:{row.org_email}" if row.org_email else row.org_website or fallback_organizer)
-        lines.append(f"ORGANIZER;CN={_param(row.org_name)}:{plain(address)}")
-    # Our own codes, so that `infranet events import` of an export loses nothing.
-    lines.append(f"X-INFRANET-DISTRICT:{plain(row.district_slug)}")
-    if row.location:
-        lines.append(f"X-INFRANET-LOCATION:{escape_text(row.location)}")
-    if row.description:
-        lines.append(f"X-INFRANET-DESCRIPTION:{escape_text(row.description)}")
-    return ("".join(head).encode() + b"".join(map(fold_line, lines)) + b"END:VEVENT\r\n")
-
-
-def _occurrence_times(name: str, starts: Sequence[datetime], all_day: bool, tz: tzinfo, tzid: str) -> str:
-    """EXDATE or RECURRENCE-ID of a series' occurrences (their original starts), in the
-    form of the series' DTSTART (a DATE for all-day series, local time in TZID otherwise)."""
-    if all_day:
-        days = [value.astimezone(tz).date() for value in starts]
-        return f"{name};VALUE=DATE:" + ",".join(f"{d.year:04d}{d.month:02d}{d.day:02d}" for d in days)
-    return f"{name};TZID={tzid}:" + ",".join(_local(value, tz) for value in starts)
-
-
-_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
-
-
-def _transitions(tz: tzinfo, year: int) -> list[tuple[datetime, timedelta, timedelta, str, bool]]:
-    """(local wall time when it happens, offset before, offset after, name after, is DST after)."""
-    found = []
-    day = datetime(year, 1, 1, tzinfo=UTC)
-    end = datetime(year + 1, 1, 1, tzinfo=UTC)
-    before = day.astimezone(tz).utcoffset()
-    while day < end:
-        following = day + timedelta(days=1)
-        if following.astimezone(tz).utcoffset() != before:  # find the hour within this day
-            moment = day
-            while moment < following:
-                nxt = moment + timedelta(minutes=15)
-                local = nxt.astimezone(tz)
-                offset = local.utcoffset()
-                if offset != before:
-                    assert before is not None and offset is not None
-                    found.append(((nxt + before).replace(tzinfo=None), before, offset,
-                                  local.tzname() or "", bool(local.dst())))
-                    before = offset
-                moment = nxt
-        day = following
-    return found
-
-
-def _rule_for(day: datetime) -> str:
-    weekday = _WEEKDAYS[day.weekday()]
-    last = (day + timedelta(days=7)).month != day.month
-    nth = "-1" if last else str((day.day - 1) // 7 + 1)
-    return f"FREQ=YEARLY;BYMONTH={day.month};BYDAY={nth}{weekday}"
-
-
-def _offset(value: timedelta) -> str:
-    minutes = int(value.total_seconds() // 60)
-    sign = "+" if minutes >= 0 else "-"
-    return f"{sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
-
-
-@lru_cache(maxsize=8)
-def vtimezone(tzid: str, first_year: int, last_year: int) -> bytes:
-    """A VTIMEZONE in the classic yearly-RRULE form (what Google and Outlook publish and every
-    parser understands); zones whose rules changed in the range get icalendar's explicit form."""
-    from zoneinfo import ZoneInfo
-
-    from dateutil.rrule import rrulestr
-
-    tz = ZoneInfo(tzid)
-    base = _transitions(tz, first_year)
-    lines = ["BEGIN:VTIMEZONE", f"TZID:{tzid}", f"X-LIC-LOCATION:{tzid}"]
-    if not base:
-        offset = datetime(first_year, 1, 1, tzinfo=tz).utcoffset() or timedelta()
-        name = datetime(first_year, 1, 1, tzinfo=tz).tzname() or tzid
-        lines += ["BEGIN:STANDARD", f"DTSTART:{first_year}0101T000000", f"TZOFFSETFROM:{_offset(offset)}",
-                  f"TZOFFSETTO:{_offset(offset)}", f"TZNAME:{name}", "END:STANDARD"]
-    else:
-        expected = [t[0] for year in range(first_year, last_year + 1) for t in _transitions(tz, year)]
-        produced = []
-        for local, before, after, name, dst in base:
-            rule = _rule_for(local)
-            produced += list(rrulestr(f"{rule};UNTIL={last_year}1231T235959", dtstart=local))
-            kind = "DAYLIGHT" if dst else "STANDARD"
-            lines += [f"BEGIN:{kind}", f"DTSTART:{local:%Y%m%dT%H%M%S}", f"RRULE:{rule}",
-                      f"TZOFFSETFROM:{_offset(before)}", f"TZOFFSETTO:{_offset(after)}",
-                      f"TZNAME:{name}", f"END:{kind}"]
-        if sorted(produced) != sorted(expected):
-            component = Timezone.from_tzinfo(tz, tzid=tzid, first_date=date(first_year, 1, 1),
-                                             last_date=date(last_year, 12, 31))
-            return component.to_ical()
-    lines.append("END:VTIMEZONE")
-    return b"".join(fold_line(line) for line in lines)
-
-
-def calendar_header(ctx: AppContext, name: str, now: datetime) -> bytes:
-    tzid = str(ctx.tz)
-    minutes = ctx.settings.calendar.feed_refresh_minutes
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{PRODID}", "CALSCALE:GREGORIAN",
-             "METHOD:PUBLISH", f"NAME:{escape_text(name)}", f"X-WR-CALNAME:{escape_text(name)}",
-             f"X-WR-TIMEZONE:{tzid}", f"REFRESH-INTERVAL;VALUE=DURATION:PT{minutes}M",
-             f"X-PUBLISHED-TTL:PT{minutes}M"]
-    head = b"".join(fold_line(line) for line in lines)
-    years = ctx.settings.calendar.max_years_ahead
-    return head + vtimezone(tzid, now.year - 2, now.year + years + 1)
-
-
-CALENDAR_FOOTER = b"END:VCALENDAR\r\n"
-
-
-# --- loading and caching -------------------------------------------------------------------
-
-
-_SERIES = aliased(Event)
-_FULL_COLUMNS = (
-    Event.id, Event.uid, Event.title, Event.description, Event.location, Event.url,
-    Event.registration_url, raw_timestamp(Event.starts_at), raw_timestamp(Event.ends_at), Event.all_day,
-    Event.rrule, Event.category, Event.audiences, Event.status, Event.revision,
-    raw_timestamp(Event.created_at), raw_timestamp(Event.updated_at), Event.district_id,
-    Organisation.name, Organisation.contact_email,
-    Organisation.phone, Organisation.website,
-    # An override's series' UID (NULL for every other event: an index look-up per override).
-    select(_SERIES.uid).where(_SERIES.id == Event.series_id).correlate(Event).scalar_subquery(),
-    raw_timestamp(Event.recurrence_id),
-)
-
-
-async def _conditions(session: AsyncSession, ctx: AppContext, flt: FeedFilter,
-                      now: datetime) -> list[Any]:
-    settings = ctx.settings.calendar
-    conditions: list[Any] = [
-        Event.moderation == Moderation.PUBLISHED,
-        Event.last_ends_at >= now - timedelta(days=settings.feed_past_days),
-        or_(Event.status == EventStatus.SCHEDULED,
-            and_(Event.status == EventStatus.CANCELLED,
-                 Event.cancelled_at >= now - timedelta(days=settings.cancelled_keep_days))),
-    ]
-    if flt.areas:
-        areas = [ctx.region.by_slug[s] for s in flt.areas if s in ctx.region.by_slug]
-        conditions.append(Event.district_id.in_(await area_district_ids(session, ctx, areas)))
-    if flt.categories:
-        conditions.append(Event.category.in_(flt.categories))
-    if flt.organisations:
-        conditions.append(Event.organisation_id.in_(flt.organisations))
-    return conditions
-
-
-def _feed_rows(result_rows: Iterable[Any], names: Mapping[int, tuple[str, str]]) -> list[FeedRow]:
-    return [FeedRow(id=r[0], uid=r[1], title=r[2], description=r[3], location=r[4], url=r[5],
-                    registration_url=r[6], starts_at=parse_timestamp(r[7]), ends_at=parse_timestamp(r[8]),
-                    all_day=r[9], rrule=r[10],
-                    category=r[11], audiences=tuple(r[12] or ()), status=r[13], revision=r[14],
-                    created_at=parse_timestamp(r[15]), updated_at=parse_timestamp(r[16]),
-                    district_name=names.get(r[17], ("", ""))[0], district_slug=names.get(r[17], ("", ""))[1],
-                    org_name=r[18], org_email=r[19], org_phone=r[20], org_website=r[21],
-                    series_uid=r[22], recurrence_id=parse_timestamp(r[23]) if r[23] is not None else None)
-            for r in result_rows]
-
-
-async def load_rows(session: AsyncSession, ctx: AppContext, flt: FeedFilter,
-                    now: datetime, *, extra: Sequence[Any] = ()) -> list[FeedRow]:
-    """The rows of a feed in feed order (by start, then id). Sorted here rather than in SQL,
-    so the database may pick the cheapest access path for the filter."""
-    conditions = [*await _conditions(session, ctx, flt, now), *extra]
-    query = (select(*_FULL_COLUMNS).outerjoin(Organisation, Organisation.id == Event.organisation_id)
-             .where(*conditions))
-    rows = _feed_rows((await session.execute(query)).all(), await _district_names(session, ctx))
-    rows.sort(key=attrgetter("starts_at", "id"))
-    return _audience_filter(rows, flt)
-
-
-def _audience_filter(rows: list[FeedRow], flt: FeedFilter) -> list[FeedRow]:
-    if not flt.audiences:
-        return rows
-    wanted = set(flt.audiences)
-    return [r for r in rows if not r.audiences or wanted & set(r.audiences)]
-
-
-async def _district_names(session: AsyncSession, ctx: AppContext) -> dict[int, tuple[str, str]]:
-    ids = await district_id_map(session, ctx)
-    return {i: (ctx.region.by_slug[s].name if s in ctx.region.by_slug else s, s) for s, i in ids.items()}
-
-
-def feed_name(ctx: AppContext, flt: FeedFilter) -> str:
-    name = t(DEFAULT_LANGUAGE, "calendar.feed.name", region=ctx.region.name)
-    if flt.areas:
-        name += " – " + ", ".join(ctx.region.by_slug[s].name for s in flt.areas
-                                  if s in ctx.region.by_slug)
-    return name
-
-
-def render_calendar(ctx: AppContext, rows: Sequence[FeedRow], name: str, now: datetime) -> bytes:
-    """A whole calendar from rows, without any cache (export, tests)."""
-    tz, tzid = ctx.tz, str(ctx.tz)
-    organizer = ctx.settings.http.public_base_url
-    return (calendar_header(ctx, name, now)
-            + b"".join(render_vevent(r, tz, tzid, organizer) for r in rows) + CALENDAR_FOOTER)
-
-
-@dataclass
-class Feed:
-    """One feed as served: its validators and its body, kept whole (`body`) or, when it is too
-    large for the cache's budget, assembled from the cached per-event bytes for each response
-    (`parts()`, streamed). The gzip and identity bodies are different representations, so
-    they carry different ETags (`etag`, `gzip_etag`)."""
-
-    key: FeedFilter
-    etag: str
-    last_modified: datetime
-    count: int
-    size: int  # bytes of the identity body
-    body: bytes | None
-    _parts: Callable[[], list[bytes]] | None = field(default=None, repr=False)
-    _gzip: bytes | None = field(default=None, repr=False)
-
-    @property
-    def gzip_etag(self) -> str:
-        return self.etag[:-1] + '-gz"'
-
-    @property
-    def streamed(self) -> bool:
-        return self.body is None
-
-    def parts(self) -> list[bytes]:
-        """The identity body in pieces, taken at once: call it right after `FeedCache.get`
-        (before any await), so that one response never mixes two builds."""
-        if self.body is not None:
-            return [self.body]
-        assert self._parts is not None
-        return self._parts()
-
-
-# Pieces of a streamed body are sent in chunks of about this size, with a pause for the
-# event loop between two (gzip costs about 1 ms per chunk).
-STREAM_CHUNK = 64 * 1024
-
-
-def _chunks(parts: list[bytes]) -> Iterable[bytes]:
-    batch: list[bytes] = []
-    size = 0
-    for part in parts:
-        batch.append(part)
-        size += len(part)
-        if size >= STREAM_CHUNK:
-            yield b"".join(batch)
-            batch, size = [], 0
-    if batch:
-        yield b"".join(batch)
-
-
-async def stream_body(parts: list[bytes], *, gzipped: bool) -> AsyncIterator[bytes]:
-    """A streamed feed's body, gzip-compressed on the way when asked."""
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if gzipped else None  # 31: gzip wrapper
-    for chunk in _chunks(parts):
-        data = compressor.compress(chunk) if compressor is not None else chunk
-        if data:
-            yield data
-        await asyncio.sleep(0)
-    if compressor is not None:
-        yield compressor.flush()
 
 
 # Rows read per step of a full build. Turning them into FeedRows costs the event loop about
@@ -793,16 +282,16 @@ class FeedCache:
         database streams in chunks and each chunk is rendered in a worker thread. Between two
         chunks the event loop runs other requests (see FULL_BUILD_CHUNK)."""
         ctx = self.ctx
-        conditions = await _conditions(session, ctx, flt, now)
-        names = await _district_names(session, ctx)
-        query = (select(*_FULL_COLUMNS)
+        conditions = await feed_conditions(session, ctx, flt, now)
+        names = await district_names(session, ctx)
+        query = (select(*FULL_COLUMNS)
                  .outerjoin(Organisation, Organisation.id == Event.organisation_id).where(*conditions))
         work = self._renderer()
         rows: list[FeedRow] = []
         jobs: list[asyncio.Future[list[_Rendered]]] = []
         result = await session.stream(query)
         async for part in result.partitions(FULL_BUILD_CHUNK):
-            chunk = _audience_filter(_feed_rows(part, names), flt)
+            chunk = audience_filter(feed_rows(part, names), flt)
             rows.extend(chunk)
             todo = self._stale(chunk)
             if todo:

@@ -44,7 +44,9 @@ from infranet.calendar.event_input import (
     category_label,
 )
 from infranet.calendar.event_queries import EventPage, Occurrence, page_events
-from infranet.calendar.feed import FeedCache, FeedFilter, filter_values, parse_filter, stream_body
+from infranet.calendar.feed import FeedCache
+from infranet.calendar.feed_filter import FeedFilter, filter_values, parse_filter
+from infranet.calendar.feed_response import stream_body
 from infranet.context import AppContext
 from infranet.errors import InfranetError, ValidationFailed
 from infranet.i18n import normalise_language, t
