@@ -78,8 +78,9 @@ from telegram.ext import AIORateLimiter, ApplicationBuilder, MessageHandler, fil
 
 from infranet.app import settle_heap  # noqa: E402
 from infranet.bot.runtime import BotRuntime  # noqa: E402
-from infranet.calendar.conflicts import find_conflicts, suggest_dates  # noqa: E402
+from infranet.calendar.conflicts import find_conflicts  # noqa: E402
 from infranet.calendar.event_input import LONG_SPAN, EventInput  # noqa: E402
+from infranet.calendar.free_dates import suggest_dates  # noqa: E402
 from infranet.config import Settings  # noqa: E402
 from infranet.context import AppContext  # noqa: E402
 from infranet.region import fold  # noqa: E402

@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from infranet.calendar.conflicts import find_conflicts, suggest_dates
+from infranet.calendar.conflicts import find_conflicts
 from infranet.calendar.event_input import EventInput, validate_event
 from infranet.calendar.events import add_event, cancel_event, update_event
+from infranet.calendar.free_dates import suggest_dates
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
 from infranet.network.orgs import OrgInput, add_organisation

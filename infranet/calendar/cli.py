@@ -156,7 +156,8 @@ async def cmd_add(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 async def cmd_conflicts(ctx: AppContext, args: argparse.Namespace) -> int:
-    from infranet.calendar.conflicts import find_conflicts, suggest_dates
+    from infranet.calendar.conflicts import find_conflicts
+    from infranet.calendar.free_dates import suggest_dates
 
     data = await _event_input(ctx, args)
     async with ctx.db.read() as session:

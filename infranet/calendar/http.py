@@ -33,7 +33,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import BaseRoute, Route
 
 from infranet.calendar import recurrence
-from infranet.calendar.conflicts import Conflict, find_conflicts, suggest_dates
+from infranet.calendar.conflicts import Conflict, find_conflicts
 from infranet.calendar.dates import localize
 from infranet.calendar.event_input import (
     AUDIENCES,
@@ -47,6 +47,7 @@ from infranet.calendar.event_queries import EventPage, Occurrence, page_events
 from infranet.calendar.feed import FeedCache
 from infranet.calendar.feed_filter import FeedFilter, filter_values, parse_filter
 from infranet.calendar.feed_response import stream_body
+from infranet.calendar.free_dates import suggest_dates
 from infranet.context import AppContext
 from infranet.errors import InfranetError, ValidationFailed
 from infranet.i18n import normalise_language, t

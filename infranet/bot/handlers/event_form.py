@@ -42,7 +42,7 @@ from infranet.bot.handlers.event_ui import (
     when_text,
 )
 from infranet.calendar import conflicts as conflict_api
-from infranet.calendar import event_input
+from infranet.calendar import event_input, free_dates
 from infranet.calendar import events as calendar
 from infranet.calendar.dateparse import make_span, parse_hours, parse_when, repeated_note
 from infranet.errors import ValidationFailed
@@ -336,7 +336,7 @@ async def _check_and_save(turn: Turn, f: dict[str, Any]) -> State | None:
         async with turn.writing():  # checked in the read transaction; only the save writes
             await _save(turn, f, data)
         return END
-    suggestions = await conflict_api.suggest_dates(turn.session, turn.ctx, data, n=3,
+    suggestions = await free_dates.suggest_dates(turn.session, turn.ctx, data, n=3,
                                                    exclude_event_id=f.get("edit_id"))
     f["suggestions"] = [[s, e] for s, e in suggestions]
     turn.edit(conflict_text(turn, report, suggestions), conflict_buttons(turn, suggestions))

@@ -26,8 +26,7 @@ from infranet.bot.handlers.event_ui import (
     shorten,
     today,
 )
-from infranet.calendar import conflicts as conflict_api
-from infranet.calendar import event_queries
+from infranet.calendar import day_warnings, event_queries
 from infranet.calendar import events as calendar
 from infranet.calendar.dateparse import Hours, make_span, parse_hours, parse_when
 from infranet.calendar.wallclock import all_day_span
@@ -131,7 +130,7 @@ async def _check_answer(turn: Turn, first: date, last: date, hours: Hours | None
     if hours is not None:
         label += f", {hours.label()}"
     area_text = turn.t("bot.events.in_area", name=area.name) if area else ""
-    warnings = [w for d in days if (w := conflict_api.day_warning(ctx, d))]
+    warnings = [w for d in days if (w := day_warnings.day_warning(ctx, d))]
     extra = "".join("\n" + esc(w.message(lang)) for w in warnings[:3])
     if not total:
         return Html(turn.t("bot.events.check_free", when=label, area=area_text) + extra)

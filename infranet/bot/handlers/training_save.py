@@ -25,7 +25,7 @@ from infranet.bot.handlers.training_form import (
     next_step,
 )
 from infranet.calendar import conflicts as conflict_api
-from infranet.calendar import event_input
+from infranet.calendar import event_input, free_dates
 from infranet.calendar import trainings as notices
 from infranet.storage.models import EventStatus, Moderation
 
@@ -70,7 +70,7 @@ async def _check_and_save(turn: Turn, f: dict[str, Any]) -> State | None:
                                              found.warnings)
         if report.clear:
             continue
-        suggestions = await conflict_api.suggest_dates(turn.session, turn.ctx, data, n=3,
+        suggestions = await free_dates.suggest_dates(turn.session, turn.ctx, data, n=3,
                                                        exclude_event_id=exclude)
         f["conflict_index"] = index
         f["suggestions"] = [[start, end] for start, end in suggestions]
