@@ -10,6 +10,7 @@ from pathlib import Path
 from infranet.admin_alerts import AdminAlerts
 from infranet.changes import Changes
 from infranet.config import Settings
+from infranet.member_notices import MemberNotices
 from infranet.region import Region, load_region
 from infranet.storage.database import Database
 from infranet.storage.types import utcnow
@@ -28,6 +29,8 @@ class AppContext:
     alerts: AdminAlerts = field(default_factory=AdminAlerts, repr=False)
     # Change signals: components say what changed, this process's caches forget it.
     changes: Changes = field(default_factory=Changes, repr=False)
+    # News for an organisation's members: components tell, the bot (when it runs here) sends.
+    notices: MemberNotices = field(default_factory=MemberNotices, repr=False)
 
     @property
     def secret_key(self) -> bytes:

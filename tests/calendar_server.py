@@ -64,19 +64,24 @@ class CalendarServer:
 
     def slow(self, path: str, seconds: float) -> None:
         async def answer(request: Request) -> Response:
-            await asyncio.sleep(seconds)
+            loop = asyncio.get_running_loop()
+            until = loop.time() + seconds
+            while loop.time() < until and not await request.is_disconnected():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)  # polling the disconnect is the point
             return Response("late", media_type="text/calendar")
 
         self.routes[path] = answer
 
     def huge(self, path: str, size: int, *, declared: bool) -> None:
-        """`size` bytes of a calendar-looking body in 64 KiB chunks, produced only as fast as
-        the client reads them; with `declared`, a Content-Length says how much comes."""
+        """`size` bytes in 64 KiB chunks, produced only as fast as the client reads them and
+        until it hangs up; with `declared`, a Content-Length says how much comes."""
         chunk = b"X" * 65536
 
-        async def produce() -> AsyncIterator[bytes]:
+        async def produce(request: Request) -> AsyncIterator[bytes]:
             left = size
-            while left > 0:
+            # uvicorn takes what is sent after the client went away without complaint: stop
+            # at the disconnect, so that `sent` counts what was produced while it listened.
+            while left > 0 and not await request.is_disconnected():
                 piece = chunk[:min(left, len(chunk))]
                 left -= len(piece)
                 self.sent[path] = self.sent.get(path, 0) + len(piece)
@@ -84,7 +89,7 @@ class CalendarServer:
 
         async def answer(request: Request) -> Response:
             headers = {"Content-Length": str(size)} if declared else {}
-            return StreamingResponse(produce(), media_type="text/calendar", headers=headers)
+            return StreamingResponse(produce(request), media_type="text/calendar", headers=headers)
 
         self.routes[path] = answer
 

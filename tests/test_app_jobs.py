@@ -6,7 +6,8 @@ from __future__ import annotations
 from infranet.app import Service
 from infranet.context import AppContext
 
-EXPECTED = {"referrals-purge", "newsletter-issue", "newsletter-expire", "bot.training_deadlines"}
+EXPECTED = {"referrals-purge", "newsletter-issue", "newsletter-expire", "bot.training_deadlines",
+            "calendar-sources"}
 
 
 async def test_app_schedules_every_components_jobs_and_only_those(ctx: AppContext) -> None:

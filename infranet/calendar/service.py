@@ -1,14 +1,20 @@
-"""The calendar as a component of the service: its HTTP routes (feeds, page, JSON API)."""
+"""The calendar as a component of the service: its HTTP routes (feeds, page, JSON API) and
+its job, the round that fetches the calendars members follow by URL (`source_refresh`)."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from apscheduler.triggers.interval import IntervalTrigger
+
 from infranet.calendar.feed import FeedCache
 from infranet.calendar.http import CalendarHttp
-from infranet.component import Component
+from infranet.calendar.source_refresh import refresh_due
+from infranet.component import Component, Job
 from infranet.context import AppContext
+
+SOURCES_ROUND_MINUTES = 5
 
 
 def build(ctx: AppContext) -> Component:
@@ -25,4 +31,11 @@ def build(ctx: AppContext) -> Component:
         return {"ok": True, "feed_builds": cache.builds, "feed_cache_bytes": cache.size,
                 "feed_cache_feeds": cache.feeds, "feed_cache_evictions": cache.evictions}
 
-    return Component("calendar", routes=web.routes(), stop=stop, status=status)
+    async def refresh_sources() -> None:
+        await refresh_due(ctx)
+
+    # Every few minutes: each source is due on its own interval ([sources] interval_minutes),
+    # so a round finds the few that are due (or none) and a new source is fetched soon.
+    sources = Job("calendar-sources", "fetch the calendars members follow by URL",
+                  IntervalTrigger(minutes=SOURCES_ROUND_MINUTES, jitter=30), refresh_sources)
+    return Component("calendar", routes=web.routes(), stop=stop, status=status, jobs=[sources])

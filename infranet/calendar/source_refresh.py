@@ -1,0 +1,284 @@
+"""Fetching the followed calendars: the periodic round, one source now, backoff, and telling
+the organisation's members what they need to know.
+
+A round (`refresh_due`, the calendar's job every few minutes) claims the active sources that
+are due in one short write transaction (pushing their `next_fetch_at` past a lease, with
+`FOR UPDATE SKIP LOCKED` on PostgreSQL, so that two instances never fetch one source
+twice), fetches them a few at a time with the conditional headers from the last answer
+(`infranet.web.fetch`: public addresses only, a size cap, a timeout), and then, one source
+per write transaction, records what happened:
+
+- 304, or a body whose SHA-256 is the one last imported: nothing to import;
+- a changed body: imported through `source_sync.sync_source`, in the transaction that also
+  records the fetch (a refused file rolls the import back and counts as a failure);
+- a failure (the fetcher's `FetchFailed`, a file the import refuses): `failures` + 1 and
+  the next try after `backoff()`.
+
+Each source is fetched every `[sources] interval_minutes`; after failures the wait doubles,
+at most a day. The members of the organisation are told (`ctx.notices`, the bot when it
+runs) once when a source has failed `FAILURES_TOLD` times in a row, once when it works
+again after that, and of the new conflicts an import found. Whether to tell is decided in
+the transaction that records the fetch (`failure_notified`), so telling happens once
+whichever instance fetched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal
+
+from sqlalchemy import or_, select, update
+
+from infranet.calendar.source_sync import SyncReport, sync_source
+from infranet.calendar.sources import get_source
+from infranet.context import AppContext
+from infranet.errors import InfranetError, ValidationFailed
+from infranet.i18n import numeric_date
+from infranet.storage.actors import Actor
+from infranet.storage.models import CalendarSource, SourceStatus
+from infranet.web.fetch import Fetched, Fetcher, FetchFailed
+
+log = logging.getLogger(__name__)
+
+BATCH = 100  # sources claimed by one transaction of a round
+CONCURRENCY = 8  # fetches in flight at once
+MAX_BATCHES = 20  # a round ends after this many batches; the rest waits for the next one
+LEASE = timedelta(minutes=30)  # a claimed source not recorded by then (a crash) is due again
+FAILURES_TOLD = 3
+MAX_WAIT = timedelta(days=1)
+MAX_CONFLICTS_TOLD = 10
+
+State = Literal["imported", "unchanged", "not_modified", "failed", "gone"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What one fetch needs, read in the claiming transaction (no ORM object crosses it)."""
+
+    id: int
+    url: str
+    etag: str | None
+    last_modified: str | None
+
+
+@dataclass
+class Outcome:
+    """What became of one source in a round or a check."""
+
+    source_id: int
+    name: str
+    state: State
+    report: SyncReport | None = None
+    failure: FetchFailed | InfranetError | None = None
+    failures: int = 0
+    next_fetch_at: Any = None
+    notices: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def error(self, lang: str) -> str:
+        return self.failure.localized(lang) if self.failure is not None else ""
+
+
+def backoff(interval: timedelta, failures: int) -> timedelta:
+    """The wait before the next fetch: the interval while it works; after the n-th failure in
+    a row, interval x 2^(n-1) (a blip costs one interval), at most a day."""
+    if failures <= 0:
+        return interval
+    return min(interval * 2 ** min(failures - 1, 20), max(MAX_WAIT, interval))
+
+
+def decode(body: bytes, content_type: str | None) -> str | None:
+    """The calendar's text: in the charset its server names, else UTF-8 (a BOM dropped);
+    None when it is neither. (Other encodings are the importer's to detect.)"""
+    charset = None
+    for part in (content_type or "").split(";")[1:]:
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "charset":
+            charset = value.strip().strip('"') or None
+    for encoding in dict.fromkeys(c for c in (charset, "utf-8-sig") if c):
+        try:
+            text = body.decode("utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+                               else encoding)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        return text
+    return None
+
+
+def fetcher_for(ctx: AppContext) -> Fetcher:
+    settings = ctx.settings.sources
+    return Fetcher(max_bytes=settings.max_bytes, timeout=settings.timeout_seconds,
+                   allow_private=settings.allow_private)
+
+
+async def refresh_due(ctx: AppContext, *, fetcher: Fetcher | None = None) -> list[Outcome]:
+    """Fetch every active source that is due and record what happened (see the module's
+    docstring); never raises for one source's trouble. `fetcher`: a configured one (tests);
+    by default one made from `[sources]`, closed at the end."""
+    own = fetcher is None
+    active = fetcher or fetcher_for(ctx)
+    outcomes: list[Outcome] = []
+    try:
+        for _batch in range(MAX_BATCHES):
+            claims = await _claim_due(ctx)
+            outcomes.extend(await _fetch_and_record(ctx, active, claims))
+            if len(claims) < BATCH:
+                break
+    finally:
+        if own:
+            await active.aclose()
+    return outcomes
+
+
+async def check_source(ctx: AppContext, actor: Actor, source_id: int, *,
+                       fetcher: Fetcher | None = None) -> Outcome:
+    """Fetch one source now, whenever it is due, and record it as a round would."""
+    async with ctx.db.read() as session:
+        source = await get_source(session, source_id)
+        actor.require_org(source.organisation_id)
+        if source.url is None:
+            raise ValidationFailed("sources.no_url", id=source.id)
+        claim = Claim(source.id, source.url, source.etag, source.last_modified)
+    own = fetcher is None
+    active = fetcher or fetcher_for(ctx)
+    try:
+        return (await _fetch_and_record(ctx, active, [claim]))[0]
+    finally:
+        if own:
+            await active.aclose()
+
+
+async def _claim_due(ctx: AppContext) -> list[Claim]:
+    now = ctx.now()
+    async with ctx.db.transaction() as session:
+        due = (select(CalendarSource.id)
+               .where(CalendarSource.status == SourceStatus.ACTIVE, CalendarSource.url.is_not(None),
+                      or_(CalendarSource.next_fetch_at.is_(None), CalendarSource.next_fetch_at <= now))
+               .order_by(CalendarSource.next_fetch_at, CalendarSource.id).limit(BATCH)
+               .with_for_update(skip_locked=True))
+        ids = list((await session.scalars(due)).all())
+        if not ids:
+            return []
+        await session.execute(update(CalendarSource).where(CalendarSource.id.in_(ids))
+                              .values(next_fetch_at=now + LEASE))
+        rows = await session.execute(
+            select(CalendarSource.id, CalendarSource.url, CalendarSource.etag,
+                   CalendarSource.last_modified).where(CalendarSource.id.in_(ids))
+            .order_by(CalendarSource.id))
+        return [Claim(id_, url, etag, modified) for id_, url, etag, modified in rows if url]
+
+
+async def _fetch_and_record(ctx: AppContext, fetcher: Fetcher, claims: list[Claim]) -> list[Outcome]:
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(claim: Claim) -> Fetched | FetchFailed:
+        async with limit:
+            return await fetcher.get(claim.url, etag=claim.etag, last_modified=claim.last_modified)
+
+    results = await asyncio.gather(*(one(claim) for claim in claims))
+    outcomes = []
+    for claim, result in zip(claims, results, strict=True):
+        try:
+            outcome = await _record(ctx, claim, result)
+        except Exception:  # one source's trouble never ends the round
+            log.exception("calendar source %s: could not record the fetch", claim.id)
+            continue
+        for key, params in outcome.notices:
+            await ctx.notices.tell_organisation(params.pop("organisation_id"), key, **params)
+        outcomes.append(outcome)
+    return outcomes
+
+
+async def _record(ctx: AppContext, claim: Claim, result: Fetched | FetchFailed) -> Outcome:
+    """One source's fetch recorded in its own write transaction (the import with it)."""
+    failure: FetchFailed | InfranetError | None = result if isinstance(result, FetchFailed) else None
+    text: str | None = None
+    digest: str | None = None
+    if isinstance(result, Fetched) and not result.not_modified:
+        digest = hashlib.sha256(result.body).hexdigest()
+        text = decode(result.body, result.content_type)
+        if text is None:
+            failure = InfranetError("sources.not_text")
+    if failure is None:
+        try:
+            async with ctx.db.transaction() as session:
+                source = await _still_followed(session, claim)
+                if source is None:
+                    return Outcome(claim.id, "", "gone")
+                assert isinstance(result, Fetched)
+                outcome = Outcome(source.id, source.name, "not_modified")
+                if not result.not_modified and digest != source.content_hash:
+                    assert text is not None
+                    outcome.state, outcome.report = "imported", await sync_source(session, ctx, source, text)
+                elif not result.not_modified:
+                    outcome.state = "unchanged"
+                _worked(ctx, source, result, digest, outcome)
+                return outcome
+        except InfranetError as exc:  # the import refused the file: rolled back, a failure
+            failure = exc
+        except Exception as exc:
+            log.exception("calendar source %s: the import failed", claim.id)
+            failure = InfranetError("sources.import_failed", detail=type(exc).__name__)
+    async with ctx.db.transaction() as session:
+        source = await _still_followed(session, claim)
+        if source is None:
+            return Outcome(claim.id, "", "gone")
+        outcome = Outcome(source.id, source.name, "failed", failure=failure)
+        _failed(ctx, source, failure, outcome)
+        return outcome
+
+
+async def _still_followed(session: Any, claim: Claim) -> CalendarSource | None:
+    source = await session.get(CalendarSource, claim.id)
+    if source is None or source.status != SourceStatus.ACTIVE or source.url != claim.url:
+        return None  # removed (or re-pointed) while we fetched: nothing of this fetch applies
+    return source
+
+
+def _interval(ctx: AppContext) -> timedelta:
+    return timedelta(minutes=ctx.settings.sources.interval_minutes)
+
+
+def _worked(ctx: AppContext, source: CalendarSource, result: Fetched, digest: str | None,
+            outcome: Outcome) -> None:
+    now = ctx.now()
+    source.last_fetched_at = source.last_ok_at = now
+    source.etag = (result.etag or None) and result.etag[:500]
+    source.last_modified = (result.last_modified or None) and result.last_modified[:100]
+    if digest is not None:
+        source.content_hash = digest
+    source.failures, source.last_error = 0, None
+    source.next_fetch_at = outcome.next_fetch_at = now + _interval(ctx)
+    if source.failure_notified:
+        source.failure_notified = False
+        outcome.notices.append(("sources.recovered", _about(source)))
+    conflicts = outcome.report.conflicts if outcome.report else []
+    if conflicts:
+        items = "\n".join(f"• {c.title} ({numeric_date(c.starts_at.astimezone(ctx.tz).date())}): "
+                          f"{c.other_title}, {c.other_organisation}"
+                          for c in conflicts[:MAX_CONFLICTS_TOLD])
+        if len(conflicts) > MAX_CONFLICTS_TOLD:
+            items += f"\n… (+{len(conflicts) - MAX_CONFLICTS_TOLD})"
+        outcome.notices.append(("sources.conflicts", {**_about(source), "items": items}))
+
+
+def _failed(ctx: AppContext, source: CalendarSource, failure: FetchFailed | InfranetError | None,
+            outcome: Outcome) -> None:
+    now = ctx.now()
+    source.last_fetched_at = now
+    source.failures += 1
+    source.last_error = failure.localized("en")[:500] if failure is not None else None
+    source.next_fetch_at = outcome.next_fetch_at = now + backoff(_interval(ctx), source.failures)
+    outcome.failures = source.failures
+    if source.failures >= FAILURES_TOLD and not source.failure_notified:
+        source.failure_notified = True
+        outcome.notices.append(("sources.failing", {**_about(source), "count": source.failures,
+                                                    "error": failure}))
+
+
+def _about(source: CalendarSource) -> dict[str, Any]:
+    return {"organisation_id": source.organisation_id, "name": source.name, "id": source.id,
+            "url": source.url or ""}
