@@ -23,6 +23,7 @@ log = logging.getLogger("infranet")
 
 def build_parser() -> argparse.ArgumentParser:
     from infranet.calendar import cli as calendar_cli
+    from infranet.calendar import sources_cli
     from infranet.newsletter import cli as newsletter_cli
 
     parser = argparse.ArgumentParser(
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_command(demo, "seed", cmd_demo_seed, "load a small realistic data set")
 
     calendar_cli.register(sub)
+    sources_cli.register(sub)
     newsletter_cli.register(sub)
     return parser
 
