@@ -146,7 +146,7 @@ async def _statuses(bot: BotHarness, issue_id: int) -> dict[str, str]:
 
 
 async def test_resend_unknown_from_the_alert_resends_exactly_those_once(bot: BotHarness) -> None:
-    from infranet.newsletter.delivery import alert_unknown
+    from infranet.newsletter.recovery import alert_unknown
 
     api = bot.api
     await bot.member(USER, "Fundacja Testowa")

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from infranet.newsletter.delivery import Sender
 from infranet.newsletter.issues import add_note, build_issue, issue_status, resend, send_pending
+from infranet.newsletter.sender import Sender
 from infranet.storage.actors import Actor
 from infranet.storage.models import Subscriber
 from tests.newsletter_support import (

@@ -365,7 +365,8 @@ def manual_period_key(ctx: AppContext) -> str:
 async def send_pending(ctx: AppContext, *, give_up_after: float | None = None,
                        issue_ids: Sequence[int] | None = None) -> Any:
     """Recover crash leftovers (as `unknown`, admins told), then send every pending delivery."""
-    from infranet.newsletter.delivery import Sender, alert_unknown, recover_interrupted
+    from infranet.newsletter.recovery import alert_unknown, recover_interrupted
+    from infranet.newsletter.sender import Sender
 
     async with ctx.db.transaction() as session:
         recovered = await recover_interrupted(session, ctx)

@@ -4,7 +4,7 @@ A 5xx answer is not always the recipient's fault. "550 5.1.1 No such user" is a 
 bounce of that address; "550 5.7.26 Unauthenticated email is not accepted (DMARC)" or
 "554 5.7.1 Message rejected as spam" says the *sender* is refused, and disabling the
 reader for it would punish them for our DKIM key or our reputation. Such refusals count
-toward pausing an issue instead (`infranet.newsletter.delivery`).
+toward pausing an issue instead (`infranet.newsletter.queue`).
 
 The rule (RFC 3463 enhanced status codes first, the text second):
 

@@ -16,7 +16,7 @@
   an outage, leftovers of a dead instance) and starts the sender; while the SMTP server
   refuses connections the sender retries with backoff (0.5 s doubling to 30 s), /healthz
   shows the newsletter as degraded with the waiting count, and the admins are told once
-  per outage and once when it is over (`delivery.SmtpHealth`, `alerts.outage_changed`).
+  per outage and once when it is over (`smtp_health.SmtpHealth`, `alerts.outage_changed`).
   Two instances on one PostgreSQL database both send, never the same delivery (claims).
 """
 
@@ -35,15 +35,11 @@ from infranet.context import AppContext
 from infranet.errors import InfranetError
 from infranet.newsletter import outbound, web
 from infranet.newsletter.bounces import BouncePoller
-from infranet.newsletter.delivery import (
-    Sender,
-    SmtpHealth,
-    alert_unknown,
-    recover_interrupted,
-    waiting_deliveries,
-)
 from infranet.newsletter.issues import build_for_period, issue_of_period
+from infranet.newsletter.recovery import alert_unknown, recover_interrupted, waiting_deliveries
 from infranet.newsletter.schedule import current_period, parse_schedule
+from infranet.newsletter.sender import Sender
+from infranet.newsletter.smtp_health import SmtpHealth
 from infranet.newsletter.subscribers import expire_pending
 from infranet.storage.actors import Actor
 

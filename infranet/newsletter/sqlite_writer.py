@@ -46,10 +46,11 @@ class SqliteBatchWriter:
 
     def apply(self, *, now: datetime, worker_id: str, sent: list[tuple[int, str | None]],
               released: list[int], claim: int, issue_ids: list[int],
-              blocked_domains: list[str], handed: list[int] | None = None) -> list[tuple[Any, ...]]:
+              exclude_patterns: list[str], handed: list[int] | None = None) -> list[tuple[Any, ...]]:
         """One transaction: mark `sent`, release unsent claims, stamp `handed_at` on the
         claims about to be offered to the server, claim up to `claim` pending deliveries
-        (oldest issue first). Returns (id, issue_id, subscriber_id, email, attempts) of
+        (oldest issue first), except addresses matching `exclude_patterns` (LIKE patterns,
+        escape character `\\`). Returns (id, issue_id, subscriber_id, email, attempts) of
         the claimed rows."""
         stamp = sqlite_time(now)
         claimed: list[tuple[Any, ...]] = []
@@ -71,9 +72,7 @@ class SqliteBatchWriter:
                     cur.executemany(
                         "UPDATE deliveries SET handed_at = ? WHERE id = ? AND status = 'sending'",
                         [(stamp, did) for did in handed])
-                exclude = "".join(" AND email NOT LIKE ? ESCAPE '\\'" for _ in blocked_domains)
-                patterns = ["%@" + d.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                            for d in blocked_domains]
+                exclude = "".join(" AND email NOT LIKE ? ESCAPE '\\'" for _ in exclude_patterns)
                 for issue_id in issue_ids:
                     want = claim - len(claimed)
                     if want <= 0:
@@ -86,7 +85,7 @@ class SqliteBatchWriter:
                         "(next_attempt_at IS NULL OR next_attempt_at <= ?)" + exclude + " ORDER BY "
                         "id LIMIT ?) AND status = 'pending' "
                         "RETURNING id, issue_id, subscriber_id, email, attempts")
-                    cur.execute(claim_sql, [stamp, worker_id, issue_id, stamp, *patterns, want])
+                    cur.execute(claim_sql, [stamp, worker_id, issue_id, stamp, *exclude_patterns, want])
                     claimed.extend(cur.fetchall())
                 cur.execute("COMMIT")
             except BaseException:
