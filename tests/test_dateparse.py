@@ -7,19 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from infranet.calendar.dateparse import (
-    ALL_DAY,
-    MAX_INPUT,
-    Hours,
-    local_today,
-    make_span,
-    parse_date,
-    parse_days,
-    parse_hours,
-    parse_sessions,
-    parse_when,
-    repeated_note,
-)
+from infranet.calendar.dateparse import MAX_INPUT, local_today, parse_date, parse_days
+from infranet.calendar.dateparse_hours import ALL_DAY, Hours, parse_hours, repeated_note
+from infranet.calendar.dateparse_when import make_span, parse_sessions, parse_when
 from infranet.calendar.wallclock import local_midnight, to_utc
 from infranet.errors import ValidationFailed
 

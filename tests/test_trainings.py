@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from infranet.calendar.dateparse import parse_sessions
+from infranet.calendar.dateparse_when import parse_sessions
 from infranet.calendar.event_queries import list_events
 from infranet.calendar.trainings import (
     TrainingInput,

@@ -1,10 +1,14 @@
-"""Dates and hours typed into the chat, in Polish or English, relative to "today".
+"""Days typed into the chat, in Polish or English, relative to "today": one day or a range.
 
 The bot asks people for dates the way they would write them to a colleague:
 `5.12.2026`, `5.12`, `2026-12-05`, `5 grudnia`, `5 XII`, `jutro`, `w piątek`,
 `Dec 5`, `tomorrow`; hours as `10:00-14:00`, `10-14`, `od 10 do 14` or
 `cały dzień`; date ranges as `5-7.12.2026` or `5.12-7.12`; and for trainings a
 list of sessions such as `5.12, 12.12, 19.12 10:00-14:00`.
+
+This module holds the words and patterns people use for days, one day (`parse_date`)
+and ranges of days (`parse_days`, built from the one-day pieces); hours are read by
+`dateparse_hours`, and a date with hours or a list of training sessions by `dateparse_when`.
 
 Everything here is pure (no database, no clock): the caller passes the local
 `today` (see `local_today`) and the region's zone. Every refusal is a
@@ -32,15 +36,12 @@ import re
 import unicodedata
 from calendar import monthrange
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
-from itertools import pairwise
+from datetime import date, datetime, timedelta, tzinfo
 
-from infranet.calendar.wallclock import all_day_span, repeated_times, to_utc
 from infranet.errors import ValidationFailed
-from infranet.i18n import numeric_date, t, weekday_name
+from infranet.i18n import numeric_date, weekday_name
 
 MAX_INPUT = 300
-MAX_SESSIONS = 60
 RECENT_PAST_DAYS = 31
 
 
@@ -85,8 +86,8 @@ _RELATIVE = {
 }
 _NEXT_WORDS = ("przyszly", "przyszla", "przyszla", "przyszle", "nastepny", "nastepna", "next")
 _THIS_WORDS = ("ten", "ta", "to", "this", "najblizszy", "najblizsza", "najblizsze", "on", "w", "we")
-_ALL_DAY = {"caly dzien", "calodniowe", "calodniowy", "all day", "allday", "whole day",
-            "full day", "calodzienne"}
+ALL_DAY_WORDS = {"caly dzien", "calodniowe", "calodniowy", "all day", "allday", "whole day",
+                 "full day", "calodzienne"}
 
 _EN_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
               "September", "October", "November", "December"]
@@ -99,22 +100,8 @@ _BARE_DAY = re.compile(r"^(\d{1,2})\.?$")
 _IN_DAYS = re.compile(r"^(?:za|in) (\d{1,3}) (?:dni|dzien|days?)$")
 _ISO = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
 
-_TIME_TOKEN = r"(\d{1,2})(?:[:.](\d{2}))?\s*(am|pm)?"  # noqa: S105 (a pattern)
-_TIME_RANGE = re.compile(
-    rf"^(?:od|from|godz|godzina|godziny|w godz|w godzinach|h)?\s*{_TIME_TOKEN}\s*"
-    rf"(?:-|do|to|until|till)\s*{_TIME_TOKEN}$"
-)
-_SINGLE_TIME = re.compile(rf"^(?:od|from|o|at|godz|h)?\s*{_TIME_TOKEN}$")
-_TIME_SUFFIX = re.compile(
-    rf"^(?P<head>.+?),?\s+(?P<times>(?:(?:od|from|godz|w godz)\s+)?{_TIME_TOKEN}\s*"
-    rf"(?:-|do|to|until|till)\s*{_TIME_TOKEN}|{'|'.join(sorted(_ALL_DAY, key=len, reverse=True))})$"
-)
 
-_SINGLE_SUFFIX = re.compile(
-    r"^(?P<head>.+?),?\s+(?P<time>(?:od |from |o |at |godz )?\d{1,2}[:.]\d{2}\s*(?:am|pm)?)$")
-
-
-def _normalise(text: str) -> str:
+def normalise(text: str) -> str:
     """Lower case without diacritics, one kind of dash, single spaces; keeps digits and dots.
 
     ISO dates are rewritten day-first so that a dash means a range from here on.
@@ -130,12 +117,12 @@ def _normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def _flat(text: str) -> str:
+def flat(text: str) -> str:
     """Normalised, with commas as spaces (for one date or one range)."""
-    return " ".join(_normalise(text).replace(",", " ").replace(";", " ").split())
+    return " ".join(normalise(text).replace(",", " ").replace(";", " ").split())
 
 
-def _check_length(text: str) -> None:
+def check_length(text: str) -> None:
     if len(text) > MAX_INPUT:
         raise ValidationFailed("dateparse.too_long", length=len(text), limit=MAX_INPUT)
 
@@ -283,8 +270,8 @@ def _parse_one(text: str, today: date, raw: str, lang: str, allow_past: bool) ->
 
 def parse_date(text: str, today: date, *, lang: str = "pl", allow_past: bool = False) -> date:
     """One day: `5.12.2026`, `5.12`, `2026-12-05`, `5 grudnia`, `jutro`, `piątek`, `Dec 5`."""
-    _check_length(text)
-    norm = _flat(text)
+    check_length(text)
+    norm = flat(text)
     if not norm:
         raise ValidationFailed("dateparse.empty")
     day = _parse_one(norm, today, text.strip(), lang, allow_past)
@@ -304,8 +291,8 @@ def parse_days(
     The left end may leave out what the right end says (`5-7 grudnia`: the
     month; `30.12-2.01`: the year, which then is the year before).
     """
-    _check_length(text)
-    norm = _flat(text)
+    check_length(text)
+    norm = flat(text)
     if not norm:
         raise ValidationFailed("dateparse.empty")
     raw = text.strip()
@@ -355,227 +342,3 @@ def _left_end(left: str, last: date, today: date, raw: str, lang: str) -> date:
     if first > last:  # 30.12-2.01.2027: the year before
         first = _make_date(last.year - 1, part.month, part.day, raw)
     return first
-
-
-# --- hours -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Hours:
-    """A time range within a day, or the whole day (`start is None`).
-
-    `end` may be `time(0)` with `ends_next_day` for "until 24:00".
-    """
-
-    start: time | None = None
-    end: time | None = None
-    ends_next_day: bool = False
-
-    @property
-    def all_day(self) -> bool:
-        return self.start is None
-
-    def label(self) -> str:
-        if self.start is None or self.end is None:
-            return ""
-        end = "24:00" if self.ends_next_day else self.end.strftime("%H:%M")
-        return f"{self.start.strftime('%H:%M')}–{end}"
-
-
-ALL_DAY = Hours()
-
-
-def _clock(hour_text: str, minute_text: str | None, suffix: str | None, raw: str) -> tuple[int, int]:
-    hour, minute = int(hour_text), int(minute_text or 0)
-    if suffix:
-        if not 1 <= hour <= 12:
-            raise ValidationFailed("dateparse.bad_time", value=f"{hour}{suffix}")
-        hour = hour % 12 + (12 if suffix == "pm" else 0)
-    if hour > 24 or minute > 59 or (hour == 24 and minute):
-        raise ValidationFailed("dateparse.bad_time", value=f"{hour}:{minute:02d}")
-    return hour, minute
-
-
-def parse_hours(text: str) -> Hours:
-    """`10:00-14:00`, `10-14`, `10.00–14.00`, `od 10 do 14`, `10am-2pm`, `cały dzień`."""
-    _check_length(text)
-    norm = _flat(text)
-    raw = text.strip()
-    if not norm:
-        raise ValidationFailed("dateparse.unreadable_time", value=raw)
-    if norm in _ALL_DAY:
-        return ALL_DAY
-    found = _TIME_RANGE.match(norm)
-    if found is None:
-        single = _SINGLE_TIME.match(norm)
-        if single:
-            hour, minute = _clock(single.group(1), single.group(2), single.group(3), raw)
-            end = min(hour + 2, 23) if hour < 23 else 23
-            raise ValidationFailed("dateparse.no_end_time", start=f"{hour}:{minute:02d}",
-                                   end=f"{end}:{59 if hour >= 22 else minute:02d}")
-        raise ValidationFailed("dateparse.unreadable_time", value=raw)
-    h1, m1, s1, h2, m2, s2 = found.groups()
-    _clock(h1, m1, s1, raw)  # report a wrong start before a wrong end
-    end_hour, end_minute = _clock(h2, m2, s2, raw)
-    if s1 is None and s2 is not None:
-        # "1-3pm" is 13-15, "10-2pm" is 10-14: the start takes the end's half of the day if it fits.
-        shifted = _clock(h1, m1, s2, raw) if 1 <= int(h1) <= 12 else None
-        start_hour, start_minute = (
-            shifted if shifted and shifted < (end_hour, end_minute) else _clock(h1, m1, None, raw)
-        )
-    else:
-        start_hour, start_minute = _clock(h1, m1, s1, raw)
-    if start_hour == 24:
-        raise ValidationFailed("dateparse.bad_time", value="24:00")
-    if (end_hour, end_minute) <= (start_hour, start_minute):
-        raise ValidationFailed("dateparse.end_before_start", start=f"{start_hour}:{start_minute:02d}",
-                               end=f"{end_hour}:{end_minute:02d}")
-    if end_hour == 24:
-        return Hours(time(start_hour, start_minute), time(0), ends_next_day=True)
-    return Hours(time(start_hour, start_minute), time(end_hour, end_minute))
-
-
-def repeated_note(start: datetime, end: datetime, tz: tzinfo, lang: str) -> str | None:
-    """The note for a span with an end in the autumn's repeated hour (`repeated_times`), or None."""
-    repeated = repeated_times(start, end, tz)
-    if not repeated:
-        return None
-    first = repeated[0]
-    offset = first.utcoffset() or timedelta(0)
-    minutes = int((end - start).total_seconds() // 60)
-    hours_part = f"{minutes // 60} h {minutes % 60:02d} min"
-    return t(lang, "dateparse.repeated_hour", date=numeric_date(first.date()),
-             time=" / ".join(dict.fromkeys(m.strftime("%H:%M") for m in repeated)),
-             offset=f"+{int(offset.total_seconds() // 3600)}", duration=hours_part)
-
-
-@dataclass(frozen=True)
-class Span:
-    """A stretch of time ready for the calendar: aware UTC, `end` exclusive for all-day."""
-
-    start: datetime
-    end: datetime
-    all_day: bool = False
-
-    @property
-    def duration(self) -> timedelta:
-        return self.end - self.start
-
-
-def make_span(first: date, last: date, hours: Hours, tz: tzinfo) -> Span:
-    """Days and hours as one span: all-day from the first local midnight to the midnight after
-    the last day; with hours, from the start on the first day to the end on the last."""
-    if last < first:
-        raise ValidationFailed("dateparse.range_reversed", start=numeric_date(first), end=numeric_date(last))
-    if hours.all_day:
-        return Span(*all_day_span(first, last, tz), True)
-    assert hours.start is not None and hours.end is not None
-    end_day = last + timedelta(days=1) if hours.ends_next_day else last
-    return Span(to_utc(first, hours.start, tz), to_utc(end_day, hours.end, tz))
-
-
-# --- date with optional hours, and session lists ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class When:
-    """What the user wrote at the date step: days, and hours if they gave them too."""
-
-    first: date
-    last: date
-    hours: Hours | None = None
-
-    @property
-    def is_range(self) -> bool:
-        return self.last != self.first
-
-
-def parse_when(text: str, today: date, *, lang: str = "pl", allow_past: bool = False) -> When:
-    """A day or a range of days, optionally followed by hours: `5.12 10-14`, `5-7.12.2026 cały dzień`."""
-    _check_length(text)
-    norm = _flat(text)
-    found = _TIME_SUFFIX.match(norm)
-    if found:
-        try:
-            first, last = parse_days(found.group("head"), today, lang=lang, allow_past=allow_past)
-        except ValidationFailed as exc:
-            if exc.key != "dateparse.unreadable_date":
-                raise
-        else:
-            return When(first, last, parse_hours(found.group("times")))
-    single = _SINGLE_SUFFIX.match(norm)
-    if single:  # "5.12 10:00": a start without an end
-        try:
-            parse_days(single.group("head"), today, lang=lang, allow_past=True)
-        except ValidationFailed:
-            pass
-        else:
-            parse_hours(single.group("time"))  # raises no_end_time (or bad_time)
-    first, last = parse_days(text, today, lang=lang, allow_past=allow_past)
-    return When(first, last)
-
-
-def _session_items(norm: str) -> list[str]:
-    """Split a session list on commas, semicolons and new lines; `Dec 5, 2026` stays whole."""
-    pieces = [p.strip() for p in re.split(r"[,;\n]| i | and ", norm) if p.strip()]
-    items: list[str] = []
-    for piece in pieces:
-        if items and re.fullmatch(r"\d{4}( .*)?", piece) and re.search(r"[a-z]", items[-1]):
-            items[-1] = f"{items[-1]} {piece}"
-        else:
-            items.append(piece)
-    return items
-
-
-def parse_sessions(
-    text: str, today: date, tz: tzinfo, *, lang: str = "pl", allow_past: bool = False,
-) -> list[Span]:
-    """Training sessions: `5.12, 12.12, 19.12 10:00-14:00`, `5.12 9-13; 6.12 10-14`, `5-7.12 10-14`.
-
-    Hours apply to the dates written before them that have none of their own
-    (dates after the last hours take those hours); without any hours every
-    session is all-day. A range of days with hours is one session per day;
-    without hours it is one all-day session over those days. The result is
-    sorted, and overlapping sessions are refused.
-    """
-    if len(text) > MAX_INPUT * 3:
-        raise ValidationFailed("dateparse.too_long", length=len(text), limit=MAX_INPUT * 3)
-    lines = text.replace("\r", "\n").split("\n")
-    norm = "\n".join(_normalise(line) for line in lines)
-    items = _session_items(norm)
-    if not items:
-        raise ValidationFailed("dateparse.no_sessions")
-    parsed = [parse_when(item, today, lang=lang, allow_past=allow_past) for item in items]
-    hours: list[Hours | None] = [w.hours for w in parsed]
-    following: Hours | None = None
-    for index in range(len(hours) - 1, -1, -1):
-        if hours[index] is None:
-            hours[index] = following
-        else:
-            following = hours[index]
-    previous: Hours | None = None
-    for index, value in enumerate(hours):
-        if value is None:
-            hours[index] = previous
-        previous = hours[index]
-    spans: list[Span] = []
-    for when, given in zip(parsed, hours, strict=True):
-        own = given or ALL_DAY
-        if own.all_day:
-            spans.append(make_span(when.first, when.last, own, tz))
-        else:
-            day = when.first
-            while day <= when.last:
-                spans.append(make_span(day, day, own, tz))
-                day += timedelta(days=1)
-        if len(spans) > MAX_SESSIONS:
-            raise ValidationFailed("dateparse.too_many_sessions", count=len(spans), limit=MAX_SESSIONS)
-    spans.sort(key=lambda s: (s.start, s.end))
-    for before, after in pairwise(spans):
-        if after.start < before.end:
-            raise ValidationFailed(
-                "dateparse.sessions_overlap",
-                first=numeric_date(local_today(before.start, tz)),
-                second=numeric_date(local_today(after.start, tz)),
-            )
-    return spans

@@ -35,7 +35,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar import district_ids, event_input, events
-from infranet.calendar.dateparse import Span, local_today
+from infranet.calendar.dateparse import local_today
+from infranet.calendar.dateparse_when import Span
 from infranet.context import AppContext
 from infranet.errors import NotFound, ValidationFailed
 from infranet.i18n import numeric_date

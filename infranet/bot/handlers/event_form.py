@@ -44,7 +44,8 @@ from infranet.bot.handlers.event_ui import (
 from infranet.calendar import conflicts as conflict_api
 from infranet.calendar import event_input, free_dates
 from infranet.calendar import events as calendar
-from infranet.calendar.dateparse import make_span, parse_hours, parse_when, repeated_note
+from infranet.calendar.dateparse_hours import parse_hours, repeated_note
+from infranet.calendar.dateparse_when import make_span, parse_when
 from infranet.errors import ValidationFailed
 from infranet.i18n import format_date
 from infranet.region import UnknownDistrict

@@ -28,7 +28,8 @@ from infranet.bot.handlers.event_ui import (
 )
 from infranet.calendar import day_warnings, event_queries
 from infranet.calendar import events as calendar
-from infranet.calendar.dateparse import Hours, make_span, parse_hours, parse_when
+from infranet.calendar.dateparse_hours import Hours, parse_hours
+from infranet.calendar.dateparse_when import make_span, parse_when
 from infranet.calendar.wallclock import all_day_span
 from infranet.errors import ValidationFailed
 from infranet.i18n import format_date

@@ -24,7 +24,8 @@ from infranet.bot.handlers.event_ui import (
 )
 from infranet.bot.handlers.training_listing import cost_text
 from infranet.calendar import trainings as notices
-from infranet.calendar.dateparse import parse_date, parse_sessions
+from infranet.calendar.dateparse import parse_date
+from infranet.calendar.dateparse_when import parse_sessions
 from infranet.i18n import format_date
 from infranet.region import UnknownDistrict
 from infranet.storage.models import EventStatus, TrainingStatus
