@@ -136,7 +136,7 @@ def test_aiosmtplib_protocol_writes_and_reads_replies_directly() -> None:
     import aiosmtplib
     from aiosmtplib.protocol import SMTPProtocol
 
-    where = "infranet/newsletter/outbound.py"
+    where = "infranet/newsletter/outbound.py (send_message_text)"
     require("protocol" in inspect.signature(aiosmtplib.SMTP.__init__).parameters
             or "protocol" in aiosmtplib.SMTP().__dict__, "aiosmtplib", "SMTP.protocol", where)
     require(has_method(SMTPProtocol, "write"), "aiosmtplib", "SMTPProtocol.write(data)", where)

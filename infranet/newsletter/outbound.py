@@ -71,6 +71,30 @@ def transparent(data: bytes, crlf: bool = False, dot_free: bool = False) -> byte
     return data + b".\r\n"
 
 
+async def send_message_text(client: aiosmtplib.SMTP, text: bytes) -> aiosmtplib.SMTPResponse:
+    """Write the message text (already `transparent()`) after the server's 354 and read its
+    answer. The one place that reaches into aiosmtplib's internals: its public `SMTP.data()`
+    sends DATA and the text together, and runs two regular expressions over every message.
+
+    Measured with bench/newsletter.py (SQLite, 10 connections, 10,000 personalised 15 kB
+    messages, six interleaved rounds on a shared, loaded 2-core machine): median 375 msg/s
+    this way against 176 msg/s through `SMTP.data()`; the two expressions alone cost about
+    1 ms per message, `transparent()` about 1 us. `data()` could also not tell a connection
+    lost before the 354 (safe to retry) from one lost while the server took the message
+    (`unknown`).
+
+    Relies on `SMTP.protocol` with `SMTPProtocol.write(bytes)` and
+    `SMTPProtocol.read_response(timeout=...)`, which arms the reply before it first yields,
+    so a reply that comes at once is not dropped; tests/test_newsletter_fast_paths.py and
+    tests/test_dependency_internals.py fail, naming the aiosmtplib version, when they change.
+    """
+    protocol = client.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    protocol.write(text)
+    return await protocol.read_response(timeout=client.timeout)
+
+
 class MaildirTransport:
     """Writes each message as a file in a Maildir (new/); always succeeds or raises OSError."""
 
@@ -182,8 +206,8 @@ class SmtpTransport:
             return await self._refused(start.code, start.message)
         try:
             # The server has said 354: from here on, a lost connection is ambiguous.
-            client.protocol.write(transparent(envelope.data, envelope.crlf, envelope.dot_free))  # type: ignore[union-attr]
-            response = await client.protocol.read_response(timeout=client.timeout)  # type: ignore[union-attr]
+            response = await send_message_text(
+                client, transparent(envelope.data, envelope.crlf, envelope.dot_free))
             if response.code != 250:
                 return await self._refused(response.code, response.message)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
