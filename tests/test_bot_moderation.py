@@ -13,6 +13,7 @@ from infranet.bot.runtime import BotRuntime
 from infranet.calendar import events as calendar
 from infranet.calendar import trainings as notices
 from infranet.calendar.event_input import EventInput
+from infranet.calendar.training_input import TrainingInput
 from infranet.network.members import get_member
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, Moderation, Training
@@ -69,7 +70,7 @@ async def test_training_notice_rejected_with_its_sessions(bot: BotHarness) -> No
         member = await get_member(session, POSTER)
         assert member is not None
         first = date.today() + timedelta(days=30)
-        view = await notices.add_training(session, bot.ctx, Actor.of(member), notices.TrainingInput(
+        view = await notices.add_training(session, bot.ctx, Actor.of(member), TrainingInput(
             title="Cykl szkoleń z księgowości", deadline=first - timedelta(days=5),
             sessions=[(first, first), (first + timedelta(days=7), first + timedelta(days=7))],
             target_group="NGO", how_to_apply="https://example.org/zapisy", district="ełcki"))

@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from infranet.calendar import events as calendar
 from infranet.calendar.event_input import EventInput
-from infranet.calendar.trainings import TrainingInput, add_training
+from infranet.calendar.training_input import TrainingInput
+from infranet.calendar.trainings import add_training
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, EventStatus, Member, Training, TrainingStatus
 from tests.bot_fixtures import BotHarness

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from infranet.bot.handlers.training_deadlines import run_deadline_jobs
 from infranet.calendar.event_queries import list_events
-from infranet.calendar.trainings import TrainingInput, add_training
+from infranet.calendar.training_input import TrainingInput
+from infranet.calendar.trainings import add_training
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, Member, Training, TrainingStatus
 from tests.bot_fixtures import BotHarness

@@ -21,7 +21,8 @@ from sqlalchemy import select, update
 from infranet.calendar.event_input import EventInput
 from infranet.calendar.events import add_event, update_event
 from infranet.calendar.ics_import import import_ics
-from infranet.calendar.trainings import TrainingInput, add_training
+from infranet.calendar.training_input import TrainingInput
+from infranet.calendar.trainings import add_training
 from infranet.cli import build_parser
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed

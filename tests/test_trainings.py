@@ -11,17 +11,14 @@ from sqlalchemy import func, select
 
 from infranet.calendar.dateparse_when import parse_sessions
 from infranet.calendar.event_queries import list_events
+from infranet.calendar.training_input import TrainingInput, parse_apply, parse_cost, parse_places
 from infranet.calendar.trainings import (
-    TrainingInput,
     add_training,
     cancel_training,
     close_expired,
     due_reminders,
     get_training,
     list_open_trainings,
-    parse_apply,
-    parse_cost,
-    parse_places,
 )
 from infranet.context import AppContext
 from infranet.errors import PermissionDenied, ValidationFailed

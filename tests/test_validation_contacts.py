@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from infranet.calendar.trainings import parse_apply
+from infranet.calendar.training_input import parse_apply
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
 from infranet.network.orgs import OrgInput, add_organisation

@@ -23,12 +23,14 @@ from infranet.bot.handlers.event_ui import (
     when_text,
 )
 from infranet.bot.handlers.training_listing import cost_text
+from infranet.calendar import training_input
 from infranet.calendar import trainings as notices
 from infranet.calendar.dateparse import parse_date
 from infranet.calendar.dateparse_when import parse_sessions
 from infranet.i18n import format_date
 from infranet.region import UnknownDistrict
 from infranet.storage.models import EventStatus, TrainingStatus
+from infranet.validation import clean_text
 
 # Named, not numbered (see the event form).
 (TITLE, SESSIONS, DEADLINE, TARGET, PLACES, COST, APPLY, DISTRICT, DESCRIPTION, SUMMARY, CONFLICT,
@@ -58,14 +60,14 @@ def _sessions_label(turn: Turn, sessions: list[list[Any]]) -> str:
 async def cmd_training(turn: Turn) -> str:
     turn.user_data.pop("training", None)
     form_data(turn)
-    turn.say("bot.trainings.ask_title", limit=notices.TITLE_MAX)
+    turn.say("bot.trainings.ask_title", limit=training_input.TITLE_MAX)
     return TITLE
 
 
 @handler(access="member", chat="private")
 async def on_title(turn: Turn) -> str:
-    form_data(turn)["title"] = notices.clean_text(check_length(turn.text, notices.TITLE_MAX), "title",
-                                           notices.TITLE_MAX, required=True)
+    form_data(turn)["title"] = clean_text(check_length(turn.text, training_input.TITLE_MAX), "title",
+                                          training_input.TITLE_MAX, required=True)
     return next_step(turn, SESSIONS)
 
 
@@ -81,7 +83,7 @@ async def on_sessions(turn: Turn) -> str:
             sessions.append([first, max(first, last), True])
         else:
             sessions.append([span.start, span.end, False])
-    notices.check_session_times(turn.ctx, [(s[0], s[1], s[2]) for s in sessions])
+    training_input.check_session_times(turn.ctx, [(s[0], s[1], s[2]) for s in sessions])
     f["sessions"] = in_order(turn, sessions)
     return next_step(turn, DEADLINE)
 
@@ -95,15 +97,15 @@ def first_day(turn: Turn, sessions: list[list[Any]]) -> date:
 async def on_deadline(turn: Turn) -> str:
     f = form_data(turn)
     deadline = parse_date(check_length(turn.text, 100), today(turn), lang=turn.lang)
-    notices.check_deadline(turn.ctx, deadline, first_day(turn, f["sessions"]))
+    training_input.check_deadline(turn.ctx, deadline, first_day(turn, f["sessions"]))
     f["deadline"] = deadline
     return next_step(turn, TARGET)
 
 
 @handler(access="member", chat="private")
 async def on_target(turn: Turn) -> str:
-    form_data(turn)["target_group"] = notices.clean_text(check_length(turn.text, notices.TARGET_MAX),
-                                                  "target_group", notices.TARGET_MAX, required=True)
+    form_data(turn)["target_group"] = clean_text(check_length(turn.text, training_input.TARGET_MAX),
+                                                 "target_group", training_input.TARGET_MAX, required=True)
     return next_step(turn, PLACES)
 
 
@@ -113,7 +115,7 @@ async def on_places(turn: Turn) -> str:
         turn.edit(turn.t("bot.skip"))
         places = None
     else:
-        places = notices.parse_places(check_length(turn.text, 20))
+        places = training_input.parse_places(check_length(turn.text, 20))
     form_data(turn)["places"] = places
     return next_step(turn, COST)
 
@@ -124,14 +126,14 @@ async def on_cost(turn: Turn) -> str:
         turn.edit(turn.t("bot.trainings.free"))
         cost = None
     else:
-        cost = notices.parse_cost(check_length(turn.text, 40))
+        cost = training_input.parse_cost(check_length(turn.text, 40))
     form_data(turn)["cost"] = cost
     return next_step(turn, APPLY)
 
 
 @handler(access="member", chat="private")
 async def on_apply(turn: Turn) -> str:
-    contact = notices.parse_apply(check_length(turn.text, 500))
+    contact = training_input.parse_apply(check_length(turn.text, 500))
     form_data(turn)["how_to_apply"] = contact.value
     return next_step(turn, DISTRICT)
 
@@ -168,8 +170,8 @@ async def on_description(turn: Turn) -> str:
         turn.edit(turn.t("bot.skip"))
         value = None
     else:
-        value = notices.clean_text(check_length(turn.text, notices.DESCRIPTION_MAX), "description",
-                                   notices.DESCRIPTION_MAX, multiline=True)
+        value = clean_text(check_length(turn.text, training_input.DESCRIPTION_MAX), "description",
+                           training_input.DESCRIPTION_MAX, multiline=True)
     f = form_data(turn)
     f["description"] = value
     return next_step(turn, SUMMARY)
@@ -189,7 +191,7 @@ def next_step(turn: Turn, state: str) -> str:
             [(turn.t("bot.confirm"), cb("tr", "ok")), (turn.t("bot.events.edit"), cb("tr", "edit")),
              (turn.t("bot.cancel"), cb("tr", "x"))]])
     elif state == TITLE:
-        turn.say("bot.trainings.ask_title", limit=notices.TITLE_MAX)
+        turn.say("bot.trainings.ask_title", limit=training_input.TITLE_MAX)
     elif state == SESSIONS:
         turn.say("bot.trainings.ask_sessions")
     elif state == DEADLINE:
@@ -206,7 +208,7 @@ def next_step(turn: Turn, state: str) -> str:
     elif state == DISTRICT:
         turn.say("bot.trainings.ask_district", district_buttons(turn, "tr"))
     elif state == DESCRIPTION:
-        turn.say("bot.trainings.ask_description", _skip(turn), limit=notices.DESCRIPTION_MAX)
+        turn.say("bot.trainings.ask_description", _skip(turn), limit=training_input.DESCRIPTION_MAX)
     return state
 
 

@@ -25,7 +25,7 @@ from infranet.bot.handlers.training_form import (
     next_step,
 )
 from infranet.calendar import conflicts as conflict_api
-from infranet.calendar import event_input, free_dates
+from infranet.calendar import event_input, free_dates, training_input
 from infranet.calendar import trainings as notices
 from infranet.storage.models import EventStatus, Moderation
 
@@ -105,8 +105,8 @@ def _session_inputs(turn: Turn, f: dict[str, Any]) -> list[event_input.EventInpu
     ) for s in f["sessions"]]
 
 
-def _training_input(turn: Turn, f: dict[str, Any]) -> notices.TrainingInput:
-    return notices.TrainingInput(
+def _training_input(turn: Turn, f: dict[str, Any]) -> training_input.TrainingInput:
+    return training_input.TrainingInput(
         title=f["title"], sessions=[(s[0], s[1]) for s in f["sessions"]], deadline=f["deadline"],
         target_group=f["target_group"], how_to_apply=f["how_to_apply"],
         district=f.get("district") or turn.ctx.region.root.slug, places=f.get("places"),
