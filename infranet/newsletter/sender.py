@@ -366,10 +366,10 @@ class Sender:
         self._ops.put_nowait(self._settle(job, outcome, envelope.message_id))
 
     async def run(self) -> SendReport:
-        LIVE_WORKERS.add(self.worker_id)
-        outbound.announce_outbox(self.ctx)
         queue = open_queue(self.ctx, worker_id=self.worker_id, issue_ids=self.issue_ids,
                            pause_slack=self.concurrency)
+        LIVE_WORKERS.add(self.worker_id)
+        outbound.announce_outbox(self.ctx)
         writer = asyncio.create_task(self._writer(queue), name="newsletter-writer")
         try:
             workers = [asyncio.create_task(self._worker(), name=f"newsletter-smtp-{i}")

@@ -1,15 +1,26 @@
-"""The sender's hot path on SQLite: one thread call per batch of status changes.
+"""The SQLite delivery queue's hot path: one thread call per batch of status changes.
 
-Through aiosqlite every statement is a round trip to a driver thread and back
-through a busy event loop (about 2 ms each while ten connections are sending),
-so a batch of BEGIN, record, claim and COMMIT cost ~9 ms and capped sending at
-a few hundred messages a second. Here the whole batch runs in one call on a
-private sqlite3 connection in a worker thread, with the same pragmas and
-`BEGIN IMMEDIATE` as the service's engine (infranet/storage/engine.py), so the
-single-writer rule holds against the other connections of the process.
+Used only by `queue_sqlite.SqliteQueue`: the one place where the sender writes past
+SQLAlchemy. Through aiosqlite every statement is a round trip to a driver thread and back
+through a busy event loop (about 2 ms each while ten connections are sending), so a batch
+of BEGIN, record, claim and COMMIT cost ~9 ms and capped sending at a few hundred messages
+a second. Here the whole batch runs in one call on a private sqlite3 connection in a worker
+thread, with the same pragmas and `BEGIN IMMEDIATE` as the service's engine
+(infranet/storage/engine.py), so the single-writer rule holds against the other
+connections of the process.
+
+Measured gain (bench/newsletter.py, SQLite, 10 connections, 10,000 personalised messages,
+the same batches through SQLAlchemy Core instead, interleaved rounds on a shared 2-core
+machine): 365/328/330 msg/s this way against 159/174/187 msg/s through SQLAlchemy; alone
+on the machine, 821 against 461 msg/s. Worth its ~90 lines.
+
+What it relies on: the table and column names of `Delivery`, and the format SQLAlchemy
+stores a DateTime in on SQLite (`sqlite_time`); tests/test_newsletter_fast_paths.py fails,
+naming SQLAlchemy's version, if a time written here no longer reads back equal, and
+tests/test_delivery_queue.py checks every statement against the shared contract.
 
 Only the frequent, simple statements live here (record 250s, give back unsent
-claims, claim pending deliveries); everything rarer goes through SQLAlchemy.
+claims, stamp handoffs, claim pending deliveries); everything rarer goes through SQLAlchemy.
 """
 
 from __future__ import annotations
