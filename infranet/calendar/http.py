@@ -11,46 +11,38 @@ Feeds carry ETag and Last-Modified, answer If-None-Match / If-Modified-Since wit
 and are gzipped when the client asks (the gzip body has its own ETag); bodies come from
 `FeedCache`, kept whole or streamed. Every parameter is parsed by `infranet.web.params`
 (bounded ids, dates, lengths): bad input is a 400 in the language of `lang`, never a 500.
+The routes are here; the JSON shapes are `api_json`, the page cursors `api_cursors` and
+the subscribe page's HTML `subscribe_page`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
-import html
-import json
 from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from infranet.calendar import recurrence
-from infranet.calendar.conflicts import Conflict, find_conflicts
+from infranet.calendar.api_cursors import Cursors
+from infranet.calendar.api_json import conflict_json, dumps, occurrence_json, shape_json
+from infranet.calendar.conflicts import find_conflicts
 from infranet.calendar.dates import localize
-from infranet.calendar.event_input import (
-    AUDIENCES,
-    CATEGORIES,
-    TITLE_MAX,
-    EventInput,
-    audience_label,
-    category_label,
-)
-from infranet.calendar.event_queries import EventPage, Occurrence, page_events
+from infranet.calendar.event_input import TITLE_MAX, EventInput
+from infranet.calendar.event_queries import EventPage, page_events
 from infranet.calendar.feed import FeedCache
 from infranet.calendar.feed_filter import FeedFilter, filter_values, parse_filter
 from infranet.calendar.feed_response import stream_body
 from infranet.calendar.free_dates import suggest_dates
+from infranet.calendar.subscribe_page import render_page
 from infranet.context import AppContext
 from infranet.errors import InfranetError, ValidationFailed
-from infranet.i18n import normalise_language, t
+from infranet.i18n import normalise_language
 from infranet.web.params import (
     check_length,
     parse_date_or_time,
@@ -93,44 +85,6 @@ def _instant(value: datetime | date, ctx: AppContext, *, end: bool = False) -> d
     return datetime.combine(day, time(), ctx.tz).astimezone(UTC)
 
 
-def _occurrence_json(ctx: AppContext, occ: Occurrence) -> dict[str, Any]:
-    event, tz = occ.event, ctx.tz
-    org = event.organisation
-    item: dict[str, Any] = {
-        "id": event.id, "uid": event.uid, "title": event.title, "all_day": event.all_day,
-        "start": occ.start.astimezone(tz).isoformat(), "end": occ.end.astimezone(tz).isoformat(),
-        "district": {"slug": event.district.slug, "name": event.district.name},
-        "category": event.category, "audiences": list(event.audiences),
-        "location": event.location, "description": event.description, "url": event.url,
-        "registration_url": event.registration_url, "status": event.status,
-        # The rule only: the dates taken out of a series are simply not among its occurrences.
-        "recurring": bool(event.rrule), "rrule": recurrence.rule_part(event.rrule),
-        "revision": event.revision,
-        "organisation": ({"id": org.id, "name": org.name, "email": org.contact_email,
-                          "phone": org.phone} if org else None),
-    }
-    if event.all_day:
-        item["first_day"] = occ.first_day(tz).isoformat()
-        item["last_day"] = occ.last_day(tz).isoformat()
-    return item
-
-
-def _conflict_json(ctx: AppContext, c: Conflict) -> dict[str, Any]:
-    return {"event": _occurrence_json(ctx, Occurrence(c.event, c.start, c.end)),
-            "severity": c.severity, "relation": c.relation,
-            "organisation": c.organisation_name, "email": c.contact_email, "phone": c.phone}
-
-
-def _shape_json(value: datetime | date) -> str:
-    return value.isoformat()
-
-
-def _dumps(value: Any) -> bytes:
-    """As Starlette's JSONResponse renders."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None,
-                      separators=(",", ":")).encode("utf-8")
-
-
 def accepts_gzip(header: str) -> bool:
     """Whether an Accept-Encoding value accepts gzip (`gzip;q=0` refuses it)."""
     for item in header.lower().split(","):
@@ -149,44 +103,6 @@ def accepts_gzip(header: str) -> bool:
     return False
 
 
-# Cursor positions count microseconds from here: before any event the parameters allow.
-_EPOCH = datetime(1900, 1, 1, tzinfo=UTC)
-
-
-class _Cursors:
-    """Opaque `cursor` tokens of `/api/events`: a position (occurrence start, event id) signed
-    with the service's key together with the query it belongs to, so that a forged, cut or
-    borrowed cursor is a clear 400 (never a 500, never a page of another query)."""
-
-    def __init__(self, secret: bytes) -> None:
-        self._key = hashlib.sha256(b"infranet api cursor\0" + secret).digest()
-
-    def _sign(self, query: str, micros: int, event_id: int) -> str:
-        mac = hmac.new(self._key, f"{query}\0{micros}\0{event_id}".encode(), hashlib.sha256)
-        return base64.urlsafe_b64encode(mac.digest()[:16]).decode().rstrip("=")
-
-    def make(self, query: str, position: tuple[datetime, int]) -> str:
-        start, event_id = position
-        micros = (start - _EPOCH) // timedelta(microseconds=1)
-        return f"{micros}.{event_id}.{self._sign(query, micros, event_id)}"
-
-    def read(self, query: str, token: str) -> tuple[datetime, int]:
-        fail = ValidationFailed("calendar.error.cursor", field="cursor")
-        parts = token.strip().split(".")
-        if len(token) > 100 or len(parts) != 3:
-            raise fail
-        micros, event_id, signature = parts
-        if not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in (micros, event_id)):
-            raise fail  # 18 digits: within 64-bit ids; microseconds up to about the year 9999
-        if not hmac.compare_digest(
-                signature.encode(), self._sign(query, int(micros), int(event_id)).encode()):
-            raise fail
-        try:
-            return _EPOCH + timedelta(microseconds=int(micros)), int(event_id)
-        except OverflowError:  # signed by us, so not reached; a 400 all the same
-            raise fail from None
-
-
 class CalendarHttp:
     """The routes. `cpu` runs the CPU-bound part of an answer (rows to objects, JSON) away
     from the event loop; one worker thread keeps the loop's wait for the GIL short (None:
@@ -196,7 +112,7 @@ class CalendarHttp:
                  cpu: Executor | None = None) -> None:
         self.ctx = ctx
         self.cache = cache or FeedCache(ctx)
-        self.cursors = _Cursors(ctx.secret_key)
+        self.cursors = Cursors(ctx.secret_key)
         self.cpu = cpu
         # Pages read at once. Each reader's database thread converts rows holding the GIL;
         # more of them at a time add nothing to throughput (one core's worth of GIL) but make
@@ -328,12 +244,12 @@ class CalendarHttp:
         milliseconds), a batch of occurrences per `json.dumps` call: one C call holds the GIL
         throughout, and the event loop needs it back within milliseconds."""
         ctx = self.ctx
-        head = _dumps({"start": start.isoformat(), "end": end.isoformat(), "count": page.total,
+        head = dumps({"start": start.isoformat(), "end": end.isoformat(), "count": page.total,
                        "truncated": page.next_after is not None, "next": next_url})
         occurrences = page.occurrences
 
         def encode() -> bytes:
-            pieces = [_dumps([_occurrence_json(ctx, o) for o in occurrences[i:i + JSON_BATCH]])[1:-1]
+            pieces = [dumps([occurrence_json(ctx, o) for o in occurrences[i:i + JSON_BATCH]])[1:-1]
                       for i in range(0, len(occurrences), JSON_BATCH)]
             return head[:-1] + b',"events":[' + b",".join(pieces) + b"]}"
 
@@ -361,13 +277,13 @@ class CalendarHttp:
                 suggestions = (await suggest_dates(session, ctx, candidate)
                                if report.conflicts or report.warnings else [])
                 body = {
-                    "conflicts": [_conflict_json(ctx, c) for c in report.conflicts],
-                    "duplicates": [_conflict_json(ctx, c) for c in report.duplicates],
+                    "conflicts": [conflict_json(ctx, c) for c in report.conflicts],
+                    "duplicates": [conflict_json(ctx, c) for c in report.duplicates],
                     "warnings": [{"kind": w.kind, "day": w.day.isoformat(), "name": w.name,
                                   "name_en": w.name_en,
                                   "message": w.message(_lang(request, "pl"))}
                                  for w in report.warnings],
-                    "suggestions": [{"start": _shape_json(s), "end": _shape_json(e)}
+                    "suggestions": [{"start": shape_json(s), "end": shape_json(e)}
                                     for s, e in suggestions],
                 }
         except InfranetError as exc:
@@ -392,52 +308,3 @@ def _not_modified(request: Request, etag: str, last_modified: datetime) -> bool:
             since = since.replace(tzinfo=UTC)
         return last_modified.replace(microsecond=0) <= since
     return False
-
-
-# The subscription page's words.
-
-
-def render_page(ctx: AppContext, flt: FeedFilter, lang: str, error: str = "") -> str:
-    esc = html.escape
-
-    def text(key: str) -> str:
-        return t(lang, f"calendar.page.{key}")
-
-    base = ctx.settings.http.public_base_url
-    query = flt.query_string()
-    feed_url = f"{base}/calendar.ics" + (f"?{query}" if query else "")
-    webcal = "webcal://" + feed_url.split("://", 1)[1]
-
-    def box(name: str, value: str, label: str, checked: bool) -> str:
-        mark = " checked" if checked else ""
-        return (f'<label><input type="checkbox" name="{esc(name)}" value="{esc(value)}"{mark}> '
-                f"{esc(label)}</label>")
-
-    area_boxes = []
-    for sub in ctx.region.subregions:
-        inner = " ".join(box("area", p.slug, p.name, p.slug in flt.areas) for p in sub.children)
-        area_boxes.append(f"<p><b>{box('area', sub.slug, sub.name, sub.slug in flt.areas)}</b><br>"
-                          f"{inner}</p>")
-    cats = " ".join(box("category", c, category_label(c, lang), c in flt.categories) for c in CATEGORIES)
-    auds = " ".join(box("audience", a, audience_label(a, lang), a in flt.audiences) for a in AUDIENCES)
-    other = "en" if lang == "pl" else "pl"
-    return f"""<!doctype html>
-<html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>{esc(text("title"))}</title>
-<style>body{{font-family:sans-serif;max-width:52rem;margin:1rem auto;padding:0 1rem}}
-label{{margin-right:.8rem;white-space:nowrap}} code{{word-break:break-all}} .err{{color:#a00}}</style>
-</head><body>
-<p style="float:right"><a href="/calendar?lang={other}">{esc(text("other"))}</a></p>
-<h1>{esc(text("title"))}</h1>
-<p>{esc(ctx.region.name)}. {esc(text("intro"))}</p>
-{f'<p class="err">{esc(error)}</p>' if error else ''}
-<form method="get" action="/calendar"><input type="hidden" name="lang" value="{lang}">
-<h2>{esc(text("areas"))}</h2>{''.join(area_boxes)}
-<h2>{esc(text("categories"))}</h2><p>{cats}</p>
-<h2>{esc(text("audiences"))}</h2><p>{auds}</p>
-<p><button type="submit">{esc(text("show"))}</button></p></form>
-<h2>{esc(text("feed"))}</h2>
-<p><code id="feed">{esc(feed_url)}</code></p>
-<p><a href="{esc(webcal)}">{esc(text("webcal"))}</a> · <a href="{esc(feed_url)}">ICS</a></p>
-<ul><li>{esc(text("google"))}</li><li>{esc(text("outlook"))}</li><li>{esc(text("thunderbird"))}</li></ul>
-</body></html>"""
