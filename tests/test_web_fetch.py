@@ -186,6 +186,8 @@ async def test_redirects_are_followed_a_few_times_and_only_to_http(server: Calen
     ("WEBCAL://calendar.example/a.ics#x", "https://calendar.example/a.ics"),
     ("  https://calendar.example/a.ics ", "https://calendar.example/a.ics"),
     ("http://calendar.example:8080/a?b=c", "http://calendar.example:8080/a?b=c"),
+    ("HTTPS://Calendar.Example:443/A.ics", "https://calendar.example/A.ics"),
+    ("http://[::1]:80/x", "http://[::1]/x"),
 ])
 def test_urls_we_fetch(url: str, expected: str) -> None:
     assert normalise_url(url) == expected

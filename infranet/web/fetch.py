@@ -137,7 +137,14 @@ def normalise_url(url: str) -> str | FetchFailed:
         return FetchFailed("fetch.bad_url", {"url": text[:200]})
     if not parts.hostname or any(ch.isspace() for ch in text):
         return FetchFailed("fetch.bad_url", {"url": text[:200]})
-    return urlunsplit(parts._replace(fragment=""))
+    # One spelling per address (scheme and host in lower case, no default port), so that the
+    # same calendar given twice is seen to be the same.
+    scheme = parts.scheme.lower()
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    port = parts.port if parts.port not in (None, {"http": 80, "https": 443}[scheme]) else None
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = (f"{userinfo}@" if userinfo else "") + host + (f":{port}" if port else "")
+    return urlunsplit(parts._replace(scheme=scheme, netloc=netloc, fragment=""))
 
 
 def _host(url: str) -> str:

@@ -68,7 +68,7 @@ Text and HTML
 Callback data
     Short, colon-separated, at most 64 bytes: `cb("ev", 123, "ok")` -> "ev:123:ok";
     `turn.data` -> ["ev", "123", "ok"]; `int_part(turn.data, 1)` -> 123 or None (forged).
-    One prefix per module (ev, tr, ref, mod, join, mem, org, nl, lang, pg); register with
+    One prefix per module (ev, tr, ref, mod, join, mem, org, nl, lang, pg, src); register with
     `CallbackQueryHandler(fn, pattern=r"^ev:")`.
 
 Conversations
@@ -122,7 +122,7 @@ log = logging.getLogger(__name__)
 
 # Order matters only for overlapping handlers; conversations come before plain commands.
 MODULES = ("core", "membership", "moderation", "events", "trainings", "referrals", "directory",
-           "newsletter")
+           "newsletter", "calendar_sources")
 
 
 def load_modules() -> list[ModuleType]:
