@@ -1,4 +1,4 @@
-"""Reading events: the listing filters as statement shapes, and the three ways to list.
+"""Reading events: the listing filters as statement shapes, the listings, the calendar's version.
 
 - `async list_events(session, ctx, *, start, end, area=None, category=None, audience=None,
   organisation_id=None, include_cancelled=False, include_pending=False, viewer=None)
@@ -6,34 +6,28 @@
 - `async first_events(session, ctx, *, start, end, limit, area=None, ...) -> OccurrencePage`
   — the first `limit` of those occurrences and the total count, cheaply (for /check); its
   occurrences carry `EventSummary` rows (see `infranet.calendar.summary`).
-- `async page_events(session, ctx, *, start, end, limit, after=None, area=None, ...) -> EventPage`
-  — published occurrences after a position (start, event id), a page at a time, with the
-  period's total; only what the page needs is read and built (the JSON API's pages).
+- `page_events` (the JSON API's pages) is `infranet.calendar.event_pages`, built on the
+  same filter shapes (`listing_filter`, `shape_conditions`).
 - `async events_version(session) -> tuple` — a cheap fingerprint of the whole calendar.
 
-The three listings share one filter (`_filter` -> a `_Shape` and its parameters) and the
-statements built for each shape, which is why they stay in one module (a little over
-~400 lines): splitting them would spread one cached-statement scheme over several files.
-Changing events is `infranet.calendar.events`.
+The listings share one filter (`listing_filter` -> a `Shape` and its parameters) and
+the statements built for each shape, cached per shape. Changing events is
+`infranet.calendar.events`.
 """
 
 from __future__ import annotations
 
-import heapq
-import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
     Select,
-    String,
     and_,
     bindparam,
-    cast,
     func,
     or_,
     select,
@@ -45,11 +39,9 @@ from infranet.calendar import recurrence
 from infranet.calendar.district_ids import area_district_ids
 from infranet.calendar.event_input import LONG_SPAN, MAX_EVENT_SPAN, resolve_district
 from infranet.calendar.summary import (
-    POOL_COLUMNS,
     EventSummary,
     Rows,
     districts_by_id,
-    pool_row,
     select_summaries,
     summarise,
 )
@@ -85,7 +77,7 @@ class Occurrence(Generic[E]):
         return recurrence.local_days(self.start, self.end, tz)[-1]
 
 
-def _codes(value: str | Sequence[str] | None) -> list[str]:
+def codes(value: str | Sequence[str] | None) -> list[str]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
@@ -106,10 +98,10 @@ async def list_events(
     are for everyone). `include_pending`: also events awaiting moderation — all
     of them for admins or `viewer=None`, only the viewer's organisation's otherwise.
     """
-    shape, params = await _filter(session, ctx, start, end, area, category, organisation_id,
-                                  include_cancelled, include_pending, viewer)
+    shape, params = await listing_filter(session, ctx, start, end, area, category, organisation_id,
+                                         include_cancelled, include_pending, viewer)
     rows = (await session.scalars(_list_statement(shape), params)).all()
-    audiences = set(_codes(audience))
+    audiences = set(codes(audience))
     found: list[Occurrence[Event]] = []
     for row in rows:
         if audiences and row.audiences and not audiences & set(row.audiences):
@@ -122,7 +114,7 @@ async def list_events(
 
 
 @dataclass(frozen=True)
-class _Shape:
+class Shape:
     """Which filters a listing uses; their values travel as parameters, so that each shape is
     one statement, built and compiled once."""
 
@@ -133,12 +125,12 @@ class _Shape:
     pending: str  # "no" | "all" | "own" (published, and pending of the viewer's organisation)
 
 
-async def _filter(
+async def listing_filter(
     session: AsyncSession, ctx: AppContext, start: datetime, end: datetime,
     area: str | RegionDistrict | Sequence[str] | None, category: str | Sequence[str] | None,
     organisation_id: int | Sequence[int] | None, include_cancelled: bool, include_pending: bool,
     viewer: Actor | None,
-) -> tuple[_Shape, dict[str, Any]]:
+) -> tuple[Shape, dict[str, Any]]:
     """The filters of `list_events` and `first_events` as a shape and its parameters."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValidationFailed(field="period", detail="start and end must be aware datetimes")
@@ -151,24 +143,24 @@ async def _filter(
         areas = [area] if isinstance(area, (str, RegionDistrict)) else list(area)
         districts = [a if isinstance(a, RegionDistrict) else resolve_district(ctx, a) for a in areas]
         params["districts"] = await area_district_ids(session, ctx, districts)
-    categories = _codes(category)
+    categories = codes(category)
     if categories:
         params["categories"] = categories
     if organisation_id is not None:
         params["organisations"] = ([organisation_id] if isinstance(organisation_id, int)
                                    else list(organisation_id))
-    shape = _Shape(area=area is not None, category=bool(categories),
+    shape = Shape(area=area is not None, category=bool(categories),
                    organisations=organisation_id is not None, cancelled=include_cancelled, pending=pending)
     return shape, params
 
 
 @lru_cache(maxsize=64)
-def _list_statement(shape: _Shape) -> Select[Event]:
-    return select(Event).where(*_shape_conditions(shape)).order_by(Event.starts_at, Event.id)
+def _list_statement(shape: Shape) -> Select[Event]:
+    return select(Event).where(*shape_conditions(shape)).order_by(Event.starts_at, Event.id)
 
 
 @lru_cache(maxsize=64)
-def _shape_conditions(shape: _Shape, *, by_place: bool = True) -> tuple[ColumnElement[bool], ...]:
+def shape_conditions(shape: Shape, *, by_place: bool = True) -> tuple[ColumnElement[bool], ...]:
     """The filter; `by_place=False` keeps the district test out of the index choice (the
     events longer than a day are read through ix_events_long, whatever their place)."""
     conditions: list[ColumnElement[bool]] = [Event.starts_at < bindparam("end"),
@@ -219,8 +211,8 @@ async def first_events(
     """
     if limit < 1:
         raise ValueError("first_events needs limit >= 1")
-    shape, params = await _filter(session, ctx, start, end, area, category, organisation_id,
-                                  include_cancelled, include_pending, viewer)
+    shape, params = await listing_filter(session, ctx, start, end, area, category, organisation_id,
+                                         include_cancelled, include_pending, viewer)
     districts = await districts_by_id(session, ctx)
     params.update(earliest=start - LONG_SPAN, long_earliest=start - MAX_EVENT_SPAN, limit=limit,
                   all_districts=list(districts))
@@ -240,7 +232,7 @@ async def first_events(
         if spans:
             series_spans[id_] = spans
     if series_spans:
-        for values in await fetch_rows(connection, _SERIES_SUMMARIES, {"ids": list(series_spans)}):
+        for values in await fetch_rows(connection, SERIES_SUMMARIES, {"ids": list(series_spans)}):
             summary = summarise(values, districts)
             found.extend(Occurrence(summary, span.start, span.end) for span in series_spans[summary.id])
             total += len(series_spans[summary.id])
@@ -248,17 +240,17 @@ async def first_events(
     return OccurrencePage(found[:limit], total)
 
 
-_SERIES_SUMMARIES = select_summaries().where(Event.id.in_(bindparam("ids", expanding=True)))
+SERIES_SUMMARIES = select_summaries().where(Event.id.in_(bindparam("ids", expanding=True)))
 
 
 @lru_cache(maxsize=64)
-def _first_statements(shape: _Shape) -> tuple[Rows, Rows]:
+def _first_statements(shape: Shape) -> tuple[Rows, Rows]:
     """`first_events`' two queries for one filter shape, built once: they run on the SQLite
     driver directly (`fetch_rows`), which keeps each statement's compiled SQL."""
-    conditions = _shape_conditions(shape)
+    conditions = shape_conditions(shape)
     ids = union_all(
         select(Event.id).where(*conditions, Event.rrule.is_(None), Event.starts_at > bindparam("earliest")),
-        select(Event.id).where(*_shape_conditions(shape, by_place=False), Event.rrule.is_(None),
+        select(Event.id).where(*shape_conditions(shape, by_place=False), Event.rrule.is_(None),
                                Event.long_span, Event.starts_at > bindparam("long_earliest")))
     singles = (select_summaries().add_columns(func.count().over()).where(Event.id.in_(ids))
                .order_by(Event.starts_at, Event.id).limit(bindparam("limit")))
@@ -270,147 +262,6 @@ def _first_statements(shape: _Shape) -> tuple[Rows, Rows]:
     series = select(Event.id, Event.rrule, raw_timestamp(Event.starts_at), raw_timestamp(Event.ends_at),
                     Event.all_day).where(*series_conditions)
     return singles, series
-
-
-@dataclass(frozen=True)
-class EventPage:
-    """One page of `list_events`' occurrences (same order), how many the period holds in all,
-    and the position (start, event id) of the page's last occurrence when more follow."""
-
-    occurrences: list[Occurrence]
-    total: int
-    next_after: tuple[datetime, int] | None
-
-
-T = TypeVar("T")
-# Runs CPU-bound work away from the event loop (e.g. in a worker thread) and awaits it.
-Offload = Callable[[Callable[[], T]], Awaitable[T]]
-
-
-async def _inline(work: Callable[[], T]) -> T:
-    return work()
-
-
-async def page_events(
-    session: AsyncSession, ctx: AppContext, *, start: datetime, end: datetime, limit: int,
-    after: tuple[datetime, int] | None = None,
-    area: str | RegionDistrict | Sequence[str] | None = None,
-    category: str | Sequence[str] | None = None, audience: str | Sequence[str] | None = None,
-    organisation_id: int | Sequence[int] | None = None, offload: Offload[Any] | None = None,
-) -> EventPage:
-    """The published occurrences of `list_events(...)` that come after `after` in its order
-    (by start, then event id), at most `limit` of them, as `EventSummary` rows.
-
-    Why not `list_events` and a slice: over a year a busy calendar has thousands of
-    occurrences, and building an ORM object for each (half a second of event-loop time) to
-    return the first page blocked every other request. Here single events are read in
-    (start, id) order from the position on, in batches, until the page is full; series are
-    expanded from plain rows (their expansions are cached) and merged by start. The total is
-    counted in the database (grouped by audiences, which are filtered here). The rows are
-    turned into objects through `offload` (the HTTP API passes a worker thread), so that the
-    event loop only waits for the database."""
-    if limit < 1:
-        raise ValueError("page_events needs limit >= 1")
-    run: Offload[Any] = offload or _inline
-    shape, params = await _filter(session, ctx, start, end, area, category, organisation_id,
-                                  False, False, None)
-    wanted = set(_codes(audience))
-
-    def shown(audiences: Sequence[str] | None) -> bool:
-        return not wanted or not audiences or bool(wanted & set(audiences))
-
-    districts = await districts_by_id(session, ctx)
-    first = start - MAX_EVENT_SPAN - timedelta(days=1)
-    position = after if after is not None else (first, 0)
-    params.update(earliest=start - LONG_SPAN, long_earliest=start - MAX_EVENT_SPAN,
-                  from_start=max(position[0], first))
-    singles_query, count_query, series_query = _page_statements(shape)
-    connection = await session.connection()
-
-    total = 0
-    for audiences, number in await fetch_rows(connection, count_query, params):
-        if shown(json.loads(audiences) if isinstance(audiences, str) else audiences):
-            total += number
-    series_rows = await fetch_rows(connection, series_query, params)
-
-    def expand_series() -> tuple[int, list[tuple[datetime, int, recurrence.Span]]]:
-        count, later = 0, []
-        for values in series_rows:
-            row = pool_row(values)
-            if not shown(row.audiences):
-                continue
-            for span in recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, ctx.tz):
-                if span.start < end and span.end > start:
-                    count += 1
-                    if (span.start, row.id) > position:
-                        later.append((span.start, row.id, span))
-        later.sort(key=lambda item: (item[0], item[1]))
-        return count, later
-
-    series_total, later = await run(expand_series) if series_rows else (0, [])
-    total += series_total
-
-    need = limit + 1  # one more than the page tells whether another page follows
-    singles: list[Occurrence] = []
-    cursor = position
-    while len(singles) < need:
-        batch = min(max(need - len(singles), 50), _PAGE_BATCH)
-        rows = await fetch_rows(connection, singles_query, {
-            **params, "after_start": cursor[0], "after_id": cursor[1], "limit": batch})
-        if not rows:
-            break
-
-        def summaries(rows: Sequence[Sequence[Any]] = rows) -> tuple[list[Occurrence], tuple[datetime, int]]:
-            found = [summarise(values, districts) for values in rows]
-            return ([Occurrence(s, s.starts_at, s.ends_at) for s in found if shown(s.audiences)],
-                    (found[-1].starts_at, found[-1].id))
-
-        accepted, cursor = await run(summaries)
-        singles += accepted
-        if len(rows) < batch:
-            break
-
-    merged: list[tuple[datetime, int, Occurrence | recurrence.Span]] = list(heapq.merge(
-        ((o.start, o.event.id, o) for o in singles), later, key=lambda item: (item[0], item[1])))[:need]
-    series_ids = list({id_ for _, id_, item in merged if isinstance(item, recurrence.Span)})
-    named: dict[int, EventSummary] = {}
-    if series_ids:
-        for values in await fetch_rows(connection, _SERIES_SUMMARIES, {"ids": series_ids}):
-            summary = summarise(values, districts)
-            named[summary.id] = summary
-    found = [item if isinstance(item, Occurrence) else Occurrence(named[id_], item.start, item.end)
-             for _, id_, item in merged]
-    next_after = (found[limit - 1].start, found[limit - 1].event.id) if len(found) > limit else None
-    return EventPage(found[:limit], total, next_after)
-
-
-# Single events read per query while a page fills (between two, other requests run).
-_PAGE_BATCH = 500
-
-
-@lru_cache(maxsize=64)
-def _page_statements(shape: _Shape) -> tuple[Rows, Rows, Rows]:
-    """`page_events`' queries for one filter shape, built once (see `_first_statements`):
-    single events after a position in (start, id) order, their count by audiences, series."""
-    conditions = _shape_conditions(shape)
-    from_start = Event.starts_at >= bindparam("from_start")
-    ids = union_all(
-        select(Event.id).where(*conditions, Event.rrule.is_(None), Event.starts_at > bindparam("earliest"),
-                               from_start),
-        select(Event.id).where(*_shape_conditions(shape, by_place=False), Event.rrule.is_(None),
-                               Event.long_span, Event.starts_at > bindparam("long_earliest"), from_start))
-    after = or_(Event.starts_at > bindparam("after_start"),
-                and_(Event.starts_at == bindparam("after_start"), Event.id > bindparam("after_id")))
-    singles = (select_summaries().where(Event.id.in_(ids), after)
-               .order_by(Event.starts_at, Event.id).limit(bindparam("limit")))
-    everyone = union_all(
-        select(Event.id).where(*conditions, Event.rrule.is_(None), Event.starts_at > bindparam("earliest")),
-        select(Event.id).where(*_shape_conditions(shape, by_place=False), Event.rrule.is_(None),
-                               Event.long_span, Event.starts_at > bindparam("long_earliest")))
-    audiences = cast(Event.audiences, String)
-    counts = select(audiences, func.count()).where(Event.id.in_(everyone)).group_by(audiences)
-    series = select(*POOL_COLUMNS).where(*conditions, Event.rrule.isnot(None))
-    return singles, counts, series
 
 
 async def events_version(session: AsyncSession, *, with_count: bool = False,

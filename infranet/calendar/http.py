@@ -34,7 +34,7 @@ from infranet.calendar.api_json import conflict_json, dumps, occurrence_json, sh
 from infranet.calendar.conflicts import find_conflicts
 from infranet.calendar.dates import localize
 from infranet.calendar.event_input import TITLE_MAX, EventInput
-from infranet.calendar.event_queries import EventPage, page_events
+from infranet.calendar.event_pages import EventPage, page_events
 from infranet.calendar.feed import FeedCache
 from infranet.calendar.feed_filter import FeedFilter, filter_values, parse_filter
 from infranet.calendar.feed_response import stream_body
