@@ -265,7 +265,7 @@ class Event(TimestampMixin, Base):
     ends_at: Mapped[datetime]
     last_ends_at: Mapped[datetime]
     all_day: Mapped[bool] = mapped_column(Boolean, default=False)
-    # An occurrence lasts longer than a day (calendar.events.LONG_SPAN): set with the times.
+    # An occurrence lasts longer than a day (calendar.event_input.LONG_SPAN): set with the times.
     long_span: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     rrule: Mapped[str | None] = mapped_column(String(300))
     location: Mapped[str | None] = mapped_column(String(300))
