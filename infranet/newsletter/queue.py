@@ -4,7 +4,7 @@ A delivery moves `pending` -> `sending` (claimed) -> `sent` | `failed` | `unknow
 to `pending`: a 4xx answer (retried later, with backoff) or a claim given back unsent.
 The rules of those moves are written once, here: `settle()` decides what an SMTP outcome
 does to a claimed delivery (a `Transition`), and `DeliveryQueue` applies a `Batch` of
-transitions, handoff marks and a number of claims in ONE transaction (the sender's group
+transitions, handoff marks and a number of claims as one commit (the sender's group
 commit), returning the claimed `Job`s. The statements that every engine runs the same way
 (rare outcomes, hard bounces, pausing an issue, when the next delivery is due, finished
 issues, loading the recipients) live in the base class. Only the hot statements, run for
@@ -168,8 +168,10 @@ class DeliveryQueue(ABC):
 
     @abstractmethod
     async def apply(self, batch: Batch) -> Applied:
-        """In one transaction: apply the transitions, stamp `handed_at`, claim up to
-        `batch.claim` due deliveries (oldest issue first, then by id) for this worker."""
+        """Apply the transitions, stamp `handed_at`, then claim up to `batch.claim` due
+        deliveries (oldest issue first, then by id) for this worker; committed when it
+        returns. The 250s, handoffs and claims share one transaction (SQLite records the
+        rare outcomes in one of their own just before)."""
 
     @abstractmethod
     async def close(self) -> None:
