@@ -56,6 +56,14 @@ class CalendarServer:
 
         self.routes[path] = answer
 
+    def raw(self, path: str, body: bytes, **headers: str) -> None:
+        """`body` as it is, with `headers` (e.g. a Content-Encoding of our own making)."""
+        def answer(request: Request) -> Response:
+            self.sent[path] = self.sent.get(path, 0) + len(body)
+            return Response(body, headers={k.replace("_", "-"): v for k, v in headers.items()})
+
+        self.routes[path] = answer
+
     def status(self, path: str, code: int) -> None:
         self.routes[path] = lambda request: Response("broken", status_code=code)
 

@@ -3,8 +3,10 @@ refusals of internal addresses, given names through a resolver the test controls
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
 import time
+import zlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -100,6 +102,26 @@ async def test_a_50_mb_body_is_refused_at_the_cap_without_reading_it(server: Cal
     # The connection was dropped at the cap: the server produced a few MB at most (what the
     # socket buffers took), not 50.
     assert server.sent.get("huge.ics", 0) < 12 * MB
+
+
+async def test_compressed_bodies_are_unpacked_only_up_to_the_cap(server: CalendarServer) -> None:
+    server.raw("gz.ics", gzip.compress(ICS.encode()), content_encoding="gzip")
+    server.raw("zl.ics", zlib.compress(ICS.encode()), content_encoding="deflate")
+    # 200 MB of zeros in about 200 kB: refused at the 1 MB cap, never unpacked whole.
+    bomb = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    packed = b"".join(bomb.compress(bytes(MB)) for _ in range(200)) + bomb.flush()
+    assert len(packed) < MB
+    server.raw("bomb.ics", packed, content_encoding="gzip")
+    server.raw("br.ics", b"\x00\x01", content_encoding="br")
+    for path in ("gz.ics", "zl.ics"):
+        got = await get(server.url(path), allow_private=True)
+        assert isinstance(got, Fetched) and got.body == ICS.encode(), path
+    bombed = await get(server.url("bomb.ics"), allow_private=True)
+    assert isinstance(bombed, FetchFailed) and bombed.key == "fetch.too_large"
+    unknown = await get(server.url("br.ics"), allow_private=True)
+    assert isinstance(unknown, FetchFailed) and unknown.key == "fetch.protocol"
+    assert "Content-Encoding 'br'" in unknown.localized("en")
+    assert server.hits[-1][1]["accept-encoding"] == "gzip, deflate"
 
 
 @pytest.mark.parametrize("url, address", [

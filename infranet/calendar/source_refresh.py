@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
@@ -130,6 +131,10 @@ async def refresh_due(ctx: AppContext, *, fetcher: Fetcher | None = None) -> lis
     finally:
         if own:
             await active.aclose()
+    if outcomes:
+        states = Counter(outcome.state for outcome in outcomes)
+        log.info("calendar sources: %d fetched (%s)", len(outcomes),
+                 ", ".join(f"{count} {state}" for state, count in sorted(states.items())))
     return outcomes
 
 

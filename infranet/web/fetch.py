@@ -18,8 +18,10 @@ changes between our check and our connect (DNS rebinding). So:
 - redirects are followed here, not by httpx (at most `max_redirects`), each one checked
   again, since each goes through the same backend;
 - one deadline for the whole fetch (resolution, redirects, body); a body cap counted on the
-  decoded bytes while they stream in, a declared `Content-Length` over it refused before
-  reading, and the connection dropped at the cap rather than read to its end;
+  decoded bytes while they stream in (gzip and deflate are undone here a bounded piece at a
+  time, so a small compressed body that unpacks to gigabytes stops at the cap), a declared
+  `Content-Length` over it refused before reading, and the connection dropped at the cap
+  rather than read to its end;
 - conditional GET: the caller's ETag and Last-Modified go out as If-None-Match and
   If-Modified-Since, and a 304 comes back as `Fetched(not_modified=True)`.
 
@@ -34,6 +36,7 @@ import contextlib
 import ipaddress
 import socket
 import ssl
+import zlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -283,7 +286,7 @@ class Fetcher:
 
     async def _follow(self, url: str, etag: str | None,
                       last_modified: str | None) -> Fetched | FetchFailed:
-        headers = {"Accept": "text/calendar, */*;q=0.5"}
+        headers = {"Accept": "text/calendar, */*;q=0.5", "Accept-Encoding": "gzip, deflate"}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
@@ -315,14 +318,59 @@ class Fetcher:
         declared = response.headers.get("content-length", "")
         if declared.isascii() and declared.isdigit() and int(declared) > self.max_bytes:
             return too_large
+        decoder = _Decoder.for_encoding(response.headers.get("content-encoding", ""))
+        if decoder is None:
+            return FetchFailed("fetch.protocol", {
+                "host": _host(url),
+                "detail": f"Content-Encoding {response.headers.get('content-encoding', '')[:40]!r}"})
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > self.max_bytes:
-                return too_large  # leaving the stream drops the connection, unread
-            chunks.append(chunk)
+        try:
+            # Raw bytes, decoded here a bounded piece at a time: a compressed body that
+            # unpacks to gigabytes stops at the cap instead of being unpacked first.
+            async for raw in response.aiter_raw():
+                for chunk in decoder.feed(raw, self.max_bytes + 1 - size):
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        return too_large  # leaving the stream drops the connection, unread
+                    chunks.append(chunk)
+        except zlib.error as exc:
+            return FetchFailed("fetch.protocol", {"host": _host(url), "detail": _detail(exc)})
         return b"".join(chunks)
+
+
+class _Decoder:
+    """Content-Encoding undone with a bound on what one call may produce. Only what we ask
+    for (`Accept-Encoding: gzip, deflate`) and identity; anything else is refused."""
+
+    def __init__(self, wbits: int | None) -> None:
+        self._zlib = zlib.decompressobj(wbits) if wbits is not None else None
+
+    @classmethod
+    def for_encoding(cls, header: str) -> _Decoder | None:
+        codings = [c.strip().lower() for c in header.split(",") if c.strip()]
+        if not codings or codings == ["identity"]:
+            return cls(None)
+        if codings in (["gzip"], ["x-gzip"]):
+            return cls(zlib.MAX_WBITS | 16)
+        if codings == ["deflate"]:
+            return cls(zlib.MAX_WBITS | 32)  # zlib-wrapped or (auto-detected) gzip
+        return None
+
+    def feed(self, data: bytes, room: int) -> Iterable[bytes]:
+        """What `data` decodes to, in pieces of at most `room` (+1 beyond the cap is enough
+        for the caller to know it is over)."""
+        if self._zlib is None:
+            yield data
+            return
+        pending = data
+        while pending:
+            piece = self._zlib.decompress(pending, max(room, 1))
+            pending = self._zlib.unconsumed_tail
+            room -= len(piece)
+            yield piece
+            if not piece and not pending:
+                return
 
 
 async def fetch(url: str, *, max_bytes: int, timeout_s: float, allow_private: bool = False,
