@@ -5,8 +5,9 @@ A round (`refresh_due`, the calendar's job every few minutes) claims the active 
 are due in one short write transaction (pushing their `next_fetch_at` past a lease, with
 `FOR UPDATE SKIP LOCKED` on PostgreSQL, so that two instances never fetch one source
 twice), fetches them a few at a time with the conditional headers from the last answer
-(`infranet.web.fetch`: public addresses only, a size cap, a timeout), and then, one source
-per write transaction, records what happened:
+(`infranet.web.fetch`: public addresses only, a size cap, a timeout), and then records what
+happened: every fetch that imports nothing in one write transaction, each
+import in one of its own:
 
 - 304, or a body whose SHA-256 is the one last imported: nothing to import;
 - a changed body: imported through `source_sync.sync_source`, in the transaction that also
@@ -64,6 +65,7 @@ class Claim:
     url: str
     etag: str | None
     last_modified: str | None
+    content_hash: str | None
 
 
 @dataclass
@@ -146,7 +148,7 @@ async def check_source(ctx: AppContext, actor: Actor, source_id: int, *,
         actor.require_org(source.organisation_id)
         if source.url is None:
             raise ValidationFailed("sources.no_url", id=source.id)
-        claim = Claim(source.id, source.url, source.etag, source.last_modified)
+        claim = Claim(source.id, source.url, source.etag, source.last_modified, source.content_hash)
     own = fetcher is None
     active = fetcher or fetcher_for(ctx)
     try:
@@ -171,12 +173,42 @@ async def _claim_due(ctx: AppContext) -> list[Claim]:
                               .values(next_fetch_at=now + LEASE))
         rows = await session.execute(
             select(CalendarSource.id, CalendarSource.url, CalendarSource.etag,
-                   CalendarSource.last_modified).where(CalendarSource.id.in_(ids))
-            .order_by(CalendarSource.id))
-        return [Claim(id_, url, etag, modified) for id_, url, etag, modified in rows if url]
+                   CalendarSource.last_modified, CalendarSource.content_hash)
+            .where(CalendarSource.id.in_(ids)).order_by(CalendarSource.id))
+        return [Claim(id_, url, etag, modified, digest)
+                for id_, url, etag, modified, digest in rows if url]
+
+
+@dataclass
+class _Fetch:
+    """One fetch's result, with what it means before anything is written."""
+
+    claim: Claim
+    result: Fetched | FetchFailed
+    failure: FetchFailed | InfranetError | None = None
+    text: str | None = None
+    digest: str | None = None
+
+    @property
+    def imports(self) -> bool:
+        return self.failure is None and self.text is not None and self.digest != self.claim.content_hash
+
+
+def _prepare(claim: Claim, result: Fetched | FetchFailed) -> _Fetch:
+    fetch = _Fetch(claim, result)
+    if isinstance(result, FetchFailed):
+        fetch.failure = result
+    elif not result.not_modified:
+        fetch.digest = hashlib.sha256(result.body).hexdigest()
+        fetch.text = decode(result.body, result.content_type)
+        if fetch.text is None:
+            fetch.failure = InfranetError("sources.not_text")
+    return fetch
 
 
 async def _fetch_and_record(ctx: AppContext, fetcher: Fetcher, claims: list[Claim]) -> list[Outcome]:
+    """Fetch a few at a time; record every fetch that imports nothing (304, the same body, a
+    failure) in one transaction, and each import in a transaction of its own."""
     limit = asyncio.Semaphore(CONCURRENCY)
 
     async def one(claim: Claim) -> Fetched | FetchFailed:
@@ -184,60 +216,82 @@ async def _fetch_and_record(ctx: AppContext, fetcher: Fetcher, claims: list[Clai
             return await fetcher.get(claim.url, etag=claim.etag, last_modified=claim.last_modified)
 
     results = await asyncio.gather(*(one(claim) for claim in claims))
-    outcomes = []
-    for claim, result in zip(claims, results, strict=True):
+    fetches = [_prepare(claim, result) for claim, result in zip(claims, results, strict=True)]
+    outcomes: list[Outcome] = []
+    quick = [fetch for fetch in fetches if not fetch.imports]
+    if quick:
         try:
-            outcome = await _record(ctx, claim, result)
-        except Exception:  # one source's trouble never ends the round
-            log.exception("calendar source %s: could not record the fetch", claim.id)
-            continue
+            outcomes.extend(await _record_quick(ctx, quick))
+        except Exception:  # one round's trouble never stops the next
+            log.exception("calendar sources %s: could not record the fetches",
+                          [fetch.claim.id for fetch in quick])
+    for fetch in fetches:
+        if fetch.imports:
+            try:
+                outcomes.append(await _import(ctx, fetch))
+            except Exception:  # one source's trouble never ends the round
+                log.exception("calendar source %s: could not record the fetch", fetch.claim.id)
+    for outcome in outcomes:
         for key, params in outcome.notices:
             await ctx.notices.tell_organisation(params.pop("organisation_id"), key, **params)
-        outcomes.append(outcome)
+    order = {claim.id: index for index, claim in enumerate(claims)}
+    return sorted(outcomes, key=lambda outcome: order.get(outcome.source_id, 0))
+
+
+async def _record_quick(ctx: AppContext, fetches: list[_Fetch]) -> list[Outcome]:
+    outcomes = []
+    async with ctx.db.transaction() as session:
+        rows = await session.scalars(select(CalendarSource).where(
+            CalendarSource.id.in_([fetch.claim.id for fetch in fetches])))
+        sources = {source.id: source for source in rows}
+        for fetch in fetches:
+            source = _followed(sources.get(fetch.claim.id), fetch.claim)
+            if source is None:
+                outcomes.append(Outcome(fetch.claim.id, "", "gone"))
+            elif fetch.failure is not None:
+                outcome = Outcome(source.id, source.name, "failed", failure=fetch.failure)
+                _failed(ctx, source, fetch.failure, outcome)
+                outcomes.append(outcome)
+            else:
+                assert isinstance(fetch.result, Fetched)
+                outcome = Outcome(source.id, source.name,
+                                  "not_modified" if fetch.result.not_modified else "unchanged")
+                _worked(ctx, source, fetch.result, fetch.digest, outcome)
+                outcomes.append(outcome)
     return outcomes
 
 
-async def _record(ctx: AppContext, claim: Claim, result: Fetched | FetchFailed) -> Outcome:
-    """One source's fetch recorded in its own write transaction (the import with it)."""
-    failure: FetchFailed | InfranetError | None = result if isinstance(result, FetchFailed) else None
-    text: str | None = None
-    digest: str | None = None
-    if isinstance(result, Fetched) and not result.not_modified:
-        digest = hashlib.sha256(result.body).hexdigest()
-        text = decode(result.body, result.content_type)
-        if text is None:
-            failure = InfranetError("sources.not_text")
-    if failure is None:
-        try:
-            async with ctx.db.transaction() as session:
-                source = await _still_followed(session, claim)
-                if source is None:
-                    return Outcome(claim.id, "", "gone")
-                assert isinstance(result, Fetched)
-                outcome = Outcome(source.id, source.name, "not_modified")
-                if not result.not_modified and digest != source.content_hash:
-                    assert text is not None
-                    outcome.state, outcome.report = "imported", await sync_source(session, ctx, source, text)
-                elif not result.not_modified:
-                    outcome.state = "unchanged"
-                _worked(ctx, source, result, digest, outcome)
-                return outcome
-        except InfranetError as exc:  # the import refused the file: rolled back, a failure
-            failure = exc
-        except Exception as exc:
-            log.exception("calendar source %s: the import failed", claim.id)
-            failure = InfranetError("sources.import_failed", detail=type(exc).__name__)
+async def _import(ctx: AppContext, fetch: _Fetch) -> Outcome:
+    """A changed calendar imported in the transaction that records its fetch; a file the
+    import refuses rolls that back and is recorded as a failure in a second one."""
+    assert isinstance(fetch.result, Fetched) and fetch.text is not None
+    failure: InfranetError
+    try:
+        async with ctx.db.transaction() as session:
+            source = _followed(await session.get(CalendarSource, fetch.claim.id), fetch.claim)
+            if source is None:
+                return Outcome(fetch.claim.id, "", "gone")
+            outcome = Outcome(source.id, source.name, "unchanged")
+            if source.content_hash != fetch.digest:  # (else imported meanwhile, by a check)
+                outcome.state = "imported"
+                outcome.report = await sync_source(session, ctx, source, fetch.text)
+            _worked(ctx, source, fetch.result, fetch.digest, outcome)
+            return outcome
+    except InfranetError as exc:  # the import refused the file: rolled back, a failure
+        failure = exc
+    except Exception as exc:
+        log.exception("calendar source %s: the import failed", fetch.claim.id)
+        failure = InfranetError("sources.import_failed", detail=type(exc).__name__)
     async with ctx.db.transaction() as session:
-        source = await _still_followed(session, claim)
+        source = _followed(await session.get(CalendarSource, fetch.claim.id), fetch.claim)
         if source is None:
-            return Outcome(claim.id, "", "gone")
+            return Outcome(fetch.claim.id, "", "gone")
         outcome = Outcome(source.id, source.name, "failed", failure=failure)
         _failed(ctx, source, failure, outcome)
         return outcome
 
 
-async def _still_followed(session: Any, claim: Claim) -> CalendarSource | None:
-    source = await session.get(CalendarSource, claim.id)
+def _followed(source: CalendarSource | None, claim: Claim) -> CalendarSource | None:
     if source is None or source.status != SourceStatus.ACTIVE or source.url != claim.url:
         return None  # removed (or re-pointed) while we fetched: nothing of this fetch applies
     return source
