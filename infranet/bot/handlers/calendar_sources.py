@@ -76,7 +76,8 @@ async def cmd_calendar_source(turn: Turn) -> None:
         turn.say("bot.sources.added", [_buttons(turn, source)[:1]], name=source.name,
                  url=source.url or "")
         return
-    sources = await list_sources(turn.session, turn.actor)
+    # Their own organisation's (an admin's too: the list says "your organisation's").
+    sources = await list_sources(turn.session, turn.actor, turn.actor.organisation_id)
     if not sources:
         turn.say("bot.sources.none")
         turn.say("bot.sources.how_to_add")
