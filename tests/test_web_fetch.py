@@ -135,6 +135,10 @@ async def test_compressed_bodies_are_unpacked_only_up_to_the_cap(server: Calenda
     ("http://0.0.0.0:9/", "0.0.0.0"),
     ("http://224.0.0.1/", "224.0.0.1"),
     ("http://100.64.1.1/", "100.64.1.1"),
+    # Other spellings of loopback are names to us, and refused by what they resolve to.
+    ("http://2130706433:9/", "127.0.0.1"),
+    ("http://0x7f000001:9/", "127.0.0.1"),
+    ("http://127.1:9/", "127.0.0.1"),
 ])
 async def test_internal_addresses_are_refused(url: str, address: str) -> None:
     failed = await get(url)
