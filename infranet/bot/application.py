@@ -47,11 +47,10 @@ from infranet.bot.persistence import (
     StateMoved,
     chat_key,
     conv_key,
-    decode,
-    encode_data,
     receipts_key,
     user_key,
 )
+from infranet.bot.state_codec import decode, encode_data
 from infranet.context import AppContext
 from infranet.i18n import normalise_language, t
 

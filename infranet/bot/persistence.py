@@ -39,8 +39,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import ConversationDict, ConversationKey
 
-# application.py imports these two from here.
-from infranet.bot.state_codec import decode, encode_data  # noqa: F401
 from infranet.storage.database import Database
 from infranet.storage.models import BotState
 from infranet.storage.types import utcnow
