@@ -76,6 +76,7 @@ from starlette.applications import Starlette  # noqa: E402
 from telegram import Update  # noqa: E402
 from telegram.ext import AIORateLimiter, ApplicationBuilder, MessageHandler, filters  # noqa: E402
 
+from bench.public_paths import use_public_paths  # noqa: E402
 from infranet.app import settle_heap  # noqa: E402
 from infranet.bot.runtime import BotRuntime  # noqa: E402
 from infranet.calendar.conflicts import find_conflicts  # noqa: E402
@@ -88,6 +89,8 @@ from infranet.storage.districts import sync_region  # noqa: E402
 from infranet.storage.models import AuditLog, Base, Event, Member, Organisation  # noqa: E402
 from infranet.storage.types import utcnow  # noqa: E402
 from tests.botapi import TOKEN, BotApi, Sent  # noqa: E402
+
+use_public_paths()  # INFRANET_BENCH_PUBLIC: without the SQLite fast paths (see there)
 
 CATEGORIES = ["training", "meeting", "consultation", "fair", "other", "conference"]
 AUDIENCES = ["ngo", "residents", "youth", "seniors", "local-government"]
