@@ -14,10 +14,10 @@ On PostgreSQL this is a plain `execute`.
 One seam: `fetch_rows`, called by the conflict check, the suggestion probes and the event
 listings of `calendar/`. It reads SQLAlchemy internals of compiled statements
 (`SQLCompiler.binds`, `construct_expanded_state`, `ExpandedState.positiontup`, the names
-`name_1, name_2, ...` of expanding items); `tests/test_dependency_internals.py` names each and
-fails with SQLAlchemy's version when one changes, and `tests/test_fast_paths.py` wants the same
-values as `execute()` for every kind of column (aware datetimes, JSON, booleans, NULLs, IN
-lists, literals, LIMIT) on both engines.
+`name_1, name_2, ...` of expanding items); `tests/test_dependency_internals.py` names each
+and fails with SQLAlchemy's version when one changes, and `tests/test_storage_fast_paths.py`
+wants the same values as `execute()` for every kind of column (aware datetimes, JSON,
+booleans, NULLs, IN lists, literals, LIMIT) on both engines.
 
 Measured gain (2026-12-03; SQLAlchemy 2.1.9, aiosqlite 0.22.1, SQLite 3.40.1, Python 3.11.7,
 2 cores with a load average of 3-8 from other work): each piece of work run in turn with

@@ -24,7 +24,7 @@ run on it. It reaches into private internals: SQLAlchemy's `AsyncAdapt_aiosqlite
 `_connection` and `_dbapi` classes (their slots, `_execute_async`, `_executemany_async`,
 `_cursor_cls`, `_execute_mutex`) and aiosqlite's `Connection._execute` and `._conn`.
 `tests/test_dependency_internals.py` names each one and fails, with the library's version, when
-one changes; `tests/test_fast_paths.py` runs the same statements on this module and on
+one changes; `tests/test_storage_fast_paths.py` runs the same statements on this module and on
 SQLAlchemy's own and wants the same results (ids, counts, RETURNING, every column type).
 
 Measured gain (2026-12-03; SQLAlchemy 2.1.9, aiosqlite 0.22.1, SQLite 3.40.1, Python 3.11.7,
