@@ -141,6 +141,9 @@ async def run_engine(url: str, data_dir: Path, port: int, sources: int) -> None:
         async with ctx.db.read() as session:
             stored = await session.scalar(select(func.count()).select_from(Event))
         print(f"{engine:<10} {label:<28} {took:7.2f} s  {states}  events stored: {stored}")
+        for outcome in outcomes:
+            if outcome.state == "failed":
+                print(f"    source {outcome.source_id} failed: {outcome.error('en')}")
         clock[0] += timedelta(minutes=settings.sources.interval_minutes)
 
     await round_("first round (all new)")
