@@ -88,8 +88,9 @@ def test_sqlalchemy_aiosqlite_adapter_has_what_the_one_trip_driver_overrides() -
     conn_slots = set()
     for klass in connection.__mro__:
         conn_slots |= set(getattr(klass, "__slots__", ()))
-    require("_execute_mutex" in conn_slots, "SQLAlchemy",
-            "AsyncAdapt_aiosqlite_connection._execute_mutex", where)
+    require({"_execute_mutex", "_connection"} <= conn_slots, "SQLAlchemy",
+            "AsyncAdapt_aiosqlite_connection._execute_mutex / ._connection (the aiosqlite one)",
+            where, f"the class now has {sorted(conn_slots)}")
     require(has_method(connection, "commit") and has_method(connection, "rollback"),
             "SQLAlchemy", "AsyncAdapt_aiosqlite_connection.commit/rollback", where)
     require(has_method(adapter.AsyncAdapt_aiosqlite_dbapi, "connect"), "SQLAlchemy",
