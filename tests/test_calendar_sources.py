@@ -304,3 +304,31 @@ async def test_check_now_for_the_organisation_only(sctx: AppContext, server: Cal
     assert again.state == "not_modified"
     with pytest.raises(NotFound):
         await check_source(sctx, member_a, 999)
+
+
+async def test_a_calendar_cannot_move_another_organisations_events(sctx: AppContext,
+                                                                   server: CalendarServer) -> None:
+    """UIDs are public (every feed shows them): a calendar that names another organisation's
+    event, or names another organisation as ORGANIZER, changes nothing of theirs."""
+    a, b, *_ = await people(sctx)
+    server.ics("theirs.ics", FIRST)
+    theirs = await follow(sctx, b, server.url("theirs.ics"))
+    assert [o.state for o in await refresh_due(sctx)] == ["imported"]
+    before = {uid: (e.starts_at, e.organisation_id, e.source_id) for uid, e in (await events(sctx)).items()}
+    server.ics("mine.ics", SECOND)  # a@cop moved, with B's UIDs
+    mine = await follow(sctx, a, server.url("mine.ics"))
+    [outcome] = await refresh_due(sctx)
+    assert outcome.source_id == mine and outcome.state == "failed"
+    assert "UID a@cop" in outcome.error("en") and "nothing was imported" in outcome.error("en")
+    after = {uid: (e.starts_at, e.organisation_id, e.source_id) for uid, e in (await events(sctx)).items()}
+    assert after == before and {org for _, org, _ in after.values()} == {b}
+    assert {source for _, _, source in after.values()} == {theirs}
+
+    server.ics("named.ics", calendar(vevent("n@cop", "Spotkanie", "20270301T100000", "20270301T120000",
+                                            "ORGANIZER;CN=OWES B:mailto:b@example.org")))
+    named = await follow(sctx, a, server.url("named.ics"))
+    sctx.clock.now += timedelta(days=2)  # type: ignore[attr-defined]
+    outcomes = {o.source_id: o for o in await refresh_due(sctx)}
+    assert outcomes[named].state == "imported"
+    stored = (await events(sctx))["n@cop"]
+    assert (stored.organisation_id, stored.source_id) == (a, named)
