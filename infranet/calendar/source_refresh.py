@@ -152,10 +152,13 @@ async def check_source(ctx: AppContext, actor: Actor, source_id: int, *,
     own = fetcher is None
     active = fetcher or fetcher_for(ctx)
     try:
-        return (await _fetch_and_record(ctx, active, [claim]))[0]
+        outcomes = await _fetch_and_record(ctx, active, [claim])
     finally:
         if own:
             await active.aclose()
+    if not outcomes:  # recording it failed (logged): say so rather than report nothing
+        raise InfranetError()
+    return outcomes[0]
 
 
 async def _claim_due(ctx: AppContext) -> list[Claim]:
