@@ -30,7 +30,7 @@ from infranet.bot.reach import Notice, deliver, reach_of
 from infranet.calendar.source_refresh import Outcome, check_source
 from infranet.calendar.sources import add_source, get_source, list_sources, remove_source
 from infranet.context import AppContext
-from infranet.errors import InfranetError, NotFound
+from infranet.errors import InfranetError, NotFound, PermissionDenied
 from infranet.i18n import format_date, t
 from infranet.member_notices import localized_params
 from infranet.storage.actors import Actor
@@ -70,7 +70,7 @@ async def cmd_calendar_source(turn: Turn) -> None:
         district = " ".join(turn.args[1:]) or None
         org_id = turn.actor.organisation_id
         if org_id is None:
-            raise InfranetError("error.need_org")
+            raise PermissionDenied("error.need_org")
         source = await add_source(turn.session, turn.ctx, turn.actor, org_id, turn.args[0],
                                   district=district)
         turn.say("bot.sources.added", [_buttons(turn, source)[:1]], name=source.name,
