@@ -58,9 +58,9 @@ async def org_and_members(ctx: AppContext) -> tuple[Organisation, Organisation, 
     ({"category": "party"}, "'party' is not one of training"),
     ({"audiences": ["aliens"]}, "unknown aliens"),
     ({"url": "javascript:alert(1)"}, "must start with http:// or https://"),
-    ({"rrule": "FREQ=DAILY;COUNT=3"}, "FREQ must be WEEKLY or MONTHLY"),
-    ({"rrule": "FREQ=WEEKLY"}, "exactly one of COUNT"),
-    ({"rrule": "FREQ=WEEKLY;COUNT=500"}, "COUNT must be a number from 1 to 200"),
+    ({"rrule": "FREQ=HOURLY;COUNT=3"}, "FREQ must be DAILY, WEEKLY, MONTHLY or YEARLY"),
+    ({"rrule": "FREQ=WEEKLY;COUNT=2;UNTIL=20270101"}, "at most one of COUNT"),
+    ({"rrule": "FREQ=WEEKLY;COUNT=5000"}, "COUNT must be a number from 1 to 1000"),
 ])
 async def test_validation_messages_name_the_problem(ctx: AppContext, change: dict, message: str) -> None:
     data = timed()

@@ -68,7 +68,9 @@ class EventInput:
     location: str | None = None
     url: str | None = None
     registration_url: str | None = None
-    rrule: str | None = None  # "FREQ=WEEKLY;COUNT=6", "FREQ=MONTHLY;UNTIL=20270630"
+    # "FREQ=WEEKLY;COUNT=6", "FREQ=MONTHLY;UNTIL=20270630", "FREQ=MONTHLY;BYDAY=-1FR" (no end),
+    # optionally followed by "\nRDATE:…" / "\nEXDATE:…" lines (`recurrence.canonical_rule`).
+    rrule: str | None = None
     training_id: int | None = None
     uid: str | None = None
 
@@ -194,14 +196,16 @@ def validate_event(ctx: AppContext, data: EventInput) -> NormalisedEvent:
     rule = None
     last_ends_at = ends_at
     if data.rrule and data.rrule.strip():
-        # The occurrences taken out of a stored series are not part of what is given here;
-        # `update_event` carries over those that still belong to the series.
-        rule = recurrence.canonical_rule(recurrence.rule_part(data.rrule) or "", all_day=data.all_day,
+        # The rule with its RDATE and EXDATE lines, if any (`recurrence.canonical_rule`); the
+        # moved occurrences of a stored series are not part of what is given here:
+        # `update_event` carries over those that still belong to the series. An endless
+        # series is stored with the horizon, and `last_ends_at` is that horizon.
+        rule = recurrence.canonical_rule(data.rrule, all_day=data.all_day,
                                          first_start_local=local_start, tz=tz, latest=latest)
-        spans = recurrence.expand(rule, starts_at, ends_at, data.all_day, tz)
+        spans = recurrence.expand_all(rule, starts_at, ends_at, data.all_day, tz)
         if spans[-1].start > latest:
             raise ValidationFailed("calendar.error.too_far", limit=human_moment(latest.astimezone(tz)))
-        last_ends_at = spans[-1].end
+        last_ends_at = recurrence.series_last_end(rule, spans, ends_at)
     return NormalisedEvent(
         title=title or "", description=description, location=location, url=url,
         registration_url=registration_url, starts_at=starts_at, ends_at=ends_at,

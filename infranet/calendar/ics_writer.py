@@ -152,6 +152,9 @@ def render_vevent(row: FeedRow, tz: tzinfo, tzid: str, fallback_organizer: str) 
         cancelled = sorted(recurrence.exclusions(row.rrule)[recurrence.CANCELLED])
         if cancelled:  # a long list is folded with the other lines
             occurrences.append(_occurrence_times("EXDATE", cancelled, row.all_day, tz, tzid))
+        extra = sorted(recurrence.extra_dates(row.rrule))
+        if extra:  # the series' extra dates (an endless rule is published as given, no horizon)
+            occurrences.append(_occurrence_times("RDATE", extra, row.all_day, tz, tzid))
     if row.recurrence_id is not None:
         occurrences.append(_occurrence_times("RECURRENCE-ID", [row.recurrence_id], row.all_day, tz, tzid))
     label = _LABELS.get(row.category)
@@ -191,7 +194,7 @@ def render_vevent(row: FeedRow, tz: tzinfo, tzid: str, fallback_organizer: str) 
 
 
 def _occurrence_times(name: str, starts: Sequence[datetime], all_day: bool, tz: tzinfo, tzid: str) -> str:
-    """EXDATE or RECURRENCE-ID of a series' occurrences (their original starts), in the
+    """EXDATE, RDATE or RECURRENCE-ID of a series' occurrences (their original starts), in the
     form of the series' DTSTART (a DATE for all-day series, local time in TZID otherwise)."""
     if all_day:
         days = [value.astimezone(tz).date() for value in starts]

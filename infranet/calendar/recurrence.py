@@ -4,46 +4,83 @@ A series is stored as its first occurrence (`starts_at`/`ends_at`) plus an
 RRULE. Expansion happens in the region's time zone, so a weekly 10:00 meeting
 stays at 10:00 local time across the DST changes (the UTC instant moves).
 
-Only what the network needs is accepted: FREQ=WEEKLY or FREQ=MONTHLY, with
-COUNT or UNTIL (an endless series could not be bounded by `last_ends_at`).
-The canonical rule is what feeds publish, so UNTIL is a UTC date-time for
-timed events and a DATE for all-day ones, as RFC 5545 requires.
+Rules: FREQ=DAILY, WEEKLY, MONTHLY or YEARLY with INTERVAL, BYDAY (numbered too:
+`2MO`, `-1FR`), BYMONTHDAY, BYMONTH, BYSETPOS, WKST and COUNT, UNTIL or no end
+(`recurrence_rules` says what is refused and why). dateutil's `rrulestr` expands
+them; nothing here computes a date of a rule by hand. The canonical rule is what
+feeds publish, so UNTIL is a UTC date-time for timed events and a DATE for all-day
+ones, as RFC 5545 requires; a rule without an end is published without one.
 
-Changes to single occurrences. The stored text may hold, after the rule, the
-occurrences taken out of the series, one line per kind, each a list of the
-occurrences' original starts in UTC (`with_exclusions`):
+The stored text (`events.rrule`, what `canonical_rule` returns) is the rule on its
+first line, then at most one line of each kind below, each a comma-separated list of
+occurrence starts in UTC (all-day: the local midnight of the day):
     FREQ=WEEKLY;COUNT=12
+    RDATE:20261224T090000Z               extra dates of the series (feeds: RDATE)
     EXDATE:20261208T090000Z              cancelled: feeds publish them as EXDATE
     X-MOVED:20261201T090000Z             moved: an override event (same UID,
                                          RECURRENCE-ID) stands in for each
+    X-HORIZON:20281203T170000Z           an endless series: expanded up to here
 Keeping them in the rule's own column means that every reader that expands a
-series (listings, conflict checks, feeds, the JSON API) leaves them out without
-knowing about them: `expand` does it.
+series (listings, conflict checks, feeds, the JSON API) takes them into account
+without knowing about them: `expand` does it. Only `rule_part` (the RRULE alone)
+and these lines' own readers look inside.
+
+Endless series. A series without COUNT or UNTIL is published as given, and expanded
+up to the planning horizon it was saved with (`X-HORIZON`: `event_input.horizon`,
+`[calendar] max_years_ahead` ahead), which is also its `last_ends_at`, so that the
+range queries (`starts_at < :end AND last_ends_at > :start`) find it on every date
+it is expanded to. Saving the series again (an edit, a re-import) moves the horizon
+on; until then the series is not listed or conflict-checked beyond it.
+
+Bounds on the work. One expansion gives at most `MAX_OCCURRENCES` occurrences and
+never looks further than `MAX_WINDOW` past the first start (`ENDLESS_WINDOW` for an
+endless rule saved without a horizon); contradictory rules are refused before
+expansion (`recurrence_rules.check_parts`), and a rule that gives no date before
+the horizon is refused with that message.
+
+Stable API (the bot, the importer, the queries): `canonical_rule`, `expand`,
+`expand_all`, `rule_part`, `exclusions`, `with_exclusions`, `extra_dates`,
+`local_days`, `Span`, `CANCELLED`, `MOVED`. Compare two stored texts for "the same
+series" with `definition`, which leaves out what changes by itself (the horizon)
+and what is changed one occurrence at a time (EXDATE, X-MOVED).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 
 from dateutil.rrule import rrulestr
 
+from infranet.calendar.recurrence_rules import (
+    ALLOWED_PARTS,
+    MAX_COUNT,
+    MAX_OCCURRENCES,
+    check_parts,
+    fail,
+    parse_parts,
+)
 from infranet.calendar.wallclock import local_midnight, occurrence_to_utc
-from infranet.errors import ValidationFailed
 from infranet.i18n import numeric_date
 
-FREQUENCIES = ("WEEKLY", "MONTHLY")
-ALLOWED_PARTS = ("FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTHDAY", "BYSETPOS", "WKST")
-MAX_COUNT = 200
 _UNTIL_DATE = re.compile(r"^\d{8}$")
 _UNTIL_LOCAL = re.compile(r"^\d{8}T\d{6}$")
 _UNTIL_UTC = re.compile(r"^\d{8}T\d{6}Z$")
 
-
 _STAMP = "%Y%m%dT%H%M%SZ"
-CANCELLED, MOVED = "EXDATE", "X-MOVED"
+EXTRA, CANCELLED, MOVED, HORIZON = "RDATE", "EXDATE", "X-MOVED", "X-HORIZON"
+_LINES = (EXTRA, CANCELLED, MOVED, HORIZON)  # the order of the stored lines
+# The stored text's column (`events.rrule`) is VARCHAR(300).
+TEXT_MAX = 300
+# No expansion looks further than this past the first start (a COUNT series with a long
+# INTERVAL; validation keeps every stored series within the horizon anyway).
+MAX_WINDOW = timedelta(days=366 * 11)
+# An endless rule without a stored horizon (not yet saved: an importer's preview) is
+# expanded this far: the default `max_years_ahead`.
+ENDLESS_WINDOW = timedelta(days=366 * 2)
 
 
 @dataclass(frozen=True)
@@ -54,76 +91,193 @@ class Span:
     end: datetime
 
 
-def _fail(detail: str) -> ValidationFailed:
-    return ValidationFailed("calendar.error.rrule", field="rrule", detail=detail)
+# --- the stored text ----------------------------------------------------------------------
 
 
-def parse_parts(rule: str) -> dict[str, str]:
-    text = rule.strip()
-    if text.upper().startswith("RRULE:"):
-        text = text[6:]
-    parts: dict[str, str] = {}
-    for chunk in filter(None, text.split(";")):
-        if "=" not in chunk:
-            raise _fail(f"{chunk!r} is not NAME=VALUE (example: FREQ=WEEKLY;COUNT=6)")
-        name, value = chunk.split("=", 1)
-        name = name.strip().upper()
-        if name not in ALLOWED_PARTS:
-            raise _fail(f"{name} is not supported; use {', '.join(ALLOWED_PARTS)}")
-        parts[name] = value.strip().upper()
-    return parts
+def rule_part(text: str | None) -> str | None:
+    """The RRULE of a stored rule text, without the other lines."""
+    if not text:
+        return None
+    return text.split("\n", 1)[0].strip() or None
+
+
+def _lines(text: str | None) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for line in (text or "").split("\n")[1:]:
+        name, _, values = line.partition(":")
+        if name in _LINES and values:
+            found[name] = values
+    return found
+
+
+def _stamps(values: str) -> frozenset[datetime]:
+    return frozenset(datetime.strptime(v, _STAMP).replace(tzinfo=UTC) for v in values.split(","))
+
+
+def _join(values: Iterable[datetime]) -> str:
+    return ",".join(v.astimezone(UTC).strftime(_STAMP) for v in sorted(values))
+
+
+def exclusions(text: str | None) -> dict[str, frozenset[datetime]]:
+    """The occurrences taken out of a series, by kind (CANCELLED, MOVED): their original
+    starts, UTC."""
+    lines = _lines(text)
+    return {name: _stamps(lines[name]) if name in lines else frozenset() for name in (CANCELLED, MOVED)}
+
+
+def extra_dates(text: str | None) -> frozenset[datetime]:
+    """The RDATE starts of a series, UTC (all-day: the local midnight of each day)."""
+    lines = _lines(text)
+    return _stamps(lines[EXTRA]) if EXTRA in lines else frozenset()
+
+
+def horizon_of(text: str | None) -> datetime | None:
+    """How far an endless series is expanded (None: it has an end, or was never saved)."""
+    lines = _lines(text)
+    return datetime.strptime(lines[HORIZON], _STAMP).replace(tzinfo=UTC) if HORIZON in lines else None
+
+
+def is_endless(text: str | None) -> bool:
+    rule = (rule_part(text) or "").upper()
+    return bool(rule) and "COUNT=" not in rule and "UNTIL=" not in rule
+
+
+def _compose(rule: str, lines: dict[str, str]) -> str:
+    return "\n".join([rule, *(f"{name}:{lines[name]}" for name in _LINES if lines.get(name))])
+
+
+def with_exclusions(rule: str, cancelled: frozenset[datetime] | set[datetime],
+                    moved: frozenset[datetime] | set[datetime]) -> str:
+    """The stored text `rule` with exactly these occurrences taken out (see the module's
+    doc); its RDATE and horizon lines are kept."""
+    lines = _lines(rule)
+    lines[CANCELLED] = _join(cancelled)
+    lines[MOVED] = _join(moved)
+    return _compose(rule_part(rule) or "", lines)
+
+
+def definition(text: str | None) -> str | None:
+    """What defines the series: the rule and its RDATEs, without the occurrences taken out
+    of it and without the horizon (two saves of one endless series differ only there)."""
+    if not text:
+        return None
+    lines = _lines(text)
+    return _compose(rule_part(text) or "", {EXTRA: lines.get(EXTRA, "")})
+
+
+# --- validation -------------------------------------------------------------------------
 
 
 def canonical_rule(rule: str, *, all_day: bool, first_start_local: datetime, tz: tzinfo,
                    latest: datetime) -> str:
-    """Validate `rule` and return it in the form stored and published.
+    """Validate `rule` and return the text stored (and published: its rule line).
 
-    `first_start_local` is the aware local start of the first occurrence;
-    `latest` bounds UNTIL (the planning horizon).
+    `rule` is an RRULE (`FREQ=…`, optionally `RRULE:`-prefixed), optionally followed by
+    lines `RDATE:…` and `EXDATE:…` (parameters such as `;VALUE=DATE` are read and dropped)
+    whose comma-separated values are UTC (`20261224T090000Z`), local (`20261224T100000`, the
+    region's zone) or dates (`20261224`: that day, at the first occurrence's time of day).
+    Other lines (`X-MOVED`, `X-HORIZON`) are dropped: those belong to the stored series.
+    `first_start_local` is the aware local start of the first occurrence; `latest` is the
+    planning horizon: it bounds UNTIL and RDATE, and an endless series is stored with it.
+    Raises ValidationFailed (field "rrule") naming what is wrong.
     """
-    parts = parse_parts(rule)
-    freq = parts.get("FREQ")
-    if freq not in FREQUENCIES:
-        raise _fail("FREQ must be WEEKLY or MONTHLY (example: FREQ=MONTHLY;COUNT=10)")
-    if ("COUNT" in parts) == ("UNTIL" in parts):
-        raise _fail("give exactly one of COUNT (number of meetings) or UNTIL (last date)")
-    if "INTERVAL" in parts and not (parts["INTERVAL"].isdigit() and 1 <= int(parts["INTERVAL"]) <= 12):
-        raise _fail("INTERVAL must be a number from 1 to 12")
-    if "COUNT" in parts:
-        if not parts["COUNT"].isdigit() or not 1 <= int(parts["COUNT"]) <= MAX_COUNT:
-            raise _fail(f"COUNT must be a number from 1 to {MAX_COUNT}")
-    else:
-        until = parts["UNTIL"]
-        if _UNTIL_DATE.match(until):
-            day = _parse_date(until)
-            local_until = datetime.combine(day, time(23, 59, 59), tz)
-        elif _UNTIL_UTC.match(until):
-            local_until = _parse_datetime(until[:-1]).replace(tzinfo=UTC).astimezone(tz)
-        elif _UNTIL_LOCAL.match(until):
-            local_until = _parse_datetime(until).replace(tzinfo=tz)
-        else:
-            raise _fail(f"UNTIL {until!r} must look like 20270630 or 20270630T235959Z")
-        if local_until < first_start_local:
-            raise _fail("UNTIL is before the first meeting")
-        if local_until > latest:
-            last = latest.date()
-            raise _fail(f"UNTIL is too far ahead; the calendar plans until {numeric_date(last)}")
-        parts["UNTIL"] = (f"{local_until.date():%Y%m%d}" if all_day
-                          else f"{local_until.astimezone(UTC):%Y%m%dT%H%M%SZ}")
+    head, *rest = rule.strip().split("\n")
+    parts = parse_parts(head)
+    check_parts(parts)
+    if "UNTIL" in parts:
+        parts["UNTIL"] = _canonical_until(parts["UNTIL"], all_day, first_start_local, tz, latest)
     order = [name for name in ALLOWED_PARTS if name in parts]
     canonical = ";".join(f"{name}={parts[name]}" for name in order)
     try:
         _rule_object(canonical, _dtstart(first_start_local, all_day))
     except (ValueError, TypeError) as exc:
-        raise _fail(f"not a valid RRULE: {exc}") from None
-    return canonical
+        raise fail(f"not a valid RRULE: {exc}") from None
+    lines: dict[str, str] = {}
+    for line in rest:
+        name, values = _given_line(line)
+        if name in (EXTRA, CANCELLED):
+            moments = {_given_moment(v, all_day, first_start_local, tz) for v in values.split(",") if v}
+            moments |= _stamps(lines[name]) if lines.get(name) else set()
+            lines[name] = _join(moments)
+    for moment in _stamps(lines[EXTRA]) if lines.get(EXTRA) else ():
+        if moment < first_start_local:
+            raise fail(f"RDATE {_shown(moment, tz)} is before the first meeting")
+        if moment > latest:
+            raise fail(f"RDATE {_shown(moment, tz)} is too far ahead; the calendar plans until "
+                       f"{numeric_date(latest.date())}")
+    if lines.get(EXTRA) and len(lines[EXTRA].split(",")) > MAX_COUNT:
+        raise fail(f"at most {MAX_COUNT} RDATE dates")
+    if "COUNT" not in parts and "UNTIL" not in parts:
+        lines[HORIZON] = latest.astimezone(UTC).strftime(_STAMP)
+    text = _compose(canonical, lines)
+    if len(text) > TEXT_MAX:
+        raise fail(f"the rule with its RDATE and EXDATE dates is {len(text)} characters; "
+                   f"at most {TEXT_MAX} can be stored")
+    first = first_start_local.astimezone(UTC)
+    starts = [s.start for s in _expand(text, first, first + timedelta(hours=1), all_day, tz, str(tz))]
+    if not starts or starts[0] > latest:
+        raise fail(f"the rule gives no date between {numeric_date(first_start_local.date())} "
+                   f"and {numeric_date(latest.date())}")
+    return text
+
+
+def _canonical_until(until: str, all_day: bool, first_start_local: datetime, tz: tzinfo,
+                     latest: datetime) -> str:
+    if _UNTIL_DATE.match(until):
+        local_until = datetime.combine(_parse_date(until), time(23, 59, 59), tz)
+    elif _UNTIL_UTC.match(until):
+        local_until = _parse_datetime(until[:-1]).replace(tzinfo=UTC).astimezone(tz)
+    elif _UNTIL_LOCAL.match(until):
+        local_until = _parse_datetime(until).replace(tzinfo=tz)
+    else:
+        raise fail(f"UNTIL {until!r} must look like 20270630 or 20270630T235959Z")
+    if local_until < first_start_local:
+        raise fail("UNTIL is before the first meeting")
+    if local_until > latest:
+        raise fail(f"UNTIL is too far ahead; the calendar plans until {numeric_date(latest.date())}")
+    return (f"{local_until.date():%Y%m%d}" if all_day
+            else f"{local_until.astimezone(UTC):%Y%m%dT%H%M%SZ}")
+
+
+def _given_line(line: str) -> tuple[str, str]:
+    name, _, values = line.strip().partition(":")
+    name = name.split(";", 1)[0].strip().upper()
+    if name in (EXTRA, CANCELLED) and "/" in values:
+        raise fail(f"{name} periods (start/end) are not supported; give dates or date-times")
+    return name, values.strip().upper()
+
+
+def _given_moment(value: str, all_day: bool, first_start_local: datetime, tz: tzinfo) -> datetime:
+    """An RDATE/EXDATE value as the UTC start of the occurrence it names."""
+    value = value.strip()
+    if _UNTIL_DATE.match(value):
+        day = _parse_date(value)
+    elif _UNTIL_UTC.match(value):
+        moment = _parse_datetime(value[:-1]).replace(tzinfo=UTC)
+        day = moment.astimezone(tz).date()
+        if not all_day:
+            return moment
+    elif _UNTIL_LOCAL.match(value):
+        naive = _parse_datetime(value)
+        day = naive.date()
+        if not all_day:
+            return occurrence_to_utc(naive, tz)
+    else:
+        raise fail(f"{value!r} must look like 20261224, 20261224T100000 or 20261224T090000Z")
+    if all_day:
+        return local_midnight(day, tz)
+    return occurrence_to_utc(datetime.combine(day, first_start_local.time()), tz)
+
+
+def _shown(moment: datetime, tz: tzinfo) -> str:
+    return numeric_date(moment.astimezone(tz).date())
 
 
 def _parse_date(text: str) -> date:
     try:
         return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
     except ValueError:
-        raise _fail(f"{text!r} is not a real date") from None
+        raise fail(f"{text!r} is not a real date") from None
 
 
 def _parse_datetime(text: str) -> datetime:
@@ -131,7 +285,7 @@ def _parse_datetime(text: str) -> datetime:
     try:
         return datetime.combine(day, time(int(text[9:11]), int(text[11:13]), int(text[13:15])))
     except ValueError:
-        raise _fail(f"{text!r} is not a real time") from None
+        raise fail(f"{text!r} is not a real time") from None
 
 
 def _dtstart(first_start_local: datetime, all_day: bool) -> datetime:
@@ -144,47 +298,35 @@ def _rule_object(canonical: str, dtstart: datetime):  # type: ignore[no-untyped-
     return rrulestr("RRULE:" + canonical, dtstart=dtstart)
 
 
-def rule_part(text: str | None) -> str | None:
-    """The RRULE of a stored rule text, without the occurrences taken out of it."""
-    if not text:
-        return None
-    return text.split("\n", 1)[0].strip() or None
-
-
-def exclusions(text: str | None) -> dict[str, frozenset[datetime]]:
-    """The occurrences taken out of a series, by kind (CANCELLED, MOVED): their original
-    starts, UTC."""
-    found: dict[str, frozenset[datetime]] = {CANCELLED: frozenset(), MOVED: frozenset()}
-    for line in (text or "").split("\n")[1:]:
-        name, _, values = line.partition(":")
-        if name in found and values:
-            found[name] = frozenset(datetime.strptime(v, _STAMP).replace(tzinfo=UTC)
-                                    for v in values.split(","))
-    return found
-
-
-def with_exclusions(rule: str, cancelled: frozenset[datetime] | set[datetime],
-                    moved: frozenset[datetime] | set[datetime]) -> str:
-    """The stored text of `rule` with these occurrences taken out (see the module's doc)."""
-    lines = [rule_part(rule) or ""]
-    for name, values in ((CANCELLED, cancelled), (MOVED, moved)):
-        if values:
-            lines.append(name + ":" + ",".join(v.astimezone(UTC).strftime(_STAMP) for v in sorted(values)))
-    return "\n".join(lines)
+# --- expansion --------------------------------------------------------------------------
 
 
 def expand(rule: str | None, starts_at: datetime, ends_at: datetime, all_day: bool,
            tz: tzinfo) -> tuple[Span, ...]:
-    """Every occurrence of an event (a single one without a rule), in order; the occurrences
-    taken out of a series (cancelled or moved) are left out."""
+    """Every occurrence of an event (a single one without a rule), in order: the rule's
+    and the RDATEs, less those taken out of the series (cancelled or moved); an endless
+    series up to its horizon. At most MAX_OCCURRENCES from the rule."""
     return _expand(rule, starts_at, ends_at, all_day, tz, str(tz))
 
 
 def expand_all(rule: str | None, starts_at: datetime, ends_at: datetime, all_day: bool,
                tz: tzinfo) -> tuple[Span, ...]:
-    """Every occurrence of the rule, those taken out of the series too (what an occurrence's
+    """Every occurrence of the series, those taken out of it too (what an occurrence's
     original start is checked against)."""
-    return _expand(rule_part(rule), starts_at, ends_at, all_day, tz, str(tz))
+    if not rule:
+        return _expand(None, starts_at, ends_at, all_day, tz, str(tz))
+    return _expand(with_exclusions(rule, frozenset(), frozenset()), starts_at, ends_at, all_day, tz,
+                   str(tz))
+
+
+def series_last_end(rule: str | None, spans: tuple[Span, ...], ends_at: datetime) -> datetime:
+    """The `last_ends_at` stored for a series with these occurrences: the end of the last
+    one, or for an endless series cut by its horizon, the horizon (see the module's doc)."""
+    last = max((span.end for span in spans), default=ends_at)
+    limit = horizon_of(rule)
+    if limit is not None and is_endless(rule) and len(spans) < MAX_OCCURRENCES:
+        return max(last, limit)
+    return last
 
 
 @lru_cache(maxsize=50_000)
@@ -192,27 +334,51 @@ def _expand(rule: str | None, starts_at: datetime, ends_at: datetime, all_day: b
             tz: tzinfo, _tz_key: str) -> tuple[Span, ...]:
     if not rule:
         return (Span(starts_at, ends_at),)
+    head = rule_part(rule) or ""
     if "\n" in rule:
         out = exclusions(rule)
         gone = out[CANCELLED] | out[MOVED]
-        return tuple(span for span in _expand(rule_part(rule), starts_at, ends_at, all_day, tz, _tz_key)
-                     if span.start not in gone)
+        limit = horizon_of(rule)
+        extra = extra_dates(rule)
+    else:
+        gone, limit, extra = frozenset(), None, frozenset()
+    if limit is None:
+        limit = starts_at + (ENDLESS_WINDOW if is_endless(head) else MAX_WINDOW)
+    limit = min(limit, starts_at + MAX_WINDOW)
     local_start = starts_at.astimezone(tz)
     local_end = ends_at.astimezone(tz)
+    spans: dict[datetime, Span] = {}
     if all_day:
         days = (local_end.date() - local_start.date()).days
-        spans = []
-        for occ in _rule_object(rule, _dtstart(local_start, True)):
-            first = occ.date()
-            spans.append(Span(local_midnight(first, tz), local_midnight(first + timedelta(days=days), tz)))
-        return tuple(spans)
-    # Wall-clock duration, so "10:00–12:00" stays 10:00–12:00 on every date.
-    wall = local_end.replace(tzinfo=None) - local_start.replace(tzinfo=None)
-    spans = []
-    for occ in _rule_object(rule, local_start):
-        naive = occ.replace(tzinfo=None)
-        spans.append(Span(occurrence_to_utc(naive, tz), occurrence_to_utc(naive + wall, tz)))
-    return tuple(spans)
+        last_day = limit.astimezone(tz).date()
+
+        def day_span(first: date) -> Span:
+            return Span(local_midnight(first, tz), local_midnight(first + timedelta(days=days), tz))
+
+        for n, occ in enumerate(_rule_object(head, _dtstart(local_start, True))):
+            if n >= MAX_OCCURRENCES or occ.date() > last_day:
+                break
+            span = day_span(occ.date())
+            spans[span.start] = span
+        for moment in extra:
+            span = day_span(moment.astimezone(tz).date())
+            spans[span.start] = span
+    else:
+        # Wall-clock duration, so "10:00–12:00" stays 10:00–12:00 on every date.
+        wall = local_end.replace(tzinfo=None) - local_start.replace(tzinfo=None)
+
+        def timed_span(naive: datetime) -> Span:
+            return Span(occurrence_to_utc(naive, tz), occurrence_to_utc(naive + wall, tz))
+
+        for n, occ in enumerate(_rule_object(head, local_start)):
+            if n >= MAX_OCCURRENCES or occ > limit:
+                break
+            span = timed_span(occ.replace(tzinfo=None))
+            spans[span.start] = span
+        for moment in extra:
+            span = timed_span(moment.astimezone(tz).replace(tzinfo=None))
+            spans[span.start] = span
+    return tuple(spans[start] for start in sorted(spans) if start not in gone)
 
 
 def local_days(start: datetime, end: datetime, tz: tzinfo) -> list[date]:
