@@ -139,8 +139,6 @@ async def test_import_foreign_file_and_broken_files(ctx: AppContext, tmp_path: P
         "garbage line": (FOREIGN.replace("SUMMARY:Dni otwarte", "SUMMARY:Dni otwarte\r\nthis is garbage"),
                          "line 19: 'this is garbage' is not an iCalendar line"),
         "cut short": (FOREIGN[:FOREIGN.index("END:VEVENT")], "line 4: BEGIN:VEVENT is never closed"),
-        "bad event": (FOREIGN.replace("DTEND;VALUE=DATE:20270303", "DTEND;VALUE=DATE:20260101")
-                      .replace("abc-", "new-"), "line 13: event 'Dni otwarte'"),
         "wrong nesting": (FOREIGN.replace("END:VEVENT\r\nBEGIN:VEVENT", "END:VTODO\r\nBEGIN:VEVENT", 1),
                           "line 12: END:VTODO does not close anything"),
     }
@@ -152,6 +150,13 @@ async def test_import_foreign_file_and_broken_files(ctx: AppContext, tmp_path: P
         err = capsys.readouterr().err
         assert message in err and "nothing was imported" in err, (name, err)
         assert snapshot(await all_events(ctx)) == before, name  # nothing half-imported
+    # An event that cannot be imported is skipped with its line and reason; the rest is imported.
+    path = tmp_path / "bad event.ics"
+    path.write_text(FOREIGN.replace("DTEND;VALUE=DATE:20270303", "DTEND;VALUE=DATE:20260101")
+                    .replace("abc-", "new-"), encoding="utf-8")
+    assert await run(ctx, "events", "import", str(path)) == 0
+    out = capsys.readouterr().out
+    assert "1 added" in out and "1 skipped" in out and "skipped: line 13, UID new-2@other: " in out
 
 
 async def test_demo_seed_adds_events_once(ctx: AppContext) -> None:

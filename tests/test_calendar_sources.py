@@ -208,9 +208,9 @@ async def test_rounds_follow_a_calendar_as_it_changes(sctx: AppContext, server: 
     assert override.recurrence_id == datetime(2027, 1, 12, 16, 0, tzinfo=UTC)
     assert override.series_id == stored["s@cop"].id
     assert override.starts_at == datetime(2027, 1, 12, 17, 0, tzinfo=UTC)
-    # Gone from the file: today's importer leaves it as it was (cancelling what disappeared is
-    # the per-source sync's rule, infranet/calendar/source_sync.py).
-    assert stored["b@cop"].status == EventStatus.SCHEDULED
+    # Gone from the file: cancelled (kept, published as CANCELLED), the per-source sync's rule.
+    assert stored["b@cop"].status == EventStatus.CANCELLED
+    assert third.report is not None and third.report.cancelled == 1
     assert told == []
 
 

@@ -66,9 +66,12 @@ def register(subparsers: Any) -> None:
     listing.add_argument("--json", action="store_true")
     cancel = add_command(events, "cancel", cmd_cancel, "cancel an event (kept, marked cancelled)")
     cancel.add_argument("event_id", type=int, metavar="ID")
-    imp = add_command(events, "import", cmd_import, "import an .ics file (idempotent by UID)")
+    imp = add_command(events, "import", cmd_import,
+                      "import an .ics file (idempotent by UID; with --org, synced as one of its sources)")
     imp.add_argument("file", type=Path, metavar="FILE.ics")
-    imp.add_argument("--org", help="organisation for events without a known ORGANIZER")
+    imp.add_argument("--org", help="the organisation whose calendar this is (its source: --source)")
+    imp.add_argument("--source", help="the organisation's source this file is a copy of "
+                                      "(default: the file's name); needs --org")
     imp.add_argument("--district", help="district for events without one (default: the region)")
     imp.add_argument("--category", help="category for events without a known one (default: other)")
     exp = add_command(events, "export", cmd_export, "print the calendar (or a filtered part) as .ics")
@@ -222,24 +225,28 @@ async def cmd_cancel(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 async def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
-    from infranet.calendar.ics_import import import_ics
+    from infranet.calendar.ics_file import import_file
     from infranet.storage.actors import Actor
 
+    if args.source and not args.org:
+        print("infranet: --source needs --org (whose calendar it is)", file=sys.stderr)
+        return 2
     try:
-        text = args.file.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = args.file.read_bytes()
+    except OSError as exc:
         print(f"infranet: cannot read {args.file}: {exc}", file=sys.stderr)
         return 1
     org_id = await _org_id(ctx, args.org)
     try:
-        async with ctx.db.transaction() as session:
-            result = await import_ics(session, ctx, Actor.cli(), text, organisation_id=org_id,
-                                      district=args.district, category=args.category)
+        done = await import_file(ctx, Actor.cli(), args.file, data, organisation_id=org_id,
+                                 source=args.source, district=args.district, category=args.category)
     except ValidationFailed as exc:
         print(f"infranet: {args.file}: {safe(exc)}; nothing was imported", file=sys.stderr)
         return 1
-    print(f"{args.file}: {result.added} added, {result.updated} updated, "
-          f"{result.cancelled} cancelled, {result.unchanged} unchanged")
+    report = done.report
+    print(f"{args.file}: {report.summary()}")
+    for line in report.details():
+        print(f"  {safe(line)}")
     return 0
 
 

@@ -1,175 +1,185 @@
-"""Importing an .ics file: idempotent by UID, all or nothing, errors with their line.
+"""Importing a calendar file: everything it can show, each source kept to its own events.
 
-The file is first checked line by line (content-line syntax, BEGIN/END nesting) so a
-broken file is reported with the line at fault; then every VEVENT is turned into an
-EventInput and validated, and only when all are valid is anything written, in the
-caller's single transaction. An event whose UID is already stored is updated only if
-something differs, so importing the same file twice changes nothing.
+Two steps. `prepare` reads and checks the whole file outside any transaction: the bytes
+(`ics_read`: encodings, folds, structure), each VEVENT (`ics_event`: times, zones, text)
+and the rules every event meets (`validate_event`). What cannot be imported is skipped
+with its line, UID and reason; only a file that is not a calendar at all is refused whole.
+Then `apply` writes, in the caller's transaction, only what changed:
 
-A changed date of a series (a second VEVENT with the series' UID and a RECURRENCE-ID, as
-our own feeds publish it) becomes an override of that series, and the dates a series
-lists in EXDATE are cancelled, so that importing an export loses nothing.
+- An event is known by its UID *within its source* (`events.source_id`, `source_uid`):
+  two organisations' calendars may use the same UID and never touch each other's events
+  (the second one's stored `uid` is made unique). A file imported with no source (the CLI
+  without `--org`) matches the events that came from no source, by their UID, as before.
+- A newer copy updates the event; an older one (lower SEQUENCE, or the same SEQUENCE and
+  an earlier LAST-MODIFIED) never overwrites a newer one.
+- For a source, an event that is no longer in the file (and has not ended) is cancelled:
+  kept, and published as CANCELLED for the feeds' keep window.
+- A changed date of a series (RECURRENCE-ID) becomes an override, EXDATE cancels dates.
+- New clashes with other organisations' events are listed (`SyncReport.conflicts`).
 
-Text is taken as the plain text it is (`<b>` in a SUMMARY is four characters, not
-markup) and cleaned by the same rule as every other input (`infranet.validation`):
-invisible control characters never get from someone else's calendar into ours.
+Nothing is half-written: the caller's transaction holds all of it (`import_file` for the
+CLI measures how long it holds the write lock).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from icalendar import Calendar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from infranet.calendar import recurrence, wallclock
-from infranet.calendar.dates import localize
-from infranet.calendar.event_input import AUDIENCES, CATEGORIES, EventInput, category_label, validate_event
+from infranet.calendar import recurrence
+from infranet.calendar.event_input import NormalisedEvent, validate_event
 from infranet.calendar.events import add_event, cancel_event, cancel_occurrence, move_occurrence, update_event
+from infranet.calendar.ics_conflicts import conflicts_of
+from infranet.calendar.ics_event import Incoming, Skip, Zones, file_zones, incoming, zone_named
+from infranet.calendar.ics_read import Read, broken, read_calendar
+from infranet.calendar.ics_report import ImportResult, Skipped, SyncReport
 from infranet.context import AppContext
 from infranet.errors import InfranetError, ValidationFailed
-from infranet.region import fold
+from infranet.region import UnknownDistrict
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, EventStatus, Organisation
-from infranet.validation import plain_text
 
-_CONTENT_LINE = re.compile(r"^[A-Za-z0-9-]+(;[^:]*)?:")
+__all__ = ["ImportResult", "Plan", "SyncReport", "apply", "import_ics", "prepare"]
+
+_KINDS = {"VTODO": "a VTODO (a task), not an event", "VJOURNAL": "a VJOURNAL (a note), not an event",
+          "VFREEBUSY": "a VFREEBUSY, not an event"}
+_CHUNK = 500
 
 
 @dataclass
-class ImportResult:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    cancelled: int = 0
-    ids: list[int] = field(default_factory=list)
+class Plan:
+    """A file read and checked, nothing written yet."""
+
+    masters: list[tuple[Incoming, NormalisedEvent]] = field(default_factory=list)
+    overrides: list[tuple[Incoming, NormalisedEvent]] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    uids: set[str] = field(default_factory=set)  # every UID the file names, skipped or not
+    note: str | None = None
 
 
-def _broken(line: int, detail: str) -> ValidationFailed:
-    return ValidationFailed(field=f"line {line}", detail=detail)
+def district_finder(ctx: AppContext) -> Any:
+    """(X-INFRANET-DISTRICT, LOCATION) -> (the district to ask for, whether the file said it).
+    A LOCATION names a district when one of its comma-separated parts (a postal code
+    dropped) is a district's, subregion's or seat's name or a TERYT code."""
+    import re
+
+    postcode = re.compile(r"\b\d{2}-\d{3}\b")
+
+    def find(own: str | None, location: str | None) -> tuple[str | None, bool]:
+        if own and own.strip():
+            return own.strip(), True
+        for part in reversed((location or "").split(",")):
+            key = postcode.sub("", part).strip()
+            if not key or len(key) > 60:
+                continue
+            try:
+                return ctx.region.match(key).slug, True
+            except UnknownDistrict:
+                continue
+        return None, False
+
+    return find
 
 
-def check_structure(text: str) -> list[int]:
-    """Raise ValidationFailed naming the first bad line; return the line of each VEVENT."""
-    physical = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    logical: list[tuple[int, str]] = []
-    for number, line in enumerate(physical, start=1):
-        if line[:1] in (" ", "\t") and logical:
-            logical[-1] = (logical[-1][0], logical[-1][1] + line[1:])
-        elif line.strip():
-            logical.append((number, line))
-    if not logical or logical[0][1].strip().upper() != "BEGIN:VCALENDAR":
-        raise _broken(logical[0][0] if logical else 1, "an iCalendar file must start with BEGIN:VCALENDAR")
-    stack: list[tuple[str, int]] = []
-    vevents: list[int] = []
-    for number, line in logical:
-        if not _CONTENT_LINE.match(line):
-            raise _broken(number, f"{line[:60]!r} is not an iCalendar line (NAME:value)")
-        name, _, value = line.partition(":")
-        key = name.split(";")[0].upper()
-        if key == "BEGIN":
-            stack.append((value.strip().upper(), number))
-            if value.strip().upper() == "VEVENT":
-                vevents.append(number)
-        elif key == "END":
-            if not stack or stack[-1][0] != value.strip().upper():
-                expected = f"END:{stack[-1][0]}" if stack else "nothing"
-                raise _broken(number, f"END:{value.strip()} does not close anything open here "
-                              f"(expected {expected})")
-            stack.pop()
-            if not stack and number != logical[-1][0]:
-                raise _broken(number + 1, "text after END:VCALENDAR")
-    if stack:
-        raise _broken(stack[-1][1], f"BEGIN:{stack[-1][0]} is never closed (the file is cut short?)")
-    return vevents
+def prepare(ctx: AppContext, data: bytes | str, *, organisation_id: int | None = None,
+            district: str | None = None, category: str | None = None, source_only: bool = False,
+            orgs_by_name: dict[str, int] | None = None) -> Plan:
+    """Read and check the whole file (no database). Raise ValidationFailed, naming the line,
+    only for a file that is not a calendar."""
+    read: Read = read_calendar(data)
+    try:
+        calendar = Calendar.from_ical(read.text)
+    except (ValueError, KeyError, IndexError) as exc:
+        raise broken(1, f"cannot read the file: {exc}") from None
+    floating_name = str(calendar.get("X-WR-TIMEZONE") or "").strip() or None
+    zones = Zones(ctx.tz, zone_named(floating_name) if floating_name else None, floating_name,
+                  file_zones(calendar))
+    defaults = {"organisation_id": organisation_id, "district": district, "category": category,
+                "source_only": source_only}
+    plan = Plan(note=read.note)
+    now = ctx.now()
+    find = district_finder(ctx)
+    vevents = iter(calendar.walk("VEVENT"))
+    masters: dict[str, Incoming] = {}
+    pending: list[tuple[Incoming, NormalisedEvent]] = []
+    seen: dict[tuple[str, datetime | None], int] = {}
+    for part in read.parts:
+        if part.kind in _KINDS:
+            plan.skipped.append(Skipped(part.line, part.uid, _KINDS[part.kind]))
+            continue
+        if part.kind != "VEVENT":
+            continue
+        component = next(vevents)
+        plan.uids.add(part.uid)
+        try:
+            item = incoming(zones, component, part.line, defaults, find, orgs_by_name or {})
+            plan.uids.add(item.uid)
+            key = (item.uid, item.recurrence_id)
+            if key in seen:
+                raise Skip(f"UID {item.uid!r} {'with this RECURRENCE-ID ' if item.recurrence_id else ''}"
+                           f"appears twice (first at line {seen[key]})")
+            seen[key] = part.line
+            if item.recurrence_id is not None:
+                item.data = replace(item.data, rrule=None, uid=None)
+            norm = _validated(ctx, item)
+            if norm.last_ends_at <= now:
+                raise Skip("past event: it ended before the import")
+        except Skip as skip:
+            plan.skipped.append(Skipped(part.line, part.uid, skip.reason))
+            continue
+        if item.recurrence_id is None:
+            masters[item.uid] = item
+            plan.masters.append((item, norm))
+        else:
+            pending.append((item, norm))
+    for item, norm in pending:
+        if item.uid not in masters:
+            plan.skipped.append(Skipped(item.line, item.uid, "RECURRENCE-ID of a series that is not "
+                                                             "in the file (or was skipped)"))
+        else:
+            plan.overrides.append((item, norm))
+    return plan
 
 
-def _text(component: Any, name: str) -> str | None:
-    value = component.get(name)
-    if value is None:
-        return None
-    if isinstance(value, list):
-        value = value[0]
-    return str(value)
+def _validated(ctx: AppContext, item: Incoming) -> NormalisedEvent:
+    try:
+        return validate_event(ctx, item.data)
+    except ValidationFailed as exc:
+        raise Skip(exc.localized("en")) from None
+    except (ValueError, TypeError) as exc:
+        raise Skip(str(exc)) from None
 
 
-def _unescape(value: str | None) -> str | None:
-    """RFC 5545 TEXT unescaping, for our X- properties (icalendar leaves unknown ones raw)."""
-    if value is None:
-        return None
-    return re.sub(r"\\([\\;,nN])", lambda m: "\n" if m.group(1) in "nN" else m.group(1), value)
+async def organisations_by_name(session: AsyncSession) -> dict[str, int]:
+    rows = (await session.execute(select(Organisation.name_folded, Organisation.id))).all()
+    return {name: id_ for name, id_ in rows}
 
 
-def _category(component: Any, default: str) -> str:
-    own = _text(component, "X-INFRANET-CATEGORY")
-    if own in CATEGORIES:
-        return own
-    raw = component.get("CATEGORIES")
-    values: list[str] = []
-    for item in raw if isinstance(raw, list) else [raw] if raw is not None else []:
-        values += [str(c) for c in getattr(item, "cats", [item])]
-    for value in values:
-        key = fold(value)
-        for code in CATEGORIES:
-            if key in (code, fold(category_label(code, "pl")), fold(category_label(code, "en"))):
-                return code
-    return default
+async def import_ics(session: AsyncSession, ctx: AppContext, actor: Actor, data: bytes | str, *,
+                     organisation_id: int | None = None, district: str | None = None,
+                     category: str | None = None, source_id: int | None = None) -> SyncReport:
+    """Read, check and write `data` in the caller's transaction (see the module's doc)."""
+    plan = prepare(ctx, data, organisation_id=organisation_id, district=district, category=category,
+                   source_only=source_id is not None, orgs_by_name=await organisations_by_name(session))
+    return await apply(session, ctx, actor, plan, source_id=source_id)
 
 
-def _to_input(ctx: AppContext, component: Any, line: int, defaults: dict[str, Any],
-              orgs_by_name: dict[str, int]) -> tuple[EventInput, bool]:
-    if component.get("DTSTART") is None:
-        raise _broken(line, "VEVENT without DTSTART")
-    start = component.decoded("DTSTART")
-    if component.get("DTEND") is not None:
-        end = component.decoded("DTEND")
-    elif component.get("DURATION") is not None:
-        end = start + component.decoded("DURATION")
-    else:
-        end = start + (timedelta(days=1) if not isinstance(start, datetime) else timedelta(hours=1))
-    all_day = not isinstance(start, datetime)
-    if all_day:
-        if isinstance(end, datetime):
-            end = end.date()
-        last: date | datetime = end - timedelta(days=1) if end != start else start
-        end = last
-    elif not isinstance(end, datetime):
-        raise _broken(line, "DTSTART is a date-time but DTEND a date")
-    # Cleaned as `add_event` stores it, so that a second import finds the stored event.
-    uid = plain_text(_text(component, "UID") or "")
-    if not uid:
-        seed = f"{_text(component, 'SUMMARY')}|{start}".encode()
-        uid = "import-" + hashlib.sha256(seed).hexdigest()[:32]
-    rrule = component.get("RRULE")
-    org_id = defaults.get("organisation_id")
-    organizer = component.get("ORGANIZER")
-    if organizer is not None and organizer.params.get("CN"):
-        org_id = orgs_by_name.get(fold(str(organizer.params["CN"])), org_id)
-    ours = component.get("X-INFRANET-DISTRICT") is not None  # our own export: exact fields
-    audiences_raw = _text(component, "X-INFRANET-AUDIENCES") or ""
-    audiences = [a for a in audiences_raw.split(",") if a in AUDIENCES]
-    district = _text(component, "X-INFRANET-DISTRICT") or defaults.get("district") or "region"
-    data = EventInput(
-        title=_text(component, "SUMMARY") or "", start=start, end=end, all_day=all_day,
-        district=district, category=_category(component, defaults.get("category") or "other"),
-        audiences=audiences, organisation_id=org_id,
-        description=(_unescape(_text(component, "X-INFRANET-DESCRIPTION")) if ours
-                     else _text(component, "DESCRIPTION")),
-        location=(_unescape(_text(component, "X-INFRANET-LOCATION")) if ours
-                  else _text(component, "LOCATION")),
-        url=_text(component, "URL"),
-        rrule=rrule.to_ical().decode() if rrule is not None else None, uid=uid)
-    cancelled = (_text(component, "STATUS") or "").upper() == "CANCELLED"
-    return data, cancelled
+def _older(item: Incoming, row: Event) -> bool:
+    """The file's copy is older than what was imported before (RFC 5545 §3.8.7.4)."""
+    stored = row.source_sequence or 0
+    if item.sequence != stored:
+        return item.sequence < stored
+    return (item.modified is not None and row.source_modified is not None
+            and item.modified < row.source_modified)
 
 
-def _same(ctx: AppContext, row: Event, data: EventInput) -> bool:
-    norm = validate_event(ctx, data)
+def _same(row: Event, norm: NormalisedEvent) -> bool:
     return (row.title == norm.title and row.description == norm.description
             and row.location == norm.location and row.url == norm.url
             and row.starts_at == norm.starts_at and row.ends_at == norm.ends_at
@@ -179,102 +189,34 @@ def _same(ctx: AppContext, row: Event, data: EventInput) -> bool:
             and (norm.organisation_id is None or row.organisation_id == norm.organisation_id))
 
 
-async def import_ics(session: AsyncSession, ctx: AppContext, actor: Actor, text: str, *,
-                     organisation_id: int | None = None, district: str | None = None,
-                     category: str | None = None) -> ImportResult:
-    """Import every VEVENT of `text`; raise ValidationFailed (with the line) before writing
-    anything if the file or any event in it is wrong."""
-    lines = check_structure(text)
-    try:
-        calendar = Calendar.from_ical(text)
-    except (ValueError, KeyError, IndexError) as exc:
-        raise _broken(1, f"cannot read the file: {exc}") from None
-    components = list(calendar.walk("VEVENT"))
-    rows = (await session.execute(select(Organisation.name_folded, Organisation.id))).all()
-    orgs_by_name = {name: id_ for name, id_ in rows}
-    defaults = {"organisation_id": organisation_id, "district": district, "category": category}
-    prepared: list[tuple[int, EventInput, bool]] = []
-    overrides: list[tuple[int, EventInput, bool, datetime, str]] = []
-    exdates: dict[str, list[datetime]] = {}
-    seen: dict[str, int] = {}
-    seen_overrides: dict[tuple[str, datetime], int] = {}
-    for index, component in enumerate(components):
-        line = lines[index] if index < len(lines) else 1
-        try:
-            data, cancelled = _to_input(ctx, component, line, defaults, orgs_by_name)
-            validate_event(ctx, data)
-        except ValidationFailed as exc:
-            if str(exc.params.get("field", "")).startswith("line "):
-                raise
-            raise _broken(line, f"event {_text(component, 'SUMMARY')!r}: {exc.localized('en')}") from None
-        except (ValueError, TypeError) as exc:
-            raise _broken(line, f"event {_text(component, 'SUMMARY')!r}: {exc}") from None
-        assert data.uid is not None
-        if component.get("RECURRENCE-ID") is not None:
-            moment = _moments(ctx, component, "RECURRENCE-ID")[0]
-            if (data.uid, moment) in seen_overrides:
-                raise _broken(line, f"UID {data.uid!r} with this RECURRENCE-ID appears twice "
-                              f"(first at line {seen_overrides[(data.uid, moment)]})")
-            seen_overrides[(data.uid, moment)] = line
-            overrides.append((line, replace(data, rrule=None, uid=None), cancelled, moment, data.uid))
-            continue
-        if component.get("EXDATE") is not None:
-            exdates[data.uid] = _moments(ctx, component, "EXDATE")
-        if data.uid in seen:
-            raise _broken(line, f"UID {data.uid!r} appears twice (first at line {seen[data.uid]})")
-        seen[data.uid] = line
-        prepared.append((line, data, cancelled))
-
-    result = ImportResult()
-    for line, data, cancelled in prepared:
-        try:
-            row = await session.scalar(select(Event).where(Event.uid == data.uid))
-            if row is None:
-                row = await add_event(session, ctx, actor, data, source="import")
-                result.added += 1
-                if cancelled:
-                    await cancel_event(session, ctx, actor, row.id)
-                    result.cancelled += 1
-            elif row.status == EventStatus.CANCELLED:
-                result.unchanged += 1
-            elif cancelled:
-                await cancel_event(session, ctx, actor, row.id)
-                result.cancelled += 1
-            elif _same(ctx, row, data):
-                result.unchanged += 1
-            else:
-                await update_event(session, ctx, actor, row.id, data)
-                result.updated += 1
-            for moment in exdates.get(data.uid or "", []):
-                if _in_series(ctx, row, moment):
-                    await cancel_occurrence(session, ctx, actor, row.id, moment)
-        except InfranetError as exc:
-            raise _broken(line, f"event {data.title!r}: {exc.localized('en')}") from None
-        result.ids.append(row.id)
-    masters = {data.uid for _line, data, _cancelled in prepared}
-    for line, data, cancelled, moment, uid in overrides:
-        try:
-            await _import_override(session, ctx, actor, result, data, cancelled, moment, uid, masters)
-        except InfranetError as exc:
-            raise _broken(line, f"event {data.title!r}: {exc.localized('en')}") from None
-    return result
+def _stamp(row: Event, item: Incoming, source_id: int | None) -> None:
+    row.source_id, row.source_uid = source_id, item.uid
+    row.source_sequence, row.source_modified = item.sequence, item.modified
 
 
-def _moments(ctx: AppContext, component: Any, name: str) -> list[datetime]:
-    """The UTC starts a RECURRENCE-ID or EXDATE names (a date: its local midnight)."""
-    raw = component.get(name)
-    values: list[Any] = []
-    for item in raw if isinstance(raw, list) else [raw]:
-        values += [d.dt for d in item.dts] if hasattr(item, "dts") else [item.dt]
-    moments = []
-    for value in values:
-        if not isinstance(value, datetime):
-            moments.append(wallclock.local_midnight(value, ctx.tz))
-        elif value.tzinfo is None:
-            moments.append(localize(value, ctx.tz).astimezone(UTC))
-        else:
-            moments.append(value.astimezone(UTC))
-    return moments
+async def _stored(session: AsyncSession, source_id: int | None, uids: list[str]) -> dict[str, Event]:
+    """The stored series and single events of the scope, by their UID in the file."""
+    found: dict[str, Event] = {}
+    if source_id is not None:
+        rows = await session.scalars(select(Event).where(Event.source_id == source_id,
+                                                         Event.series_id.is_(None)))
+        for row in rows:
+            found.setdefault(row.source_uid or row.uid, row)
+        return found
+    for start in range(0, len(uids), _CHUNK):
+        rows = await session.scalars(select(Event).where(
+            Event.uid.in_(uids[start:start + _CHUNK]), Event.source_id.is_(None),
+            Event.series_id.is_(None)))
+        found.update({row.uid: row for row in rows})
+    return found
+
+
+async def _free_uid(session: AsyncSession, uid: str, source_id: int | None) -> str:
+    """The UID to store: the file's, unless another source or event holds it already."""
+    if await session.scalar(select(Event.id).where(Event.uid == uid)) is None:
+        return uid
+    digest = hashlib.sha256(f"{source_id}|{uid}".encode()).hexdigest()[:16]
+    return f"{uid[:200]}-{source_id or 0}-{digest}"
 
 
 def _in_series(ctx: AppContext, row: Event, moment: datetime) -> bool:
@@ -283,35 +225,102 @@ def _in_series(ctx: AppContext, row: Event, moment: datetime) -> bool:
                                                            row.all_day, ctx.tz))
 
 
-async def _import_override(session: AsyncSession, ctx: AppContext, actor: Actor, result: ImportResult,
-                           data: EventInput, cancelled: bool, moment: datetime, uid: str,
-                           masters: set[str | None]) -> None:
+async def apply(session: AsyncSession, ctx: AppContext, actor: Actor, plan: Plan, *,
+                source_id: int | None = None, check_conflicts: bool = True) -> SyncReport:
+    """Write what `plan` changes, in the caller's transaction."""
+    report = SyncReport(skipped=list(plan.skipped), note=plan.note)
+    stored = await _stored(session, source_id, [item.uid for item, _ in plan.masters])
+    changed: list[tuple[Event, Incoming]] = []
+    series: dict[str, Event] = {}
+    for item, _norm in plan.masters:
+        try:
+            row = await _master(session, ctx, actor, report, stored.get(item.uid), item, _norm,
+                                source_id, changed)
+        except InfranetError as exc:
+            raise broken(item.line, f"event {item.data.title!r}: {exc.localized('en')}") from None
+        series[item.uid] = row
+        report.ids.append(row.id)
+    for item, norm in plan.overrides:
+        try:
+            await _override(session, ctx, actor, report, series[item.uid], item, norm, changed)
+        except InfranetError as exc:
+            raise broken(item.line, f"event {item.data.title!r}: {exc.localized('en')}") from None
+    if source_id is not None:
+        now = ctx.now()
+        for uid, row in stored.items():
+            if uid not in plan.uids and row.status != EventStatus.CANCELLED and row.last_ends_at > now:
+                await cancel_event(session, ctx, actor, row.id)
+                report.cancelled += 1
+    if check_conflicts:
+        report.conflicts = await conflicts_of(session, ctx, changed)
+    return report
+
+
+async def _master(session: AsyncSession, ctx: AppContext, actor: Actor, report: SyncReport,
+                  row: Event | None, item: Incoming, norm: NormalisedEvent, source_id: int | None,
+                  changed: list[tuple[Event, Incoming]]) -> Event:
+    if row is None:
+        data = replace(item.data, uid=await _free_uid(session, item.uid, source_id))
+        row = await add_event(session, ctx, actor, data, source="import")
+        _stamp(row, item, source_id)
+        report.added += 1
+        if item.cancelled:
+            await cancel_event(session, ctx, actor, row.id)
+            report.cancelled += 1
+        else:
+            changed.append((row, item))
+    elif row.status == EventStatus.CANCELLED or _older(item, row):
+        report.unchanged += 1
+        return row
+    elif item.cancelled:
+        await cancel_event(session, ctx, actor, row.id)
+        report.cancelled += 1
+    elif _same(row, norm):
+        report.unchanged += 1
+    else:
+        row = await update_event(session, ctx, actor, row.id, replace(item.data, uid=None))
+        report.updated += 1
+        changed.append((row, item))
+    _stamp(row, item, source_id)
+    for moment in item.exdates:
+        if _in_series(ctx, row, moment):
+            await cancel_occurrence(session, ctx, actor, row.id, moment)
+    return row
+
+
+async def _override(session: AsyncSession, ctx: AppContext, actor: Actor, report: SyncReport,
+                    series: Event, item: Incoming, norm: NormalisedEvent,
+                    changed: list[tuple[Event, Incoming]]) -> None:
     """One changed date of a series: a new override, or the stored one brought up to date."""
-    series = await session.scalar(select(Event).where(Event.uid == uid))
-    if series is None or uid not in masters:
-        raise ValidationFailed(field="RECURRENCE-ID", detail=f"no series with UID {uid!r} in the file")
+    moment = item.recurrence_id
+    assert moment is not None
     stored = await session.scalar(select(Event).where(Event.series_id == series.id,
                                                       Event.recurrence_id == moment))
     if stored is None:
         if not _in_series(ctx, series, moment):
-            result.unchanged += 1
+            report.unchanged += 1
             return
-        if cancelled:
+        if item.cancelled:
             await cancel_occurrence(session, ctx, actor, series.id, moment)
-            result.cancelled += 1
+            report.cancelled += 1
             return
-        row = await move_occurrence(session, ctx, actor, series.id, moment, data)
-        result.added += 1
-    elif stored.status == EventStatus.CANCELLED:
-        result.unchanged += 1
+        row = await move_occurrence(session, ctx, actor, series.id, moment, item.data)
+        report.added += 1
+        changed.append((row, item))
+    elif stored.status == EventStatus.CANCELLED or _older(item, stored):
+        report.unchanged += 1
         return
-    elif cancelled:
+    elif item.cancelled:
         row = await cancel_event(session, ctx, actor, stored.id)
-        result.cancelled += 1
-    elif _same(ctx, stored, data):
+        report.cancelled += 1
+    elif _same(stored, norm):
         row = stored
-        result.unchanged += 1
+        report.unchanged += 1
     else:
-        row = await update_event(session, ctx, actor, stored.id, data)
-        result.updated += 1
-    result.ids.append(row.id)
+        row = await update_event(session, ctx, actor, stored.id, item.data)
+        report.updated += 1
+        changed.append((row, item))
+    row.source_id, row.source_sequence, row.source_modified = series.source_id, item.sequence, item.modified
+    report.ids.append(row.id)
+
+

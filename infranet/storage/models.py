@@ -294,6 +294,12 @@ class Event(TimestampMixin, Base):
     source_id: Mapped[int | None] = mapped_column(
         ForeignKey("calendar_sources.id", ondelete="SET NULL"), index=True
     )
+    # An imported event: its UID in the file (the stored `uid` differs when another source
+    # or event holds that UID already), and the file's SEQUENCE and LAST-MODIFIED, so that
+    # an older copy never overwrites a newer one (calendar.ics_import).
+    source_uid: Mapped[str | None] = mapped_column(String(255))
+    source_sequence: Mapped[int | None] = mapped_column(Integer)
+    source_modified: Mapped[datetime | None]
 
     organisation: Mapped[Organisation | None] = relationship(lazy="selectin")
     district: Mapped[District] = relationship(lazy="selectin")
