@@ -5,7 +5,8 @@
 - `GET /calendar` — pick districts, categories, audiences; get the feed and webcal:// URLs
 - `GET /api/events?start=…&end=…&area=…&category=…&audience=…&org=…[&limit=…]` — a page of
   occurrences; `next` in the answer is the URL of the following page (null on the last)
-- `GET /api/conflicts?start=…&end=…&area=…[&audience=…&category=…&title=…&org=…]`
+- `GET /api/conflicts?start=…&end=…&area=…[&audience=…&category=…&title=…&org=…&rrule=…&exdate=…]`
+  — a series with `rrule` (its exceptions: `exdate`); several `area` values: checked in each
 
 Feeds carry ETag and Last-Modified, answer If-None-Match / If-Modified-Since with 304
 and are gzipped when the client asks (the gzip body has its own ETag); bodies come from
@@ -20,19 +21,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from infranet.calendar import recurrence
 from infranet.calendar.api_cursors import Cursors
 from infranet.calendar.api_json import conflict_json, dumps, occurrence_json, shape_json
 from infranet.calendar.conflicts import find_conflicts
 from infranet.calendar.dates import localize
+from infranet.calendar.day_warnings import DayWarning
 from infranet.calendar.event_input import TITLE_MAX, EventInput
 from infranet.calendar.event_pages import EventPage, page_events
 from infranet.calendar.feed import FeedCache
@@ -55,6 +60,8 @@ T = TypeVar("T")
 MAX_API_DAYS = 400
 PAGE_READERS = 2
 MAX_API_ITEMS = 2000
+# `/api/conflicts` checks the candidate once per area: a few districts, not the region's list.
+MAX_CONFLICT_AREAS = 10
 # Occurrences encoded per json.dumps call (well under a millisecond each).
 JSON_BATCH = 100
 
@@ -256,6 +263,10 @@ class CalendarHttp:
         return await self._offload(encode)
 
     async def api_conflicts(self, request: Request) -> Response:
+        """The conflicts of a candidate event: `rrule` (and `exdate`, repeated or
+        comma-separated ISO dates or date-times) make it a series; with several `area`
+        values it is checked in each (at most MAX_CONFLICT_AREAS), the answer merging what
+        each found (`area` in every item says where) and suggesting only dates free in all."""
         ctx, q = self.ctx, request.query_params
         try:
             if not q.get("start") or not q.get("end"):
@@ -265,30 +276,84 @@ class CalendarHttp:
             all_day = not isinstance(start, datetime) and not isinstance(end, datetime)
             if isinstance(start, datetime) != isinstance(end, datetime):
                 raise ValidationFailed("calendar.error.date_kinds", field="start/end")
-            areas = filter_values(q, "area")
+            areas = list(dict.fromkeys(filter_values(q, "area"))) or ["region"]
+            if len(areas) > MAX_CONFLICT_AREAS:
+                raise ValidationFailed("calendar.error.too_many_values", field="area", count=len(areas),
+                                       limit=MAX_CONFLICT_AREAS)
             candidate = EventInput(
                 title=check_length(q.get("title") or "?", "title", TITLE_MAX), start=start, end=end,
-                all_day=all_day, district=areas[0] if areas else "region",
+                all_day=all_day, district=areas[0],
                 category=check_length(q.get("category") or "other", "category"),
                 audiences=filter_values(q, "audience"),
-                organisation_id=parse_optional_id(q.get("org"), "org"))
+                organisation_id=parse_optional_id(q.get("org"), "org"),
+                rrule=self._candidate_rule(q))
             async with ctx.db.read() as session:
-                report = await find_conflicts(session, ctx, candidate)
-                suggestions = (await suggest_dates(session, ctx, candidate)
-                               if report.conflicts or report.warnings else [])
-                body = {
-                    "conflicts": [conflict_json(ctx, c) for c in report.conflicts],
-                    "duplicates": [conflict_json(ctx, c) for c in report.duplicates],
-                    "warnings": [{"kind": w.kind, "day": w.day.isoformat(), "name": w.name,
-                                  "name_en": w.name_en,
-                                  "message": w.message(_lang(request, "pl"))}
-                                 for w in report.warnings],
-                    "suggestions": [{"start": shape_json(s), "end": shape_json(e)}
-                                    for s, e in suggestions],
-                }
+                body = await self._conflicts_body(session, candidate, areas, _lang(request, "pl"))
         except InfranetError as exc:
             return _error(exc, request)
         return JSONResponse(body)
+
+    def _candidate_rule(self, q: Any) -> str | None:
+        """`rrule` with the `exdate` values as an EXDATE line (`recurrence.canonical_rule`)."""
+        rule = check_length(q.get("rrule") or "", "rrule", recurrence.TEXT_MAX).strip()
+        if "\n" in rule or "\r" in rule:
+            raise ValidationFailed("calendar.error.rrule", field="rrule", detail="one line: the RRULE only")
+        exdates = filter_values(q, "exdate")
+        if exdates and not rule:
+            raise ValidationFailed("calendar.error.rrule", field="exdate", detail="exdate needs an rrule")
+        if not rule:
+            return None
+        stamps = []
+        for text in exdates:
+            value = _parse_when(text, self.ctx, "exdate")
+            stamps.append(f"{value.astimezone(UTC):%Y%m%dT%H%M%SZ}" if isinstance(value, datetime)
+                          else f"{value:%Y%m%d}")
+        return rule + ("\nEXDATE:" + ",".join(stamps) if stamps else "")
+
+    async def _conflicts_body(self, session: AsyncSession, candidate: EventInput, areas: list[str],
+                              lang: str) -> dict[str, Any]:
+        ctx = self.ctx
+        conflicts: dict[tuple[int, datetime], dict[str, Any]] = {}
+        duplicates: dict[tuple[int, datetime], dict[str, Any]] = {}
+        warnings: list[DayWarning] = []
+        busy = False
+        for area in areas:
+            report = await find_conflicts(session, ctx, replace(candidate, district=area))
+            busy = busy or bool(report.conflicts or report.warnings)
+            warnings = warnings or report.warnings  # the same days, whatever the area
+            for found, into in ((report.conflicts, conflicts), (report.duplicates, duplicates)):
+                for c in found:  # an event near two of the areas: listed once, where it weighs most
+                    key = (c.event.id, c.start)
+                    if key not in into or (c.severity == "high" and into[key]["severity"] != "high"):
+                        into[key] = {**conflict_json(ctx, c), "area": area}
+        suggestions = await self._free_in_all(session, candidate, areas) if busy else []
+        return {
+            "conflicts": list(conflicts.values()),
+            "duplicates": list(duplicates.values()),
+            "warnings": [{"kind": w.kind, "day": w.day.isoformat(), "name": w.name, "name_en": w.name_en,
+                          "message": w.message(lang)} for w in warnings],
+            "suggestions": [{"start": shape_json(s), "end": shape_json(e)} for s, e in suggestions],
+        }
+
+    async def _free_in_all(self, session: AsyncSession, candidate: EventInput, areas: list[str],
+                           ) -> list[tuple[datetime | date, datetime | date]]:
+        """The first area's free dates that are free in the other areas as well."""
+        if len(areas) == 1:
+            return await suggest_dates(session, self.ctx, candidate)
+        kept: list[tuple[datetime | date, datetime | date]] = []
+        for start, end in await suggest_dates(session, self.ctx, candidate, n=3 * len(areas)):
+            moved = replace(candidate, start=start, end=end)
+            clean = True
+            for area in areas[1:]:
+                report = await find_conflicts(session, self.ctx, replace(moved, district=area))
+                if report.conflicts or report.duplicates:
+                    clean = False
+                    break
+            if clean:
+                kept.append((start, end))
+                if len(kept) == 3:
+                    break
+        return kept
 
 
 def _not_modified(request: Request, etag: str, last_modified: datetime) -> bool:

@@ -43,7 +43,7 @@ async def on_edit_entry(turn: Turn) -> State | None:
         "first": row.starts_at.astimezone(tz).date(), "last": row.ends_at.astimezone(tz).date(),
         "district": row.district.slug, "category": row.category, "audiences": list(row.audiences),
         "location": row.location, "url": row.url, "description": row.description,
-        "organisation_id": row.organisation_id, "rrule": recurrence.rule_part(row.rrule),
+        "organisation_id": row.organisation_id, "rrule": recurrence.definition(row.rrule),
         "training_id": row.training_id,
         # The summary says plainly that every date of a series changes.
         "series_size": await calendar.series_size(turn.session, turn.ctx, row) if row.rrule else None,
