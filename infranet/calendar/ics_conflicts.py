@@ -43,7 +43,7 @@ async def conflicts_of(session: AsyncSession, ctx: AppContext,
         except ValidationFailed:
             continue
         seen: set[int] = set()
-        for conflict in found.conflicts:
+        for conflict in [*found.conflicts, *found.duplicates]:
             other = conflict.event
             if (other.organisation_id is None or other.organisation_id == row.organisation_id
                     or other.id in seen or other.id == row.series_id):
