@@ -276,10 +276,11 @@ class CalendarHttp:
             all_day = not isinstance(start, datetime) and not isinstance(end, datetime)
             if isinstance(start, datetime) != isinstance(end, datetime):
                 raise ValidationFailed("calendar.error.date_kinds", field="start/end")
-            areas = list(dict.fromkeys(filter_values(q, "area"))) or ["region"]
-            if len(areas) > MAX_CONFLICT_AREAS:
-                raise ValidationFailed("calendar.error.too_many_values", field="area", count=len(areas),
+            given = filter_values(q, "area")
+            if len(given) > MAX_CONFLICT_AREAS:
+                raise ValidationFailed("calendar.error.too_many_values", field="area", count=len(given),
                                        limit=MAX_CONFLICT_AREAS)
+            areas = list(dict.fromkeys(given)) or ["region"]
             candidate = EventInput(
                 title=check_length(q.get("title") or "?", "title", TITLE_MAX), start=start, end=end,
                 all_day=all_day, district=areas[0],
