@@ -34,6 +34,7 @@ length is bounded by MAX_EVENT_DAYS), series by the partial index on recurring r
 from __future__ import annotations
 
 import difflib
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
@@ -122,6 +123,11 @@ def _hits(ctx: AppContext, norm: NormalisedEvent, cand_days: Sequence[tuple[recu
     scope = SCOPE_RANK[rules.scope]
     cand_title = fold(norm.title)[:TITLE_FOLD_MAX]  # as stored in title_folded
     spans = [span for span, _days in cand_days]
+    # A long series meets a long candidate series (hundreds of dates each): each of its
+    # occurrences is compared only with the candidate's dates near it, found by bisection
+    # (the candidate's dates are in order, and none lasts longer than `reach`).
+    starts = [span.start for span in spans]
+    reach = max((span.end - span.start for span in spans), default=timedelta()) + timedelta(days=2)
     seen: set[tuple[int, datetime]] = set()
     for row in pool:
         district = districts.get(row.district_id)
@@ -139,7 +145,9 @@ def _hits(ctx: AppContext, norm: NormalisedEvent, cand_days: Sequence[tuple[recu
         counts = SCOPE_RANK[relation] <= scope
         for occ in recurrence.expand(row.rrule, row.starts_at, row.ends_at, row.all_day, tz):
             occ_days: set[date] | None = None
-            for span, days in cand_days:
+            near = cand_days[bisect_left(starts, occ.start - reach):
+                             bisect_left(starts, occ.end + timedelta(days=2))]
+            for span, days in near:
                 if occ.start >= span.end + timedelta(days=2) or occ.end <= span.start - timedelta(days=2):
                     continue
                 overlap = occ.start < span.end and occ.end > span.start
@@ -171,7 +179,9 @@ def _shared(norm: NormalisedEvent, row: PoolRow) -> bool:
 
 
 def _candidate_days(spans: Sequence[recurrence.Span], tz: tzinfo) -> list[tuple[recurrence.Span, set[date]]]:
-    return [(span, set(recurrence.local_days(span.start, span.end, tz))) for span in spans]
+    # In order of their starts (as `expand` gives them): `_hits` bisects them.
+    return [(span, set(recurrence.local_days(span.start, span.end, tz)))
+            for span in sorted(spans, key=lambda span: span.start)]
 
 
 def classify(ctx: AppContext, norm: NormalisedEvent, spans: Sequence[recurrence.Span],
