@@ -195,3 +195,13 @@ def test_all_day_rdates() -> None:
     spans = recurrence.expand(text, start, start + timedelta(days=1), True, W)
     assert [s.start.astimezone(W).date() for s in spans] == [date(2026, 10, 20), date(2026, 11, 20),
                                                              date(2026, 12, 24)]
+
+
+def test_a_series_moved_for_a_suggestion_takes_its_dates_along() -> None:
+    text = _stored("FREQ=WEEKLY;COUNT=3\nRDATE:20261022T100000\nEXDATE:20261020T100000")
+    later = recurrence.shifted(text, 7, W)  # across the end of summer time (25.10)
+    assert later == "FREQ=WEEKLY;COUNT=3\nRDATE:20261029T090000Z\nEXDATE:20261027T090000Z"
+    start = (FIRST + timedelta(days=7)).astimezone(UTC)
+    spans = recurrence.expand(later, start, start + timedelta(hours=1), False, W)
+    assert [s.start.astimezone(W).strftime("%d.%m %H:%M") for s in spans] == \
+        ["29.10 10:00", "03.11 10:00", "10.11 10:00"]

@@ -76,8 +76,8 @@ def _moved(ctx: AppContext, candidate: EventInput, base: NormalisedEvent, days: 
     """The validated candidate `days` later. Only the times of a single event are checked
     again (by `event_times`); a series is validated whole, as its rule may end too early."""
     shifted = _shift(candidate, days, ctx.tz)
-    if base.rrule is not None:
-        return validate_event(ctx, shifted)
+    if base.rrule is not None:  # its RDATE and EXDATE dates move with it
+        return validate_event(ctx, replace(shifted, rrule=recurrence.shifted(base.rrule, days, ctx.tz)))
     starts_at, ends_at, _local, _latest = event_times(ctx, shifted, latest)
     return replace(base, starts_at=starts_at, ends_at=ends_at, last_ends_at=ends_at)
 

@@ -165,6 +165,18 @@ def definition(text: str | None) -> str | None:
     return _compose(rule_part(text) or "", {EXTRA: lines.get(EXTRA, "")})
 
 
+def shifted(text: str, days: int, tz: tzinfo) -> str:
+    """The stored text of a series moved `days` days (free-date suggestions): its RDATE,
+    EXDATE and X-MOVED dates move with it, at the same wall-clock time."""
+    lines = _lines(text)
+    for name in (EXTRA, CANCELLED, MOVED):
+        if lines.get(name):
+            step = timedelta(days=days)
+            wall = (v.astimezone(tz).replace(tzinfo=None) + step for v in _stamps(lines[name]))
+            lines[name] = _join(occurrence_to_utc(moment, tz) for moment in wall)
+    return _compose(rule_part(text) or "", lines)
+
+
 # --- validation -------------------------------------------------------------------------
 
 
