@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from infranet.calendar import ics_import, recurrence
-from infranet.calendar.ics_file import file_source
+from infranet.calendar.ics_file import file_source, import_file
 from infranet.calendar.ics_import import import_ics
 from infranet.cli import build_parser
 from infranet.context import AppContext
@@ -235,3 +235,58 @@ async def test_the_cli_imports_a_file_as_a_source_and_tells_the_other_organisers
     assert [(org, key) for org, key, _ in told] == [(b, "sources.conflicts_theirs")]
     assert told[0][2]["org"] == "COP Ełk" and "Szkolenie <b>nie</b>" in told[0][2]["items"]
     assert await run(ctx, "events", "import", str(path), "--source", "x") == 2
+
+
+async def test_a_batched_import_that_fails_half_way_is_undone(ctx: AppContext, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """One event per transaction (BUDGET 0): a failure in a later batch undoes the earlier ones,
+    rows added deleted and rows changed restored."""
+    from infranet.calendar import ics_file
+
+    org = await organisation(ctx, "COP Ełk")
+    path = tmp_path / "google.ics"
+    path.write_bytes(fixture("google.ics"))
+    await import_file(ctx, Actor.cli(), path, fixture("google.ics"), organisation_id=org)
+    before = {e.id: (e.starts_at, e.status, e.revision, e.rrule) for e in await stored(ctx)}
+    monkeypatch.setattr(ics_file, "BUDGET", 0.0)
+    real = ics_import.update_event
+
+    async def failing(*args: Any, **kwargs: Any) -> Event:
+        raise InfranetError("error.not_found.event", id=0)
+
+    changed = fixture("google-v2.ics").replace("SUMMARY:Dyżur doradczy\r\n".encode(),
+                                               "SUMMARY:Dyżur zmieniony\r\n".encode())
+    # the training moves (batch 1), then the series' change fails (batch 2)
+    calls = 0
+
+    async def second_fails(*args: Any, **kwargs: Any) -> Event:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            return await failing(*args, **kwargs)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(ics_import, "update_event", second_fails)
+    with pytest.raises(ValidationFailed):
+        await import_file(ctx, Actor.cli(), path, changed, organisation_id=org)
+    assert calls == 2
+    after = {e.id: (e.starts_at, e.status, e.revision, e.rrule) for e in await stored(ctx)}
+    assert after == before
+    # And a first import failing half-way leaves nothing of its own.
+    calls_add = 0
+    real_add = ics_import.add_event
+
+    async def add_fails(*args: Any, **kwargs: Any) -> Event:
+        nonlocal calls_add
+        calls_add += 1
+        if calls_add == 3:
+            raise InfranetError("error.not_found.event", id=0)
+        return await real_add(*args, **kwargs)
+
+    monkeypatch.setattr(ics_import, "add_event", add_fails)
+    other = tmp_path / "outlook.ics"
+    other.write_bytes(fixture("handwritten.ics"))
+    with pytest.raises(ValidationFailed):
+        await import_file(ctx, Actor.cli(), other, fixture("google.ics").replace(b"@google", b"@x"),
+                          organisation_id=org)
+    assert {e.id for e in await stored(ctx)} == set(before)

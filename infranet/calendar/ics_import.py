@@ -24,12 +24,13 @@ CLI measures how long it holds the write lock).
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from icalendar import Calendar
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar import recurrence
@@ -195,19 +196,19 @@ def _stamp(row: Event, item: Incoming, source_id: int | None) -> None:
 
 
 async def _stored(session: AsyncSession, source_id: int | None, uids: list[str]) -> dict[str, Event]:
-    """The stored series and single events of the scope, by their UID in the file."""
+    """The stored series and single events of the scope with these UIDs in the file."""
     found: dict[str, Event] = {}
-    if source_id is not None:
-        rows = await session.scalars(select(Event).where(Event.source_id == source_id,
-                                                         Event.series_id.is_(None)))
-        for row in rows:
-            found.setdefault(row.source_uid or row.uid, row)
-        return found
     for start in range(0, len(uids), _CHUNK):
-        rows = await session.scalars(select(Event).where(
-            Event.uid.in_(uids[start:start + _CHUNK]), Event.source_id.is_(None),
-            Event.series_id.is_(None)))
-        found.update({row.uid: row for row in rows})
+        chunk = uids[start:start + _CHUNK]
+        if source_id is not None:
+            query = select(Event).where(Event.source_id == source_id, Event.series_id.is_(None),
+                                        or_(Event.source_uid.in_(chunk),
+                                            and_(Event.source_uid.is_(None), Event.uid.in_(chunk))))
+        else:
+            query = select(Event).where(Event.uid.in_(chunk), Event.source_id.is_(None),
+                                        Event.series_id.is_(None))
+        for row in await session.scalars(query):
+            found.setdefault(row.source_uid or row.uid, row)
     return found
 
 
@@ -225,35 +226,79 @@ def _in_series(ctx: AppContext, row: Event, moment: datetime) -> bool:
                                                            row.all_day, ctx.tz))
 
 
+@dataclass
+class Writer:
+    """Writes a plan a series at a time (`series`), then cancels what left the source
+    (`cancel_missing`): in one transaction (`apply`) or in several (`ics_file`)."""
+
+    ctx: AppContext
+    actor: Actor
+    plan: Plan
+    source_id: int | None
+    report: SyncReport = field(default_factory=SyncReport)
+    changed: list[tuple[Event, Incoming]] = field(default_factory=list)
+    _overrides: dict[str, list[tuple[Incoming, NormalisedEvent]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.report.skipped, self.report.note = list(self.plan.skipped), self.plan.note
+        for item, norm in self.plan.overrides:
+            self._overrides.setdefault(item.uid, []).append((item, norm))
+
+    async def series(self, session: AsyncSession, items: list[tuple[Incoming, NormalisedEvent]],
+                     deadline: float | None = None) -> int:
+        """Write these events of the file (single events or series with their overrides), or
+        as many as fit before `deadline` (time.perf_counter()); how many were written."""
+        done = 0
+        for start in range(0, len(items), _CHUNK):
+            chunk = items[start:start + _CHUNK]
+            stored = await _stored(session, self.source_id, [item.uid for item, _ in chunk])
+            for item, norm in chunk:
+                if deadline is not None and done and time.perf_counter() >= deadline:
+                    return done
+                await self._one(session, stored.get(item.uid), item, norm)
+                done += 1
+        return done
+
+    async def _one(self, session: AsyncSession, row: Event | None, item: Incoming,
+                   norm: NormalisedEvent) -> None:
+        try:
+            row = await _master(session, self.ctx, self.actor, self.report, row, item, norm,
+                                self.source_id, self.changed)
+        except InfranetError as exc:
+            raise broken(item.line, f"event {item.data.title!r}: {exc.localized('en')}") from None
+        self.report.ids.append(row.id)
+        for override, onorm in self._overrides.get(item.uid, []):
+            try:
+                await _override(session, self.ctx, self.actor, self.report, row, override, onorm,
+                                self.changed)
+            except InfranetError as exc:
+                raise broken(override.line, f"event {override.data.title!r}: "
+                                            f"{exc.localized('en')}") from None
+
+    async def missing(self, session: AsyncSession) -> list[int]:
+        """The source's events no longer in the file that have not ended (not yet cancelled)."""
+        if self.source_id is None:
+            return []
+        rows = await session.execute(select(Event.id, Event.source_uid, Event.uid).where(
+            Event.source_id == self.source_id, Event.series_id.is_(None),
+            Event.status != EventStatus.CANCELLED, Event.last_ends_at > self.ctx.now()))
+        return [id_ for id_, source_uid, uid in rows if (source_uid or uid) not in self.plan.uids]
+
+    async def cancel(self, session: AsyncSession, ids: list[int]) -> None:
+        for event_id in ids:
+            await cancel_event(session, self.ctx, self.actor, event_id)
+            self.report.cancelled += 1
+
+
 async def apply(session: AsyncSession, ctx: AppContext, actor: Actor, plan: Plan, *,
                 source_id: int | None = None, check_conflicts: bool = True) -> SyncReport:
     """Write what `plan` changes, in the caller's transaction."""
-    report = SyncReport(skipped=list(plan.skipped), note=plan.note)
-    stored = await _stored(session, source_id, [item.uid for item, _ in plan.masters])
-    changed: list[tuple[Event, Incoming]] = []
-    series: dict[str, Event] = {}
-    for item, _norm in plan.masters:
-        try:
-            row = await _master(session, ctx, actor, report, stored.get(item.uid), item, _norm,
-                                source_id, changed)
-        except InfranetError as exc:
-            raise broken(item.line, f"event {item.data.title!r}: {exc.localized('en')}") from None
-        series[item.uid] = row
-        report.ids.append(row.id)
-    for item, norm in plan.overrides:
-        try:
-            await _override(session, ctx, actor, report, series[item.uid], item, norm, changed)
-        except InfranetError as exc:
-            raise broken(item.line, f"event {item.data.title!r}: {exc.localized('en')}") from None
-    if source_id is not None:
-        now = ctx.now()
-        for uid, row in stored.items():
-            if uid not in plan.uids and row.status != EventStatus.CANCELLED and row.last_ends_at > now:
-                await cancel_event(session, ctx, actor, row.id)
-                report.cancelled += 1
+    writer = Writer(ctx, actor, plan, source_id)
+    await writer.series(session, plan.masters)
+    await writer.cancel(session, await writer.missing(session))
     if check_conflicts:
-        report.conflicts = await conflicts_of(session, ctx, changed)
-    return report
+        writer.report.conflicts = await conflicts_of(session, ctx, writer.changed)
+    return writer.report
 
 
 async def _master(session: AsyncSession, ctx: AppContext, actor: Actor, report: SyncReport,

@@ -250,6 +250,8 @@ class Event(TimestampMixin, Base):
         # ix_events_range or ix_events_place_range, and a month of this one.
         Index("ix_events_long", "starts_at", "last_ends_at",
               sqlite_where=text("long_span = 1"), postgresql_where=text("long_span")),
+        # An import finds a source's events by their UID in its file (calendar.ics_import).
+        Index("ix_events_source_uid", "source_id", "source_uid"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

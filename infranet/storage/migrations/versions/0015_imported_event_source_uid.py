@@ -31,10 +31,12 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("source_modified", infranet.storage.types.UTCDateTime(timezone=True), nullable=True)
         )
+        batch_op.create_index("ix_events_source_uid", ["source_id", "source_uid"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_index("ix_events_source_uid")
         batch_op.drop_column("source_modified")
         batch_op.drop_column("source_sequence")
         batch_op.drop_column("source_uid")
