@@ -205,3 +205,13 @@ def test_a_series_moved_for_a_suggestion_takes_its_dates_along() -> None:
     spans = recurrence.expand(later, start, start + timedelta(hours=1), False, W)
     assert [s.start.astimezone(W).strftime("%d.%m %H:%M") for s in spans] == \
         ["29.10 10:00", "03.11 10:00", "10.11 10:00"]
+
+
+def test_dates_given_as_parts_of_the_rule_line() -> None:
+    """As an importer may pass a file's RDATE (and EXDATE) with its RRULE."""
+    text = _stored("FREQ=WEEKLY;COUNT=3;RDATE=20261029T100000,20261105;RDATE=20261112T090000Z;"
+                   "EXDATE=20261027")
+    assert text == ("FREQ=WEEKLY;COUNT=3\nRDATE:20261029T090000Z,20261105T090000Z,20261112T090000Z\n"
+                    "EXDATE:20261027T090000Z")
+    with pytest.raises(ValidationFailed, match=r"RDATE 1\.10\.2026 is before the first meeting"):
+        _stored("FREQ=WEEKLY;RDATE=20261001")

@@ -185,7 +185,8 @@ def canonical_rule(rule: str, *, all_day: bool, first_start_local: datetime, tz:
     """Validate `rule` and return the text stored (and published: its rule line).
 
     `rule` is an RRULE (`FREQ=…`, optionally `RRULE:`-prefixed), optionally followed by
-    lines `RDATE:…` and `EXDATE:…` (parameters such as `;VALUE=DATE` are read and dropped)
+    lines `RDATE:…` and `EXDATE:…` (parameters such as `;VALUE=DATE` are read and dropped;
+    `;RDATE=…`/`;EXDATE=…` parts of the rule's own line are read the same way)
     whose comma-separated values are UTC (`20261224T090000Z`), local (`20261224T100000`, the
     region's zone) or dates (`20261224`: that day, at the first occurrence's time of day).
     Other lines (`X-MOVED`, `X-HORIZON`) are dropped: those belong to the stored series.
@@ -195,6 +196,7 @@ def canonical_rule(rule: str, *, all_day: bool, first_start_local: datetime, tz:
     """
     head, *rest = rule.strip().split("\n")
     parts = parse_parts(head)
+    rest += [f"{name}:{parts.pop(name)}" for name in (EXTRA, CANCELLED) if name in parts]
     check_parts(parts)
     if "UNTIL" in parts:
         parts["UNTIL"] = _canonical_until(parts["UNTIL"], all_day, first_start_local, tz, latest)

@@ -35,6 +35,11 @@ def fail(detail: str) -> ValidationFailed:
     return ValidationFailed("calendar.error.rrule", field="rrule", detail=detail)
 
 
+# Not rule parts, but accepted among them (`…;RDATE=20261224T100000`, as an importer may
+# pass a file's RDATE with its RRULE): the dates of those properties, merged when repeated.
+DATE_PARTS = ("RDATE", "EXDATE")
+
+
 def parse_parts(rule: str) -> dict[str, str]:
     """`NAME=VALUE;…` as a dict (names upper-cased); unknown parts are refused by name."""
     text = rule.strip()
@@ -46,6 +51,9 @@ def parse_parts(rule: str) -> dict[str, str]:
             raise fail(f"{chunk!r} is not NAME=VALUE (example: FREQ=WEEKLY;COUNT=6)")
         name, value = chunk.split("=", 1)
         name = name.strip().upper()
+        if name in DATE_PARTS:
+            parts[name] = ",".join(filter(None, (parts.get(name), value.strip().upper())))
+            continue
         if name not in ALLOWED_PARTS:
             raise fail(f"{name} is not supported; use {', '.join(ALLOWED_PARTS)}")
         if name in parts:
