@@ -71,6 +71,7 @@ async def test_a_google_export(ctx: AppContext) -> None:
     spans = recurrence.expand(series.rrule, series.starts_at, series.ends_at, False, ctx.tz)
     starts = [span.start for span in spans]
     assert datetime(2027, 1, 26, 16, 0, tzinfo=UTC) not in starts  # EXDATE
+    assert datetime(2027, 1, 28, 16, 0, tzinfo=UTC) in starts  # RDATE, a Thursday
     assert datetime(2027, 1, 19, 16, 0, tzinfo=UTC) not in starts  # moved by the override
     [moved] = [e for e in await stored(ctx) if e.series_id == series.id]
     assert moved.title == "Dyżur doradczy (w środę)"

@@ -226,15 +226,27 @@ def incoming(zones: Zones, component: Any, line: int, defaults: dict[str, Any],
     if component.get("EXDATE") is not None:
         item.exdates = moments(zones, component, "EXDATE")
     if component.get("RDATE") is not None:
-        item.data.rrule = _with_rdates(rule, component)
+        item.data.rrule = _with_rdates(zones, rule, component)
     return item
 
 
-def _with_rdates(rule: str | None, component: Any) -> str | None:
-    """RDATE is passed through to the recurrence module with the rule (it says whether it
-    takes it); a rule without RDATE support refuses the event, which is then skipped."""
+def _with_rdates(zones: Zones, rule: str | None, component: Any) -> str | None:
+    """RDATE passed through to the recurrence module with the rule, as `RDATE:` lines of UTC
+    starts (dates for a DATE value), so that its TZID is the file's, not the region's; the
+    recurrence module checks them (an event it refuses is skipped with its reason)."""
     raw = component.get("RDATE")
     values: list[str] = []
     for item in raw if isinstance(raw, list) else [raw]:
-        values.append(item.to_ical().decode())
-    return (rule or "") + "".join(f";RDATE={v}" for v in values) if values else rule
+        for period in getattr(item, "dts", [item]):
+            value = period.dt
+            if isinstance(value, tuple):
+                raise Skip("RDATE periods (start/end) are not supported")
+            if isinstance(value, datetime):
+                moment = _value(zones, _Prop(value, item.params))
+                assert isinstance(moment, datetime)
+                values.append(moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ"))
+            else:
+                values.append(f"{value:%Y%m%d}")
+    if not values:
+        return rule
+    return f"{rule or 'FREQ=DAILY;COUNT=1'}\nRDATE:{','.join(values)}"

@@ -184,7 +184,8 @@ def _same(row: Event, norm: NormalisedEvent) -> bool:
     return (row.title == norm.title and row.description == norm.description
             and row.location == norm.location and row.url == norm.url
             and row.starts_at == norm.starts_at and row.ends_at == norm.ends_at
-            and row.all_day == norm.all_day and recurrence.rule_part(row.rrule) == norm.rrule
+            and row.all_day == norm.all_day
+            and recurrence.definition(row.rrule) == recurrence.definition(norm.rrule)
             and row.district.slug == norm.district.slug and row.category == norm.category
             and list(row.audiences) == list(norm.audiences)
             and (norm.organisation_id is None or row.organisation_id == norm.organisation_id))
