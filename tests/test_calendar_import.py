@@ -291,3 +291,40 @@ async def test_a_batched_import_that_fails_half_way_is_undone(ctx: AppContext, t
         await import_file(ctx, Actor.cli(), other, fixture("google.ics").replace(b"@google", b"@x"),
                           organisation_id=org)
     assert {e.id for e in await stored(ctx)} == set(before)
+
+
+async def test_a_followed_calendar_tells_the_organisations_it_clashes_with(db_url: str,
+                                                                          tmp_path: Path) -> None:
+    """Through the refresh round (source_sync.sync_source): the clash is told to the importing
+    organisation and to the other one."""
+    from infranet.calendar.source_refresh import refresh_due
+    from infranet.calendar.sources import add_source
+    from tests.calendar_server import calendar_server
+    from tests.conftest import make_context
+
+    sctx = await make_context(db_url, tmp_path / "data", sources={"allow_private": True})
+    sctx.clock = lambda: NOW
+    try:
+        a, b = await organisation(sctx, "COP Ełk"), await organisation(sctx, "OWES B")
+        told: list[tuple[int, str, dict[str, Any]]] = []
+
+        async def listener(org_id: int, key: str, params: dict[str, Any]) -> int:
+            told.append((org_id, key, params))
+            return 1
+
+        sctx.notices.register(listener)
+        theirs = await file_source(sctx, b, "theirs")
+        async with sctx.db.transaction() as s:
+            await import_ics(s, sctx, Actor.cli(), fixture("google.ics").replace(b"@google.com", b"@b"),
+                             organisation_id=b, source_id=theirs)
+        async with calendar_server() as server:
+            server.ics("cop.ics", fixture("google.ics").decode())
+            async with sctx.db.transaction() as s:
+                await add_source(s, sctx, Actor.cli(), a, server.url("cop.ics"))
+            [outcome] = await refresh_due(sctx)
+        assert outcome.state == "imported" and outcome.report is not None
+        assert outcome.report.added == 4 and outcome.report.conflicts
+        assert sorted((org, key) for org, key, _ in told) == [(a, "sources.conflicts"),
+                                                            (b, "sources.conflicts_theirs")]
+    finally:
+        await sctx.db.dispose()

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from sqlalchemy import or_, select, update
 
+from infranet.calendar.ics_conflicts import notices_for_others
 from infranet.calendar.source_sync import SyncReport, sync_source
 from infranet.calendar.sources import get_source
 from infranet.context import AppContext
@@ -325,6 +326,10 @@ def _worked(ctx: AppContext, source: CalendarSource, result: Fetched, digest: st
         if len(conflicts) > MAX_CONFLICTS_TOLD:
             items += f"\n… (+{len(conflicts) - MAX_CONFLICTS_TOLD})"
         outcome.notices.append(("sources.conflicts", {**_about(source), "items": items}))
+        # ... and the other organisations hear of it, as when a member keeps a clashing date.
+        name = source.organisation.name if source.organisation else source.name
+        for org_id, key, params in notices_for_others(ctx, name, conflicts):
+            outcome.notices.append((key, {"organisation_id": org_id, **params}))
 
 
 def _failed(ctx: AppContext, source: CalendarSource, failure: FetchFailed | InfranetError | None,
