@@ -128,6 +128,14 @@ NEVER = [
     ("FREQ=MONTHLY;BYMONTHDAY=1,2;BYDAY=MO;BYSETPOS=-3", "at most 2"),
     ("FREQ=YEARLY;BYMONTH=1;BYDAY=1MO;BYSETPOS=2", "at most 1"),
     ("FREQ=YEARLY;INTERVAL=4;BYMONTH=2;BYMONTHDAY=29", "gives no date between 20.10.2026 and 20.10.2028"),
+    # Possible in themselves, impossible together or from this start (a Tuesday): found
+    # by asking the rule near the year 9999 (`recurrence._gives_a_date`).
+    ("FREQ=DAILY;INTERVAL=7;BYDAY=MO", "gives no date"),
+    ("FREQ=DAILY;INTERVAL=14;BYDAY=MO,WE;BYMONTH=2,3", "gives no date"),
+    ("FREQ=MONTHLY;BYDAY=5MO;BYMONTHDAY=1", "gives no date"),
+    ("FREQ=YEARLY;BYDAY=1MO;BYMONTHDAY=20", "gives no date"),
+    ("FREQ=MONTHLY;INTERVAL=12;BYMONTH=2", "gives no date"),
+    ("FREQ=WEEKLY;BYDAY=TU;UNTIL=20261019T235959Z", "UNTIL is before the first meeting"),
 ]
 
 

@@ -35,8 +35,8 @@ on; until then the series is not listed or conflict-checked beyond it.
 Bounds on the work. One expansion gives at most `MAX_OCCURRENCES` occurrences and
 never looks further than `MAX_WINDOW` past the first start (`ENDLESS_WINDOW` for an
 endless rule saved without a horizon); contradictory rules are refused before
-expansion (`recurrence_rules.check_parts`), and a rule that gives no date before
-the horizon is refused with that message.
+expansion (`recurrence_rules.check_parts`, `gives_a_date`), and a rule that gives no
+date before the horizon is refused with that message.
 
 Stable API (the bot, the importer, the queries): `canonical_rule`, `expand`,
 `expand_all`, `rule_part`, `exclusions`, `with_exclusions`, `extra_dates`,
@@ -47,28 +47,27 @@ and what is changed one occurrence at a time (EXDATE, X-MOVED).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
-
-from dateutil.rrule import rrulestr
 
 from infranet.calendar.recurrence_rules import (
     ALLOWED_PARTS,
     MAX_COUNT,
     MAX_OCCURRENCES,
+    canonical_until,
     check_parts,
+    dtstart_for,
     fail,
+    given_line,
+    given_moment,
+    gives_a_date,
     parse_parts,
+    rule_object,
 )
 from infranet.calendar.wallclock import local_midnight, occurrence_to_utc
 from infranet.i18n import numeric_date
-
-_UNTIL_DATE = re.compile(r"^\d{8}$")
-_UNTIL_LOCAL = re.compile(r"^\d{8}T\d{6}$")
-_UNTIL_UTC = re.compile(r"^\d{8}T\d{6}Z$")
 
 _STAMP = "%Y%m%dT%H%M%SZ"
 EXTRA, CANCELLED, MOVED, HORIZON = "RDATE", "EXDATE", "X-MOVED", "X-HORIZON"
@@ -199,18 +198,21 @@ def canonical_rule(rule: str, *, all_day: bool, first_start_local: datetime, tz:
     rest += [f"{name}:{parts.pop(name)}" for name in (EXTRA, CANCELLED) if name in parts]
     check_parts(parts)
     if "UNTIL" in parts:
-        parts["UNTIL"] = _canonical_until(parts["UNTIL"], all_day, first_start_local, tz, latest)
+        parts["UNTIL"] = canonical_until(parts["UNTIL"], all_day, first_start_local, tz, latest)
     order = [name for name in ALLOWED_PARTS if name in parts]
     canonical = ";".join(f"{name}={parts[name]}" for name in order)
     try:
-        _rule_object(canonical, _dtstart(first_start_local, all_day))
+        rule_object(canonical, dtstart_for(first_start_local, all_day))
     except (ValueError, TypeError) as exc:
         raise fail(f"not a valid RRULE: {exc}") from None
+    if not gives_a_date(canonical, dtstart_for(first_start_local, all_day), latest):
+        raise fail(f"the rule gives no date between {numeric_date(first_start_local.date())} "
+                   f"and {numeric_date(latest.date())}")
     lines: dict[str, str] = {}
     for line in rest:
-        name, values = _given_line(line)
+        name, values = given_line(line)
         if name in (EXTRA, CANCELLED):
-            moments = {_given_moment(v, all_day, first_start_local, tz) for v in values.split(",") if v}
+            moments = {given_moment(v, all_day, first_start_local, tz) for v in values.split(",") if v}
             moments |= _stamps(lines[name]) if lines.get(name) else set()
             lines[name] = _join(moments)
     for moment in _stamps(lines[EXTRA]) if lines.get(EXTRA) else ():
@@ -235,81 +237,9 @@ def canonical_rule(rule: str, *, all_day: bool, first_start_local: datetime, tz:
     return text
 
 
-def _canonical_until(until: str, all_day: bool, first_start_local: datetime, tz: tzinfo,
-                     latest: datetime) -> str:
-    if _UNTIL_DATE.match(until):
-        local_until = datetime.combine(_parse_date(until), time(23, 59, 59), tz)
-    elif _UNTIL_UTC.match(until):
-        local_until = _parse_datetime(until[:-1]).replace(tzinfo=UTC).astimezone(tz)
-    elif _UNTIL_LOCAL.match(until):
-        local_until = _parse_datetime(until).replace(tzinfo=tz)
-    else:
-        raise fail(f"UNTIL {until!r} must look like 20270630 or 20270630T235959Z")
-    if local_until < first_start_local:
-        raise fail("UNTIL is before the first meeting")
-    if local_until > latest:
-        raise fail(f"UNTIL is too far ahead; the calendar plans until {numeric_date(latest.date())}")
-    return (f"{local_until.date():%Y%m%d}" if all_day
-            else f"{local_until.astimezone(UTC):%Y%m%dT%H%M%SZ}")
-
-
-def _given_line(line: str) -> tuple[str, str]:
-    name, _, values = line.strip().partition(":")
-    name = name.split(";", 1)[0].strip().upper()
-    if name in (EXTRA, CANCELLED) and "/" in values:
-        raise fail(f"{name} periods (start/end) are not supported; give dates or date-times")
-    return name, values.strip().upper()
-
-
-def _given_moment(value: str, all_day: bool, first_start_local: datetime, tz: tzinfo) -> datetime:
-    """An RDATE/EXDATE value as the UTC start of the occurrence it names."""
-    value = value.strip()
-    if _UNTIL_DATE.match(value):
-        day = _parse_date(value)
-    elif _UNTIL_UTC.match(value):
-        moment = _parse_datetime(value[:-1]).replace(tzinfo=UTC)
-        day = moment.astimezone(tz).date()
-        if not all_day:
-            return moment
-    elif _UNTIL_LOCAL.match(value):
-        naive = _parse_datetime(value)
-        day = naive.date()
-        if not all_day:
-            return occurrence_to_utc(naive, tz)
-    else:
-        raise fail(f"{value!r} must look like 20261224, 20261224T100000 or 20261224T090000Z")
-    if all_day:
-        return local_midnight(day, tz)
-    return occurrence_to_utc(datetime.combine(day, first_start_local.time()), tz)
-
-
 def _shown(moment: datetime, tz: tzinfo) -> str:
     return numeric_date(moment.astimezone(tz).date())
 
-
-def _parse_date(text: str) -> date:
-    try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
-    except ValueError:
-        raise fail(f"{text!r} is not a real date") from None
-
-
-def _parse_datetime(text: str) -> datetime:
-    day = _parse_date(text[:8])
-    try:
-        return datetime.combine(day, time(int(text[9:11]), int(text[11:13]), int(text[13:15])))
-    except ValueError:
-        raise fail(f"{text!r} is not a real time") from None
-
-
-def _dtstart(first_start_local: datetime, all_day: bool) -> datetime:
-    if all_day:
-        return datetime.combine(first_start_local.date(), time())  # naive: DATE rules
-    return first_start_local
-
-
-def _rule_object(canonical: str, dtstart: datetime):  # type: ignore[no-untyped-def]
-    return rrulestr("RRULE:" + canonical, dtstart=dtstart)
 
 
 # --- expansion --------------------------------------------------------------------------
@@ -369,7 +299,7 @@ def _expand(rule: str | None, starts_at: datetime, ends_at: datetime, all_day: b
         def day_span(first: date) -> Span:
             return Span(local_midnight(first, tz), local_midnight(first + timedelta(days=days), tz))
 
-        for n, occ in enumerate(_rule_object(head, _dtstart(local_start, True))):
+        for n, occ in enumerate(rule_object(head, dtstart_for(local_start, True))):
             if n >= MAX_OCCURRENCES or occ.date() > last_day:
                 break
             span = day_span(occ.date())
@@ -384,7 +314,7 @@ def _expand(rule: str | None, starts_at: datetime, ends_at: datetime, all_day: b
         def timed_span(naive: datetime) -> Span:
             return Span(occurrence_to_utc(naive, tz), occurrence_to_utc(naive + wall, tz))
 
-        for n, occ in enumerate(_rule_object(head, local_start)):
+        for n, occ in enumerate(rule_object(head, local_start)):
             if n >= MAX_OCCURRENCES or occ > limit:
                 break
             span = timed_span(occ.replace(tzinfo=None))

@@ -6,15 +6,24 @@ a date. The last matters for safety, not only for clear messages: dateutil's exp
 walks period after period until the year 9999 looking for a date that a contradictory
 rule (`FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30`, `BYSETPOS=6` among the Mondays of a month)
 never gives, seconds of CPU for a single rule from a file or the API. Such rules are
-refused here, each with what makes it impossible; `recurrence.canonical_rule` then
-checks that what is left gives a date within the planning horizon.
+refused here, each with what makes it impossible (`check_parts`); what is possible in
+each part and impossible together (`FREQ=DAILY;INTERVAL=7;BYDAY=MO` from a Tuesday) is
+found by `gives_a_date`, which asks dateutil in bounded time.
+
+Also here: how dates are written in rules (UNTIL, RDATE and EXDATE values) and read as
+instants in the region's zone, for `recurrence.canonical_rule`.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import MAXYEAR, UTC, date, datetime, time, tzinfo
 
+from dateutil.rrule import rrule, rruleset, rrulestr
+
+from infranet.calendar.wallclock import local_midnight, occurrence_to_utc
 from infranet.errors import ValidationFailed
+from infranet.i18n import numeric_date
 
 FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
 ALLOWED_PARTS = ("FREQ", "INTERVAL", "COUNT", "UNTIL", "BYMONTH", "BYMONTHDAY", "BYDAY", "BYSETPOS",
@@ -143,3 +152,108 @@ def _set_size(freq: str, months: list[int], monthdays: list[int], days: list[tup
         per = month_count if months else 1
         return sum(per if nth else (5 * month_count if months else 53) for nth, _day in days)
     return month_count if months else 1
+
+
+# --- dates and times in rules, and the bounded search for a first date ---------------
+
+_UNTIL_DATE = re.compile(r"^\d{8}$")
+_UNTIL_LOCAL = re.compile(r"^\d{8}T\d{6}$")
+_UNTIL_UTC = re.compile(r"^\d{8}T\d{6}Z$")
+
+
+def canonical_until(until: str, all_day: bool, first_start_local: datetime, tz: tzinfo,
+                     latest: datetime) -> str:
+    if _UNTIL_DATE.match(until):
+        local_until = datetime.combine(_parse_date(until), time(23, 59, 59), tz)
+    elif _UNTIL_UTC.match(until):
+        local_until = _parse_datetime(until[:-1]).replace(tzinfo=UTC).astimezone(tz)
+    elif _UNTIL_LOCAL.match(until):
+        local_until = _parse_datetime(until).replace(tzinfo=tz)
+    else:
+        raise fail(f"UNTIL {until!r} must look like 20270630 or 20270630T235959Z")
+    if local_until < first_start_local:
+        raise fail("UNTIL is before the first meeting")
+    if local_until > latest:
+        raise fail(f"UNTIL is too far ahead; the calendar plans until {numeric_date(latest.date())}")
+    return (f"{local_until.date():%Y%m%d}" if all_day
+            else f"{local_until.astimezone(UTC):%Y%m%dT%H%M%SZ}")
+
+
+def gives_a_date(canonical: str, dtstart: datetime, latest: datetime) -> bool:
+    """Whether the rule has a date from `dtstart` to `latest`, looked for in bounded time.
+
+    A rule with no date there may have none at all, and dateutil would look for one up to
+    the year 9999 (seconds of CPU for `FREQ=DAILY;INTERVAL=7;BYDAY=MO` from a Tuesday). The
+    Gregorian calendar repeats every 400 years (146097 days, whole weeks), and a rule's
+    periods are counted from its start, so the same rule started 400·n years later has the
+    same dates 400·n years later: it is asked near the year 9999, where its search ends
+    within 400 years (about 0.2 s for a daily rule)."""
+    naive_start = dtstart.replace(tzinfo=None)
+    naive_latest = latest.astimezone(dtstart.tzinfo).replace(tzinfo=None) if dtstart.tzinfo else \
+        latest.replace(tzinfo=None)
+    shift = 400 * ((MAXYEAR - 1 - naive_latest.year) // 400)
+    parts = [p for p in canonical.split(";") if not p.startswith("UNTIL=")]
+    until = parse_parts(canonical).get("UNTIL")
+    if until:  # the rule's own end, when nearer than the horizon
+        naive_latest = min(naive_latest, datetime.combine(_parse_date(until[:8]), time(23, 59, 59)))
+    try:
+        probe = rule_object(";".join(parts), naive_start.replace(year=naive_start.year + shift))
+        first = next(iter(probe), None)
+    except (ValueError, OverflowError):  # not expected; the real expansion then decides
+        return True
+    return first is not None and first <= naive_latest.replace(year=naive_latest.year + shift)
+
+
+def given_line(line: str) -> tuple[str, str]:
+    name, _, values = line.strip().partition(":")
+    name = name.split(";", 1)[0].strip().upper()
+    if name in DATE_PARTS and "/" in values:
+        raise fail(f"{name} periods (start/end) are not supported; give dates or date-times")
+    return name, values.strip().upper()
+
+
+def given_moment(value: str, all_day: bool, first_start_local: datetime, tz: tzinfo) -> datetime:
+    """An RDATE/EXDATE value as the UTC start of the occurrence it names."""
+    value = value.strip()
+    if _UNTIL_DATE.match(value):
+        day = _parse_date(value)
+    elif _UNTIL_UTC.match(value):
+        moment = _parse_datetime(value[:-1]).replace(tzinfo=UTC)
+        day = moment.astimezone(tz).date()
+        if not all_day:
+            return moment
+    elif _UNTIL_LOCAL.match(value):
+        naive = _parse_datetime(value)
+        day = naive.date()
+        if not all_day:
+            return occurrence_to_utc(naive, tz)
+    else:
+        raise fail(f"{value!r} must look like 20261224, 20261224T100000 or 20261224T090000Z")
+    if all_day:
+        return local_midnight(day, tz)
+    return occurrence_to_utc(datetime.combine(day, first_start_local.time()), tz)
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    except ValueError:
+        raise fail(f"{text!r} is not a real date") from None
+
+
+def _parse_datetime(text: str) -> datetime:
+    day = _parse_date(text[:8])
+    try:
+        return datetime.combine(day, time(int(text[9:11]), int(text[11:13]), int(text[13:15])))
+    except ValueError:
+        raise fail(f"{text!r} is not a real time") from None
+
+
+def dtstart_for(first_start_local: datetime, all_day: bool) -> datetime:
+    if all_day:
+        return datetime.combine(first_start_local.date(), time())  # naive: DATE rules
+    return first_start_local
+
+
+def rule_object(canonical: str, dtstart: datetime) -> rrule | rruleset:
+    return rrulestr("RRULE:" + canonical, dtstart=dtstart)
