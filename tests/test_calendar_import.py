@@ -250,6 +250,7 @@ async def test_a_batched_import_that_fails_half_way_is_undone(ctx: AppContext, t
     await import_file(ctx, Actor.cli(), path, fixture("google.ics"), organisation_id=org)
     before = {e.id: (e.starts_at, e.status, e.revision, e.rrule) for e in await stored(ctx)}
     monkeypatch.setattr(ics_file, "BUDGET", 0.0)
+    monkeypatch.setattr(ics_file, "PAUSE", 0.0)
     real = ics_import.update_event
 
     async def failing(*args: Any, **kwargs: Any) -> Event:
