@@ -297,7 +297,7 @@ async def test_a_batched_import_that_fails_half_way_is_undone(ctx: AppContext, t
 async def test_a_followed_calendar_tells_the_organisations_it_clashes_with(db_url: str,
                                                                           tmp_path: Path) -> None:
     """Through the refresh round (source_sync.sync_source): the clash is told to the importing
-    organisation and to the other one."""
+    organisation and to the other one; a Windows-1250 calendar is read."""
     from infranet.calendar.source_refresh import refresh_due
     from infranet.calendar.sources import add_source
     from tests.calendar_server import calendar_server
@@ -323,6 +323,15 @@ async def test_a_followed_calendar_tells_the_organisations_it_clashes_with(db_ur
             async with sctx.db.transaction() as s:
                 await add_source(s, sctx, Actor.cli(), a, server.url("cop.ics"))
             [outcome] = await refresh_due(sctx)
+            # A Polish calendar served in Windows-1250 (no usable charset) is read too.
+            server.raw("pl.ics", fixture("cp1250.ics"), **{"Content-Type": "text/calendar"})
+            async with sctx.db.transaction() as s:
+                await add_source(s, sctx, Actor.cli(), a, server.url("pl.ics"))
+            [polish] = await refresh_due(sctx)
+            assert polish.state == "imported" and polish.report is not None and polish.report.added == 1
+            async with sctx.db.read() as s:
+                row = await s.scalar(select(Event).where(Event.source_uid == "win-1"))
+                assert row is not None and "świetlica, źródła, żółw" in row.title
         assert outcome.state == "imported" and outcome.report is not None
         assert outcome.report.added == 4 and outcome.report.conflicts
         assert sorted((org, key) for org, key, _ in told) == [(a, "sources.conflicts"),

@@ -94,6 +94,17 @@ def decode_lines(data: bytes | str) -> tuple[list[tuple[int, str]], str | None]:
     return lines, f"the file is not UTF-8: read as {label}"
 
 
+def decode_text(data: bytes) -> str | None:
+    """A calendar served without a usable charset: UTF-8, else the Polish legacy encoding the
+    bytes point to; None when neither reads (for a fetcher's body)."""
+    for encoding in ("utf-8-sig", _legacy_encoding(data)):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
 def read_calendar(data: bytes | str) -> Read:
     """Decode, unfold and check the structure; raise ValidationFailed naming the first bad
     line of a file that is not a calendar."""

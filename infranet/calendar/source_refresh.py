@@ -36,6 +36,7 @@ from typing import Any, Literal
 from sqlalchemy import or_, select, update
 
 from infranet.calendar.ics_conflicts import notices_for_others
+from infranet.calendar.ics_read import decode_text
 from infranet.calendar.source_sync import SyncReport, sync_source
 from infranet.calendar.sources import get_source
 from infranet.context import AppContext
@@ -109,7 +110,7 @@ def decode(body: bytes, content_type: str | None) -> str | None:
         except (UnicodeDecodeError, LookupError):
             continue
         return text
-    return None
+    return decode_text(body)  # Windows-1250 or ISO-8859-2, as Polish calendars may be
 
 
 def fetcher_for(ctx: AppContext) -> Fetcher:
