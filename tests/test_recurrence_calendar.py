@@ -115,3 +115,23 @@ async def test_rdates_are_listed_checked_cancelled_and_published(ctx: AppContext
     vevent = await _feed_event(ctx, series.uid)
     assert [d.dt for d in vevent["EXDATE"].dts] == [datetime(2026, 12, 17, 10, tzinfo=W)]
     assert "RDATE" in vevent  # still part of the series' definition, cancelled by EXDATE
+
+
+async def test_an_exported_endless_series_with_rdates_is_imported_back_the_same(ctx: AppContext) -> None:
+    from sqlalchemy import select
+
+    from infranet.calendar import recurrence
+    from infranet.calendar.ics_import import import_ics
+
+    ctx.clock = lambda: NOW
+    series = await _add(ctx, "FREQ=MONTHLY;BYDAY=1TU\nRDATE:20261217T100000,20261218")
+    feed = await FeedCache(ctx, check_interval=0).get(FeedFilter())
+    assert feed.body is not None
+    exported = feed.body.decode().replace(series.uid, "kopia@example.org")
+    async with ctx.db.transaction() as session:
+        await import_ics(session, ctx, Actor.cli(), exported)
+    async with ctx.db.read() as session:
+        copy = (await session.scalars(select(Event).where(Event.uid == "kopia@example.org"))).one()
+    assert recurrence.definition(copy.rrule) == recurrence.definition(series.rrule) == (
+        "FREQ=MONTHLY;BYDAY=1TU\nRDATE:20261217T090000Z,20261218T090000Z")
+    assert copy.last_ends_at == series.last_ends_at == HORIZON
