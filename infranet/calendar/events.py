@@ -207,8 +207,6 @@ async def cancel_event(session: AsyncSession, ctx: AppContext, actor: Actor, eve
 
 # --- single occurrences of a series ---------------------------------------------------------
 
-# The column that holds a series' rule and the occurrences taken out of it.
-RULE_TEXT_MAX = 300
 
 
 async def _cancel_overrides(session: AsyncSession, ctx: AppContext, series_id: int,
@@ -253,7 +251,7 @@ def _series_occurrence(ctx: AppContext, row: Event, start: datetime) -> recurren
 
 
 def _rule_text(rule: str) -> str:
-    if len(rule) > RULE_TEXT_MAX:
+    if len(rule) > recurrence.TEXT_MAX:
         raise ValidationFailed("calendar.error.series_full")
     return rule
 

@@ -72,8 +72,8 @@ from infranet.i18n import numeric_date
 _STAMP = "%Y%m%dT%H%M%SZ"
 EXTRA, CANCELLED, MOVED, HORIZON = "RDATE", "EXDATE", "X-MOVED", "X-HORIZON"
 _LINES = (EXTRA, CANCELLED, MOVED, HORIZON)  # the order of the stored lines
-# The stored text's column (`events.rrule`) is VARCHAR(300).
-TEXT_MAX = 300
+# The stored text (`events.rrule`, TEXT): the rule and a few hundred dates taken out or added.
+TEXT_MAX = 8000
 # No expansion looks further than this past the first start (a COUNT series with a long
 # INTERVAL; validation keeps every stored series within the horizon anyway).
 MAX_WINDOW = timedelta(days=366 * 11)

@@ -269,7 +269,7 @@ class Event(TimestampMixin, Base):
     all_day: Mapped[bool] = mapped_column(Boolean, default=False)
     # An occurrence lasts longer than a day (calendar.event_input.LONG_SPAN): set with the times.
     long_span: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    rrule: Mapped[str | None] = mapped_column(String(300))
+    rrule: Mapped[str | None] = mapped_column(Text)
     location: Mapped[str | None] = mapped_column(String(300))
     district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"), index=True)
     category: Mapped[str] = mapped_column(String(20))
