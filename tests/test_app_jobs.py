@@ -7,7 +7,7 @@ from infranet.app import Service
 from infranet.context import AppContext
 
 EXPECTED = {"referrals-purge", "newsletter-issue", "newsletter-expire", "bot.training_deadlines",
-            "calendar-sources"}
+            "calendar-sources", "calendar-series-horizon"}
 
 
 async def test_app_schedules_every_components_jobs_and_only_those(ctx: AppContext) -> None:
@@ -20,4 +20,4 @@ async def test_app_schedules_every_components_jobs_and_only_those(ctx: AppContex
     assert "hour='8', minute='5'" in str(scheduled["bot.training_deadlines"].trigger)
     owners = {component.name: [job.id for job in component.jobs] for component in service.components}
     assert owners["network"] == ["referrals-purge"]
-    assert owners["calendar"] == ["calendar-sources"]
+    assert owners["calendar"] == ["calendar-sources", "calendar-series-horizon"]

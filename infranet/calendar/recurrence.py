@@ -136,6 +136,13 @@ def horizon_of(text: str | None) -> datetime | None:
     return datetime.strptime(lines[HORIZON], _STAMP).replace(tzinfo=UTC) if HORIZON in lines else None
 
 
+def with_horizon(text: str, moment: datetime) -> str:
+    """The stored text of an endless series expanded up to `moment` (see `series_horizon`)."""
+    lines = _lines(text)
+    lines[HORIZON] = moment.astimezone(UTC).strftime(_STAMP)
+    return _compose(rule_part(text) or "", lines)
+
+
 def is_endless(text: str | None) -> bool:
     rule = (rule_part(text) or "").upper()
     return bool(rule) and "COUNT=" not in rule and "UNTIL=" not in rule
