@@ -1,4 +1,29 @@
-"""Wires the HTTP server, the bot and the scheduler into one asyncio loop."""
+"""The whole process: one asyncio loop with the HTTP server, the bot and one scheduler.
+
+    run_service(ctx)                      `infranet run`
+      prepare_database(ctx)               migrate, region, config admins, secretariat, key
+      Service(ctx)
+        create_scheduler(ctx)             the one APScheduler of the process
+        build_components(ctx, scheduler)  network, calendar, newsletter, bot (below)
+        schedule_jobs(...)                every job each component declares
+        create_app(ctx, components)       Starlette: every component's routes, /healthz
+      Service.run()                       start all, serve until SIGTERM, stop in reverse
+
+The context (`AppContext`, made by `AppContext.create`) carries what every component
+shares: settings, region, database, clock, and the explicit ways they talk:
+- `ctx.changes`: change signals (`infranet/changes.py`). The calendar raises `events`, the
+  network raises `people`; the feed cache and the bot's memory of speakers follow them.
+- `ctx.alerts`: alerts for the admins (`admin_alerts.py`): the newsletter raises them
+  (SMTP outage, unknown deliveries, a paused issue, an unreadable bounce mailbox).
+- `ctx.notices`: notices for an organisation's members (`member_notices.py`): the
+  calendar raises them (a followed calendar that keeps failing, conflicts it brought).
+  The bot, when it runs in this process, listens to both; without it they are logged.
+And one collaborator passed by hand: the bot gets the newsletter's "send what is pending
+now" (`NewsletterService.kick`) for /newsletter_send and the alerts' buttons.
+
+No component imports this module or another component's internals beyond the rules
+import-linter checks (pyproject.toml).
+"""
 
 from __future__ import annotations
 
@@ -69,9 +94,11 @@ def build_components(ctx: AppContext, scheduler: AsyncIOScheduler) -> list[Compo
 def schedule_jobs(scheduler: AsyncIOScheduler, components: list[Component]) -> None:
     """Every periodic job of the process, as its component declares it, on the one scheduler
     (which runs a missed job once when the service is back, never twice at a time):
-    network: the referral purge (04:15); newsletter: the issue on `[newsletter] schedule` and
-    the expiry of unconfirmed sign-ups (04:15); bot: training deadline reminders (08:05) and,
-    while the bot runs here, waiting items announced to the admins (every 3 s)."""
+    network: the referral purge (04:15); calendar: the round of calendars followed by URL
+    (every 5 min) and endless series' horizons (04:30); newsletter: the issue on
+    `[newsletter] schedule` and the expiry of unconfirmed sign-ups (04:15); bot: training
+    deadline reminders (08:05) and, while the bot runs here, waiting items announced to the
+    admins (every 3 s)."""
     for component in components:
         for job in component.jobs:
             scheduler.add_job(job.run, job.trigger, id=job.id, name=job.name, replace_existing=True)
