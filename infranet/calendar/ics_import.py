@@ -24,6 +24,7 @@ CLI measures how long it holds the write lock).
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -51,6 +52,7 @@ __all__ = ["ImportResult", "Plan", "SyncReport", "apply", "import_ics", "prepare
 _KINDS = {"VTODO": "a VTODO (a task), not an event", "VJOURNAL": "a VJOURNAL (a note), not an event",
           "VFREEBUSY": "a VFREEBUSY, not an event"}
 _CHUNK = 500
+_POSTCODE = re.compile(r"\b\d{2}-\d{3}\b")
 
 
 @dataclass
@@ -68,15 +70,12 @@ def district_finder(ctx: AppContext) -> Any:
     """(X-INFRANET-DISTRICT, LOCATION) -> (the district to ask for, whether the file said it).
     A LOCATION names a district when one of its comma-separated parts (a postal code
     dropped) is a district's, subregion's or seat's name or a TERYT code."""
-    import re
-
-    postcode = re.compile(r"\b\d{2}-\d{3}\b")
 
     def find(own: str | None, location: str | None) -> tuple[str | None, bool]:
         if own and own.strip():
             return own.strip(), True
         for part in reversed((location or "").split(",")):
-            key = postcode.sub("", part).strip()
+            key = _POSTCODE.sub("", part).strip()
             if not key or len(key) > 60:
                 continue
             try:
