@@ -338,3 +338,29 @@ async def test_a_followed_calendar_tells_the_organisations_it_clashes_with(db_ur
                                                             (b, "sources.conflicts_theirs")]
     finally:
         await sctx.db.dispose()
+
+
+async def test_a_date_no_longer_moved_or_cancelled_in_the_source_is_the_series_own_again(
+        ctx: AppContext) -> None:
+    org = await organisation(ctx, "COP Ełk")
+    source = await file_source(ctx, org, "google")
+    async with ctx.db.transaction() as s:
+        await import_ics(s, ctx, Actor.cli(), fixture("google.ics"), organisation_id=org, source_id=source)
+    text = fixture("google.ics").decode()
+    start = text.index("BEGIN:VEVENT\r\nDTSTART;TZID=Europe/Warsaw:20270120T100000")
+    end = text.index("END:VEVENT\r\n", start) + len("END:VEVENT\r\n")
+    text = text[:start] + text[end:]  # the override gone
+    text = text.replace("EXDATE;TZID=Europe/Warsaw:20270126T170000\r\n", "")  # the EXDATE gone
+    async with ctx.db.transaction() as s:
+        report = await import_ics(s, ctx, Actor.cli(), text.encode(), organisation_id=org, source_id=source)
+    assert (report.added, report.updated, report.cancelled) == (0, 1, 0)
+    rows = await stored(ctx)
+    assert [e for e in rows if e.series_id is not None] == []  # the override row deleted
+    series = by_uid(rows)["series1@google.com"]
+    spans = recurrence.expand(series.rrule, series.starts_at, series.ends_at, False, ctx.tz)
+    starts = {span.start for span in spans}
+    assert {datetime(2027, 1, 19, 16, tzinfo=UTC), datetime(2027, 1, 26, 16, tzinfo=UTC)} <= starts
+    # and again: nothing more to do
+    async with ctx.db.transaction() as s:
+        again = await import_ics(s, ctx, Actor.cli(), text.encode(), organisation_id=org, source_id=source)
+    assert (again.added, again.updated, again.cancelled) == (0, 0, 0)

@@ -31,12 +31,19 @@ from datetime import datetime
 from typing import Any
 
 from icalendar import Calendar
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar import recurrence
 from infranet.calendar.event_input import NormalisedEvent, validate_event
-from infranet.calendar.events import add_event, cancel_event, cancel_occurrence, move_occurrence, update_event
+from infranet.calendar.events import (
+    add_event,
+    cancel_event,
+    cancel_occurrence,
+    mark_changed,
+    move_occurrence,
+    update_event,
+)
 from infranet.calendar.ics_conflicts import conflicts_of
 from infranet.calendar.ics_event import Incoming, Skip, Zones, file_zones, incoming, zone_named
 from infranet.calendar.ics_read import Read, broken, read_calendar
@@ -44,6 +51,7 @@ from infranet.calendar.ics_report import ImportResult, Skipped, SyncReport
 from infranet.context import AppContext
 from infranet.errors import InfranetError, ValidationFailed
 from infranet.region import UnknownDistrict
+from infranet.storage import audit
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, EventStatus, Organisation
 
@@ -63,6 +71,7 @@ class Plan:
     overrides: list[tuple[Incoming, NormalisedEvent]] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     uids: set[str] = field(default_factory=set)  # every UID the file names, skipped or not
+    partial: set[str] = field(default_factory=set)  # UIDs with a RECURRENCE-ID skipped
     note: str | None = None
 
 
@@ -132,6 +141,8 @@ def prepare(ctx: AppContext, data: bytes | str, *, organisation_id: int | None =
                 raise Skip("past event: it ended before the import")
         except Skip as skip:
             plan.skipped.append(Skipped(part.line, part.uid, skip.reason))
+            if component.get("RECURRENCE-ID") is not None:
+                plan.partial.add(part.uid)
             continue
         if item.recurrence_id is None:
             masters[item.uid] = item
@@ -274,6 +285,31 @@ class Writer:
             except InfranetError as exc:
                 raise broken(override.line, f"event {override.data.title!r}: "
                                             f"{exc.localized('en')}") from None
+        if (self.source_id is not None and row.rrule and item.uid not in self.plan.partial
+                and row.status != EventStatus.CANCELLED and not _older(item, row)):
+            await self._restore(session, row, item)
+
+    async def _restore(self, session: AsyncSession, row: Event, item: Incoming) -> None:
+        """A source's file is the truth about its series: a date it no longer lists as
+        cancelled (EXDATE) or moved (RECURRENCE-ID) is the series' own date again (the
+        override row of a date no longer moved is deleted)."""
+        overrides = self._overrides.get(item.uid, [])
+        taken = recurrence.exclusions(row.rrule)
+        cancelled = set(item.exdates) | {o.recurrence_id for o, _ in overrides if o.cancelled}
+        moved = {o.recurrence_id for o, _ in overrides if not o.cancelled}
+        back = (taken[recurrence.CANCELLED] - cancelled) | (taken[recurrence.MOVED] - moved)
+        if not back:
+            return
+        await session.execute(delete(Event).where(Event.series_id == row.id,
+                                                  Event.recurrence_id.in_(sorted(back))))
+        row.rrule = recurrence.with_exclusions(row.rrule or "", taken[recurrence.CANCELLED] - back,
+                                               taken[recurrence.MOVED] - back)
+        row.revision += 1
+        await session.flush()
+        await audit.record(session, self.actor, "event.restore_occurrences", "event", row.id,
+                           occurrences=",".join(m.isoformat() for m in sorted(back)))
+        mark_changed(session, self.ctx)
+        self.report.updated += 1
 
     async def missing(self, session: AsyncSession) -> list[int]:
         """The source's events no longer in the file that have not ended (not yet cancelled)."""
