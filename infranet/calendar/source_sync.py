@@ -3,7 +3,9 @@
 `sync_source(session, ctx, source, text)` is called with the body of a followed calendar
 whenever it changed (by its hash), inside the write transaction that also records the
 fetch; what it raises rolls the import back and counts as a failed fetch of that source
-(its message is stored in `last_error` and shown to the members).
+(its message is stored in `last_error` and shown to the members). The file is best read
+and checked before that transaction (`prepare_source`, in a worker thread: the event loop
+and the write lock are not held while a big calendar is parsed) and handed in as `plan`.
 
 It is the per-source sync of `ics_import`: the source's events are known by their UID in
 the source (`events.source_id`, `source_uid`), so a calendar that names another
@@ -19,22 +21,53 @@ the commit, and the other organisations concerned hear of them too
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from infranet.calendar.ics_import import Plan, apply, prepare
 from infranet.calendar.ics_report import ConflictNote, Skipped, SyncReport
 from infranet.context import AppContext
 from infranet.storage.actors import Actor
 from infranet.storage.models import CalendarSource
 
-__all__ = ["ConflictNote", "Skipped", "SyncReport", "sync_source"]
+__all__ = ["ConflictNote", "Prepared", "Skipped", "SyncReport", "prepare_source", "sync_source"]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A followed calendar read and checked for the source as it was then."""
+
+    key: tuple[int, int, str | None, str | None]
+    plan: Plan
+
+
+def _key(source: CalendarSource) -> tuple[int, int, str | None, str | None]:
+    return (source.id, source.organisation_id, source.district, source.category)
+
+
+def _prepare(ctx: AppContext, key: tuple[int, int, str | None, str | None], text: bytes | str) -> Plan:
+    _id, organisation_id, district, category = key
+    return prepare(ctx, text, organisation_id=organisation_id, district=district, category=category,
+                   source_only=True)
+
+
+async def prepare_source(ctx: AppContext, source_id: int, text: bytes | str) -> Prepared | None:
+    """Read and check the calendar outside any transaction (None: no such source now).
+    Raise ValidationFailed, naming the line, for a file that is not a calendar."""
+    async with ctx.db.read() as session:
+        source = await session.get(CalendarSource, source_id)
+        if source is None:
+            return None
+        key = _key(source)
+    return Prepared(key, await asyncio.to_thread(_prepare, ctx, key, text))
 
 
 async def sync_source(session: AsyncSession, ctx: AppContext, source: CalendarSource,
-                      text: bytes | str) -> SyncReport:
+                      text: bytes | str, *, plan: Prepared | None = None) -> SyncReport:
     """Bring the source's events in `session` up to `text` (a calendar, bytes or decoded).
     Raise an InfranetError (ValidationFailed with the line) to refuse the file whole."""
-    from infranet.calendar.ics_import import import_ics
-
-    return await import_ics(session, ctx, Actor.system(), text,
-                            organisation_id=source.organisation_id,
-                            district=source.district, category=source.category, source_id=source.id)
+    key = _key(source)
+    checked = plan.plan if plan is not None and plan.key == key else _prepare(ctx, key, text)
+    return await apply(session, ctx, Actor.system(), checked, source_id=source.id)
