@@ -14,11 +14,13 @@ Then `apply` writes, in the caller's transaction, only what changed:
   an earlier LAST-MODIFIED) never overwrites a newer one.
 - For a source, an event that is no longer in the file (and has not ended) is cancelled:
   kept, and published as CANCELLED for the feeds' keep window.
-- A changed date of a series (RECURRENCE-ID) becomes an override, EXDATE cancels dates.
+- A changed date of a series (RECURRENCE-ID) becomes an override, EXDATE cancels dates;
+  for a source, a date it no longer lists as moved or cancelled is the series' own again.
 - New clashes with other organisations' events are listed (`SyncReport.conflicts`).
 
-Nothing is half-written: the caller's transaction holds all of it (`import_file` for the
-CLI measures how long it holds the write lock).
+Nothing is half-written: `apply` writes in the caller's one transaction (a followed
+calendar: `source_sync`); `ics_file` writes a source's file with `Writer` in short
+transactions and undoes them all if one fails.
 """
 
 from __future__ import annotations
