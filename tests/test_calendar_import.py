@@ -220,6 +220,7 @@ async def test_the_cli_imports_a_file_as_a_source_and_tells_the_other_organisers
     out = capsys.readouterr().out
     assert "2 added, 0 updated, 0 cancelled, 0 unchanged, 7 skipped" in out
     assert "skipped: line 19, UID hand-3: unknown time zone TZID='Mars/Olympus'" in out
+    assert "as the organisation's source #2 'cop.ics'" in out
     async with ctx.db.read() as s:
         sources = (await s.scalars(select(CalendarSource).order_by(CalendarSource.id))).all()
     assert [(x.organisation_id, x.name, x.url) for x in sources] == [(b, "theirs.ics", None),

@@ -245,6 +245,8 @@ async def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
         return 1
     report = done.report
     print(f"{args.file}: {report.summary()}")
+    if done.source_id is not None:  # the next copy of this calendar: the same --source
+        print(f"  as the organisation's source #{done.source_id} {safe(args.source or args.file.name)!r}")
     for line in report.details():
         print(f"  {safe(line)}")
     return 0
