@@ -365,3 +365,13 @@ async def test_a_date_no_longer_moved_or_cancelled_in_the_source_is_the_series_o
     async with ctx.db.transaction() as s:
         again = await import_ics(s, ctx, Actor.cli(), text.encode(), organisation_id=org, source_id=source)
     assert (again.added, again.updated, again.cancelled) == (0, 0, 0)
+
+
+async def test_an_event_icalendar_cannot_read_is_skipped_not_the_file(ctx: AppContext) -> None:
+    text = fixture("outlook.ics").replace(b"DTSTART;TZID=W. Europe Standard Time:20270211T090000",
+                                          b"DTSTART:2027021")
+    async with ctx.db.transaction() as s:
+        report = await import_ics(s, ctx, Actor.cli(), text)
+    assert report.added == 1
+    [skipped] = report.skipped
+    assert skipped.uid == "outlook-2@outlook" and skipped.reason.startswith("cannot read the event: ")

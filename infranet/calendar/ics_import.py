@@ -129,7 +129,7 @@ def prepare(ctx: AppContext, data: bytes | str, *, organisation_id: int | None =
         component = next(vevents)
         plan.uids.add(part.uid)
         try:
-            item = incoming(zones, component, part.line, defaults, find, orgs_by_name or {})
+            item = _incoming(zones, component, part.line, defaults, find, orgs_by_name or {})
             plan.uids.add(item.uid)
             key = (item.uid, item.recurrence_id)
             if key in seen:
@@ -158,6 +158,15 @@ def prepare(ctx: AppContext, data: bytes | str, *, organisation_id: int | None =
         else:
             plan.overrides.append((item, norm))
     return plan
+
+
+def _incoming(zones: Zones, component: Any, line: int, defaults: dict[str, Any], find: Any,
+              orgs_by_name: dict[str, int]) -> Incoming:
+    """`ics_event.incoming`, a property icalendar cannot read (`DTSTART:2027011`) skipped too."""
+    try:
+        return incoming(zones, component, line, defaults, find, orgs_by_name)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise Skip(f"cannot read the event: {str(exc)[:200]}") from None
 
 
 def _validated(ctx: AppContext, item: Incoming) -> NormalisedEvent:
