@@ -375,3 +375,20 @@ async def test_an_event_icalendar_cannot_read_is_skipped_not_the_file(ctx: AppCo
     assert report.added == 1
     [skipped] = report.skipped
     assert skipped.uid == "outlook-2@outlook" and skipped.reason.startswith("cannot read the event: ")
+
+
+async def test_events_back_in_their_source_are_scheduled_again(ctx: AppContext) -> None:
+    """A copy that lacked events (a glitch of the calendar's server) cancels them; the next,
+    whole copy brings them back, a series with its moved date."""
+    org = await organisation(ctx, "COP Ełk")
+    source = await file_source(ctx, org, "google")
+    whole = fixture("google.ics")
+    empty = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//PL\r\nEND:VCALENDAR\r\n"
+    reports = []
+    for data in (whole, empty, whole):
+        async with ctx.db.transaction() as s:
+            reports.append(await import_ics(s, ctx, Actor.cli(), data, organisation_id=org, source_id=source))
+    assert reports[1].cancelled == 3
+    assert (reports[2].added, reports[2].updated, reports[2].cancelled) == (0, 4, 0)
+    rows = await stored(ctx)
+    assert {e.status for e in rows} == {EventStatus.SCHEDULED} and len(rows) == 4

@@ -361,12 +361,18 @@ async def _master(session: AsyncSession, ctx: AppContext, actor: Actor, report: 
             report.cancelled += 1
         else:
             changed.append((row, item))
-    elif row.status == EventStatus.CANCELLED or _older(item, row):
+    elif _older(item, row) or (row.status == EventStatus.CANCELLED
+                               and (item.cancelled or source_id is None)):
         report.unchanged += 1
         return row
     elif item.cancelled:
         await cancel_event(session, ctx, actor, row.id)
         report.cancelled += 1
+    elif row.status == EventStatus.CANCELLED:  # back in its source (after a glitch, say)
+        await _revive(session, ctx, actor, row)
+        row = await update_event(session, ctx, actor, row.id, replace(item.data, uid=None))
+        report.updated += 1
+        changed.append((row, item))
     elif _same(row, norm):
         report.unchanged += 1
     else:
@@ -378,6 +384,16 @@ async def _master(session: AsyncSession, ctx: AppContext, actor: Actor, report: 
         if _in_series(ctx, row, moment):
             await cancel_occurrence(session, ctx, actor, row.id, moment)
     return row
+
+
+async def _revive(session: AsyncSession, ctx: AppContext, actor: Actor, row: Event) -> None:
+    """A source's event it cancelled (or that left it) and lists again as scheduled: the
+    source is the truth about its events, so the event is scheduled again."""
+    row.status, row.cancelled_at = EventStatus.SCHEDULED, None
+    row.revision += 1
+    await session.flush()
+    await audit.record(session, actor, "event.restore", "event", row.id)
+    mark_changed(session, ctx)
 
 
 async def _override(session: AsyncSession, ctx: AppContext, actor: Actor, report: SyncReport,
@@ -399,12 +415,18 @@ async def _override(session: AsyncSession, ctx: AppContext, actor: Actor, report
         row = await move_occurrence(session, ctx, actor, series.id, moment, item.data)
         report.added += 1
         changed.append((row, item))
-    elif stored.status == EventStatus.CANCELLED or _older(item, stored):
+    elif _older(item, stored) or (stored.status == EventStatus.CANCELLED and (
+            item.cancelled or series.source_id is None or series.status == EventStatus.CANCELLED)):
         report.unchanged += 1
         return
     elif item.cancelled:
         row = await cancel_event(session, ctx, actor, stored.id)
         report.cancelled += 1
+    elif stored.status == EventStatus.CANCELLED:  # the series came back to its source
+        await _revive(session, ctx, actor, stored)
+        row = await update_event(session, ctx, actor, stored.id, item.data)
+        report.updated += 1
+        changed.append((row, item))
     elif _same(stored, norm):
         row = stored
         report.unchanged += 1
