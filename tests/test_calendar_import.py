@@ -243,15 +243,15 @@ async def test_a_batched_import_that_fails_half_way_is_undone(ctx: AppContext, t
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """One event per transaction (BUDGET 0): a failure in a later batch undoes the earlier ones,
     rows added deleted and rows changed restored."""
-    from infranet.calendar import ics_file
+    from infranet.calendar import ics_batches
 
     org = await organisation(ctx, "COP Ełk")
     path = tmp_path / "google.ics"
     path.write_bytes(fixture("google.ics"))
     await import_file(ctx, Actor.cli(), path, fixture("google.ics"), organisation_id=org)
     before = {e.id: (e.starts_at, e.status, e.revision, e.rrule) for e in await stored(ctx)}
-    monkeypatch.setattr(ics_file, "BUDGET", 0.0)
-    monkeypatch.setattr(ics_file, "PAUSE", 0.0)
+    monkeypatch.setattr(ics_batches, "BUDGET", 0.0)
+    monkeypatch.setattr(ics_batches, "PAUSE", 0.0)
     real = ics_import.update_event
 
     async def failing(*args: Any, **kwargs: Any) -> Event:
@@ -295,10 +295,26 @@ async def test_a_batched_import_that_fails_half_way_is_undone(ctx: AppContext, t
     assert {e.id for e in await stored(ctx)} == set(before)
 
 
-async def test_a_followed_calendar_tells_the_organisations_it_clashes_with(db_url: str,
-                                                                          tmp_path: Path) -> None:
+@pytest.mark.parametrize("ahead", [False, True])
+async def test_a_followed_calendar_tells_the_organisations_it_clashes_with(
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ahead: bool) -> None:
     """Through the refresh round (source_sync.sync_source): the clash is told to the importing
-    organisation and to the other one; a Windows-1250 calendar is read."""
+    organisation and to the other one; a Windows-1250 calendar is read. `ahead`: written
+    before the recording transaction in batches of one event (as a big one is on SQLite)."""
+    from infranet.calendar import ics_batches, source_sync
+
+    batched: list[int] = []
+    if ahead:
+        monkeypatch.setattr(source_sync, "AHEAD_FROM", 1)
+        monkeypatch.setattr(ics_batches, "BUDGET", 0.0)
+        monkeypatch.setattr(ics_batches, "PAUSE", 0.0)
+        real = source_sync.write_in_batches
+
+        async def counted(*args: Any) -> float:
+            batched.append(1)
+            return await real(*args)
+
+        monkeypatch.setattr(source_sync, "write_in_batches", counted)
     from infranet.calendar.source_refresh import refresh_due
     from infranet.calendar.sources import add_source
     from tests.calendar_server import calendar_server
@@ -337,6 +353,7 @@ async def test_a_followed_calendar_tells_the_organisations_it_clashes_with(db_ur
         assert outcome.report.added == 4 and outcome.report.conflicts
         assert sorted((org, key) for org, key, _ in told) == [(a, "sources.conflicts"),
                                                             (b, "sources.conflicts_theirs")]
+        assert len(batched) == (2 if ahead and sctx.db.is_sqlite else 0)
     finally:
         await sctx.db.dispose()
 

@@ -37,7 +37,7 @@ from sqlalchemy import or_, select, update
 
 from infranet.calendar.ics_conflicts import notices_for_others
 from infranet.calendar.ics_read import decode_text
-from infranet.calendar.source_sync import SyncReport, prepare_source, sync_source
+from infranet.calendar.source_sync import SyncReport, prepare_source, sync_source, write_ahead
 from infranet.calendar.sources import get_source
 from infranet.context import AppContext
 from infranet.errors import InfranetError, ValidationFailed
@@ -274,6 +274,7 @@ async def _import(ctx: AppContext, fetch: _Fetch) -> Outcome:
     try:
         # Read and checked before the transaction: the write lock is not held meanwhile.
         plan = await prepare_source(ctx, fetch.claim.id, fetch.text)
+        ahead = await write_ahead(ctx, fetch.claim.id, plan)  # SQLite, a big calendar
         async with ctx.db.transaction() as session:
             source = _followed(await session.get(CalendarSource, fetch.claim.id), fetch.claim)
             if source is None:
@@ -281,7 +282,8 @@ async def _import(ctx: AppContext, fetch: _Fetch) -> Outcome:
             outcome = Outcome(source.id, source.name, "unchanged")
             if source.content_hash != fetch.digest:  # (else imported meanwhile, by a check)
                 outcome.state = "imported"
-                outcome.report = await sync_source(session, ctx, source, fetch.text, plan=plan)
+                outcome.report = (ahead if ahead is not None
+                                  else await sync_source(session, ctx, source, fetch.text, plan=plan))
             _worked(ctx, source, fetch.result, fetch.digest, outcome)
             return outcome
     except InfranetError as exc:  # the import refused the file: rolled back, a failure

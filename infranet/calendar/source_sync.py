@@ -5,7 +5,8 @@ whenever it changed (by its hash), inside the write transaction that also record
 fetch; what it raises rolls the import back and counts as a failed fetch of that source
 (its message is stored in `last_error` and shown to the members). The file is best read
 and checked before that transaction (`prepare_source`, in a worker thread: the event loop
-and the write lock are not held while a big calendar is parsed) and handed in as `plan`.
+and the write lock are not held while a big calendar is parsed) and handed in as `plan`;
+on SQLite a big calendar is also written before it, in short transactions (`write_ahead`).
 
 It is the per-source sync of `ics_import`: the source's events are known by their UID in
 the source (`events.source_id`, `source_uid`), so a calendar that names another
@@ -26,13 +27,19 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from infranet.calendar.ics_import import Plan, apply, prepare
+from infranet.calendar.ics_batches import write_in_batches
+from infranet.calendar.ics_conflicts import conflicts_of
+from infranet.calendar.ics_import import Plan, Writer, apply, prepare
 from infranet.calendar.ics_report import ConflictNote, Skipped, SyncReport
 from infranet.context import AppContext
 from infranet.storage.actors import Actor
 from infranet.storage.models import CalendarSource
 
-__all__ = ["ConflictNote", "Prepared", "Skipped", "SyncReport", "prepare_source", "sync_source"]
+__all__ = ["ConflictNote", "Prepared", "Skipped", "SyncReport", "prepare_source", "sync_source",
+           "write_ahead"]
+
+# From this many events on, a followed calendar is written ahead in batches (`write_ahead`).
+AHEAD_FROM = 200
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,26 @@ async def prepare_source(ctx: AppContext, source_id: int, text: bytes | str) -> 
             return None
         key = _key(source)
     return Prepared(key, await asyncio.to_thread(_prepare, ctx, key, text))
+
+
+async def write_ahead(ctx: AppContext, source_id: int, plan: Prepared | None) -> SyncReport | None:
+    """On SQLite, a big calendar's events are written before the transaction that records
+    the fetch, in short transactions undone whole on failure (`ics_batches`): one
+    transaction would hold the only write lock for as long as thousands of events take.
+    None: nothing written (PostgreSQL, a small calendar, a source changed meanwhile), let
+    `sync_source` do it in that transaction. Re-writing it there later is harmless: the
+    sync is idempotent."""
+    if plan is None or not ctx.db.is_sqlite or len(plan.plan.masters) < AHEAD_FROM:
+        return None
+    async with ctx.db.read() as session:
+        source = await session.get(CalendarSource, source_id)
+        if source is None or _key(source) != plan.key:
+            return None
+    writer = Writer(ctx, Actor.system(), plan.plan, source_id)
+    await write_in_batches(ctx, writer, source_id)
+    async with ctx.db.read() as session:
+        writer.report.conflicts = await conflicts_of(session, ctx, writer.changed)
+    return writer.report
 
 
 async def sync_source(session: AsyncSession, ctx: AppContext, source: CalendarSource,
