@@ -43,6 +43,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/feed_memory.py
 	$(BIN)/python bench/api_stall.py
 	$(BIN)/python bench/bounces.py
+	$(BIN)/python bench/ics_import.py
+	$(BIN)/python bench/sources.py
 
 # After changing dependencies in pyproject.toml: install them, then write the new lock file.
 lock: $(BIN)/python

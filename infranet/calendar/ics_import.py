@@ -21,6 +21,9 @@ Then `apply` writes, in the caller's transaction, only what changed:
 Nothing is half-written: `apply` writes in the caller's one transaction (a followed
 calendar: `source_sync`); `ics_file` writes a source's file with `Writer` in short
 transactions and undoes them all if one fails.
+
+A little over 400 lines: `prepare` and `apply` are the two halves of one sync and read
+best together; reading, text and batches already live in their own modules.
 """
 
 from __future__ import annotations
