@@ -40,7 +40,10 @@ async def extend_endless_series(ctx: AppContext) -> int:
     while True:
         async with ctx.db.transaction() as session:
             rows = list((await session.scalars(
-                select(Event).where(Event.rrule.is_not(None), Event.series_id.is_(None),
+                # Only endless series carry a horizon line: ended and counted series, which
+                # grow with the calendar's history, are never read.
+                select(Event).where(Event.rrule.contains(f"\n{recurrence.HORIZON}:"),
+                                    Event.series_id.is_(None),
                                     Event.status == EventStatus.SCHEDULED,
                                     Event.last_ends_at < latest - STEP, Event.id > after_id)
                 .order_by(Event.id).limit(BATCH))).all())
@@ -49,8 +52,7 @@ async def extend_endless_series(ctx: AppContext) -> int:
             after_id = rows[-1].id
             changed = 0
             for row in rows:
-                stored = recurrence.horizon_of(row.rrule)
-                if row.rrule is None or not recurrence.is_endless(row.rrule) or stored is None:
+                if row.rrule is None or not recurrence.is_endless(row.rrule):
                     continue
                 row.rrule = recurrence.with_horizon(row.rrule, latest)
                 spans = recurrence.expand_all(row.rrule, row.starts_at, row.ends_at, row.all_day, ctx.tz)
