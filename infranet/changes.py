@@ -26,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 _PENDING = "infranet.changes.pending"
-_LISTENING = "infranet.changes.listening"
 
 
 class ChangeSignal:
@@ -47,8 +46,7 @@ class ChangeSignal:
             return
         pending.add(self)
         self.in_flight += 1
-        if not sync.info.get(_LISTENING):
-            sync.info[_LISTENING] = True
+        if not event.contains(sync, "after_transaction_end", _settle):
             event.listen(sync, "after_transaction_end", _settle)
 
     def settle(self) -> None:
