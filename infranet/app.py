@@ -4,7 +4,7 @@
       prepare_database(ctx)               migrate, region, config admins, secretariat, key
       Service(ctx)
         create_scheduler(ctx)             the one APScheduler of the process
-        build_components(ctx, scheduler)  network, calendar, newsletter, bot (below)
+        build_components(ctx, scheduler)  network, calendar, newsletter, site, bot (below)
         schedule_jobs(...)                every job each component declares
         create_app(ctx, components)       Starlette: every component's routes, /healthz
       Service.run()                       start all, serve until SIGTERM, stop in reverse
@@ -84,9 +84,11 @@ def build_components(ctx: AppContext, scheduler: AsyncIOScheduler) -> list[Compo
     from infranet.network.service import build as build_network
     from infranet.newsletter.service import NewsletterService
     from infranet.newsletter.service import component as newsletter_component
+    from infranet.site.service import build as build_site
 
     newsletter = NewsletterService(ctx, scheduler)
     return [build_network(ctx), build_calendar(ctx), newsletter_component(newsletter),
+            build_site(ctx),
             # The bot starts the newsletter's sender after /newsletter_send and its buttons.
             build_bot(ctx, scheduler, start_sending=newsletter.kick)]
 

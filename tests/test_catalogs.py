@@ -21,6 +21,7 @@ from infranet import i18n
 ROOT = Path(__file__).resolve().parent.parent
 LOCALE = ROOT / "infranet" / "locale"
 ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_-]+)+$")
+TEMPLATE_CALL = re.compile(r"""\b_\(\s*["']([^"']+)["']""")
 
 
 def _catalog(path: Path) -> dict[str, tuple[str, ...]]:
@@ -77,6 +78,11 @@ def _ids_in_code() -> tuple[set[str], set[str], set[str]]:
                         if isinstance(arg, ast.Constant) and isinstance(arg.value, str) \
                                 and ID.match(arg.value):
                             called.add(arg.value)
+    for path in (ROOT / "infranet").rglob("*.html"):  # templates call `_("id", ...)`
+        for key in TEMPLATE_CALL.findall(path.read_text()):
+            if ID.match(key):
+                called.add(key)
+                literals.add(key)
     return called, literals, prefixes
 
 
