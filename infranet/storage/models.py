@@ -276,6 +276,11 @@ class Event(TimestampMixin, Base):
     audiences: Mapped[list[str]] = mapped_column(default=list)
     url: Mapped[str | None] = mapped_column(String(500))
     registration_url: Mapped[str | None] = mapped_column(String(500))
+    # Who runs it when that is not a member organisation (an event proposed on the site by a
+    # resident group): shown as the organiser; None: the organisation's name.
+    organiser_name: Mapped[str | None] = mapped_column(String(200))
+    # Cost of taking part: None not stated, 0 free (schema.org offers say "free").
+    cost_pln: Mapped[Any | None] = mapped_column(Numeric(10, 2))
     status: Mapped[str] = mapped_column(String(16), default=EventStatus.SCHEDULED)
     moderation: Mapped[str] = mapped_column(String(16), default=Moderation.PUBLISHED)
     revision: Mapped[int] = mapped_column(Integer, default=0)
