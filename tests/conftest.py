@@ -26,6 +26,7 @@ from infranet.context import AppContext
 from infranet.storage.districts import sync_region
 from infranet.storage.models import Base
 from tests.bot_fixtures import bot, bot_settings, botapi  # noqa: F401  (bot e2e fixtures)
+from tests.browser_support import browser  # noqa: F401  (Chromium for the site)
 
 # A message rendered without one of its parameters fails the test that rendered it.
 i18n.strict(True)
