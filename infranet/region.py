@@ -62,6 +62,8 @@ class District:
     parent: District | None = None
     children: list[District] = field(default_factory=list)
     seat: str | None = None  # the town a powiat is run from, when the region file names it
+    population: int | None = None  # residents, for figures per 10,000 (region file's year)
+    tile: tuple[int, int] | None = None  # (column, row) on the tile map without boundaries
 
     def __repr__(self) -> str:
         return f"District({self.slug!r}, {self.kind})"
@@ -128,9 +130,21 @@ class AmbiguousDistrict(UnknownDistrict):
         return False
 
 
+@dataclass(frozen=True)
+class RegionFacts:
+    """What the region file says beside its districts: where residents' numbers come from
+    and the powiat boundaries for maps (None: a tile map is drawn instead)."""
+
+    population_year: int | None = None
+    population_source: str = ""
+    boundaries: Path | None = None
+    boundaries_source: str = ""
+
+
 class Region:
-    def __init__(self, root: District) -> None:
+    def __init__(self, root: District, facts: RegionFacts | None = None) -> None:
         self.root = root
+        self.facts = facts or RegionFacts()
         self.districts: list[District] = [root, *root.descendants]
         self.by_slug = {d.slug: d for d in self.districts}
         self._keys: dict[str, District] = {}
@@ -233,14 +247,24 @@ def load_region(path: Path | None = None) -> Region:
             root.children.append(subregion)
             for pow_ in sub["powiaty"]:
                 bare = _CITY_PREFIX.sub("", fold(pow_["name"]))
+                tile = pow_.get("tile")
                 powiat = District(slug=pow_.get("slug") or bare.replace(" ", "-"),
                                   name=pow_["name"], kind="powiat", code=str(pow_["teryt"]),
-                                  parent=subregion, seat=pow_.get("seat") or None)
+                                  parent=subregion, seat=pow_.get("seat") or None,
+                                  population=int(pow_["population"]) if "population" in pow_ else None,
+                                  tile=(int(tile[0]), int(tile[1])) if tile else None)
                 subregion.children.append(powiat)
-    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+        boundaries = path.parent / data["boundaries"] if data.get("boundaries") else None
+        if boundaries is not None and not boundaries.is_file():
+            raise ValueError(f"boundaries file {boundaries} not found")
+        facts = RegionFacts(population_year=data.get("population_year"),
+                            population_source=str(data.get("population_source", "")),
+                            boundaries=boundaries,
+                            boundaries_source=str(data.get("boundaries_source", "")))
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
         raise ValueError(f"region file {path}: {exc!s}") from exc
     slugs = [root.slug, *(d.slug for d in root.descendants)]
     duplicates = {s for s in slugs if slugs.count(s) > 1}
     if duplicates:
         raise ValueError(f"region file {path}: duplicate slugs {sorted(duplicates)}")
-    return Region(root)
+    return Region(root, facts)

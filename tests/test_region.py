@@ -118,3 +118,26 @@ def test_broken_region_file_is_reported(tmp_path: Path) -> None:
     path.write_text('name = "x"\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"broken\.toml"):
         load_region(path)
+
+
+def test_the_shipped_region_has_residents_and_boundaries_for_every_powiat(region) -> None:
+    import json
+
+    assert region.facts.population_year and "GUS" in region.facts.population_source
+    assert all(p.population and p.population > 10_000 for p in region.powiaty)
+    assert len({p.tile for p in region.powiaty}) == 21  # the tile map has no overlaps
+    assert region.facts.boundaries is not None and "PRG" in region.facts.boundaries_source
+    shapes = json.loads(region.facts.boundaries.read_text(encoding="utf-8"))["features"]
+    assert sorted(f["properties"]["teryt"] for f in shapes) == sorted(p.code for p in region.powiaty)
+
+
+def test_a_region_file_without_figures_or_boundaries_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "small.toml"
+    path.write_text('name = "w"\nteryt = "22"\n[[subregions]]\nname = "s"\ncode = "PL633"\n'
+                    'powiaty = [{ name = "m. Gdańsk", teryt = "2261" }]\n', encoding="utf-8")
+    region = load_region(path)
+    assert region.facts.boundaries is None and region.powiaty[0].population is None
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        'teryt = "22"\n', 'teryt = "22"\nboundaries = "missing.geojson"\n'), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"missing\.geojson"):
+        load_region(path)
