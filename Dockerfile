@@ -27,6 +27,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     INFRANET_DEFAULTS=/etc/infranet/defaults.toml \
     INFRANET_CONFIG=/config/config.toml
 
+# WeasyPrint (the yearly report's PDF) draws text with Pango; DejaVu has every Polish letter.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first, at the exact versions of requirements.lock: a change to the code (or to
 # anything in pyproject.toml but the dependency list) reuses this layer.
 COPY requirements.lock /tmp/deps/requirements.lock
