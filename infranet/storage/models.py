@@ -609,3 +609,38 @@ class CalendarSource(Base):
     failure_notified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     organisation: Mapped[Organisation] = relationship(lazy="selectin")
+
+
+# --- experts and trainers ---------------------------------------------------------
+
+
+class Expert(TimestampMixin, Base):
+    """A person (expert, trainer) the network's members may call on, added by a member with
+    that person's consent (`consent_at`, recorded by the member `consent_by`, who showed the
+    consent text of `consent_text_version`). Members only see them (network.experts), and
+    a row is deleted whole on the person's request: no field is kept after `forget`.
+
+    `topics_folded`, `districts_key` and `languages_key` are what the search compares
+    (region.fold of each topic; district slugs and language codes between "|"), so that
+    both engines answer it with a LIKE instead of reading every row."""
+
+    __tablename__ = "experts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    topics: Mapped[list[str]] = mapped_column(default=list)
+    topics_folded: Mapped[str] = mapped_column(Text, default="")
+    districts: Mapped[list[str]] = mapped_column(default=list)  # district slugs
+    districts_key: Mapped[str] = mapped_column(Text, default="")
+    languages: Mapped[list[str]] = mapped_column(default=list)  # ISO 639 codes
+    languages_key: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
+    phone: Mapped[str | None] = mapped_column(String(40))
+    note: Mapped[str | None] = mapped_column(Text)
+    added_by_member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL"), index=True)
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="SET NULL"))
+    consent_at: Mapped[datetime]
+    consent_by: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    consent_text_version: Mapped[str] = mapped_column(String(32))
