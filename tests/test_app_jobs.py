@@ -7,7 +7,8 @@ from infranet.app import Service
 from infranet.context import AppContext
 
 EXPECTED = {"referrals-purge", "newsletter-issue", "newsletter-expire", "bot.training_deadlines",
-            "calendar-sources", "calendar-series-horizon"}
+            "calendar-sources", "calendar-series-horizon", "site.proposal-outcomes",
+            "site.proposal-purge"}
 
 
 async def test_app_schedules_every_components_jobs_and_only_those(ctx: AppContext) -> None:
@@ -21,3 +22,5 @@ async def test_app_schedules_every_components_jobs_and_only_those(ctx: AppContex
     owners = {component.name: [job.id for job in component.jobs] for component in service.components}
     assert owners["network"] == ["referrals-purge"]
     assert owners["calendar"] == ["calendar-sources", "calendar-series-horizon"]
+    assert owners["site"] == ["site.proposal-outcomes", "site.proposal-purge"]
+    assert "hour='4', minute='40'" in str(scheduled["site.proposal-purge"].trigger)

@@ -1,16 +1,298 @@
-"""(being written)"""
+"""`/events/new`: proposing an event without Telegram, and telling the proposer the outcome.
+
+GET shows the form. POST `step=check` checks the fields and shows, for the chosen day and
+district, what else happens then and the nearest free dates (the calendar's
+`find_conflicts` and `suggest_dates`), with the form kept filled in; POST `step=send`
+stores a pending event (`infranet.calendar.proposals`) that the bot's moderation announces
+to the admins. Nothing is stored unless every field is right.
+
+Abuse, without a third-party CAPTCHA:
+- every POST spends the per-client budget of the newsletter's sign-up form (the same
+  `ClientLimiter` and `[newsletter] form_burst`/`form_per_minute`, a bucket of its own):
+  429 with Retry-After beyond it;
+- the form carries a token, an HMAC with the service's key over the moment it was shown
+  and a random nonce: it sends only between TOKEN_MIN_AGE and TOKEN_MAX_AGE after that
+  (a bot that posts at once, or a page left open for a day, is refused with a message),
+  and only once (its hash is stored with the proposal, unique).
+
+The outcome: a job every OUTCOME_INTERVAL_S claims the proposals whose event an admin
+published or rejected and e-mails each proposer once, in their language, through the
+newsletter's transport (SMTP, or the Maildir outbox without an SMTP host); a daily job
+deletes what was kept about proposers once they have been told (and a retention).
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import functools
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
 
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from infranet.calendar import proposals
+from infranet.calendar.event_input import AUDIENCES, CATEGORIES, audience_label, category_label
+from infranet.calendar.event_links import event_url
 from infranet.component import Job
-from infranet.site.pages import Site
+from infranet.context import AppContext
+from infranet.errors import InfranetError
+from infranet.i18n import format_date, format_span, t
+from infranet.newsletter import limits
+from infranet.newsletter.outbound import SENT, send_notice
+from infranet.security import sign, verify
+from infranet.site.pages import Site, lang_param, with_params
+
+log = logging.getLogger(__name__)
+
+PATH = "/events/new"
+TOKEN_PURPOSE = "event-proposal-form"  # noqa: S105 - an HMAC purpose, not a secret
+TOKEN_MIN_AGE = timedelta(seconds=3)  # a person reads and types longer than this
+TOKEN_MAX_AGE = timedelta(hours=2)
+TOKEN_MAX_CHARS = 120
+OUTCOME_INTERVAL_S = 30
+OUTCOME_JOB_ID = "site.proposal-outcomes"
+PURGE_JOB_ID = "site.proposal-purge"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+# --- the form token ----------------------------------------------------------------------
+
+
+class TokenRefused(InfranetError):
+    """The form's token does not allow sending: too fast, expired or not ours."""
+
+
+def issue_token(ctx: AppContext) -> str:
+    """`<unix time>.<nonce>.<mac>`: when the form was shown, unique per showing."""
+    payload = f"{int(ctx.now().timestamp())}.{secrets.token_urlsafe(12)}"
+    return f"{payload}.{sign(ctx.secret_key, TOKEN_PURPOSE, payload)}"
+
+
+def check_token(ctx: AppContext, token: str) -> str:
+    """The key a token is remembered by once used (its hash), or TokenRefused."""
+    parts = token.split(".") if len(token) <= TOKEN_MAX_CHARS else []
+    if len(parts) != 3 or not (parts[0].isascii() and parts[0].isdigit() and len(parts[0]) <= 12):
+        raise TokenRefused("site.proposal.token.forged")
+    payload = f"{parts[0]}.{parts[1]}"
+    if not verify(ctx.secret_key, TOKEN_PURPOSE, payload, parts[2]):
+        raise TokenRefused("site.proposal.token.forged")
+    age = ctx.now().timestamp() - int(parts[0])
+    if age < TOKEN_MIN_AGE.total_seconds():
+        raise TokenRefused("site.proposal.token.too_fast")
+    if age > TOKEN_MAX_AGE.total_seconds():
+        raise TokenRefused("site.proposal.token.expired",
+                           hours=int(TOKEN_MAX_AGE.total_seconds() // 3600))
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# --- the page ----------------------------------------------------------------------------
+
+
+def _read(data: FormData, lang: str) -> proposals.ProposalForm:
+    """The posted fields as text (a file sent in a field is not a value of it)."""
+
+    def text(name: str) -> str:
+        value = data.get(name)
+        return value if isinstance(value, str) else ""
+
+    audiences = [v for v in data.getlist("audiences") if isinstance(v, str)]
+    return proposals.ProposalForm(
+        title=text("title"), start_date=text("start_date"), end_date=text("end_date"),
+        start_time=text("start_time"), end_time=text("end_time"), all_day=bool(text("all_day")),
+        location=text("location"), district=text("district"), category=text("category"),
+        audiences=audiences[:len(AUDIENCES) * 2], description=text("description"),
+        organiser_name=text("organiser_name"), registration_url=text("registration_url"),
+        cost=text("cost"), email=text("email"), name=text("name"), language=lang)
+
+
+@dataclass
+class _View:
+    """What proposal.html shows besides the fields."""
+
+    form: proposals.ProposalForm
+    token: str
+    errors: dict[str, str] = field(default_factory=dict)
+    notice: str | None = None
+    check: dict[str, Any] | None = None
+
+
+def _when(ctx: AppContext, start: datetime | date, end: datetime | date, lang: str) -> str:
+    """A suggested date as people read it (all-day: dates, end inclusive)."""
+    if isinstance(start, datetime) and isinstance(end, datetime):
+        return format_span(start, end, ctx.tz, lang)
+    assert isinstance(start, date) and isinstance(end, date)
+    first, last = format_date(start, lang), format_date(end, lang)
+    return first if start == end else f"{first} – {last}"
+
+
+def _check_view(ctx: AppContext, preview: proposals.Preview, lang: str) -> dict[str, Any]:
+    report = preview.conflicts
+
+    def rows(items: list[Any]) -> list[dict[str, Any]]:
+        return [{"title": c.event.title,
+                 "when": format_span(c.start, c.end, ctx.tz, lang, all_day=c.event.all_day),
+                 "district": c.event.district.name, "organiser": c.organisation_name or ""}
+                for c in items]
+
+    return {"conflicts": rows(report.conflicts), "duplicates": rows(report.duplicates),
+            "warnings": [w.message(lang) for w in report.warnings], "nothing_else": report.clear,
+            "suggestions": [_when(ctx, s, e, lang) for s, e in preview.suggestions]}
 
 
 def routes(site: Site) -> list[BaseRoute]:
-    return []
+    ctx = site.ctx
+    settings = ctx.settings.newsletter
+    # The newsletter sign-up form's budget (its class and settings), a bucket of its own.
+    limiter = limits.ClientLimiter(settings.form_burst, settings.form_per_minute)
+
+    def choices(lang: str) -> dict[str, Any]:
+        root = ctx.region.root
+        powiaty = sorted(((d.slug, d.name) for d in ctx.region.powiaty), key=lambda p: p[1])
+        districts = [(root.slug, root.name), *powiaty]
+        return {"districts": districts,
+                "categories": [(c, category_label(c, lang)) for c in CATEGORIES],
+                "audiences": [(a, audience_label(a, lang)) for a in AUDIENCES]}
+
+    def form_page(request: Request, lang: str, view: _View, status: int = 200) -> Response:
+        return site.page(request, "proposal.html", lang, status_code=status, headers=NO_STORE,
+                         title=t(lang, "site.proposal.title"), f=view.form, token=view.token,
+                         errors=view.errors, notice=view.notice, check=view.check,
+                         action=with_params(PATH, lang_param(lang)),
+                         retention_days=proposals.RETENTION_DAYS, **choices(lang))
+
+    def too_many(request: Request, lang: str, wait: int) -> Response:
+        wait_text = f"{wait} s" if wait < 60 else f"{-(-wait // 60)} min"
+        response = site.problem(request, lang, t(lang, "site.proposal.too_many", wait=wait_text),
+                                status_code=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+
+    async def check(request: Request, lang: str, form: proposals.ProposalForm,
+                    token: str) -> Response:
+        try:
+            proposal = proposals.read_form(ctx, form)
+            async with ctx.db.read() as session:
+                preview = await proposals.preview(session, ctx, proposal)
+        except proposals.ProposalInvalid as exc:
+            return invalid(request, lang, form, token, exc)
+        except InfranetError as exc:
+            return form_page(request, lang, _View(form, token, notice=exc.localized(lang)), 400)
+        return form_page(request, lang, _View(form, token, check=_check_view(ctx, preview, lang)))
+
+    def invalid(request: Request, lang: str, form: proposals.ProposalForm, token: str,
+                exc: proposals.ProposalInvalid) -> Response:
+        errors = {name: error.localized(lang) for name, error in exc.errors.items()}
+        return form_page(request, lang, _View(form, token, errors, exc.localized(lang)), 400)
+
+    async def send(request: Request, lang: str, form: proposals.ProposalForm,
+                   token: str) -> Response:
+        try:
+            token_key = check_token(ctx, token)
+        except TokenRefused as exc:  # a fresh token: the form can be sent again (later)
+            return form_page(request, lang, _View(form, issue_token(ctx), notice=exc.localized(lang)),
+                             400)
+        try:
+            proposal = proposals.read_form(ctx, form)
+            async with ctx.db.transaction() as session:
+                event = await proposals.propose(session, ctx, proposal, token_key)
+                title = event.title
+        except proposals.ProposalInvalid as exc:
+            return invalid(request, lang, form, token, exc)
+        except proposals.ProposalReplayed as exc:
+            return site.problem(request, lang, exc.localized(lang), status_code=409)
+        except InfranetError as exc:
+            return form_page(request, lang, _View(form, token, notice=exc.localized(lang)), 400)
+        return site.page(request, "proposal_sent.html", lang, headers=NO_STORE,
+                         title=t(lang, "site.proposal.sent.title"), event_title=title,
+                         email=proposal.email, again=with_params(PATH, lang_param(lang)))
+
+    async def page(request: Request) -> Response:
+        lang = site.language(request)
+        if request.method == "GET":
+            return form_page(request, lang, _View(proposals.ProposalForm(language=lang),
+                                                  issue_token(ctx)))
+        wait = limiter.retry_after(request.client.host if request.client else None)
+        if wait:
+            return too_many(request, lang, wait)
+        data = await request.form()
+        form = _read(data, lang)
+        token = data.get("token")
+        token = token if isinstance(token, str) and len(token) <= TOKEN_MAX_CHARS else ""
+        if data.get("step") == "send":
+            return await send(request, lang, form, token)
+        return await check(request, lang, form, token or issue_token(ctx))
+
+    return [Route(PATH, page, methods=["GET", "POST"])]
+
+
+# --- telling the outcome -----------------------------------------------------------------
+
+
+def outcome_mail(site: Site, told: proposals.Told) -> tuple[str, str]:
+    """The subject and text of the e-mail that tells a proposer the outcome."""
+    lang = told.language
+    greeting = (t(lang, "site.proposal.mail.hello_name", name=told.name) if told.name
+                else t(lang, "site.proposal.mail.hello"))
+    sign_off = t(lang, "site.name", region=site.ctx.region.name)
+    if told.outcome == proposals.PUBLISHED:
+        link = event_url(site.base_url, told.event_id, told.title)
+        return (t(lang, "site.proposal.mail.published_subject", title=told.title),
+                t(lang, "site.proposal.mail.published", greeting=greeting, title=told.title,
+                  link=link, site=sign_off))
+    return (t(lang, "site.proposal.mail.rejected_subject", title=told.title),
+            t(lang, "site.proposal.mail.rejected", greeting=greeting, title=told.title,
+              site=sign_off))
+
+
+async def tell_outcomes(site: Site) -> int:
+    """Claim the decided proposals (committed before anything is sent), then e-mail each
+    proposer; returns how many e-mails went. A proposal is claimed once, so a crash or a
+    second instance can lose an e-mail but never send one twice."""
+    ctx = site.ctx
+    async with ctx.db.read() as session:
+        if not await proposals.has_untold(session, ctx):
+            return 0
+    async with ctx.db.transaction() as session:
+        claimed = await proposals.claim_outcomes(session, ctx)
+    sent = 0
+    for told in claimed:
+        subject, text = outcome_mail(site, told)
+        outcome = await send_notice(ctx, told.email, subject, text)
+        if outcome.kind == SENT:
+            sent += 1
+        else:
+            log.warning("proposal %d: outcome e-mail to %s not sent: %s", told.proposal_id,
+                        limits.mask_address(told.email), outcome.detail)
+    return sent
+
+
+async def _tell_job(site: Site) -> None:
+    try:
+        await tell_outcomes(site)
+    except Exception:
+        log.exception("telling proposers the outcome failed")
+
+
+async def purge(site: Site) -> int:
+    async with site.ctx.db.transaction() as session:
+        count = await proposals.purge_told(session, site.ctx)
+    if count:
+        log.info("deleted the data of %d proposer(s) told more than %d days ago", count,
+                 proposals.RETENTION_DAYS)
+    return count
 
 
 def jobs(site: Site) -> list[Job]:
-    return []
+    return [Job(OUTCOME_JOB_ID, "e-mail proposers whether their event was published",
+                IntervalTrigger(seconds=OUTCOME_INTERVAL_S), functools.partial(_tell_job, site)),
+            # Daily, outside the 02:00-03:00 hour the clocks change in; idempotent.
+            Job(PURGE_JOB_ID, "delete what was kept about proposers once told",
+                CronTrigger(hour=4, minute=40, timezone=site.ctx.tz), functools.partial(purge, site))]

@@ -103,6 +103,9 @@ class Organisation(TimestampMixin, Base):
     contact_email: Mapped[str | None] = mapped_column(String(254))
     phone: Mapped[str | None] = mapped_column(String(40))
     website: Mapped[str | None] = mapped_column(String(300))
+    # Whether the public site shows contact_email / phone (migration 0020 says why: no).
+    publish_email: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    publish_phone: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     description: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=OrgStatus.ACTIVE)
     approved_at: Mapped[datetime | None]
@@ -258,6 +261,9 @@ class Event(TimestampMixin, Base):
     uid: Mapped[str] = mapped_column(String(255), unique=True)
     title: Mapped[str] = mapped_column(String(200))
     title_folded: Mapped[str] = mapped_column(String(200), default="")
+    # Title, description, place and free-text organiser, folded (region.fold): the site's
+    # search finds "Łódź" by "lodz" with a LIKE (calendar.site_listing.search_text).
+    search_folded: Mapped[str] = mapped_column(Text, default="", server_default="")
     description: Mapped[str | None] = mapped_column(Text)
     organisation_id: Mapped[int | None] = mapped_column(
         ForeignKey("organisations.id", ondelete="SET NULL"), index=True
@@ -389,6 +395,61 @@ class Referral(TimestampMixin, Base):
 
     from_org: Mapped[Organisation] = relationship(foreign_keys=[from_org_id], lazy="selectin")
     to_org: Mapped[Organisation] = relationship(foreign_keys=[to_org_id], lazy="selectin")
+
+
+# --- support given -----------------------------------------------------------------
+
+
+class SupportRecord(Base):
+    """Support a member organisation gave to a client organisation (an NGO known by KRS or
+    NIP, or an informal group known by name and powiat): which service, when, where.
+    Never a private person. The register's rules are in network/support.py; accepted
+    referrals join it when it is read (`referral_id` links a record made for one, which
+    then stands for it)."""
+
+    __tablename__ = "support_records"
+    __table_args__ = (
+        # The duplicate check: the same client (by key, KRS or NIP) near a date.
+        Index("ix_support_records_client", "client_key", "given_on"),
+        # The public counts: per powiat and period.
+        Index("ix_support_records_district_given", "district_id", "given_on"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    client_kind: Mapped[str] = mapped_column(String(16))  # ngo | group
+    client_name: Mapped[str] = mapped_column(String(200))
+    client_key: Mapped[str] = mapped_column(String(200))  # folded name (clients.client_key)
+    krs: Mapped[str | None] = mapped_column(String(10), index=True)
+    nip: Mapped[str | None] = mapped_column(String(10), index=True)
+    service: Mapped[str] = mapped_column(String(40))
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"))
+    given_on: Mapped[date] = mapped_column(Date)
+    referral_id: Mapped[int | None] = mapped_column(
+        ForeignKey("referrals.id", ondelete="SET NULL"), index=True)
+    source: Mapped[str] = mapped_column(String(16), default="bot")  # bot | cli | import
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    organisation: Mapped[Organisation] = relationship(lazy="selectin")
+
+
+class SupportDecision(Base):
+    """A member's answer to a duplicate-support warning: saved anyway, or dropped. No client
+    data: the figures ("duplicated support avoided") need only who, what, where and when."""
+
+    __tablename__ = "support_decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="SET NULL"))
+    service: Mapped[str] = mapped_column(String(40))
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"))
+    outcome: Mapped[str] = mapped_column(String(16))  # saved | dropped
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    support_id: Mapped[int | None] = mapped_column(
+        ForeignKey("support_records.id", ondelete="SET NULL"))
 
 
 # --- newsletter --------------------------------------------------------------------
@@ -609,6 +670,32 @@ class CalendarSource(Base):
     failure_notified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     organisation: Mapped[Organisation] = relationship(lazy="selectin")
+
+
+# --- events proposed on the public site --------------------------------------
+
+
+class EventProposal(Base):
+    """Who proposed an event on the site's form (`/events/new`), only so that they can be
+    told whether it was published: their e-mail address, an optional name and the language
+    of the form. The event itself is an ordinary pending event. `decided_at` and `outcome`
+    are set when the outcome is seen, `told_at` when the e-mail is claimed (before it is
+    sent, so that it goes at most once); the row is deleted `RETENTION_DAYS` after that
+    (calendar.proposals). `form_token` is the sha256 of the form token it was sent with:
+    a token sends one proposal only."""
+
+    __tablename__ = "event_proposals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(100))
+    language: Mapped[str] = mapped_column(String(8))
+    form_token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(16))  # published | rejected
+    told_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 # --- experts and trainers ---------------------------------------------------------
