@@ -39,6 +39,7 @@ from infranet.calendar.event_input import (
     human_moment,
     validate_event,
 )
+from infranet.calendar.event_search import search_text
 from infranet.context import AppContext
 from infranet.errors import NotFound, ValidationFailed
 from infranet.region import fold
@@ -89,6 +90,7 @@ def _apply(event_row: Event, norm: NormalisedEvent, district_id: int) -> None:
     event_row.district_id = district_id
     event_row.category = norm.category
     event_row.audiences = list(norm.audiences)
+    event_row.search_folded = search_text(event_row)
 
 
 async def _organisation(session: AsyncSession, org_id: int | None) -> Organisation | None:

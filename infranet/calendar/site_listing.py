@@ -1,0 +1,269 @@
+"""The public site's listings: upcoming occurrences a page at a time, and a month by day.
+
+- `async upcoming(session, ctx, flt, words, *, start, end, limit, after=None) -> Upcoming`
+  — published occurrences (cancelled ones too, marked by their status) overlapping
+  [start, end), in (start, event id) order after `after`, at most `limit`, and the position
+  the next page starts from when more follow.
+- `async month_days(session, ctx, flt, words, *, first, last, per_day) -> list[Day]`
+  — for each local day first..last: how many occurrences touch it and the first `per_day`.
+
+The rules of what is public and what a filter means are the feeds' and `/api/events`'
+(`event_queries.listing_filter` / `shape_conditions`: an area includes its parents' and
+children's events); the search (`event_search`) adds one LIKE per word on the stored folded
+text, or the organiser's folded name. Audiences are tested in SQL on the JSON text, so
+that a page is one LIMITed, indexed read and no row is read only to be dropped.
+
+Why not `event_pages.page_events`: it counts the whole period (a year of events is a scan
+of the index) and fills pages by batches; the site needs no total, only "is there more".
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, and_, bindparam, cast, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from infranet.calendar import recurrence, wallclock
+from infranet.calendar.event_input import LONG_SPAN, MAX_EVENT_SPAN
+from infranet.calendar.event_queries import (
+    Occurrence,
+    Shape,
+    listing_filter,
+    shape_conditions,
+)
+from infranet.calendar.feed_filter import FeedFilter
+from infranet.calendar.summary import EventSummary, Rows, districts_by_id, select_summaries, summarise
+from infranet.context import AppContext
+from infranet.storage.hotpath import fetch_rows
+from infranet.storage.models import Event, EventStatus, Organisation
+from infranet.storage.types import parse_timestamp, raw_timestamp
+
+# A month view reads at most this many occurrences (a bound on memory, whatever is stored).
+MONTH_ROWS_MAX = 50_000
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    occurrences: list[Occurrence[EventSummary]]
+    next_after: tuple[datetime, int] | None
+    organiser_names: dict[int, str] = field(default_factory=dict)  # event id -> free-text organiser
+
+    def organiser(self, event: EventSummary) -> str | None:
+        """Who runs the event: its free-text organiser, else its organisation's name."""
+        named = self.organiser_names.get(event.id)
+        return named or (event.organisation.name if event.organisation else None)
+
+
+@dataclass(frozen=True)
+class DayItem:
+    """What a month grid shows of one occurrence."""
+
+    id: int
+    title: str
+    start: datetime
+    all_day: bool
+    cancelled: bool
+
+
+@dataclass
+class Day:
+    day: date
+    total: int = 0
+    items: list[DayItem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Key:
+    """A statement's shape: the listing's, the audiences and the number of search words."""
+
+    shape: Shape
+    audiences: int
+    words: int
+
+
+async def _filter(session: AsyncSession, ctx: AppContext, flt: FeedFilter, words: Sequence[str],
+                  start: datetime, end: datetime) -> tuple[_Key, dict[str, Any]]:
+    shape, params = await listing_filter(
+        session, ctx, start, end, list(flt.areas) or None, list(flt.categories) or None,
+        list(flt.organisations) or None, True, False, None)
+    for i, code in enumerate(flt.audiences):
+        params[f"aud{i}"] = f'%"{code}"%'
+    for i, word in enumerate(words):
+        params[f"w{i}"] = "%" + _escape_like(word) + "%"
+    return _Key(shape, len(flt.audiences), len(words)), params
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+@lru_cache(maxsize=256)
+def _extra(key: _Key) -> tuple[ColumnElement[bool], ...]:
+    """The audience and search conditions of a shape (values travel as parameters)."""
+    conditions: list[ColumnElement[bool]] = []
+    if key.audiences:
+        text = cast(Event.audiences, String)
+        conditions.append(or_(text.is_(None), text == "[]",
+                              *[text.like(bindparam(f"aud{i}")) for i in range(key.audiences)]))
+    for i in range(key.words):
+        word: Any = bindparam(f"w{i}")
+        conditions.append(or_(
+            Event.search_folded.like(word, escape="/"),
+            Event.organisation_id.in_(select(Organisation.id).where(
+                Organisation.name_folded.like(word, escape="/")))))
+    return tuple(conditions)
+
+
+def _after() -> ColumnElement[bool]:
+    return or_(Event.starts_at > bindparam("after_start"),
+               and_(Event.starts_at == bindparam("after_start"), Event.id > bindparam("after_id")))
+
+
+@lru_cache(maxsize=256)
+def _upcoming_statements(key: _Key) -> tuple[Rows, Rows, Rows]:
+    """Single events from a position, in (start, id) order: those that last at most a day
+    (ix_events_range from `lower`) and the few longer ones that began before it
+    (ix_events_long); and the series of the period."""
+    extra = _extra(key)
+    near = (_with_organiser().where(*shape_conditions(key.shape), *extra, Event.rrule.is_(None),
+                                     Event.starts_at >= bindparam("lower"), _after())
+            .order_by(Event.starts_at, Event.id).limit(bindparam("limit")))
+    long = (_with_organiser().where(*shape_conditions(key.shape, by_place=False), *extra,
+                                     Event.rrule.is_(None), Event.long_span,
+                                     Event.starts_at > bindparam("long_earliest"),
+                                     Event.starts_at < bindparam("lower"), _after())
+            .order_by(Event.starts_at, Event.id).limit(bindparam("limit")))
+    series = _series_statement(key)
+    return near, long, series
+
+
+def _with_organiser() -> Rows:
+    """Summaries with the free-text organiser as their last column."""
+    return select_summaries().add_columns(Event.organiser_name)
+
+
+_SERIES_SUMMARIES = _with_organiser().where(Event.id.in_(bindparam("ids", expanding=True)))
+
+
+def _series_statement(key: _Key) -> Rows:
+    return select(Event.id, Event.rrule, raw_timestamp(Event.starts_at), raw_timestamp(Event.ends_at),
+                  Event.all_day).where(*shape_conditions(key.shape), *_extra(key), Event.rrule.isnot(None))
+
+
+async def upcoming(session: AsyncSession, ctx: AppContext, flt: FeedFilter, words: Sequence[str], *,
+                   start: datetime, end: datetime, limit: int,
+                   after: tuple[datetime, int] | None = None) -> Upcoming:
+    """See the module's docstring. `after` is a position (occurrence start, event id) that
+    this function gave as `next_after`."""
+    if limit < 1:
+        raise ValueError("upcoming needs limit >= 1")
+    key, params = await _filter(session, ctx, flt, words, start, end)
+    position = after or (start - MAX_EVENT_SPAN - timedelta(days=1), 0)
+    params.update(lower=max(start - LONG_SPAN, position[0]), long_earliest=start - MAX_EVENT_SPAN,
+                  after_start=position[0], after_id=position[1], limit=limit + 1)
+    near_query, long_query, series_query = _upcoming_statements(key)
+    connection = await session.connection()
+    districts = await districts_by_id(session, ctx)
+    names: dict[int, str] = {}
+    singles = []
+    for query in (long_query, near_query):
+        for values in await fetch_rows(connection, query, params):
+            singles.append(summarise(values, districts))
+            if values[-1]:
+                names[values[0]] = values[-1]
+    spans: list[tuple[datetime, int, recurrence.Span]] = []
+    for id_, rule, starts_at, ends_at, all_day in await fetch_rows(connection, series_query, params):
+        taken = 0
+        for span in recurrence.expand(rule, parse_timestamp(starts_at), parse_timestamp(ends_at),
+                                      bool(all_day), ctx.tz):
+            if span.start >= end or taken > limit:
+                break
+            if span.end > start and (span.start, id_) > position:
+                spans.append((span.start, id_, span))
+                taken += 1
+    spans.sort(key=lambda item: (item[0], item[1]))
+    items: list[tuple[datetime, int, EventSummary | recurrence.Span]] = [
+        (s.starts_at, s.id, s) for s in singles]
+    merged = list(heapq.merge(items, spans,
+                              key=lambda item: (item[0], item[1])))[:limit + 1]
+    series_ids = list({id_ for _, id_, item in merged if isinstance(item, recurrence.Span)})
+    named: dict[int, EventSummary] = {}
+    if series_ids:
+        for values in await fetch_rows(connection, _SERIES_SUMMARIES, {"ids": series_ids}):
+            summary = summarise(values, districts)
+            named[summary.id] = summary
+            if values[-1]:
+                names[values[0]] = values[-1]
+    found: list[Occurrence[EventSummary]] = [
+        Occurrence(item, item.starts_at, item.ends_at) if isinstance(item, EventSummary)
+        else Occurrence(named[id_], item.start, item.end) for _, id_, item in merged]
+    more = len(found) > limit
+    next_after = (found[limit - 1].start, found[limit - 1].event.id) if more else None
+    return Upcoming(found[:limit], next_after, names)
+
+
+@lru_cache(maxsize=256)
+def _month_statements(key: _Key) -> tuple[Any, Rows]:
+    """The few columns a month grid shows, of the single events overlapping the period (both
+    index paths, as `_upcoming_statements`), and the period's series."""
+    columns = (Event.id, Event.title, raw_timestamp(Event.starts_at), raw_timestamp(Event.ends_at),
+               Event.all_day, Event.status)
+    extra = _extra(key)
+    near = select(*columns).where(*shape_conditions(key.shape), *extra, Event.rrule.is_(None),
+                                  Event.starts_at > bindparam("earliest"))
+    long = select(*columns).where(*shape_conditions(key.shape, by_place=False), *extra,
+                                  Event.rrule.is_(None), Event.long_span,
+                                  Event.starts_at > bindparam("long_earliest"),
+                                  Event.starts_at <= bindparam("earliest"))
+    singles = near.union_all(long).limit(bindparam("limit"))
+    series = select(Event.id, Event.title, raw_timestamp(Event.starts_at), raw_timestamp(Event.ends_at),
+                    Event.all_day, Event.status, Event.rrule).where(
+        *shape_conditions(key.shape), *extra, Event.rrule.isnot(None))
+    return singles, series
+
+
+async def month_days(session: AsyncSession, ctx: AppContext, flt: FeedFilter, words: Sequence[str], *,
+                     first: date, last: date, per_day: int) -> list[Day]:
+    """Each local day from `first` to `last` with the number of occurrences that touch it
+    and the first `per_day` of them by start (an event of several days is on each)."""
+    tz = ctx.tz
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    bounds = [wallclock.local_midnight(d, tz) for d in [*days, last + timedelta(days=1)]]
+    start, end = bounds[0], bounds[-1]
+    key, params = await _filter(session, ctx, flt, words, start, end)
+    params.update(earliest=start - LONG_SPAN, long_earliest=start - MAX_EVENT_SPAN,
+                  limit=MONTH_ROWS_MAX)
+    singles_query, series_query = _month_statements(key)
+    connection = await session.connection()
+    cells = [Day(d) for d in days]
+    found: list[list[DayItem]] = [[] for _ in days]
+
+    def place(id_: int, title: str, s: datetime, e: datetime, all_day: bool, status: str) -> None:
+        # Days i with bounds[i] < e and bounds[i+1] > s.
+        lo = max(bisect.bisect_right(bounds, s) - 1, 0)
+        hi = min(bisect.bisect_left(bounds, e), len(days))
+        if hi <= lo:  # an instant (end == start) belongs to the day it is on
+            hi = lo + 1
+        item = DayItem(id_, title, s, bool(all_day), status == EventStatus.CANCELLED)
+        for i in range(lo, min(hi, len(days))):
+            cells[i].total += 1
+            found[i].append(item)
+
+    for id_, title, s, e, all_day, status in await fetch_rows(connection, singles_query, params):
+        place(id_, title, parse_timestamp(s), parse_timestamp(e), all_day, status)
+    for id_, title, s, e, all_day, status, rule in await fetch_rows(connection, series_query, params):
+        for span in recurrence.expand(rule, parse_timestamp(s), parse_timestamp(e), bool(all_day), tz):
+            if span.start >= end:
+                break
+            if span.end > start:
+                place(id_, title, span.start, span.end, all_day, status)
+    for cell, items in zip(cells, found, strict=True):
+        cell.items = heapq.nsmallest(per_day, items, key=lambda it: (it.start, it.id))
+    return cells
