@@ -60,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     org_add.add_argument("--email")
     org_add.add_argument("--phone")
     org_add.add_argument("--website")
+    org_add.add_argument("--publish-email", action="store_true",
+                         help="show the e-mail on the public site (off unless given)")
+    org_add.add_argument("--publish-phone", action="store_true",
+                         help="show the phone on the public site (off unless given)")
+    org_publish = add_command(org, "publish", cmd_org_publish,
+                              "choose which contacts the public site shows")
+    org_publish.add_argument("org", metavar="ORG", help="id, name or short name")
+    org_publish.add_argument("--email", choices=("yes", "no"), help="show the e-mail on the site")
+    org_publish.add_argument("--phone", choices=("yes", "no"), help="show the phone on the site")
     org_list = add_command(org, "list", cmd_org_list, "list organisations")
     org_list.add_argument("--json", action="store_true", help="print JSON")
 
@@ -183,8 +192,39 @@ async def cmd_org_add(ctx: AppContext, args: argparse.Namespace) -> int:
                     phone=args.phone, website=args.website)
     async with ctx.db.transaction() as session:
         org = await add_organisation(session, ctx, Actor.cli(), data)
+        if args.publish_email or args.publish_phone:
+            from infranet.network.public_contacts import set_publication
+
+            await set_publication(session, Actor.cli(), org.id, email=args.publish_email or None,
+                                  phone=args.publish_phone or None)
     print(f"added organisation #{org.id}: {for_terminal(org.name)}")
     return 0
+
+
+async def cmd_org_publish(ctx: AppContext, args: argparse.Namespace) -> int:
+    """What the public site shows of an organisation's contacts (the website always)."""
+    from infranet.errors import InfranetError
+    from infranet.network.orgs import find_organisation
+    from infranet.network.public_contacts import set_publication
+    from infranet.storage.actors import Actor
+
+    def choice(value: str | None) -> bool | None:
+        return None if value is None else value == "yes"
+
+    try:
+        async with ctx.db.transaction() as session:
+            org = await find_organisation(session, args.org)
+            org = await set_publication(session, Actor.cli(), org.id, email=choice(args.email),
+                                        phone=choice(args.phone))
+    except InfranetError as exc:
+        print(f"error: {exc.localized('en')}", file=sys.stderr)
+        return 1
+    shown = [name for name, on in (("e-mail", org.publish_email), ("phone", org.publish_phone)) if on]
+    print(for_terminal(f"#{org.id} {org.name}: the site shows "
+                       f"{', '.join(shown) or 'no e-mail or phone'} (and the website, if any)"))
+    return 0
+
+
 
 
 async def cmd_org_list(ctx: AppContext, args: argparse.Namespace) -> int:

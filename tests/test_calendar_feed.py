@@ -1,6 +1,6 @@
 """ICS feeds over real HTTP (the Starlette app through httpx): RFC 5545 properties parsed
-back by icalendar and by vobject, conditional GET, gzip, cache invalidation, filters,
-the subscribe page and the JSON API. Both engines."""
+back by icalendar and by vobject, conditional GET, gzip, cache invalidation, filters and
+the JSON API (the page that picks a feed is the site's: tests/test_site_embed.py). Both engines."""
 
 from __future__ import annotations
 
@@ -192,18 +192,6 @@ async def test_feed_filters_and_area_urls(ctx: AppContext, client: httpx.AsyncCl
     assert missing.status_code == 404 and "did you mean: olsztyński" in missing.text
     bad = await client.get("/calendar.ics?category=party")
     assert bad.status_code == 400 and "choose from training" in bad.text
-
-
-async def test_subscribe_page(ctx: AppContext, client: httpx.AsyncClient) -> None:
-    page = await client.get("/calendar")
-    assert page.status_code == 200 and 'name="area" value="olsztynski"' in page.text
-    assert "webcal://127.0.0.1:8080/calendar.ics" in page.text
-    assert "Google Calendar" in page.text and "Thunderbird" in page.text and "Outlook" in page.text
-    page = await client.get("/calendar?area=elcki&category=training&lang=en")
-    assert "/calendar.ics?area=elcki&amp;category=training" in page.text
-    assert 'value="elcki" checked' in page.text and "Subscribe (webcal)" in page.text
-    page = await client.get("/calendar?area=<script>")
-    assert "<script>" not in page.text and "nieznany powiat/obszar &#x27;&lt;script&gt;&#x27;" in page.text
 
 
 async def test_api_events_and_conflicts(ctx: AppContext, client: httpx.AsyncClient) -> None:

@@ -1,8 +1,8 @@
-"""The calendar's HTTP routes: ICS feeds, the subscribe page and a small JSON API.
+"""The calendar's HTTP routes: ICS feeds and a small JSON API (the page that picks a feed,
+`/calendar`, is the public site's: `infranet.site.embed`).
 
 - `GET /calendar.ics?area=…&category=…&audience=…&org=…` (repeated or comma-separated)
 - `GET /calendar/<area>.ics` (area: slug or TERYT/NUTS code; same query filters)
-- `GET /calendar` — pick districts, categories, audiences; get the feed and webcal:// URLs
 - `GET /api/events?start=…&end=…&area=…&category=…&audience=…&org=…[&limit=…]` — a page of
   occurrences; `next` in the answer is the URL of the following page (null on the last)
 - `GET /api/conflicts?start=…&end=…&area=…[&audience=…&category=…&title=…&org=…&rrule=…&exdate=…]`
@@ -12,8 +12,7 @@ Feeds carry ETag and Last-Modified, answer If-None-Match / If-Modified-Since wit
 and are gzipped when the client asks (the gzip body has its own ETag); bodies come from
 `FeedCache`, kept whole or streamed. Every parameter is parsed by `infranet.web.params`
 (bounded ids, dates, lengths): bad input is a 400 in the language of `lang`, never a 500.
-The routes are here; the JSON shapes are `api_json`, the page cursors `api_cursors` and
-the subscribe page's HTML `subscribe_page`.
+The routes are here; the JSON shapes are `api_json`, the page cursors `api_cursors`.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from infranet.calendar import recurrence
@@ -44,7 +43,6 @@ from infranet.calendar.feed import FeedCache
 from infranet.calendar.feed_filter import FeedFilter, filter_values, parse_filter
 from infranet.calendar.feed_response import stream_body
 from infranet.calendar.free_dates import suggest_dates
-from infranet.calendar.subscribe_page import render_page
 from infranet.context import AppContext
 from infranet.errors import InfranetError, ValidationFailed
 from infranet.i18n import normalise_language
@@ -133,7 +131,6 @@ class CalendarHttp:
         return [
             Route("/calendar.ics", self.feed, methods=["GET", "HEAD"]),
             Route("/calendar/{area}.ics", self.area_feed, methods=["GET", "HEAD"]),
-            Route("/calendar", self.page, methods=["GET"]),
             Route("/api/events", self.api_events, methods=["GET"]),
             Route("/api/conflicts", self.api_conflicts, methods=["GET"]),
         ]
@@ -188,17 +185,6 @@ class CalendarHttp:
             headers["Content-Length"] = str(len(body))
             return Response(status_code=200, headers=headers, media_type=media)
         return Response(body, headers=headers, media_type=media)
-
-    # --- page ------------------------------------------------------------------------
-
-    async def page(self, request: Request) -> Response:
-        lang = _lang(request, "pl")
-        error = ""
-        try:
-            flt = parse_filter(self.ctx, request.query_params)
-        except InfranetError as exc:
-            flt, error = FeedFilter(), exc.localized(lang)
-        return HTMLResponse(render_page(self.ctx, flt, lang, error))
 
     # --- JSON API ---------------------------------------------------------------------
 
