@@ -249,6 +249,12 @@ class NetworkSettings(Section):
     secretariat_name: str = Field(default="Sekretariat sieci", min_length=1, max_length=200)
 
 
+class InsightSettings(Section):
+    # A powiat is a white spot for an indicator when its figure per 10,000 residents is
+    # below this share of the regional median (and for a service when nobody offers it).
+    white_spot_share: float = Field(default=0.5, gt=0, le=1)
+
+
 class ServiceSettings(Section):
     data_dir: Path = Path("data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -277,6 +283,7 @@ class Settings(BaseSettings):
     sources: SourcesSettings = Field(default_factory=SourcesSettings)
     referrals: ReferralSettings = Field(default_factory=ReferralSettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
+    insight: InsightSettings = Field(default_factory=InsightSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
 
     @classmethod

@@ -47,7 +47,10 @@ from infranet.storage.models import BounceReport, Delivery, Subscriber, Subscrib
 
 log = logging.getLogger(__name__)
 
-KEEP_DAYS = 180  # bounce_reports rows; a report leaves the mailbox folder long before
+# bounce_reports rows (no personal data: a hash, a time, an outcome); a report leaves the
+# mailbox folder long before. Over a year, so the yearly evaluation made in January still
+# counts the whole year's bounces.
+KEEP_DAYS = 400
 # Outcomes that go to the unmatched folder; every other one to the done folder.
 UNMATCHED = "unmatched"
 NOT_UNDERSTOOD = "unknown"
