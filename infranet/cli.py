@@ -24,6 +24,7 @@ log = logging.getLogger("infranet")
 def build_parser() -> argparse.ArgumentParser:
     from infranet.calendar import cli as calendar_cli
     from infranet.calendar import sources_cli
+    from infranet.network import experts_cli
     from infranet.newsletter import cli as newsletter_cli
 
     parser = argparse.ArgumentParser(
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     calendar_cli.register(sub)
     sources_cli.register(sub)
     newsletter_cli.register(sub)
+    experts_cli.register(sub)
     return parser
 
 
