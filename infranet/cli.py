@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     from infranet.calendar import cli as calendar_cli
     from infranet.calendar import sources_cli
     from infranet.network import experts_cli
+    from infranet.network import support_cli as support_commands
     from infranet.newsletter import cli as newsletter_cli
 
     parser = argparse.ArgumentParser(
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     org_publish.add_argument("--phone", choices=("yes", "no"), help="show the phone on the site")
     org_list = add_command(org, "list", cmd_org_list, "list organisations")
     org_list.add_argument("--json", action="store_true", help="print JSON")
+    support_commands.register_org(org)
 
     member = sub.add_parser("member", help="network members").add_subparsers(
         dest="member_command", metavar="ACTION", required=True)
@@ -88,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     calendar_cli.register(sub)
     sources_cli.register(sub)
     newsletter_cli.register(sub)
+    support_commands.register(sub)
     experts_cli.register(sub)
     return parser
 

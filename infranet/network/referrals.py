@@ -15,16 +15,26 @@ left pending or accepted that long without a decision or closing is closed first
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
 from infranet.errors import NotFound, PermissionDenied, ValidationFailed
-from infranet.region import fold
+
+# The client rules are shared with the register of support (network/clients.py); their
+# names stay importable from here.
+from infranet.network.clients import (  # noqa: F401
+    NIP_WEIGHTS,
+    Duplicate,
+    client_key,
+    normalise_krs,
+    normalise_nip,
+    parse_identifier,
+)
+from infranet.network.support import recorded_support
 from infranet.storage import audit
 from infranet.storage.actors import Actor
 from infranet.storage.database import rows_changed
@@ -35,48 +45,6 @@ log = logging.getLogger(__name__)
 
 CLIENT_KINDS = ("ngo", "group", "person")
 NAME_MAX, CONTACT_MAX, NEED_MAX = 200, 300, 2000
-NIP_WEIGHTS = (6, 5, 7, 2, 3, 4, 5, 6, 7)
-
-
-
-def normalise_krs(value: str) -> str:
-    digits = re.sub(r"[\s-]", "", value.strip())
-    if not re.fullmatch(r"[0-9]{10}", digits):
-        raise ValidationFailed("referrals.bad_krs", value=value.strip())
-    return digits
-
-
-def normalise_nip(value: str) -> str:
-    """10 digits whose weighted sum mod 11 is the last digit (10 is never valid)."""
-    raw = value.strip()
-    digits = re.sub(r"[\s-]", "", raw.upper().removeprefix("PL"))
-    if not re.fullmatch(r"[0-9]{10}", digits):
-        raise ValidationFailed("referrals.nip_digits", value=raw)
-    check = sum(int(d) * w for d, w in zip(digits, NIP_WEIGHTS, strict=False)) % 11
-    if check == 10 or check != int(digits[9]):
-        raise ValidationFailed("referrals.nip_checksum", value=raw)
-    return digits
-
-
-def parse_identifier(text: str) -> tuple[str | None, str | None]:
-    """"KRS 0000123456", "NIP 123-456-32-18" or bare digits -> (krs, nip).
-
-    Bare digits starting with 0 are a KRS (KRS numbers are zero-padded; no NIP
-    starts with 0), otherwise a NIP."""
-    cleaned = text.strip()
-    lowered = cleaned.lower()
-    if lowered.startswith("krs"):
-        return normalise_krs(cleaned[3:].lstrip(" :")), None
-    if lowered.startswith("nip"):
-        return None, normalise_nip(cleaned[3:].lstrip(" :"))
-    digits = re.sub(r"[\s-]", "", cleaned)
-    if digits.startswith("0"):
-        return normalise_krs(cleaned), None
-    return None, normalise_nip(cleaned)
-
-
-def client_key(name: str) -> str:
-    return fold(name)[:200]
 
 
 @dataclass
@@ -91,12 +59,6 @@ class ReferralInput:
     nip: str | None = None
 
 
-@dataclass(frozen=True)
-class Duplicate:
-    """Another organisation that referred or took on the same client recently."""
-
-    organisation: str
-    at: datetime
 
 
 def _member_org(actor: Actor) -> int:
@@ -196,7 +158,11 @@ async def _duplicates_of(session: AsyncSession, ctx: AppContext, *, from_org_id:
         for org_id, org, at in involved:
             if org_id not in ours and org_id not in found:
                 found[org_id] = Duplicate(org.name, at)
-    return list(found.values())
+    # The register of support given is the same list of who supported whom (support.py).
+    recorded = await recorded_support(session, ctx, key=key, krs=krs, nip=nip,
+                                      since=since.astimezone(ctx.tz).date(),
+                                      but=ours | set(found))
+    return [*found.values(), *recorded]
 
 
 @dataclass(frozen=True)

@@ -6,16 +6,19 @@ headers are whatever someone typed ("E-mail", "adres e-mail", "Język"). This mo
 turns such a file into the canonical comma-separated text with the column names the
 import understands (`email`, `language`, `districts`, `categories`; lists inside a
 cell separated by `;`), keeping one output row per input line so that an error's
-line number is the line the person sees in their editor.
+line number is the line the person sees in their editor. The reading rules common to
+every import (encoding, delimiter, header folding) are in `infranet/csvtext.py`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import re
-import unicodedata
 from dataclasses import dataclass, field
+
+# Shared with the other imports (infranet/csvtext.py); CsvFileError and decode are
+# re-exported for this module's callers.
+from infranet.csvtext import CsvFileError, decode, delimiter, fold_header
 
 # Header spellings seen in real exports, compared after folding case, accents,
 # spaces, dashes and underscores ("Adres e-mail" -> "adresemail").
@@ -30,10 +33,6 @@ _HEADER_ALIASES: dict[str, str] = {
 }
 
 
-class CsvFileError(ValueError):
-    """The file cannot be read as a subscriber list; the message says what to change."""
-
-
 @dataclass
 class SubscriberFile:
     """The canonical text for the import, and notes for the person who ran it."""
@@ -44,40 +43,9 @@ class SubscriberFile:
     notes: list[str] = field(default_factory=list)
 
 
-def _fold(name: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", name.strip().lower().replace("ł", "l"))
-    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return re.sub(r"[\s\-_.]+", "", letters)
-
-
 def canonical_header(name: str) -> str | None:
     """The import's column name for a header as typed, or None when it is not one of ours."""
-    return _HEADER_ALIASES.get(_fold(name))
-
-
-def decode(data: bytes) -> tuple[str, str, list[str]]:
-    """Text, encoding name and notes. UTF-8 (with or without a BOM) first: a file that is
-    not valid UTF-8 and has bytes above 127 is, for a Polish office, Windows-1250
-    (Excel's "CSV (rozdzielany przecinkami)"), which decodes every byte but 5 unused ones."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="strict"), "utf-8-sig", []
-    try:
-        return data.decode("utf-8"), "utf-8", []
-    except UnicodeDecodeError:
-        pass
-    try:
-        text = data.decode("cp1250")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise CsvFileError(f"line {line}: the file is neither UTF-8 nor Windows-1250; save it "
-                           "from Excel as 'CSV UTF-8'") from None
-    return text, "cp1250", ["read as Windows-1250 (the file is not UTF-8); "
-                            "save it as 'CSV UTF-8' to avoid this guess"]
-
-
-def _delimiter(header_line: str) -> str:
-    """`;` when the header has more of them than commas (Polish Excel), else `,`."""
-    return ";" if header_line.count(";") > header_line.count(",") else ","
+    return _HEADER_ALIASES.get(fold_header(name))
 
 
 def read_subscriber_file(data: bytes) -> SubscriberFile:
@@ -87,8 +55,8 @@ def read_subscriber_file(data: bytes) -> SubscriberFile:
     if not lines or not lines[0].strip():
         raise CsvFileError("line 1: the first row must name the columns and include an e-mail "
                            "column ('email', 'E-mail' or 'adres e-mail')")
-    delimiter = _delimiter(lines[0])
-    rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter))
+    sep = delimiter(lines[0])
+    rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=sep))
     header = rows[0]
     columns = [canonical_header(name) for name in header]
     if "email" not in columns:
@@ -111,4 +79,4 @@ def read_subscriber_file(data: bytes) -> SubscriberFile:
                 cells[column] = value.strip()
         # A row with no text still holds its place (a blank cell), so later lines keep their numbers.
         writer.writerow([cells.get(c, "") for c in wanted])
-    return SubscriberFile(text=out.getvalue(), encoding=encoding, delimiter=delimiter, notes=notes)
+    return SubscriberFile(text=out.getvalue(), encoding=encoding, delimiter=sep, notes=notes)
