@@ -97,7 +97,11 @@ async def test_feed_is_valid_rfc5545_for_icalendar_and_vobject(ctx: AppContext,
     assert str(timed["DESCRIPTION"]).startswith("Pierwsza linia\nDruga, z przecinkiem; i średnikiem")
     assert "https://cop.example.org/zapisy" in str(timed["DESCRIPTION"])
     assert str(timed["LOCATION"]) == "ul. Partyzantów 1, olsztyński"
-    assert str(timed["URL"]) == "https://cop.example.org/rodo"
+    # URL: the event's page on the site; the organiser's own page is in the description
+    assert str(timed["URL"]).startswith("http://127.0.0.1:8080/events/")
+    assert "Strona organizatora: https://cop.example.org/rodo" in str(timed["DESCRIPTION"])
+    # nothing said twice: place, description, district and category only where clients read them
+    assert not [name for name in timed if name.startswith("X-") and name != "X-INFRANET-AUDIENCES"]
     assert timed["ORGANIZER"] == "mailto:cop@example.org"
     assert timed["ORGANIZER"].params["CN"] == "COP Olsztyn, Warmia; demo"
     assert [str(c) for c in timed["CATEGORIES"].cats] == ["szkolenie"]

@@ -262,7 +262,7 @@ async def cmd_export(ctx: AppContext, args: argparse.Namespace) -> int:
     now = ctx.now()
     async with ctx.db.read() as session:
         rows = await load_rows(session, ctx, flt, now)
-    body = render_calendar(ctx, rows, feed_name(ctx, flt), now)
+    body = render_calendar(ctx, rows, feed_name(ctx, flt), now, exact=True)  # to be imported back
     if args.output:
         args.output.write_bytes(body)
         print(f"wrote {len(rows)} events to {args.output}", file=sys.stderr)

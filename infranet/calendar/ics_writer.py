@@ -21,6 +21,7 @@ from icalendar import Timezone
 
 from infranet.calendar import recurrence
 from infranet.calendar.event_input import category_label
+from infranet.calendar.event_links import event_url
 from infranet.context import AppContext
 from infranet.i18n import DEFAULT_LANGUAGE, t
 from infranet.storage.models import EventStatus
@@ -132,9 +133,17 @@ def _local(value: datetime, tz: tzinfo) -> str:
 _LABELS: dict[str, str] = {}
 
 
-def render_vevent(row: FeedRow, tz: tzinfo, tzid: str, fallback_organizer: str) -> bytes:
+def render_vevent(row: FeedRow, tz: tzinfo, tzid: str, base_url: str, *, exact: bool = False) -> bytes:
     """One VEVENT as bytes. Short fixed lines are written directly; only lines whose
-    length depends on user text go through escaping and folding."""
+    length depends on user text go through escaping and folding.
+
+    URL is the event's page on the public site (`base_url`, also the organiser address of
+    last resort); the organiser's own link goes into DESCRIPTION. A feed says each thing
+    once, in the properties calendar clients read (CATEGORIES, LOCATION, DESCRIPTION), plus
+    the audiences, which nothing else carries; `exact` (an export made to be imported back,
+    `infranet events export`) keeps the organiser's link in URL and adds the stored place,
+    description, district and category codes as X- properties, so that the import restores
+    them exactly."""
     stamp = _stamp(row.updated_at)
     head = [f"BEGIN:VEVENT\r\nDTSTAMP:{stamp}\r\nCREATED:{_stamp(row.created_at)}\r\n"
             f"LAST-MODIFIED:{stamp}\r\nSEQUENCE:{row.revision}\r\n"]
@@ -162,12 +171,16 @@ def render_vevent(row: FeedRow, tz: tzinfo, tzid: str, fallback_organizer: str) 
         label = _LABELS[row.category] = escape_text(category_label(row.category, DEFAULT_LANGUAGE))
     head.append(f"CATEGORIES:{label}\r\n")
     head.append("STATUS:CANCELLED\r\n" if row.status == EventStatus.CANCELLED else "STATUS:CONFIRMED\r\n")
-    head.append(f"TRANSP:TRANSPARENT\r\nX-INFRANET-CATEGORY:{plain(row.category)}\r\n")
+    head.append("TRANSP:TRANSPARENT\r\n")
+    if exact:
+        head.append(f"X-INFRANET-CATEGORY:{plain(row.category)}\r\n")
     if row.audiences:
         head.append("X-INFRANET-AUDIENCES:" + plain(",".join(row.audiences)) + "\r\n")
     lines = [f"UID:{escape_text(row.series_uid or row.uid)}", f"SUMMARY:{escape_text(row.title)}",
              *occurrences]
     description = [row.description or ""]
+    if row.url:
+        description.append(f"{_words('calendar.feed.organiser_page')}: {row.url}")
     if row.registration_url:
         description.append(f"{_words('calendar.feed.registration')}: {row.registration_url}")
     if row.org_name:
@@ -179,17 +192,19 @@ def render_vevent(row: FeedRow, tz: tzinfo, tzid: str, fallback_organizer: str) 
         lines.append(f"DESCRIPTION:{escape_text(text)}")
     location = ", ".join(x for x in (row.location, row.district_name) if x)
     lines.append(f"LOCATION:{escape_text(location)}")
-    if row.url or row.registration_url:
+    if not exact:
+        lines.append(f"URL:{plain(event_url(base_url, row.id, row.title))}")
+    elif row.url or row.registration_url:  # what the import reads back as the event's own link
         lines.append(f"URL:{plain(row.url or row.registration_url or '')}")
     if row.org_name:
-        address = (f"mailto:{row.org_email}" if row.org_email else row.org_website or fallback_organizer)
+        address = (f"mailto:{row.org_email}" if row.org_email else row.org_website or base_url)
         lines.append(f"ORGANIZER;CN={_param(row.org_name)}:{plain(address)}")
-    # Our own codes, so that `infranet events import` of an export loses nothing.
-    lines.append(f"X-INFRANET-DISTRICT:{plain(row.district_slug)}")
-    if row.location:
-        lines.append(f"X-INFRANET-LOCATION:{escape_text(row.location)}")
-    if row.description:
-        lines.append(f"X-INFRANET-DESCRIPTION:{escape_text(row.description)}")
+    if exact:  # our own codes and texts, so that `infranet events import` of an export loses nothing
+        lines.append(f"X-INFRANET-DISTRICT:{plain(row.district_slug)}")
+        if row.location:
+            lines.append(f"X-INFRANET-LOCATION:{escape_text(row.location)}")
+        if row.description:
+            lines.append(f"X-INFRANET-DESCRIPTION:{escape_text(row.description)}")
     return ("".join(head).encode() + b"".join(map(fold_line, lines)) + b"END:VEVENT\r\n")
 
 
@@ -291,9 +306,11 @@ def calendar_header(ctx: AppContext, name: str, now: datetime) -> bytes:
 CALENDAR_FOOTER = b"END:VCALENDAR\r\n"
 
 
-def render_calendar(ctx: AppContext, rows: Sequence[FeedRow], name: str, now: datetime) -> bytes:
-    """A whole calendar from rows, without any cache (export, tests)."""
+def render_calendar(ctx: AppContext, rows: Sequence[FeedRow], name: str, now: datetime, *,
+                    exact: bool = False) -> bytes:
+    """A whole calendar from rows, without any cache (export, tests); `exact`: see
+    `render_vevent`."""
     tz, tzid = ctx.tz, str(ctx.tz)
-    organizer = ctx.settings.http.public_base_url
+    base_url = ctx.settings.http.public_base_url
     return (calendar_header(ctx, name, now)
-            + b"".join(render_vevent(r, tz, tzid, organizer) for r in rows) + CALENDAR_FOOTER)
+            + b"".join(render_vevent(r, tz, tzid, base_url, exact=exact) for r in rows) + CALENDAR_FOOTER)
