@@ -120,10 +120,11 @@ async def test_form_in_polish_and_english(site_ctx: AppContext) -> None:
         assert text.count("<fieldset") >= 5 and "<legend>Termin</legend>" in text
         assert ">ełcki</option>" in text and ">Sprawdź termin</button>" in text
         assert "/newsletter/privacy" in text and "30 dni" in text
-        assert 'action="/events/new"' in text
+        assert 'action="/events/new#check"' in text
         english = await client.get("/events/new?lang=en")
         assert '<html lang="en">' in english.text and "<h1>Propose an event</h1>" in english.text
-        assert ">Check the date</button>" in english.text and 'action="/events/new?lang=en"' in english.text
+        assert ">Check the date</button>" in english.text
+        assert 'action="/events/new?lang=en#check"' in english.text
         assert "We do not publish it" in english.text
 
 
@@ -142,6 +143,15 @@ async def test_check_shows_conflicts_and_free_dates_with_the_form_kept(site_ctx:
         suggestions = re.search(r'<ul class="suggestions">(.*?)</ul>', text, re.S)
         assert suggestions and suggestions.group(1).count("<li>") == 3
         assert "10 marca 2027" not in suggestions.group(1)  # the taken day is not offered
+        picks = re.findall(r'name="pick" value="([^"]+)" class="secondary">Wybierz: ([^<]+)<',
+                           suggestions.group(1))
+        assert len(picks) == 3 and picks[0][0] == "2027-03-17/2027-03-17"  # the same weekday first
+        assert picks[0][1].startswith("środa, 17 marca 2027, 10:00")
+        # Choosing one checks the form moved to that date: free, the hours kept.
+        moved = await client.post("/events/new", data=form(step="check", token=token, pick=picks[0][0]))
+        assert moved.status_code == 200 and "nie ma innych wydarzeń" in moved.text
+        assert 'name="start_date" value="2027-03-17"' in moved.text
+        assert 'name="start_time" value="10:00"' in moved.text
         # The form comes back filled in, with the same token, escaped.
         assert 'value="Nasze &lt;spotkanie&gt;"' in text and token_in(text) == token
         assert '<option value="olsztynski" selected>' in text
@@ -180,6 +190,24 @@ async def test_send_stores_a_pending_event_hidden_until_published(site_ctx: AppC
         assert verdict.state == "decided"
         feed = await client.get("/calendar.ics")
         assert "Warsztaty z pisania" in feed.text
+
+
+async def test_a_multi_day_all_day_proposal(site_ctx: AppContext) -> None:
+    await existing_event(site_ctx, "Forum Organizacji Pozarządowych")  # on its first day
+    async with assembled(site_ctx) as app, app.client() as client:
+        token = await shown(client, site_ctx)
+        days = form(token=token, all_day="1", start_time="", end_time="", end_date="2027-03-12")
+        checked = await client.post("/events/new", data={**days, "step": "check"})
+        assert checked.status_code == 200 and "Forum Organizacji" in checked.text
+        picks = re.findall(r'name="pick" value="([^"]+)"', checked.text)
+        spans = [[date.fromisoformat(d) for d in p.split("/")] for p in picks]
+        assert spans and all((last - first).days == 2 for first, last in spans)  # three days each
+        assert (await client.post("/events/new", data=days)).status_code == 200
+    async with site_ctx.db.read() as session:
+        event = (await session.scalars(select(Event).where(Event.source == "web"))).one()
+    assert event.all_day and event.moderation == Moderation.PENDING
+    assert event.starts_at == datetime(2027, 3, 9, 23, 0, tzinfo=UTC)  # 10 March, Warsaw
+    assert event.ends_at == datetime(2027, 3, 12, 23, 0, tzinfo=UTC)  # after 12 March
 
 
 async def test_moderation_off_still_keeps_web_proposals_waiting(site_ctx: AppContext) -> None:

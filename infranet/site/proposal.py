@@ -27,7 +27,7 @@ import functools
 import hashlib
 import logging
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -144,7 +144,30 @@ def _check_view(ctx: AppContext, preview: proposals.Preview, lang: str) -> dict[
 
     return {"conflicts": rows(report.conflicts), "duplicates": rows(report.duplicates),
             "warnings": [w.message(lang) for w in report.warnings], "nothing_else": report.clear,
-            "suggestions": [_when(ctx, s, e, lang) for s, e in preview.suggestions]}
+            "suggestions": [{"label": _when(ctx, s, e, lang), "value": _pick_value(ctx, s, e)}
+                            for s, e in preview.suggestions]}
+
+
+def _local_day(ctx: AppContext, moment: datetime | date) -> date:
+    return moment.astimezone(ctx.tz).date() if isinstance(moment, datetime) else moment
+
+
+def _pick_value(ctx: AppContext, start: datetime | date, end: datetime | date) -> str:
+    """What a suggested date's button sends: its first and last day (the hours stay)."""
+    return f"{_local_day(ctx, start).isoformat()}/{_local_day(ctx, end).isoformat()}"
+
+
+def _picked(form: proposals.ProposalForm, value: str) -> proposals.ProposalForm | None:
+    """The form moved to a suggested date (`_pick_value`), or None for anything else."""
+    first, _, last = value.partition("/")
+    try:
+        start, end = date.fromisoformat(first), date.fromisoformat(last)
+    except ValueError:
+        return None
+    if len(value) != 21 or end < start:
+        return None
+    return replace(form, start_date=start.isoformat(),
+                   end_date="" if end == start else end.isoformat())
 
 
 def routes(site: Site) -> list[BaseRoute]:
@@ -165,7 +188,8 @@ def routes(site: Site) -> list[BaseRoute]:
         return site.page(request, "proposal.html", lang, status_code=status, headers=NO_STORE,
                          title=t(lang, "site.proposal.title"), f=view.form, token=view.token,
                          errors=view.errors, notice=view.notice, check=view.check,
-                         action=with_params(PATH, lang_param(lang)),
+                         # The answer to "check" opens at its result, below the fields.
+                         action=with_params(PATH, lang_param(lang)) + "#check",
                          retention_days=proposals.RETENTION_DAYS, **choices(lang))
 
     def too_many(request: Request, lang: str, wait: int) -> Response:
@@ -226,7 +250,10 @@ def routes(site: Site) -> list[BaseRoute]:
         form = _read(data, lang)
         token = data.get("token")
         token = token if isinstance(token, str) and len(token) <= TOKEN_MAX_CHARS else ""
-        if data.get("step") == "send":
+        pick = data.get("pick")
+        if isinstance(pick, str):  # a suggested date's button: check the form moved there
+            form = _picked(form, pick) or form
+        elif data.get("step") == "send":
             return await send(request, lang, form, token)
         return await check(request, lang, form, token or issue_token(ctx))
 
