@@ -74,6 +74,7 @@ async def seed_trainings(ctx: AppContext) -> dict[str, Any]:
     cli = Actor.cli()
     async with ctx.db.transaction() as s:
         alfa = await add_organisation(s, ctx, cli, OrgInput(name="Fundacja Alfa"))
+        beta_id = 0
         beta = await add_organisation(s, ctx, cli, OrgInput(name=HOSTILE))
         late = await add_training(s, ctx, cli, notice(organisation_id=alfa.id))
         soon = await add_training(s, ctx, cli, notice(
@@ -84,7 +85,8 @@ async def seed_trainings(ctx: AppContext) -> dict[str, Any]:
         gone = await add_training(s, ctx, cli, notice(organisation_id=alfa.id, title="Odwołane szkolenie",
                                                       deadline=date(2026, 11, 30)))
         await cancel_training(s, ctx, cli, gone.training.id)
-    return {"late": late.training.id, "soon": soon.training.id,
+        beta_id = beta.id
+    return {"late": late.training.id, "soon": soon.training.id, "beta": beta_id,
             "late_sessions": [e.id for e in late.sessions], "soon_session": soon.sessions[0].id}
 
 
@@ -94,6 +96,7 @@ async def test_trainings_by_deadline_with_places_cost_and_how_to_apply(ctx: AppC
         page = await client.get("/trainings")
         english = await client.get("/trainings?lang=en")
         elk = await client.get("/trainings?area=elcki")
+        by_org = await client.get(f"/trainings?org={ids['beta']}&lang=en")
     assert page.status_code == 200
     assert page.text.index("RODO &lt;b&gt;w praktyce") < page.text.index("Księgowość dla NGO")
     assert "Odwołane szkolenie" not in page.text  # a cancelled notice is not recruiting
@@ -128,6 +131,8 @@ async def test_trainings_by_deadline_with_places_cost_and_how_to_apply(ctx: AppC
 
     assert list(cards(elk.text, "training")) == ["RODO <b>w praktyce</b>"]
     assert '<option value="elcki" selected>' in elk.text
+    assert list(cards(by_org.text, "training")) == ["RODO <b>w praktyce</b>"]
+    assert f'<input type="hidden" name="org" value="{ids["beta"]}">' in by_org.text  # kept by the form
 
 
 async def test_no_trainings_and_bad_area(ctx: AppContext) -> None:
@@ -136,11 +141,13 @@ async def test_no_trainings_and_bad_area(ctx: AppContext) -> None:
         typo = await client.get("/trainings?area=elckii")
         hostile = await client.get("/trainings?area=" + "<x>" * 500)
         english = await client.get("/trainings?area=%3Cscript%3E&lang=en")
+        bad_org = await client.get("/trainings?org=%C2%B2")
     assert empty.status_code == 200 and "Teraz nie ma szkoleń z otwartym naborem." in empty.text
     assert typo.status_code == 400 and "ełcki" in typo.text and 'role="alert"' in typo.text
     assert hostile.status_code == 400 and "<x>" not in hostile.text
     assert english.status_code == 400 and "&lt;script&gt;" in english.text
     assert "<script>" not in english.text and 'lang="en"' in english.text
+    assert bad_org.status_code == 400 and "org: '²' to nie jest numer" in html.unescape(bad_org.text)
 
 
 # --- organisations ---------------------------------------------------------------------
@@ -171,7 +178,7 @@ async def seed_directory(ctx: AppContext) -> dict[str, int]:
 
 async def test_directory_shows_only_published_contacts(ctx: AppContext,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    await seed_directory(ctx)
+    ids = await seed_directory(ctx)
     assert "the site shows e-mail (and the website, if any)" in capsys.readouterr().out
     async with assembled(ctx) as app, app.client() as client:
         page = await client.get("/organisations")
@@ -179,6 +186,8 @@ async def test_directory_shows_only_published_contacts(ctx: AppContext,
     shown = cards(page.text, "org")
     assert sorted(shown) == sorted(["COP Ełk", "Federacja Regionu", f"{HOSTILE} (<b>LGD</b>)"])
     assert "Czeka na zatwierdzenie" not in page.text  # not (yet) part of the network
+    assert f'<a href="/events?org={ids["cop"]}">Wydarzenia tej organizacji</a>' in shown["COP Ełk"]
+    assert f'<a href="/trainings?org={ids["cop"]}">' in shown["COP Ełk"]
     assert "3 organizacje" in page.text
 
     cop = shown["COP Ełk"]
@@ -259,3 +268,16 @@ async def test_publication_is_the_organisations_choice(ctx: AppContext) -> None:
     async with assembled(ctx) as app, app.client() as client:
         page = await client.get("/organisations?type=LGD")
     assert 'href="tel:+48890000002"' in page.text and "lgd@example.org" not in page.text
+
+
+async def test_cli_publishes_at_creation_and_refuses_an_unknown_organisation(
+        ctx: AppContext, capsys: pytest.CaptureFixture[str]) -> None:
+    assert await run_cli(ctx, "org", "add", "Nowa", "--email", "nowa@example.org",
+                         "--phone", "+48 89 123 45 67", "--publish-phone") == 0
+    assert await run_cli(ctx, "org", "add", "Cicha", "--email", "cicha@example.org") == 0
+    assert await run_cli(ctx, "org", "publish", "Nie ma takiej", "--email", "yes") == 1
+    assert "error:" in capsys.readouterr().err
+    async with assembled(ctx) as app, app.client() as client:
+        page = await client.get("/organisations")
+    assert "+48 89 123 45 67" in page.text and "nowa@example.org" not in page.text
+    assert "cicha@example.org" not in page.text

@@ -1,7 +1,7 @@
 """`/trainings` (open training recruitments, nearest deadline first) and `/organisations`
 (the network's directory), both read through the owning components and only rendered here.
 
-- `GET /trainings[?area=…]` — `infranet.calendar.trainings.list_open_trainings`; each
+- `GET /trainings[?area=…&org=…]` — `infranet.calendar.trainings.list_open_trainings`; each
   notice with its organisation, district, target group, places, cost, deadline, how to
   apply (only the ways the notice gives) and its sessions linking to their event pages.
 - `GET /organisations[?area=…&service=…&type=…]` — active organisations from
@@ -32,7 +32,7 @@ from infranet.network.public_contacts import published_contacts
 from infranet.region import District as RegionDistrict
 from infranet.site.pages import Site, lang_param, with_params
 from infranet.storage.models import EventStatus, Moderation, Organisation
-from infranet.web.params import check_length
+from infranet.web.params import check_length, parse_optional_id
 
 # A page lists at most this many notices / organisations (a region has a few dozen of each).
 MAX_TRAININGS = 200
@@ -97,14 +97,15 @@ async def trainings_page(site: Site, request: Request) -> Response:
     lang = site.language(request)
     try:
         area = _area(site, request)
+        org_id = parse_optional_id(request.query_params.get("org"), "org")
         async with site.ctx.db.read() as session:
             found = await list_open_trainings(session, site.ctx, area=area.slug if area else None,
-                                              limit=MAX_TRAININGS)
+                                              organisation_id=org_id, limit=MAX_TRAININGS)
             items = [_training(site, view, lang) for view in found]
     except InfranetError as exc:
         return site.problem(request, lang, exc.localized(lang))
     return site.page(request, "trainings.html", lang, title=t(lang, "site.trainings.title"),
-                     trainings=items, areas=_area_options(site, area), area=area)
+                     trainings=items, areas=_area_options(site, area), area=area, org_id=org_id)
 
 
 # --- organisations -----------------------------------------------------------------
@@ -147,7 +148,9 @@ def _organisation(org: Organisation, lang: str) -> dict[str, Any]:
             "type": _type_label(org.type, lang), "description": org.description,
             "services": [t(lang, f"org.service.{s}") for s in (org.services or []) if s in SERVICES],
             "districts": [d.name for d in org.districts],
-            "email": contacts.email, "phone": contacts.phone, "website": website}
+            "email": contacts.email, "phone": contacts.phone, "website": website,
+            "events_href": with_params("/events", [("org", str(org.id)), *lang_param(lang)]),
+            "trainings_href": with_params("/trainings", [("org", str(org.id)), *lang_param(lang)])}
 
 
 async def organisations_page(site: Site, request: Request) -> Response:
