@@ -126,3 +126,20 @@ async def test_admin_rejects_and_the_proposer_is_told_in_english(
     body = text_of(mail)
     assert body.startswith("Hello,") and "has not been published" in body and "/events/" not in body
 
+
+
+async def test_a_refused_outcome_mail_is_not_retried_and_the_admins_hear_of_it(
+        bot: BotHarness, smtp: SmtpServer) -> None:
+    ctx = bot.ctx
+    smtp.reject(lambda rcpt: rcpt.startswith("gone@"), 550)
+    async with site_client(ctx) as client:
+        event_id = await propose(ctx, client, "Festyn <na> łące", "gone@example.org")
+    waiting = await bot.api.next_reply(ADMIN_ID)
+    await bot.api.click(ADMIN_ID, waiting, waiting.button("Opublikuj"))
+    assert await proposal.tell_outcomes(Site(ctx)) == 0
+    alert = await bot.api.next_reply(ADMIN_ID)
+    assert f"#{event_id} „Festyn <na> łące”" in alert.text and "gone@example.org" in alert.text
+    assert "550" in alert.text
+    assert await proposal.tell_outcomes(Site(ctx)) == 0  # claimed once: not tried again
+    assert mails_to(smtp, "gone@example.org") == []
+    await bot.api.silence(ADMIN_ID, 0.5)

@@ -295,9 +295,14 @@ async def tell_outcomes(site: Site) -> int:
         outcome = await send_notice(ctx, told.email, subject, text)
         if outcome.kind == SENT:
             sent += 1
-        else:
-            log.warning("proposal %d: outcome e-mail to %s not sent: %s", told.proposal_id,
-                        limits.mask_address(told.email), outcome.detail)
+            continue
+        log.warning("proposal %d: outcome e-mail to %s not sent: %s", told.proposal_id,
+                    limits.mask_address(told.email), outcome.detail)
+        # Not tried again (it might have gone): the admins can write to the proposer.
+        details = {"id": told.event_id, "title": told.title, "email": told.email,
+                   "error": outcome.detail or outcome.kind}
+        await ctx.alerts.notify(t("en", "site.proposal.alert_not_told", **details),
+                                t("pl", "site.proposal.alert_not_told", **details))
     return sent
 
 
