@@ -122,7 +122,7 @@ log = logging.getLogger(__name__)
 
 # Order matters only for overlapping handlers; conversations come before plain commands.
 MODULES = ("core", "membership", "moderation", "events", "trainings", "referrals", "directory",
-           "newsletter", "calendar_sources")
+           "newsletter", "calendar_sources", "experts")
 
 
 def load_modules() -> list[ModuleType]:

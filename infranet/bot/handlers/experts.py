@@ -1,0 +1,338 @@
+"""The base of experts and trainers in the chat (members only, private chats only):
+
+    /experts [topic[, district]]   search; without words, asks for them
+    /expert_add                    name → topics → districts → languages → contact → the
+                                   consent text, with "The person agreed" / Cancel
+
+Rules are `infranet.network.experts` (who may, the fields, consent, search, forget); this
+module asks and shows. The consent buttons carry the draft they were shown with
+(`xp:ok|no:<draft>`): after « Wstecz and a changed answer the summary is shown again with a
+new draft, and the older summary's buttons say they are outdated and save nothing; once
+saved or cancelled, the form is gone and its buttons answer as stale (`core`).
+Under each expert the member added (any, for an admin) is a Delete button
+`xp:<id>:rm:<stamp>`, confirmed by `xp:<id>:rmy:<stamp>`; the stamp is the moment the row
+was made, so a button never acts on another row that took the same id.
+
+The "saved" message names the row's number only: what the user was told is kept a few days
+as the form's receipt, and a forgotten person's name must not stay in it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from infranet.bot.common import (
+    END,
+    Command,
+    Html,
+    Turn,
+    cb,
+    check_length,
+    conversation,
+    esc,
+    form,
+    handler,
+    int_part,
+)
+from infranet.context import AppContext
+from infranet.errors import NotFound
+from infranet.i18n import t
+from infranet.network.experts import (
+    CONSENT_MESSAGE,
+    CONSENT_VERSION,
+    NAME_MAX,
+    QUERY_MAX,
+    TOPICS_MAX,
+    ExpertInput,
+    add_expert,
+    can_manage,
+    clean_districts,
+    clean_languages,
+    clean_topics,
+    district_names,
+    forget_expert,
+    get_expert,
+    language_name,
+    parse_contact,
+    search_experts,
+)
+from infranet.region import AmbiguousDistrict, UnknownDistrict
+from infranet.storage.models import Expert
+from infranet.validation import clean_text, plain_text
+
+COMMANDS = [Command("experts", "member"), Command("expert_add", "member")]
+
+SEARCH_FORM, ADD_FORM = "experts", "expert_add"
+SEARCH = "experts.search"
+NAME, TOPICS, DISTRICTS, LANGUAGES, CONTACT, CONSENT = (
+    "expert.name", "expert.topics", "expert.districts", "expert.languages", "expert.contact",
+    "expert.consent")
+SHOWN = 10  # results shown at once (each with its own Delete button when it is yours)
+LANGUAGE_CHOICES = (("pl",), ("pl", "en"), ("pl", "uk"))
+EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+# --- showing an expert ------------------------------------------------------------------
+
+
+def card(turn: Turn, lang: str, name: str, topics: list[str], districts: list[str],
+         languages: list[str], email: str | None, phone: str | None, note: str | None = None,
+         number: int | None = None) -> Html:
+    """One expert as Telegram HTML, every stored piece escaped, without blank lines (messages
+    are split between experts, on blank lines)."""
+    head = f"<b>{esc(name)}</b>" + (f" (#{number})" if number is not None else "")
+    lines = [head,
+             f"{esc(t(lang, 'field.topics'))}: {esc(', '.join(topics))}",
+             f"{esc(t(lang, 'field.districts'))}: {esc(', '.join(districts))}",
+             f"{esc(t(lang, 'field.languages'))}: "
+             + esc(", ".join(language_name(c, lang) for c in languages)),
+             f"{esc(t(lang, 'field.contact'))}: " + esc(" · ".join(c for c in (email, phone) if c))]
+    if note:
+        lines.append(f"{esc(t(lang, 'field.note'))}: {esc(' '.join(note.split()))}")
+    return Html("\n".join(lines))
+
+
+def _row_card(turn: Turn, row: Expert) -> Html:
+    return card(turn, turn.lang, row.name, row.topics, district_names(turn.ctx, row), row.languages,
+                row.email, row.phone, row.note, number=row.id)
+
+
+def _stamp(row: Expert) -> int:
+    return (row.created_at - EPOCH) // timedelta(microseconds=1)
+
+
+# --- /experts ---------------------------------------------------------------------------
+
+
+@handler(access="member", chat="private", writes=False)
+async def cmd_experts(turn: Turn) -> object:
+    if turn.args:
+        await _show(turn, " ".join(turn.args))
+        return END
+    turn.say("bot.experts.ask_search")
+    return SEARCH
+
+
+@handler(access="member", chat="private", writes=False)
+async def on_search(turn: Turn) -> object:
+    await _show(turn, turn.text)
+    return END
+
+
+def _criteria(turn: Turn, query: str) -> tuple[str, str | None]:
+    """"topic, district" -> (topic, district) when the last part names a district of the
+    region; otherwise the whole text is the topic."""
+    topic, _comma, last = query.rpartition(",")
+    if topic.strip() and last.strip():
+        try:
+            turn.ctx.region.find(last.strip())
+        except AmbiguousDistrict as exc:  # "Olsztyn": the city or the powiat, both in one subregion
+            parent = exc.suggestions[0].parent
+            return topic.strip(), parent.slug if parent is not None else None
+        except UnknownDistrict:
+            return query, None
+        return topic.strip(), last.strip()
+    return query.strip(" ,"), None
+
+
+async def _show(turn: Turn, text: str) -> None:
+    query = plain_text(check_length(text, QUERY_MAX))
+    topic, district = _criteria(turn, query)
+    found = await search_experts(turn.session, turn.ctx, turn.actor, topic=topic or None,
+                                 district=district, limit=SHOWN)
+    if not found.experts:
+        turn.say("bot.experts.none", query=query)
+        return
+    parts = [turn.t("bot.experts.results", query=query),
+             *(_row_card(turn, row) for row in found.experts)]
+    if found.more:
+        parts.append(turn.t("bot.experts.more", count=SHOWN))
+    buttons = [[(turn.t("bot.experts.forget_button", id=row.id), cb("xp", row.id, "rm", _stamp(row)))]
+               for row in found.experts if can_manage(turn.actor, row)]
+    turn.reply(Html("\n\n".join(parts)), buttons or None)
+
+
+# --- Delete under an expert ----------------------------------------------------------------
+
+
+async def _current(turn: Turn) -> Expert | None:
+    """The expert the button names, if it is still the row it was made for."""
+    expert_id = int_part(turn.data, 1)
+    stamp = turn.data[3] if len(turn.data) == 4 else ""
+    if expert_id is None or not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 20):
+        turn.toast(turn.t("bot.button_expired"))
+        return None
+    try:
+        row = await get_expert(turn.session, turn.actor, expert_id)
+    except NotFound:
+        row = None
+    if row is None or str(_stamp(row)) != stamp:
+        turn.edit(turn.t("bot.experts.outdated", id=expert_id))
+        return None
+    return row
+
+
+@handler(access="member", chat="private")
+async def on_expert_button(turn: Turn) -> None:
+    action = turn.data[2] if len(turn.data) > 2 else ""
+    row = await _current(turn)
+    if row is None:
+        return
+    if action == "rm":
+        if not can_manage(turn.actor, row):
+            turn.toast(turn.t("experts.not_yours"))
+            return
+        stamp = _stamp(row)
+        turn.reply(turn.t("bot.experts.forget_ask", name=row.name, id=row.id),
+                   [[(turn.t("bot.experts.forget_yes"), cb("xp", row.id, "rmy", stamp)),
+                     (turn.t("bot.cancel"), cb("xp", row.id, "keep", stamp))]])
+    elif action == "rmy":
+        await forget_expert(turn.session, turn.ctx, turn.actor, row.id)  # checks who may
+        turn.edit(turn.t("bot.experts.forgotten", id=row.id))
+    elif action == "keep":
+        turn.edit(turn.t("bot.cancelled"))
+    else:
+        turn.toast(turn.t("bot.button_expired"))
+
+
+# --- /expert_add ---------------------------------------------------------------------------
+
+
+def _draft(turn: Turn) -> dict[str, Any]:
+    return form(turn, ADD_FORM)
+
+
+@handler(access="member", chat="private", db=False)
+async def cmd_expert_add(turn: Turn) -> object:
+    turn.user_data[ADD_FORM] = {}
+    turn.say("bot.experts.ask_name", limit=NAME_MAX)
+    return NAME
+
+
+@handler(access="member", chat="private", db=False)
+async def on_name(turn: Turn) -> object:
+    _draft(turn)["name"] = clean_text(check_length(turn.text, NAME_MAX), "person_name", NAME_MAX,
+                                      required=True)
+    turn.say("bot.experts.ask_topics", limit=TOPICS_MAX)
+    return TOPICS
+
+
+@handler(access="member", chat="private", db=False)
+async def on_topics(turn: Turn) -> object:
+    _draft(turn)["topics"] = clean_topics(check_length(turn.text, 1000))
+    region = turn.ctx.region
+    turn.say("bot.experts.ask_districts",
+             [[(turn.t("bot.experts.whole_region"), cb("xp", "d", region.root.slug))],
+              *([(d.name, cb("xp", "d", d.slug))] for d in region.subregions)])
+    return DISTRICTS
+
+
+@handler(access="member", chat="private", db=False)
+async def on_districts(turn: Turn) -> object:
+    if turn.update.callback_query:
+        slug = turn.data[2] if len(turn.data) > 2 else ""
+        if slug not in turn.ctx.region.by_slug:
+            turn.toast(turn.t("bot.button_expired"))
+            return None
+        districts = clean_districts(turn.ctx, [slug])
+    else:
+        districts = clean_districts(turn.ctx, check_length(turn.text, 1000))
+    _draft(turn)["districts"] = [d.slug for d in districts]
+    buttons = [[(", ".join(language_name(c, turn.lang) for c in codes), cb("xp", "l", "-".join(codes)))]
+               for codes in LANGUAGE_CHOICES]
+    text = turn.t("bot.experts.ask_languages")
+    if turn.update.callback_query:
+        turn.edit(Html(f"✓ {esc(', '.join(d.name for d in districts))}\n\n{text}"), buttons)
+    else:
+        turn.reply(text, buttons)
+    return LANGUAGES
+
+
+@handler(access="member", chat="private", db=False)
+async def on_languages(turn: Turn) -> object:
+    if turn.update.callback_query:
+        choice = turn.data[2] if len(turn.data) > 2 else ""
+        if tuple(choice.split("-")) not in LANGUAGE_CHOICES:
+            turn.toast(turn.t("bot.button_expired"))
+            return None
+        codes = clean_languages(choice.split("-"))
+        turn.edit(Html(f"✓ {esc(', '.join(language_name(c, turn.lang) for c in codes))}\n\n"
+                       f"{turn.t('bot.experts.ask_contact')}"))
+    else:
+        codes = clean_languages(check_length(turn.text, 300))
+        turn.say("bot.experts.ask_contact")
+    _draft(turn)["languages"] = codes
+    return CONTACT
+
+
+@handler(access="member", chat="private", db=False)
+async def on_contact(turn: Turn) -> object:
+    data = _draft(turn)
+    email, phone = parse_contact(check_length(turn.text, 300))
+    data.update(email=email, phone=phone)
+    if not all(k in data for k in ("name", "topics", "districts", "languages")):
+        turn.say("bot.button_expired")
+        return END
+    # A new draft each time the summary is shown: only its own buttons act on it.
+    data.update(draft=secrets.token_hex(4), version=CONSENT_VERSION)
+    names = [turn.ctx.region.by_slug[s].name for s in data["districts"] if s in turn.ctx.region.by_slug]
+    summary = card(turn, turn.lang, data["name"], data["topics"], names, data["languages"],
+                   email, phone)
+    turn.reply(turn.t("bot.experts.summary", card=summary,
+                      consent=t(turn.lang, CONSENT_MESSAGE, version=CONSENT_VERSION)),
+               [[(turn.t("bot.experts.agreed_button"), cb("xp", "ok", data["draft"]))],
+                [(turn.t("bot.cancel"), cb("xp", "no", data["draft"]))]])
+    return CONSENT
+
+
+@handler(access="member", chat="private")
+async def on_consent(turn: Turn) -> object:
+    """The consent buttons act on exactly the draft they were shown with."""
+    data = _draft(turn)
+    choice = turn.data[1] if len(turn.data) > 1 else ""
+    draft = turn.data[2] if len(turn.data) > 2 else ""
+    if not draft or draft != data.get("draft"):
+        turn.toast(turn.t("bot.experts.draft_outdated"))
+        return None
+    if choice == "no":
+        turn.user_data.pop(ADD_FORM, None)
+        turn.edit(turn.t("bot.cancelled"))
+        return END
+    if choice != "ok":
+        turn.toast(turn.t("bot.button_expired"))
+        return None
+    row = await add_expert(turn.session, turn.ctx, turn.actor, ExpertInput(
+        name=data["name"], topics=data["topics"], districts=data["districts"],
+        languages=data["languages"], email=data.get("email"), phone=data.get("phone"),
+        consent=True, consent_version=data.get("version")))
+    turn.user_data.pop(ADD_FORM, None)
+    turn.edit(turn.t("bot.experts.saved", id=row.id, version=row.consent_text_version))
+    return END
+
+
+# --- registration ----------------------------------------------------------------------------
+
+
+def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
+    text = filters.TEXT & ~filters.COMMAND
+    search = conversation(ctx, SEARCH_FORM, [CommandHandler("experts", cmd_experts)], {
+        SEARCH: [MessageHandler(text, on_search)],
+    })
+    add = conversation(ctx, ADD_FORM, [CommandHandler("expert_add", cmd_expert_add)], {
+        NAME: [MessageHandler(text, on_name)],
+        TOPICS: [MessageHandler(text, on_topics)],
+        DISTRICTS: [MessageHandler(text, on_districts),
+                    CallbackQueryHandler(on_districts, pattern=r"^xp:d:")],
+        LANGUAGES: [MessageHandler(text, on_languages),
+                    CallbackQueryHandler(on_languages, pattern=r"^xp:l:")],
+        CONTACT: [MessageHandler(text, on_contact)],
+        CONSENT: [CallbackQueryHandler(on_consent, pattern=r"^xp:(ok|no):")],
+    })
+    return [search, add, CallbackQueryHandler(on_expert_button, pattern=r"^xp:[0-9]+:")]
+
+
+__all__ = ["COMMANDS", "handlers"]
