@@ -112,13 +112,13 @@ class Browser:
         await self._call(type_in)
 
     async def tab_to(self, presses: int) -> str:
-        """The outer HTML of what has focus after pressing Tab `presses` times from the top."""
+        """The outer HTML of what has focus after pressing Tab `presses` times from the top
+        of the freshly loaded page (Chrome starts from the last focused element otherwise)."""
         from selenium.webdriver.common.action_chains import ActionChains
         from selenium.webdriver.common.keys import Keys
 
         def tab() -> str:
-            self.driver.execute_script("document.activeElement && document.activeElement.blur();"
-                                       "window.scrollTo(0, 0)")
+            self.driver.refresh()
             chain = ActionChains(self.driver)
             for _ in range(presses):
                 chain.send_keys(Keys.TAB)

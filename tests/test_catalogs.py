@@ -83,6 +83,8 @@ def _ids_in_code() -> tuple[set[str], set[str], set[str]]:
             if ID.match(key):
                 called.add(key)
                 literals.add(key)
+            elif head.match(key):  # _("site.x.kind." ~ code)
+                prefixes.add(key)
     return called, literals, prefixes
 
 

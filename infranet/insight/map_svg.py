@@ -7,8 +7,8 @@ show on hover and screen readers read. The legend names each band's range. The p
 an accessible table of the same figures beside the map; the SVG itself is `role="img"`
 with a title and a description, and is also served as a download for reports.
 
-Bands: up to five, split at quantiles of the values shown, so that every band holds
-powiaty whatever the indicator's scale; equal values share a band.
+Bands: up to five (see `bands`), so that every band holds powiaty whatever the
+indicator's scale; equal values share a band.
 """
 
 from __future__ import annotations
@@ -32,18 +32,14 @@ class Band:
 
 
 def bands(values: list[float], count: int = 5) -> list[Band]:
-    """Up to `count` bands covering `values`, split at quantiles; none for no values."""
-    ordered = sorted(values)
-    if not ordered:
-        return []
-    cuts: list[float] = []
-    for i in range(1, count):
-        cut = ordered[min(len(ordered) - 1, (i * len(ordered)) // count)]
-        if cut > ordered[0] and (not cuts or cut > cuts[-1]):
-            cuts.append(cut)
-    edges = [ordered[0], *cuts, ordered[-1]]
-    found = [Band(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
-    return found or [Band(ordered[0], ordered[-1])]
+    """Up to `count` bands covering `values`. With few different values, one band each
+    (so a lone non-zero figure among zeros stands out); else split at quantiles of the
+    different values, so that a value shared by many powiaty cannot swallow the others."""
+    distinct = sorted(set(values))
+    if len(distinct) <= count:
+        return [Band(v, v) for v in distinct]
+    edges = [distinct[(i * (len(distinct) - 1)) // count] for i in range(count)] + [distinct[-1]]
+    return [Band(edges[i], edges[i + 1]) for i in range(count)]
 
 
 def band_of(value: float, found: list[Band]) -> int:

@@ -24,6 +24,7 @@ NAVIGATION = (
     ("/events", "site.nav.events"),
     ("/trainings", "site.nav.trainings"),
     ("/organisations", "site.nav.organisations"),
+    ("/insight", "site.nav.insight"),
     ("/calendar", "site.nav.feeds"),
     ("/newsletter/subscribe", "site.nav.newsletter"),
 )

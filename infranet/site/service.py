@@ -13,7 +13,15 @@ from starlette.routing import BaseRoute, Route
 
 from infranet.component import Component
 from infranet.context import AppContext
-from infranet.site import directory, embed, event_list, event_page, proposal, syndication
+from infranet.site import (
+    directory,
+    embed,
+    event_list,
+    event_page,
+    insight_page,
+    proposal,
+    syndication,
+)
 from infranet.site.page_cache import PageCache
 from infranet.site.pages import Site
 
@@ -23,7 +31,7 @@ def build(ctx: AppContext) -> Component:
     cache = PageCache(ctx.changes)
     # The same for every visitor: cached. The proposal form carries a per-visitor token.
     shared = [*syndication.routes(site), *event_list.routes(site), *event_page.routes(site),
-              *directory.routes(site), *embed.routes(site)]
+              *directory.routes(site), *embed.routes(site), *insight_page.routes(site)]
     # `/events/new` comes before `/events/{ref}`, which would otherwise take it.
     routes = [*proposal.routes(site), *_cached(shared, cache, site.language)]
 
