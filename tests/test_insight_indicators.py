@@ -18,6 +18,7 @@ from infranet.insight.indicators import Insight, Period, gather
 from infranet.insight.white_spots import indicator_spots, service_spots
 from infranet.network.orgs import OrgInput, add_organisation
 from infranet.network.referrals import ReferralInput, create_referral
+from infranet.network.support import SupportInput, add_support
 from infranet.storage.actors import Actor
 from infranet.storage.models import Member, MemberStatus, Organisation, OrgStatus, Subscriber
 
@@ -83,6 +84,13 @@ async def _network(ctx: AppContext) -> None:
         await create_referral(session, ctx, member, ReferralInput(
             to_org_id=ids["beta"], client_kind="ngo", client_name="Klub Sportowy Orzeł",
             client_contact="orzel@example.org", need="księgowość", consent=True))
+        for client, day in ((dict(krs="0000123456", client_name="Klub Orzeł"), date(2026, 2, 3)),
+                            (dict(krs="0000123456", client_name="Klub Orzeł"), date(2026, 8, 3)),
+                            (dict(client_name="Koło Gospodyń w Regielnicy"), date(2026, 4, 1)),
+                            (dict(client_name="Grupa z zeszłego roku"), date(2025, 4, 1))):
+            await add_support(session, ctx, cli, SupportInput(
+                **client, service="accounting", district="ełcki", given_on=day,  # type: ignore[arg-type]
+                organisation_id=ids["alfa"], source="cli"))
         for areas, status in (([], "confirmed"), (["elcki"], "confirmed"),
                               (["podregion-elcki"], "confirmed"), (["olsztynski", "elcki"], "confirmed"),
                               (["elcki"], "pending")):
@@ -132,6 +140,12 @@ async def test_referrals_and_subscribers(insight: Insight) -> None:
     assert olsztynski.values["subscribers"] == 1 and goldapski.values["subscribers"] == 1
     assert insight.wider["subscribers"] == 1  # the whole region
     assert insight.totals["subscribers"] == 4  # the pending one is not a reader yet
+
+
+async def test_organisations_supported_count_each_client_once(insight: Insight) -> None:
+    assert insight.figures("elcki").values["supported"] == 2  # the club (twice) and the KGW
+    assert insight.figures("olsztynski").values["supported"] == 0
+    assert insight.totals["supported"] == 2
 
 
 async def test_figures_per_10000_residents(insight: Insight) -> None:

@@ -39,7 +39,8 @@ async def test_the_insight_page_shows_the_chosen_indicator_per_powiat(ctx: AppCo
         assert "<strong>ełcki</strong>: brak. Najbliżej:" in spots
         assert "Fundacja Alfa (olsztyński)" in spots
         # counts only: no member, subscriber or referred client appears
-        for private in ("Alice", "@example.org", "Klub Sportowy Orzeł"):
+        for private in ("Alice", "@example.org", "Klub Sportowy Orzeł", "Klub Orzeł", "0000123456",
+                        "Regielnicy"):
             assert private not in html
 
         english = await client.get("/insight?year=2026&indicator=subscribers&measure=count&lang=en")

@@ -8,7 +8,7 @@ What counts where (the same rules on the page, in the bot and in the yearly repo
 - referrals made / received: by organisations present in the powiat (an organisation
   serving several powiaty counts in each, so powiaty do not add up to the region);
 - organisations supported: different organisations and groups supported in the powiat
-  (the support register, referrals included);
+  (the support register); accepted referrals name no powiat and count in `wider`;
 - subscribers: confirmed newsletter readers who chose the powiat or its subregion (readers
   of the whole region are counted in `wider`).
 Each figure is also given per 10,000 residents where the region file has the population.
@@ -27,6 +27,7 @@ from infranet.calendar.counts import calendar_counts
 from infranet.calendar.wallclock import local_midnight
 from infranet.context import AppContext
 from infranet.network.counts import Presence, active_presence, referral_counts
+from infranet.network.support_figures import support_totals, supported_per_district
 from infranet.newsletter.counts import subscribers_by_areas
 from infranet.region import District
 from infranet.storage.districts import district_ids
@@ -141,6 +142,13 @@ async def gather(session: AsyncSession, ctx: AppContext, period: Period) -> Insi
             for slug in present_in.get(org_id, ()):
                 powiaty[slug].values[name] += count
     totals["referrals_made"] = totals["referrals_received"] = sum(referrals.made.values())
+
+    for supported in await supported_per_district(session, ctx, period.first, period.last):
+        if supported.district in powiaty:
+            powiaty[supported.district].values["supported"] += supported.organisations
+        else:  # accepted referrals, which name no powiat
+            wider["supported"] += supported.organisations
+    totals["supported"] = (await support_totals(session, ctx, period.first, period.last)).organisations
 
     for areas, count in (await subscribers_by_areas(session)).items():
         chosen = [region.by_slug[s] for s in areas if s in region.by_slug]
