@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from infranet.calendar.event_links import event_url
 from infranet.errors import ValidationFailed
 from infranet.newsletter.issues import add_note, build_issue, issue_status, preview, send_pending
 from infranet.storage.actors import Actor
@@ -45,7 +46,7 @@ async def test_issue_headers_and_parts(db_url: str, tmp_path: Path, smtp: SmtpSe
     ctx = await newsletter_context(db_url, tmp_path, smtp.smtp_settings(),
                                    newsletter={"title": "Wiadomości z sieci: żółw"})
     try:
-        await seed_content(ctx)
+        seeded = await seed_content(ctx)
         await add_subscribers(ctx, {"anna@example.org": {}, "ben@example.com": {"language": "en"}})
         async with ctx.db.transaction() as session:
             await add_note(session, ctx, Actor.cli(), "Notka redakcji\n.Kropka na początku wiersza")
@@ -79,6 +80,11 @@ async def test_issue_headers_and_parts(db_url: str, tmp_path: Path, smtp: SmtpSe
         assert [p["Content-Transfer-Encoding"] for p in msg.get_payload()] == ["8bit", "8bit"]
         assert "BODY=8BITMIME" in smtp.handler.mail_options[0]
         assert "Warsztaty grantowe w Olsztynie" in text and "Warsztaty grantowe w Olsztynie" in html
+        # every event links to its page on the site; the organiser's own page is still there
+        page = event_url("https://newsletter.example.org", seeded["events"]["olsztyn"],
+                         "Warsztaty grantowe w Olsztynie")
+        assert f'<a href="{page}"' in html and f"  {page}\r\n" in text
+        assert '<a href="https://laki.example.org/warsztaty"' in html
         assert "Szkolenie z księgowości" in text and "Fundacja Łąki i Źródła" in html
         assert links[0] in text and links[0].replace("&", "&amp;") in html
         assert 'style="' in html  # CSS inlined

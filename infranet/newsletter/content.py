@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from infranet.calendar.event_links import event_url
 from infranet.context import AppContext
 from infranet.i18n import format_amount, format_date, format_span, t
 from infranet.region import District, Region
@@ -215,6 +216,7 @@ def prepare(content: dict[str, Any], ctx: AppContext, lang: str) -> dict[str, An
     region = ctx.region
     tz = ctx.tz
     region_wide = t(lang, "newsletter.region_wide")
+    base_url = ctx.settings.http.public_base_url  # each event links to its page on the site
 
     def area_of(slug: str) -> tuple[int, str]:
         district = region.by_slug.get(slug)
@@ -232,6 +234,7 @@ def prepare(content: dict[str, Any], ctx: AppContext, lang: str) -> dict[str, An
         start, end = datetime.fromisoformat(e["start"]), datetime.fromisoformat(e["end"])
         day = start.astimezone(tz).date()
         events.append(dict(e, when=format_span(start, end, tz, lang, all_day=e["all_day"]),
+                           page=event_url(base_url, e["event_id"], e["title"]),
                            district_name=district_name(e["district"]),
                            category_label=t(lang, f"calendar.category.{e['category']}"),
                            day=day, day_label=format_date(day, lang), area=area_of(e["district"])))
