@@ -139,3 +139,33 @@ async def test_pending_members_and_strangers_are_refused(bot: BotHarness) -> Non
             reply = await api.ask(who, command)
             assert "tylko zatwierdzeni członkowie sieci" in reply.text, (who, command)
             assert "Anna" not in reply.text
+
+
+async def test_the_member_who_added_an_expert_edits_it(bot: BotHarness) -> None:
+    api = bot.api
+    await bot.member(A, "Centrum Organizacji Pozarządowych Olsztyn", name="Alicja")
+    await bot.member(B, "OWES Elbląg", name="Bob")
+    summary = await _summary(bot, A)
+    await api.click(A, summary, summary.button("Osoba wyraziła zgodę"))
+    mine = await api.ask(A, "/experts rodo")
+    which = await api.click(A, mine, mine.button("Zmień #1"))
+    assert "Co zmienić we wpisie #1?" in which.text
+    ask = await api.click(A, which, which.button("Kontakt"))
+    assert "e-mail" in ask.text
+    refused = await api.ask(A, "brak")
+    assert "Telefon: brak nie wygląda na numer telefonu" in refused.text
+    edited = await api.ask(A, "nowa@example.org")
+    assert "Zmieniono wpis #1" in edited.text and "Kontakt: nowa@example.org" in edited.text
+    which = await api.click(A, mine, mine.button("Zmień #1"))
+    ask = await api.click(A, which, which.button("Języki"))
+    edited = await api.click(A, ask, ask.button("polski, angielski"))
+    assert "Języki: polski, angielski" in edited.text
+    async with bot.ctx.db.read() as session:
+        row = await session.scalar(select(Expert))
+        assert row is not None and (row.email, row.phone) == ("nowa@example.org", None)
+        assert row.languages == ["pl", "en"]
+    # Another member's forged Edit changes nothing.
+    theirs = await api.ask(B, "/help")
+    api.press(B, theirs, mine.button("Zmień #1"))
+    assert "Brak uprawnień" in await api.next_answer()
+    assert api.errors == []

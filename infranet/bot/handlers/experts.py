@@ -9,9 +9,10 @@ module asks and shows. The consent buttons carry the draft they were shown with
 (`xp:ok|no:<draft>`): after « Wstecz and a changed answer the summary is shown again with a
 new draft, and the older summary's buttons say they are outdated and save nothing; once
 saved or cancelled, the form is gone and its buttons answer as stale (`core`).
-Under each expert the member added (any, for an admin) is a Delete button
-`xp:<id>:rm:<stamp>`, confirmed by `xp:<id>:rmy:<stamp>`; the stamp is the moment the row
-was made, so a button never acts on another row that took the same id.
+Under each expert the member added (any, for an admin) are Edit (`xp:<id>:ed:<stamp>`: which
+field, then its new value) and Delete (`xp:<id>:rm:<stamp>`, confirmed by
+`xp:<id>:rmy:<stamp>`); the stamp is the moment the row was made, so a button never acts on
+another row that took the same id.
 
 The "saved" message names the row's number only: what the user was told is kept a few days
 as the form's receipt, and a forgotten person's name must not stay in it.
@@ -47,6 +48,7 @@ from infranet.network.experts import (
     NAME_MAX,
     QUERY_MAX,
     TOPICS_MAX,
+    ExpertChanges,
     ExpertInput,
     add_expert,
     can_manage,
@@ -59,6 +61,7 @@ from infranet.network.experts import (
     language_name,
     parse_contact,
     search_experts,
+    update_expert,
 )
 from infranet.region import AmbiguousDistrict, UnknownDistrict
 from infranet.storage.models import Expert
@@ -151,7 +154,8 @@ async def _show(turn: Turn, text: str) -> None:
              *(_row_card(turn, row) for row in found.experts)]
     if found.more:
         parts.append(turn.t("bot.experts.more", count=SHOWN))
-    buttons = [[(turn.t("bot.experts.forget_button", id=row.id), cb("xp", row.id, "rm", _stamp(row)))]
+    buttons = [[(turn.t("bot.experts.edit_button", id=row.id), cb("xp", row.id, "ed", _stamp(row))),
+                (turn.t("bot.experts.forget_button", id=row.id), cb("xp", row.id, "rm", _stamp(row)))]
                for row in found.experts if can_manage(turn.actor, row)]
     turn.reply(Html("\n\n".join(parts)), buttons or None)
 
@@ -199,6 +203,68 @@ async def on_expert_button(turn: Turn) -> None:
         turn.toast(turn.t("bot.button_expired"))
 
 
+# --- Edit under an expert -------------------------------------------------------------------
+
+EDIT_FORM = "expert_edit"
+EDIT_FIELD, EDIT_VALUE = "expert_edit.field", "expert_edit.value"
+EDITABLE = ("topics", "districts", "languages", "contact")
+
+
+@handler(access="member", chat="private")
+async def on_edit_start(turn: Turn) -> object:
+    """Edit: which field, then its new value (the member who added the person, or an admin)."""
+    row = await _current(turn)
+    if row is None:
+        return END
+    if not can_manage(turn.actor, row):
+        turn.toast(turn.t("experts.not_yours"))
+        return END
+    turn.user_data[EDIT_FORM] = {"id": row.id}
+    turn.reply(turn.t("bot.experts.edit_which", id=row.id),
+               [[(t(turn.lang, f"field.{name}"), cb("xp", "f", name))] for name in EDITABLE])
+    return EDIT_FIELD
+
+
+@handler(access="member", chat="private", db=False)
+async def on_edit_field(turn: Turn) -> object:
+    name = turn.data[2] if len(turn.data) > 2 else ""
+    if name not in EDITABLE or "id" not in form(turn, EDIT_FORM):
+        turn.toast(turn.t("bot.button_expired"))
+        return None
+    form(turn, EDIT_FORM)["field"] = name
+    if name == "topics":
+        turn.edit(turn.t("bot.experts.ask_topics", limit=TOPICS_MAX))
+    elif name == "districts":
+        turn.edit(turn.t("bot.experts.ask_districts"), _district_buttons(turn))
+    elif name == "languages":
+        turn.edit(turn.t("bot.experts.ask_languages"), _language_buttons(turn))
+    else:
+        turn.edit(turn.t("bot.experts.ask_contact"))
+    return EDIT_VALUE
+
+
+@handler(access="member", chat="private")
+async def on_edit_value(turn: Turn) -> object:
+    data = form(turn, EDIT_FORM)
+    name, expert_id = data.get("field"), data.get("id")
+    if name not in EDITABLE or not isinstance(expert_id, int):
+        turn.toast(turn.t("bot.button_expired"))
+        return END
+    pressed = turn.data[2] if turn.update.callback_query and len(turn.data) > 2 else None
+    value: Any = pressed.split("-") if name == "languages" and pressed else pressed or check_length(
+        turn.text, 1000)
+    changes = ExpertChanges()
+    if name == "contact":
+        email, phone = parse_contact(value)
+        changes.email, changes.phone = email or "", phone or ""
+    else:
+        setattr(changes, name, value)
+    row = await update_expert(turn.session, turn.ctx, turn.actor, expert_id, changes)
+    turn.user_data.pop(EDIT_FORM, None)
+    turn.reply(turn.t("bot.experts.edited", id=row.id, card=_row_card(turn, row)))
+    return END
+
+
 # --- /expert_add ---------------------------------------------------------------------------
 
 
@@ -224,11 +290,19 @@ async def on_name(turn: Turn) -> object:
 @handler(access="member", chat="private", db=False)
 async def on_topics(turn: Turn) -> object:
     _draft(turn)["topics"] = clean_topics(check_length(turn.text, 1000))
-    region = turn.ctx.region
-    turn.say("bot.experts.ask_districts",
-             [[(turn.t("bot.experts.whole_region"), cb("xp", "d", region.root.slug))],
-              *([(d.name, cb("xp", "d", d.slug))] for d in region.subregions)])
+    turn.say("bot.experts.ask_districts", _district_buttons(turn))
     return DISTRICTS
+
+
+def _district_buttons(turn: Turn) -> list[list[tuple[str, str]]]:
+    region = turn.ctx.region
+    return [[(turn.t("bot.experts.whole_region"), cb("xp", "d", region.root.slug))],
+            *([(d.name, cb("xp", "d", d.slug))] for d in region.subregions)]
+
+
+def _language_buttons(turn: Turn) -> list[list[tuple[str, str]]]:
+    return [[(", ".join(language_name(c, turn.lang) for c in codes), cb("xp", "l", "-".join(codes)))]
+            for codes in LANGUAGE_CHOICES]
 
 
 @handler(access="member", chat="private", db=False)
@@ -242,8 +316,7 @@ async def on_districts(turn: Turn) -> object:
     else:
         districts = clean_districts(turn.ctx, check_length(turn.text, 1000))
     _draft(turn)["districts"] = [d.slug for d in districts]
-    buttons = [[(", ".join(language_name(c, turn.lang) for c in codes), cb("xp", "l", "-".join(codes)))]
-               for codes in LANGUAGE_CHOICES]
+    buttons = _language_buttons(turn)
     text = turn.t("bot.experts.ask_languages")
     if turn.update.callback_query:
         turn.edit(Html(f"✓ {esc(', '.join(d.name for d in districts))}\n\n{text}"), buttons)
@@ -332,7 +405,12 @@ def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
         CONTACT: [MessageHandler(text, on_contact)],
         CONSENT: [CallbackQueryHandler(on_consent, pattern=r"^xp:(ok|no):")],
     })
-    return [search, add, CallbackQueryHandler(on_expert_button, pattern=r"^xp:[0-9]+:")]
+    edit = conversation(ctx, EDIT_FORM, [CallbackQueryHandler(on_edit_start, pattern=r"^xp:[0-9]+:ed:")], {
+        EDIT_FIELD: [CallbackQueryHandler(on_edit_field, pattern=r"^xp:f:")],
+        EDIT_VALUE: [MessageHandler(text, on_edit_value),
+                     CallbackQueryHandler(on_edit_value, pattern=r"^xp:[dl]:")],
+    })
+    return [search, add, edit, CallbackQueryHandler(on_expert_button, pattern=r"^xp:[0-9]+:")]
 
 
 __all__ = ["COMMANDS", "handlers"]
