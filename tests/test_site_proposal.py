@@ -161,6 +161,14 @@ async def test_check_shows_conflicts_and_free_dates_with_the_form_kept(site_ctx:
         clear = await client.post("/events/new", data=form(step="check", token=token,
                                                            start_date="2027-03-17"))
         assert clear.status_code == 200 and "nie ma innych wydarzeń" in clear.text
+        # Checking a date needs no e-mail or organiser yet; a wrong date is named.
+        anonymous = await client.post("/events/new", data=form(step="check", token=token, email="",
+                                                               organiser_name="", cost="?"))
+        assert anonymous.status_code == 200 and "Forum Organizacji" in anonymous.text
+        wrong = await client.post("/events/new", data=form(step="check", token=token,
+                                                           start_date="31.02.2027"))
+        assert wrong.status_code == 400 and 'id="err-start_date"' in wrong.text
+        assert "Data: podaj datę, np. 2027-05-14" in unescape(wrong.text)
         english = await client.post("/events/new?lang=en", data=form(step="check", token=token))
         assert "At the same time nearby" in english.text and "The nearest free dates" in english.text
     assert await stored(site_ctx) == (2, 0)

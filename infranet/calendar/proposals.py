@@ -9,8 +9,9 @@ an optional name and their language, and is deleted `RETENTION_DAYS` after they 
 
 - `read_form(ctx, form) -> Proposal`: the form's text fields checked by the calendar's own
   rules (`event_input`), every field at once: `ProposalInvalid.errors` maps each wrong
-  field to its error (nothing is stored before this passes).
-- `async preview(session, ctx, proposal) -> Preview`: conflicts and free dates on the
+  field to its error (nothing is stored before this passes). `read_event(ctx, form)`:
+  the event's fields alone, for the date check.
+- `async preview(session, ctx, event) -> Preview`: conflicts and free dates on the
   chosen day and district, before anything is sent.
 - `async propose(session, ctx, proposal, token_key) -> Event`: the pending event and its
   proposal row; a form token (`token_key`, its hash) sends one proposal only.
@@ -204,12 +205,12 @@ def _times(ctx: AppContext, form: ProposalForm, errors: _Errors
             errors.add(name, exc)
             return None
 
-    first = read("start_date", lambda: _day(form.start_date, "start"))
-    last = read("end_date", lambda: _day(form.end_date, "end")) if form.end_date.strip() else first
+    first = read("start_date", lambda: _day(form.start_date, "start_date"))
+    last = read("end_date", lambda: _day(form.end_date, "end_date")) if form.end_date.strip() else first
     start = end = None
     if not form.all_day:
-        start = read("start_time", lambda: _clock(form.start_time, "start"))
-        end = read("end_time", lambda: _clock(form.end_time, "end"))
+        start = read("start_time", lambda: _clock(form.start_time, "start_time"))
+        end = read("end_time", lambda: _clock(form.end_time, "end_time"))
     if first is None or last is None:
         return None
     if last < first:
@@ -222,7 +223,7 @@ def _times(ctx: AppContext, form: ProposalForm, errors: _Errors
         errors.add("start_date", exc)
         return None
     if first < ctx.now().astimezone(ctx.tz).date():
-        errors.add("start_date", ValidationFailed("calendar.proposal.error.past", field="start"))
+        errors.add("start_date", ValidationFailed("calendar.proposal.error.past", field="start_date"))
         return None
     if form.all_day:
         return first, last
@@ -235,7 +236,7 @@ def _times(ctx: AppContext, form: ProposalForm, errors: _Errors
         errors.add("start_time", exc)
         return None
     if begins < ctx.now():
-        errors.add("start_time", ValidationFailed("calendar.proposal.error.past", field="start"))
+        errors.add("start_time", ValidationFailed("calendar.proposal.error.past", field="start_time"))
         return None
     return begins, ends
 
@@ -247,30 +248,22 @@ def _cut(form: ProposalForm) -> ProposalForm:
     return replace(form, **texts, audiences=[a[:50] for a in form.audiences[:len(AUDIENCES) * 2]])
 
 
-def read_form(ctx: AppContext, form: ProposalForm) -> Proposal:
-    """The form checked by the calendar's rules, every field at once; ProposalInvalid
-    names each wrong field."""
-    form = _cut(form)
-    errors = _Errors()
+def _rule(errors: _Errors, name: str, check: Callable[[], object]) -> None:
+    try:
+        check()
+    except InfranetError as exc:
+        errors.add(name, exc)
 
-    def rule(name: str, check: Callable[[], object]) -> None:
-        try:
-            check()
-        except InfranetError as exc:
-            errors.add(name, exc)
 
-    rule("title", lambda: clean_text(form.title, "title", TITLE_MAX, required=True))
-    rule("location", lambda: clean_text(form.location, "location", LOCATION_MAX))
-    rule("description", lambda: clean_text(form.description, "description", DESCRIPTION_MAX,
-                                            multiline=True))
-    rule("registration_url", lambda: clean_url(form.registration_url, "registration_url"))
-    rule("organiser_name", lambda: clean_text(form.organiser_name, "organiser_name", ORGANISER_MAX,
-                                              required=True))
-    rule("name", lambda: clean_text(form.name, "proposer_name", NAME_MAX))
-    rule("email", lambda: clean_email(form.email, "email"))
-    rule("cost", lambda: _cost(form.cost))
+def _event_fields(ctx: AppContext, form: ProposalForm, errors: _Errors) -> EventInput | None:
+    """The event's own fields (what the date check needs), their errors kept in `errors`."""
+    _rule(errors, "title", lambda: clean_text(form.title, "title", TITLE_MAX, required=True))
+    _rule(errors, "location", lambda: clean_text(form.location, "location", LOCATION_MAX))
+    _rule(errors, "description", lambda: clean_text(form.description, "description",
+                                                    DESCRIPTION_MAX, multiline=True))
+    _rule(errors, "registration_url", lambda: clean_url(form.registration_url, "registration_url"))
     if form.district.strip():
-        rule("district", lambda: resolve_district(ctx, form.district))
+        _rule(errors, "district", lambda: resolve_district(ctx, form.district))
     else:
         errors.add("district", ValidationFailed("error.empty", field="district"))
     if form.category not in CATEGORIES:
@@ -278,19 +271,50 @@ def read_form(ctx: AppContext, form: ProposalForm) -> Proposal:
     if any(a not in AUDIENCES for a in form.audiences):
         errors.add("audiences", ValidationFailed("calendar.proposal.error.choose", field="audiences"))
     times = _times(ctx, form, errors)
-    if errors.found or times is None:
-        raise ProposalInvalid(errors.found)
-    data = EventInput(title=form.title, start=times[0], end=times[1], all_day=form.all_day,
+    if times is None:
+        return None
+    return EventInput(title=form.title, start=times[0], end=times[1], all_day=form.all_day,
                       district=form.district, category=form.category,
                       audiences=list(dict.fromkeys(form.audiences)),
                       description=form.description, location=form.location,
                       registration_url=form.registration_url)
+
+
+def _validated(ctx: AppContext, form: ProposalForm, data: EventInput) -> EventInput:
     try:
         validate_event(ctx, data)
     except ValidationFailed as exc:  # the times together: end before start, too long, too far
         where = "end_time" if exc.key == "calendar.error.end_before_start" and not form.all_day \
             else "end_date" if exc.key == "calendar.error.end_before_start" else "start_date"
         raise ProposalInvalid({where: exc}) from None
+    return data
+
+
+def read_event(ctx: AppContext, form: ProposalForm) -> EventInput:
+    """The event alone, for the date check before sending (no need to say who you are
+    to see whether a date is free); ProposalInvalid names each wrong field."""
+    form = _cut(form)
+    errors = _Errors()
+    data = _event_fields(ctx, form, errors)
+    if errors.found or data is None:
+        raise ProposalInvalid(errors.found)
+    return _validated(ctx, form, data)
+
+
+def read_form(ctx: AppContext, form: ProposalForm) -> Proposal:
+    """The whole form checked by the calendar's rules, every field at once;
+    ProposalInvalid names each wrong field."""
+    form = _cut(form)
+    errors = _Errors()
+    data = _event_fields(ctx, form, errors)
+    _rule(errors, "organiser_name", lambda: clean_text(form.organiser_name, "organiser_name",
+                                                       ORGANISER_MAX, required=True))
+    _rule(errors, "name", lambda: clean_text(form.name, "proposer_name", NAME_MAX))
+    _rule(errors, "email", lambda: clean_email(form.email, "email"))
+    _rule(errors, "cost", lambda: _cost(form.cost))
+    if errors.found or data is None:
+        raise ProposalInvalid(errors.found)
+    data = _validated(ctx, form, data)
     return Proposal(event=data, organiser_name=clean_text(form.organiser_name, "organiser_name",
                                                           ORGANISER_MAX, required=True) or "",
                     cost_pln=_cost(form.cost), email=clean_email(form.email, "email"),
@@ -301,12 +325,12 @@ def read_form(ctx: AppContext, form: ProposalForm) -> Proposal:
 # --- before sending: conflicts and free dates -------------------------------------------
 
 
-async def preview(session: AsyncSession, ctx: AppContext, proposal: Proposal, *,
+async def preview(session: AsyncSession, ctx: AppContext, event: EventInput, *,
                   suggestions: int = 3) -> Preview:
     """What the proposed date collides with in its district, and the nearest free dates
     (only asked for when it collides with something)."""
-    report = await find_conflicts(session, ctx, proposal.event)
-    free = [] if report.clear else await suggest_dates(session, ctx, proposal.event, suggestions)
+    report = await find_conflicts(session, ctx, event)
+    free = [] if report.clear else await suggest_dates(session, ctx, event, suggestions)
     return Preview(report, free)
 
 

@@ -202,9 +202,9 @@ def routes(site: Site) -> list[BaseRoute]:
     async def check(request: Request, lang: str, form: proposals.ProposalForm,
                     token: str) -> Response:
         try:
-            proposal = proposals.read_form(ctx, form)
+            event = proposals.read_event(ctx, form)
             async with ctx.db.read() as session:
-                preview = await proposals.preview(session, ctx, proposal)
+                preview = await proposals.preview(session, ctx, event)
         except proposals.ProposalInvalid as exc:
             return invalid(request, lang, form, token, exc)
         except InfranetError as exc:
