@@ -108,9 +108,9 @@ async def test_a_consent_button_of_an_earlier_summary_saves_nothing(bot: BotHarn
     assert await _count(bot) == 0
     saved = await api.click(A, second, second.button("Osoba wyraziła zgodę"))
     assert "#1" in saved.text
-    # The same press replayed after the save: outdated, nothing saved twice.
+    # The same press again after the save: outdated, nothing saved twice.
     api.press(A, second, second.button("Osoba wyraziła zgodę"))
-    assert await api.next_answer()
+    assert await api.next_answer() == "Ten przycisk jest już nieaktualny."
     async with bot.ctx.db.read() as session:
         rows = list((await session.scalars(select(Expert))).all())
     assert [r.email for r in rows] == ["nowy@example.org"]
@@ -168,4 +168,46 @@ async def test_the_member_who_added_an_expert_edits_it(bot: BotHarness) -> None:
     theirs = await api.ask(B, "/help")
     api.press(B, theirs, mine.button("Zmień #1"))
     assert "Brak uprawnień" in await api.next_answer()
+    assert api.errors == []
+
+
+async def test_the_form_survives_a_restart_and_a_redelivered_consent_saves_once(bot: BotHarness) -> None:
+    api = bot.api
+    await bot.member(A, "Centrum Organizacji Pozarządowych Olsztyn", name="Alicja")
+    await api.ask(A, "/expert_add")
+    await api.ask(A, "Jan Kowalski")
+    await bot.restart()  # the answers so far are in the database
+    districts = await api.ask(A, "księgowość")
+    languages = await api.click(A, districts, districts.button("Cały region"))
+    assert "✓ województwo warmińsko-mazurskie" in languages.text
+    contact = await api.ask(A, "pl, en")
+    assert "Adres e-mail lub numer telefonu" in contact.text
+    summary = await api.ask(A, "+48 600 100 200")
+    press = api.press(A, summary, summary.button("Osoba wyraziła zgodę"))
+    assert "#1" in (await api.next_reply(A)).text
+    await bot.restart()
+    api.redeliver(press)  # Telegram offers the press again: said saved, not saved again
+    again = await api.next_reply(A)
+    assert "#1" in again.text
+    async with bot.ctx.db.read() as session:
+        rows = list((await session.scalars(select(Expert))).all())
+    assert [(r.name, r.topics, r.districts, r.languages, r.phone) for r in rows] == [
+        ("Jan Kowalski", ["księgowość"], ["warminsko-mazurskie"], ["pl", "en"], "+48 600 100 200")]
+
+
+async def test_hostile_input_is_refused_plainly(bot: BotHarness) -> None:
+    api = bot.api
+    await bot.member(A, "Centrum Organizacji Pozarządowych Olsztyn", name="Alicja")
+    too_long = await api.ask(A, "/experts " + "ą" * 500)
+    assert "Za długi tekst: 500 znaków, limit to 100." in too_long.text
+    outside = await api.ask(A, "/experts rodo, Kraków")
+    assert "Nikogo nie znalazłem dla: rodo, Kraków" in outside.text
+    listing = await api.ask(A, "/help")
+    for data in ("xp:99999999999999999999999:rm:1", "xp:1:rm:²", "xp:0:rmy:1", "xp:d:x", "xp:ok:",
+                 "xp:1:ed:1"):
+        api.press(A, listing, data)
+        await api.next_answer()  # answered (a toast or nothing), never left spinning
+    assert await _count(bot) == 0
+    group = await api.ask(A, "/experts rodo", chat_id=-100500, chat_type="group")
+    assert "prywatnej rozmowie" in group.text and "rodo" not in group.text
     assert api.errors == []
