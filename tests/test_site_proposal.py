@@ -378,3 +378,25 @@ async def test_an_event_nobody_decided_before_it_ended_is_reported_not_published
     assert await proposal.tell_outcomes(site) == 1
     [mail] = outbox(site_ctx)
     assert mail["Subject"].startswith("Nie opublikowano")
+
+
+async def test_hostile_requests_are_refused_never_a_500(site_ctx: AppContext) -> None:
+    async with assembled(site_ctx) as app, app.client() as client:
+        token = await shown(client, site_ctx)
+        for query in ("?lang=" + "x" * 10_000, "?lang=en&lang=pl&lang=%00", "?" + "a=1&" * 2000):
+            assert (await client.get("/events/new" + query)).status_code == 200
+        huge = await client.post("/events/new", data=form(token=token, description="x" * 70_000))
+        assert huge.status_code == 413
+        for pick in ("", "2027-03-17", "2027-03-17/2027-03-10", "²⁰²⁷-03-17/2027-03-17", "x" * 500):
+            moved = await client.post("/events/new", data=form(step="check", token=token, pick=pick))
+            assert moved.status_code == 200, pick  # not a date: the form is checked as it was
+            assert 'name="start_date" value="2027-03-10"' in moved.text
+        odd = await client.post("/events/new", data=form(
+            token=token, start_date="١٠.٠٣.٢٠٢٧", start_time="²:00", cost="１２", email="a@b@c",
+            district="../../etc", category="x" * 100, audiences=["ngo"] * 40, all_day="on"))
+        assert odd.status_code == 400
+        put = await client.put("/events/new", data=form(token=token))
+        assert put.status_code == 405
+        long_title = await client.post("/events/new", data=form(token=token, title="T" * 201))
+        assert long_title.status_code == 400 and "201" in long_title.text
+    assert await stored(site_ctx) == (0, 0)
