@@ -298,6 +298,7 @@ async def test_budget_per_client_answers_429(db_url: str, tmp_path: Path) -> Non
             refused = await client.post("/events/new", data=form(token=token))
             assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
             assert "Zbyt wiele prób" in refused.text
+            assert 'value="Warsztaty z pisania wniosków"' in refused.text  # nothing typed is lost
             async with app.client(ip="203.0.113.9") as other:  # another client has its own budget
                 assert (await other.get("/events/new")).status_code == 200
                 assert (await other.post("/events/new", data=form(token=token))).status_code == 200

@@ -192,10 +192,12 @@ def routes(site: Site) -> list[BaseRoute]:
                          action=with_params(PATH, lang_param(lang)) + "#check",
                          retention_days=proposals.RETENTION_DAYS, **choices(lang))
 
-    def too_many(request: Request, lang: str, wait: int) -> Response:
+    def too_many(request: Request, lang: str, wait: int, form: proposals.ProposalForm,
+                 token: str) -> Response:
+        """429 with Retry-After, and the form as it was sent (nothing typed is lost)."""
         wait_text = f"{wait} s" if wait < 60 else f"{-(-wait // 60)} min"
-        response = site.problem(request, lang, t(lang, "site.proposal.too_many", wait=wait_text),
-                                status_code=429)
+        notice = t(lang, "site.proposal.too_many", wait=wait_text)
+        response = form_page(request, lang, _View(form, token, notice=notice), 429)
         response.headers["Retry-After"] = str(wait)
         return response
 
@@ -244,12 +246,12 @@ def routes(site: Site) -> list[BaseRoute]:
             return form_page(request, lang, _View(proposals.ProposalForm(language=lang),
                                                   issue_token(ctx)))
         wait = limiter.retry_after(request.client.host if request.client else None)
-        if wait:
-            return too_many(request, lang, wait)
-        data = await request.form()
+        data = await request.form()  # capped by infranet.web.body while it streams in
         form = _read(data, lang)
         token = data.get("token")
         token = token if isinstance(token, str) and len(token) <= TOKEN_MAX_CHARS else ""
+        if wait:
+            return too_many(request, lang, wait, form, token)
         pick = data.get("pick")
         if isinstance(pick, str):  # a suggested date's button: check the form moved there
             form = _picked(form, pick) or form
