@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from infranet.context import AppContext
 from infranet.errors import NotFound, ValidationFailed
@@ -35,6 +36,7 @@ class Profile:
     name: str
     services: list[str]
     districts: list[str]  # names, in the region file's order
+    district_slugs: list[str]
 
 
 def split_districts(text: str) -> list[str]:
@@ -47,14 +49,18 @@ def split_districts(text: str) -> list[str]:
 
 async def _editable(session: AsyncSession, actor: Actor, organisation_id: int) -> Organisation:
     actor.require_org(organisation_id)  # its own members, or admins for any
-    org = await session.get(Organisation, organisation_id)
+    # Its districts loaded here: the organisation may already sit in the session (a member's
+    # own, loaded with them) without them.
+    org = await session.get(Organisation, organisation_id, populate_existing=True,
+                            options=[selectinload(Organisation.districts)])
     if org is None:
         raise NotFound("error.not_found.organisation", id=organisation_id)
     return org
 
 
 def profile_of(org: Organisation) -> Profile:
-    return Profile(org.id, org.name, list(org.services), [d.name for d in org.districts])
+    return Profile(org.id, org.name, list(org.services), [d.name for d in org.districts],
+                   [d.slug for d in org.districts])
 
 
 async def update_profile(session: AsyncSession, ctx: AppContext, actor: Actor, organisation_id: int,

@@ -121,7 +121,8 @@ from infranet.context import AppContext
 log = logging.getLogger(__name__)
 
 # Order matters only for overlapping handlers; conversations come before plain commands.
-MODULES = ("core", "membership", "moderation", "events", "trainings", "referrals", "directory",
+MODULES = ("core", "membership", "moderation", "events", "trainings", "referrals", "support",
+           "org_edit", "directory",
            "newsletter", "calendar_sources", "experts")
 
 
