@@ -24,6 +24,7 @@ log = logging.getLogger("infranet")
 def build_parser() -> argparse.ArgumentParser:
     from infranet.calendar import cli as calendar_cli
     from infranet.calendar import sources_cli
+    from infranet.insight import cli as insight_cli
     from infranet.network import experts_cli
     from infranet.network import support_cli as support_commands
     from infranet.newsletter import cli as newsletter_cli
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     newsletter_cli.register(sub)
     support_commands.register(sub)
     experts_cli.register(sub)
+    insight_cli.register(sub)
     return parser
 
 
@@ -228,8 +230,6 @@ async def cmd_org_publish(ctx: AppContext, args: argparse.Namespace) -> int:
     print(for_terminal(f"#{org.id} {org.name}: the site shows "
                        f"{', '.join(shown) or 'no e-mail or phone'} (and the website, if any)"))
     return 0
-
-
 
 
 async def cmd_org_list(ctx: AppContext, args: argparse.Namespace) -> int:

@@ -11,7 +11,14 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from infranet.storage.models import Organisation, OrgStatus, Referral, organisation_districts
+from infranet.storage.models import (
+    Member,
+    MemberStatus,
+    Organisation,
+    OrgStatus,
+    Referral,
+    organisation_districts,
+)
 
 
 @dataclass(frozen=True)
@@ -66,3 +73,17 @@ async def referral_counts(session: AsyncSession, start: datetime, end: datetime
         received[to_org] += count
         by_type[(kind, status)] += count
     return ReferralCounts(made, received, by_type)
+
+
+@dataclass(frozen=True)
+class Membership:
+    organisations: int  # active member organisations
+    members: int  # approved members (people in the bot), counted, never listed
+
+
+async def membership(session: AsyncSession) -> Membership:
+    organisations = await session.scalar(select(func.count()).select_from(Organisation).where(
+        Organisation.status == OrgStatus.ACTIVE))
+    members = await session.scalar(select(func.count()).select_from(Member).where(
+        Member.status == MemberStatus.APPROVED))
+    return Membership(organisations or 0, members or 0)

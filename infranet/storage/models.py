@@ -261,9 +261,6 @@ class Event(TimestampMixin, Base):
     uid: Mapped[str] = mapped_column(String(255), unique=True)
     title: Mapped[str] = mapped_column(String(200))
     title_folded: Mapped[str] = mapped_column(String(200), default="")
-    # Title, description, place and free-text organiser, folded (region.fold): the site's
-    # search finds "Łódź" by "lodz" with a LIKE (calendar.site_listing.search_text).
-    search_folded: Mapped[str] = mapped_column(Text, default="", server_default="")
     description: Mapped[str | None] = mapped_column(Text)
     organisation_id: Mapped[int | None] = mapped_column(
         ForeignKey("organisations.id", ondelete="SET NULL"), index=True
@@ -316,6 +313,24 @@ class Event(TimestampMixin, Base):
 
     organisation: Mapped[Organisation | None] = relationship(lazy="selectin")
     district: Mapped[District] = relationship(lazy="selectin")
+
+
+class EventWord(Base):
+    """One word of an event's title, description, place or free-text organiser, folded
+    (`region.fold`: lower case, no diacritics): the site's search finds the events whose
+    words begin with what was typed ("lodz" finds "Łodzi") through this index instead of
+    reading every event (calendar.event_search keeps it, calendar.site_listing reads it)."""
+
+    __tablename__ = "event_words"
+    __table_args__ = (
+        # "Has this event the word?" while a listing walks events in time order.
+        Index("ix_event_words_event", "event_id", "word"),
+    )
+
+    # Byte order on PostgreSQL too, so that a prefix is one range of the primary key.
+    word: Mapped[str] = mapped_column(String(64).with_variant(String(64, collation="C"), "postgresql"),
+                                      primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)
 
 
 class TrainingStatus(StrEnum):
@@ -579,6 +594,24 @@ class BounceReport(Base):
     # hard | soft | delayed | sender | complaint | unsubscribe | unmatched | other
     outcome: Mapped[str] = mapped_column(String(16))
     delivery_id: Mapped[int | None] = mapped_column(Integer, index=True)
+
+
+class CoordinationDecision(Base):
+    """What a member (or an import) did after the calendar warned of a date clash: kept
+    the date, moved to a suggested free date or another one, or dropped the event. Counts
+    for the yearly evaluation (infranet/calendar/coordination.py); no personal data."""
+
+    __tablename__ = "coordination_decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="SET NULL"))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
+    source: Mapped[str] = mapped_column(String(16))  # bot | import | web
+    conflicts: Mapped[int] = mapped_column(Integer)  # clashes the warning showed
+    # kept | moved_suggested | moved_other | dropped
+    outcome: Mapped[str] = mapped_column(String(16))
 
 
 # --- service state -----------------------------------------------------------------
