@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from infranet.calendar import events as calendar
 from infranet.calendar import service as calendar_service
 from infranet.calendar.event_input import EventInput
+from infranet.calendar.event_links import event_url
 from infranet.http import create_app
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, EventStatus, Member, MemberStatus
@@ -19,6 +20,11 @@ from tests.botapi import BotApi, Sent
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday, 10:00 in Warsaw
 ALICE, BOB, BOB2, STRANGER = 1001, 2002, 2003, 7007
+
+
+def page(bot: BotHarness, event: Event) -> str:
+    """The event's page on the public site, as the bot links to it."""
+    return event_url(bot.ctx.settings.http.public_base_url, event.id, event.title)
 
 
 def exact(message: object, label: str) -> str:
@@ -85,6 +91,7 @@ async def test_journey_conflict_then_suggested_date_lands_in_the_feed(bot: BotHa
     assert "Forum <3 NGO & przyjaciele" in warning.text and "Stowarzyszenie Beta" in warning.text
     assert "beta@example.org" in warning.text and "Sala & Co" in warning.text
     assert "‼️ Forum" in warning.text and "ten sam powiat" in warning.text  # same powiat and audience
+    assert f'<a href="{page(bot, theirs)}">Forum &lt;3 NGO &amp; przyjaciele</a>' in warning.raw
     labels = [label for label, _ in warning.buttons]
     assert labels[0] == "Zostaw mój termin" and labels[-1] == "Anuluj"
     suggestions = labels[1:-1]
@@ -110,7 +117,7 @@ async def test_journey_conflict_then_suggested_date_lands_in_the_feed(bot: BotHa
 
 
 async def test_keeping_a_conflicting_date_tells_the_other_organisers(bot: BotHarness) -> None:
-    await _setup(bot)
+    theirs = await _setup(bot)
     api = bot.api
     await api.ask(ALICE, "/event")
     await api.ask(ALICE, "Spotkanie sieci")
@@ -130,6 +137,11 @@ async def test_keeping_a_conflicting_date_tells_the_other_organisers(bot: BotHar
     to_bob = await api.next_reply(BOB)
     assert "Fundacja Alfa" in to_bob.text and "Spotkanie sieci" in to_bob.text
     assert "Forum <3 NGO & przyjaciele" in to_bob.text and "alfa@example.org" in to_bob.text
+    async with bot.ctx.db.read() as session:
+        mine = (await session.scalars(select(Event).where(Event.id != theirs.id))).one()
+    # both events link to their pages on the site
+    assert f'<a href="{page(bot, theirs)}">Forum &lt;3 NGO &amp; przyjaciele</a>' in to_bob.raw
+    assert f'<a href="{page(bot, mine)}">Spotkanie sieci</a>' in to_bob.raw
     to_bob2 = await api.next_reply(BOB2)
     assert "Same date" in to_bob2.text and "Saturday, 5 December 2026" in to_bob2.text
     assert api.errors == []
@@ -165,9 +177,10 @@ async def test_cancel_edit_and_timeout_free_paths(bot: BotHarness) -> None:
 
 
 async def test_check_answers_at_once_also_in_groups(bot: BotHarness) -> None:
-    await _setup(bot)
+    theirs = await _setup(bot)
     api = bot.api
     busy = await api.ask(STRANGER, "/check 5.12.2026")
+    assert f'<b><a href="{page(bot, theirs)}">Forum &lt;3 NGO &amp; przyjaciele</a></b>' in busy.raw
     assert "sobota, 5 grudnia 2026" in busy.text and "Forum <3 NGO & przyjaciele" in busy.text
     assert "Stowarzyszenie Beta" in busy.text and "beta@example.org" in busy.text
     free = await api.ask(STRANGER, "/check 6.12.2026 ełcki")
@@ -216,6 +229,7 @@ async def test_events_listing_paginates_without_empty_edits(bot: BotHarness) -> 
     api = bot.api
     first = await api.ask(STRANGER, "/events ełcki")
     assert "Spotkanie 00 & <3" in first.text and "Strona 1 z 3" in first.text
+    assert first.raw.count('<a href="http://127.0.0.1:8080/events/') == 8  # each item links to its page
     assert [label for label, _ in first.buttons] == ["Dalej »"]
     second = await api.click(STRANGER, first, first.button("Dalej"))
     assert second.kind == "edit" and "Strona 2 z 3" in second.text and "Spotkanie 08 & <3" in second.text

@@ -7,10 +7,14 @@ from __future__ import annotations
 import mailbox
 from datetime import UTC, datetime
 
+from sqlalchemy import select
+
 from infranet.calendar import events as calendar
 from infranet.calendar.event_input import EventInput
+from infranet.calendar.event_links import event_url
 from infranet.config import SmtpSettings
 from infranet.storage.actors import Actor
+from infranet.storage.models import Event
 from tests.bot_fixtures import BotHarness, skip_optional_steps
 from tests.smtp_server import SmtpServer, smtp_fixture  # noqa: F401
 
@@ -76,6 +80,12 @@ async def test_told_lists_only_organisations_reached(bot: BotHarness, smtp: Smtp
     body = gamma.get_content()
     assert "Fundacja Alfa planuje „Spotkanie sieci”" in body and "„Warsztaty Gamma”" in body
     assert "alfa@example.org" in body and "<b>" not in body
+    # the e-mail gives both events' pages on the site, as plain addresses
+    async with bot.ctx.db.read() as session:
+        pages = {e.title: event_url(bot.ctx.settings.http.public_base_url, e.id, e.title)
+                 for e in (await session.scalars(select(Event))).all()}
+    assert pages["Spotkanie sieci"] in body and pages["Warsztaty Gamma"] in body
+    assert "<a " not in body
     assert "Ten sam termin" in gamma["Subject"]
     assert gamma["Reply-To"] == "alfa@example.org"
 

@@ -14,12 +14,14 @@ from typing import Any
 
 from infranet.bot.application import BotContext
 from infranet.bot.common import Html, Turn, cb, esc, send_html, tr
-from infranet.bot.handlers.event_ui import contact_of, occurrence_when, when_text
+from infranet.bot.handlers.event_ui import contact_of, occurrence_when, page_link, when_text
 from infranet.bot.reach import EMAIL, NONE, Notice, OrgReach, deliver, reach_of
 from infranet.calendar import conflicts as conflict_api
 from infranet.calendar import event_input
 from infranet.calendar import events as calendar
+from infranet.calendar.event_links import event_url
 from infranet.i18n import t
+from infranet.storage.models import Moderation
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ def conflict_text(turn: Turn, report: conflict_api.ConflictReport, suggestions: 
     for c in report.conflicts[:MAX_SHOWN_CONFLICTS]:
         place = f", {c.event.location}" if c.event.location else ""
         items.append(turn.t("bot.events.conflict_item", mark="‼️" if c.severity == "high" else "•",
-                            title=c.event.title, org=c.organisation_name or "—",
+                            title=page_link(ctx, c.event.id, c.event.title), org=c.organisation_name or "—",
                             when=occurrence_when(ctx, c.start, c.end, c.event.all_day, lang),
                             district=c.event.district.name, place=place,
                             contact=contact_of(c.contact_email, c.phone)))
@@ -42,7 +44,8 @@ def conflict_text(turn: Turn, report: conflict_api.ConflictReport, suggestions: 
     if hidden > 0:
         items.append(turn.t("bot.events.more", count=hidden))
     for c in report.duplicates[:3]:
-        items.append(turn.t("bot.events.duplicate_item", title=c.event.title, org=c.organisation_name or "—",
+        items.append(turn.t("bot.events.duplicate_item", title=page_link(ctx, c.event.id, c.event.title),
+                            org=c.organisation_name or "—",
                             when=occurrence_when(ctx, c.start, c.end, c.event.all_day, lang)))
     for warning in report.warnings[:3]:
         items.append("• " + esc(warning.message(lang)))
@@ -92,18 +95,28 @@ async def tell_organisers(context: BotContext, chat_id: int, lang: str, poster: 
                              poster_org.phone if poster_org else None)
         title, district = row.title, row.district.name
         span = (row.starts_at, row.ends_at, row.all_day)
+        # Both events link to their pages (the new one once it is published: until then its
+        # page does not exist); the e-mail gives the addresses after its text.
+        published = row.moderation == Moderation.PUBLISHED
+        base_url = ctx.settings.http.public_base_url
         for org_id, target in targets.items():
+            their = theirs[org_id].event
             params = {"org": org, "title": title, "district": district,
-                      "theirs": theirs[org_id].event.title, "contact": contact}
+                      "theirs": their.title, "contact": contact}
+            linked = {**params, "theirs": page_link(ctx, their.id, their.title, 200),
+                      **({"title": page_link(ctx, row.id, title, 200)} if published else {})}
+            pages = [event_url(base_url, row.id, title)] if published else []
+            pages.append(event_url(base_url, their.id, their.title))
 
-            def telegram(member_lang: str, params: dict[str, Any] = params) -> tuple[str, Any]:
+            def telegram(member_lang: str, params: dict[str, Any] = linked) -> tuple[str, Any]:
                 when = occurrence_when(ctx, *span, member_lang)
                 return tr(member_lang, "bot.events.conflict_notice", when=when, **params), None
 
             notices[org_id] = (target, Notice(
                 telegram, subject=t(mail_lang, "bot.events.conflict_subject", title=title),
                 body=t(mail_lang, "bot.events.conflict_email",
-                       when=occurrence_when(ctx, *span, mail_lang), **params),
+                       when=occurrence_when(ctx, *span, mail_lang), **params)
+                + "".join(f"\n\n{page}" for page in pages),
                 reply_to=poster_org.contact_email if poster_org else None))
     told: list[tuple[str, str]] = []
     missed: list[OrgReach] = []

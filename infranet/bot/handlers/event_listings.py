@@ -23,6 +23,7 @@ from infranet.bot.handlers.event_ui import (
     edit_if_changed,
     occurrence_key,
     occurrence_when,
+    page_link,
     shorten,
     today,
 )
@@ -151,7 +152,10 @@ def occurrence_line(turn: Turn, o: event_queries.Occurrence) -> str:
     place = f", {esc(shorten(ev.location, 80))}" if ev.location else ""
     contact = contact_of(ev.organisation.contact_email if ev.organisation else None,
                          ev.organisation.phone if ev.organisation else None)
-    return (f"<b>{esc(shorten(ev.title, 120))}</b> — {esc(org)}\n"
+    # A published event links to its page; one still waiting for moderation has none yet.
+    published = getattr(ev, "moderation", Moderation.PUBLISHED) == Moderation.PUBLISHED
+    title = page_link(turn.ctx, ev.id, ev.title) if published else esc(shorten(ev.title, 120))
+    return (f"<b>{title}</b> — {esc(org)}\n"
             f"{esc(occurrence_when(turn.ctx, o.start, o.end, ev.all_day, turn.lang))}, "
             f"{esc(ev.district.name)}{place}\n{esc(contact)}")
 

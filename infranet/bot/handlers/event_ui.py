@@ -18,6 +18,7 @@ from telegram import Message
 
 from infranet.bot.common import Html, Turn, cb, rows_of
 from infranet.calendar.dateparse import local_today
+from infranet.calendar.event_links import event_url
 from infranet.calendar.wallclock import all_day_span
 from infranet.context import AppContext
 from infranet.i18n import format_span
@@ -109,6 +110,12 @@ def district_at(ctx: AppContext, value: str | None) -> District | None:
 
 def contact_of(org_email: str | None, phone: str | None) -> str:
     return ", ".join(x for x in (org_email, phone) if x) or "—"
+
+
+def page_link(ctx: AppContext, event_id: int, title: str, limit: int = 120) -> Html:
+    """The event's title (shortened) as a link to its page on the public site."""
+    url = event_url(ctx.settings.http.public_base_url, event_id, title)
+    return Html(f'<a href="{html.escape(url)}">{html.escape(shorten(title, limit), quote=False)}</a>')
 
 
 def shorten(text: str, limit: int) -> str:
