@@ -159,6 +159,8 @@ async def test_same_email_twice_is_refused(ctx: AppContext) -> None:
 def test_contact_in_one_answer() -> None:
     assert parse_contact("anna@example.org, +48 600 100 200") == ("anna@example.org", "+48 600 100 200")
     assert parse_contact("600-100-200") == (None, "600-100-200")
+    assert parse_contact("tel. 600 100 200; e-mail: jan@example.org") == ("jan@example.org", "600 100 200")
+    assert parse_contact("Telefon: +48 89 123 45 67") == (None, "+48 89 123 45 67")
     assert parse_contact("  Anna@Example.ORG ") == ("Anna@example.org", None)
     with pytest.raises(ValidationFailed, match="one e-mail"):
         parse_contact("a@example.org b@example.org")

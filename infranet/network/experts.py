@@ -52,6 +52,9 @@ QUERY_MAX = 100
 SEARCH_LIMIT, SEARCH_MAX = 20, 50
 
 _SEPARATORS = re.compile(r"[,;\n]+")
+# Labels people write before a contact ("tel. 600 100 200", "e-mail: a@b.pl"): not part of it.
+_CONTACT_LABELS = re.compile(r"(?<![\w@.])(tel(efon)?|phone|kom(órka)?|mobile|e-?mail|mail)\b\.?:?",
+                             re.IGNORECASE)
 
 
 @dataclass
@@ -231,6 +234,7 @@ def parse_contact(text: str) -> tuple[str | None, str | None]:
     rest = cleaned
     for address in emails:
         rest = rest.replace(address, " ")
+    rest = _CONTACT_LABELS.sub(" ", rest)
     rest = " ".join(rest.replace(",", " ").replace(";", " ").split())
     email = clean_email(emails[0], "email") if emails else None
     phone = clean_phone(rest, "phone") if rest else None
