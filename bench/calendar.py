@@ -30,6 +30,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -42,6 +43,7 @@ from infranet.app import settle_heap  # noqa: E402
 from infranet.calendar import recurrence, wallclock  # noqa: E402
 from infranet.calendar.conflicts import find_conflicts, place_relation  # noqa: E402
 from infranet.calendar.event_input import LONG_SPAN, EventInput  # noqa: E402
+from infranet.calendar.event_search import event_words  # noqa: E402
 from infranet.calendar.events import update_event  # noqa: E402
 from infranet.calendar.feed import FeedCache  # noqa: E402
 from infranet.calendar.feed_filter import FeedFilter  # noqa: E402
@@ -50,7 +52,7 @@ from infranet.context import AppContext  # noqa: E402
 from infranet.region import fold  # noqa: E402
 from infranet.storage.actors import Actor  # noqa: E402
 from infranet.storage.districts import sync_region  # noqa: E402
-from infranet.storage.models import Base, Event, Organisation  # noqa: E402
+from infranet.storage.models import Base, Event, EventWord, Organisation  # noqa: E402
 
 use_public_paths()  # INFRANET_BENCH_PUBLIC: without the SQLite fast paths (see there)
 
@@ -117,6 +119,12 @@ async def populate(ctx: AppContext, n: int, seed: int = 7) -> None:
     async with ctx.db.transaction() as s:
         for i in range(0, n, 5000):
             await s.execute(insert(Event), rows[i:i + 5000])
+        # The site's search index (calendar.event_search), as add_event writes it.
+        ids = dict((await s.execute(select(Event.uid, Event.id))).tuples().all())
+        words = [{"word": w, "event_id": ids[row["uid"]]} for row in rows
+                 for w in event_words(SimpleNamespace(organiser_name=None, **row))]
+        for i in range(0, len(words), 20000):
+            await s.execute(insert(EventWord), words[i:i + 20000])
     if ctx.db.dialect == "postgresql":
         async with ctx.db.engine.connect() as conn:
             await conn.execute(text("ANALYZE"))

@@ -39,7 +39,7 @@ from infranet.calendar.event_input import (
     human_moment,
     validate_event,
 )
-from infranet.calendar.event_search import search_text
+from infranet.calendar.event_search import index_words
 from infranet.context import AppContext
 from infranet.errors import NotFound, ValidationFailed
 from infranet.region import fold
@@ -90,7 +90,6 @@ def _apply(event_row: Event, norm: NormalisedEvent, district_id: int) -> None:
     event_row.district_id = district_id
     event_row.category = norm.category
     event_row.audiences = list(norm.audiences)
-    event_row.search_folded = search_text(event_row)
 
 
 async def _organisation(session: AsyncSession, org_id: int | None) -> Organisation | None:
@@ -127,6 +126,7 @@ async def add_event(session: AsyncSession, ctx: AppContext, actor: Actor, data: 
     row.district = await session.get_one(District, district_id)
     session.add(row)
     await session.flush()
+    await index_words(session, row, row.id)
     await audit.record(session, actor, "event.add", "event", row.id, title=row.title,
                        moderation=row.moderation)
     mark_changed(session, ctx)
@@ -185,6 +185,7 @@ async def update_event(session: AsyncSession, ctx: AppContext, actor: Actor, eve
         row.training_id = data.training_id
     row.revision += 1
     await session.flush()
+    await index_words(session, row, row.id)
     await session.refresh(row, ["organisation", "district"])
     await audit.record(session, actor, "event.update", "event", row.id, revision=row.revision)
     mark_changed(session, ctx)
@@ -285,6 +286,7 @@ async def move_occurrence(session: AsyncSession, ctx: AppContext, actor: Actor, 
     row.rrule = text
     row.revision += 1
     await session.flush()
+    await index_words(session, override, override.id)
     await audit.record(session, actor, "event.move_occurrence", "event", row.id, override=override.id,
                        occurrence=start.isoformat())
     mark_changed(session, ctx)

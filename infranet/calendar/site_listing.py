@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, bindparam, cast, or_, select
+from sqlalchemy import ColumnElement, String, and_, bindparam, cast, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar import recurrence, wallclock
@@ -42,7 +43,7 @@ from infranet.calendar.feed_filter import FeedFilter
 from infranet.calendar.summary import EventSummary, Rows, districts_by_id, select_summaries, summarise
 from infranet.context import AppContext
 from infranet.storage.hotpath import fetch_rows
-from infranet.storage.models import Event, EventStatus, Organisation
+from infranet.storage.models import Event, EventStatus, EventWord, Organisation
 from infranet.storage.types import parse_timestamp, raw_timestamp
 
 # A month view reads at most this many occurrences (a bound on memory, whatever is stored).
@@ -81,11 +82,18 @@ class Day:
 
 @dataclass(frozen=True)
 class _Key:
-    """A statement's shape: the listing's, the audiences and the number of search words."""
+    """A statement's shape: the listing's, the audiences, the number of search words and
+    which of them (if any) names the events to read (`_driver`)."""
 
     shape: Shape
     audiences: int
     words: int
+    driver: int = -1
+
+
+# A word whose prefix matches at most this many (word, event) rows names the events to
+# read; otherwise the listing walks events in time order and tests each for the words.
+DRIVER_MAX = 3000
 
 
 async def _filter(session: AsyncSession, ctx: AppContext, flt: FeedFilter, words: Sequence[str],
@@ -96,12 +104,41 @@ async def _filter(session: AsyncSession, ctx: AppContext, flt: FeedFilter, words
     for i, code in enumerate(flt.audiences):
         params[f"aud{i}"] = f'%"{code}"%'
     for i, word in enumerate(words):
-        params[f"w{i}"] = "%" + _escape_like(word) + "%"
-    return _Key(shape, len(flt.audiences), len(words)), params
+        params.update({f"w{i}_lo": word, f"w{i}_hi": word + "\uffff",
+                       f"w{i}_org": "%" + _escape_like(word) + "%"})
+    driver = await _driver(session, words, params) if words else -1
+    return _Key(shape, len(flt.audiences), len(words), driver), params
+
+
+_PROBE = (select(func.count()).select_from(
+    select(EventWord.event_id).where(EventWord.word >= bindparam("lo"), EventWord.word < bindparam("hi"))
+    .limit(DRIVER_MAX + 1).subquery()))
+_IN_ORGANISATIONS = select(func.count()).select_from(Organisation).where(
+    Organisation.name_folded.like(bindparam("org"), escape="/"))
+
+
+async def _driver(session: AsyncSession, words: Sequence[str], params: dict[str, Any]) -> int:
+    """The rarest word (fewest events with a word that begins with it), when it is rare
+    enough to name the events to read, and no organisation's name holds it (an event is
+    then found by its organiser, which event_words does not list); else -1."""
+    connection = await session.connection()
+    best, fewest = -1, DRIVER_MAX + 1
+    for i in range(len(words)):
+        lo, hi, org = params[f"w{i}_lo"], params[f"w{i}_hi"], params[f"w{i}_org"]
+        if (await fetch_rows(connection, _IN_ORGANISATIONS, {"org": org}))[0][0]:
+            continue
+        count = (await fetch_rows(connection, _PROBE, {"lo": lo, "hi": hi}))[0][0]
+        if count < fewest:
+            best, fewest = i, count
+    return best
 
 
 def _escape_like(text: str) -> str:
     return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+def _word_range(i: int) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return EventWord.word >= bindparam(f"w{i}_lo"), EventWord.word < bindparam(f"w{i}_hi")
 
 
 @lru_cache(maxsize=256)
@@ -112,12 +149,15 @@ def _extra(key: _Key) -> tuple[ColumnElement[bool], ...]:
         text = cast(Event.audiences, String)
         conditions.append(or_(text.is_(None), text == "[]",
                               *[text.like(bindparam(f"aud{i}")) for i in range(key.audiences)]))
+    if key.driver >= 0:
+        conditions.append(Event.id.in_(select(EventWord.event_id).where(*_word_range(key.driver))))
     for i in range(key.words):
-        word: Any = bindparam(f"w{i}")
+        if i == key.driver:
+            continue
         conditions.append(or_(
-            Event.search_folded.like(word, escape="/"),
+            exists().where(EventWord.event_id == Event.id, *_word_range(i)),
             Event.organisation_id.in_(select(Organisation.id).where(
-                Organisation.name_folded.like(word, escape="/")))))
+                Organisation.name_folded.like(bindparam(f"w{i}_org"), escape="/")))))
     return tuple(conditions)
 
 
@@ -153,8 +193,11 @@ _SERIES_SUMMARIES = _with_organiser().where(Event.id.in_(bindparam("ids", expand
 
 
 def _series_statement(key: _Key) -> Rows:
+    """Series running in the period that begin by `cutoff` (a series beginning after the
+    page's last single event has no occurrence on the page)."""
     return select(Event.id, Event.rrule, raw_timestamp(Event.starts_at), raw_timestamp(Event.ends_at),
-                  Event.all_day).where(*shape_conditions(key.shape), *_extra(key), Event.rrule.isnot(None))
+                  Event.all_day).where(*shape_conditions(key.shape), *_extra(key), Event.rrule.isnot(None),
+                                       Event.starts_at <= bindparam("cutoff"))
 
 
 async def upcoming(session: AsyncSession, ctx: AppContext, flt: FeedFilter, words: Sequence[str], *,
@@ -178,12 +221,19 @@ async def upcoming(session: AsyncSession, ctx: AppContext, flt: FeedFilter, word
             singles.append(summarise(values, districts))
             if values[-1]:
                 names[values[0]] = values[-1]
+    singles.sort(key=lambda s: (s.starts_at, s.id))
+    # With a full page of single events, only occurrences up to the last of them can be on it.
+    cutoff = singles[limit].starts_at if len(singles) > limit else end
+    params["cutoff"] = cutoff
     spans: list[tuple[datetime, int, recurrence.Span]] = []
     for id_, rule, starts_at, ends_at, all_day in await fetch_rows(connection, series_query, params):
+        occurrences = recurrence.expand(rule, parse_timestamp(starts_at), parse_timestamp(ends_at),
+                                        bool(all_day), ctx.tz)
+        # Occurrences begin in order; those that ended before the period are skipped at once.
+        first = bisect.bisect_left(occurrences, position[0] - MAX_EVENT_SPAN, key=lambda o: o.start)
         taken = 0
-        for span in recurrence.expand(rule, parse_timestamp(starts_at), parse_timestamp(ends_at),
-                                      bool(all_day), ctx.tz):
-            if span.start >= end or taken > limit:
+        for span in occurrences[first:]:
+            if span.start >= end or span.start > cutoff or taken > limit:
                 break
             if span.end > start and (span.start, id_) > position:
                 spans.append((span.start, id_, span))
@@ -191,8 +241,7 @@ async def upcoming(session: AsyncSession, ctx: AppContext, flt: FeedFilter, word
     spans.sort(key=lambda item: (item[0], item[1]))
     items: list[tuple[datetime, int, EventSummary | recurrence.Span]] = [
         (s.starts_at, s.id, s) for s in singles]
-    merged = list(heapq.merge(items, spans,
-                              key=lambda item: (item[0], item[1])))[:limit + 1]
+    merged = list(islice(heapq.merge(items, spans, key=lambda item: (item[0], item[1])), limit + 1))
     series_ids = list({id_ for _, id_, item in merged if isinstance(item, recurrence.Span)})
     named: dict[int, EventSummary] = {}
     if series_ids:

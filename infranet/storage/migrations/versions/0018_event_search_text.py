@@ -1,13 +1,14 @@
-"""events keep a folded search text, for the public site's Polish-aware search
+"""event_words: the folded words of each event, for the public site's Polish-aware search
 
 Revision ID: 0018
 Revises: 0017
 Create Date: 2026-12-03 19:35:00
 
-`search_folded` is the title, description, place and free-text organiser of an event,
-folded as `infranet.region.fold` folds (lower case, diacritics and ł removed, punctuation a
-space), so that "lodz" finds "Łódź" with a plain LIKE and no per-row work at query time.
-The calendar sets it wherever an event's text is written; existing rows are filled here.
+Each word of an event's title, description, place and free-text organiser, folded as
+`infranet.region.fold` folds (lower case, diacritics and ł removed), is a row keyed by
+(word, event): the site finds the events whose words begin with what was typed ("lodz"
+finds "Łodzi") through one range of the key, instead of reading every event. The calendar
+writes them with every change of an event's text; existing events are indexed here.
 """
 
 from __future__ import annotations
@@ -25,14 +26,25 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _BATCH = 2000
+_WORD_MAX = 64
+_MAX_EVENT_WORDS = 600
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("search_folded", sa.Text(), nullable=False, server_default=""))
+    op.create_table(
+        "event_words",
+        sa.Column("word", sa.String(length=64).with_variant(sa.String(length=64, collation="C"),
+                                                              "postgresql"), nullable=False),
+        sa.Column("event_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["event_id"], ["events.id"], name=op.f("fk_event_words_event_id_events"),
+                                ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("word", "event_id", name=op.f("pk_event_words")),
+    )
+    op.create_index("ix_event_words_event", "event_words", ["event_id", "word"], unique=False)
     events = sa.table("events", sa.column("id", sa.Integer), sa.column("title", sa.String),
                       sa.column("description", sa.Text), sa.column("location", sa.String),
-                      sa.column("organiser_name", sa.String), sa.column("search_folded", sa.Text))
+                      sa.column("organiser_name", sa.String))
+    words = sa.table("event_words", sa.column("word", sa.String), sa.column("event_id", sa.Integer))
     bind = op.get_bind()
     last = 0
     while True:
@@ -41,12 +53,15 @@ def upgrade() -> None:
                             .where(events.c.id > last).order_by(events.c.id).limit(_BATCH)).all()
         if not rows:
             break
-        bind.execute(events.update().where(events.c.id == sa.bindparam("row_id"))
-                     .values(search_folded=sa.bindparam("text")),
-                     [{"row_id": r[0], "text": fold(" ".join(p for p in r[1:] if p))} for r in rows])
+        values = []
+        for row in rows:
+            found = dict.fromkeys(w[:_WORD_MAX] for w in fold(" ".join(p for p in row[1:] if p)).split())
+            values += [{"word": w, "event_id": row[0]} for w in list(found)[:_MAX_EVENT_WORDS]]
+        if values:
+            bind.execute(words.insert(), values)
         last = rows[-1][0]
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.drop_column("search_folded")
+    op.drop_index("ix_event_words_event", table_name="event_words")
+    op.drop_table("event_words")
