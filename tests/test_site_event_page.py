@@ -26,7 +26,8 @@ from infranet.context import AppContext
 from infranet.network.orgs import OrgInput, add_organisation
 from infranet.network.public_contacts import set_publication
 from infranet.storage.actors import Actor
-from infranet.storage.models import Event, Moderation
+from infranet.storage.districts import district_ids
+from infranet.storage.models import Event, Moderation, Training
 from tests.conftest import make_context
 from tests.http_app import BASE, assembled
 
@@ -278,3 +279,28 @@ async def test_add_to_calendar_links_and_ics(site_ctx: AppContext) -> None:
     google_series = link_params(series_page, "https://calendar.google.com/calendar/render?")
     assert google_series["recur"][0].startswith("RRULE:FREQ=WEEKLY")
     assert google_series["dates"] == ["20261201T160000Z/20261201T180000Z"]  # the series' first
+
+
+async def test_a_training_session_shows_its_notice_cost(site_ctx: AppContext) -> None:
+    ctx = site_ctx
+    data = await seed(ctx)
+    async with ctx.db.transaction() as session:
+        ids = await district_ids(session)
+        paid = Training(title="Księgowość NGO", organisation_id=data["org"], district_id=ids["elblag"],
+                        deadline=date(2026, 12, 20), target_group="księgowi", cost_pln=Decimal("120"))
+        free = Training(title="RODO", organisation_id=data["org"], district_id=ids["elblag"],
+                        deadline=date(2026, 12, 20), target_group="wszyscy")
+        session.add_all([paid, free])
+        await session.flush()
+        sessions = {}
+        for training in (paid, free):
+            row = await add_event(session, ctx, Actor.cli(), EventInput(
+                title=f"{training.title}: zajęcia 1", start=local(date(2026, 12, 21), 9),
+                end=local(date(2026, 12, 21), 15), district="elblag", category="training",
+                organisation_id=data["org"], training_id=training.id))
+            sessions[training.title] = row
+    async with assembled(ctx) as app, app.client() as http:
+        paid_page = (await http.get(page_of(sessions["Księgowość NGO"]))).text
+        free_page = (await http.get(page_of(sessions["RODO"]))).text
+    assert "120 zł" in text_of(paid_page) and json_ld_of(paid_page)["offers"]["price"] == "120.00"
+    assert "bezpłatne" in text_of(free_page) and json_ld_of(free_page)["offers"]["price"] == "0.00"
