@@ -338,10 +338,10 @@ def body(message: email.message.Message) -> str:
 async def test_outcome_mail_once_then_the_address_is_purged(site_ctx: AppContext) -> None:
     site = Site(site_ctx)
     async with assembled(site_ctx) as app, app.client() as client:
-        for title, lang in (("Piknik rodzinny", "pl"), ("Family picnic", "en")):
+        for title, lang, name in (("Piknik rodzinny", "pl", None), ("Family picnic", "en", "Bob <B>")):
             path = "/events/new" + ("?lang=en" if lang == "en" else "")
             token = await shown(client, site_ctx, path)
-            sent = await client.post(path, data=form(token=token, title=title, name=None,
+            sent = await client.post(path, data=form(token=token, title=title, name=name,
                                                      email=f"{lang}@example.org"))
             assert sent.status_code == 200
     assert await proposal.tell_outcomes(site) == 0  # nothing decided yet: nothing sent
@@ -360,6 +360,7 @@ async def test_outcome_mail_once_then_the_address_is_purged(site_ctx: AppContext
     assert f"{BASE}/events/{ids['Piknik rodzinny']}-piknik-rodzinny" in text
     rejected = mails["en@example.org"]
     assert rejected["Subject"] == "Not published: Family picnic"
+    assert body(rejected).startswith("Hello Bob <B>,")  # plain text: as typed
     assert "has not been published" in body(rejected) and "/events/" not in body(rejected)
     # Kept RETENTION_DAYS after they were told, then deleted by the daily purge.
     clock(site_ctx).advance(29 * 86400)

@@ -47,6 +47,7 @@ from infranet.errors import InfranetError
 from infranet.i18n import format_date, format_span, t
 from infranet.newsletter import limits
 from infranet.newsletter.outbound import SENT, send_notice
+from infranet.region import fold
 from infranet.security import sign, verify
 from infranet.site.pages import Site, lang_param, with_params
 
@@ -178,7 +179,7 @@ def routes(site: Site) -> list[BaseRoute]:
 
     def choices(lang: str) -> dict[str, Any]:
         root = ctx.region.root
-        powiaty = sorted(((d.slug, d.name) for d in ctx.region.powiaty), key=lambda p: p[1])
+        powiaty = sorted(((d.slug, d.name) for d in ctx.region.powiaty), key=lambda p: fold(p[1]))
         districts = [(root.slug, root.name), *powiaty]
         return {"districts": districts,
                 "categories": [(c, category_label(c, lang)) for c in CATEGORIES],
