@@ -297,6 +297,10 @@ async def run(ctx: AppContext, *argv: str) -> int:
 
 async def test_cli_add_list_export_forget(ctx: AppContext, capsys: pytest.CaptureFixture[str]) -> None:
     people = await _people(ctx)
+    assert await run(ctx, "experts", "consent-text") == 0
+    assert "(wersja 2026-12)" in capsys.readouterr().out
+    assert await run(ctx, "experts", "consent-text", "--lang", "en") == 0
+    assert "shown only to the network's approved members" in capsys.readouterr().out
     assert await run(ctx, "experts", "add", "Jan Kowalski", "--topic", "RODO", "--topic",
                      "ekonomia społeczna", "--district", "ostródzki", "--language", "pl",
                      "--language", "en", "--email", "jan@example.org", "--consent-by", "11") == 0

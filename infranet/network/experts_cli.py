@@ -7,6 +7,7 @@ the operator acts as the network's secretariat (with admin rights).
     infranet experts edit ID [--topic T ...] [--email E] ...
     infranet experts forget EMAIL|ID                  # the person's request: deleted whole
     infranet experts export EMAIL|ID                  # the person's access request: JSON
+    infranet experts consent-text [--lang en]         # what to show the person before `add`
 
 Thin: the rules are `infranet.network.experts`; errors reach `cli._dispatch`, which prints
 them in one line and exits 1. Stored text is printed through `for_terminal`.
@@ -20,7 +21,9 @@ from typing import Any
 from infranet.commands import add_command
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
+from infranet.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
 from infranet.network.experts import (
+    CONSENT_MESSAGE,
     CONSENT_VERSION,
     SEARCH_MAX,
     ExpertChanges,
@@ -65,6 +68,9 @@ def register(subparsers: Any) -> None:
     export = add_command(experts, "export", cmd_export,
                          "print everything held about a person (access request), as JSON")
     export.add_argument("key", metavar="EMAIL|ID")
+    text = add_command(experts, "consent-text", cmd_consent_text,
+                       "print the consent text to show the person before 'add'", prepare_db=False)
+    text.add_argument("--lang", choices=LANGUAGES, default=DEFAULT_LANGUAGE)
 
 
 def _fields(parser: argparse.ArgumentParser) -> None:
@@ -131,6 +137,11 @@ async def cmd_forget(ctx: AppContext, args: argparse.Namespace) -> int:
     async with ctx.db.transaction() as session:
         ids = await forget_expert(session, ctx, Actor.cli(), args.key)
     print("deleted " + ", ".join(f"#{i}" for i in ids) + ": nothing about the person is kept")
+    return 0
+
+
+async def cmd_consent_text(ctx: AppContext, args: argparse.Namespace) -> int:
+    print(t(args.lang, CONSENT_MESSAGE, version=CONSENT_VERSION))
     return 0
 
 
