@@ -11,12 +11,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from infranet.bot.handlers.experts import EPOCH
-from infranet.storage.models import Expert, Member, MemberStatus
+from infranet.storage.models import BotState, Expert, Member, MemberStatus
 from tests.bot_fixtures import BotHarness
 from tests.botapi import Sent
 
@@ -89,6 +90,11 @@ async def test_add_with_consent_search_and_forget(bot: BotHarness) -> None:
     assert await _count(bot) == 0
     again = await api.click(A, mine, mine.button("Usuń #1"))
     assert "Wpisu #1 już nie ma" in again.text
+    # Nothing of the person is left in the bot's own state either (forms, receipts).
+    async with bot.ctx.db.read() as session:
+        state = json.dumps([[k, d] for k, d in (await session.execute(
+            select(BotState.key, BotState.data))).tuples()], ensure_ascii=False)
+    assert "Nowak" not in state and "anna@example.org" not in state and "600 100 200" not in state
     assert api.errors == []
 
 
