@@ -193,6 +193,9 @@ class BotApi:
                          "username": BOT_USERNAME, "can_join_groups": True,
                          "can_read_all_group_messages": False, "supports_inline_queries": False}
         self.chats_blocked: set[int] = set()  # users who never started the bot (403)
+        # (chat id, file name, bytes, caption) of every document sent
+        self.documents: list[tuple[int, str, bytes, str]] = []
+        self._new_document = asyncio.Event()
 
     # --- server ---------------------------------------------------------------------
 
@@ -256,6 +259,9 @@ class BotApi:
                 return raw
             form = await request.form()
             raw.update({k: v for k, v in form.items() if isinstance(v, str)})
+            for key, value in form.items():  # files (sendDocument): their name and bytes
+                if not isinstance(value, str):
+                    raw[key] = {"filename": value.filename, "content": await value.read()}
         params: dict[str, Any] = {}
         for key, value in raw.items():
             if key in _STRING_PARAMS or not isinstance(value, str):
@@ -551,6 +557,32 @@ class BotApi:
         self.messages[chat_id][sent.message_id] = sent
         self._replies[chat_id].put_nowait(replace(sent))  # a snapshot: later edits do not change it
         return sent.as_message(self.bot_user, self._chat(chat_id))
+
+    async def m_senddocument(self, p: dict[str, Any]) -> dict[str, Any]:
+        chat_id = self._chat_id(p)
+        document = p.get("document")
+        if not isinstance(document, dict) or not document.get("content"):
+            raise ApiError(400, "Bad Request: there is no document in the request")
+        caption = str(p.get("caption") or "")
+        if len(caption) > 1024:
+            raise ApiError(400, "Bad Request: message caption is too long")
+        self.documents.append((chat_id, str(document["filename"]), document["content"], caption))
+        self._new_document.set()
+        message_id = next(self._message_ids)
+        return {"message_id": message_id, "date": 0, "chat": self._chat(chat_id),
+                "from": self.bot_user, "caption": caption,
+                "document": {"file_id": f"doc{message_id}", "file_unique_id": f"u{message_id}",
+                             "file_name": str(document["filename"]),
+                             "file_size": len(document["content"])}}
+
+    async def next_document(self, wait: float = 30.0) -> tuple[int, str, bytes, str]:
+        """The oldest document not yet taken, waiting for it up to `wait` seconds."""
+        async def first() -> tuple[int, str, bytes, str]:
+            while not self.documents:
+                self._new_document.clear()
+                await self._new_document.wait()
+            return self.documents.pop(0)
+        return await asyncio.wait_for(first(), timeout=wait)
 
     def _existing(self, p: dict[str, Any]) -> Sent:
         chat_id = self._chat_id(p)

@@ -123,7 +123,7 @@ log = logging.getLogger(__name__)
 # Order matters only for overlapping handlers; conversations come before plain commands.
 MODULES = ("core", "membership", "moderation", "events", "trainings", "referrals", "support",
            "org_edit", "directory",
-           "newsletter", "calendar_sources", "experts")
+           "newsletter", "calendar_sources", "experts", "insight")
 
 
 def load_modules() -> list[ModuleType]:
