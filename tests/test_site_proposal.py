@@ -120,12 +120,20 @@ async def test_form_in_polish_and_english(site_ctx: AppContext) -> None:
         assert text.count("<fieldset") >= 5 and "<legend>Termin</legend>" in text
         assert ">ełcki</option>" in text and ">Sprawdź termin</button>" in text
         assert "/newsletter/privacy" in text and "30 dni" in text
-        assert 'action="/events/new#check"' in text
+        assert 'action="/events/new?lang=pl#check"' in text
         english = await client.get("/events/new?lang=en")
         assert '<html lang="en">' in english.text and "<h1>Propose an event</h1>" in english.text
         assert ">Check the date</button>" in english.text
         assert 'action="/events/new?lang=en#check"' in english.text
         assert "We do not publish it" in english.text
+        # Polish chosen over an English browser stays Polish when the form is sent.
+        chosen = await client.get("/events/new?lang=pl", headers={"accept-language": "en"})
+        found = re.search(r'<form method="post" action="([^"]+)"', chosen.text)
+        assert found
+        action = unescape(found.group(1))
+        checked = await client.post(action.split("#")[0], data=form(step="check", token="x"),
+                                    headers={"accept-language": "en"})
+        assert '<html lang="pl">' in checked.text and "Sprawdzenie terminu" in checked.text
 
 
 async def test_check_shows_conflicts_and_free_dates_with_the_form_kept(site_ctx: AppContext) -> None:

@@ -189,8 +189,10 @@ def routes(site: Site) -> list[BaseRoute]:
         return site.page(request, "proposal.html", lang, status_code=status, headers=NO_STORE,
                          title=t(lang, "site.proposal.title"), f=view.form, token=view.token,
                          errors=view.errors, notice=view.notice, check=view.check,
-                         # The answer to "check" opens at its result, below the fields.
-                         action=with_params(PATH, lang_param(lang)) + "#check",
+                         # The language always named (a visitor who chose Polish over their
+                         # browser's English stays in Polish); the answer to "check" opens
+                         # at its result, below the fields.
+                         action=with_params(PATH, [("lang", lang)]) + "#check",
                          retention_days=proposals.RETENTION_DAYS, **choices(lang))
 
     def too_many(request: Request, lang: str, wait: int, form: proposals.ProposalForm,
