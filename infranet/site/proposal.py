@@ -49,7 +49,7 @@ from infranet.newsletter import limits
 from infranet.newsletter.outbound import SENT, send_notice
 from infranet.region import fold
 from infranet.security import sign, verify
-from infranet.site.pages import Site, lang_param, with_params
+from infranet.site.pages import Site, with_params
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ def routes(site: Site) -> list[BaseRoute]:
             return form_page(request, lang, _View(form, token, notice=exc.localized(lang)), 400)
         return site.page(request, "proposal_sent.html", lang, headers=NO_STORE,
                          title=t(lang, "site.proposal.sent.title"), event_title=title,
-                         email=proposal.email, again=with_params(PATH, lang_param(lang)))
+                         email=proposal.email, again=with_params(PATH, [("lang", lang)]))
 
     async def page(request: Request) -> Response:
         lang = site.language(request)
