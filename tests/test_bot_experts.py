@@ -217,3 +217,24 @@ async def test_hostile_input_is_refused_plainly(bot: BotHarness) -> None:
     group = await api.ask(A, "/experts rodo", chat_id=-100500, chat_type="group")
     assert "prywatnej rozmowie" in group.text and "rodo" not in group.text
     assert api.errors == []
+
+
+async def test_added_by_me_lists_only_the_members_own_entries(bot: BotHarness) -> None:
+    api = bot.api
+    await bot.member(A, "Centrum Organizacji Pozarządowych Olsztyn", name="Alicja")
+    await bot.member(B, "OWES Elbląg", name="Bob")
+    prompt = await api.ask(B, "/experts")
+    empty = await api.click(B, prompt, prompt.button("Dodane przeze mnie"))
+    assert "nie ma jeszcze nikogo dodanego przez Ciebie" in empty.text
+    summary = await _summary(bot, A)
+    await api.click(A, summary, summary.button("Osoba wyraziła zgodę"))
+    prompt = await api.ask(A, "/experts")
+    mine = await api.click(A, prompt, prompt.button("Dodane przeze mnie"))
+    assert "Osoby dodane przez Ciebie" in mine.text and "Anna <Nowak> & syn (#1)" in mine.text
+    ask = await api.click(A, mine, mine.button("Usuń #1"))
+    await api.click(A, ask, ask.button("Tak, usuń"))
+    assert await _count(bot) == 0
+    prompt = await api.ask(B, "/experts")
+    theirs = await api.click(B, prompt, prompt.button("Dodane przeze mnie"))
+    assert "Anna" not in theirs.text
+    assert api.errors == []

@@ -1,6 +1,6 @@
 """The base of experts and trainers in the chat (members only, private chats only):
 
-    /experts [topic[, district]]   search; without words, asks for them
+    /experts [topic[, district]]   search; without words, asks for them (or "Added by me")
     /expert_add                    name → topics → districts → languages → contact → the
                                    consent text, with "The person agreed" / Cancel
 
@@ -56,6 +56,7 @@ from infranet.network.experts import (
     clean_languages,
     clean_topics,
     district_names,
+    experts_added_by,
     forget_expert,
     get_expert,
     language_name,
@@ -116,7 +117,7 @@ async def cmd_experts(turn: Turn) -> object:
     if turn.args:
         await _show(turn, " ".join(turn.args))
         return END
-    turn.say("bot.experts.ask_search")
+    turn.say("bot.experts.ask_search", [[(turn.t("bot.experts.mine_button"), cb("xp", "mine"))]])
     return SEARCH
 
 
@@ -150,14 +151,31 @@ async def _show(turn: Turn, text: str) -> None:
     if not found.experts:
         turn.say("bot.experts.none", query=query)
         return
-    parts = [turn.t("bot.experts.results", query=query),
-             *(_row_card(turn, row) for row in found.experts)]
-    if found.more:
+    _render(turn, turn.t("bot.experts.results", query=query), found.experts, found.more)
+
+
+@handler(access="member", chat="private", writes=False)
+async def on_mine(turn: Turn) -> object:
+    """The experts the member added: where a person's request to be forgotten is acted on."""
+    rows = await experts_added_by(turn.session, turn.actor, limit=SHOWN + 1)
+    if not rows:
+        turn.edit(turn.t("bot.experts.none_mine"))
+        return END
+    _render(turn, turn.t("bot.experts.mine"), rows[:SHOWN], len(rows) > SHOWN, edit=True)
+    return END
+
+
+def _render(turn: Turn, header: Html, rows: list[Expert], more: bool, *, edit: bool = False) -> None:
+    parts = [header, *(_row_card(turn, row) for row in rows)]
+    if more:
         parts.append(turn.t("bot.experts.more", count=SHOWN))
     buttons = [[(turn.t("bot.experts.edit_button", id=row.id), cb("xp", row.id, "ed", _stamp(row))),
                 (turn.t("bot.experts.forget_button", id=row.id), cb("xp", row.id, "rm", _stamp(row)))]
-               for row in found.experts if can_manage(turn.actor, row)]
-    turn.reply(Html("\n\n".join(parts)), buttons or None)
+               for row in rows if can_manage(turn.actor, row)]
+    if edit:
+        turn.edit(Html("\n\n".join(parts)), buttons or None)
+    else:
+        turn.reply(Html("\n\n".join(parts)), buttons or None)
 
 
 # --- Delete under an expert ----------------------------------------------------------------
@@ -393,7 +411,7 @@ async def on_consent(turn: Turn) -> object:
 def handlers(ctx: AppContext) -> list[BaseHandler[Any, Any, Any]]:
     text = filters.TEXT & ~filters.COMMAND
     search = conversation(ctx, SEARCH_FORM, [CommandHandler("experts", cmd_experts)], {
-        SEARCH: [MessageHandler(text, on_search)],
+        SEARCH: [MessageHandler(text, on_search), CallbackQueryHandler(on_mine, pattern=r"^xp:mine$")],
     })
     add = conversation(ctx, ADD_FORM, [CommandHandler("expert_add", cmd_expert_add)], {
         NAME: [MessageHandler(text, on_name)],
