@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import func, select
 
 from infranet.calendar.event_input import EventInput
-from infranet.calendar.events import add_event
+from infranet.calendar.events import add_event, cancel_event
 from infranet.calendar.moderation import decide_event
 from infranet.context import AppContext
 from infranet.newsletter.outbound import outbox_dir
@@ -378,16 +378,24 @@ async def test_outcome_mail_once_then_the_address_is_purged(site_ctx: AppContext
     assert await stored(site_ctx) == (2, 0)
 
 
-async def test_an_event_nobody_decided_before_it_ended_is_reported_not_published(
+async def test_a_proposal_cancelled_or_never_decided_is_reported_not_published(
         site_ctx: AppContext) -> None:
     site = Site(site_ctx)
     async with assembled(site_ctx) as app, app.client() as client:
-        token = await shown(client, site_ctx)
-        assert (await client.post("/events/new", data=form(token=token))).status_code == 200
-    clock(site_ctx).now = datetime(2027, 3, 11, tzinfo=UTC)
+        for title in ("Nikt nie zdecydował", "Odwołane przez sekretariat"):
+            token = await shown(client, site_ctx)
+            assert (await client.post("/events/new", data=form(token=token, title=title))
+                    ).status_code == 200
+    async with site_ctx.db.transaction() as session:
+        cancelled = await session.scalar(select(Event.id).where(Event.title.startswith("Odwołane")))
+        assert cancelled is not None
+        await cancel_event(session, site_ctx, Actor.cli(), cancelled)
     assert await proposal.tell_outcomes(site) == 1
-    [mail] = outbox(site_ctx)
-    assert mail["Subject"].startswith("Nie opublikowano")
+    clock(site_ctx).now = datetime(2027, 3, 11, tzinfo=UTC)  # the other one has ended, waiting
+    assert await proposal.tell_outcomes(site) == 1
+    subjects = sorted(str(m["Subject"]) for m in outbox(site_ctx))
+    assert subjects == ["Nie opublikowano: Nikt nie zdecydował",
+                        "Nie opublikowano: Odwołane przez sekretariat"]
 
 
 async def test_hostile_requests_are_refused_never_a_500(site_ctx: AppContext) -> None:
