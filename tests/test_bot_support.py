@@ -196,3 +196,52 @@ async def test_org_edit_by_members_of_the_organisation(bot: BotHarness) -> None:
     async with bot.ctx.db.read() as session:
         owes = await session.get(Organisation, owes.id)
         assert owes is not None and owes.districts == [] and owes.services == ["training"]
+
+
+async def test_support_after_an_accepted_referral_stands_for_it(bot: BotHarness) -> None:
+    from infranet.network.members import get_member
+    from infranet.network.referrals import ReferralInput, create_referral, decide_referral
+    from infranet.storage.actors import Actor
+
+    await _setup(bot)
+    api = bot.api
+    async with bot.ctx.db.transaction() as session:
+        a, b = await get_member(session, A), await get_member(session, B)
+        assert a is not None and b is not None and b.organisation_id is not None
+        ref = await create_referral(session, bot.ctx, Actor.of(a), ReferralInput(
+            to_org_id=b.organisation_id, client_kind="ngo", client_name="Stowarzyszenie Razem",
+            krs="0000654321", client_contact="tel. 600 100 200", need="Doradztwo", consent=True))
+        person = await create_referral(session, bot.ctx, Actor.of(a), ReferralInput(
+            to_org_id=b.organisation_id, client_kind="person", client_name="Jan Kowalski",
+            client_contact="tel. 600 100 201", need="Porada", consent=True))
+    await api.ask(B, "/support")
+    not_yet = await api.ask(B, f"#{ref.id}")
+    assert f"Skierowanie #{ref.id} nie zostało przyjęte" in not_yet.text
+    async with bot.ctx.db.transaction() as session:
+        b = await get_member(session, B)
+        assert b is not None
+        await decide_referral(session, bot.ctx, Actor.of(b), ref.id, True)
+        await decide_referral(session, bot.ctx, Actor.of(b), person.id, True)
+    listing = await api.ask(A, "/support list")
+    # Accepted: support by the receiving organisation, service and powiat not stated; the
+    # referred person is not in the register.
+    assert (f"Ośrodek Wsparcia Ekonomii Społecznej Elbląg → Stowarzyszenie Razem (KRS 0000654321)"
+            f" · nie podano · nie podano · ze skierowania #{ref.id}") in listing.text
+    assert "Kowalski" not in listing.text
+    refused = await api.ask(B, f"#{person.id}")
+    assert "nigdy osoby prywatne" in refused.text
+    # The receiving organisation records it with service and powiat: the record stands for it.
+    services = await api.ask(B, f"skierowanie {ref.id}")
+    assert "Stowarzyszenie Razem" in services.text
+    powiat = await api.answer(B, services, services.button("szkolenia"))
+    day = await api.answer(B, powiat, powiat.button("powiat elbląski"))
+    preview = await api.answer(B, day, day.button("Dziś"))
+    assert "Stowarzyszenie Razem, KRS 0000654321" in preview.text
+    await api.click(B, preview, preview.button("Zapisz"))
+    listing = await api.ask(A, "/support list")
+    assert "ze skierowania" not in listing.text and "szkolenia · elbląski" in listing.text
+    assert "(wpisów: 1)" in listing.text
+    # Another organisation cannot claim the referral.
+    await api.ask(A, "/support")
+    other = await api.ask(A, f"#{ref.id}")
+    assert "Nie znaleziono" in other.text

@@ -203,12 +203,32 @@ async def check_support(session: AsyncSession, ctx: AppContext, actor: Actor,
                         data.source if data.source in SOURCES else "bot")
 
 
-async def _own_accepted_referral(session: AsyncSession, org_id: int, referral_id: int) -> None:
-    row = await session.get(Referral, referral_id)
+async def _own_accepted_referral(session: AsyncSession, org_id: int, referral_id: int) -> Referral:
+    row = await session.get(Referral, referral_id) if 0 < referral_id < 2**31 else None
     if row is None or row.to_org_id != org_id:
         raise NotFound("error.not_found.referral", id=referral_id)
     if row.decided_at is None or row.status not in (ReferralStatus.ACCEPTED, ReferralStatus.CLOSED):
         raise ValidationFailed("support.referral_not_accepted", id=referral_id)
+    return row
+
+
+@dataclass(frozen=True)
+class ReferredClient:
+    referral_id: int
+    client_kind: str
+    client_name: str
+    krs: str | None
+    nip: str | None
+
+
+async def referred_client(session: AsyncSession, actor: Actor, referral_id: int) -> ReferredClient:
+    """The client of a referral the actor's organisation accepted, to record the support it
+    gave with its service and powiat (the record then stands for the referral). A referred
+    person is no client of the register."""
+    row = await _own_accepted_referral(session, _acting_org(actor, None), referral_id)
+    if row.client_kind not in CLIENT_KINDS or not row.client_name:
+        raise ValidationFailed("support.no_persons")
+    return ReferredClient(row.id, row.client_kind, row.client_name, row.krs, row.nip)
 
 
 def _at(ctx: AppContext, day: date) -> datetime:

@@ -1,7 +1,8 @@
 """/support: recording support given to an organisation, and `/support list`, the
 members' register of who supported whom.
 
-The form: who (a KRS or NIP, then the name; or the name of an informal group) → service
+The form: who (a KRS or NIP, then the name; the name of an informal group; or "#12", the
+client of a referral the organisation accepted, which the record then stands for) → service
 (buttons) → powiat (the organisation's own as buttons, or typed) → day (today, yesterday
 or typed) → a preview with the earlier support other organisations gave the same client
 with the same service (network/support.py) → Save / Cancel. The two buttons carry the
@@ -55,6 +56,7 @@ from infranet.network.support import (
     list_support,
     local_today,
     preview_support,
+    referred_client,
 )
 from infranet.region import District, UnknownDistrict
 from infranet.validation import clean_text
@@ -77,18 +79,28 @@ async def cmd_support(turn: Turn) -> object:
     return CLIENT
 
 
+_REFERRAL = re.compile(r"^(?:#|skierowanie\s*#?|referral\s*#?)\s*(\d{1,9})$", re.IGNORECASE)
+
+
 @handler(access="member", chat="private")
 async def on_client(turn: Turn) -> object:
     text = check_length(turn.text, NAME_MAX)
     data = form(turn, NAME)
     if is_pesel(text):
         raise ValidationFailed("support.no_persons")
+    referral = _REFERRAL.match(text)
+    if referral:  # "#12": the client of a referral this organisation accepted
+        client = await referred_client(turn.session, turn.actor, int(referral.group(1)))
+        data.update(krs=client.krs, nip=client.nip, kind=client.client_kind,
+                    client=client.client_name, referral_id=client.referral_id)
+        _ask_service(turn, data)
+        return SERVICE
     if looks_like_identifier(text):
         krs, nip = parse_identifier(text)  # ValidationFailed: the step is asked again
-        data.update(krs=krs, nip=nip, kind="ngo")
+        data.update(krs=krs, nip=nip, kind="ngo", referral_id=None)
         turn.say("bot.support.ask_name")
         return CLIENT_NAME
-    data.update(krs=None, nip=None, kind="group",
+    data.update(krs=None, nip=None, kind="group", referral_id=None,
                 client=clean_text(text, "client_name", NAME_MAX, required=True))
     _ask_service(turn, data)
     return SERVICE
@@ -220,7 +232,8 @@ async def on_day_button(turn: Turn) -> object:
 def _input(data: dict[str, Any]) -> SupportInput:
     return SupportInput(client_name=data.get("client"), krs=data.get("krs"), nip=data.get("nip"),
                         service=data.get("service", ""), district=data.get("district", ""),
-                        given_on=data.get("day"), client_kind=data.get("kind"), source="bot")
+                        given_on=data.get("day"), client_kind=data.get("kind"),
+                        referral_id=data.get("referral_id"), source="bot")
 
 
 async def _preview(turn: Turn, data: dict[str, Any], *, edit: bool) -> object:
