@@ -284,7 +284,7 @@ async def test_counts_per_powiat_and_topic_without_anyone(ctx: AppContext) -> No
         counts = await expert_counts(session, ctx)
     assert counts.per_powiat["ostrodzki"] == 2 and counts.per_powiat["elcki"] == 1
     assert counts.per_powiat["olsztynski"] == 0 and len(counts.per_powiat) == len(ctx.region.powiaty)
-    assert counts.per_topic == {"rodo": 2, "ekonomia spoleczna": 1, "fundraising": 1}
+    assert counts.per_topic == {"rodo": 2, "ekonomia społeczna": 1, "fundraising": 1}
 
 
 # --- the command line ---------------------------------------------------------------------

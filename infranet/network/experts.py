@@ -98,7 +98,8 @@ class SearchResult:
 @dataclass(frozen=True)
 class ExpertCounts:
     """Counts only, for the insight step: experts available in each powiat (serving it, or
-    the subregion or region it lies in), and experts per topic (by its folded form)."""
+    the subregion or region it lies in), and experts per topic (told apart by fold, named by
+    the most common spelling)."""
 
     per_powiat: dict[str, int]
     per_topic: dict[str, int] = field(default_factory=dict)
@@ -515,14 +516,20 @@ async def experts_added_by(session: AsyncSession, actor: Actor, *, limit: int = 
 
 
 async def expert_counts(session: AsyncSession, ctx: AppContext) -> ExpertCounts:
-    """How many experts are available per powiat and per topic (counts only, no person)."""
+    """How many experts are available per powiat and per topic (counts only, no person).
+    Topics are counted by their fold and named by their most common spelling, lower case."""
     per_powiat = {p.slug: 0 for p in ctx.region.powiaty}
     per_topic: Counter[str] = Counter()
-    rows = await session.execute(select(Expert.districts, Expert.topics_folded))
-    for slugs, topics_folded in rows.tuples():
+    spellings: dict[str, Counter[str]] = {}
+    rows = await session.execute(select(Expert.districts, Expert.topics))
+    for slugs, topics in rows.tuples():
         served = [ctx.region.by_slug[s] for s in slugs or [] if s in ctx.region.by_slug]
         for powiat in ctx.region.powiaty:
             if any(d.contains(powiat) for d in served):
                 per_powiat[powiat.slug] += 1
-        per_topic.update({t for t in (topics_folded or "").split("|") if t})
-    return ExpertCounts(per_powiat, dict(per_topic.most_common()))
+        folds = {fold(topic): topic.lower() for topic in topics or [] if fold(topic)}
+        per_topic.update(folds.keys())
+        for key, spelling in folds.items():
+            spellings.setdefault(key, Counter())[spelling] += 1
+    return ExpertCounts(per_powiat, {spellings[key].most_common(1)[0][0]: count
+                                     for key, count in per_topic.most_common()})
