@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from infranet.calendar import site_listing
 from infranet.calendar.event_input import EventInput
 from infranet.calendar.events import add_event, cancel_event, update_event
 from infranet.context import AppContext
@@ -67,6 +68,10 @@ async def seed(ctx: AppContext) -> Seeded:
                   audiences=["youth"], organisation_id=b.id)
         await add("Dawno temu", at(20, 10, month=11), at(20, 12, month=11), district="olsztyński",
                   category="meeting", organisation_id=b.id)
+        await add("Nocny maraton", at(18, 22), at(19, 2), district="olsztyński", category="meeting",
+                  organisation_id=b.id)
+        await add("Przełom miesięcy", date(2026, 11, 29), date(2026, 12, 2), all_day=True,
+                  district="olsztyński", category="meeting", organisation_id=b.id)
         for i in range(6):
             await add(f"Dzień pełen spotkań {i}", at(20, 9 + i), at(20, 10 + i), district="elbląski",
                       category="meeting", organisation_id=b.id)
@@ -106,8 +111,10 @@ async def test_list_by_day_in_polish_and_english_with_series_all_day_and_multi_d
         en = (await client.get("/events?lang=en")).text
     assert home.status_code == 200 and days_of(home.text) == days_of(pl)
     days = days_of(pl)
-    assert list(days)[:4] == ["środa, 2 grudnia 2026", "sobota, 5 grudnia 2026",
+    assert list(days)[:5] == ["wtorek, 1 grudnia 2026", "środa, 2 grudnia 2026", "sobota, 5 grudnia 2026",
                               "niedziela, 6 grudnia 2026", "poniedziałek, 7 grudnia 2026"]
+    # Running since November: under the list's first day, where what is on now is looked for.
+    assert days["wtorek, 1 grudnia 2026"] == ["Przełom miesięcy"]
     assert days["środa, 2 grudnia 2026"] == ["Dyżur prawny"]
     assert days["środa, 9 grudnia 2026"] == ["Dyżur prawny"]  # the weekly series, expanded
     assert days["środa, 16 grudnia 2026"] == ["Dyżur prawny"]
@@ -169,7 +176,12 @@ async def test_filters_area_with_parents_category_audience_and_organisation(ctx:
     assert 'href="/events?category=fair"' in page  # removes the area
 
 
-async def test_search_without_diacritics_in_any_case_and_by_organiser(ctx: AppContext) -> None:
+@pytest.mark.parametrize("driver_max", [3000, 0], ids=["by-word-index", "walking-in-time-order"])
+async def test_search_without_diacritics_in_any_case_and_by_organiser(
+        ctx: AppContext, driver_max: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same answers whether a rare word names the events to read or, when every word is
+    common (here: any word), the listing walks events in time order testing each."""
+    monkeypatch.setattr(site_listing, "DRIVER_MAX", driver_max)
     await seed(ctx)
     async with assembled(ctx) as app, app.client() as client:
         async def found(q: str) -> list[str]:
@@ -211,6 +223,9 @@ async def test_month_grid_with_more_link_prev_next_and_filters_kept(ctx: AppCont
     assert 'href="/events?category=meeting&amp;from=2026-12-20"' in day20
     assert "Spotkanie przełożone" in cells["2026-12-08"] and "Odwołane" in cells["2026-12-08"]
     assert "Targi" not in html  # filtered out
+    # Over midnight: on both days; begun in November: on its December days.
+    assert [d for d, c in cells.items() if "Nocny maraton" in c] == ["2026-12-18", "2026-12-19"]
+    assert [d for d, c in cells.items() if "Przełom miesięcy" in c] == ["2026-12-01", "2026-12-02"]
     assert 'href="/events?category=meeting&amp;view=month&amp;month=2026-11"' in html
     assert 'href="/events?category=meeting&amp;view=month&amp;month=2027-01"' in html
     # Multi-day events are on each of their days; series on each of theirs.

@@ -28,7 +28,19 @@ from functools import lru_cache
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, bindparam, cast, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar import recurrence, wallclock
@@ -259,23 +271,43 @@ async def upcoming(session: AsyncSession, ctx: AppContext, flt: FeedFilter, word
 
 
 @lru_cache(maxsize=256)
-def _month_statements(key: _Key) -> tuple[Any, Rows]:
-    """The few columns a month grid shows, of the single events overlapping the period (both
-    index paths, as `_upcoming_statements`), and the period's series."""
-    columns = (Event.id, Event.title, raw_timestamp(Event.starts_at), raw_timestamp(Event.ends_at),
-               Event.all_day, Event.status)
+def _month_statements(key: _Key, days: int) -> tuple[Any, Any, Any, Rows]:
+    """A month grid's statements for `days` days bounded by the parameters b0..b<days>
+    (the local midnights, in UTC). A busy month has thousands of events and a grid shows a
+    few a day, so for the single events that begin and end within one day the database
+    counts them day by day and gives the first `per_day` of each (one indexed range per
+    day); the others (longer, over midnight, or begun before the month) come row by row,
+    as do the series. For a single event `last_ends_at` is its end, which the range index
+    holds: the test "ends the same day" is made on the index, not the row."""
+    b = [bindparam(f"b{i}", type_=Event.starts_at.type) for i in range(days + 1)]
     extra = _extra(key)
-    near = select(*columns).where(*shape_conditions(key.shape), *extra, Event.rrule.is_(None),
-                                  Event.starts_at > bindparam("earliest"))
-    long = select(*columns).where(*shape_conditions(key.shape, by_place=False), *extra,
-                                  Event.rrule.is_(None), Event.long_span,
-                                  Event.starts_at > bindparam("long_earliest"),
-                                  Event.starts_at <= bindparam("earliest"))
-    singles = near.union_all(long).limit(bindparam("limit"))
+    base = (*shape_conditions(key.shape), *extra, Event.rrule.is_(None))
+
+    def within(i: int) -> tuple[ColumnElement[bool], ...]:
+        # coalesce(): not an index term, so the day's range of starts_at is what is read.
+        return (Event.starts_at >= b[i], Event.starts_at < b[i + 1],
+                func.coalesce(Event.last_ends_at, Event.last_ends_at) <= b[i + 1], *base)
+
+    counts = union_all(*[select(literal(i).label("day"), func.count().label("total")).where(*within(i))
+                         for i in range(days)])
+    columns = (Event.id, Event.title, raw_timestamp(Event.starts_at), Event.all_day, Event.status)
+    firsts = union_all(*[select(literal(i).label("day"), *columns).where(*within(i))
+                         .order_by(Event.starts_at, Event.id).limit(bindparam("per_day")).subquery().select()
+                         for i in range(days)])
+    wide = (Event.id, Event.title, raw_timestamp(Event.starts_at), raw_timestamp(Event.ends_at),
+            Event.all_day, Event.status)
+    crossing = [select(*wide).where(Event.starts_at >= b[i], Event.starts_at < b[i + 1],
+                                    Event.last_ends_at > b[i + 1], *base) for i in range(days)]
+    before = select(*wide).where(*base, Event.starts_at > bindparam("earliest"), Event.starts_at < b[0])
+    long = select(*wide).where(*shape_conditions(key.shape, by_place=False), *extra,
+                               Event.rrule.is_(None), Event.long_span,
+                               Event.starts_at > bindparam("long_earliest"),
+                               Event.starts_at <= bindparam("earliest"))
+    others = union_all(before, long, *crossing).limit(bindparam("limit"))
     series = select(Event.id, Event.title, raw_timestamp(Event.starts_at), raw_timestamp(Event.ends_at),
                     Event.all_day, Event.status, Event.rrule).where(
         *shape_conditions(key.shape), *extra, Event.rrule.isnot(None))
-    return singles, series
+    return counts, firsts, others, series
 
 
 async def month_days(session: AsyncSession, ctx: AppContext, flt: FeedFilter, words: Sequence[str], *,
@@ -288,11 +320,17 @@ async def month_days(session: AsyncSession, ctx: AppContext, flt: FeedFilter, wo
     start, end = bounds[0], bounds[-1]
     key, params = await _filter(session, ctx, flt, words, start, end)
     params.update(earliest=start - LONG_SPAN, long_earliest=start - MAX_EVENT_SPAN,
-                  limit=MONTH_ROWS_MAX)
-    singles_query, series_query = _month_statements(key)
+                  limit=MONTH_ROWS_MAX, per_day=per_day)
+    params.update({f"b{i}": bound for i, bound in enumerate(bounds)})
+    counts_query, firsts_query, others_query, series_query = _month_statements(key, len(days))
     connection = await session.connection()
     cells = [Day(d) for d in days]
     found: list[list[DayItem]] = [[] for _ in days]
+    for index, total in await fetch_rows(connection, counts_query, params):
+        cells[index].total = total
+    for index, id_, title, s, all_day, status in await fetch_rows(connection, firsts_query, params):
+        found[index].append(DayItem(id_, title, parse_timestamp(s), bool(all_day),
+                                    status == EventStatus.CANCELLED))
 
     def place(id_: int, title: str, s: datetime, e: datetime, all_day: bool, status: str) -> None:
         # Days i with bounds[i] < e and bounds[i+1] > s.
@@ -305,10 +343,12 @@ async def month_days(session: AsyncSession, ctx: AppContext, flt: FeedFilter, wo
             cells[i].total += 1
             found[i].append(item)
 
-    for id_, title, s, e, all_day, status in await fetch_rows(connection, singles_query, params):
+    for id_, title, s, e, all_day, status in await fetch_rows(connection, others_query, params):
         place(id_, title, parse_timestamp(s), parse_timestamp(e), all_day, status)
     for id_, title, s, e, all_day, status, rule in await fetch_rows(connection, series_query, params):
-        for span in recurrence.expand(rule, parse_timestamp(s), parse_timestamp(e), bool(all_day), tz):
+        occurrences = recurrence.expand(rule, parse_timestamp(s), parse_timestamp(e), bool(all_day), tz)
+        skip = bisect.bisect_left(occurrences, start - MAX_EVENT_SPAN, key=lambda o: o.start)
+        for span in occurrences[skip:]:
             if span.start >= end:
                 break
             if span.end > start:
