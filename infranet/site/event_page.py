@@ -266,7 +266,7 @@ def page_params(site: Site, item: PublicEvent, lang: str) -> dict[str, Any]:
         "organiser_link": web_link(event.url),
         "cost": _cost_text(item.cost_pln, lang),
         "description": linkify(description) if description else None,
-        "ics": with_params(f"/events/{event.id}.ics", []),
+        "ics": f"/events/{event.id}.ics",
         "google": google_link(event.title, Times(event.starts_at, event.ends_at, event.all_day)
                               if rule else times, tz, details, place, rule),
         "outlook": outlook_link(event.title, times, tz, details, place),
@@ -293,7 +293,9 @@ def routes(site: Site) -> list[BaseRoute]:
             if item is None:
                 return await not_found(request, lang)
             if ics is not None:
-                name = (slug(item.event.title) or "event")[:40] + f"-{item.event.id}.ics"
+                # ASCII letters, digits and hyphens only: safe in the header and on any disk
+                name = ((slug(item.event.title)[:40].strip("-") or "event")
+                        + f"-{item.event.id}.ics")
                 return Response(event_file(site, item), media_type="text/calendar; charset=utf-8",
                                 headers={"Content-Disposition": f'attachment; filename="{name}"'})
             canonical = event_path(item.event.id, item.event.title)
