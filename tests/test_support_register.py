@@ -149,6 +149,10 @@ async def test_duplicate_preview_across_organisations_within_the_window(ctx: App
     assert await seen(b) == ["COP Olsztyn"]  # by the folded name
     assert await seen(b, krs=KRS1, service="grants") == []  # another service
     assert await seen(a, krs=KRS1) == []  # its own earlier support is no duplicate
+    # An informal group is its name in its powiat.
+    await _add(ctx, a, client_name="Koło Gospodyń Wiejskich", given_on=date(2026, 11, 1))
+    assert await seen(b, client_name="Koło Gospodyń Wiejskich") == []  # in elbląski: another
+    assert await seen(b, client_name="koło gospodyń wiejskich", district="olsztyński") == ["COP Olsztyn"]
     ctx.settings.referrals.duplicate_window_days = 20
     assert await seen(b, krs=KRS1) == []  # 30 days: outside a 20-day window
     ctx.settings.referrals.duplicate_window_days = 250
@@ -215,6 +219,9 @@ async def test_counts_against_a_hand_computed_fixture(ctx: AppContext) -> None:
     await _add(ctx, b, client_name="Spółdzielnia", nip=NIP1, service="animation", district="elbląski",
                given_on=date(2026, 10, 10))
     await _add(ctx, a, client_name="Grupa X", district="elbląski", given_on=date(2025, 12, 1))  # before
+    # Two informal groups of one name in two powiaty are two groups.
+    await _add(ctx, a, client_name="Koło Gospodyń Wiejskich", given_on=date(2026, 11, 6))
+    await _add(ctx, b, client_name="KOŁO GOSPODYŃ WIEJSKICH", district="elbląski", given_on=date(2026, 11, 7))
     async with ctx.db.transaction() as session:
         await drop_support(session, ctx, a, SupportInput(client_name="Fundacja Klient", krs=KRS1,
                                                          service="training", district="olsztyński",
@@ -236,13 +243,15 @@ async def test_counts_against_a_hand_computed_fixture(ctx: AppContext) -> None:
         decisions = await duplicates_avoided(session, ctx, start, end)
         before = await support_counts(session, ctx, date(2025, 1, 1), date(2025, 12, 31))
     assert counts == [SupportCount("elblaski", "animation", 1, 1),
+                      SupportCount("elblaski", "training", 1, 1),
                       SupportCount("olsztynski", "grants", 1, 1),
-                      SupportCount("olsztynski", "training", 2, 3),
+                      SupportCount("olsztynski", "training", 3, 4),
                       SupportCount(None, None, 1, 1)]
-    assert per_district == [SupportCount("elblaski", None, 1, 1),
-                            SupportCount("olsztynski", None, 2, 4),
+    assert per_district == [SupportCount("elblaski", None, 2, 2),
+                            SupportCount("olsztynski", None, 3, 5),
                             SupportCount(None, None, 1, 1)]
-    assert totals == SupportTotals(4, 6)
+    # KRS1, the Gietrzwałd group, NIP1, the two Koła, and KRS2 by referral.
+    assert totals == SupportTotals(6, 8)
     # Decisions are dated when they were made (today), not by the support's day.
     assert decisions == []
     async with ctx.db.read() as session:

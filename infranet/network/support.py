@@ -8,7 +8,8 @@ person is never recorded (a PESEL, or the kind "person", is refused with a messa
 saying so); the register holds no contact details.
 
 Before a record is saved, `preview_support` shows earlier support to the same client
-(same folded name, KRS or NIP) with the same service by another member organisation
+(same KRS, NIP or folded name; an informal group: the same name in the same powiat) with
+the same service by another member organisation
 within `[referrals] duplicate_window_days` of the day given, the window and the wording
 of the referral warning. What the member then does is recorded without client data
 (`support_decisions`: saved anyway, or dropped) for the "duplicated support avoided"
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
@@ -265,9 +266,19 @@ async def earlier_support(session: AsyncSession, ctx: AppContext, draft: Support
     same = _same_client(SupportRecord, draft.client_key, draft.krs, draft.nip)
     if not same:
         return []
+    if draft.client_kind == "group":
+        # An informal group is its name in its powiat: "Koło Gospodyń Wiejskich" is a
+        # different group in each powiat. An organisation of that name recorded with its KRS
+        # or NIP is the same one anywhere (accepted referrals, which name no powiat, match
+        # by name, as the referral warning does).
+        match = and_(SupportRecord.client_key == draft.client_key,
+                     or_(SupportRecord.district_id == draft.district_id,
+                         SupportRecord.krs.is_not(None), SupportRecord.nip.is_not(None)))
+    else:
+        match = or_(*same)
     query = (select(SupportRecord.organisation_id, Organisation.name, SupportRecord.given_on)
              .join(Organisation, Organisation.id == SupportRecord.organisation_id)
-             .where(or_(*same), SupportRecord.service == draft.service,
+             .where(match, SupportRecord.service == draft.service,
                     SupportRecord.organisation_id != draft.organisation_id,
                     SupportRecord.given_on >= draft.given_on - window,
                     SupportRecord.given_on <= draft.given_on + window)

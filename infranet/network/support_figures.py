@@ -9,7 +9,8 @@ For a period of days (`start` and `end` inclusive, days in the region's time zon
 - `duplicates_avoided`: per powiat and service, how many duplicate warnings ended with
   the record dropped, and how many were saved anyway.
 
-A client is one organisation by KRS, else NIP, else its folded name. Accepted referrals
+A client is one organisation by KRS, else NIP, else its folded name (a group's in its
+powiat). Accepted referrals
 count as support (see `support.py`); they state neither powiat nor service, so they
 stand under `district=None` and `service=None` ("not stated"). Each function is a few
 grouped SQL queries, whatever the number of records.
@@ -20,7 +21,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import distinct, func, literal, select, union
+from sqlalchemy import String, cast, distinct, func, literal, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
@@ -49,9 +50,13 @@ class SupportTotals(NamedTuple):
 
 def _identity(model: Any) -> Any:
     """One client: 'k' + KRS, else 'n' + NIP, else 'g' + folded name (NULL || x is NULL on
-    both engines, so coalesce picks the first identifier present)."""
-    return func.coalesce(literal("k") + model.krs, literal("n") + model.nip,
-                         literal("g") + model.client_key)
+    both engines, so coalesce picks the first identifier present). A group recorded in the
+    register is its name in its powiat (two "Koło Gospodyń Wiejskich" in two powiaty are two
+    groups); a referral names no powiat."""
+    group = literal("g") + model.client_key
+    if model is SupportRecord:
+        group = group + literal("|") + cast(model.district_id, String)
+    return func.coalesce(literal("k") + model.krs, literal("n") + model.nip, group)
 
 
 def _bounds(ctx: AppContext, start: date, end: date) -> tuple[datetime, datetime]:
