@@ -87,11 +87,12 @@ def parse_day(value: str) -> date | None:
     text = value.strip()
     if not text:
         return None
-    found = _DATE.match(text)
+    first = text.split(" ")[0].split("T")[0]  # Excel may add a time: "20.11.2026 00:00"
+    found = _DATE.match(first)
     if found:
         day, month, year = (int(g) for g in found.groups())
     else:
-        found = _ISO.match(text.split(" ")[0].split("T")[0])
+        found = _ISO.match(first)
         if not found:
             raise ValueError(f"date {text!r} is not a date like 05.11.2026 or 2026-11-05")
         year, month, day = (int(g) for g in found.groups())
