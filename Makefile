@@ -45,6 +45,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/bounces.py
 	$(BIN)/python bench/ics_import.py
 	$(BIN)/python bench/sources.py
+	$(BIN)/python bench/web.py
+	$(BIN)/python bench/insight.py
 
 # After changing dependencies in pyproject.toml: install them, then write the new lock file.
 lock: $(BIN)/python

@@ -8,16 +8,16 @@ powiat, a subregion or the whole region; the caller decides how to show the wide
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, select, text
+from sqlalchemy import ColumnElement, String, and_, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar.wallclock import local_midnight
 from infranet.storage.models import Event, EventStatus, Moderation, Training, TrainingStatus
-from infranet.storage.types import UTCDateTime
 
 
 @dataclass(frozen=True)
@@ -45,20 +45,27 @@ async def calendar_counts(session: AsyncSession, tz: tzinfo, first: date, after:
     region's clocks count them (`tz`)."""
     start, end = local_midnight(first, tz), local_midnight(after, tz)
     held = _held(start, end)
-    by_category: Counter[tuple[int, str]] = Counter()
     events: Counter[int] = Counter()
-    rows = await session.execute(select(Event.district_id, Event.category, func.count())
-                                 .where(held).group_by(Event.district_id, Event.category))
-    for district_id, category, count in rows:
-        by_category[(district_id, category)] = count
-        events[district_id] += count
+    by_category: Counter[tuple[int, str]] = Counter()
+    by_audience: Counter[tuple[int, str]] = Counter()
     by_organisation: Counter[int] = Counter()
-    for org_id, count in await session.execute(
-            select(Event.organisation_id, func.count())
-            .where(held, Event.organisation_id.is_not(None)).group_by(Event.organisation_id)):
+    # One pass over the period's events, grouped by everything counted: a few thousand
+    # groups, however many events (three grouped scans took twice as long).
+    audiences_text = cast(Event.audiences, String)
+    rows = await session.execute(
+        select(Event.district_id, Event.category, Event.organisation_id, audiences_text, func.count())
+        .where(held).group_by(Event.district_id, Event.category, Event.organisation_id,
+                              audiences_text))
+    decoded: dict[str, list[str]] = {}  # a few dozen distinct lists of audiences
+    for district_id, category, org_id, audiences, count in rows:
+        events[district_id] += count
+        by_category[(district_id, category)] += count
         if org_id is not None:
-            by_organisation[org_id] = count
-    by_audience = await _audiences(session, start, end)
+            by_organisation[org_id] += count
+        if audiences not in decoded:
+            decoded[audiences] = [str(a) for a in json.loads(audiences)] if audiences else []
+        for audience in decoded[audiences]:
+            by_audience[(district_id, audience)] += count
     trainings: Counter[int] = Counter()
     places: Counter[int] = Counter()
     training_rows = await session.execute(
@@ -71,21 +78,3 @@ async def calendar_counts(session: AsyncSession, tz: tzinfo, first: date, after:
         trainings[district_id] = count
         places[district_id] = int(total or 0)
     return CalendarCounts(events, by_category, by_audience, trainings, places, by_organisation)
-
-
-async def _audiences(session: AsyncSession, start: datetime, end: datetime) -> Counter[tuple[int, str]]:
-    """Events per (district, audience), the audiences unpacked by the database's own JSON
-    functions (an event for two audiences counts for each)."""
-    unpack = ("json_each(events.audiences) AS a" if session.get_bind().dialect.name == "sqlite"
-              else "json_array_elements_text(events.audiences) AS a(value)")
-    statement = text(
-        f"SELECT events.district_id, a.value, count(*) FROM events, {unpack} "  # noqa: S608
-        "WHERE events.status = :scheduled AND events.moderation = :published "
-        "AND events.starts_at < :end AND events.last_ends_at > :start "
-        "GROUP BY events.district_id, a.value").bindparams(
-        bindparam("start", start, type_=UTCDateTime()), bindparam("end", end, type_=UTCDateTime()),
-        scheduled=str(EventStatus.SCHEDULED), published=str(Moderation.PUBLISHED))
-    found: Counter[tuple[int, str]] = Counter()
-    for district_id, audience, count in (await session.execute(statement)).all():
-        found[(district_id, str(audience))] = count
-    return found

@@ -46,28 +46,28 @@ def service_spots(insight: Insight, region: Region, services: tuple[str, ...],
     for service in services:
         rates = {p.district.slug: _rate(p.services.get(service, 0), p) for p in insight.powiaty}
         median = _median(rates.values())
-        offering = [o for o in insight.organisations if service in o.services]
+        offering = Nearest(region, [o for o in insight.organisations if service in o.services],
+                           insight.present_in)
         for figures in insight.powiaty:
             count, rate = figures.services.get(service, 0), rates[figures.district.slug]
             kind = "missing" if count == 0 else _thin(rate, median, share)
             if kind:
                 spots.append(WhiteSpot(figures.district, service, kind, rate, median,
-                                       nearest(region, figures.district, offering,
-                                               insight.present_in)))
+                                       offering(figures.district)))
     return spots
 
 
 def indicator_spots(insight: Insight, region: Region, indicator: str,
                     share: float) -> list[WhiteSpot]:
     median = insight.median_per_residents(indicator)
+    nearest = Nearest(region, insight.organisations, insight.present_in)
     spots = []
     for figures in insight.powiaty:
         rate = figures.per_residents(indicator)
         kind = "missing" if figures.values.get(indicator, 0) == 0 else _thin(rate, median, share)
         if kind:
             spots.append(WhiteSpot(figures.district, indicator, kind, rate, median,
-                                   nearest(region, figures.district, insight.organisations,
-                                           insight.present_in)))
+                                   nearest(figures.district)))
     return spots
 
 
@@ -86,19 +86,28 @@ def _thin(rate: float | None, median: float | None, share: float) -> str:
     return "thin" if rate < share * median else ""
 
 
-def nearest(region: Region, powiat: District, organisations: list[Presence],
-            present_in: dict[int, set[str]], limit: int = NEAREST) -> tuple[Nearby, ...]:
-    """The organisations whose nearest served powiat lies closest to `powiat` (by the
-    centres of the region's map), with that powiat: those present in `powiat` itself come
-    first. An organisation serving a subregion or the region serves each powiat in it."""
-    centres = {shape.code: shape.centre for shape in layout(region).shapes}
-    here = centres.get(powiat.code, (0.0, 0.0))
-    ranked = []
-    for org in organisations:
-        served = [region.by_slug[slug] for slug in present_in.get(org.id, ())]
-        if not served:
-            continue
-        best = min(served, key=lambda d: (math.dist(here, centres.get(d.code, here)), d.slug))
-        ranked.append((math.dist(here, centres.get(best.code, here)), org.name, best))
-    ranked.sort(key=lambda item: (item[0], item[1]))
-    return tuple(Nearby(name, best) for _, name, best in ranked[:limit])
+class Nearest:
+    """Finds the organisations nearest to a powiat among `organisations`: those present in
+    it first, then those of the next nearest powiaty (by the centres of the region's map).
+    An organisation serving a subregion or the region serves each powiat in it. Built once
+    per list of organisations; each question then walks the region's powiaty in order."""
+
+    def __init__(self, region: Region, organisations: list[Presence],
+                 present_in: dict[int, set[str]]) -> None:
+        self.region = region
+        self.centres = {shape.code: shape.centre for shape in layout(region).shapes}
+        self.present: dict[str, list[str]] = {}
+        for org in sorted(organisations, key=lambda o: o.name):
+            for slug in present_in.get(org.id, ()):
+                self.present.setdefault(slug, []).append(org.name)
+
+    def __call__(self, powiat: District, limit: int = NEAREST) -> tuple[Nearby, ...]:
+        here = self.centres.get(powiat.code, (0.0, 0.0))
+        found: dict[str, Nearby] = {}
+        for district in sorted(self.region.powiaty, key=lambda d: (
+                math.dist(here, self.centres.get(d.code, here)), d.slug)):
+            for name in self.present.get(district.slug, ()):
+                found.setdefault(name, Nearby(name, district))
+            if len(found) >= limit:
+                break
+        return tuple(found.values())[:limit]
