@@ -97,6 +97,7 @@ async def test_admin_publishes_in_the_bot_and_the_proposer_is_mailed_the_link(
     waiting = await bot.api.next_reply(ADMIN_ID)
     assert "Do zatwierdzenia" in waiting.text and "Spotkanie sąsiedzkie & <kawa>" in waiting.text
     assert f"#{event_id}" in waiting.text and "Ełk, Dom Kultury" in waiting.text
+    assert "Koło Gospodyń <Ełk>" in waiting.text  # who runs it, as the proposer typed it
     done = await bot.api.click(ADMIN_ID, waiting, waiting.button("Opublikuj"))
     assert "Opublikowano" in done.text
     site = Site(ctx)

@@ -59,7 +59,8 @@ def describe(ctx: AppContext, item: Waiting, lang: str) -> str:
         assert event is not None
         return tr(lang, "bot.mod.event", id=event.id, title=event.title,
                   when=format_span(event.starts_at, event.ends_at, ctx.tz, lang, all_day=event.all_day),
-                  org=event.organisation.name if event.organisation else "—",
+                  # a proposal from the site has no member organisation, only the name typed
+                  org=event.organisation.name if event.organisation else event.organiser_name or "—",
                   district=event.district.name, place=f"\n{event.location}" if event.location else "")
     training = item.training
     assert training is not None
