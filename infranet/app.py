@@ -98,9 +98,10 @@ def schedule_jobs(scheduler: AsyncIOScheduler, components: list[Component]) -> N
     (which runs a missed job once when the service is back, never twice at a time):
     network: the referral purge (04:15); calendar: the round of calendars followed by URL
     (every 5 min) and endless series' horizons (04:30); newsletter: the issue on
-    `[newsletter] schedule` and the expiry of unconfirmed sign-ups (04:15); bot: training
-    deadline reminders (08:05) and, while the bot runs here, waiting items announced to the
-    admins (every 3 s)."""
+    `[newsletter] schedule` and the expiry of unconfirmed sign-ups (04:15); site: proposers
+    told the outcome of their proposal (every 30 s) and forgotten 30 days later (04:40);
+    bot: training deadline reminders (08:05) and, while the bot runs here, waiting items
+    announced to the admins (every 3 s)."""
     for component in components:
         for job in component.jobs:
             scheduler.add_job(job.run, job.trigger, id=job.id, name=job.name, replace_existing=True)
