@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     org_publish = add_command(org, "publish", cmd_org_publish,
                               "choose which contacts the public site shows")
     org_publish.add_argument("org", metavar="ORG", help="id, name or short name")
-    org_publish.add_argument("--email", choices=("yes", "no"), help="show the e-mail on the site")
-    org_publish.add_argument("--phone", choices=("yes", "no"), help="show the phone on the site")
+    org_publish.add_argument("--email", choices=("yes", "no"), help="public e-mail (site, feeds, API)")
+    org_publish.add_argument("--phone", choices=("yes", "no"), help="public phone (site, feeds, API)")
     org_list = add_command(org, "list", cmd_org_list, "list organisations")
     org_list.add_argument("--json", action="store_true", help="print JSON")
     support_commands.register_org(org)
@@ -203,7 +203,7 @@ async def cmd_org_add(ctx: AppContext, args: argparse.Namespace) -> int:
             from infranet.network.public_contacts import set_publication
 
             await set_publication(session, Actor.cli(), org.id, email=args.publish_email or None,
-                                  phone=args.publish_phone or None)
+                                  phone=args.publish_phone or None, ctx=ctx)
     print(f"added organisation #{org.id}: {for_terminal(org.name)}")
     return 0
 
@@ -222,7 +222,7 @@ async def cmd_org_publish(ctx: AppContext, args: argparse.Namespace) -> int:
         async with ctx.db.transaction() as session:
             org = await find_organisation(session, args.org)
             org = await set_publication(session, Actor.cli(), org.id, email=choice(args.email),
-                                        phone=choice(args.phone))
+                                        phone=choice(args.phone), ctx=ctx)
     except InfranetError as exc:
         print(f"error: {exc.localized('en')}", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
 from infranet.network.orgs import OrgInput, add_organisation, list_organisations
+from infranet.network.public_contacts import set_publication
 from infranet.storage.actors import Actor
 
 DEMO_ORGS = [
@@ -40,7 +41,10 @@ async def seed(ctx: AppContext) -> dict[str, int]:
         existing = {o.name for o in await list_organisations(session, include_pending=True)}
         for data in DEMO_ORGS:
             if data.name not in existing:
-                await add_organisation(session, ctx, actor, data)
+                org = await add_organisation(session, ctx, actor, data)
+                # Fictional contacts, published so that a demo site and feed show them
+                # (a real organisation chooses with `infranet org publish`).
+                await set_publication(session, actor, org.id, email=True, phone=True, ctx=ctx)
                 added["organisations"] += 1
         added["events"] = await seed_events(session, ctx, actor)
     return added

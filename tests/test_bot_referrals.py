@@ -161,8 +161,10 @@ async def test_contact_details_purged_after_retention(bot: BotHarness) -> None:
 async def test_directory_search_and_contacts(bot: BotHarness) -> None:
     await _setup(bot)
     everyone = await bot.api.ask(5555, "/orgs")
-    assert "(3)" in everyone.text and "owes@example.org" in everyone.text
+    assert "(3)" in everyone.text and "Ośrodek Wsparcia" in everyone.text
+    assert "owes@example.org" not in everyone.text  # not published: strangers do not see it
     assert "Osoby kontaktowe" not in everyone.text  # strangers see no people
+    assert "owes@example.org" in (await bot.api.ask(A, "/orgs")).text  # members do
     legal = await bot.api.ask(A, "/orgs doradztwo prawne")
     assert "Centrum Organizacji" in legal.text and "Ośrodek" not in legal.text
     by_district = await bot.api.ask(A, "/orgs elblaski")

@@ -22,6 +22,7 @@ from infranet.calendar.service import build
 from infranet.context import AppContext
 from infranet.http import create_app
 from infranet.network.orgs import OrgInput, add_organisation
+from infranet.network.public_contacts import set_publication
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, Member, MemberStatus, Moderation
 
@@ -43,6 +44,8 @@ async def seed(ctx: AppContext) -> dict[str, int]:
     async with ctx.db.transaction() as s:
         org = await add_organisation(s, ctx, cli, OrgInput(
             name="COP Olsztyn, Warmia; \"demo\"", contact_email="cop@example.org", phone="+48 89 000 00 01"))
+        # Published, so the public feed and API show them (tests/test_public_contacts.py: unpublished).
+        await set_publication(s, cli, org.id, email=True, phone=True)
         ids = {}
         ids["timed"] = (await add_event(s, ctx, cli, EventInput(
             "Szkolenie: RODO, część 1; zażółć gęślą jaźń — " + "długi tytuł " * 6,

@@ -1,7 +1,8 @@
 """An organisation's e-mail and phone reach the public only when it chose to publish them
-(`infranet org publish`, migration 0020): the JSON API, the ICS feeds, the bot's /orgs
-answer to anyone who is not an approved member, and the newsletter's issues. Approved
-members and admins still see every contact in /orgs (they cooperate). Both engines."""
+(`infranet org publish`, migration 0020): the JSON API, the ICS feeds, and the bot's /orgs
+and /events answers to anyone who is not an approved member (or in a group). Approved
+members and admins still see every contact there in private (they cooperate). The
+newsletter shows no e-mail or phone of an organisation at all. Both engines."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from infranet.context import AppContext
 from infranet.network.orgs import OrgInput, add_organisation
 from infranet.network.public_contacts import set_publication
 from infranet.storage.actors import Actor
-from infranet.storage.models import Member, MemberStatus
+from infranet.storage.models import Member, MemberStatus, Organisation
 from tests.bot_fixtures import ADMIN_ID, BotHarness
 from tests.http_app import assembled
 
@@ -90,7 +91,6 @@ async def test_publication_bumps_the_organisation_version(ctx: AppContext) -> No
     """The feeds' version includes max(organisations.updated_at): a publication change must
     move it, or another instance would keep serving the old contacts."""
     org_id, _ = await seed(ctx)
-    from infranet.storage.models import Organisation
     async with ctx.db.transaction() as s:
         org = await s.get(Organisation, org_id)
         assert org is not None
@@ -124,7 +124,26 @@ async def test_bot_directory_shows_all_contacts_to_members_only(bot: BotHarness)
     group = await api.ask(7301, "/orgs prywatny", chat_id=-100731, chat_type="group")
     assert "COP Prywatny" in group.text and EMAIL not in group.text
 
+    # The event listings anyone may ask for name the organiser with the same contacts.
+    listing = await api.ask(7300, "/events month")
+    assert "Szkolenie z RODO" in listing.text and EMAIL not in listing.text
+    assert PHONE_DIGITS not in listing.text
+    listing = await api.ask(7301, "/events month")
+    assert "Szkolenie z RODO" in listing.text and EMAIL in listing.text
+
     assert await run_cli(bot.ctx, "org", "publish", "COP Prywatny", "--email", "yes") == 0
     stranger = await api.ask(7300, "/orgs prywatny")
     assert EMAIL in stranger.text and PHONE_DIGITS not in stranger.text
     assert api.errors == []
+
+
+async def test_demo_organisations_publish_their_contacts(ctx: AppContext) -> None:
+    from infranet.demo import seed as demo_seed
+
+    await demo_seed(ctx)
+    async with assembled(ctx) as app, app.client() as client:
+        feed = await client.get("/calendar.ics")
+        assert "mailto:cop@example.org" in organizers(feed.content)
+        assert "89 000 00 01" in feed.text.replace("\r\n ", "")
+        page = await client.get("/organisations")
+        assert page.status_code == 200 and "cop@example.org" in page.text

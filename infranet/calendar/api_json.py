@@ -2,7 +2,8 @@
 
 `/api/events` and `/api/conflicts` (`infranet.calendar.http`) answer with these shapes;
 `dumps` renders as Starlette's JSONResponse does, so that a page can be encoded a batch of
-occurrences at a time in a worker thread.
+occurrences at a time in a worker thread. The API is public: an organisation's e-mail and
+phone appear only when it published them (`published_contacts`), null otherwise.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from typing import Any
 from infranet.calendar import recurrence
 from infranet.calendar.conflicts import Conflict
 from infranet.calendar.event_queries import Occurrence
+from infranet.calendar.summary import Organiser
 from infranet.context import AppContext
+from infranet.network.public_contacts import published_contacts
+from infranet.storage.models import Organisation
 
 
 def occurrence_json(ctx: AppContext, occ: Occurrence) -> dict[str, Any]:
@@ -30,8 +34,7 @@ def occurrence_json(ctx: AppContext, occ: Occurrence) -> dict[str, Any]:
         # The rule only: the dates taken out of a series are simply not among its occurrences.
         "recurring": bool(event.rrule), "rrule": recurrence.rule_part(event.rrule),
         "revision": event.revision,
-        "organisation": ({"id": org.id, "name": org.name, "email": org.contact_email,
-                          "phone": org.phone} if org else None),
+        "organisation": _organisation(org),
     }
     if event.all_day:
         item["first_day"] = occ.first_day(tz).isoformat()
@@ -39,10 +42,19 @@ def occurrence_json(ctx: AppContext, occ: Occurrence) -> dict[str, Any]:
     return item
 
 
+def _organisation(org: Organisation | Organiser | None) -> dict[str, Any] | None:
+    if org is None:
+        return None
+    shown = published_contacts(org)
+    return {"id": org.id, "name": org.name, "email": shown.email, "phone": shown.phone}
+
+
 def conflict_json(ctx: AppContext, c: Conflict) -> dict[str, Any]:
+    org = c.event.organisation
+    shown = published_contacts(org) if org is not None else None
     return {"event": occurrence_json(ctx, Occurrence(c.event, c.start, c.end)),
-            "severity": c.severity, "relation": c.relation,
-            "organisation": c.organisation_name, "email": c.contact_email, "phone": c.phone}
+            "severity": c.severity, "relation": c.relation, "organisation": c.organisation_name,
+            "email": shown.email if shown else None, "phone": shown.phone if shown else None}
 
 
 def shape_json(value: datetime | date) -> str:

@@ -385,6 +385,9 @@ class FeedCache:
         header = calendar_header(ctx, feed_name(ctx, flt), now)
         events = self._events
         digest = hashlib.blake2b(header, digest_size=16)
+        # A VEVENT's tag is its event's revision; the organiser's name and published contacts
+        # inside it change with the organisations' version, which the ETag must follow too.
+        digest.update(f"{orgs_max.isoformat() if orgs_max else ''};".encode())
         digest.update(",".join([events[i].tag for i in order]).encode())
         etag = '"' + digest.hexdigest() + '"'
         size = len(header) + sum(len(events[i].data) for i in order) + len(CALENDAR_FOOTER)

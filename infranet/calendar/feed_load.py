@@ -19,6 +19,7 @@ from infranet.calendar.district_ids import area_district_ids, district_id_map
 from infranet.calendar.feed_filter import FeedFilter
 from infranet.calendar.ics_writer import FeedRow
 from infranet.context import AppContext
+from infranet.network.public_contacts import published
 from infranet.storage.models import Event, EventStatus, Moderation, Organisation
 from infranet.storage.types import parse_timestamp, raw_timestamp
 
@@ -33,6 +34,8 @@ FULL_COLUMNS = (
     # An override's series' UID (NULL for every other event: an index look-up per override).
     select(_SERIES.uid).where(_SERIES.id == Event.series_id).correlate(Event).scalar_subquery(),
     raw_timestamp(Event.recurrence_id),
+    # What the organisation chose to publish: feeds are public (`feed_rows`).
+    Organisation.publish_email, Organisation.publish_phone,
 )
 
 
@@ -57,15 +60,22 @@ async def feed_conditions(session: AsyncSession, ctx: AppContext, flt: FeedFilte
 
 
 def feed_rows(result_rows: Iterable[Any], names: Mapping[int, tuple[str, str]]) -> list[FeedRow]:
-    return [FeedRow(id=r[0], uid=r[1], title=r[2], description=r[3], location=r[4], url=r[5],
-                    registration_url=r[6], starts_at=parse_timestamp(r[7]), ends_at=parse_timestamp(r[8]),
-                    all_day=r[9], rrule=r[10],
-                    category=r[11], audiences=tuple(r[12] or ()), status=r[13], revision=r[14],
-                    created_at=parse_timestamp(r[15]), updated_at=parse_timestamp(r[16]),
-                    district_name=names.get(r[17], ("", ""))[0], district_slug=names.get(r[17], ("", ""))[1],
-                    org_name=r[18], org_email=r[19], org_phone=r[20], org_website=r[21],
-                    series_uid=r[22], recurrence_id=parse_timestamp(r[23]) if r[23] is not None else None)
-            for r in result_rows]
+    """FeedRows from FULL_COLUMNS. The organiser's e-mail and phone only as published: feeds
+    and exports are read by anyone (a VEVENT is cached per event revision, and the cache is
+    rebuilt when an organisation changes, publication included)."""
+    rows = []
+    for r in result_rows:
+        shown = published(r[19], r[20], r[21], publish_email=bool(r[24]), publish_phone=bool(r[25]))
+        rows.append(FeedRow(
+            id=r[0], uid=r[1], title=r[2], description=r[3], location=r[4], url=r[5],
+            registration_url=r[6], starts_at=parse_timestamp(r[7]), ends_at=parse_timestamp(r[8]),
+            all_day=r[9], rrule=r[10],
+            category=r[11], audiences=tuple(r[12] or ()), status=r[13], revision=r[14],
+            created_at=parse_timestamp(r[15]), updated_at=parse_timestamp(r[16]),
+            district_name=names.get(r[17], ("", ""))[0], district_slug=names.get(r[17], ("", ""))[1],
+            org_name=r[18], org_email=shown.email, org_phone=shown.phone, org_website=shown.website,
+            series_uid=r[22], recurrence_id=parse_timestamp(r[23]) if r[23] is not None else None))
+    return rows
 
 
 async def load_rows(session: AsyncSession, ctx: AppContext, flt: FeedFilter,

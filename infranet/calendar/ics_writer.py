@@ -110,6 +110,7 @@ class FeedRow:
     district_name: str
     district_slug: str
     org_name: str | None
+    # Only what the organisation published (`feed_load.feed_rows`): feeds are public.
     org_email: str | None
     org_phone: str | None
     org_website: str | None

@@ -26,12 +26,16 @@ from infranet.storage.types import parse_timestamp
 
 @dataclass(frozen=True, slots=True)
 class Organiser:
-    """Who to call about an event."""
+    """Who to call about an event: every contact (members' outputs show them all) with the
+    organisation's choice of what the public sees (`infranet.network.public_contacts`)."""
 
     id: int
     name: str
     contact_email: str | None
     phone: str | None
+    website: str | None = None
+    publish_email: bool = False
+    publish_phone: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +81,9 @@ POOL_COLUMNS = (Event.id, Event.district_id, Event.organisation_id, Event.title,
 # Read through `select_summaries`: these come from the event and its organiser.
 SUMMARY_COLUMNS = (*POOL_COLUMNS, Event.uid, Event.location, Event.description, Event.url,
                    Event.registration_url, Event.status, Event.revision,
-                   Organisation.name, Organisation.contact_email, Organisation.phone)
-_ORGANISER = slice(len(POOL_COLUMNS) + 7, len(POOL_COLUMNS) + 10)
+                   Organisation.name, Organisation.contact_email, Organisation.phone,
+                   Organisation.website, Organisation.publish_email, Organisation.publish_phone)
+_ORGANISER = slice(len(POOL_COLUMNS) + 7, len(POOL_COLUMNS) + 13)
 
 
 def select_summaries() -> Rows:
@@ -106,7 +111,11 @@ def pool_row(values: Sequence[Any]) -> PoolRow:
 
 def summarise(values: Sequence[Any], districts: dict[int, RegionDistrict]) -> EventSummary:
     """An `EventSummary` from a row that starts with SUMMARY_COLUMNS (more columns may follow)."""
-    organiser = Organiser(values[2], *values[_ORGANISER]) if values[2] is not None else None
+    organiser = None
+    if values[2] is not None:
+        name, email, phone, website, publish_email, publish_phone = values[_ORGANISER]
+        organiser = Organiser(values[2], name, email, phone, website, bool(publish_email),
+                              bool(publish_phone))
     fields = (*_pool_values(values), *values[len(POOL_COLUMNS):_ORGANISER.start],
               districts[values[1]], organiser)
     return EventSummary(*fields)

@@ -1,7 +1,10 @@
 """/orgs [query]: the network's directory of support organisations, with contacts.
 
-Answered in groups too (a listing). Contact persons (members' Telegram names)
-are shown to approved members only.
+Answered in groups too (a listing) and to anyone. An organisation's e-mail and phone
+are shown as it chose to publish them (`published_contacts`), except to approved members
+and admins in a private chat: members cooperate and need every contact. Contact persons
+(members' Telegram names) are shown to them only too. The role is the server's record
+(`turn.who`), never anything the message says.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from infranet.context import AppContext
 from infranet.i18n import LANGUAGES, t
 from infranet.network.membership import organisation_members
 from infranet.network.orgs import ORG_TYPES, SERVICES, search_organisations
+from infranet.network.public_contacts import published_contacts
 from infranet.region import fold
 from infranet.storage.models import Organisation
 
@@ -66,6 +70,8 @@ async def find_organisations(turn: Turn, query: str, limit: int = MAX_RESULTS) -
 
 
 async def describe(turn: Turn, org: Organisation, *, people: bool) -> str:
+    """One organisation; `people` (an approved member in private) adds its unpublished
+    contacts and its members' names."""
     lang = turn.lang
     title = f"<b>{esc(org.name)}</b>" + (f" ({esc(org.short_name)})" if org.short_name else "")
     lines = [f"{title} · {esc(type_label(org.type, lang))}"]
@@ -74,7 +80,9 @@ async def describe(turn: Turn, org: Organisation, *, people: bool) -> str:
                      + esc(", ".join(service_label(s, lang) for s in org.services)))
     if org.districts:
         lines.append(f"{turn.t('bot.orgs.area')}: " + esc(", ".join(d.name for d in org.districts)))
-    contacts = [c for c in (org.contact_email, org.phone, org.website) if c]
+    shown = published_contacts(org)
+    contacts = [c for c in ((org.contact_email, org.phone, org.website) if people
+                            else (shown.email, shown.phone, shown.website)) if c]
     if contacts:
         lines.append(esc(" · ".join(contacts)))
     if people:

@@ -34,6 +34,7 @@ from infranet.calendar.dateparse_when import make_span, parse_when
 from infranet.calendar.wallclock import all_day_span
 from infranet.errors import ValidationFailed
 from infranet.i18n import format_date
+from infranet.network.public_contacts import Contacts, published_contacts
 from infranet.region import District, UnknownDistrict
 from infranet.storage.models import Event, Moderation
 
@@ -146,12 +147,23 @@ def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range(min((last - first).days + 1, 31))]
 
 
+def _contacts(turn: Turn, org: Contacts | None) -> tuple[str | None, str | None]:
+    """The organiser's e-mail and phone as this reader may see them: every contact for an
+    approved member (or admin) in a private chat, who cooperates with the organiser; what
+    the organisation published for anyone else, a group included (`published_contacts`)."""
+    if org is None:
+        return None, None
+    if turn.who.is_member and turn.is_private:
+        return org.contact_email, org.phone
+    shown = published_contacts(org)
+    return shown.email, shown.phone
+
+
 def occurrence_line(turn: Turn, o: event_queries.Occurrence) -> str:
     ev = o.event
     org = shorten(ev.organisation.name, 80) if ev.organisation else "—"
     place = f", {esc(shorten(ev.location, 80))}" if ev.location else ""
-    contact = contact_of(ev.organisation.contact_email if ev.organisation else None,
-                         ev.organisation.phone if ev.organisation else None)
+    contact = contact_of(*_contacts(turn, ev.organisation))
     # A published event links to its page; one still waiting for moderation has none yet.
     published = getattr(ev, "moderation", Moderation.PUBLISHED) == Moderation.PUBLISHED
     title = page_link(turn.ctx, ev.id, ev.title) if published else esc(shorten(ev.title, 120))
