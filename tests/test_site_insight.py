@@ -34,6 +34,10 @@ async def test_the_insight_page_shows_the_chosen_indicator_per_powiat(ctx: AppCo
         paths = {p.get("data-teryt"): p for p in svg.iter(f"{SVG}path") if p.get("data-teryt")}
         assert len(paths) == 21
         assert paths["2814"].get("class") != paths["2801"].get("class")  # olsztyński vs bartoszycki
+        # services per powiat: Alfa's legal advice in olsztyński only
+        services = html[html.index('id="services"'):html.index('id="white-spots"')]
+        row = re.search(r'<th scope="row">olsztyński</th>(.*?)</tr>', services, re.S)
+        assert row and re.findall(r">(\d+)</td>", row.group(1))[:3] == ["1", "1", "0"]
         # white spots of legal advice: everywhere but olsztyński, nearest is Fundacja Alfa
         spots = html[html.index('id="white-spots"'):]
         assert "<strong>ełcki</strong>: brak. Najbliżej:" in spots

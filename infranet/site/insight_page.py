@@ -130,7 +130,9 @@ class InsightPage:
                      insight.wider.get(i, 0)) for i in INDICATORS],
             categories=self._breakdown(insight, "categories", category_label, lang),
             audiences=self._breakdown(insight, "audiences", audience_label, lang),
-            downloads=downloads, facts=region.facts)
+            downloads=downloads, facts=region.facts,
+            service_matrix=[(p.district.name, [p.services.get(code, 0) for code in SERVICES])
+                            for p in insight.powiaty])
 
     def _spots(self, spots: list[WhiteSpot]) -> list[dict[str, Any]]:
         return [{"powiat": s.powiat.name, "kind": s.kind, "rate": s.value,
