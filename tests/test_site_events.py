@@ -14,7 +14,8 @@ import pytest
 
 from infranet.calendar import site_listing
 from infranet.calendar.event_input import EventInput
-from infranet.calendar.events import add_event, cancel_event, update_event
+from infranet.calendar.events import add_event, cancel_event, moderate_event, update_event
+from infranet.calendar.proposals import Proposal, propose
 from infranet.context import AppContext
 from infranet.network.orgs import OrgInput, add_organisation
 from infranet.storage.actors import Actor
@@ -322,3 +323,19 @@ async def test_later_events_link_pages_without_repeats_or_gaps(ctx: AppContext) 
             path = unescape(found.group(1)) if found else None
     assert sorted(seen) == sorted([f"Punkt {i:02d}" for i in range(60)] + ["Cotygodniowe"] * 2)
     assert len(seen) == 62
+
+
+async def test_a_proposed_event_is_found_by_its_free_text_organiser_once_published(ctx: AppContext) -> None:
+    async with ctx.db.transaction() as s:
+        row = await propose(s, ctx, Proposal(
+            event=EventInput("Jarmark świąteczny", at(12, 10), at(12, 15), district="olsztyński",
+                             category="fair"),
+            organiser_name="Koło Gospodyń Wiejskich w Żabim Rogu", cost_pln=None,
+            email="kgw@example.org", name=None, language="pl"), "token-key-1")
+    status, html = await get(ctx, "/events?q=zabi+rog")
+    assert status == 200 and "Jarmark świąteczny" not in html  # waiting for an admin
+    async with ctx.db.transaction() as s:
+        await moderate_event(s, ctx, Actor.cli(), row.id, True)
+    status, html = await get(ctx, "/events?q=zabim+gospodyn")
+    assert titles(html) == ["Jarmark świąteczny"]
+    assert "organizator: Koło Gospodyń Wiejskich w Żabim Rogu" in html

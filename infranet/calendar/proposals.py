@@ -50,6 +50,7 @@ from infranet.calendar.event_input import (
     resolve_district,
     validate_event,
 )
+from infranet.calendar.event_search import index_words
 from infranet.calendar.events import _apply, _new_uid, mark_changed
 from infranet.calendar.free_dates import suggest_dates
 from infranet.context import AppContext
@@ -354,6 +355,7 @@ async def propose(session: AsyncSession, ctx: AppContext, proposal: Proposal,
     row.district = await session.get_one(District, district_id)
     session.add(row)
     await session.flush()
+    await index_words(session, row, row.id)
     try:
         async with session.begin_nested():  # two posts of one form at once: one wins
             session.add(EventProposal(event_id=row.id, email=proposal.email, name=proposal.name,
