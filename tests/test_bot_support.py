@@ -148,6 +148,13 @@ async def test_the_register_is_for_members_only(bot: BotHarness) -> None:
     assert "Rejestr wsparcia" in listing.text and "tylko dla członków" in listing.text
     assert "Centrum Organizacji Pozarządowych Olsztyn → Fundacja <Klient> (KRS 0000123456)" in listing.text
     assert "szkolenia · olsztyński" in listing.text
+    # One client: by KRS, or by words of its name; nothing for another.
+    found = await api.ask(B, "/support list 0000123456")
+    assert "(wpisów: 1) — widoczny tylko dla członków sieci · 0000123456" in found.text
+    found = await api.ask(B, "/support list KLIENT")
+    assert "Fundacja <Klient>" in found.text
+    none = await api.ask(B, "/support list Stowarzyszenie Inne")
+    assert "nie ma nic dla „Stowarzyszenie Inne”" in none.text
     stranger = await api.ask(OUTSIDER, "/support list")
     assert "Fundacja" not in stranger.text and "/join" in stranger.text
     assert api.errors == []
@@ -245,3 +252,30 @@ async def test_support_after_an_accepted_referral_stands_for_it(bot: BotHarness)
     await api.ask(A, "/support")
     other = await api.ask(A, f"#{ref.id}")
     assert "Nie znaleziono" in other.text
+
+
+async def test_a_search_keeps_its_query_from_page_to_page(bot: BotHarness) -> None:
+    from infranet.network.members import get_member
+    from infranet.network.support import SupportInput, add_support
+    from infranet.storage.actors import Actor
+
+    await _setup(bot)
+    api = bot.api
+    day = local_today(bot.ctx)
+    async with bot.ctx.db.transaction() as session:
+        a = await get_member(session, A)
+        assert a is not None
+        for index in range(11):
+            await add_support(session, bot.ctx, Actor.of(a), SupportInput(
+                client_name=f"Grupa Sąsiedzka {index:02d}", service="animation",
+                district="olsztyński", given_on=day - timedelta(days=index)))
+        await add_support(session, bot.ctx, Actor.of(a), SupportInput(
+            client_name="Fundacja Inna", krs="0000111111", service="training", district="olsztyński",
+            given_on=day))
+    first = await api.ask(B, "/support list grupa sasiedzka")
+    assert "(wpisów: 11)" in first.text and "Strona 1 z 2" in first.text
+    assert "Fundacja Inna" not in first.text and "Grupa Sąsiedzka 00" in first.text
+    second = await api.click(B, first, first.button("Dalej"))
+    assert second.kind == "edit" and "Strona 2 z 2" in second.text
+    assert "Grupa Sąsiedzka 10" in second.text and "Fundacja Inna" not in second.text
+    assert api.errors == []

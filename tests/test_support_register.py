@@ -314,6 +314,13 @@ async def test_cli_add_list_and_org_edit(ctx: AppContext, capsys: pytest.Capture
     out = capsys.readouterr().out
     assert "2026-11-20  OWES Elbląg -> Fundacja Klient [KRS 0000123456]  training, elbląski" in out
     assert "1-2 of 2 entries" in out
+    # One client's support, by number or by words of its name (any case, no diacritics).
+    assert await run(ctx, "support", "list", "--client", "KRS 0000-123-456") == 0
+    assert "1-2 of 2 entries" in capsys.readouterr().out
+    assert await run(ctx, "support", "list", "--client", "klient fundacja") == 0
+    assert "1-2 of 2 entries" in capsys.readouterr().out
+    assert await run(ctx, "support", "list", "--client", "Kółko%_") == 0
+    assert "0 of 0 entries" in capsys.readouterr().out
     assert await run(ctx, "org", "edit", "OWES Elbląg", "--services", "training,social-economy",
                      "--districts", "elbląski, m. Elbląg") == 0
     assert "services training, social-economy; districts elbląski, m. Elbląg" in capsys.readouterr().out

@@ -45,8 +45,10 @@ from infranet.network.clients import (
     Duplicate,
     client_key,
     is_pesel,
+    looks_like_identifier,
     normalise_krs,
     normalise_nip,
+    parse_identifier,
 )
 from infranet.network.orgs import SERVICES
 from infranet.storage import audit
@@ -400,10 +402,12 @@ def _may_read(actor: Actor) -> None:
 
 
 async def list_support(session: AsyncSession, ctx: AppContext, actor: Actor, *,
-                       limit: int = 20, offset: int = 0,
-                       organisation_id: int | None = None) -> SupportPage:
+                       limit: int = 20, offset: int = 0, organisation_id: int | None = None,
+                       client: str | None = None) -> SupportPage:
     """Who supported whom, newest first (records and accepted referrals together), a page
-    at a time; `organisation_id` narrows it to one supporting organisation."""
+    at a time; `organisation_id` narrows it to one supporting organisation, `client` to a
+    client (a KRS or NIP, or words of its name, case and diacritics ignored): "was this
+    organisation supported already?" before anyone records anything."""
     _may_read(actor)
     limit = min(max(limit, 1), LIST_MAX)
     offset = min(max(offset, 0), OFFSET_MAX)
@@ -419,6 +423,10 @@ async def list_support(session: AsyncSession, ctx: AppContext, actor: Actor, *,
         referrals = referrals.where(Referral.to_org_id == organisation_id)
         count_records = count_records.where(SupportRecord.organisation_id == organisation_id)
         count_referrals = count_referrals.where(Referral.to_org_id == organisation_id)
+    if client is not None and client.strip():
+        for_records, for_referrals = _client_filter(SupportRecord, client), _client_filter(Referral, client)
+        records, count_records = records.where(for_records), count_records.where(for_records)
+        referrals, count_referrals = referrals.where(for_referrals), count_referrals.where(for_referrals)
     entries = [SupportEntry(r.given_on, r.organisation.name, r.client_name, r.client_kind, r.krs,
                             r.nip, r.service, name, r.id, r.referral_id)
                for r, name in (await session.execute(records)).all()]
@@ -431,3 +439,20 @@ async def list_support(session: AsyncSession, ctx: AppContext, actor: Actor, *,
     total = int(await session.scalar(count_records) or 0) + int(
         await session.scalar(count_referrals) or 0)
     return SupportPage(entries[offset:offset + limit], total, offset, limit)
+
+
+def _client_filter(model: Any, query: str) -> ColumnElement[bool]:
+    """A client by its KRS or NIP (as typed: "KRS 0000123456", "123-456-32-18"), else by
+    the words of its name (each one in the folded name)."""
+    text = query.strip()[:NAME_MAX]
+    if looks_like_identifier(text):
+        try:
+            krs, nip = parse_identifier(text)
+        except ValidationFailed:
+            pass
+        else:
+            return model.krs == krs if krs else model.nip == nip
+    words = client_key(text).split()[:10]
+    if not words:
+        return model.id.is_(None)  # symbols only: nothing
+    return and_(*(model.client_key.contains(word, autoescape=True) for word in words))

@@ -49,6 +49,8 @@ def register(subparsers: Any) -> None:
                           "'Organizacja wspierająca')")
     listing = add_command(support, "list", cmd_list, "who supported whom, newest first")
     listing.add_argument("--org", metavar="ORG", help="only support given by this organisation")
+    listing.add_argument("--client", metavar="KRS|NIP|NAME",
+                         help="only support to this client (a KRS, NIP or words of its name)")
     listing.add_argument("--limit", type=int, default=50, help="at most this many (≤ 100)")
     listing.add_argument("--offset", type=int, default=0)
     listing.add_argument("--json", action="store_true")
@@ -153,7 +155,7 @@ async def cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
     async with ctx.db.read() as session:
         org_id = (await find_organisation(session, args.org)).id if args.org else None
         page = await list_support(session, ctx, Actor.cli(), limit=args.limit, offset=args.offset,
-                                  organisation_id=org_id)
+                                  organisation_id=org_id, client=args.client)
     rows: list[dict[str, Any]] = [
         {"date": e.given_on.isoformat(), "organisation": e.organisation, "client": e.client_name,
          "kind": e.client_kind, "krs": e.krs, "nip": e.nip, "service": e.service,

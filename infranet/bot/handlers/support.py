@@ -1,5 +1,5 @@
-"""/support: recording support given to an organisation, and `/support list`, the
-members' register of who supported whom.
+"""/support: recording support given to an organisation, and `/support list [query]`, the
+members' register of who supported whom (or of one client: a KRS, NIP or words of a name).
 
 The form: who (a KRS or NIP, then the name; the name of an informal group; or "#12", the
 client of a referral the organisation accepted, which the record then stands for) → service
@@ -11,7 +11,7 @@ the form has ended, an old button says it is out of date and changes nothing. No
 stored before Save; a Cancel after a duplicate warning records only that decision.
 
 Callback data (prefix `sup`): `sup:s:<service>`, `sup:d:<district index>`, `sup:day:<0|1>`,
-`sup:save|drop:<fingerprint>` inside the form; `sup:list:<page>` outside it.
+`sup:save|drop:<fingerprint>` inside the form; `sup:list:<page>:<query>` outside it.
 """
 
 from __future__ import annotations
@@ -304,21 +304,35 @@ def _entry_line(turn: Turn, page: SupportPage, index: int) -> str:
     return line
 
 
-async def _show_list(turn: Turn, page_no: int, *, edit: bool) -> None:
+def _list_cb(page: int, query: str) -> str:
+    """`sup:list:<page>:<query>`, the query cut to keep the data within 64 bytes."""
+    head = f"sup:list:{page}:"
+    cut = query.replace(":", " ")
+    while len((head + cut).encode()) > 64:
+        cut = cut[:-1]
+    return head + cut
+
+
+async def _show_list(turn: Turn, page_no: int, query: str, *, edit: bool) -> None:
     page_no = max(0, min(page_no, 10_000))
-    page = await list_support(turn.session, turn.ctx, turn.actor, limit=PAGE, offset=page_no * PAGE)
+    page = await list_support(turn.session, turn.ctx, turn.actor, limit=PAGE, offset=page_no * PAGE,
+                              client=query or None)
     if not page.entries and page_no == 0:
-        turn.say("bot.support.list_empty")
+        if query:
+            turn.say("bot.support.list_none", query=query)
+        else:
+            turn.say("bot.support.list_empty")
         return
     pages = max(1, (page.total + PAGE - 1) // PAGE)
-    blocks = [turn.t("bot.support.list_title", count=page.total),
+    title = turn.t("bot.support.list_title", count=page.total)
+    blocks = [Html(f"{title} · {esc(query)}") if query else title,
               *(_entry_line(turn, page, i) for i in range(len(page.entries))),
               turn.t("bot.orgs.page", page=min(page_no + 1, pages), pages=pages)]
     nav = []
     if page_no > 0:
-        nav.append((turn.t("bot.prev"), cb("sup", "list", page_no - 1)))
+        nav.append((turn.t("bot.prev"), _list_cb(page_no - 1, query)))
     if page_no + 1 < pages:
-        nav.append((turn.t("bot.next"), cb("sup", "list", page_no + 1)))
+        nav.append((turn.t("bot.next"), _list_cb(page_no + 1, query)))
     text = Html("\n\n".join(str(b) for b in blocks))
     if edit:
         turn.edit(text, [nav] if nav else None)
@@ -328,17 +342,18 @@ async def _show_list(turn: Turn, page_no: int, *, edit: bool) -> None:
 
 @handler(access="member", chat="private", writes=False)
 async def cmd_support_list(turn: Turn) -> None:
-    await _show_list(turn, 0, edit=False)
+    """`/support list [KRS, NIP or words of a name]`."""
+    await _show_list(turn, 0, " ".join(turn.args[1:])[:100].strip(), edit=False)
 
 
 @handler(access="member", chat="private", writes=False)
 async def on_outside_button(turn: Turn) -> None:
-    """`sup:list:<page>`; any other `sup:` button here belongs to a form that has ended or
-    moved on: it says so and changes nothing."""
+    """`sup:list:<page>:<query>`; any other `sup:` button here belongs to a form that has
+    ended or moved on: it says so and changes nothing."""
     if turn.data[1:2] == ["list"]:
         page = int_part(turn.data, 2)
         if page is not None:
-            await _show_list(turn, page, edit=True)
+            await _show_list(turn, page, ":".join(turn.data[3:])[:100].strip(), edit=True)
             return
     turn.toast(turn.t("bot.support.stale"))
 
