@@ -279,3 +279,20 @@ async def test_a_search_keeps_its_query_from_page_to_page(bot: BotHarness) -> No
     assert second.kind == "edit" and "Strona 2 z 2" in second.text
     assert "Grupa Sąsiedzka 10" in second.text and "Fundacja Inna" not in second.text
     assert api.errors == []
+
+
+async def test_a_replayed_save_is_not_saved_twice(bot: BotHarness) -> None:
+    """Telegram offers the Save press again (the bot did not confirm it before a crash):
+    the answer is "already saved" with what was saved, and nothing is stored twice."""
+    await _setup(bot)
+    api = bot.api
+    powiat = await _up_to_day(bot, A, "KRS 0000123456", "Fundacja Klient")
+    day = await api.answer(A, powiat, powiat.button("powiat olsztyński"))
+    preview = await api.answer(A, day, day.button("Dziś"))
+    press = api.press(A, preview, preview.button("Zapisz"))
+    assert "Zapisano wsparcie #1" in (await api.next_reply(A)).text
+    await bot.restart()
+    api.redeliver(press)
+    again = await api.next_reply(A)
+    assert "już zapisany" in again.text and "Zapisano wsparcie #1" in again.text
+    assert await _count(bot, SupportRecord) == 1
