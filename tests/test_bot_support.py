@@ -296,3 +296,24 @@ async def test_a_replayed_save_is_not_saved_twice(bot: BotHarness) -> None:
     again = await api.next_reply(A)
     assert "już zapisany" in again.text and "Zapisano wsparcie #1" in again.text
     assert await _count(bot, SupportRecord) == 1
+
+
+async def test_the_form_in_english(bot: BotHarness) -> None:
+    await _setup(bot)
+    await bot.member(A + 1, COP, language="en", name="Anna")
+    api = bot.api
+    await _up_to_day(bot, A, "KRS 0000123456", "Fundacja Klient")  # Polish, left open
+    await api.ask(A, "/cancel")
+    asked = await api.ask(A + 1, "/support")
+    assert "Whom did you support?" in asked.text and "no private persons" in asked.text
+    refused = await api.ask(A + 1, "44051401359")
+    assert "never private persons" in refused.text
+    services = await api.ask(A + 1, "Sąsiedzi z Gietrzwałdu")
+    assert "Which service" in services.text and "legal advice" in " ".join(
+        label for label, _ in services.buttons).lower()
+    powiat = await api.answer(A + 1, services, services.button("training"))
+    day = await api.answer(A + 1, powiat, powiat.button("olsztyński"))
+    preview = await api.answer(A + 1, day, day.button("Yesterday"))
+    assert "Support to record" in preview.text and "Powiat: olsztyński" in preview.text
+    saved = await api.click(A + 1, preview, preview.button("Save"))
+    assert "Support #1 recorded: Sąsiedzi z Gietrzwałdu, training" in saved.text
