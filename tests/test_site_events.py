@@ -313,16 +313,23 @@ async def test_later_events_link_pages_without_repeats_or_gaps(ctx: AppContext) 
             "Punkt 00", at(3, 8), at(3, 9), district="olsztynski"))
         await add_event(s, ctx, cli, EventInput("Cotygodniowe", at(3, 9), at(3, 10),
                                                 district="olsztynski", rrule="FREQ=WEEKLY;COUNT=2"))
-    seen: list[str] = []
-    path: str | None = "/events"
+        for i in range(3):  # the region's, listed with the powiat's (read district by district)
+            await add_event(s, ctx, cli, EventInput(f"Regionalne {i}", at(3, 8 + i), at(3, 9 + i)))
+        await add_event(s, ctx, cli, EventInput("Gdzie indziej", at(3, 9), at(3, 10), district="elcki"))
+    expected = sorted([f"Punkt {i:02d}" for i in range(60)] + ["Cotygodniowe"] * 2
+                      + [f"Regionalne {i}" for i in range(3)])
     async with assembled(ctx) as app, app.client() as client:
-        while path:
-            html = (await client.get(path)).text
-            seen += titles(html)
-            found = re.search(r'<a class="button" href="([^"]+)" rel="next">', html)
-            path = unescape(found.group(1)) if found else None
-    assert sorted(seen) == sorted([f"Punkt {i:02d}" for i in range(60)] + ["Cotygodniowe"] * 2)
-    assert len(seen) == 62
+        for first, extra in (("/events", ["Gdzie indziej"]), ("/events?area=olsztynski", [])):
+            seen: list[str] = []
+            path: str | None = first
+            while path:
+                html = (await client.get(path)).text
+                seen += titles(html)
+                starts = re.findall(r'<time datetime="([^"]+)">\d', html)
+                assert starts == sorted(starts)  # in time order on every page
+                found = re.search(r'<a class="button" href="([^"]+)" rel="next">', html)
+                path = unescape(found.group(1)) if found else None
+            assert sorted(seen) == sorted(expected + extra), first
 
 
 async def test_a_proposed_event_is_found_by_its_free_text_organiser_once_published(ctx: AppContext) -> None:

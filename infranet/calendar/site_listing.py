@@ -58,6 +58,8 @@ from infranet.storage.hotpath import fetch_rows
 from infranet.storage.models import Event, EventStatus, EventWord, Organisation
 from infranet.storage.types import parse_timestamp, raw_timestamp
 
+# An area of at most this many districts is read district by district (`upcoming`).
+PER_PLACE_MAX = 12
 # A month view reads at most this many occurrences (a bound on memory, whatever is stored).
 MONTH_ROWS_MAX = 50_000
 
@@ -227,13 +229,23 @@ async def upcoming(session: AsyncSession, ctx: AppContext, flt: FeedFilter, word
     connection = await session.connection()
     districts = await districts_by_id(session, ctx)
     names: dict[int, str] = {}
+    rows = list(await fetch_rows(connection, long_query, params))
+    places = params.get("districts")
+    if places is not None and len(places) <= PER_PLACE_MAX:
+        # An area is a few districts (its own, its parents', its children's): each read in
+        # time order from its own index range and merged is a page's worth of rows each,
+        # where one read of them all would gather the whole year of the area to sort it.
+        for place in places:
+            rows += await fetch_rows(connection, near_query, {**params, "districts": [place]})
+    else:
+        rows += await fetch_rows(connection, near_query, params)
     singles = []
-    for query in (long_query, near_query):
-        for values in await fetch_rows(connection, query, params):
-            singles.append(summarise(values, districts))
-            if values[-1]:
-                names[values[0]] = values[-1]
+    for values in rows:
+        singles.append(summarise(values, districts))
+        if values[-1]:
+            names[values[0]] = values[-1]
     singles.sort(key=lambda s: (s.starts_at, s.id))
+    del singles[limit + 1:]
     # With a full page of single events, only occurrences up to the last of them can be on it.
     cutoff = singles[limit].starts_at if len(singles) > limit else end
     params["cutoff"] = cutoff
