@@ -7,6 +7,13 @@ organisation is listed in the report (`ConflictNote`), for the importing side, a
 when a member keeps a clashing date (`ctx.notices`, after the commit: the calendar does
 not know the bot). A big first import checks at most `MAX_CHECKED` events, the soonest
 first: a file of thousands of events would otherwise hold the transaction for minutes.
+
+The coordination figures (`coordination.record_decision`): an import does not ask, it
+saves its events as the file has them, so each added or changed event that clashes with at
+least one other organisation's event counts as one warning whose date was "kept" (source
+"import"), in the import's transaction (an import that fails or is previewed and rolled
+back counts nothing). An unchanged event on the next sync is not checked again, so a
+clash counts once per change of the event, not once per sync.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar.conflicts import find_conflicts
+from infranet.calendar.coordination import record_decision
 from infranet.calendar.ics_report import ConflictNote
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
@@ -29,9 +37,31 @@ if TYPE_CHECKING:
 MAX_CHECKED = 300
 
 
+# A clashing imported event: (its id, its organisation, how many other events it clashes with).
+Clash = tuple[int, int | None, int]
+
+
 async def conflicts_of(session: AsyncSession, ctx: AppContext,
                        changed: list[tuple[Event, Incoming]]) -> list[ConflictNote]:
+    """The clashes, each clashing event counted as kept in `session` (a write transaction)."""
+    notes, clashes = await clashes_of(session, ctx, changed)
+    await record_kept(session, clashes)
+    return notes
+
+
+async def record_kept(session: AsyncSession, clashes: list[Clash]) -> None:
+    """The import's decisions: every clashing event it saved kept its date."""
+    for event_id, organisation_id, count in clashes:
+        await record_decision(session, outcome="kept", conflicts=count, source="import",
+                              organisation_id=organisation_id, event_id=event_id)
+
+
+async def clashes_of(session: AsyncSession, ctx: AppContext, changed: list[tuple[Event, Incoming]]
+                     ) -> tuple[list[ConflictNote], list[Clash]]:
+    """The clashes as the report lists them, and per clashing event their number (for
+    `record_kept`: a batched import looks in a read transaction and records after it)."""
     notes: list[ConflictNote] = []
+    clashes: list[Clash] = []
     live = [(row, item) for row, item in changed if row.status != EventStatus.CANCELLED]
     live.sort(key=lambda pair: pair[0].starts_at)
     for row, item in live[:MAX_CHECKED]:
@@ -52,7 +82,9 @@ async def conflicts_of(session: AsyncSession, ctx: AppContext,
             notes.append(ConflictNote(row.title, conflict.candidate_start, other.title,
                                       other.organisation.name if other.organisation else "—",
                                       other.organisation_id))
-    return notes
+        if seen:
+            clashes.append((row.id, row.organisation_id, len(seen)))
+    return notes, clashes
 
 
 def notices_for_others(ctx: AppContext, organisation: str,

@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from infranet.calendar.ics_batches import write_in_batches
-from infranet.calendar.ics_conflicts import conflicts_of, notices_for_others
+from infranet.calendar.ics_conflicts import clashes_of, notices_for_others, record_kept
 from infranet.calendar.ics_import import Writer, apply, organisations_by_name, prepare
 from infranet.calendar.ics_report import SyncReport
 from infranet.context import AppContext
@@ -78,9 +78,12 @@ async def import_file(ctx: AppContext, actor: Actor, path: Path, data: bytes, *,
     writer = Writer(ctx, actor, plan, source_id)
     longest = await write_in_batches(ctx, writer, source_id)
     async with ctx.db.read() as session:
-        writer.report.conflicts = await conflicts_of(session, ctx, writer.changed)
+        writer.report.conflicts, clashes = await clashes_of(session, ctx, writer.changed)
         org = await session.get(Organisation, organisation_id)
         name = org.name if org else "—"
+    if clashes:  # the coordination figures: each clashing event kept its date
+        async with ctx.db.transaction() as session:
+            await record_kept(session, clashes)
     for org_id, key, params in notices_for_others(ctx, name, writer.report.conflicts):
         await ctx.notices.tell_organisation(org_id, key, **params)
     return Imported(writer.report, source_id, longest, prepared)

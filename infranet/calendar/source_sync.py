@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar.ics_batches import write_in_batches
-from infranet.calendar.ics_conflicts import conflicts_of
+from infranet.calendar.ics_conflicts import clashes_of, record_kept
 from infranet.calendar.ics_import import Plan, Writer, apply, prepare
 from infranet.calendar.ics_report import ConflictNote, Skipped, SyncReport
 from infranet.context import AppContext
@@ -87,7 +87,10 @@ async def write_ahead(ctx: AppContext, source_id: int, plan: Prepared | None) ->
     writer = Writer(ctx, Actor.system(), plan.plan, source_id)
     await write_in_batches(ctx, writer, source_id)
     async with ctx.db.read() as session:
-        writer.report.conflicts = await conflicts_of(session, ctx, writer.changed)
+        writer.report.conflicts, clashes = await clashes_of(session, ctx, writer.changed)
+    if clashes:  # the coordination figures: each clashing event kept its date
+        async with ctx.db.transaction() as session:
+            await record_kept(session, clashes)
     return writer.report
 
 

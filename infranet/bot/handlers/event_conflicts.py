@@ -3,21 +3,23 @@
 When a date clashes, the /event and /training forms show the same list of conflicts,
 free dates and buttons (Keep my date, a free date, Cancel); keeping the date tells the
 organisers of the clashing events afterwards. Both forms use these functions, so they
-live apart from either form.
+live apart from either form, as does what the network counts of these warnings (the
+coordination figures, `calendar.coordination`): which warning the member saw and what they
+did about it, written in the transaction that saves (or drops) the form.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from infranet.bot.application import BotContext
-from infranet.bot.common import Html, Turn, cb, esc, send_html, tr
+from infranet.bot.application import BotContext, current_scope
+from infranet.bot.common import Html, Turn, cb, esc, send_html, tr, write_transaction
 from infranet.bot.handlers.event_ui import contact_of, occurrence_when, page_link, when_text
 from infranet.bot.reach import EMAIL, NONE, Notice, OrgReach, deliver, reach_of
 from infranet.calendar import conflicts as conflict_api
-from infranet.calendar import event_input
+from infranet.calendar import coordination, event_input
 from infranet.calendar import events as calendar
 from infranet.calendar.event_links import event_url
 from infranet.i18n import t
@@ -139,3 +141,116 @@ async def tell_organisers(context: BotContext, chat_id: int, lang: str, poster: 
         await send_html(context.bot, chat_id, tr(lang, "bot.events.not_told", org=target.name,
                                                  contact=target.contact))
 
+
+
+# --- the coordination figures: what members did about a warning ---------------------------
+#
+# A warning counts when the conflict screen listed at least one clashing event (a conflict or
+# a possible duplicate; a screen of day warnings alone, a holiday, is no clash). The form
+# notes it in `user_data[WARNED]`, beside the form rather than in it: « Wstecz undoes the
+# form's answers, and a member who steps back from the warning to type another date has
+# still seen it. It is tied to the form's id, so a form left some other way (/cancel, the
+# form layer's Anuluj, a timeout) leaves nothing that a later form could count; those are
+# not counted as dropped (only the screen's own Cancel button is).
+#
+#   {"form": <form id>, "open": [conflicts, date key] | None,
+#    "decided": [[outcome, conflicts, date key], ...]}
+#
+# "open" is the warning on screen; Keep and a free date's button move it to "decided"
+# (kept, moved_suggested, keyed by the date the event now has). Shown again for the same
+# date (back to the summary and confirmed unchanged) it is the same warning; at a save with
+# another date, or a new warning for another date, the member typed another date
+# (moved_other). The save writes them all in its own transaction (`turn.writing`, whose
+# receipt makes a replayed confirm save and count nothing again), and forgets them.
+
+WARNED = "coordination_warned"
+
+
+def date_key(start: date | datetime, end: date | datetime) -> str:
+    """A form's dates as one comparable string (datetimes in UTC, whatever zone they came in)."""
+    def one(moment: date | datetime) -> str:
+        return moment.astimezone(UTC).isoformat() if isinstance(moment, datetime) else moment.isoformat()
+    return f"{one(start)}/{one(end)}"
+
+
+def clash_count(report: conflict_api.ConflictReport) -> int:
+    """The clashing events a warning names (not its day warnings)."""
+    return len(report.conflicts) + len(report.duplicates)
+
+
+def _form_id() -> str:
+    scope = current_scope()
+    return scope.form[1] if scope is not None and scope.form is not None else "-"
+
+
+def _pending(turn: Turn) -> dict[str, Any]:
+    """This form's noted warnings (a fresh record when the note is another form's)."""
+    noted = turn.user_data.get(WARNED)
+    if isinstance(noted, dict) and noted.get("form") == _form_id():
+        return noted
+    noted = {"form": _form_id(), "open": None, "decided": []}
+    turn.user_data[WARNED] = noted
+    return noted
+
+
+def warning_shown(turn: Turn, report: conflict_api.ConflictReport, key: str) -> None:
+    """The conflict screen for the dates `key` is on screen now."""
+    count = clash_count(report)
+    if not count and WARNED not in turn.user_data:
+        return
+    noted = _pending(turn)
+    shown = noted.get("open")
+    if shown and shown[1] != key:  # the earlier warning's date was changed by hand
+        noted["decided"].append(["moved_other", shown[0], shown[1]])
+        noted["open"] = None
+    if count:
+        noted["open"] = [count, key]
+
+
+def warning_answered(turn: Turn, outcome: str, key: str) -> None:
+    """Keep or a free date pressed on the screen: the event now has the dates `key`."""
+    noted = _pending(turn)
+    shown = noted.get("open")
+    if shown:
+        noted["decided"].append([outcome, shown[0], key])
+        noted["open"] = None
+
+
+async def record_warnings(turn: Turn, organisation_id: int | None, saved: dict[str, int],
+                          default: int | None) -> None:
+    """Inside the save's transaction: the form's warnings and what became of them. `saved`
+    maps the dates of what was saved to its event (a training: each session), `default` is
+    the event of a warning whose dates are no longer among them."""
+    noted = turn.user_data.get(WARNED)
+    if not (isinstance(noted, dict) and noted.get("form") == _form_id()):
+        return
+    turn.user_data.pop(WARNED, None)
+    decided = list(noted.get("decided") or [])
+    shown = noted.get("open")
+    if shown and shown[1] not in saved:  # stepped back from the warning and typed another date
+        decided.append(["moved_other", shown[0], shown[1]])
+    seen: set[tuple[str, str]] = set()
+    for outcome, conflicts, key in decided:
+        if (outcome, key) in seen:  # a kept session shown again after another one moved
+            continue
+        seen.add((outcome, key))
+        await coordination.record_decision(turn.session, outcome=outcome, conflicts=int(conflicts),
+                                           source="bot", organisation_id=organisation_id,
+                                           event_id=saved.get(key, default))
+
+
+async def record_dropped(turn: Turn, organisation_id: int | None) -> None:
+    """The screen's Cancel: every warning of the form (nothing was posted) counts as dropped,
+    in a write transaction of its own (on PostgreSQL the update's, with the form's end)."""
+    noted = turn.user_data.pop(WARNED, None)
+    if not (isinstance(noted, dict) and noted.get("form") == _form_id()):
+        return
+    counts = [int(item[1]) for item in noted.get("decided") or []]
+    if noted.get("open"):
+        counts.append(int(noted["open"][0]))
+    if not counts:
+        return
+    async with write_transaction(turn.ctx.db) as session:
+        for conflicts in counts:
+            await coordination.record_decision(session, outcome="dropped", conflicts=conflicts,
+                                               source="bot", organisation_id=organisation_id)

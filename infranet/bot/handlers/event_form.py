@@ -28,7 +28,16 @@ from infranet.bot.common import (
     int_part,
     rows_of,
 )
-from infranet.bot.handlers.event_conflicts import conflict_buttons, conflict_text, tell_organisers
+from infranet.bot.handlers.event_conflicts import (
+    conflict_buttons,
+    conflict_text,
+    date_key,
+    record_dropped,
+    record_warnings,
+    tell_organisers,
+    warning_answered,
+    warning_shown,
+)
 from infranet.bot.handlers.event_ui import (
     dates,
     district_at,
@@ -340,6 +349,7 @@ async def _check_and_save(turn: Turn, f: dict[str, Any]) -> State | None:
     suggestions = await free_dates.suggest_dates(turn.session, turn.ctx, data, n=3,
                                                    exclude_event_id=f.get("edit_id"))
     f["suggestions"] = [[s, e] for s, e in suggestions]
+    warning_shown(turn, report, date_key(data.start, data.end))
     turn.edit(conflict_text(turn, report, suggestions), conflict_buttons(turn, suggestions))
     return CONFLICT
 
@@ -353,6 +363,7 @@ async def on_conflict_choice(turn: Turn) -> State | None:
         return END
     if choice == "x":
         turn.user_data.pop("event", None)
+        await record_dropped(turn, _organisation_of(turn, f))
         turn.edit(turn.t("bot.cancelled"))
         return END
     if choice == "sug":
@@ -363,9 +374,11 @@ async def on_conflict_choice(turn: Turn) -> State | None:
             return None
         start, end = suggestions[index]
         f["start"], f["end"] = start, end
+        warning_answered(turn, "moved_suggested", date_key(start, end))
         return await _check_and_save(turn, f)
     if choice == "keep":
         data = _event_input(turn, f)
+        warning_answered(turn, "kept", date_key(data.start, data.end))
         async with turn.writing():
             row = await _save(turn, f, data)
         # The user waits for "saved"; finding and telling the other organisers comes after.
@@ -390,12 +403,20 @@ async def _save(turn: Turn, f: dict[str, Any], data: event_input.EventInput) -> 
     else:
         row = await calendar.add_event(turn.session, turn.ctx, turn.actor, data)
         key = "bot.events.saved"
+    # The warnings this form showed, counted with the save (a replayed confirm does neither).
+    await record_warnings(turn, row.organisation_id, {date_key(data.start, data.end): row.id}, row.id)
     turn.user_data.pop("event", None)
     turn.edit(turn.t(key, title=row.title,
                      when=occurrence_when(turn.ctx, row.starts_at, row.ends_at, row.all_day, turn.lang)))
     if row.moderation == Moderation.PENDING:
         turn.say("bot.events.pending")
     return row
+
+
+def _organisation_of(turn: Turn, f: dict[str, Any]) -> int | None:
+    """The organisation the event is for: the edited event's, else the member's."""
+    member = turn.who.member
+    return f.get("organisation_id") or (member.organisation_id if member else None)
 
 
 @handler(access="member", chat="private", db=False)

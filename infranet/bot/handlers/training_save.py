@@ -12,7 +12,16 @@ from datetime import datetime
 from typing import Any
 
 from infranet.bot.common import END, Html, State, Turn, cb, handler, int_part
-from infranet.bot.handlers.event_conflicts import conflict_buttons, conflict_text, tell_organisers
+from infranet.bot.handlers.event_conflicts import (
+    conflict_buttons,
+    conflict_text,
+    date_key,
+    record_dropped,
+    record_warnings,
+    tell_organisers,
+    warning_answered,
+    warning_shown,
+)
 from infranet.bot.handlers.event_ui import when_text
 from infranet.bot.handlers.training_form import (
     CONFLICT,
@@ -75,6 +84,7 @@ async def _check_and_save(turn: Turn, f: dict[str, Any]) -> State | None:
         f["conflict_index"] = index
         f["suggestions"] = [[start, end] for start, end in suggestions]
         session = f["sessions"][index]
+        warning_shown(turn, report, date_key(data.start, data.end))
         head = turn.t("bot.trainings.conflict_session", index=index + 1, count=len(inputs),
                       when=when_text(turn.ctx, session[0], session[1], bool(session[2]), turn.lang))
         turn.edit(Html(f"<b>{head}</b>\n\n" + conflict_text(turn, report, suggestions)),
@@ -82,8 +92,11 @@ async def _check_and_save(turn: Turn, f: dict[str, Any]) -> State | None:
         return CONFLICT
     async with turn.writing():  # checked in the read transaction; only the save writes
         view = await _save(turn, f)
+        sessions = [e for e in view.sessions if e.status == EventStatus.SCHEDULED]
+        # The warnings the form showed, each counted once with the session it was about.
+        saved = {date_key(data.start, data.end): row.id for data, row in zip(inputs, sessions, strict=False)}
+        await record_warnings(turn, view.training.organisation_id, saved, None)
     kept = [inputs[i] for i in f.get("kept", []) if i < len(inputs)]
-    sessions = [e for e in view.sessions if e.status == EventStatus.SCHEDULED]
     if kept:
         # The organisers of what the poster kept the dates against hear about it, as after /event.
         context, chat_id, lang, poster = turn.context, turn.chat_id, turn.lang, turn.who.telegram_id
@@ -141,10 +154,15 @@ async def on_conflict(turn: Turn) -> State | None:
         return END
     if choice == "x":
         turn.user_data.pop("training", None)
+        member = turn.who.member
+        await record_dropped(turn, f.get("organisation_id") or (member.organisation_id if member else None))
         turn.edit(turn.t("bot.cancelled"))
         return END
     if choice == "keep":
         f.setdefault("kept", []).append(index)
+        kept = f["sessions"][index] if index < len(f["sessions"]) else None
+        if kept is not None:
+            warning_answered(turn, "kept", date_key(kept[0], kept[1]))
         return await _check_and_save(turn, f)
     if choice == "sug":
         pick = int_part(turn.data, 2)
@@ -154,6 +172,7 @@ async def on_conflict(turn: Turn) -> State | None:
             return None
         start, end = suggestions[pick]
         f["sessions"][index] = [start, end, not isinstance(start, datetime)]
+        warning_answered(turn, "moved_suggested", date_key(start, end))
         f["kept"] = []  # the order may change: every session is checked again
         f["sessions"] = in_order(turn, f["sessions"])
         if f["deadline"] > first_day(turn, f["sessions"]):
