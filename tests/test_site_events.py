@@ -226,6 +226,7 @@ async def test_month_grid_with_more_link_prev_next_and_filters_kept(ctx: AppCont
     assert "Targi" not in html  # filtered out
     # Over midnight: on both days; begun in November: on its December days.
     assert [d for d, c in cells.items() if "Nocny maraton" in c] == ["2026-12-18", "2026-12-19"]
+    assert "22:00" in cells["2026-12-18"] and "22:00" not in cells["2026-12-19"]  # starts the day before
     assert [d for d, c in cells.items() if "Przełom miesięcy" in c] == ["2026-12-01", "2026-12-02"]
     assert 'href="/events?category=meeting&amp;view=month&amp;month=2026-11"' in html
     assert 'href="/events?category=meeting&amp;view=month&amp;month=2027-01"' in html

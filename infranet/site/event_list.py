@@ -33,7 +33,7 @@ from infranet.calendar.event_links import event_path
 from infranet.calendar.event_queries import Occurrence
 from infranet.calendar.event_search import query_words
 from infranet.calendar.feed_filter import FeedFilter, parse_filter
-from infranet.calendar.site_listing import Day, Upcoming, month_days, upcoming
+from infranet.calendar.site_listing import Day, DayItem, Upcoming, month_days, upcoming
 from infranet.calendar.summary import EventSummary
 from infranet.errors import InfranetError
 from infranet.i18n import format_date, format_span, t, weekday_name
@@ -287,6 +287,12 @@ class EventList:
         micros = (moment - _EPOCH) // timedelta(microseconds=1)
         return self.link(asked, lang, {**extra, "after": f"{micros}.{event_id}"})
 
+    def _time(self, item: DayItem, day: date) -> str | None:
+        """The start time, on the day it starts (not for all-day events, nor on the later
+        days of an event that goes on over midnight)."""
+        local = item.start.astimezone(self.site.ctx.tz)
+        return None if item.all_day or local.date() != day else f"{local:%H:%M}"
+
     def month_view(self, asked: Asked, lang: str, days: list[Day]) -> dict[str, Any]:
         assert asked.month is not None
         first = asked.month
@@ -296,8 +302,7 @@ class EventList:
         for day in days:
             cells.append({
                 "number": day.day.day, "label": format_date(day.day, lang), "iso": day.day.isoformat(),
-                "items": [{"title": i.title, "cancelled": i.cancelled,
-                           "time": None if i.all_day else f"{i.start.astimezone(self.site.ctx.tz):%H:%M}",
+                "items": [{"title": i.title, "cancelled": i.cancelled, "time": self._time(i, day.day),
                            "href": with_params(event_path(i.id, i.title), lang_param(lang))}
                           for i in day.items],
                 "more": day.total - len(day.items),
