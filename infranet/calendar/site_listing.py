@@ -344,14 +344,20 @@ async def month_days(session: AsyncSession, ctx: AppContext, flt: FeedFilter, wo
         found[index].append(DayItem(id_, title, parse_timestamp(s), bool(all_day),
                                     status == EventStatus.CANCELLED))
 
+    top = len(days) - 1  # the last day's index
+
     def place(id_: int, title: str, s: datetime, e: datetime, all_day: bool, status: str) -> None:
-        # Days i with bounds[i] < e and bounds[i+1] > s.
-        lo = max(bisect.bisect_right(bounds, s) - 1, 0)
-        hi = min(bisect.bisect_left(bounds, e), len(days))
-        if hi <= lo:  # an instant (end == start) belongs to the day it is on
-            hi = lo + 1
+        # Days i with bounds[i] < e and bounds[i+1] > s; an instant (e == s) is on its day.
+        lo = bisect.bisect_right(bounds, s) - 1
         item = DayItem(id_, title, s, bool(all_day), status == EventStatus.CANCELLED)
-        for i in range(lo, min(hi, len(days))):
+        if 0 <= lo <= top and e <= bounds[lo + 1]:  # nearly every occurrence: one day
+            cells[lo].total += 1
+            found[lo].append(item)
+            return
+        if lo > top:
+            return
+        lo = max(lo, 0)
+        for i in range(lo, max(min(bisect.bisect_left(bounds, e), top + 1), lo + 1)):
             cells[i].total += 1
             found[i].append(item)
 
@@ -366,5 +372,10 @@ async def month_days(session: AsyncSession, ctx: AppContext, flt: FeedFilter, wo
             if span.end > start:
                 place(id_, title, span.start, span.end, all_day, status)
     for cell, items in zip(cells, found, strict=True):
-        cell.items = heapq.nsmallest(per_day, items, key=lambda it: (it.start, it.id))
+        items.sort(key=_order)
+        cell.items = items[:per_day]
     return cells
+
+
+def _order(item: DayItem) -> tuple[datetime, int]:
+    return item.start, item.id
