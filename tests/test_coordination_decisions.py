@@ -13,11 +13,16 @@ from infranet.calendar import events as calendar
 from infranet.calendar.coordination import Coordination, coordination_counts
 from infranet.calendar.event_input import EventInput
 from infranet.calendar.ics_import import import_ics
+from infranet.context import AppContext
 from infranet.storage.actors import Actor
 from infranet.storage.models import CoordinationDecision, Event, Member, Organisation
 from tests.bot_fixtures import BotHarness, skip_optional_steps
 from tests.botapi import Sent
+from tests.http_app import assembled
 from tests.test_bot_durable_forms import restart_after_crash
+from tests.test_site_proposal import existing_event, form, shown, site_ctx
+
+__all__ = ["site_ctx"]  # the web proposal's fixture, used below
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday, 10:00 in Warsaw
 ALICE, BOB = 1001, 2002
@@ -266,3 +271,49 @@ async def test_an_import_counts_each_clashing_event_kept_and_the_period_adds_up(
 def exact(message: Sent, label: str) -> str:
     """The callback data of the button labelled exactly `label`."""
     return next(data for text, data in message.buttons if text == label)
+
+
+async def test_a_web_proposal_counts_what_the_proposer_did_after_the_check(site_ctx: AppContext) -> None:
+    """Checked on a busy day, then sent as it was (kept), moved by a free date's button
+    (moved_suggested) or with another day typed (moved_other); sent without a check, or
+    on a free day, it counts nothing; a token sent again counts nothing again."""
+    await existing_event(site_ctx, "Forum Organizacji Pozarządowych")
+
+    async def decisions() -> list[tuple[str, str, int, int | None]]:
+        async with site_ctx.db.read() as session:
+            rows = (await session.scalars(select(CoordinationDecision)
+                                          .order_by(CoordinationDecision.id))).all()
+            return [(r.outcome, r.source, r.conflicts, r.event_id) for r in rows]
+
+    async def event_titled(title: str) -> int:
+        async with site_ctx.db.read() as session:
+            return (await session.scalars(select(Event.id).where(Event.title == title))).one()
+
+    async with assembled(site_ctx) as app, app.client() as client:
+        token = await shown(client, site_ctx)
+        checked = await client.post("/events/new", data=form(step="check", token=token, title="Zostaje"))
+        assert "Forum Organizacji Pozarządowych" in checked.text
+        assert (await client.post("/events/new", data=form(token=token, title="Zostaje"))).status_code == 200
+        assert (await client.post("/events/new", data=form(token=token, title="Zostaje"))).status_code == 409
+        assert await decisions() == [("kept", "web", 1, await event_titled("Zostaje"))]
+
+        token = await shown(client, site_ctx)
+        await client.post("/events/new", data=form(step="check", token=token, title="Przeniesione"))
+        moved = await client.post("/events/new", data=form(step="check", token=token, title="Przeniesione",
+                                                            pick="2027-03-17/2027-03-17"))
+        assert 'name="start_date" value="2027-03-17"' in moved.text
+        await client.post("/events/new", data=form(token=token, title="Przeniesione",
+                                                    start_date="2027-03-17"))
+        token = await shown(client, site_ctx)
+        await client.post("/events/new", data=form(step="check", token=token, title="Inny dzień"))
+        await client.post("/events/new", data=form(token=token, title="Inny dzień", start_date="2027-03-24"))
+        token = await shown(client, site_ctx)  # sent without a check: no warning was shown
+        await client.post("/events/new", data=form(token=token, title="Bez sprawdzenia"))
+        assert await decisions() == [
+            ("kept", "web", 1, await event_titled("Zostaje")),
+            ("moved_suggested", "web", 1, await event_titled("Przeniesione")),
+            ("moved_other", "web", 1, await event_titled("Inny dzień"))]
+    now = datetime.now(UTC)
+    async with site_ctx.db.read() as session:
+        assert await coordination_counts(session, now - timedelta(days=1), now + timedelta(days=1)) == \
+            Coordination(warned=3, moved_suggested=1, moved_other=1, kept=1, dropped=0)

@@ -19,6 +19,15 @@ The outcome: a job every OUTCOME_INTERVAL_S claims the proposals whose event an 
 published or rejected and e-mails each proposer once, in their language, through the
 newsletter's transport (SMTP, or the Maildir outbox without an SMTP host); a daily job
 deletes what was kept about proposers once they have been told (and a retention).
+
+The coordination figures (`calendar.coordination`, source "web"): a check that lists at
+least one clashing event (day warnings alone are no clash) is remembered by the form's
+token, in this process's memory (`_Warnings`, bounded, for the token's lifetime; the form
+has no field for it). The proposal sent with that token counts one warning, the last
+clash shown: sent with that date = "kept", with the free date a pick button moved the form
+to = "moved_suggested", with another date typed = "moved_other", in the transaction that
+stores the proposal (a token sends once, so a replay counts nothing). A proposal sent on
+another instance than the one that checked it, or after a restart, is not counted.
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ import functools
 import hashlib
 import logging
 import secrets
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -38,7 +49,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from infranet.calendar import proposals
+from infranet.calendar import coordination, proposals
 from infranet.calendar.event_input import AUDIENCES, CATEGORIES, audience_label, category_label
 from infranet.calendar.event_links import event_url
 from infranet.component import Job
@@ -171,8 +182,51 @@ def _picked(form: proposals.ProposalForm, value: str) -> proposals.ProposalForm 
                    end_date="" if end == start else end.isoformat())
 
 
+def _date_key(event: Any) -> str:
+    return f"{event.start.isoformat()}/{event.end.isoformat()}/{bool(event.all_day)}"
+
+
+class _Warnings:
+    """The last clash each form token was shown (conflicts, dates shown, dates picked),
+    at most MAX tokens for at most the token's lifetime: a flood of checks with made-up
+    tokens pushes out the oldest, never more memory."""
+
+    MAX = 5000
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[str, tuple[float, int, str, str | None]] = OrderedDict()
+
+    @staticmethod
+    def key(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()  # as `check_token` remembers it
+
+    def shown(self, token: str, conflicts: int, dates: str) -> None:
+        key = self.key(token)
+        self._items.pop(key, None)
+        self._items[key] = (time.monotonic(), conflicts, dates, None)
+        while len(self._items) > self.MAX:
+            self._items.popitem(last=False)
+
+    def picked(self, token: str, dates: str) -> None:
+        """The form moved to a suggested date (its check shows no clash there)."""
+        found = self._items.get(self.key(token))
+        if found is not None:
+            self._items[self.key(token)] = (found[0], found[1], found[2], dates)
+
+    def outcome(self, token_key: str, dates: str) -> tuple[str, int] | None:
+        """What the proposal sent with these dates did about its token's last warning."""
+        found = self._items.pop(token_key, None)
+        if found is None or time.monotonic() - found[0] > TOKEN_MAX_AGE.total_seconds():
+            return None
+        _at, conflicts, shown, picked = found
+        if dates == shown:
+            return "kept", conflicts
+        return ("moved_suggested" if dates == picked else "moved_other"), conflicts
+
+
 def routes(site: Site) -> list[BaseRoute]:
     ctx = site.ctx
+    warnings = _Warnings()
     settings = ctx.settings.newsletter
     # The newsletter sign-up form's budget (its class and settings), a bucket of its own.
     limiter = limits.ClientLimiter(settings.form_burst, settings.form_per_minute)
@@ -205,7 +259,7 @@ def routes(site: Site) -> list[BaseRoute]:
         return response
 
     async def check(request: Request, lang: str, form: proposals.ProposalForm,
-                    token: str) -> Response:
+                    token: str, picked: bool = False) -> Response:
         try:
             event = proposals.read_event(ctx, form)
             async with ctx.db.read() as session:
@@ -214,6 +268,11 @@ def routes(site: Site) -> list[BaseRoute]:
             return invalid(request, lang, form, token, exc)
         except InfranetError as exc:
             return form_page(request, lang, _View(form, token, notice=exc.localized(lang)), 400)
+        clashes = len(preview.conflicts.conflicts) + len(preview.conflicts.duplicates)
+        if clashes:  # the coordination figures: a warning shown (see the module's doc)
+            warnings.shown(token, clashes, _date_key(event))
+        elif picked:
+            warnings.picked(token, _date_key(event))
         return form_page(request, lang, _View(form, token, check=_check_view(ctx, preview, lang)))
 
     def invalid(request: Request, lang: str, form: proposals.ProposalForm, token: str,
@@ -233,6 +292,11 @@ def routes(site: Site) -> list[BaseRoute]:
             async with ctx.db.transaction() as session:
                 event = await proposals.propose(session, ctx, proposal, token_key)
                 title = event.title
+                answered = warnings.outcome(token_key, _date_key(proposal.event))
+                if answered is not None:
+                    await coordination.record_decision(
+                        session, outcome=answered[0], conflicts=answered[1], source="web",
+                        organisation_id=event.organisation_id, event_id=event.id)
         except proposals.ProposalInvalid as exc:
             return invalid(request, lang, form, token, exc)
         except proposals.ProposalReplayed as exc:
@@ -257,8 +321,10 @@ def routes(site: Site) -> list[BaseRoute]:
             return too_many(request, lang, wait, form, token)
         pick = data.get("pick")
         if isinstance(pick, str):  # a suggested date's button: check the form moved there
-            form = _picked(form, pick) or form
-        elif data.get("step") == "send":
+            moved = _picked(form, pick)
+            return await check(request, lang, moved or form, token or issue_token(ctx),
+                               picked=moved is not None)
+        if data.get("step") == "send":
             return await send(request, lang, form, token)
         return await check(request, lang, form, token or issue_token(ctx))
 
