@@ -205,6 +205,20 @@ async def test_a_training_session_kept_counts_kept_with_that_session(bot: BotHar
         ("kept", "bot", 1, first.id, await _org(bot, "Fundacja Alfa"))
 
 
+async def test_a_training_session_moved_to_a_free_date_counts_moved_suggested(bot: BotHarness) -> None:
+    await _setup(bot)
+    warning = await _training_warning(bot)
+    saved = await bot.api.click(ALICE, warning, warning.button("19 grudnia"))
+    assert "Opublikowano" in saved.text
+    async with bot.ctx.db.read() as session:
+        sessions = (await session.scalars(select(Event).where(Event.title == "Księgowość dla NGO")
+                                          .order_by(Event.starts_at))).all()
+    assert [e.starts_at.astimezone(bot.ctx.tz).day for e in sessions] == [12, 19]
+    [row] = await _decisions(bot)
+    assert (row.outcome, row.source, row.conflicts, row.event_id) == \
+        ("moved_suggested", "bot", 1, sessions[1].id)
+
+
 async def test_a_training_cancelled_on_its_conflict_screen_counts_dropped(bot: BotHarness) -> None:
     await _setup(bot)
     warning = await _training_warning(bot)
