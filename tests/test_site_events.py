@@ -260,9 +260,9 @@ async def test_hostile_parameters_are_400_with_a_message_in_the_page_language(ct
     await seed(ctx)
     cases = [
         ("area=nigdzie", "Nie można zastosować filtra"),
-        ("category=party", "Nie można zastosować filtra"),
-        ("audience=aliens", "Nie można zastosować filtra"),
-        ("org=abc", "Nie można zastosować filtra"),
+        ("category=party", "Nie można zastosować filtra: Kategoria: nieznane party"),
+        ("audience=aliens", "Nie można zastosować filtra: Dla kogo: nieznane aliens"),
+        ("org=abc", "Nie można zastosować filtra: Organizacja: &#39;abc&#39; to nie jest numer"),
         ("area=" + "&area=".join(["olsztynski"] * 150), "Nie można zastosować filtra"),
         ("view=month&month=2026-13", "Miesiąc „2026-13” jest niepoprawny"),
         ("view=month&month=99999-01", "jest niepoprawny"),

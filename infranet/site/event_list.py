@@ -89,7 +89,7 @@ def read_asked(site: Site, request: Request, lang: str) -> Asked:
     try:
         flt = parse_filter(site.ctx, params)
     except InfranetError as exc:
-        raise Problem(t(lang, "site.events.error.filter", detail=exc.localized(lang))) from None
+        raise Problem(t(lang, "site.events.error.filter", detail=_filter_detail(exc, lang))) from None
     q = " ".join((params.get("q") or "").split())
     try:
         words = query_words(q)
@@ -107,6 +107,21 @@ def read_asked(site: Site, request: Request, lang: str) -> Asked:
             raise Problem(t(lang, "site.events.error.from", value=params["from"][:40])) from None
     after = _after(params.get("after"), lang) if view == "list" else None
     return Asked(flt, q, words, month, from_day, after)
+
+
+# The feeds' parameter names -> the labels the form shows them by.
+_FILTER_LABELS = {"area": "site.events.area", "district": "site.events.area",
+                  "category": "site.events.category", "audience": "site.events.audience",
+                  "org": "site.events.organisation"}
+
+
+def _filter_detail(exc: InfranetError, lang: str) -> str:
+    """The feeds' message about a filter, naming it as the form does, as one sentence."""
+    label = _FILTER_LABELS.get(str(exc.params.get("field")))
+    if label is not None:
+        exc = type(exc)(exc.key, **{**exc.params, "field": t(lang, label)})
+    detail = exc.localized(lang).strip()
+    return detail if detail.endswith((".", "!", "?")) else detail + "."
 
 
 def _month(text: str | None, site: Site, lang: str) -> date:
