@@ -209,6 +209,8 @@ def warning_shown(turn: Turn, report: conflict_api.ConflictReport, key: str) -> 
 
 def warning_answered(turn: Turn, outcome: str, key: str) -> None:
     """Keep or a free date pressed on the screen: the event now has the dates `key`."""
+    if WARNED not in turn.user_data:  # a screen of day warnings alone
+        return
     noted = _pending(turn)
     shown = noted.get("open")
     if shown:
