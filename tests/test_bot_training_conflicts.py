@@ -69,16 +69,17 @@ async def test_a_clashing_session_gets_the_conflict_screen_and_a_free_date(bot: 
     assert labels[0] == "Zostaw mój termin" and labels[-1] == "Anuluj" and len(labels) >= 3
     async with bot.ctx.db.read() as session:
         assert (await session.scalars(select(Training))).first() is None  # nothing saved yet
-    _label, free = warning.buttons[1]
-    saved = await api.click(ALICE, warning, free)
+    # the nearest free Saturdays; 12 December is the notice's own second session
+    assert "sobota, 12 grudnia 2026, 10:00–14:00" not in labels
+    saved = await api.click(ALICE, warning, warning.button("19 grudnia"))
     assert "Opublikowano" in saved.text
     async with bot.ctx.db.read() as session:
         training = (await session.scalars(select(Training))).one()
         sessions = (await session.scalars(select(Event).where(Event.training_id == training.id)
                                           .order_by(Event.starts_at))).all()
         assert len(sessions) == 2
-        assert sessions[0].starts_at.astimezone(bot.ctx.tz).date() != date(2026, 12, 5)
-        assert sessions[1].starts_at == datetime(2026, 12, 12, 9, tzinfo=UTC)
+        days = [s.starts_at.astimezone(bot.ctx.tz).date() for s in sessions]
+        assert days == [date(2026, 12, 12), date(2026, 12, 19)]
     assert api.errors == []
 
 

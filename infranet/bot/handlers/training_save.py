@@ -8,7 +8,7 @@ The conflict screen and the organisers' notices are the /event form's
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from infranet.bot.common import END, Html, State, Turn, cb, handler, int_part
@@ -61,6 +61,17 @@ async def on_summary(turn: Turn) -> State | None:
     return await _check_and_save(turn, f)
 
 
+def _days(start: datetime | date, end: datetime | date, tz: tzinfo) -> list[date]:
+    """The local days a session takes (an all-day one is given by its first and last day)."""
+    if isinstance(start, datetime) and isinstance(end, datetime):
+        first = start.astimezone(tz).date()
+        last = (end - timedelta(microseconds=1)).astimezone(tz).date()
+    else:
+        first = start.date() if isinstance(start, datetime) else start
+        last = end.date() if isinstance(end, datetime) else end
+    return [first + timedelta(days=i) for i in range(max(0, (last - first).days) + 1)]
+
+
 async def _check_and_save(turn: Turn, f: dict[str, Any]) -> State | None:
     """Every session through the calendar's conflict check, in order; the first that clashes
     (and was not kept) gets the /event form's conflict screen and free dates, and the
@@ -79,8 +90,13 @@ async def _check_and_save(turn: Turn, f: dict[str, Any]) -> State | None:
                                              found.warnings)
         if report.clear:
             continue
-        suggestions = await free_dates.suggest_dates(turn.session, turn.ctx, data, n=3,
-                                                       exclude_event_id=exclude)
+        # A free date on the day of another session of this notice would put two sessions
+        # on one day: asked for a few more, those are left out.
+        taken = {day for other, item in enumerate(inputs) if other != index
+                 for day in _days(item.start, item.end, turn.ctx.tz)}
+        suggestions = [(start, end) for start, end in await free_dates.suggest_dates(
+            turn.session, turn.ctx, data, n=3 + len(inputs), exclude_event_id=exclude)
+            if not taken & set(_days(start, end, turn.ctx.tz))][:3]
         f["conflict_index"] = index
         f["suggestions"] = [[start, end] for start, end in suggestions]
         session = f["sessions"][index]
