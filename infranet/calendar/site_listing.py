@@ -39,6 +39,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -160,9 +161,9 @@ def _extra(key: _Key) -> tuple[ColumnElement[bool], ...]:
     """The audience and search conditions of a shape (values travel as parameters)."""
     conditions: list[ColumnElement[bool]] = []
     if key.audiences:
-        text = cast(Event.audiences, String)
-        conditions.append(or_(text.is_(None), text == "[]",
-                              *[text.like(bindparam(f"aud{i}")) for i in range(key.audiences)]))
+        stored = cast(Event.audiences, String)
+        conditions.append(or_(stored.is_(None), stored == "[]",
+                              *[stored.like(bindparam(f"aud{i}")) for i in range(key.audiences)]))
     if key.driver >= 0:
         conditions.append(Event.id.in_(select(EventWord.event_id).where(*_word_range(key.driver))))
     for i in range(key.words):
@@ -336,6 +337,10 @@ async def month_days(session: AsyncSession, ctx: AppContext, flt: FeedFilter, wo
     params.update({f"b{i}": bound for i, bound in enumerate(bounds)})
     counts_query, firsts_query, others_query, series_query = _month_statements(key, len(days))
     connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        # A month is dozens of small index ranges: PostgreSQL would start parallel workers for
+        # them (measured: 40 ms with, 14 ms without, on 100,000 events). This transaction only.
+        await connection.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
     cells = [Day(d) for d in days]
     found: list[list[DayItem]] = [[] for _ in days]
     for index, total in await fetch_rows(connection, counts_query, params):
