@@ -9,6 +9,9 @@ Each word of an event's title, description, place and free-text organiser, folde
 (word, event): the site finds the events whose words begin with what was typed ("lodz"
 finds "Łodzi") through one range of the key, instead of reading every event. The calendar
 writes them with every change of an event's text; existing events are indexed here.
+
+`ix_events_singles` (single events: start, end, moderation) lets the site's month grid count
+each day's events from the index alone.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("word", "event_id", name=op.f("pk_event_words")),
     )
     op.create_index("ix_event_words_event", "event_words", ["event_id", "word"], unique=False)
+    op.create_index("ix_events_singles", "events", ["starts_at", "last_ends_at", "moderation", "rrule"],
+                    unique=False, sqlite_where=sa.text("rrule IS NULL"),
+                    postgresql_where=sa.text("rrule IS NULL"))
     events = sa.table("events", sa.column("id", sa.Integer), sa.column("title", sa.String),
                       sa.column("description", sa.Text), sa.column("location", sa.String),
                       sa.column("organiser_name", sa.String))
@@ -63,5 +69,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_events_singles", table_name="events", sqlite_where=sa.text("rrule IS NULL"),
+                  postgresql_where=sa.text("rrule IS NULL"))
     op.drop_index("ix_event_words_event", table_name="event_words")
     op.drop_table("event_words")
