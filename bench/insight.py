@@ -102,11 +102,21 @@ async def populate_network(ctx: AppContext, orgs: int, support: int, seed: int =
         await conn.commit()
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM). Not getrusage's ru_maxrss: Linux keeps
+    that across exec, so a child would report its parent's peak from before the exec."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def report_child(url: str, data_dir: str, kind: str) -> None:
     """Child process: one yearly evaluation; prints JSON with seconds and peak RSS."""
     from infranet.insight.yearly import build_report, render_html, to_pdf, to_xlsx
 
-    floor_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    floor_mb = peak_rss_mb()
 
     async def run() -> tuple[float, int]:
         ctx = calendar_bench.context(url, Path(data_dir))
@@ -120,7 +130,7 @@ def report_child(url: str, data_dir: str, kind: str) -> None:
         return seconds, len(body)
 
     seconds, size = asyncio.run(run())
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(json.dumps({"seconds": seconds, "bytes": size, "peak_mb": peak_mb, "floor_mb": floor_mb}))
 
 

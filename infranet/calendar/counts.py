@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, tzinfo
+from datetime import date, tzinfo
 
-from sqlalchemy import ColumnElement, String, and_, cast, func, select
+from sqlalchemy import String, bindparam, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar.wallclock import local_midnight
+from infranet.storage.hotpath import fetch_rows
 from infranet.storage.models import Event, EventStatus, Moderation, Training, TrainingStatus
+from infranet.storage.types import UTCDateTime
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,16 @@ class CalendarCounts:
     by_organisation: Counter[int]
 
 
-def _held(start: datetime, end: datetime) -> ColumnElement[bool]:
-    return and_(Event.status == EventStatus.SCHEDULED, Event.moderation == Moderation.PUBLISHED,
-                Event.starts_at < end, Event.last_ends_at > start)
+_AUDIENCES_TEXT = cast(Event.audiences, String)
+# One pass over the period's events, grouped by everything counted: a few thousand groups,
+# however many events (three grouped scans took twice as long). Read with `fetch_rows`:
+# SQLAlchemy's per-row work was a third of the time for the ~16,000 groups of a busy year.
+_GROUPS = (
+    select(Event.district_id, Event.category, Event.organisation_id, _AUDIENCES_TEXT, func.count())
+    .where(Event.status == EventStatus.SCHEDULED, Event.moderation == Moderation.PUBLISHED,
+           Event.starts_at < bindparam("end", type_=UTCDateTime()),
+           Event.last_ends_at > bindparam("start", type_=UTCDateTime()))
+    .group_by(Event.district_id, Event.category, Event.organisation_id, _AUDIENCES_TEXT))
 
 
 async def calendar_counts(session: AsyncSession, tz: tzinfo, first: date, after: date
@@ -44,18 +53,11 @@ async def calendar_counts(session: AsyncSession, tz: tzinfo, first: date, after:
     """What the calendar held from the day `first` to the day before `after`, days as the
     region's clocks count them (`tz`)."""
     start, end = local_midnight(first, tz), local_midnight(after, tz)
-    held = _held(start, end)
     events: Counter[int] = Counter()
     by_category: Counter[tuple[int, str]] = Counter()
     by_audience: Counter[tuple[int, str]] = Counter()
     by_organisation: Counter[int] = Counter()
-    # One pass over the period's events, grouped by everything counted: a few thousand
-    # groups, however many events (three grouped scans took twice as long).
-    audiences_text = cast(Event.audiences, String)
-    rows = await session.execute(
-        select(Event.district_id, Event.category, Event.organisation_id, audiences_text, func.count())
-        .where(held).group_by(Event.district_id, Event.category, Event.organisation_id,
-                              audiences_text))
+    rows = await fetch_rows(await session.connection(), _GROUPS, {"start": start, "end": end})
     decoded: dict[str, list[str]] = {}  # a few dozen distinct lists of audiences
     for district_id, category, org_id, audiences, count in rows:
         events[district_id] += count
