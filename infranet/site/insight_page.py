@@ -21,7 +21,8 @@ from starlette.routing import BaseRoute, Route
 from infranet.calendar.event_input import audience_label, category_label
 from infranet.errors import ValidationFailed
 from infranet.i18n import format_amount, t
-from infranet.insight.indicators import INDICATORS, Insight, Period, gather
+from infranet.insight.cache import InsightCache
+from infranet.insight.indicators import INDICATORS, Insight, Period
 from infranet.insight.map_png import choropleth_png
 from infranet.insight.map_shapes import layout
 from infranet.insight.map_svg import choropleth
@@ -72,6 +73,7 @@ class InsightPage:
     def __init__(self, site: Site) -> None:
         self.site = site
         self.ctx = site.ctx
+        self.figures = InsightCache(site.ctx)
 
     async def _load(self, request: Request) -> tuple[str, Choice, Insight] | Response:
         lang = self.site.language(request)
@@ -80,7 +82,7 @@ class InsightPage:
         except ValidationFailed as exc:
             return self.site.problem(request, lang, exc.localized(lang))
         async with self.ctx.db.read() as session:
-            insight = await gather(session, self.ctx, Period.year(choice.year))
+            insight = await self.figures.get(session, Period.year(choice.year))
         return lang, choice, insight
 
     def _values(self, insight: Insight, choice: Choice) -> dict[str, float | None]:
