@@ -27,6 +27,7 @@ import asyncio  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
 import resource  # noqa: E402
+import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from datetime import date, timedelta  # noqa: E402
@@ -169,16 +170,30 @@ async def run_engine(engine: str, events: int, support: int, orgs: int, rounds: 
         from infranet.site import insight_page
         from infranet.site.pages import Site
 
+        floor_app = create_app(ctx, [])
+        floor = await timings(floor_app, ["/healthz"], rounds * 4)
+        # Cold: a new app for every request, so the figures are gathered each time (what the
+        # first visitor after a change waits for); warm: one app, the figures of the year
+        # kept (insight/cache.py), each request another indicator.
+        paths = [f"/insight?year={YEAR}&indicator={i}" for i in
+                 ("events", "organisations", "supported", "subscribers")]
+        cold_times = []
+        for i in range(rounds):
+            app = create_app(ctx, [Component("site", routes=insight_page.routes(Site(ctx)))])
+            t0 = time.perf_counter()
+            status, _ = await call(app, paths[i % len(paths)])
+            cold_times.append((time.perf_counter() - t0) * 1000)
+            assert status == 200
         app = create_app(ctx, [Component("site", routes=insight_page.routes(Site(ctx)))])
-        floor = await timings(app, ["/healthz"], rounds * 4)
-        page = await timings(app, [f"/insight?year={YEAR}&indicator={i}" for i in
-                                   ("events", "organisations", "supported", "subscribers")], rounds)
+        page = await timings(app, paths, rounds)
         status, _ = await call(app, f"/insight/map.png?year={YEAR}")
         assert status == 200
-        verdict = "meets" if page["p99"] <= 200 else "MISSES"
-        print(f"[{engine}] /insight server time p50 {page['p50']:.0f} ms, p99 {page['p99']:.0f} ms "
-              f"({page['bytes'] / 1e3:.0f} kB; floor /healthz p50 {floor['p50']:.2f} ms): "
-              f"{verdict} the 200 ms target", flush=True)
+        cold = {"p50": statistics.median(cold_times), "p99": calendar_bench.pct(cold_times, 0.99)}
+        for name, figures in (("cold (figures gathered)", cold), ("warm (figures kept)", page)):
+            verdict = "meets" if figures["p99"] <= 200 else "MISSES"
+            print(f"[{engine}] /insight {name}: server time p50 {figures['p50']:.0f} ms, p99 "
+                  f"{figures['p99']:.0f} ms (floor /healthz p50 {floor['p50']:.2f} ms): "
+                  f"{verdict} the 200 ms target", flush=True)
         await ctx.db.dispose()
         for kind in ("pdf", "xlsx"):
             figures = await report_in_child(url, data_dir, kind)

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, tzinfo
 
-from sqlalchemy import String, bindparam, cast, func, select
+from sqlalchemy import String, bindparam, cast, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.calendar.wallclock import local_midnight
@@ -46,6 +46,16 @@ _GROUPS = (
            Event.starts_at < bindparam("end", type_=UTCDateTime()),
            Event.last_ends_at > bindparam("start", type_=UTCDateTime()))
     .group_by(Event.district_id, Event.category, Event.organisation_id, _AUDIENCES_TEXT))
+# The same on SQLite, reading the table once: a year is a large share of it, and SQLite,
+# which keeps no histogram of dates, walked an index and looked each row up instead
+# (131 ms against 88 ms for a year of 100,000 events).
+_GROUPS_SQLITE = text(
+    "SELECT district_id, category, organisation_id, audiences, count(*) "
+    "FROM events NOT INDEXED WHERE status = :scheduled AND moderation = :published "
+    "AND starts_at < :end AND last_ends_at > :start "
+    "GROUP BY district_id, category, organisation_id, audiences").bindparams(
+    bindparam("end", type_=UTCDateTime()), bindparam("start", type_=UTCDateTime()),
+    bindparam("scheduled", type_=String()), bindparam("published", type_=String()))
 
 
 async def calendar_counts(session: AsyncSession, tz: tzinfo, first: date, after: date
@@ -57,7 +67,12 @@ async def calendar_counts(session: AsyncSession, tz: tzinfo, first: date, after:
     by_category: Counter[tuple[int, str]] = Counter()
     by_audience: Counter[tuple[int, str]] = Counter()
     by_organisation: Counter[int] = Counter()
-    rows = await fetch_rows(await session.connection(), _GROUPS, {"start": start, "end": end})
+    connection = await session.connection()
+    statement = _GROUPS_SQLITE if connection.dialect.name == "sqlite" else _GROUPS
+    params: dict[str, object] = {"start": start, "end": end}
+    if statement is _GROUPS_SQLITE:
+        params.update(scheduled=str(EventStatus.SCHEDULED), published=str(Moderation.PUBLISHED))
+    rows = await fetch_rows(connection, statement, params)
     decoded: dict[str, list[str]] = {}  # a few dozen distinct lists of audiences
     for district_id, category, org_id, audiences, count in rows:
         events[district_id] += count
