@@ -93,7 +93,7 @@ async def test_add_with_consent_search_and_forget(bot: BotHarness) -> None:
     # Nothing of the person is left in the bot's own state either (forms, receipts).
     async with bot.ctx.db.read() as session:
         state = json.dumps([[k, d] for k, d in (await session.execute(
-            select(BotState.key, BotState.data))).tuples()], ensure_ascii=False)
+            select(BotState.key, BotState.data)))], ensure_ascii=False)
     assert "Nowak" not in state and "anna@example.org" not in state and "600 100 200" not in state
     assert api.errors == []
 

@@ -111,7 +111,7 @@ async def _one_trip_each(ctx: AppContext, trips: list[str]) -> None:
         trips.clear()
         row = await add_event(s, ctx, Actor.cli(), EventInput(
             "Spotkanie", AT, AT + timedelta(hours=2), district="olsztynski", category="meeting"))
-        # the district row, the event, the audit entry
-        assert len(trips) == 3, trips
+        # the district row, the event, its words for the site's search, the audit entry
+        assert len(trips) == 4, trips
         assert row.district.slug == "olsztynski" and row.organisation is None  # loaded, no query
-        assert len(trips) == 3
+        assert len(trips) == 4

@@ -47,9 +47,13 @@ def event_words(event: _Texts) -> list[str]:
     return list(words)[:MAX_EVENT_WORDS]
 
 
-async def index_words(session: AsyncSession, event: _Texts, event_id: int) -> None:
-    """The event's words, as its text now is (after a flush: the event has its id)."""
-    await session.execute(delete(EventWord).where(EventWord.event_id == event_id))
+async def index_words(session: AsyncSession, event: _Texts, event_id: int, *,
+                      new: bool = False) -> None:
+    """The event's words, as its text now is (after a flush: the event has its id).
+    `new`: the event was just inserted and has no words to replace (one statement less on
+    every event added)."""
+    if not new:
+        await session.execute(delete(EventWord).where(EventWord.event_id == event_id))
     words = event_words(event)
     if words:
         await session.execute(insert(EventWord), [{"word": w, "event_id": event_id} for w in words])

@@ -126,7 +126,7 @@ async def add_event(session: AsyncSession, ctx: AppContext, actor: Actor, data: 
     row.district = await session.get_one(District, district_id)
     session.add(row)
     await session.flush()
-    await index_words(session, row, row.id)
+    await index_words(session, row, row.id, new=True)
     await audit.record(session, actor, "event.add", "event", row.id, title=row.title,
                        moderation=row.moderation)
     mark_changed(session, ctx)
@@ -286,7 +286,7 @@ async def move_occurrence(session: AsyncSession, ctx: AppContext, actor: Actor, 
     row.rrule = text
     row.revision += 1
     await session.flush()
-    await index_words(session, override, override.id)
+    await index_words(session, override, override.id, new=True)
     await audit.record(session, actor, "event.move_occurrence", "event", row.id, override=override.id,
                        occurrence=start.isoformat())
     mark_changed(session, ctx)

@@ -355,7 +355,7 @@ async def propose(session: AsyncSession, ctx: AppContext, proposal: Proposal,
     row.district = await session.get_one(District, district_id)
     session.add(row)
     await session.flush()
-    await index_words(session, row, row.id)
+    await index_words(session, row, row.id, new=True)
     try:
         async with session.begin_nested():  # two posts of one form at once: one wins
             session.add(EventProposal(event_id=row.id, email=proposal.email, name=proposal.name,

@@ -413,12 +413,12 @@ async def export_expert(session: AsyncSession, ctx: AppContext, actor: Actor,
     names: dict[int, str] = {}
     if member_ids:
         names = {i: n for i, n in (await session.execute(
-            select(Member.id, Member.display_name).where(Member.id.in_(member_ids)))).tuples()}
+            select(Member.id, Member.display_name).where(Member.id.in_(member_ids))))}
     org_ids = {r.organisation_id for r in rows if r.organisation_id is not None}
     orgs: dict[int, str] = {}
     if org_ids:
         orgs = {i: n for i, n in (await session.execute(
-            select(Organisation.id, Organisation.name).where(Organisation.id.in_(org_ids)))).tuples()}
+            select(Organisation.id, Organisation.name).where(Organisation.id.in_(org_ids))))}
     out = []
     for row in rows:
         history = (await session.execute(select(AuditLog.at, AuditLog.action).where(
@@ -522,7 +522,7 @@ async def expert_counts(session: AsyncSession, ctx: AppContext) -> ExpertCounts:
     per_topic: Counter[str] = Counter()
     spellings: dict[str, Counter[str]] = {}
     rows = await session.execute(select(Expert.districts, Expert.topics))
-    for slugs, topics in rows.tuples():
+    for slugs, topics in rows:
         served = [ctx.region.by_slug[s] for s in slugs or [] if s in ctx.region.by_slug]
         for powiat in ctx.region.powiaty:
             if any(d.contains(powiat) for d in served):
