@@ -35,10 +35,10 @@ from types import SimpleNamespace  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from bench.public_paths import use_public_paths  # noqa: E402
+from bench.scratch_db import bench_database  # noqa: E402
 from infranet.app import settle_heap  # noqa: E402
 from infranet.calendar import recurrence, wallclock  # noqa: E402
 from infranet.calendar.conflicts import find_conflicts, place_relation  # noqa: E402
@@ -333,51 +333,37 @@ async def bench_http(url: str, data_dir: Path, seconds: float) -> dict[str, tupl
 
 async def run_engine(engine: str, n: int, checks: int, seconds: float) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="infranet-bench-"))
-    admin = None
-    if engine == "sqlite":
-        url = f"sqlite+aiosqlite:///{data_dir / 'bench.db'}"
-    else:
-        admin = os.environ.get("INFRANET_TEST_DATABASE_URL",
-                               "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-        name = f"infranet_bench_{os.getpid()}"
-        url = make_url(admin).set(database=name).render_as_string(hide_password=False)
-        eng = create_async_engine(admin, isolation_level="AUTOCOMMIT")
-        async with eng.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        await eng.dispose()
-    try:
-        ctx = context(url, data_dir)
-        ctx.clock = lambda: NOW
-        t0 = time.perf_counter()
-        await populate(ctx, n)
-        print(f"[{engine}] stored {n:,} events in {time.perf_counter() - t0:.1f} s", flush=True)
-        settle_heap()  # as `infranet run` does once it has started
-        c = await bench_conflicts(ctx, checks)
-        print(f"[{engine}] conflict check ({checks} candidates, indexed): p50 {c['p50']:.2f} ms, "
-              f"p99 {c['p99']:.2f} ms (avg {c['mean_conflicts']:.1f} conflicts found)")
-        print(f"[{engine}] baseline full-table scan in Python: {c['scan_p50']:.0f} ms per check "
-              f"({c['scan_p50'] / c['p50']:.0f}x slower); an empty read transaction with SELECT 1 takes "
-              f"p50 {c['trip_p50']:.2f} ms, p99 {c['trip_p99']:.2f} ms")
-        f = await bench_feed(ctx)
-        print(f"[{engine}] feed of {f['events']:,} events ({f['bytes'] / 1e6:.1f} MB): cold build "
-              f"{f['cold']:.0f} ms, unchanged {f['warm']:.2f} ms, rebuild after one change "
-              f"{f['rebuild']:.0f} ms (median of 10; first {f['rebuild_first']:.0f}, max "
-              f"{f['rebuild_max']:.0f}); version check {f['version_check']:.2f} ms (row count, every "
-              f"5 min: {f['count']:.1f} ms)")
-        await ctx.db.dispose()
-        h = await bench_http(url, data_dir, seconds)
-        for name in ("small", "big"):
-            print(f"[{engine}] HTTP {name} feed ({h[name + '_bytes'][0] / 1e3:.0f} kB): "
-                  f"200 {h[name + '_200'][0]:.0f} req/s, 304 {h[name + '_304'][0]:.0f} req/s, "
-                  f"gzip {h[name + '_gzip'][0]:.0f} req/s"
-                  + (" (errors!)" if h[name + '_200'][1] + h[name + '_304'][1] else ""), flush=True)
-    finally:
-        if admin is not None:
-            eng = create_async_engine(admin, isolation_level="AUTOCOMMIT")
-            async with eng.connect() as conn:
-                await conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-            await eng.dispose()
+    async with bench_database(engine, "calendar", data_dir) as url:
+        await _measure(engine, url, data_dir, n, checks, seconds)
+
+
+async def _measure(engine: str, url: str, data_dir: Path, n: int, checks: int,
+                   seconds: float) -> None:
+    ctx = context(url, data_dir)
+    ctx.clock = lambda: NOW
+    t0 = time.perf_counter()
+    await populate(ctx, n)
+    print(f"[{engine}] stored {n:,} events in {time.perf_counter() - t0:.1f} s", flush=True)
+    settle_heap()  # as `infranet run` does once it has started
+    c = await bench_conflicts(ctx, checks)
+    print(f"[{engine}] conflict check ({checks} candidates, indexed): p50 {c['p50']:.2f} ms, "
+          f"p99 {c['p99']:.2f} ms (avg {c['mean_conflicts']:.1f} conflicts found)")
+    print(f"[{engine}] baseline full-table scan in Python: {c['scan_p50']:.0f} ms per check "
+          f"({c['scan_p50'] / c['p50']:.0f}x slower); an empty read transaction with SELECT 1 takes "
+          f"p50 {c['trip_p50']:.2f} ms, p99 {c['trip_p99']:.2f} ms")
+    f = await bench_feed(ctx)
+    print(f"[{engine}] feed of {f['events']:,} events ({f['bytes'] / 1e6:.1f} MB): cold build "
+          f"{f['cold']:.0f} ms, unchanged {f['warm']:.2f} ms, rebuild after one change "
+          f"{f['rebuild']:.0f} ms (median of 10; first {f['rebuild_first']:.0f}, max "
+          f"{f['rebuild_max']:.0f}); version check {f['version_check']:.2f} ms (row count, every "
+          f"5 min: {f['count']:.1f} ms)")
+    await ctx.db.dispose()
+    h = await bench_http(url, data_dir, seconds)
+    for name in ("small", "big"):
+        print(f"[{engine}] HTTP {name} feed ({h[name + '_bytes'][0] / 1e3:.0f} kB): "
+              f"200 {h[name + '_200'][0]:.0f} req/s, 304 {h[name + '_304'][0]:.0f} req/s, "
+              f"gzip {h[name + '_gzip'][0]:.0f} req/s"
+              + (" (errors!)" if h[name + '_200'][1] + h[name + '_304'][1] else ""), flush=True)
 
 
 def main() -> None:

@@ -36,10 +36,9 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 import bench.calendar as calendar_bench  # noqa: E402
+from bench.scratch_db import bench_database  # noqa: E402
 from bench.web import call, timings  # noqa: E402
 from infranet.app import settle_heap  # noqa: E402
 from infranet.component import Component  # noqa: E402
@@ -145,73 +144,58 @@ async def report_in_child(url: str, data_dir: Path, kind: str) -> dict[str, floa
 
 async def run_engine(engine: str, events: int, support: int, orgs: int, rounds: int) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="infranet-bench-insight-"))
-    admin = None
-    if engine == "sqlite":
-        url = f"sqlite+aiosqlite:///{data_dir / 'bench.db'}"
-    else:
-        admin = os.environ.get("INFRANET_TEST_DATABASE_URL",
-                               "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-        name = f"infranet_bench_insight_{os.getpid()}"
-        url = make_url(admin).set(database=name).render_as_string(hide_password=False)
-        eng = create_async_engine(admin, isolation_level="AUTOCOMMIT")
-        async with eng.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        await eng.dispose()
-    try:
-        ctx = calendar_bench.context(url, data_dir)
-        ctx.clock = lambda: NOW
-        t0 = time.perf_counter()
-        await calendar_bench.populate(ctx, events)
-        await populate_network(ctx, orgs, support)
-        print(f"[{engine}] stored {events:,} events, {orgs:,} organisations, {support:,} support "
-              f"records in {time.perf_counter() - t0:.1f} s", flush=True)
-        settle_heap()
-        from infranet.site import insight_page
-        from infranet.site.pages import Site
+    async with bench_database(engine, "insight", data_dir) as url:
+        await _measure(engine, url, data_dir, events, support, orgs, rounds)
 
-        floor_app = create_app(ctx, [])
-        floor = await timings(floor_app, ["/healthz"], rounds * 4)
-        # Cold: the kept figures dropped before every request, so they are gathered each time
-        # (what the first visitor after a change waits for); warm: the figures of the year
-        # kept (insight/cache.py), each request another indicator.
-        paths = [f"/insight?year={YEAR}&indicator={i}" for i in
-                 ("events", "organisations", "supported", "subscribers")]
-        routes = insight_page.routes(Site(ctx))
-        app = create_app(ctx, [Component("site", routes=routes)])
-        kept = routes[0].endpoint.__self__.figures  # type: ignore[attr-defined]
-        await call(app, paths[0])  # templates compiled once, as in the service
-        cold_times = []
-        for i in range(rounds):
-            kept._kept.clear()
-            t0 = time.perf_counter()
-            status, _ = await call(app, paths[i % len(paths)])
-            cold_times.append((time.perf_counter() - t0) * 1000)
-            assert status == 200
-        page = await timings(app, paths, rounds)
-        status, _ = await call(app, f"/insight/map.png?year={YEAR}")
+
+async def _measure(engine: str, url: str, data_dir: Path, events: int, support: int,
+                   orgs: int, rounds: int) -> None:
+    ctx = calendar_bench.context(url, data_dir)
+    ctx.clock = lambda: NOW
+    t0 = time.perf_counter()
+    await calendar_bench.populate(ctx, events)
+    await populate_network(ctx, orgs, support)
+    print(f"[{engine}] stored {events:,} events, {orgs:,} organisations, {support:,} support "
+          f"records in {time.perf_counter() - t0:.1f} s", flush=True)
+    settle_heap()
+    from infranet.site import insight_page
+    from infranet.site.pages import Site
+
+    floor_app = create_app(ctx, [])
+    floor = await timings(floor_app, ["/healthz"], rounds * 4)
+    # Cold: the kept figures dropped before every request, so they are gathered each time
+    # (what the first visitor after a change waits for); warm: the figures of the year
+    # kept (insight/cache.py), each request another indicator.
+    paths = [f"/insight?year={YEAR}&indicator={i}" for i in
+             ("events", "organisations", "supported", "subscribers")]
+    routes = insight_page.routes(Site(ctx))
+    app = create_app(ctx, [Component("site", routes=routes)])
+    kept = routes[0].endpoint.__self__.figures  # type: ignore[attr-defined]
+    await call(app, paths[0])  # templates compiled once, as in the service
+    cold_times = []
+    for i in range(rounds):
+        kept._kept.clear()
+        t0 = time.perf_counter()
+        status, _ = await call(app, paths[i % len(paths)])
+        cold_times.append((time.perf_counter() - t0) * 1000)
         assert status == 200
-        cold = {"p50": statistics.median(cold_times), "p99": calendar_bench.pct(cold_times, 0.99)}
-        for name, figures in (("cold (figures gathered)", cold), ("warm (figures kept)", page)):
-            verdict = "meets" if figures["p99"] <= 200 else "MISSES"
-            print(f"[{engine}] /insight {name}: server time p50 {figures['p50']:.0f} ms, p99 "
-                  f"{figures['p99']:.0f} ms (floor /healthz p50 {floor['p50']:.2f} ms): "
-                  f"{verdict} the 200 ms target", flush=True)
-        await ctx.db.dispose()
-        for kind in ("pdf", "xlsx"):
-            figures = await report_in_child(url, data_dir, kind)
-            verdict = "meets" if figures["seconds"] <= 10 and figures["peak_mb"] <= 300 else "MISSES"
-            print(f"[{engine}] yearly report {kind.upper()}: {figures['seconds']:.1f} s, "
-                  f"{figures['bytes'] / 1e3:.0f} kB, peak RSS {figures['peak_mb']:.0f} MB (the same "
-                  f"process before any work: {figures['floor_mb']:.0f} MB): {verdict} 10 s / 300 MB",
-                  flush=True)
-    finally:
-        if admin is not None:
-            eng = create_async_engine(admin, isolation_level="AUTOCOMMIT")
-            async with eng.connect() as conn:
-                await conn.execute(text(
-                    f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-            await eng.dispose()
+    page = await timings(app, paths, rounds)
+    status, _ = await call(app, f"/insight/map.png?year={YEAR}")
+    assert status == 200
+    cold = {"p50": statistics.median(cold_times), "p99": calendar_bench.pct(cold_times, 0.99)}
+    for name, figures in (("cold (figures gathered)", cold), ("warm (figures kept)", page)):
+        verdict = "meets" if figures["p99"] <= 200 else "MISSES"
+        print(f"[{engine}] /insight {name}: server time p50 {figures['p50']:.0f} ms, p99 "
+              f"{figures['p99']:.0f} ms (floor /healthz p50 {floor['p50']:.2f} ms): "
+              f"{verdict} the 200 ms target", flush=True)
+    await ctx.db.dispose()
+    for kind in ("pdf", "xlsx"):
+        figures = await report_in_child(url, data_dir, kind)
+        verdict = "meets" if figures["seconds"] <= 10 and figures["peak_mb"] <= 300 else "MISSES"
+        print(f"[{engine}] yearly report {kind.upper()}: {figures['seconds']:.1f} s, "
+              f"{figures['bytes'] / 1e3:.0f} kB, peak RSS {figures['peak_mb']:.0f} MB (the same "
+              f"process before any work: {figures['floor_mb']:.0f} MB): {verdict} 10 s / 300 MB",
+              flush=True)
 
 
 def main() -> None:

@@ -34,12 +34,11 @@ from typing import Any  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 
 import bench.calendar as calendar_bench  # noqa: E402  (its populate, HTTP client, context)
+from bench.scratch_db import bench_database  # noqa: E402
 from infranet.app import settle_heap  # noqa: E402
 from infranet.calendar.event_links import event_path  # noqa: E402
 from infranet.component import Component  # noqa: E402
@@ -161,51 +160,36 @@ async def bench_http(url: str, data_dir: Path, seconds: float, page: str) -> dic
 
 async def run_engine(engine: str, n: int, rounds: int, seconds: float) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="infranet-bench-web-"))
-    admin = None
-    if engine == "sqlite":
-        url = f"sqlite+aiosqlite:///{data_dir / 'bench.db'}"
-    else:
-        admin = os.environ.get("INFRANET_TEST_DATABASE_URL",
-                               "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-        name = f"infranet_bench_web_{os.getpid()}"
-        url = make_url(admin).set(database=name).render_as_string(hide_password=False)
-        eng = create_async_engine(admin, isolation_level="AUTOCOMMIT")
-        async with eng.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        await eng.dispose()
-    try:
-        ctx = calendar_bench.context(url, data_dir)
-        ctx.clock = lambda: NOW
-        t0 = time.perf_counter()
-        await calendar_bench.populate(ctx, n)  # with the search's words, as saves write them
-        print(f"[{engine}] stored {n:,} events in {time.perf_counter() - t0:.1f} s", flush=True)
-        settle_heap()
-        app = uncached_app(ctx)
-        floor = await timings(app, ["/healthz"], rounds)
-        print(f"[{engine}] floor, /healthz through the same app (one database round trip): "
-              f"p50 {floor['p50']:.2f} ms, p99 {floor['p99']:.2f} ms")
-        paths = await page_paths(ctx)
-        worst = 0.0
-        for name, some in paths.items():
-            figures = await timings(app, some, rounds)
-            worst = max(worst, figures["p99"])
-            print(f"[{engine}] {name:<13} server time p50 {figures['p50']:6.2f} ms, p99 "
-                  f"{figures['p99']:6.2f} ms ({figures['bytes'] / 1e3:.0f} kB)", flush=True)
-        verdict = "meets" if worst <= 20 else "MISSES"
-        print(f"[{engine}] worst p99 {worst:.2f} ms: {verdict} the 20 ms target")
-        await ctx.db.dispose()
-        http = await bench_http(url, data_dir, seconds, paths["event page"][0])
-        for name, (rate, errors) in http.items():
-            print(f"[{engine}] HTTP {name:<10} {rate:7.0f} req/s"
-                  + (f" ({errors} errors!)" if errors else ""), flush=True)
-    finally:
-        if admin is not None:
-            eng = create_async_engine(admin, isolation_level="AUTOCOMMIT")
-            async with eng.connect() as conn:
-                await conn.execute(text(
-                    f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-            await eng.dispose()
+    async with bench_database(engine, "web", data_dir) as url:
+        await _measure(engine, url, data_dir, n, rounds, seconds)
+
+
+async def _measure(engine: str, url: str, data_dir: Path, n: int, rounds: int,
+                   seconds: float) -> None:
+    ctx = calendar_bench.context(url, data_dir)
+    ctx.clock = lambda: NOW
+    t0 = time.perf_counter()
+    await calendar_bench.populate(ctx, n)  # with the search's words, as saves write them
+    print(f"[{engine}] stored {n:,} events in {time.perf_counter() - t0:.1f} s", flush=True)
+    settle_heap()
+    app = uncached_app(ctx)
+    floor = await timings(app, ["/healthz"], rounds)
+    print(f"[{engine}] floor, /healthz through the same app (one database round trip): "
+          f"p50 {floor['p50']:.2f} ms, p99 {floor['p99']:.2f} ms")
+    paths = await page_paths(ctx)
+    worst = 0.0
+    for name, some in paths.items():
+        figures = await timings(app, some, rounds)
+        worst = max(worst, figures["p99"])
+        print(f"[{engine}] {name:<13} server time p50 {figures['p50']:6.2f} ms, p99 "
+              f"{figures['p99']:6.2f} ms ({figures['bytes'] / 1e3:.0f} kB)", flush=True)
+    verdict = "meets" if worst <= 20 else "MISSES"
+    print(f"[{engine}] worst p99 {worst:.2f} ms: {verdict} the 20 ms target")
+    await ctx.db.dispose()
+    http = await bench_http(url, data_dir, seconds, paths["event page"][0])
+    for name, (rate, errors) in http.items():
+        print(f"[{engine}] HTTP {name:<10} {rate:7.0f} req/s"
+              + (f" ({errors} errors!)" if errors else ""), flush=True)
 
 
 def main() -> None:
