@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from infranet.calendar.counts import calendar_counts
 from infranet.calendar.wallclock import local_midnight
 from infranet.context import AppContext
+from infranet.errors import ValidationFailed
 from infranet.network.counts import Presence, active_presence, referral_counts
 from infranet.network.support_figures import support_totals, supported_per_district
 from infranet.newsletter.counts import subscribers_by_areas
@@ -36,6 +37,8 @@ from infranet.storage.districts import district_ids
 INDICATORS = ("organisations", "events", "trainings", "training_places", "referrals_made",
               "referrals_received", "supported", "subscribers")
 PER = 10_000
+# The first year the figures may be asked for (the page's list of years starts here).
+FIRST_YEAR = 2020
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,18 @@ class Period:
     @property
     def last(self) -> date:
         return date.fromordinal(self.after.toordinal() - 1)
+
+
+def year_asked(text: str | None, this_year: int) -> int:
+    """The year a visitor or member asked for (None: this year), from FIRST_YEAR to this
+    year; anything else is refused with a message naming the range."""
+    if text is None:
+        return this_year
+    text = text[:8]
+    if not text.isdigit() or not FIRST_YEAR <= int(text) <= this_year:
+        raise ValidationFailed("site.insight.bad_year", value=text, first=FIRST_YEAR,
+                               last=this_year)
+    return int(text)
 
 
 @dataclass

@@ -51,15 +51,23 @@ def band_of(value: float, found: list[Band]) -> int:
     return index
 
 
+def palette(found: list[Band]) -> list[str]:
+    """A colour per band, spread over the whole scale (two bands are light and dark)."""
+    step = (len(BAND_COLOURS) - 1) / max(1, len(found) - 1)
+    return [BAND_COLOURS[round(i * step)] for i in range(len(found))]
+
+
+def legend_label(band: Band, fmt: Callable[[float], str]) -> str:
+    return fmt(band.low) if band.low == band.high else f"{fmt(band.low)} – {fmt(band.high)}"
+
+
 def choropleth(layout: MapLayout, values: Mapping[str, float | None], *, title: str,
                description: str, no_data: str, fmt: Callable[[float], str],
                ident: str = "map") -> str:
     """The SVG document of `values` (TERYT -> figure) drawn on `layout`."""
     shown = [v for v in values.values() if v is not None]
     found = bands(shown)
-    # Spread the bands over the whole colour scale, so two bands are light and dark.
-    step = (len(BAND_COLOURS) - 1) / max(1, len(found) - 1)
-    palette = [BAND_COLOURS[round(i * step)] for i in range(len(found))]
+    colours = palette(found)
     legend_rows = len(found) + 1
     height = layout.height + LEGEND_ROW * legend_rows + 12
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {layout.width:g} {height:g}" '
@@ -69,7 +77,7 @@ def choropleth(layout: MapLayout, values: Mapping[str, float | None], *, title: 
            f'<desc id="{ident}-desc">{escape(description)}</desc>',
            "<style>path{stroke:#ffffff;stroke-width:0.8;stroke-linejoin:round}"
            "path:hover{stroke:#111827;stroke-width:2}"
-           + "".join(f".band-{i}{{fill:{c}}}" for i, c in enumerate(palette))
+           + "".join(f".band-{i}{{fill:{c}}}" for i, c in enumerate(colours))
            + f".no-data{{fill:{NO_DATA_COLOUR}}}text{{font:12px sans-serif;fill:#111827}}</style>"]
     for shape in layout.shapes:
         value = values.get(shape.code)
@@ -79,8 +87,7 @@ def choropleth(layout: MapLayout, values: Mapping[str, float | None], *, title: 
                    f'd="{_path(shape)}"><title>{escape(shape.name)}: {escape(figure)}</title></path>')
     y = layout.height + 8
     for i, band in enumerate(found):
-        label = fmt(band.low) if band.low == band.high else f"{fmt(band.low)} – {fmt(band.high)}"
-        out.append(_legend_row(y, f"band-{i}", label))
+        out.append(_legend_row(y, f"band-{i}", legend_label(band, fmt)))
         y += LEGEND_ROW
     out.append(_legend_row(y, "no-data", no_data))
     out.append("</svg>")

@@ -22,7 +22,7 @@ from infranet.calendar.event_input import audience_label, category_label
 from infranet.errors import ValidationFailed
 from infranet.i18n import format_amount, t
 from infranet.insight.cache import InsightCache
-from infranet.insight.indicators import INDICATORS, Insight, Period
+from infranet.insight.indicators import FIRST_YEAR, INDICATORS, Insight, Period, year_asked
 from infranet.insight.map_png import choropleth_png
 from infranet.insight.map_shapes import layout
 from infranet.insight.map_svg import choropleth
@@ -31,7 +31,6 @@ from infranet.network.orgs import SERVICES
 from infranet.site.pages import Site, lang_param, with_params
 
 MEASURES = ("residents", "count")
-FIRST_YEAR = 2020
 
 
 @dataclass(frozen=True)
@@ -48,11 +47,7 @@ class Choice:
 
 def parse_choice(request: Request, this_year: int) -> Choice:
     query = request.query_params
-    year_text = query.get("year", str(this_year))[:8]
-    if not year_text.isdigit() or not FIRST_YEAR <= int(year_text) <= this_year:
-        raise ValidationFailed("site.insight.bad_year", value=year_text, first=FIRST_YEAR,
-                               last=this_year)
-    choice = Choice(int(year_text), query.get("indicator", "events")[:40],
+    choice = Choice(year_asked(query.get("year"), this_year), query.get("indicator", "events")[:40],
                     query.get("measure", "residents")[:40], query.get("service", SERVICES[0])[:40])
     for name, value, allowed in (("indicator", choice.indicator, INDICATORS),
                                  ("measure", choice.measure, MEASURES),
@@ -117,7 +112,8 @@ class InsightPage:
             with_params("/insight/map.png", choice.params(lang))
         return self.site.page(
             request, "insight.html", lang, title=t(lang, "site.insight.title"),
-            choice=choice, years=list(range(self.ctx.now().year, FIRST_YEAR - 1, -1)),
+            choice=choice,
+            years=list(range(self.ctx.now().astimezone(self.ctx.tz).year, FIRST_YEAR - 1, -1)),
             indicators=[(i, t(lang, f"site.insight.indicator.{i}")) for i in INDICATORS],
             services=[(s, t(lang, f"org.service.{s}")) for s in SERVICES],
             measures=[(m, t(lang, f"site.insight.measure_choice.{m}")) for m in MEASURES],

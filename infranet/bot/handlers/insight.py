@@ -18,31 +18,23 @@ from telegram.ext import BaseHandler, CommandHandler
 from infranet.bot.common import Command, Html, Turn, esc, handler
 from infranet.context import AppContext
 from infranet.i18n import format_amount, t
-from infranet.insight.indicators import Period, gather
+from infranet.insight.indicators import Period, gather, year_asked
 from infranet.insight.white_spots import indicator_spots
 from infranet.insight.yearly import build_report, render_html, to_pdf
 
 COMMANDS = [Command("insight", "member"), Command("report", "admin")]
-FIRST_YEAR = 2020
 
 
-def _year(turn: Turn) -> int | None:
-    """The year asked for (default: this year), or None after saying what was wrong."""
-    this_year = turn.ctx.now().astimezone(turn.ctx.tz).year
-    if not turn.args:
-        return this_year
-    text = turn.args[0][:8]
-    if text.isdigit() and FIRST_YEAR <= int(text) <= this_year:
-        return int(text)
-    turn.say("site.insight.bad_year", value=text, first=FIRST_YEAR, last=this_year)
-    return None
+def _year(turn: Turn) -> int:
+    """The year asked for (default: this year); a wrong one is refused with the range (the
+    handler answers the ValidationFailed in the member's language)."""
+    return year_asked(turn.args[0] if turn.args else None,
+                      turn.ctx.now().astimezone(turn.ctx.tz).year)
 
 
 @handler(access="member", writes=False)
 async def cmd_insight(turn: Turn) -> None:
     year = _year(turn)
-    if year is None:
-        return
     insight = await gather(turn.session, turn.ctx, Period.year(year))
     lang = turn.lang
 
@@ -72,8 +64,6 @@ async def cmd_insight(turn: Turn) -> None:
 @handler(access="admin", chat="private", writes=False)
 async def cmd_report(turn: Turn) -> None:
     year = _year(turn)
-    if year is None:
-        return
     report = await build_report(turn.session, turn.ctx, year, turn.lang)
     turn.say("bot.report.preparing", year=year)
     chat_id, bot, lang = turn.chat_id, turn.context.bot, turn.lang
