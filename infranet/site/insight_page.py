@@ -89,6 +89,15 @@ class InsightPage:
         decimals = 1 if choice.measure == "residents" else 0
         return lambda value: format_amount(value, lang, decimals=decimals)
 
+    def _svg(self, insight: Insight, choice: Choice, lang: str, ident: str = "map") -> str:
+        """The map of the chosen indicator: inline on the page and as the SVG download."""
+        return choropleth(layout(self.ctx.region), self._values(insight, choice),
+                          title=self._map_title(choice, lang),
+                          description=t(lang, "site.insight.map_description",
+                                        region=self.ctx.region.name),
+                          no_data=t(lang, "site.insight.no_data"), fmt=self._fmt(choice, lang),
+                          ident=ident)
+
     def _map_title(self, choice: Choice, lang: str) -> str:
         return t(lang, f"site.insight.measure.{choice.measure}",
                  indicator=t(lang, f"site.insight.indicator.{choice.indicator}"), year=choice.year)
@@ -100,10 +109,7 @@ class InsightPage:
         lang, choice, insight = loaded
         fmt = self._fmt(choice, lang)
         region = self.ctx.region
-        svg = choropleth(layout(region), self._values(insight, choice),
-                         title=self._map_title(choice, lang),
-                         description=t(lang, "site.insight.map_description", region=region.name),
-                         no_data=t(lang, "site.insight.no_data"), fmt=fmt, ident="insight-map")
+        svg = self._svg(insight, choice, lang, ident="insight-map")
         share = self.ctx.settings.insight.white_spot_share
         rows = [{"name": p.district.name, "population": p.population,
                  "count": p.values[choice.indicator],
@@ -151,11 +157,7 @@ class InsightPage:
         if isinstance(loaded, Response):
             return loaded
         lang, choice, insight = loaded
-        body = choropleth(layout(self.ctx.region), self._values(insight, choice),
-                          title=self._map_title(choice, lang),
-                          description=t(lang, "site.insight.map_description",
-                                        region=self.ctx.region.name),
-                          no_data=t(lang, "site.insight.no_data"), fmt=self._fmt(choice, lang))
+        body = self._svg(insight, choice, lang)
         return Response(body, media_type="image/svg+xml", headers={
             "Content-Disposition": f'inline; filename="map-{choice.indicator}-{choice.year}.svg"'})
 
