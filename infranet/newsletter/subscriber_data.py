@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import Any
 
 from sqlalchemy import select, update
@@ -91,10 +92,12 @@ async def _forgotten(session: AsyncSession) -> dict[str, Any]:
     return {d["address_hash"]: at for d, at in rows if isinstance(d, dict) and d.get("address_hash")}
 
 
-def _why_skipped(row: Subscriber | None, erased_at: Any) -> str | None:
-    """The reason an import leaves an address alone, as reported to the secretariat."""
+def _why_skipped(row: Subscriber | None, erased_at: Any, tz: tzinfo) -> str | None:
+    """The reason an import leaves an address alone, as reported to the secretariat.
+    Dates are the region's days: stored in UTC, an unsubscribe at 23:30 UTC happened on
+    the next day in Warsaw, as the person who left remembers it."""
     def day(value: Any) -> str:
-        return value.date().isoformat() if value is not None else "an unknown date"
+        return value.astimezone(tz).date().isoformat() if value is not None else "an unknown date"
 
     if row is None:
         return f"erased on {day(erased_at)} at the person's request, skipped" if erased_at else None
@@ -135,7 +138,7 @@ async def import_csv(session: AsyncSession, ctx: AppContext, actor: Actor, text:
             async with session.begin_nested():
                 address = normalise_address(data.get("email", ""))
                 existing = await find_by_email(session, address)
-                why = _why_skipped(existing, forgotten.get(forgotten_hash(ctx, address)))
+                why = _why_skipped(existing, forgotten.get(forgotten_hash(ctx, address)), ctx.tz)
                 if why is not None:
                     report.skipped.append(f"line {number}: {address}: {why}")
                     continue
