@@ -15,6 +15,8 @@ from sqlalchemy import func, select
 from infranet.cli import build_parser
 from infranet.context import AppContext
 from infranet.errors import NotFound, PermissionDenied, ValidationFailed
+from infranet.network.expert_fields import parse_contact
+from infranet.network.expert_search import search_experts
 from infranet.network.experts import (
     CONSENT_MESSAGE,
     CONSENT_VERSION,
@@ -23,8 +25,6 @@ from infranet.network.experts import (
     add_expert,
     expert_counts,
     forget_expert,
-    parse_contact,
-    search_experts,
     update_expert,
 )
 from infranet.network.members import ensure_secretariat

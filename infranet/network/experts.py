@@ -13,48 +13,45 @@ kept or blanked in place) and leaves an audit line that names the row's number o
 every audit line of this module does. `export_expert` is the RODO access request: what
 is held about the person.
 
-Search (`search_experts`) compares folded keys with LIKE on both engines: topics by
-region.fold (case and diacritics optional) with the common Polish endings cut off, so
-"ekonomii społecznej" finds "ekonomia społeczna"; a district finds the experts serving
-it, the subregion or region around it, or a powiat inside it.
+Each field is cleaned by its own rule in `expert_fields`; search (`search_experts`) is
+in `expert_search`.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infranet.context import AppContext
 from infranet.errors import NotFound, PermissionDenied, ValidationFailed
+from infranet.network.expert_fields import (
+    _contact,
+    _set_districts,
+    _set_languages,
+    _set_topics,
+    clean_districts,
+    clean_languages,
+    clean_topics,
+)
 from infranet.network.members import secretariat_id
-from infranet.region import District, fold
+from infranet.region import fold
 from infranet.storage import audit
 from infranet.storage.actors import Actor
 from infranet.storage.models import AuditLog, Expert, Member, Organisation
-from infranet.validation import clean_email, clean_phone, clean_text, plain_text
+from infranet.validation import clean_text
 
 # The consent text members show the person (catalog message CONSENT_MESSAGE); a new
 # wording gets a new version, so that every row says which one its person agreed to.
 CONSENT_VERSION = "2026-12"
 CONSENT_MESSAGE = "experts.consent_text"
 
-NAME_MAX, TOPIC_MAX, NOTE_MAX, CONTACT_MAX = 200, 60, 1000, 300
-TOPICS_MAX, DISTRICTS_MAX, LANGUAGES_MAX = 10, 10, 8
-QUERY_MAX = 100
-SEARCH_LIMIT, SEARCH_MAX = 20, 50
-
-_SEPARATORS = re.compile(r"[,;\n]+")
-# Labels people write before a contact ("tel. 600 100 200", "e-mail: a@b.pl"): not part of it.
-_CONTACT_LABELS = re.compile(r"(?<![\w@.])(tel(efon)?|phone|kom(órka)?|mobile|e-?mail|mail)\b\.?:?",
-                             re.IGNORECASE)
+NAME_MAX, NOTE_MAX = 200, 1000
 
 
 @dataclass
@@ -90,12 +87,6 @@ class ExpertChanges:
 
 
 @dataclass(frozen=True)
-class SearchResult:
-    experts: list[Expert]
-    more: bool  # more matched than were returned
-
-
-@dataclass(frozen=True)
 class ExpertCounts:
     """Counts only, for the insight step: experts available in each powiat (serving it, or
     the subregion or region it lies in), and experts per topic (told apart by fold, named by
@@ -128,146 +119,6 @@ def _require_manage(actor: Actor, expert: Expert) -> None:
     _require_member(actor)
     if not can_manage(actor, expert):
         raise PermissionDenied("experts.not_yours")
-
-
-# --- the fields, cleaned ---------------------------------------------------------
-
-
-def _items(value: Sequence[str] | str | None) -> list[str]:
-    """A list given as one text ("a, b; c") or as items (each may hold commas too)."""
-    if value is None:
-        return []
-    texts = [value] if isinstance(value, str) else list(value)
-    return [part for text in texts for part in _SEPARATORS.split(text)]
-
-
-def clean_topics(value: Sequence[str] | str | None) -> list[str]:
-    """Topics as typed, one line each, told apart by their fold (so "RODO" and "rodo" are
-    one), at most TOPICS_MAX of TOPIC_MAX characters."""
-    found: dict[str, str] = {}
-    for item in _items(value):
-        topic = clean_text(item, "topics", TOPIC_MAX)
-        if topic is None or not fold(topic):
-            continue
-        found.setdefault(fold(topic), " ".join(topic.split()))
-    if not found:
-        raise ValidationFailed("error.empty", field="topics")
-    if len(found) > TOPICS_MAX:
-        raise ValidationFailed("experts.too_many", field="topics", count=len(found), limit=TOPICS_MAX)
-    return list(found.values())
-
-
-def clean_districts(ctx: AppContext, value: Sequence[str] | str | None) -> list[District]:
-    """Districts by name, slug, code or seat (UnknownDistrict, with close matches, for one
-    not in the region); one inside another listed is dropped (the larger covers it)."""
-    found: list[District] = []
-    for item in _items(value):
-        text = plain_text(item)
-        if not text:
-            continue
-        if len(text) > QUERY_MAX:
-            raise ValidationFailed("error.too_long", field="districts", length=len(text), limit=QUERY_MAX)
-        district = ctx.region.find(text)
-        if district not in found:
-            found.append(district)
-    if not found:
-        raise ValidationFailed("error.empty", field="districts")
-    kept = [d for d in found if not any(o is not d and o.contains(d) for o in found)]
-    if len(kept) > DISTRICTS_MAX:
-        raise ValidationFailed("experts.too_many", field="districts", count=len(kept),
-                               limit=DISTRICTS_MAX)
-    return kept
-
-
-@cache
-def _language_names() -> dict[str, str]:
-    """Folded language names in Polish and English (and the codes) -> ISO 639 code."""
-    from babel import Locale
-
-    names: dict[str, str] = {}
-    for lang in ("en", "pl"):
-        for code, name in Locale(lang).languages.items():
-            if "_" not in code:
-                names.setdefault(code.lower(), code.lower())
-                names.setdefault(fold(name), code.lower())
-    return names
-
-
-def language_code(text: str) -> str | None:
-    """"pl", "PL", "polski", "Ukrainian", "ukraiński" -> an ISO 639 code, None if unknown."""
-    key = fold(text).removeprefix("jezyk ").removesuffix(" language").strip()
-    return _language_names().get(key)
-
-
-def language_name(code: str, lang: str) -> str:
-    """A code as the reader calls the language ("uk" -> "ukraiński" / "Ukrainian")."""
-    from babel import Locale
-
-    return str(Locale(lang).languages.get(code) or code)
-
-
-def clean_languages(value: Sequence[str] | str | None) -> list[str]:
-    codes: list[str] = []
-    for item in _items(value):
-        text = plain_text(item)
-        if not text:
-            continue
-        code = language_code(text)
-        if code is None:
-            raise ValidationFailed("experts.bad_language", field="languages", value=text[:40])
-        if code not in codes:
-            codes.append(code)
-    if not codes:
-        raise ValidationFailed("error.empty", field="languages")
-    if len(codes) > LANGUAGES_MAX:
-        raise ValidationFailed("experts.too_many", field="languages", count=len(codes),
-                               limit=LANGUAGES_MAX)
-    return codes
-
-
-def parse_contact(text: str) -> tuple[str | None, str | None]:
-    """One answer with an e-mail address and/or a phone number, in any order
-    ("jan@example.org, 600 100 200") -> (email, phone), each checked by the project's rule."""
-    cleaned = clean_text(text, "contact", CONTACT_MAX, required=True) or ""
-    emails = [w.strip(",;") for w in cleaned.split() if "@" in w]
-    if len(emails) > 1:
-        raise ValidationFailed("experts.one_email", field="email")
-    rest = cleaned
-    for address in emails:
-        rest = rest.replace(address, " ")
-    rest = _CONTACT_LABELS.sub(" ", rest)
-    rest = " ".join(rest.replace(",", " ").replace(";", " ").split())
-    email = clean_email(emails[0], "email") if emails else None
-    phone = clean_phone(rest, "phone") if rest else None
-    return email, phone
-
-
-def _contact(email: str | None, phone: str | None) -> tuple[str | None, str | None]:
-    address = clean_email(email, "email") if email and email.strip() else None
-    number = clean_phone(phone, "phone") if phone else None
-    if address is None and number is None:
-        raise ValidationFailed("experts.no_contact", field="contact")
-    return address, number
-
-
-def _keys(values: Sequence[str]) -> str:
-    """Values between bars, so that a LIKE '%|x|%' matches one whole value."""
-    return "|" + "|".join(values) + "|" if values else ""
-
-
-def _set_topics(row: Expert, topics: list[str]) -> None:
-    row.topics = topics
-    row.topics_folded = _keys([fold(t) for t in topics])
-
-
-def _set_districts(row: Expert, districts: list[District]) -> None:
-    row.districts = [d.slug for d in districts]
-    row.districts_key = _keys(row.districts)
-
-
-def _set_languages(row: Expert, codes: list[str]) -> None:
-    row.languages = codes
-    row.languages_key = _keys(codes)
 
 
 # --- adding, editing, forgetting -------------------------------------------------------
@@ -448,68 +299,6 @@ def _district_name(ctx: AppContext, slug: str) -> str:
 
 def district_names(ctx: AppContext, expert: Expert) -> list[str]:
     return [_district_name(ctx, s) for s in expert.districts]
-
-
-# --- search ------------------------------------------------------------------------------
-
-
-def _stem(word: str) -> str:
-    """A folded word without its ending, roughly: Polish declension changes the last one or
-    two letters ("ekonomii" / "ekonomia", "społecznej" / "społeczna", "szkoleń" / "szkolenia")."""
-    cut = 0 if len(word) < 5 else 1 if len(word) < 7 else 2
-    return word[:len(word) - cut]
-
-
-def _topic_filter(topic: str) -> list[ColumnElement[bool]]:
-    text = plain_text(topic)
-    if len(text) > QUERY_MAX:
-        raise ValidationFailed("error.too_long", field="topics", length=len(text), limit=QUERY_MAX)
-    words = list(dict.fromkeys(fold(text).split()))[:8]
-    return [Expert.topics_folded.like(f"%{_stem(w)}%") for w in words]
-
-
-def _district_filter(ctx: AppContext, district: str) -> ColumnElement[bool]:
-    text = plain_text(district)
-    if len(text) > QUERY_MAX:
-        raise ValidationFailed("error.too_long", field="district", length=len(text), limit=QUERY_MAX)
-    found = ctx.region.find(text)
-    around = [found, *found.ancestors, *found.descendants]
-    return or_(*(Expert.districts_key.like(f"%|{d.slug}|%") for d in around))
-
-
-async def search_experts(session: AsyncSession, ctx: AppContext, actor: Actor, *,
-                         topic: str | None = None, district: str | None = None,
-                         language: str | None = None, limit: int = SEARCH_LIMIT,
-                         offset: int = 0) -> SearchResult:
-    """Experts matching every criterion given (none: all), oldest first, at most `limit`
-    (capped at SEARCH_MAX); members only."""
-    _require_member(actor)
-    conditions: list[ColumnElement[bool]] = []
-    if topic and topic.strip():
-        conditions.extend(_topic_filter(topic))
-    if district and district.strip():
-        conditions.append(_district_filter(ctx, district))
-    if language and language.strip():
-        code = language_code(plain_text(language)[:QUERY_MAX])
-        if code is None:
-            raise ValidationFailed("experts.bad_language", field="languages", value=language.strip()[:40])
-        conditions.append(Expert.languages_key.like(f"%|{code}|%"))
-    limit = max(1, min(limit, SEARCH_MAX))
-    offset = max(0, min(offset, 100_000))
-    query = select(Expert).order_by(Expert.id).limit(limit + 1).offset(offset)
-    if conditions:
-        query = query.where(and_(*conditions))
-    rows = list((await session.scalars(query)).all())
-    return SearchResult(rows[:limit], len(rows) > limit)
-
-
-async def experts_added_by(session: AsyncSession, actor: Actor, *, limit: int = SEARCH_MAX) -> list[Expert]:
-    """The experts the acting member added (to edit or forget them)."""
-    member = _require_member(actor)
-    if member is None:
-        return []
-    return list((await session.scalars(select(Expert).where(
-        Expert.added_by_member_id == member.id).order_by(Expert.id).limit(limit))).all())
 
 
 # --- counts for the insight step ----------------------------------------------------------

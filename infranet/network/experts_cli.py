@@ -22,17 +22,16 @@ from infranet.commands import add_command
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
 from infranet.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
+from infranet.network.expert_search import SEARCH_MAX, search_experts
 from infranet.network.experts import (
     CONSENT_MESSAGE,
     CONSENT_VERSION,
-    SEARCH_MAX,
     ExpertChanges,
     ExpertInput,
     add_expert,
     district_names,
     export_expert,
     forget_expert,
-    search_experts,
     update_expert,
 )
 from infranet.network.members import get_member

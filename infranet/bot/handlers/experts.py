@@ -4,11 +4,12 @@
     /expert_add                    name → topics → districts → languages → contact → the
                                    consent text, with "The person agreed" / Cancel
 
-Rules are `infranet.network.experts` (who may, the fields, consent, search, forget); this
-module asks and shows. The consent buttons carry the draft they were shown with
-(`xp:ok|no:<draft>`): after « Wstecz and a changed answer the summary is shown again with a
-new draft, and the older summary's buttons say they are outdated and save nothing; once
-saved or cancelled, the form is gone and its buttons answer as stale (`core`).
+Rules are `infranet.network.experts` (who may, consent, forget), `expert_fields` (the
+fields) and `expert_search` (search); this module asks and shows. The consent buttons
+carry the draft they were shown with (`xp:ok|no:<draft>`): after « Wstecz and a changed
+answer the summary is shown again with a new draft, and the older summary's buttons say
+they are outdated and save nothing; once saved or cancelled, the form is gone and its
+buttons answer as stale (`core`).
 Under each expert the member added (any, for an admin) are Edit (`xp:<id>:ed:<stamp>`: which
 field, then its new value) and Delete (`xp:<id>:rm:<stamp>`, confirmed by
 `xp:<id>:rmy:<stamp>`); the stamp is the moment the row was made, so a button never acts on
@@ -42,26 +43,27 @@ from infranet.bot.common import (
 from infranet.context import AppContext
 from infranet.errors import NotFound
 from infranet.i18n import t
+from infranet.network.expert_fields import (
+    QUERY_MAX,
+    TOPICS_MAX,
+    clean_districts,
+    clean_languages,
+    clean_topics,
+    language_name,
+    parse_contact,
+)
+from infranet.network.expert_search import experts_added_by, search_experts
 from infranet.network.experts import (
     CONSENT_MESSAGE,
     CONSENT_VERSION,
     NAME_MAX,
-    QUERY_MAX,
-    TOPICS_MAX,
     ExpertChanges,
     ExpertInput,
     add_expert,
     can_manage,
-    clean_districts,
-    clean_languages,
-    clean_topics,
     district_names,
-    experts_added_by,
     forget_expert,
     get_expert,
-    language_name,
-    parse_contact,
-    search_experts,
     update_expert,
 )
 from infranet.region import AmbiguousDistrict, UnknownDistrict
