@@ -25,7 +25,6 @@ from infranet.network.support import (
     SupportInput,
     add_support,
     drop_support,
-    list_support,
     preview_support,
 )
 from infranet.network.support_figures import (
@@ -37,6 +36,7 @@ from infranet.network.support_figures import (
     support_totals,
     supported_per_district,
 )
+from infranet.network.support_list import list_support
 from infranet.region import UnknownDistrict
 from infranet.storage.actors import Actor
 from infranet.storage.models import Member, MemberStatus, Role, SupportDecision, SupportRecord

@@ -149,7 +149,7 @@ async def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
 
 async def cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
     from infranet.network.orgs import find_organisation
-    from infranet.network.support import list_support
+    from infranet.network.support_list import list_support
     from infranet.storage.actors import Actor
 
     async with ctx.db.read() as session:

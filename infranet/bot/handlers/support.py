@@ -49,15 +49,14 @@ from infranet.network.orgs import SERVICES
 from infranet.network.support import (
     NAME_MAX,
     SupportInput,
-    SupportPage,
     add_support,
     check_date,
     drop_support,
-    list_support,
     local_today,
     preview_support,
     referred_client,
 )
+from infranet.network.support_list import SupportPage, list_support
 from infranet.region import District, UnknownDistrict
 from infranet.validation import clean_text
 
