@@ -5,7 +5,8 @@ they send becomes an ordinary event waiting for moderation (`Moderation.PENDING`
 "web", no member, no organisation: `organiser_name` says who runs it), which the bot's
 moderation job announces to the admins with Publish / Reject like any other. The proposer
 is told the outcome by e-mail; for that alone an `EventProposal` row keeps their address,
-an optional name and their language, and is deleted `RETENTION_DAYS` after they were told.
+an optional name and their language, and is deleted some days after they were told
+(`proposal_outcomes`).
 
 - `read_form(ctx, form) -> Proposal`: the form's text fields checked by the calendar's own
   rules (`event_input`), every field at once: `ProposalInvalid.errors` maps each wrong
@@ -15,24 +16,21 @@ an optional name and their language, and is deleted `RETENTION_DAYS` after they 
   chosen day and district, before anything is sent.
 - `async propose(session, ctx, proposal, token_key) -> Event`: the pending event and its
   proposal row; a form token (`token_key`, its hash) sends one proposal only.
-- `async claim_outcomes(session, ctx) -> list[Told]`: proposals whose event was decided,
-  each claimed once (`told_at` set before the caller sends), so no proposer is told twice.
-- `async purge_told(session, ctx) -> int`: the proposer's data, once told and kept a while.
 
-An event still waiting when it has ended counts as not published: the proposer is told,
-and their data does not wait for a decision that will not come.
+Telling the proposer the outcome, and deleting their data afterwards, is in
+`proposal_outcomes`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,12 +60,9 @@ from infranet.storage.models import District, Event, EventProposal, EventStatus,
 from infranet.validation import clean_email, clean_text, clean_url
 
 SOURCE = "web"
-RETENTION_DAYS = 30  # after the proposer was told, their address is kept this long, then deleted
 ORGANISER_MAX = 200
 NAME_MAX = 100
 COST_MAX = Decimal("100000")
-PUBLISHED, REJECTED = "published", "rejected"
-CLAIM_LIMIT = 20  # proposals told per run of the job
 _DOTTED_DATE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
 _TIME = re.compile(r"^(\d{1,2})[:.](\d{2})$")
 _AMOUNT = re.compile(r"^\d{1,6}(?:[.,]\d{1,2})?$")
@@ -129,19 +124,6 @@ class ProposalReplayed(InfranetError):
 class Preview:
     conflicts: ConflictReport
     suggestions: list[tuple[datetime | date, datetime | date]]
-
-
-@dataclass(frozen=True)
-class Told:
-    """A decided proposal, claimed: the caller sends the e-mail."""
-
-    proposal_id: int
-    event_id: int
-    title: str
-    email: str
-    name: str | None
-    language: str
-    outcome: str
 
 
 # --- reading the form ------------------------------------------------------------------
@@ -366,77 +348,3 @@ async def propose(session: AsyncSession, ctx: AppContext, proposal: Proposal,
     await audit.record(session, Actor("web"), "event.propose", "event", row.id, title=row.title)
     mark_changed(session, ctx)
     return row
-
-
-# --- telling the outcome ----------------------------------------------------------------
-
-
-def _newly_decided(now: datetime) -> ColumnElement[bool]:
-    """Proposals without a noted outcome whose event was decided, cancelled, or has ended
-    still waiting (nobody will decide it any more)."""
-    return and_(EventProposal.decided_at.is_(None),
-                or_(Event.moderation != Moderation.PENDING, Event.status != EventStatus.SCHEDULED,
-                    Event.last_ends_at < now))
-
-
-def _untold() -> ColumnElement[bool]:
-    return and_(EventProposal.decided_at.is_not(None), EventProposal.told_at.is_(None))
-
-
-async def _note_decisions(session: AsyncSession, ctx: AppContext) -> None:
-    """Record the outcome of the proposals `_newly_decided` finds."""
-    now = ctx.now()
-    rows = (await session.execute(
-        select(EventProposal, Event.moderation, Event.status)
-        .join(Event, Event.id == EventProposal.event_id)
-        .where(_newly_decided(now))
-        .order_by(EventProposal.id).limit(CLAIM_LIMIT * 5)
-        .with_for_update(skip_locked=True, of=EventProposal))).all()
-    for proposal, moderation, status in rows:
-        published = moderation == Moderation.PUBLISHED and status == EventStatus.SCHEDULED
-        proposal.decided_at = now
-        proposal.outcome = PUBLISHED if published else REJECTED
-
-
-async def claim_outcomes(session: AsyncSession, ctx: AppContext, *,
-                         limit: int = CLAIM_LIMIT) -> list[Told]:
-    """Decided proposals not told yet, each claimed here (`told_at`) before its e-mail goes:
-    with several instances, or a crash between claim and send, a proposer is told at most
-    once (an e-mail lost to a crash is not sent again). The caller sends after the commit."""
-    await _note_decisions(session, ctx)
-    rows = (await session.execute(
-        select(EventProposal, Event.title)
-        .join(Event, Event.id == EventProposal.event_id)
-        .where(_untold())
-        .order_by(EventProposal.id).limit(limit)
-        .with_for_update(skip_locked=True, of=EventProposal))).all()
-    now = ctx.now()
-    claimed = []
-    for proposal, title in rows:
-        proposal.told_at = now
-        claimed.append(Told(proposal.id, proposal.event_id, title, proposal.email, proposal.name,
-                            proposal.language, proposal.outcome or REJECTED))
-    await session.flush()
-    return claimed
-
-
-async def has_untold(session: AsyncSession, ctx: AppContext) -> bool:
-    """Whether `claim_outcomes` would find anything: a read, so that the frequent job
-    writes nothing while nothing was decided."""
-    found = await session.scalar(
-        select(EventProposal.id).join(Event, Event.id == EventProposal.event_id)
-        .where(or_(_untold(), _newly_decided(ctx.now()))).limit(1))
-    return found is not None
-
-
-async def purge_told(session: AsyncSession, ctx: AppContext) -> int:
-    """Delete proposers' data `RETENTION_DAYS` after they were told (the event stays)."""
-    cutoff = ctx.now() - timedelta(days=RETENTION_DAYS)
-    ids: Sequence[int] = (await session.scalars(select(EventProposal.id).where(
-        EventProposal.told_at.is_not(None), EventProposal.told_at < cutoff))).all()
-    if not ids:
-        return 0
-    await session.execute(delete(EventProposal).where(EventProposal.id.in_(ids)))
-    await audit.record(session, Actor.system(), "event.proposals_purge", "event", None,
-                       count=len(ids))
-    return len(ids)

@@ -49,7 +49,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from infranet.calendar import coordination, proposals
+from infranet.calendar import coordination, proposal_outcomes, proposals
 from infranet.calendar.event_input import AUDIENCES, CATEGORIES, audience_label, category_label
 from infranet.calendar.event_links import event_url
 from infranet.component import Job
@@ -247,7 +247,7 @@ def routes(site: Site) -> list[BaseRoute]:
                          # browser's English stays in Polish); the answer to "check" opens
                          # at its result, below the fields.
                          action=with_params(PATH, [("lang", lang)]) + "#check",
-                         retention_days=proposals.RETENTION_DAYS, **choices(lang))
+                         retention_days=proposal_outcomes.RETENTION_DAYS, **choices(lang))
 
     def too_many(request: Request, lang: str, wait: int, form: proposals.ProposalForm,
                  token: str) -> Response:
@@ -334,13 +334,13 @@ def routes(site: Site) -> list[BaseRoute]:
 # --- telling the outcome -----------------------------------------------------------------
 
 
-def outcome_mail(site: Site, told: proposals.Told) -> tuple[str, str]:
+def outcome_mail(site: Site, told: proposal_outcomes.Told) -> tuple[str, str]:
     """The subject and text of the e-mail that tells a proposer the outcome."""
     lang = told.language
     greeting = (t(lang, "site.proposal.mail.hello_name", name=told.name) if told.name
                 else t(lang, "site.proposal.mail.hello"))
     sign_off = t(lang, "site.name", region=site.ctx.region.name)
-    if told.outcome == proposals.PUBLISHED:
+    if told.outcome == proposal_outcomes.PUBLISHED:
         link = event_url(site.base_url, told.event_id, told.title)
         return (t(lang, "site.proposal.mail.published_subject", title=told.title),
                 t(lang, "site.proposal.mail.published", greeting=greeting, title=told.title,
@@ -356,10 +356,10 @@ async def tell_outcomes(site: Site) -> int:
     second instance can lose an e-mail but never send one twice."""
     ctx = site.ctx
     async with ctx.db.read() as session:
-        if not await proposals.has_untold(session, ctx):
+        if not await proposal_outcomes.has_untold(session, ctx):
             return 0
     async with ctx.db.transaction() as session:
-        claimed = await proposals.claim_outcomes(session, ctx)
+        claimed = await proposal_outcomes.claim_outcomes(session, ctx)
     sent = 0
     for told in claimed:
         subject, text = outcome_mail(site, told)
@@ -386,10 +386,10 @@ async def _tell_job(site: Site) -> None:
 
 async def purge(site: Site) -> int:
     async with site.ctx.db.transaction() as session:
-        count = await proposals.purge_told(session, site.ctx)
+        count = await proposal_outcomes.purge_told(session, site.ctx)
     if count:
         log.info("deleted the data of %d proposer(s) told more than %d days ago", count,
-                 proposals.RETENTION_DAYS)
+                 proposal_outcomes.RETENTION_DAYS)
     return count
 
 
