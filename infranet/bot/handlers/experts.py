@@ -5,23 +5,17 @@
                                    consent text, with "The person agreed" / Cancel
 
 Rules are `infranet.network.experts` (who may, consent, forget), `expert_fields` (the
-fields) and `expert_search` (search); this module asks and shows. The consent buttons
-carry the draft they were shown with (`xp:ok|no:<draft>`): after « Wstecz and a changed
-answer the summary is shown again with a new draft, and the older summary's buttons say
-they are outdated and save nothing; once saved or cancelled, the form is gone and its
-buttons answer as stale (`core`).
+fields) and `expert_search` (search); this module asks and shows. The /expert_add form
+(and the expert's card it shares with the results) is in `expert_form.py`; this module
+registers it with the rest.
 Under each expert the member added (any, for an admin) are Edit (`xp:<id>:ed:<stamp>`: which
 field, then its new value) and Delete (`xp:<id>:rm:<stamp>`, confirmed by
 `xp:<id>:rmy:<stamp>`); the stamp is the moment the row was made, so a button never acts on
 another row that took the same id.
-
-The "saved" message names the row's number only: what the user was told is kept a few days
-as the form's receipt, and a forgotten person's name must not stay in it.
 """
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,31 +29,36 @@ from infranet.bot.common import (
     cb,
     check_length,
     conversation,
-    esc,
     form,
     handler,
     int_part,
 )
+from infranet.bot.handlers.expert_form import (
+    ADD_FORM,
+    CONSENT,
+    CONTACT,
+    DISTRICTS,
+    LANGUAGES,
+    NAME,
+    TOPICS,
+    _district_buttons,
+    _language_buttons,
+    card,
+    cmd_expert_add,
+    on_consent,
+    on_contact,
+    on_districts,
+    on_languages,
+    on_name,
+    on_topics,
+)
 from infranet.context import AppContext
 from infranet.errors import NotFound
 from infranet.i18n import t
-from infranet.network.expert_fields import (
-    QUERY_MAX,
-    TOPICS_MAX,
-    clean_districts,
-    clean_languages,
-    clean_topics,
-    language_name,
-    parse_contact,
-)
+from infranet.network.expert_fields import QUERY_MAX, TOPICS_MAX, parse_contact
 from infranet.network.expert_search import experts_added_by, search_experts
 from infranet.network.experts import (
-    CONSENT_MESSAGE,
-    CONSENT_VERSION,
-    NAME_MAX,
     ExpertChanges,
-    ExpertInput,
-    add_expert,
     can_manage,
     district_names,
     forget_expert,
@@ -68,38 +67,17 @@ from infranet.network.experts import (
 )
 from infranet.region import AmbiguousDistrict, UnknownDistrict
 from infranet.storage.models import Expert
-from infranet.validation import clean_text, plain_text
+from infranet.validation import plain_text
 
 COMMANDS = [Command("experts", "member"), Command("expert_add", "member")]
 
-SEARCH_FORM, ADD_FORM = "experts", "expert_add"
+SEARCH_FORM = "experts"
 SEARCH = "experts.search"
-NAME, TOPICS, DISTRICTS, LANGUAGES, CONTACT, CONSENT = (
-    "expert.name", "expert.topics", "expert.districts", "expert.languages", "expert.contact",
-    "expert.consent")
 SHOWN = 10  # results shown at once (each with its own Delete button when it is yours)
-LANGUAGE_CHOICES = (("pl",), ("pl", "en"), ("pl", "uk"))
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 # --- showing an expert ------------------------------------------------------------------
-
-
-def card(turn: Turn, lang: str, name: str, topics: list[str], districts: list[str],
-         languages: list[str], email: str | None, phone: str | None, note: str | None = None,
-         number: int | None = None) -> Html:
-    """One expert as Telegram HTML, every stored piece escaped, without blank lines (messages
-    are split between experts, on blank lines)."""
-    head = f"<b>{esc(name)}</b>" + (f" (#{number})" if number is not None else "")
-    lines = [head,
-             f"{esc(t(lang, 'field.topics'))}: {esc(', '.join(topics))}",
-             f"{esc(t(lang, 'field.districts'))}: {esc(', '.join(districts))}",
-             f"{esc(t(lang, 'field.languages'))}: "
-             + esc(", ".join(language_name(c, lang) for c in languages)),
-             f"{esc(t(lang, 'field.contact'))}: " + esc(" · ".join(c for c in (email, phone) if c))]
-    if note:
-        lines.append(f"{esc(t(lang, 'field.note'))}: {esc(' '.join(note.split()))}")
-    return Html("\n".join(lines))
 
 
 def _row_card(turn: Turn, row: Expert) -> Html:
@@ -282,128 +260,6 @@ async def on_edit_value(turn: Turn) -> object:
     row = await update_expert(turn.session, turn.ctx, turn.actor, expert_id, changes)
     turn.user_data.pop(EDIT_FORM, None)
     turn.reply(turn.t("bot.experts.edited", id=row.id, card=_row_card(turn, row)))
-    return END
-
-
-# --- /expert_add ---------------------------------------------------------------------------
-
-
-def _draft(turn: Turn) -> dict[str, Any]:
-    return form(turn, ADD_FORM)
-
-
-@handler(access="member", chat="private", db=False)
-async def cmd_expert_add(turn: Turn) -> object:
-    turn.user_data[ADD_FORM] = {}
-    turn.say("bot.experts.ask_name", limit=NAME_MAX)
-    return NAME
-
-
-@handler(access="member", chat="private", db=False)
-async def on_name(turn: Turn) -> object:
-    _draft(turn)["name"] = clean_text(check_length(turn.text, NAME_MAX), "person_name", NAME_MAX,
-                                      required=True)
-    turn.say("bot.experts.ask_topics", limit=TOPICS_MAX)
-    return TOPICS
-
-
-@handler(access="member", chat="private", db=False)
-async def on_topics(turn: Turn) -> object:
-    _draft(turn)["topics"] = clean_topics(check_length(turn.text, 1000))
-    turn.say("bot.experts.ask_districts", _district_buttons(turn))
-    return DISTRICTS
-
-
-def _district_buttons(turn: Turn) -> list[list[tuple[str, str]]]:
-    region = turn.ctx.region
-    return [[(turn.t("bot.experts.whole_region"), cb("xp", "d", region.root.slug))],
-            *([(d.name, cb("xp", "d", d.slug))] for d in region.subregions)]
-
-
-def _language_buttons(turn: Turn) -> list[list[tuple[str, str]]]:
-    return [[(", ".join(language_name(c, turn.lang) for c in codes), cb("xp", "l", "-".join(codes)))]
-            for codes in LANGUAGE_CHOICES]
-
-
-@handler(access="member", chat="private", db=False)
-async def on_districts(turn: Turn) -> object:
-    if turn.update.callback_query:
-        slug = turn.data[2] if len(turn.data) > 2 else ""
-        if slug not in turn.ctx.region.by_slug:
-            turn.toast(turn.t("bot.button_expired"))
-            return None
-        districts = clean_districts(turn.ctx, [slug])
-    else:
-        districts = clean_districts(turn.ctx, check_length(turn.text, 1000))
-    _draft(turn)["districts"] = [d.slug for d in districts]
-    buttons = _language_buttons(turn)
-    text = turn.t("bot.experts.ask_languages")
-    if turn.update.callback_query:
-        turn.edit(Html(f"✓ {esc(', '.join(d.name for d in districts))}\n\n{text}"), buttons)
-    else:
-        turn.reply(text, buttons)
-    return LANGUAGES
-
-
-@handler(access="member", chat="private", db=False)
-async def on_languages(turn: Turn) -> object:
-    if turn.update.callback_query:
-        choice = turn.data[2] if len(turn.data) > 2 else ""
-        if tuple(choice.split("-")) not in LANGUAGE_CHOICES:
-            turn.toast(turn.t("bot.button_expired"))
-            return None
-        codes = clean_languages(choice.split("-"))
-        turn.edit(Html(f"✓ {esc(', '.join(language_name(c, turn.lang) for c in codes))}\n\n"
-                       f"{turn.t('bot.experts.ask_contact')}"))
-    else:
-        codes = clean_languages(check_length(turn.text, 300))
-        turn.say("bot.experts.ask_contact")
-    _draft(turn)["languages"] = codes
-    return CONTACT
-
-
-@handler(access="member", chat="private", db=False)
-async def on_contact(turn: Turn) -> object:
-    data = _draft(turn)
-    email, phone = parse_contact(check_length(turn.text, 300))
-    data.update(email=email, phone=phone)
-    if not all(k in data for k in ("name", "topics", "districts", "languages")):
-        turn.say("bot.button_expired")
-        return END
-    # A new draft each time the summary is shown: only its own buttons act on it.
-    data.update(draft=secrets.token_hex(4), version=CONSENT_VERSION)
-    names = [turn.ctx.region.by_slug[s].name for s in data["districts"] if s in turn.ctx.region.by_slug]
-    summary = card(turn, turn.lang, data["name"], data["topics"], names, data["languages"],
-                   email, phone)
-    turn.reply(turn.t("bot.experts.summary", card=summary,
-                      consent=t(turn.lang, CONSENT_MESSAGE, version=CONSENT_VERSION)),
-               [[(turn.t("bot.experts.agreed_button"), cb("xp", "ok", data["draft"]))],
-                [(turn.t("bot.cancel"), cb("xp", "no", data["draft"]))]])
-    return CONSENT
-
-
-@handler(access="member", chat="private")
-async def on_consent(turn: Turn) -> object:
-    """The consent buttons act on exactly the draft they were shown with."""
-    data = _draft(turn)
-    choice = turn.data[1] if len(turn.data) > 1 else ""
-    draft = turn.data[2] if len(turn.data) > 2 else ""
-    if not draft or draft != data.get("draft"):
-        turn.toast(turn.t("bot.experts.draft_outdated"))
-        return None
-    if choice == "no":
-        turn.user_data.pop(ADD_FORM, None)
-        turn.edit(turn.t("bot.cancelled"))
-        return END
-    if choice != "ok":
-        turn.toast(turn.t("bot.button_expired"))
-        return None
-    row = await add_expert(turn.session, turn.ctx, turn.actor, ExpertInput(
-        name=data["name"], topics=data["topics"], districts=data["districts"],
-        languages=data["languages"], email=data.get("email"), phone=data.get("phone"),
-        consent=True, consent_version=data.get("version")))
-    turn.user_data.pop(ADD_FORM, None)
-    turn.edit(turn.t("bot.experts.saved", id=row.id, version=row.consent_text_version))
     return END
 
 
