@@ -27,7 +27,7 @@ from infranet.calendar.events import add_event, cancel_event
 from infranet.calendar.moderation import decide_event
 from infranet.context import AppContext
 from infranet.newsletter.outbound import outbox_dir
-from infranet.site import proposal
+from infranet.site import proposal_outcomes
 from infranet.site.pages import Site
 from infranet.storage.actors import Actor
 from infranet.storage.models import Event, EventProposal, Moderation
@@ -352,13 +352,13 @@ async def test_outcome_mail_once_then_the_address_is_purged(site_ctx: AppContext
             sent = await client.post(path, data=form(token=token, title=title, name=name,
                                                      email=f"{lang}@example.org"))
             assert sent.status_code == 200
-    assert await proposal.tell_outcomes(site) == 0  # nothing decided yet: nothing sent
+    assert await proposal_outcomes.tell_outcomes(site) == 0  # nothing decided yet: nothing sent
     async with site_ctx.db.transaction() as session:
         ids = {e.title: e.id for e in (await session.scalars(select(Event))).all()}
         await decide_event(session, site_ctx, Actor.cli(), ids["Piknik rodzinny"], True)
         await decide_event(session, site_ctx, Actor.cli(), ids["Family picnic"], False)
-    assert await proposal.tell_outcomes(site) == 2
-    assert await proposal.tell_outcomes(site) == 0  # told once, not on every run
+    assert await proposal_outcomes.tell_outcomes(site) == 2
+    assert await proposal_outcomes.tell_outcomes(site) == 0  # told once, not on every run
     mails = {m["To"]: m for m in outbox(site_ctx)}
     assert set(mails) == {"pl@example.org", "en@example.org"}
     published = mails["pl@example.org"]
@@ -372,9 +372,9 @@ async def test_outcome_mail_once_then_the_address_is_purged(site_ctx: AppContext
     assert "has not been published" in body(rejected) and "/events/" not in body(rejected)
     # Kept RETENTION_DAYS after they were told, then deleted by the daily purge.
     clock(site_ctx).advance(29 * 86400)
-    assert await proposal.purge(site) == 0
+    assert await proposal_outcomes.purge(site) == 0
     clock(site_ctx).advance(2 * 86400)
-    assert await proposal.purge(site) == 2
+    assert await proposal_outcomes.purge(site) == 2
     assert await stored(site_ctx) == (2, 0)
 
 
@@ -390,9 +390,9 @@ async def test_a_proposal_cancelled_or_never_decided_is_reported_not_published(
         cancelled = await session.scalar(select(Event.id).where(Event.title.startswith("Odwołane")))
         assert cancelled is not None
         await cancel_event(session, site_ctx, Actor.cli(), cancelled)
-    assert await proposal.tell_outcomes(site) == 1
+    assert await proposal_outcomes.tell_outcomes(site) == 1
     clock(site_ctx).now = datetime(2027, 3, 11, tzinfo=UTC)  # the other one has ended, waiting
-    assert await proposal.tell_outcomes(site) == 1
+    assert await proposal_outcomes.tell_outcomes(site) == 1
     subjects = sorted(str(m["Subject"]) for m in outbox(site_ctx))
     assert subjects == ["Nie opublikowano: Nikt nie zdecydował",
                         "Nie opublikowano: Odwołane przez sekretariat"]

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from infranet.context import AppContext
 from infranet.http import create_app
-from infranet.site import proposal
+from infranet.site import proposal_outcomes
 from infranet.site import service as site_service
 from infranet.site.pages import Site
 from infranet.storage.models import Event, EventProposal
@@ -101,11 +101,11 @@ async def test_admin_publishes_in_the_bot_and_the_proposer_is_mailed_the_link(
     done = await bot.api.click(ADMIN_ID, waiting, waiting.button("Opublikuj"))
     assert "Opublikowano" in done.text
     site = Site(ctx)
-    assert await proposal.tell_outcomes(site) == 1
+    assert await proposal_outcomes.tell_outcomes(site) == 1
     [mail] = mails_to(smtp, "ala@example.org")
     assert mail["Subject"] == "Opublikowano: Spotkanie sąsiedzkie & <kawa>"
     assert f"{BASE}/events/{event_id}-spotkanie-sasiedzkie-kawa" in text_of(mail)
-    assert await proposal.tell_outcomes(site) == 0  # never twice
+    assert await proposal_outcomes.tell_outcomes(site) == 0  # never twice
     assert len(mails_to(smtp, "ala@example.org")) == 1
     async with ctx.db.read() as session:
         kept = (await session.scalars(select(EventProposal))).one()
@@ -121,7 +121,7 @@ async def test_admin_rejects_and_the_proposer_is_told_in_english(
     assert "Neighbours' breakfast" in waiting.text
     done = await bot.api.click(ADMIN_ID, waiting, waiting.button("Odrzuć"))
     assert "Odrzucono" in done.text
-    assert await proposal.tell_outcomes(Site(ctx)) == 1
+    assert await proposal_outcomes.tell_outcomes(Site(ctx)) == 1
     [mail] = mails_to(smtp, "bob@example.org")
     assert mail["Subject"] == "Not published: Neighbours' breakfast"
     body = text_of(mail)
@@ -137,10 +137,10 @@ async def test_a_refused_outcome_mail_is_not_retried_and_the_admins_hear_of_it(
         event_id = await propose(ctx, client, "Festyn <na> łące", "gone@example.org")
     waiting = await bot.api.next_reply(ADMIN_ID)
     await bot.api.click(ADMIN_ID, waiting, waiting.button("Opublikuj"))
-    assert await proposal.tell_outcomes(Site(ctx)) == 0
+    assert await proposal_outcomes.tell_outcomes(Site(ctx)) == 0
     alert = await bot.api.next_reply(ADMIN_ID)
     assert f"#{event_id} „Festyn <na> łące”" in alert.text and "gone@example.org" in alert.text
     assert "550" in alert.text
-    assert await proposal.tell_outcomes(Site(ctx)) == 0  # claimed once: not tried again
+    assert await proposal_outcomes.tell_outcomes(Site(ctx)) == 0  # claimed once: not tried again
     assert mails_to(smtp, "gone@example.org") == []
     await bot.api.silence(ADMIN_ID, 0.5)

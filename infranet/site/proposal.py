@@ -1,4 +1,5 @@
-"""`/events/new`: proposing an event without Telegram, and telling the proposer the outcome.
+"""`/events/new`: proposing an event without Telegram (the proposer is told the outcome
+by `proposal_outcomes`).
 
 GET shows the form. POST `step=check` checks the fields and shows, for the chosen day and
 district, what else happens then and the nearest free dates (the calendar's
@@ -15,11 +16,6 @@ Abuse, without a third-party CAPTCHA:
   (a bot that posts at once, or a page left open for a day, is refused with a message),
   and only once (its hash is stored with the proposal, unique).
 
-The outcome: a job every OUTCOME_INTERVAL_S claims the proposals whose event an admin
-published or rejected and e-mails each proposer once, in their language, through the
-newsletter's transport (SMTP, or the Maildir outbox without an SMTP host); a daily job
-deletes what was kept about proposers once they have been told (and a retention).
-
 The coordination figures (`calendar.coordination`, source "web"): a check that lists at
 least one clashing event (day warnings alone are no clash) is remembered by the form's
 token, in this process's memory (`_Warnings`, bounded, for the token's lifetime; the form
@@ -32,9 +28,7 @@ another instance than the one that checked it, or after a restart, is not counte
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import logging
 import secrets
 import time
 from collections import OrderedDict
@@ -42,8 +36,6 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
@@ -51,27 +43,19 @@ from starlette.routing import BaseRoute, Route
 
 from infranet.calendar import coordination, proposal_outcomes, proposals
 from infranet.calendar.event_input import AUDIENCES, CATEGORIES, audience_label, category_label
-from infranet.calendar.event_links import event_url
-from infranet.component import Job
 from infranet.context import AppContext
 from infranet.errors import InfranetError
 from infranet.i18n import format_date, format_span, t
 from infranet.newsletter import limits
-from infranet.newsletter.outbound import SENT, send_notice
 from infranet.region import fold
 from infranet.security import sign, verify
 from infranet.site.pages import Site, with_params
-
-log = logging.getLogger(__name__)
 
 PATH = "/events/new"
 TOKEN_PURPOSE = "event-proposal-form"  # noqa: S105 - an HMAC purpose, not a secret
 TOKEN_MIN_AGE = timedelta(seconds=3)  # a person reads and types longer than this
 TOKEN_MAX_AGE = timedelta(hours=2)
 TOKEN_MAX_CHARS = 120
-OUTCOME_INTERVAL_S = 30
-OUTCOME_JOB_ID = "site.proposal-outcomes"
-PURGE_JOB_ID = "site.proposal-purge"
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -329,73 +313,3 @@ def routes(site: Site) -> list[BaseRoute]:
         return await check(request, lang, form, token or issue_token(ctx))
 
     return [Route(PATH, page, methods=["GET", "POST"])]
-
-
-# --- telling the outcome -----------------------------------------------------------------
-
-
-def outcome_mail(site: Site, told: proposal_outcomes.Told) -> tuple[str, str]:
-    """The subject and text of the e-mail that tells a proposer the outcome."""
-    lang = told.language
-    greeting = (t(lang, "site.proposal.mail.hello_name", name=told.name) if told.name
-                else t(lang, "site.proposal.mail.hello"))
-    sign_off = t(lang, "site.name", region=site.ctx.region.name)
-    if told.outcome == proposal_outcomes.PUBLISHED:
-        link = event_url(site.base_url, told.event_id, told.title)
-        return (t(lang, "site.proposal.mail.published_subject", title=told.title),
-                t(lang, "site.proposal.mail.published", greeting=greeting, title=told.title,
-                  link=link, site=sign_off))
-    return (t(lang, "site.proposal.mail.rejected_subject", title=told.title),
-            t(lang, "site.proposal.mail.rejected", greeting=greeting, title=told.title,
-              site=sign_off))
-
-
-async def tell_outcomes(site: Site) -> int:
-    """Claim the decided proposals (committed before anything is sent), then e-mail each
-    proposer; returns how many e-mails went. A proposal is claimed once, so a crash or a
-    second instance can lose an e-mail but never send one twice."""
-    ctx = site.ctx
-    async with ctx.db.read() as session:
-        if not await proposal_outcomes.has_untold(session, ctx):
-            return 0
-    async with ctx.db.transaction() as session:
-        claimed = await proposal_outcomes.claim_outcomes(session, ctx)
-    sent = 0
-    for told in claimed:
-        subject, text = outcome_mail(site, told)
-        outcome = await send_notice(ctx, told.email, subject, text)
-        if outcome.kind == SENT:
-            sent += 1
-            continue
-        log.warning("proposal %d: outcome e-mail to %s not sent: %s", told.proposal_id,
-                    limits.mask_address(told.email), outcome.detail)
-        # Not tried again (it might have gone): the admins can write to the proposer.
-        details = {"id": told.event_id, "title": told.title, "email": told.email,
-                   "error": outcome.detail or outcome.kind}
-        await ctx.alerts.notify(t("en", "site.proposal.alert_not_told", **details),
-                                t("pl", "site.proposal.alert_not_told", **details))
-    return sent
-
-
-async def _tell_job(site: Site) -> None:
-    try:
-        await tell_outcomes(site)
-    except Exception:
-        log.exception("telling proposers the outcome failed")
-
-
-async def purge(site: Site) -> int:
-    async with site.ctx.db.transaction() as session:
-        count = await proposal_outcomes.purge_told(session, site.ctx)
-    if count:
-        log.info("deleted the data of %d proposer(s) told more than %d days ago", count,
-                 proposal_outcomes.RETENTION_DAYS)
-    return count
-
-
-def jobs(site: Site) -> list[Job]:
-    return [Job(OUTCOME_JOB_ID, "e-mail proposers whether their event was published",
-                IntervalTrigger(seconds=OUTCOME_INTERVAL_S), functools.partial(_tell_job, site)),
-            # Daily, outside the 02:00-03:00 hour the clocks change in; idempotent.
-            Job(PURGE_JOB_ID, "delete what was kept about proposers once told",
-                CronTrigger(hour=4, minute=40, timezone=site.ctx.tz), functools.partial(purge, site))]

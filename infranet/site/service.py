@@ -20,6 +20,7 @@ from infranet.site import (
     event_page,
     insight_page,
     proposal,
+    proposal_outcomes,
     syndication,
 )
 from infranet.site.page_cache import PageCache
@@ -39,7 +40,7 @@ def build(ctx: AppContext) -> Component:
         return {"ok": True, "page_cache_hits": cache.hits, "page_cache_misses": cache.misses,
                 "page_cache_bytes": cache.size}
 
-    return Component("site", routes=routes, status=status, jobs=proposal.jobs(site))
+    return Component("site", routes=routes, status=status, jobs=proposal_outcomes.jobs(site))
 
 
 def _cached(routes: Iterable[BaseRoute], cache: PageCache,
