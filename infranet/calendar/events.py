@@ -60,7 +60,8 @@ def mark_changed(session: AsyncSession, ctx: AppContext) -> None:
 # --- operations ------------------------------------------------------------------------
 
 
-def _new_uid(ctx: AppContext) -> str:
+def new_uid(ctx: AppContext) -> str:
+    """A fresh event UID under the service's host name, so feeds' UIDs stay globally unique."""
     host = urlsplit(ctx.settings.http.public_base_url).hostname or "infranet"
     return f"{uuid.uuid4()}@{host}"
 
@@ -74,7 +75,8 @@ def _moderation_for(ctx: AppContext, actor: Actor, org: Organisation | None) -> 
     return Moderation.PUBLISHED if org is not None and org.trusted else Moderation.PENDING
 
 
-def _apply(event_row: Event, norm: NormalisedEvent, district_id: int) -> None:
+def apply_input(event_row: Event, norm: NormalisedEvent, district_id: int) -> None:
+    """Copy validated fields onto a row; shared with proposals, so both write the same columns."""
     event_row.title = norm.title
     event_row.title_folded = fold(norm.title)[:200]  # NFKD may lengthen a title (ligatures)
     event_row.description = norm.description
@@ -120,7 +122,7 @@ async def add_event(session: AsyncSession, ctx: AppContext, actor: Actor, data: 
                 member_id=actor.member.id if actor.member else None, status=EventStatus.SCHEDULED,
                 moderation=_moderation_for(ctx, actor, org), revision=0, source=source,
                 training_id=data.training_id)
-    _apply(row, norm, district_id)
+    apply_input(row, norm, district_id)
     # The relationships callers read, set here rather than refreshed after the insert.
     row.organisation = org
     row.district = await session.get_one(District, district_id)
@@ -137,7 +139,7 @@ async def _uid_for(session: AsyncSession, ctx: AppContext, given: str | None) ->
     """The event's UID: the one given (an import), checked for a clear message, or a new one."""
     uid = plain_text(given or "")  # it ends up in every feed: one line, nothing invisible
     if not uid:
-        return _new_uid(ctx)  # random: the unique index is guard enough
+        return new_uid(ctx)  # random: the unique index is guard enough
     if len(uid) > 255:
         raise ValidationFailed("error.too_long", field="uid", length=len(uid), limit=255)
     if await session.scalar(select(Event.id).where(Event.uid == uid)):
@@ -178,7 +180,7 @@ async def update_event(session: AsyncSession, ctx: AppContext, actor: Actor, eve
     await _organisation(session, norm.organisation_id)
     ids = await district_id_map(session, ctx)
     before = row.rrule
-    _apply(row, norm, ids[norm.district.slug])
+    apply_input(row, norm, ids[norm.district.slug])
     await _keep_exclusions(session, ctx, row, before)
     row.organisation_id = norm.organisation_id
     if data.training_id is not None:
@@ -275,11 +277,11 @@ async def move_occurrence(session: AsyncSession, ctx: AppContext, actor: Actor, 
     text = _rule_text(recurrence.with_exclusions(row.rrule or "", taken[recurrence.CANCELLED],
                                                  taken[recurrence.MOVED] | {start}))
     district_id = (await district_id_map(session, ctx))[norm.district.slug]
-    override = Event(uid=_new_uid(ctx), organisation_id=row.organisation_id,
+    override = Event(uid=new_uid(ctx), organisation_id=row.organisation_id,
                      member_id=actor.member.id if actor.member else None, status=EventStatus.SCHEDULED,
                      moderation=row.moderation, revision=0, source=row.source,
                      training_id=row.training_id, series_id=row.id, recurrence_id=start)
-    _apply(override, norm, district_id)
+    apply_input(override, norm, district_id)
     override.organisation = row.organisation
     override.district = await session.get_one(District, district_id)
     session.add(override)

@@ -49,7 +49,7 @@ from infranet.calendar.event_input import (
     validate_event,
 )
 from infranet.calendar.event_search import index_words
-from infranet.calendar.events import _apply, _new_uid, mark_changed
+from infranet.calendar.events import apply_input, mark_changed, new_uid
 from infranet.calendar.free_dates import suggest_dates
 from infranet.context import AppContext
 from infranet.errors import InfranetError, ValidationFailed
@@ -329,10 +329,10 @@ async def propose(session: AsyncSession, ctx: AppContext, proposal: Proposal,
         raise ProposalReplayed()
     norm = validate_event(ctx, proposal.event)
     district_id = (await district_id_map(session, ctx))[norm.district.slug]
-    row = Event(uid=_new_uid(ctx), organisation_id=None, member_id=None,
+    row = Event(uid=new_uid(ctx), organisation_id=None, member_id=None,
                 status=EventStatus.SCHEDULED, moderation=Moderation.PENDING, revision=0,
                 source=SOURCE, organiser_name=proposal.organiser_name, cost_pln=proposal.cost_pln)
-    _apply(row, norm, district_id)
+    apply_input(row, norm, district_id)
     row.organisation = None
     row.district = await session.get_one(District, district_id)
     session.add(row)

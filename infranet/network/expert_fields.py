@@ -137,7 +137,8 @@ def parse_contact(text: str) -> tuple[str | None, str | None]:
     return email, phone
 
 
-def _contact(email: str | None, phone: str | None) -> tuple[str | None, str | None]:
+def clean_contact(email: str | None, phone: str | None) -> tuple[str | None, str | None]:
+    """The expert's e-mail and phone checked by the one rule each; blank means none."""
     address = clean_email(email, "email") if email and email.strip() else None
     number = clean_phone(phone, "phone") if phone else None
     if address is None and number is None:
@@ -150,16 +151,19 @@ def _keys(values: Sequence[str]) -> str:
     return "|" + "|".join(values) + "|" if values else ""
 
 
-def _set_topics(row: Expert, topics: list[str]) -> None:
+def set_topics(row: Expert, topics: list[str]) -> None:
+    """Set topics with their folded search key, which must always change together."""
     row.topics = topics
     row.topics_folded = _keys([fold(t) for t in topics])
 
 
-def _set_districts(row: Expert, districts: list[District]) -> None:
+def set_districts(row: Expert, districts: list[District]) -> None:
+    """Set districts with their search key, which must always change together."""
     row.districts = [d.slug for d in districts]
     row.districts_key = _keys(row.districts)
 
 
-def _set_languages(row: Expert, codes: list[str]) -> None:
+def set_languages(row: Expert, codes: list[str]) -> None:
+    """Set languages with their search key, which must always change together."""
     row.languages = codes
     row.languages_key = _keys(codes)

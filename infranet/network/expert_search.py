@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from infranet.context import AppContext
 from infranet.errors import ValidationFailed
 from infranet.network.expert_fields import QUERY_MAX, language_code
-from infranet.network.experts import _require_member
+from infranet.network.experts import require_member
 from infranet.region import fold
 from infranet.storage.actors import Actor
 from infranet.storage.models import Expert
@@ -62,7 +62,7 @@ async def search_experts(session: AsyncSession, ctx: AppContext, actor: Actor, *
                          offset: int = 0) -> SearchResult:
     """Experts matching every criterion given (none: all), oldest first, at most `limit`
     (capped at SEARCH_MAX); members only."""
-    _require_member(actor)
+    require_member(actor)
     conditions: list[ColumnElement[bool]] = []
     if topic and topic.strip():
         conditions.extend(_topic_filter(topic))
@@ -84,7 +84,7 @@ async def search_experts(session: AsyncSession, ctx: AppContext, actor: Actor, *
 
 async def experts_added_by(session: AsyncSession, actor: Actor, *, limit: int = SEARCH_MAX) -> list[Expert]:
     """The experts the acting member added (to edit or forget them)."""
-    member = _require_member(actor)
+    member = require_member(actor)
     if member is None:
         return []
     return list((await session.scalars(select(Expert).where(

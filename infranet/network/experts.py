@@ -31,13 +31,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from infranet.context import AppContext
 from infranet.errors import NotFound, PermissionDenied, ValidationFailed
 from infranet.network.expert_fields import (
-    _contact,
-    _set_districts,
-    _set_languages,
-    _set_topics,
+    clean_contact,
     clean_districts,
     clean_languages,
     clean_topics,
+    set_districts,
+    set_languages,
+    set_topics,
 )
 from infranet.network.members import secretariat_id
 from infranet.region import fold
@@ -99,7 +99,7 @@ class ExpertCounts:
 # --- who may ----------------------------------------------------------------------
 
 
-def _require_member(actor: Actor) -> Member | None:
+def require_member(actor: Actor) -> Member | None:
     """The approved member acting, or None for the CLI operator and the service."""
     if actor.kind in ("cli", "system"):
         return None
@@ -116,7 +116,7 @@ def can_manage(actor: Actor, expert: Expert) -> bool:
 
 
 def _require_manage(actor: Actor, expert: Expert) -> None:
-    _require_member(actor)
+    require_member(actor)
     if not can_manage(actor, expert):
         raise PermissionDenied("experts.not_yours")
 
@@ -152,12 +152,12 @@ async def add_expert(session: AsyncSession, ctx: AppContext, actor: Actor, data:
     """A new expert, for approved members (and the CLI, as the secretariat); every field is
     checked first, each refusal naming its field, then the consent: given, and to the
     current text."""
-    member = _require_member(actor)
+    member = require_member(actor)
     name = clean_text(data.name, "person_name", NAME_MAX, required=True) or ""
     topics = clean_topics(data.topics)
     districts = clean_districts(ctx, data.districts)
     languages = clean_languages(data.languages)
-    email, phone = _contact(data.email, data.phone)
+    email, phone = clean_contact(data.email, data.phone)
     note = clean_text(data.note, "note", NOTE_MAX, multiline=True)
     if not data.consent:
         raise ValidationFailed("experts.no_consent")
@@ -171,9 +171,9 @@ async def add_expert(session: AsyncSession, ctx: AppContext, actor: Actor, data:
                  added_by_member_id=member.id if member is not None else None,
                  organisation_id=organisation_id, consent_at=now, consent_by=recorder.id,
                  consent_text_version=CONSENT_VERSION, created_at=now, updated_at=now)
-    _set_topics(row, topics)
-    _set_districts(row, districts)
-    _set_languages(row, languages)
+    set_topics(row, topics)
+    set_districts(row, districts)
+    set_languages(row, languages)
     session.add(row)
     await session.flush()
     # Never the person's name or contact in the audit log: it outlives a `forget`.
@@ -183,7 +183,7 @@ async def add_expert(session: AsyncSession, ctx: AppContext, actor: Actor, data:
 
 async def get_expert(session: AsyncSession, actor: Actor, expert_id: int) -> Expert:
     """One expert, for members only (NotFound also for an id out of range)."""
-    _require_member(actor)
+    require_member(actor)
     row = await session.get(Expert, expert_id) if 0 < expert_id < 2**31 else None
     if row is None:
         raise NotFound("experts.not_found", id=expert_id)
@@ -200,18 +200,18 @@ async def update_expert(session: AsyncSession, ctx: AppContext, actor: Actor, ex
         row.name = clean_text(changes.name, "person_name", NAME_MAX, required=True) or row.name
         changed.append("name")
     if changes.topics is not None:
-        _set_topics(row, clean_topics(changes.topics))
+        set_topics(row, clean_topics(changes.topics))
         changed.append("topics")
     if changes.districts is not None:
-        _set_districts(row, clean_districts(ctx, changes.districts))
+        set_districts(row, clean_districts(ctx, changes.districts))
         changed.append("districts")
     if changes.languages is not None:
-        _set_languages(row, clean_languages(changes.languages))
+        set_languages(row, clean_languages(changes.languages))
         changed.append("languages")
     if changes.email is not None or changes.phone is not None:
         email = row.email if changes.email is None else changes.email
         phone = row.phone if changes.phone is None else changes.phone
-        row.email, row.phone = _contact(email, phone)
+        row.email, row.phone = clean_contact(email, phone)
         await _same_email(session, row.email, but=row.id)
         changed.append("contact")
     if changes.note is not None:
@@ -240,7 +240,7 @@ async def forget_expert(session: AsyncSession, ctx: AppContext, actor: Actor,
                         key: int | str) -> list[int]:
     """Delete the person's rows whole (by id, or every row with the e-mail address), on
     their request; the member who added them or an admin. Returns the ids deleted."""
-    _require_member(actor)
+    require_member(actor)
     rows = await _by_key(session, key)
     if not rows:
         raise NotFound("experts.not_found_key", what=str(key)[:100])

@@ -86,17 +86,19 @@ async def on_name(turn: Turn) -> object:
 @handler(access="member", chat="private", db=False)
 async def on_topics(turn: Turn) -> object:
     _draft(turn)["topics"] = clean_topics(check_length(turn.text, 1000))
-    turn.say("bot.experts.ask_districts", _district_buttons(turn))
+    turn.say("bot.experts.ask_districts", district_buttons(turn))
     return DISTRICTS
 
 
-def _district_buttons(turn: Turn) -> list[list[tuple[str, str]]]:
+def district_buttons(turn: Turn) -> list[list[tuple[str, str]]]:
+    """The region and its districts as buttons; the form and the edit screen share them."""
     region = turn.ctx.region
     return [[(turn.t("bot.experts.whole_region"), cb("xp", "d", region.root.slug))],
             *([(d.name, cb("xp", "d", d.slug))] for d in region.subregions)]
 
 
-def _language_buttons(turn: Turn) -> list[list[tuple[str, str]]]:
+def language_buttons(turn: Turn) -> list[list[tuple[str, str]]]:
+    """The language choices as buttons; the form and the edit screen share them."""
     return [[(", ".join(language_name(c, turn.lang) for c in codes), cb("xp", "l", "-".join(codes)))]
             for codes in LANGUAGE_CHOICES]
 
@@ -112,7 +114,7 @@ async def on_districts(turn: Turn) -> object:
     else:
         districts = clean_districts(turn.ctx, check_length(turn.text, 1000))
     _draft(turn)["districts"] = [d.slug for d in districts]
-    buttons = _language_buttons(turn)
+    buttons = language_buttons(turn)
     text = turn.t("bot.experts.ask_languages")
     if turn.update.callback_query:
         turn.edit(Html(f"✓ {esc(', '.join(d.name for d in districts))}\n\n{text}"), buttons)

@@ -41,10 +41,10 @@ from infranet.bot.handlers.expert_form import (
     LANGUAGES,
     NAME,
     TOPICS,
-    _district_buttons,
-    _language_buttons,
     card,
     cmd_expert_add,
+    district_buttons,
+    language_buttons,
     on_consent,
     on_contact,
     on_districts,
@@ -233,9 +233,9 @@ async def on_edit_field(turn: Turn) -> object:
     if name == "topics":
         turn.edit(turn.t("bot.experts.ask_topics", limit=TOPICS_MAX))
     elif name == "districts":
-        turn.edit(turn.t("bot.experts.ask_districts"), _district_buttons(turn))
+        turn.edit(turn.t("bot.experts.ask_districts"), district_buttons(turn))
     elif name == "languages":
-        turn.edit(turn.t("bot.experts.ask_languages"), _language_buttons(turn))
+        turn.edit(turn.t("bot.experts.ask_languages"), language_buttons(turn))
     else:
         turn.edit(turn.t("bot.experts.ask_contact"))
     return EDIT_VALUE
