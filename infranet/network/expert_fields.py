@@ -138,7 +138,8 @@ def parse_contact(text: str) -> tuple[str | None, str | None]:
 
 
 def clean_contact(email: str | None, phone: str | None) -> tuple[str | None, str | None]:
-    """The expert's e-mail and phone checked by the one rule each; blank means none."""
+    """The expert's e-mail and phone, each checked by its one rule (blank: none); at least
+    one of the two is required."""
     address = clean_email(email, "email") if email and email.strip() else None
     number = clean_phone(phone, "phone") if phone else None
     if address is None and number is None:
